@@ -1,0 +1,321 @@
+"""One typed configuration for the whole kit.
+
+A :class:`Config` is a tree of dataclasses. It loads from YAML (``configs/*.yaml``; a file may name a
+``base:`` file it extends), accepts ``key=value`` overrides with dotted keys (``train.epochs=5``), checks
+every key and value against the dataclass types, prints as YAML and is dumped next to every result.
+
+Names follow the paper and the released settings (spec §1). Where the release and the paper differ, one
+switch says which behaviour you get (``model.bbox_head_init: release``, ``loss.bbox_mask_variant:
+release-image``, ...); the defaults are the paper's method with the release's bugs fixed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "LossConfig",
+    "TrainConfig",
+    "TestConfig",
+    "Config",
+    "load_config",
+    "apply_overrides",
+]
+
+
+class ConfigError(ValueError):
+    """A config file, key or value is wrong; the message names it."""
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["coco", "crowdpose", "ochuman", "synthcrowd", "synthcrowd14"] = "synthcrowd"
+    root: str = "data/synthcrowd"
+    train_split: str = "train"
+    test_split: str = "val"
+    input_size: int = 512
+    output_size: int = 128
+    # augmentation (spec §3.3)
+    flip: float = 0.5
+    max_rotation: float = 30.0
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    max_translate: int = 40
+    # release-vs-correct switches (spec §3.3 flip, §3.4 box clipping, center jitter)
+    flip_alignment: Literal["correct", "release"] = "correct"
+    box_clipping: Literal["correct", "release"] = "correct"
+    center_jitter: bool = True
+    max_instances: int = 200
+    workers: int = 0
+    skip_bad_samples: bool = False
+
+
+@dataclass
+class ModelConfig:
+    arch: Literal["boir", "cid"] = "boir"
+    backbone: str = "hrnet_w32"
+    pretrained: Optional[str] = None  # path to ImageNet weights, "hub", or None
+    neck_channels: int = 256
+    neck_middle_channels: int = 128
+    atrous_rates: list[int] = field(default_factory=lambda: [12, 24, 36])
+    head_channels: int = 128
+    emb_dim: int = 128
+    inst_channels: int = 64  # 64 for W32, 96 for W48, 32 for CID
+    bbox_head: bool = True  # Table 4 ablation: train with the bbox head or not
+    bbox_head_init: Literal["working", "release"] = "working"
+
+
+@dataclass
+class LossConfig:
+    weighting: Literal["paper", "release"] = "paper"  # Eq. 5 unit weights vs spec §4.6 weights and ÷B
+    multi_heatmap_weight: float = 1.0
+    single_heatmap_weight: float = 4.0
+    bbox_weight: float = 0.25
+    bbox_mask_weight: float = 0.25
+    bbox_mask: bool = True  # Table 4 ablation: Bbox Mask Loss on/off
+    bbox_mask_variant: Literal["paper", "release-image", "release-instance"] = "paper"
+    emb_loss: Literal["ae", "contrastive"] = "ae"  # Table 4 right
+    distance: Literal["l2", "cosine"] = "l2"  # Table 4 right
+    beta: float = 10.0  # Table 7 left
+    temperature: float = 0.05  # InfoNCE temperature for emb_loss=contrastive
+    instance_point: Literal["center", "box"] = "center"  # where p_i is sampled (paper variant)
+    bbox_decode: Literal["xy", "release"] = "xy"  # release swaps x/y in dist2bbox (spec §4.4)
+    max_instances: int = 200
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 140
+    warmup_epochs: int = 10
+    batch_size: int = 20  # images per process
+    lr: float = 1e-3
+    weight_decay: float = 0.025
+    min_lr: float = 1e-6
+    warmup_start_lr: float = 1e-12
+    clip_grad: float = 10.0
+    amp: Literal["auto", "fp16", "bf16", "off"] = "auto"
+    device: str = "auto"
+    seed: int = 0
+    sync_bn: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    save_every: int = 2
+    max_iters_per_epoch: int = 0  # 0: the whole epoch
+    transfer_from: Optional[str] = None  # COCO -> CrowdPose finetune (spec §5)
+    max_nonfinite_in_a_row: int = 5
+    log_every: int = 10
+
+
+@dataclass
+class TestConfig:
+    flip_test: bool = True
+    max_proposals: int = 30
+    keypoint_threshold: float = 0.01
+    center_pool_kernel: int = 3  # 11 for OCHuman
+    oks_nms_threshold: float = 0.8  # 0.7 for OCHuman
+    evaluator: Literal["pycocotools", "faster-coco-eval"] = "pycocotools"
+    max_images: int = 0  # 0: all
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    output_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+    # ---- conversion -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def __str__(self) -> str:  # printable
+        return self.to_yaml()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> "Config":
+        cfg = cls()
+        _merge_into(cfg, d, prefix="", source=source)
+        return cfg
+
+    def override(self, *items: str) -> "Config":
+        """Return a copy with ``key=value`` overrides applied."""
+        new = Config.from_dict(self.to_dict())
+        apply_overrides(new, list(items))
+        return new
+
+    def dump(self, path: str | os.PathLike) -> Path:
+        """Write the resolved config as YAML, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(self.to_yaml())
+        os.replace(tmp, path)
+        return path
+
+    @property
+    def num_keypoints(self) -> int:
+        return 14 if self.data.dataset in ("crowdpose", "synthcrowd14") else 17
+
+
+# ---- type checking and merging ---------------------------------------------------------------
+
+def _field_types(obj: Any) -> dict[str, Any]:
+    hints = typing.get_type_hints(type(obj))
+    return {f.name: hints[f.name] for f in dataclasses.fields(obj)}
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union:  # Optional[X]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~")):
+            if type(None) in args:
+                return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, source)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{source}: {key}={value!r} is not one of {list(args)}")
+        return value
+    if origin is list:
+        if isinstance(value, str):
+            value = yaml.safe_load(value)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ConfigError(f"{source}: {key} must be true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}") from None
+        if f != int(f):
+            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: {key} must be a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"{source}: {key}: unsupported type {tp}")  # pragma: no cover
+
+
+def _unknown(key: str, prefix: str, choices: list[str], source: str) -> ConfigError:
+    near = difflib.get_close_matches(key, choices, n=1)
+    hint = f" (did you mean {prefix}{near[0]!r}?)" if near else f" (known: {', '.join(choices)})"
+    return ConfigError(f"{source}: unknown config key {prefix}{key!r}{hint}")
+
+
+def _merge_into(obj: Any, d: dict[str, Any], prefix: str, source: str) -> None:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {d!r}")
+    types = _field_types(obj)
+    for k, v in d.items():
+        if k not in types:
+            raise _unknown(k, prefix, list(types), source)
+        cur = getattr(obj, k)
+        if dataclasses.is_dataclass(cur):
+            _merge_into(cur, v, prefix=f"{prefix}{k}.", source=source)
+        else:
+            setattr(obj, k, _coerce(v, types[k], f"{prefix}{k}", source))
+
+
+def apply_overrides(cfg: Config, items: list[str], source: str = "override") -> Config:
+    """Apply ``a.b=value`` strings in place (values parsed as YAML scalars)."""
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{source}: {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        nested: Any = value
+        for p in reversed(parts):
+            nested = {p: nested}
+        _merge_into(cfg, nested, prefix="", source=f"{source} {item!r}")
+    return cfg
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: circular 'base:' chain {' -> '.join(map(str, seen))}")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    base = d.pop("base", None)
+    if base is None:
+        return d
+    parent = _read_yaml((path.parent / base), seen + (path.resolve(),))
+    return _deep_merge(parent, d)
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
+
+    ``path`` may also be a bare name such as ``demo`` or ``coco_w32``, looked up in ``configs/``.
+    """
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        if not p.exists() and not p.suffix:
+            candidate = configs_dir() / f"{p}.yaml"
+            if candidate.exists():
+                p = candidate
+        cfg = Config.from_dict(_read_yaml(p), source=str(p))
+    if overrides:
+        apply_overrides(cfg, overrides)
+    return cfg
+
+
+def configs_dir() -> Path:
+    """The repository's ``configs/`` folder."""
+    return Path(__file__).resolve().parent.parent / "configs"

@@ -1,0 +1,17 @@
+"""Small tensor operations shared by the model, the losses and the decoder (no dependencies inside the kit)."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+#: Focal-loss prior used by the release for output-conv biases: -ln((1 - 0.01) / 0.01).
+PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
+
+#: Probabilities are clamped to this range after the sigmoid (spec §2.4, §2.5).
+CLAMP_EPS = 1e-4
+
+
+def sigmoid_clamp(logits: torch.Tensor) -> torch.Tensor:
+    """fp32 sigmoid clamped to [1e-4, 1 - 1e-4], as the release does for every heatmap."""
+    return torch.sigmoid(logits.float()).clamp(CLAMP_EPS, 1 - CLAMP_EPS)

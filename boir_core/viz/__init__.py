@@ -1,0 +1,1 @@
+"""boir_core.viz"""
