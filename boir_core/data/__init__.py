@@ -1,0 +1,24 @@
+"""boir_core.data: data-set profiles, the COCO-format keypoint data set, augmentation and targets.
+
+- :mod:`.profiles`: COCO / CrowdPose / OCHuman / SynthCrowd facts (names, skeleton, flip index, sigmas,
+  file layout, release rules); :func:`get_profile`.
+- :mod:`.transforms`: the training random affine + flip and the test-time resize (spec §3.3, §6.1).
+- :mod:`.targets`: centers, Gaussian radii, multi / instance heatmaps, boxes (spec §3.4).
+- :mod:`.dataset`: :class:`KeypointDataset` (training and test samples, input checks).
+- :mod:`.collate`: :func:`collate_train`, :func:`collate_test`.
+- ``synthetic`` / ``prepare``: the SynthCrowd generator and the real-data preparation (imported on use).
+"""
+from .collate import collate_test, collate_train
+from .dataset import DataError, KeypointDataset, read_image
+from .profiles import PROFILES, DatasetProfile, get_profile
+
+__all__ = [
+    "DataError",
+    "DatasetProfile",
+    "KeypointDataset",
+    "PROFILES",
+    "collate_test",
+    "collate_train",
+    "get_profile",
+    "read_image",
+]

@@ -1,0 +1,443 @@
+"""`KeypointDataset`: any COCO-format person-keypoint JSON -> training or test samples (spec §3, §6.1).
+
+Training sample (``train=True``): random affine + flip (spec §3.3), ignore mask (§3.2) and every target
+(§3.4); the keys are exactly those of CONTRIBUTING.md. Test sample (``train=False``): the image resized so
+its short side is ``input_size`` and padded to a multiple of 64 (§6 step 1), with ``meta["trans_inv"]``
+mapping canvas pixels back to the original image.
+
+Annotations are checked once, when the data set is built: a malformed file, a missing image, a keypoint
+list of the wrong length, a degenerate box or a labelled keypoint outside the image raises
+:class:`DataError` naming the file, the image and the annotation id. With ``skip_bad_samples=True`` such
+images are dropped instead, with one warning that counts them (``dataset.skipped`` lists the reasons);
+an image that cannot be decoded at load time is then replaced by the next good one.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from .profiles import DatasetProfile, get_profile
+from .targets import build_targets
+from .transforms import (
+    apply_affine,
+    normalize_image,
+    sample_affine_params,
+    test_affine,
+    train_affines,
+    warp,
+)
+
+__all__ = ["DataError", "KeypointDataset", "read_image"]
+
+#: labelled keypoints may sit this many pixels outside the image before they count as bad input
+KEYPOINT_TOLERANCE = 1.0
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, image and annotation concerned."""
+
+
+def read_image(path: str | os.PathLike, image_id: Any = None) -> np.ndarray:
+    """Read an image as RGB uint8 [H, W, 3], ignoring EXIF orientation (as the release does)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found (image id {image_id})")
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if img is None:
+        raise DataError(f"{path}: cannot decode image (image id {image_id})")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _load_json(path: Path) -> dict:
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: top level must be an object with 'images' and 'annotations'")
+    for key in ("images", "annotations"):
+        if key not in d:
+            raise DataError(f"{path}: missing top-level key {key!r}")
+        if not isinstance(d[key], list):
+            raise DataError(f"{path}: {key!r} must be a list")
+    return d
+
+
+def _box_corners(boxes: np.ndarray) -> np.ndarray:
+    """COCO xywh [P, 4] -> corners [P, 4, 2] in the order TL, TR, BL, BR."""
+    x, y, w, h = boxes.T
+    return np.stack([np.stack([x, y], -1), np.stack([x + w, y], -1),
+                     np.stack([x, y + h], -1), np.stack([x + w, y + h], -1)], axis=1)
+
+
+class KeypointDataset(torch.utils.data.Dataset):
+    """COCO-format multi-person keypoint data set.
+
+    Args:
+        root: data root; the JSON is ``profile.ann_file(root, split)`` and images lie in
+            ``profile.image_dir(root, split)`` unless ``ann_file`` / ``image_dir`` are given.
+        profile: a profile name (``coco``, ``crowdpose``, ``ochuman``, ``synthcrowd``, ``synthcrowd14``) or
+            a :class:`DatasetProfile`.
+        split: ``train``, ``val``, ``test``, ``trainval``...
+        train: training samples (augmentation + targets) or test samples (resize + meta).
+        input_size, output_size: S_in and S_out (default S_in // 4).
+        flip, max_rotation, min_scale, max_scale, max_translate: augmentation (spec §3.3).
+        flip_alignment: ``"correct"`` (labels follow the image flip exactly) or ``"release"``.
+        box_clipping: ``"correct"`` (clip corners) or ``"release"`` (clip x, y, w, h separately).
+        center_jitter: jitter instance coordinates by ±1 px (release: on).
+        max_instances: at most this many instances per image (release: 200).
+        seed: None for fresh randomness; an int makes sample ``i`` of epoch ``e`` reproducible
+            (``set_epoch``), also across DataLoader workers.
+        skip_bad_samples: drop bad images with a counted warning instead of raising :class:`DataError`.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        profile: str | DatasetProfile,
+        split: str = "train",
+        train: bool = True,
+        input_size: int = 512,
+        output_size: int | None = None,
+        *,
+        flip: float = 0.5,
+        max_rotation: float = 30.0,
+        min_scale: float = 0.75,
+        max_scale: float = 1.5,
+        max_translate: float = 40.0,
+        flip_alignment: str = "correct",
+        box_clipping: str = "correct",
+        center_jitter: bool = True,
+        max_instances: int = 200,
+        seed: int | None = None,
+        skip_bad_samples: bool = False,
+        ann_file: str | os.PathLike | None = None,
+        image_dir: str | os.PathLike | None = None,
+    ) -> None:
+        self.profile = get_profile(profile)
+        self.root = Path(root)
+        self.split = split
+        self.train = bool(train)
+        self.input_size = int(input_size)
+        self.output_size = int(output_size) if output_size is not None else self.input_size // 4
+        if self.input_size <= 0 or self.output_size <= 0:
+            raise ValueError(f"input_size and output_size must be positive, got {input_size}, {output_size}")
+        if flip_alignment not in ("correct", "release"):
+            raise ValueError(f"flip_alignment must be 'correct' or 'release', got {flip_alignment!r}")
+        if box_clipping not in ("correct", "release"):
+            raise ValueError(f"box_clipping must be 'correct' or 'release', got {box_clipping!r}")
+        if not 0.0 < min_scale <= max_scale:
+            raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
+        self.flip = float(flip)
+        self.max_rotation = float(max_rotation)
+        self.min_scale = float(min_scale)
+        self.max_scale = float(max_scale)
+        self.max_translate = float(max_translate)
+        self.flip_alignment = flip_alignment
+        self.box_clipping = box_clipping
+        self.center_jitter = bool(center_jitter)
+        self.max_instances = int(max_instances)
+        self.seed = seed
+        self.epoch = 0
+        self.skip_bad_samples = bool(skip_bad_samples)
+        self.ann_file = Path(ann_file) if ann_file is not None else self.profile.ann_file(self.root, split)
+        self.image_dir = Path(image_dir) if image_dir is not None else self.profile.image_dir(self.root, split)
+        self.skipped: list[str] = []
+        self.num_load_skips = 0
+
+        data = _load_json(self.ann_file)
+        self.records = self._index(data)
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            self.coco = COCO()
+            self.coco.dataset = data
+            self.coco.createIndex()
+        if self.skipped:
+            warnings.warn(f"{self.ann_file}: skipped {len(self.skipped)} bad image(s) or annotation(s); "
+                          f"first: {self.skipped[0]}", stacklevel=2)
+
+    # ---- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg, split: str | None = None, train: bool = True, **overrides) -> "KeypointDataset":
+        """Build from a :class:`boir_core.config.Config` (``split`` defaults to the train/test split)."""
+        d = cfg.data
+        kwargs = dict(
+            root=d.root, profile=d.dataset, split=split or (d.train_split if train else d.test_split),
+            train=train, input_size=d.input_size, output_size=d.output_size, flip=d.flip,
+            max_rotation=d.max_rotation, min_scale=d.min_scale, max_scale=d.max_scale,
+            max_translate=d.max_translate, flip_alignment=d.flip_alignment, box_clipping=d.box_clipping,
+            center_jitter=d.center_jitter, max_instances=d.max_instances, seed=cfg.train.seed,
+            skip_bad_samples=d.skip_bad_samples,
+        )
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def _bad(self, msg: str) -> None:
+        if not self.skip_bad_samples:
+            raise DataError(msg)
+        self.skipped.append(msg)
+
+    def _index(self, data: dict) -> list[dict]:
+        """Check every image and annotation; keep the images the split uses, with numpy arrays."""
+        src = self.ann_file
+        k = self.profile.num_keypoints
+        images: dict[Any, dict] = {}
+        for i, im in enumerate(data["images"]):
+            if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
+                raise DataError(f"{src}: images[{i}] lacks 'id' or 'file_name': {str(im)[:120]}")
+            images[im["id"]] = im
+        per_image: dict[Any, list[dict]] = {iid: [] for iid in images}
+        bad_images: set = set()
+        for j, a in enumerate(data["annotations"]):
+            if not isinstance(a, dict):
+                raise DataError(f"{src}: annotations[{j}] is not an object")
+            for key in ("id", "image_id"):
+                if key not in a:
+                    raise DataError(f"{src}: annotations[{j}] lacks {key!r}")
+            if a["image_id"] not in images:
+                raise DataError(f"{src}: annotation id {a['id']} refers to unknown image id {a['image_id']}")
+            im = images[a["image_id"]]
+            where = f"{src}: annotation id {a['id']} (image id {im['id']}, {im['file_name']})"
+            problem = self._check_annotation(a, im, k, where)
+            if problem:
+                self._bad(problem)
+                bad_images.add(im["id"])
+                continue
+            per_image[a["image_id"]].append(a)
+
+        records = []
+        for iid, im in images.items():
+            if iid in bad_images:
+                continue
+            anns = per_image[iid]
+            people = [a for a in anns if not a.get("iscrowd", 0) and self._num_kpts(a) > 0]
+            if self.train:
+                if self.profile.train_filter == "coco" and not people:
+                    continue
+                if self.profile.train_filter == "any" and not anns:
+                    continue
+            path = self.image_dir / im["file_name"]
+            if not path.is_file():
+                self._bad(f"{path}: image file not found (image id {iid}, listed in {src})")
+                continue
+            kpts = np.array([a["keypoints"] for a in people], np.float64).reshape(-1, k, 3)
+            boxes = np.array([a["bbox"] for a in people], np.float64).reshape(-1, 4)
+            ignore = [a for a in anns if a.get("iscrowd", 0) or self._num_kpts(a) == 0]
+            records.append(dict(image_id=iid, path=path, width=im.get("width"), height=im.get("height"),
+                                keypoints=kpts, boxes=boxes, ignore=ignore,
+                                ann_ids=[a["id"] for a in people]))
+        return records
+
+    @staticmethod
+    def _num_kpts(a: dict) -> int:
+        kp = a.get("keypoints") or []
+        return int(sum(1 for v in kp[2::3] if v > 0))
+
+    def _check_annotation(self, a: dict, im: dict, k: int, where: str) -> str | None:
+        """A message describing what is wrong with annotation ``a``, or None."""
+        crowd = bool(a.get("iscrowd", 0))
+        if crowd:
+            if self.profile.crowd_ignore_mask and "segmentation" not in a:
+                return f"{where}: crowd annotation lacks 'segmentation'"
+            return None
+        if "keypoints" not in a:
+            return f"{where}: missing 'keypoints'"
+        kp = a["keypoints"]
+        if not isinstance(kp, list) or len(kp) != 3 * k:
+            n = len(kp) if isinstance(kp, list) else type(kp).__name__
+            return (f"{where}: 'keypoints' has {n} numbers, expected 3 x {k} = {3 * k} for profile "
+                    f"{self.profile.name!r}")
+        try:
+            arr = np.asarray(kp, np.float64).reshape(k, 3)
+        except (TypeError, ValueError):
+            return f"{where}: 'keypoints' holds non-numbers"
+        if not np.isfinite(arr).all():
+            return f"{where}: 'keypoints' holds NaN or infinity"
+        if not np.isin(arr[:, 2], (0, 1, 2)).all():
+            return f"{where}: visibility flags must be 0, 1 or 2, got {sorted(set(arr[:, 2].tolist()))}"
+        if not (arr[:, 2] > 0).any():
+            return None  # unlabelled person: only used for the ignore mask
+        if "bbox" not in a:
+            return f"{where}: missing 'bbox'"
+        box = a["bbox"]
+        if not isinstance(box, list) or len(box) != 4:
+            return f"{where}: 'bbox' must be [x, y, w, h], got {box!r}"
+        try:
+            b = np.asarray(box, np.float64)
+        except (TypeError, ValueError):
+            return f"{where}: 'bbox' holds non-numbers: {box!r}"
+        if not np.isfinite(b).all() or b[2] <= 0 or b[3] <= 0:
+            return f"{where}: degenerate bbox {box!r} (width and height must be > 0)"
+        w, h = im.get("width"), im.get("height")
+        if w is not None and h is not None:
+            lab = arr[arr[:, 2] > 0]
+            t = KEYPOINT_TOLERANCE
+            out = (lab[:, 0] < -t) | (lab[:, 1] < -t) | (lab[:, 0] > w + t) | (lab[:, 1] > h + t)
+            if out.any():
+                x, y = lab[out][0, :2]
+                return f"{where}: labelled keypoint ({x:g}, {y:g}) lies outside the {w}x{h} image"
+        return None
+
+    # ---- access ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.profile.num_keypoints
+
+    @property
+    def image_ids(self) -> list:
+        return [r["image_id"] for r in self.records]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the augmentation stream (only matters with a fixed ``seed``)."""
+        self.epoch = int(epoch)
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        if self.seed is None:
+            return np.random.default_rng()
+        return np.random.default_rng([int(self.seed), self.epoch, int(index)])
+
+    def __getitem__(self, index: int) -> dict:
+        tries = len(self) if self.skip_bad_samples else 1
+        for t in range(tries):
+            i = (index + t) % len(self)
+            try:
+                return self.load_train(i) if self.train else self.load_test(i)
+            except DataError as e:
+                if not self.skip_bad_samples:
+                    raise
+                self.num_load_skips += 1
+                warnings.warn(f"skipping sample {i} ({self.num_load_skips} skipped so far): {e}")
+        raise DataError(f"{self.ann_file}: no readable image left in the data set")
+
+    def read(self, index: int) -> np.ndarray:
+        rec = self.records[index]
+        img = read_image(rec["path"], rec["image_id"])
+        w, h = rec["width"], rec["height"]
+        if w is not None and h is not None and (int(w), int(h)) != (img.shape[1], img.shape[0]):
+            raise DataError(f"{rec['path']}: image is {img.shape[1]}x{img.shape[0]} but {self.ann_file} "
+                            f"says {w}x{h} (image id {rec['image_id']})")
+        return img
+
+    def ignore_mask(self, index: int, height: int, width: int) -> np.ndarray | None:
+        """uint8 [H, W], 255 = train, 0 = ignore (crowd + unlabelled people); None when nothing is ignored."""
+        rec = self.records[index]
+        if not self.profile.crowd_ignore_mask or not rec["ignore"]:
+            return None
+        acc = np.zeros((height, width), np.uint8)
+        for a in rec["ignore"]:
+            seg = a.get("segmentation")
+            if not seg:
+                continue
+            if isinstance(seg, list):
+                rle = mask_utils.merge(mask_utils.frPyObjects(seg, height, width))
+            elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
+                rle = mask_utils.frPyObjects(seg, height, width)
+            elif isinstance(seg, dict):
+                rle = seg
+            else:
+                raise DataError(f"{self.ann_file}: annotation id {a.get('id')}: unreadable segmentation")
+            acc |= mask_utils.decode(rle).astype(np.uint8)
+        return np.where(acc > 0, 0, 255).astype(np.uint8)
+
+    # ---- training sample -------------------------------------------------------------------------
+    def load_train(self, index: int, timings: dict[str, float] | None = None) -> dict:
+        """One augmented training sample; ``timings`` (if given) accumulates seconds per step."""
+        clock = time.perf_counter
+        t0 = clock()
+        rec = self.records[index]
+        img = self.read(index)
+        h, w = img.shape[:2]
+        t1 = clock()
+
+        rng = self.rng_for(index)
+        s_in, s_out = self.input_size, self.output_size
+        params = sample_affine_params(rng, w, h, min_scale=self.min_scale, max_scale=self.max_scale,
+                                      max_rotation=self.max_rotation, max_translate=self.max_translate,
+                                      flip_prob=self.flip)
+        m_in, m_out = train_affines(params, s_in, s_out, self.flip_alignment)
+        image = warp(img, m_in, (s_in, s_in))
+        kpts = rec["keypoints"].copy()
+        kpts[..., :2] = apply_affine(kpts[..., :2], m_out)
+        corners = apply_affine(_box_corners(rec["boxes"]), m_out)
+        areas = rec["boxes"][:, 2] * rec["boxes"][:, 3] * (s_in / (200.0 * params.scale)) ** 2
+        t2 = clock()
+
+        valid = self.ignore_mask(index, h, w)
+        if valid is None:
+            valid = np.full((h, w), 255, np.uint8)
+        mask = (warp(valid, m_out, (s_out, s_out)).astype(np.float32) / 255.0 > 0.5).astype(np.float32)
+        t3 = clock()
+
+        if params.flip:
+            if self.flip_alignment == "release":
+                image = image[:, ::-1]
+                mask = mask[:, ::-1]
+                kpts[..., 0] = s_out - 1 - kpts[..., 0]
+                corners[..., 0] = s_out - 1 - corners[..., 0]
+            kpts = kpts[:, list(self.profile.flip_index)]
+            corners = corners[:, [1, 0, 3, 2]]  # TL, TR, BL, BR of the mirrored box
+        tg = build_targets(kpts, corners, areas, s_out,
+                           small_person_no_center=self.profile.small_person_no_center,
+                           box_clipping=self.box_clipping, center_jitter=self.center_jitter, rng=rng,
+                           max_instances=self.max_instances)
+        t4 = clock()
+
+        sample = {
+            "image": torch.from_numpy(normalize_image(np.ascontiguousarray(image))),
+            "multi_heatmap": torch.from_numpy(tg.multi_heatmap),
+            "multi_mask": torch.from_numpy(np.ascontiguousarray(mask)[None]),
+            "instance_coord": torch.from_numpy(tg.instance_coord),
+            "instance_center": torch.from_numpy(tg.instance_center),
+            "instance_heatmap": torch.from_numpy(np.ascontiguousarray(tg.instance_heatmap)),
+            "instance_mask": torch.from_numpy(tg.instance_mask),
+            "instance_bbox": torch.from_numpy(tg.instance_bbox),
+            "instance_keypoints": torch.from_numpy(tg.instance_keypoints),
+            "image_id": int(rec["image_id"]),
+        }
+        if timings is not None:
+            t5 = clock()
+            for key, dt in (("read", t1 - t0), ("affine", t2 - t1), ("mask", t3 - t2),
+                            ("targets", t4 - t3), ("to_tensor", t5 - t4)):
+                timings[key] = timings.get(key, 0.0) + dt
+        return sample
+
+    # ---- test sample -----------------------------------------------------------------------------
+    def load_test(self, index: int) -> dict:
+        """Resized test image (short side S_in, long side padded to a multiple of 64) and its meta."""
+        rec = self.records[index]
+        img = self.read(index)
+        h, w = img.shape[:2]
+        tr = test_affine(w, h, self.input_size)
+        canvas = warp(img, tr.matrix, tr.canvas)
+        return {
+            "image": torch.from_numpy(normalize_image(canvas)),
+            "image_id": int(rec["image_id"]),
+            "meta": {
+                "center": np.asarray(tr.center, np.float64),
+                "scale": np.asarray(tr.scale, np.float64),
+                "size": (int(w), int(h)),
+                "trans_inv": tr.trans_inv.copy(),
+            },
+        }
+
+    def __repr__(self) -> str:
+        mode = "train" if self.train else "test"
+        return (f"KeypointDataset({self.profile.name!r}, split={self.split!r}, {mode}, {len(self)} images, "
+                f"S_in={self.input_size}, S_out={self.output_size}, ann_file={str(self.ann_file)!r})")

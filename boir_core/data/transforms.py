@@ -1,0 +1,186 @@
+"""Geometric transforms of the data pipeline: the training random affine + flip (spec §3.3) and the
+test-time resize with its inverse (spec §6 step 1).
+
+Conventions
+-----------
+All matrices are 3×3 homogeneous affines acting on column vectors (x, y, 1). The training affine is built
+for the output map (S_out) and the input image (S_in = 4·S_out) from the same parameters, so the two are
+exactly proportional: an input pixel x_in corresponds to the output coordinate x_out = x_in / 4.
+
+Horizontal flip. Mirroring the S_in-wide input image maps x_in -> S_in - 1 - x_in. In output coordinates
+that is x_out -> (S_in - 1 - 4·x_out)/4 = S_out - 0.25 - x_out. The release labels flipped samples with
+x_out -> S_out - 1 - x_out instead (0.75 output px off, spec §3.3 [QUIRK]). ``flip_alignment="correct"``
+(the default) folds the exact flip into the affine itself, so image, ignore mask, keypoints and boxes go
+through one consistent transform; ``"release"`` reproduces the released behaviour.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "AffineParams",
+    "crop_affine",
+    "sample_affine_params",
+    "train_affines",
+    "hflip_matrix",
+    "apply_affine",
+    "warp",
+    "normalize_image",
+    "test_resize_size",
+    "test_affine",
+    "TestResize",
+]
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class AffineParams:
+    """One draw of the training augmentation (spec §3.3, HigherHRNet's "scale = size / 200" convention).
+
+    ``center`` (x, y) in original pixels, ``scale`` such that the square crop side is 200·scale original
+    pixels, ``rotation`` in degrees (counter-clockwise on screen), ``flip`` whether to mirror.
+    """
+
+    center: tuple[float, float]
+    scale: float
+    rotation: float
+    flip: bool
+
+
+def crop_affine(center, scale: float, size: int, rotation: float = 0.0) -> np.ndarray:
+    """3×3 affine mapping the square crop (side 200·scale, centred at ``center``) onto ``size``×``size``,
+    then rotating by ``rotation`` degrees about the output center."""
+    side = 200.0 * scale
+    f = size / side
+    cx, cy = float(center[0]), float(center[1])
+    m = np.array([[f, 0.0, size * (0.5 - cx / side)],
+                  [0.0, f, size * (0.5 - cy / side)],
+                  [0.0, 0.0, 1.0]])
+    if rotation:
+        # HigherHRNet rotates by -rot in image coordinates (y down), i.e. counter-clockwise on screen.
+        a = math.radians(-rotation)
+        c, s = math.cos(a), math.sin(a)
+        half = size / 2.0
+        to_origin = np.array([[1.0, 0.0, -half], [0.0, 1.0, -half], [0.0, 0.0, 1.0]])
+        rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        back = np.array([[1.0, 0.0, half], [0.0, 1.0, half], [0.0, 0.0, 1.0]])
+        m = back @ rot @ to_origin @ m
+    return m
+
+
+def sample_affine_params(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    *,
+    min_scale: float = 0.75,
+    max_scale: float = 1.5,
+    max_rotation: float = 30.0,
+    max_translate: float = 40.0,
+    flip_prob: float = 0.5,
+) -> AffineParams:
+    """Draw scale, rotation, integer translation and flip as the release does (spec §3.3).
+
+    Base center (w/2, h/2), base scale min(h, w)/200; s = s0·U[min_scale, max_scale); rotation
+    U(-max_rotation, max_rotation); translation randint(-max_translate·s, max_translate·s) per axis.
+    """
+    s = (min(width, height) / 200.0) * rng.uniform(min_scale, max_scale)
+    rot = rng.uniform(-max_rotation, max_rotation) if max_rotation > 0 else 0.0
+    t = int(max_translate * s)
+    dx, dy = (rng.integers(-t, t, size=2, endpoint=False) if t > 0 else (0, 0))
+    flip = bool(rng.random() < flip_prob)
+    return AffineParams(center=(width / 2.0 + float(dx), height / 2.0 + float(dy)), scale=float(s),
+                        rotation=float(rot), flip=flip)
+
+
+def hflip_matrix(width: float) -> np.ndarray:
+    """3×3 mirror x -> width - 1 - x (the pixel-grid flip of an image ``width`` pixels wide)."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+
+
+def train_affines(params: AffineParams, input_size: int, output_size: int,
+                  flip_alignment: str = "correct") -> tuple[np.ndarray, np.ndarray]:
+    """(M_in, M_out): original pixels -> input canvas, original pixels -> output map.
+
+    With ``flip_alignment="correct"`` and ``params.flip``, the exact mirror is folded into both matrices
+    (x_in -> S_in - 1 - x_in, equivalently x_out -> S_out - 0.25 - x_out when S_in = 4·S_out). With
+    ``"release"`` the matrices never flip; the caller mirrors the arrays and labels afterwards
+    (:func:`boir_core.data.dataset` does it the release's way).
+    """
+    if flip_alignment not in ("correct", "release"):
+        raise ValueError(f"flip_alignment must be 'correct' or 'release', got {flip_alignment!r}")
+    m_in = crop_affine(params.center, params.scale, input_size, params.rotation)
+    m_out = crop_affine(params.center, params.scale, output_size, params.rotation)
+    if params.flip and flip_alignment == "correct":
+        ratio = input_size / output_size
+        f_in = hflip_matrix(input_size)
+        # the same mirror expressed in output coordinates: x_out -> (S_in - 1)/ratio - x_out
+        f_out = np.diag([1.0 / ratio, 1.0 / ratio, 1.0]) @ f_in @ np.diag([ratio, ratio, 1.0])
+        m_in = f_in @ m_in
+        m_out = f_out @ m_out
+    return m_in, m_out
+
+
+def apply_affine(points: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Transform (..., 2) points (x, y) by a 2×3 or 3×3 affine."""
+    pts = np.asarray(points, dtype=np.float64)
+    return pts @ m[:2, :2].T + m[:2, 2]
+
+
+def warp(image: np.ndarray, m: np.ndarray, size: tuple[int, int], interp: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """cv2.warpAffine with a black border; ``size`` = (width, height) of the result."""
+    return cv2.warpAffine(image, np.ascontiguousarray(m[:2], dtype=np.float64), size, flags=interp,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def normalize_image(image: np.ndarray) -> np.ndarray:
+    """uint8 HWC RGB -> float32 CHW, ImageNet-normalised ((x/255 - mean)/std)."""
+    x = image.astype(np.float32) * np.float32(1.0 / 255.0)
+    x -= IMAGENET_MEAN
+    x /= IMAGENET_STD
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+# ---- test-time resize (spec §6 step 1) ----------------------------------------------------------
+
+def test_resize_size(width: int, height: int, input_size: int) -> tuple[int, int]:
+    """Canvas (W', H'): the short side becomes ``input_size``, the long side ceil(S·long/short / 64)·64."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if width < height:
+        return input_size, int(math.ceil(input_size / width * height / 64.0) * 64)
+    return int(math.ceil(input_size / height * width / 64.0) * 64), input_size
+
+
+@dataclass(frozen=True)
+class TestResize:
+    """The test-time resize of one image: forward matrix, its inverse and HigherHRNet-style meta."""
+
+    matrix: np.ndarray  # 2×3, original -> canvas
+    trans_inv: np.ndarray  # 2×3, canvas -> original
+    canvas: tuple[int, int]  # (W', H')
+    center: tuple[int, int]
+    scale: tuple[float, float]  # 200·scale = the original-pixel extent the canvas covers
+
+
+def test_affine(width: int, height: int, input_size: int) -> TestResize:
+    """Rotation-free affine of spec §6 step 1.
+
+    The image center, rounded to integers (int(w/2 + 0.5), int(h/2 + 0.5)), maps to the canvas center;
+    the scale factor is S_in / short side, so padding on the long axis is symmetric.
+    """
+    cw, ch = test_resize_size(width, height, input_size)
+    cx, cy = int(width / 2.0 + 0.5), int(height / 2.0 + 0.5)
+    f = input_size / min(width, height)
+    m = np.array([[f, 0.0, cw / 2.0 - f * cx], [0.0, f, ch / 2.0 - f * cy]])
+    inv = np.array([[1.0 / f, 0.0, cx - cw / 2.0 / f], [0.0, 1.0 / f, cy - ch / 2.0 / f]])
+    return TestResize(matrix=m, trans_inv=inv, canvas=(cw, ch), center=(cx, cy),
+                      scale=(cw / f / 200.0, ch / f / 200.0))
