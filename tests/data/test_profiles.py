@@ -1,0 +1,66 @@
+"""Data-set profiles: names, flip index, sigmas, file layout, rules."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from boir_core.data import PROFILES, get_profile
+
+
+def _mirror(name: str) -> str:
+    if name.startswith("left_"):
+        return "right_" + name[5:]
+    if name.startswith("right_"):
+        return "left_" + name[6:]
+    return name
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_flip_index_swaps_left_and_right_by_name(name):
+    p = get_profile(name)
+    assert len(p.flip_index) == len(p.keypoints) == len(p.sigmas) == p.num_keypoints
+    for i, j in enumerate(p.flip_index):
+        assert p.keypoints[j] == _mirror(p.keypoints[i])
+    for a, b in p.skeleton:
+        assert 0 <= a < p.num_keypoints and 0 <= b < p.num_keypoints
+
+
+def test_keypoint_counts_and_rules():
+    assert {n: get_profile(n).num_keypoints for n in PROFILES} == {
+        "coco": 17, "crowdpose": 14, "ochuman": 17, "synthcrowd": 17, "synthcrowd14": 14}
+    assert get_profile("coco").small_person_no_center and get_profile("ochuman").small_person_no_center
+    assert not get_profile("crowdpose").small_person_no_center
+    assert get_profile("coco").crowd_ignore_mask and not get_profile("crowdpose").crowd_ignore_mask
+    assert not get_profile("ochuman").crowd_ignore_mask
+    assert get_profile("coco").train_filter == "coco" and get_profile("crowdpose").train_filter == "any"
+    assert get_profile("crowdpose").has_crowd_index and not get_profile("coco").has_crowd_index
+    assert get_profile("synthcrowd").train_filter == "coco" and get_profile("synthcrowd14").has_crowd_index
+    # CrowdPose sigmas (spec §1: OKS_SIGMAS / 10), COCO's standard values
+    assert get_profile("crowdpose").sigmas[6] == pytest.approx(0.107)
+    assert get_profile("coco").sigmas[:3] == pytest.approx((0.026, 0.025, 0.025))
+
+
+def test_file_layout():
+    root = Path("/r")
+    assert get_profile("coco").ann_file(root, "val") == root / "annotations/coco_val.json"
+    assert get_profile("coco").image_dir(root, "train") == root / "images/train2017"
+    assert get_profile("crowdpose").ann_file(root, "trainval") == root / "annotations/crowdpose_trainval.json"
+    assert get_profile("ochuman").image_dir(root, "test") == root / "images"
+    assert get_profile("synthcrowd").ann_file(root, "train") == root / "annotations/person_keypoints_train.json"
+    assert get_profile("synthcrowd14").image_dir(root, "val") == root / "images/val"
+
+
+def test_unknown_profile_names_the_known_ones():
+    with pytest.raises(KeyError, match="cocoo.*coco, crowdpose"):
+        get_profile("cocoo")
+
+
+def test_names_and_skeleton_match_the_real_files(real_fixtures):
+    coco = json.loads((real_fixtures / "coco" / "test_coco.json").read_text())["categories"][0]
+    assert tuple(coco["keypoints"]) == get_profile("coco").keypoints
+    one_based = {tuple(sorted((a - 1, b - 1))) for a, b in coco["skeleton"]}
+    assert one_based == {tuple(sorted(e)) for e in get_profile("coco").skeleton}
+    cp = json.loads((real_fixtures / "crowdpose" / "test_crowdpose.json").read_text())["categories"][0]
+    assert tuple(cp["keypoints"]) == get_profile("crowdpose").keypoints

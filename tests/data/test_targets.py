@@ -1,0 +1,164 @@
+"""Targets (spec §3.4) against loop-based oracles and the spec's worked examples."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from boir_core.data.targets import (
+    boxes_from_corners,
+    build_targets,
+    gaussian_maps,
+    gaussian_radius,
+    gaussian_sigma,
+    keypoint_centers,
+    select_instances,
+)
+
+
+def radius_oracle(h: float, w: float, o: float = 0.7) -> int:
+    """CornerNet's three quadratics, one scalar at a time (r2, r3 halved, not divided by 2a)."""
+    roots = []
+    for a, b, c in ((1.0, h + w, w * h * (1 - o) / (1 + o)),
+                    (4.0, 2 * (h + w), (1 - o) * w * h),
+                    (4 * o, -2 * o * (h + w), (o - 1) * w * h)):
+        roots.append((b + math.sqrt(b * b - 4 * a * c)) / 2)
+    return max(0, int(min(roots)))
+
+
+def draw_oracle(size, points, radii):
+    """Paste a (2r+1)² Gaussian kernel per point, max-merged, as CenterNet's draw_gaussian does."""
+    out = np.zeros((size, size))
+    for (x, y), r in zip(points, radii):
+        cx, cy = int(math.floor(x)), int(math.floor(y))
+        if not (0 <= cx < size and 0 <= cy < size):
+            continue
+        sigma = (2 * r + 1) / 6
+        for yy in range(cy - r, cy + r + 1):
+            for xx in range(cx - r, cx + r + 1):
+                if 0 <= xx < size and 0 <= yy < size:
+                    g = math.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sigma * sigma))
+                    out[yy, xx] = max(out[yy, xx], g)
+    return out
+
+
+@pytest.mark.parametrize("h, w, r, sigma", [(16, 8, 2, 0.83), (32, 16, 5, 1.83), (64, 32, 11, 3.83),
+                                            (100, 60, 20, 6.83)])
+def test_radius_matches_spec_examples(h, w, r, sigma):
+    assert gaussian_radius(h, w) == r
+    assert gaussian_sigma(r) == pytest.approx(sigma, abs=0.005)
+
+
+def test_radius_matches_scalar_oracle():
+    rng = np.random.default_rng(1)
+    hw = rng.uniform(0, 150, size=(200, 2))
+    got = gaussian_radius(hw[:, 0], hw[:, 1])
+    assert got.tolist() == [radius_oracle(h, w) for h, w in hw]
+
+
+def test_gaussian_maps_match_paste_oracle():
+    rng = np.random.default_rng(2)
+    size = 24
+    pts = rng.uniform(-3, size + 3, size=(12, 2))
+    radii = rng.integers(0, 6, size=12)
+    maps = gaussian_maps(pts, np.ones(12, bool), radii, size)
+    np.testing.assert_allclose(maps.max(0), draw_oracle(size, pts, radii), atol=1e-6)
+    for m, (x, y) in zip(maps, pts):
+        if 0 <= x < size and 0 <= y < size:
+            assert m[int(y), int(x)] == 1.0 and m.max() == 1.0
+        else:
+            assert m.max() == 0.0
+
+
+def test_keypoint_centers_average_labelled_points_only():
+    k = np.array([[[0, 0, 0], [2, 4, 1], [4, 8, 2]], [[9, 9, 0], [1, 1, 0], [5, 5, 0]]], float)
+    c, ok = keypoint_centers(k)
+    np.testing.assert_allclose(c[0], [3, 6])
+    assert ok.tolist() == [True, False]
+
+
+def _person(cx, cy, half, k=5, v=2):
+    kp = np.array([[cx - half + i * 2 * half / (k - 1), cy + (i % 2) * 2 - 1, v] for i in range(k)], float)
+    x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
+    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], float)
+    return kp, corners
+
+
+def test_build_targets_peaks_order_and_small_person_rule():
+    s = 64
+    people = [_person(20, 20, 12), _person(44, 40, 6), _person(50, 12, 3)]
+    kp = np.stack([p[0] for p in people])
+    corners = np.stack([p[1] for p in people])
+    areas = np.array([3000.0, 1500.0, 500.0])  # input px²: the third is < 32² -> no center (COCO rule)
+    t = build_targets(kp, corners, areas, s, center_jitter=False)
+    k = kp.shape[1]
+    assert t.multi_heatmap.shape == (k + 1, s, s)
+    for p in range(3):  # every labelled keypoint peaks at 1 in its BUK channel, small people included
+        for j in range(k):
+            assert t.multi_heatmap[j, int(kp[p, j, 1]), int(kp[p, j, 0])] == 1.0
+    centers, _ = keypoint_centers(kp)
+    assert t.center_valid.tolist() == [True, True, False]
+    for p in (0, 1):
+        assert t.multi_heatmap[k, int(centers[p, 1]), int(centers[p, 0])] == 1.0
+    assert t.multi_heatmap[k, int(centers[2, 1]), int(centers[2, 0])] < 1.0
+    # instances: small person dropped, the rest in ascending area order, unjittered floor(center)
+    assert t.person_index.tolist() == [1, 0]
+    np.testing.assert_array_equal(t.instance_coord, np.floor(centers[[1, 0]][:, ::-1]).astype(int))
+    np.testing.assert_allclose(t.instance_center, centers[[1, 0]], rtol=1e-6)
+    np.testing.assert_allclose(t.instance_heatmap[0].max(0), draw_oracle(s, kp[1, :, :2], [t.radius[1]] * k),
+                               atol=1e-6)
+    # CrowdPose rule: no area test
+    t2 = build_targets(kp, corners, areas, s, small_person_no_center=False, center_jitter=False)
+    assert t2.center_valid.all() and t2.person_index.tolist() == [2, 1, 0]
+
+
+def test_unlabelled_and_out_of_map_keypoints():
+    kp, corners = _person(30, 30, 10)
+    kp[0, 2] = 0  # unlabelled -> mask 0
+    kp[1, :2] = (-5, 30)  # labelled but outside the map -> mask 1, all-negative channel
+    t = build_targets(kp[None], corners[None], [5000.0], 64, center_jitter=False)
+    assert t.instance_mask[0].tolist() == [0, 1, 1, 1, 1]
+    assert t.instance_heatmap[0, 0].max() == 0 and t.instance_heatmap[0, 1].max() == 0
+    assert t.instance_heatmap[0, 2].max() == 1.0
+
+
+def test_duplicate_coordinates_keep_the_smaller_person():
+    centers = np.array([[10.2, 10.7], [10.9, 10.1], [30.0, 30.0]])
+    idx, coords = select_instances(centers, np.ones(3, bool), np.array([500.0, 100.0, 50.0]), 64, None,
+                                   center_jitter=False)
+    assert idx.tolist() == [2, 1] and coords.tolist() == [[30, 30], [10, 10]]
+
+
+def test_jitter_stays_within_one_pixel_and_inside_the_map():
+    rng = np.random.default_rng(3)
+    centers = np.concatenate([rng.uniform(0, 64, size=(300, 2)), [[0.5, 63.5], [63.2, 0.1]]])
+    idx, coords = select_instances(centers, np.ones(len(centers), bool), rng.uniform(1, 9, len(centers)),
+                                   64, rng, center_jitter=True)
+    base = np.floor(centers[idx][:, ::-1])
+    assert np.abs(coords - base).max() == 1 and (coords >= 0).all() and (coords < 64).all()
+    assert len({tuple(c) for c in coords.tolist()}) == len(coords)  # no duplicates
+    assert len(select_instances(centers, np.ones(len(centers), bool), np.ones(len(centers)), 64, rng,
+                                max_instances=7)[0]) == 7
+
+
+def test_box_clipping_correct_vs_release():
+    # spec §3.4: a box starting at x = -20 with w = 60 -> release [0, 60], correct [0, 40]
+    corners = np.array([[[-20, 5], [40, 5], [-20, 25], [40, 25]]], float)
+    correct = boxes_from_corners(corners, 64, "correct")[0]
+    release = boxes_from_corners(corners, 64, "release")[0]
+    np.testing.assert_allclose(correct, [0, 5, 40, 20])
+    np.testing.assert_allclose(release, [0, 5, 60, 20])
+    # inside the map both agree; rotated boxes give their axis-aligned extent
+    rot = np.array([[[30, 10], [40, 20], [20, 20], [30, 30]]], float)
+    np.testing.assert_allclose(boxes_from_corners(rot, 64, "correct"), [[20, 10, 20, 20]])
+    np.testing.assert_allclose(boxes_from_corners(rot, 64, "release"), [[20, 10, 20, 20]])
+    with pytest.raises(ValueError, match="box_clipping"):
+        boxes_from_corners(corners, 64, "sometimes")
+
+
+def test_no_people_gives_empty_well_shaped_targets():
+    t = build_targets(np.zeros((0, 17, 3)), np.zeros((0, 4, 2)), np.zeros(0), 32)
+    assert t.multi_heatmap.shape == (18, 32, 32) and t.multi_heatmap.max() == 0
+    assert t.instance_heatmap.shape == (0, 17, 32, 32) and t.instance_coord.shape == (0, 2)
+    assert t.instance_mask.shape == (0, 17) and t.instance_bbox.shape == (0, 4)
