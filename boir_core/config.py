@@ -237,8 +237,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
 
 def _unknown(key: str, prefix: str, choices: list[str], source: str) -> ConfigError:
     near = difflib.get_close_matches(key, choices, n=1)
-    hint = f" (did you mean {prefix}{near[0]!r}?)" if near else f" (known: {', '.join(choices)})"
-    return ConfigError(f"{source}: unknown config key {prefix}{key!r}{hint}")
+    hint = f" (did you mean {prefix + near[0]!r}?)" if near else f" (known: {', '.join(choices)})"
+    return ConfigError(f"{source}: unknown config key {prefix + key!r}{hint}")
 
 
 def _merge_into(obj: Any, d: dict[str, Any], prefix: str, source: str) -> None:

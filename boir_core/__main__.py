@@ -1,0 +1,167 @@
+"""The BoIR Kit command line: ``python -m boir_core <command> [options] [key=value ...]``.
+
+Commands
+    train      train a config into a run folder (auto-resumes); works under ``torchrun`` (DDP)
+    evaluate   evaluate a checkpoint on the config's test split; writes a metrics JSON
+    predict    predict poses on images, a folder or a video; writes COCO-format JSON (+ drawings)
+    profile    parameter counts (Table 5) and network / decoding latency
+    demo       the whole main job on the embedded SynthCrowd data (what ``make demo`` runs)
+    reproduce  execute the table notebook for one of the paper's tables (papermill)
+
+Every command takes ``--config`` (a YAML path or a name in configs/) and ``key=value`` overrides, e.g.
+``python -m boir_core train --config demo train.epochs=2``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def _config(args):
+    from .config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default=None, help="YAML file or name in configs/ (default: built-in defaults)")
+    p.add_argument("overrides", nargs="*", default=[], help="key=value overrides, e.g. train.epochs=5")
+
+
+def cmd_train(args) -> int:
+    from .engine.train import train
+
+    cfg = _config(args)
+    run_dir = Path(args.run_dir or Path(cfg.output_dir) / cfg.name)
+    summary = train(cfg, run_dir, resume=not args.no_resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"[train] done: {summary.iterations} iterations in {summary.seconds:.0f} s; weights: "
+              f"{summary.final_weights}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .engine.runner import run_evaluation
+
+    cfg = _config(args)
+    out = run_evaluation(cfg, args.checkpoint, out_dir=args.out, key=args.key, progress=not args.quiet)
+    print(json.dumps(out["metrics"], indent=2))
+    print(f"[evaluate] metrics written to {out['metrics_path']}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .engine.predict import predict
+
+    cfg = _config(args)
+    report = predict(cfg, args.checkpoint, args.inputs, output=args.output, draw_dir=args.draw,
+                     progress=not args.quiet)
+    print(f"[predict] {report['num_poses']} poses on {report['num_images']} images -> {args.output}"
+          + (f" ({report['skipped']} unreadable inputs skipped)" if report["skipped"] else ""))
+    return 0
+
+
+def cmd_profile(args) -> int:
+    from .engine.profile import profile
+
+    cfg = _config(args)
+    res = profile(cfg, params_only=args.params_only, input_size=args.input_size, repeats=args.repeats,
+                  flip_test=not args.no_flip)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        from .engine.profile import format_profile
+
+        print(format_profile(res))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .engine.demo import run_demo
+
+    run_demo(out_dir=args.out, config=args.config or "demo", overrides=args.overrides,
+             notebooks=not args.no_notebooks)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .engine.demo import reproduce_table
+
+    path = reproduce_table(args.table, out_dir=args.out, parameters=dict(kv.split("=", 1) for kv in args.overrides))
+    print(f"[reproduce] Table {args.table}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m boir_core", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a config (DDP under torchrun)")
+    _add_common(p)
+    p.add_argument("--run-dir", default=None, help="run folder (default: <output_dir>/<name>)")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in the run folder")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint, write a metrics JSON")
+    _add_common(p)
+    p.add_argument("--checkpoint", required=True, help="our checkpoint, a run folder, or a released .pth")
+    p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
+    p.add_argument("--key", default=None, help="table row key recorded in the metrics JSON")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict poses on images / a folder / a video")
+    p.add_argument("--config", "-c", default=None)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--output", "-o", required=True, help="COCO-format results JSON")
+    p.add_argument("--draw", default=None, help="folder for images with drawn skeletons")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("inputs", nargs="+", help="image files, folders or video files; key=value overrides too")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("profile", help="parameter counts and latency (Table 5)")
+    _add_common(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--params-only", action="store_true")
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--no-flip", action="store_true")
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("demo", help="the main job on SynthCrowd")
+    _add_common(p)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--no-notebooks", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("reproduce", help="reproduce one of the paper's tables")
+    p.add_argument("--table", type=int, required=True, choices=range(1, 8))
+    p.add_argument("--out", default="runs/reproduce")
+    p.add_argument("overrides", nargs="*", default=[], help="notebook parameters as key=value")
+    p.set_defaults(func=cmd_reproduce)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "predict":  # split key=value overrides from input paths
+        args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
+        args.inputs = [a for a in args.inputs if a not in args.overrides]
+    from .config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

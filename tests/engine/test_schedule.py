@@ -1,0 +1,36 @@
+"""Warm-up + cosine schedule against its closed form (spec §5)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from boir_core.engine.schedule import set_lr, warmup_cosine_schedule
+
+
+def test_schedule_closed_form():
+    total, warm = 50, 10
+    lrs = warmup_cosine_schedule(total, warm, base_lr=1e-3, warmup_start_lr=1e-12, min_lr=1e-6)
+    assert lrs.shape == (total,)
+    # warm-up: linear, both endpoints included
+    assert lrs[0] == pytest.approx(1e-12) and lrs[warm - 1] == pytest.approx(1e-3)
+    assert np.allclose(np.diff(lrs[:warm]), (1e-3 - 1e-12) / (warm - 1))
+    n_rest = total - warm
+    for i in range(n_rest):
+        expect = 1e-6 + 0.5 * (1e-3 - 1e-6) * (1 + math.cos(math.pi * i / n_rest))
+        assert lrs[warm + i] == pytest.approx(expect, rel=1e-12)
+    assert lrs[warm] == pytest.approx(1e-3) and lrs[-1] > 1e-6 and np.all(np.diff(lrs[warm:]) < 0)
+
+
+def test_schedule_edge_cases():
+    assert warmup_cosine_schedule(5, 0)[0] == pytest.approx(1e-3)
+    assert len(warmup_cosine_schedule(3, 10)) == 3  # warm-up longer than the run is cut
+    with pytest.raises(ValueError):
+        warmup_cosine_schedule(0, 0)
+
+
+def test_set_lr_writes_every_group():
+    p1, p2 = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([{"params": [p1]}, {"params": [p2], "lr": 5.0}], lr=1.0)
+    set_lr(opt, 0.25)
+    assert [g["lr"] for g in opt.param_groups] == [0.25, 0.25]
