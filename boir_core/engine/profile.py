@@ -1,0 +1,78 @@
+"""Table 5: parameter counts (total, inference, per part) and network / decoding latency, batch 1.
+
+Latency follows the paper's protocol: one image per forward pass, flip test on, single scale; network time
+(backbone, neck, center head and instance head) and decoding time (peaks, refinement, OKS-NMS) are
+timed separately because bottom-up users care about post-processing time.
+"""
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import Config
+
+__all__ = ["profile", "format_profile"]
+
+
+def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = None, repeats: int = 10,
+            warmup: int = 2, flip_test: bool = True, num_people: int = 10) -> dict[str, Any]:
+    """Parameter counts of the training and inference networks and, unless ``params_only``, latency."""
+    from ..data import get_profile
+    from ..model import build_model, count_parameters
+    from .decode import decode, decode_kwargs_from_config
+    from .distributed import resolve_device
+
+    train_model = build_model(cfg, train=True)
+    train_counts = count_parameters(train_model)
+    del train_model
+    model = build_model(cfg, train=False)
+    infer_counts = count_parameters(model)
+    out: dict[str, Any] = {
+        "config": cfg.name, "arch": cfg.model.arch, "backbone": cfg.model.backbone,
+        "params": {"total": train_counts["total"], "inference": infer_counts["inference"],
+                   "per_part": {k: v for k, v in train_counts.items() if k not in ("total", "inference")}},
+    }
+    if params_only:
+        return out
+    device = resolve_device(cfg.train.device)
+    model = model.to(device).eval()
+    size = int(input_size or cfg.data.input_size)
+    prof = get_profile(cfg.data.dataset)
+    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    kwargs["flip_test"] = flip_test
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randn(3, size, size, generator=gen)
+    meta = {"trans_inv": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "image_id": 0}
+    net, dec = [], []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            r = decode(model, image, meta, **kwargs)
+            if i >= warmup:
+                net.append(r.time_network * 1000)
+                dec.append(r.time_decode * 1000)
+    out["latency"] = {
+        "input_size": size, "batch": 1, "flip_test": flip_test, "repeats": repeats,
+        "network_ms": float(np.median(net)), "decode_ms": float(np.median(dec)),
+        "total_ms": float(np.median(np.add(net, dec))),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
+        else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "note": "random weights and a random image: decoding cost depends on how many centers pass the threshold",
+    }
+    return out
+
+
+def format_profile(res: dict[str, Any]) -> str:
+    p = res["params"]
+    lines = [f"{res['config']} ({res['arch']}, {res['backbone']})",
+             f"  parameters: inference {p['inference']:,} ({p['inference'] / 1e6:.1f} M), "
+             f"training {p['total']:,} ({p['total'] / 1e6:.1f} M)"]
+    for k, v in p["per_part"].items():
+        lines.append(f"    {k:<12} {v:>12,}")
+    if "latency" in res:
+        lt = res["latency"]
+        lines.append(f"  latency @ {lt['input_size']} px, batch 1, flip {lt['flip_test']} on {lt['device']}: "
+                     f"network {lt['network_ms']:.1f} ms + decoding {lt['decode_ms']:.1f} ms")
+    return "\n".join(lines)

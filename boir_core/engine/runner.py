@@ -1,0 +1,131 @@
+"""Wiring for inference jobs: build the inference model, load weights, decode a data set, evaluate.
+
+:func:`load_inference_model` accepts every weights file the kit knows (our ``final.pt``, a run folder, a
+training checkpoint ``checkpoints/last.pt``, a released BoIR / CID ``.pth``) and fails loudly on anything
+else. :func:`run_evaluation` is what ``python -m boir_core evaluate`` runs: it decodes the config's test
+split, evaluates with the data set's protocol and writes a metrics JSON that the table notebooks read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import Config
+
+__all__ = ["resolve_checkpoint", "load_inference_model", "decode_dataset", "run_evaluation"]
+
+DEMO_DATASETS = ("synthcrowd", "synthcrowd14")
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A run folder means its ``final.pt`` (or ``checkpoints/last.pt`` while training)."""
+    p = Path(path)
+    if p.is_dir():
+        for cand in (p / "final.pt", p / "checkpoints" / "last.pt"):
+            if cand.is_file():
+                return cand
+        raise FileNotFoundError(f"{p} is a folder without final.pt or checkpoints/last.pt")
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    return p
+
+
+def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, device: torch.device | str = "cpu"):
+    """The inference network of ``cfg`` with ``checkpoint`` loaded strictly (None: random weights)."""
+    from ..model import build_model, load_weights
+
+    model = build_model(cfg, train=False)
+    report = None
+    if checkpoint is not None:
+        path = resolve_checkpoint(checkpoint)
+        source: Any = path
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        if isinstance(obj, dict) and str(obj.get("format", "")).startswith("boir-kit-train-state"):
+            source = obj["model_state"]  # our training state: take its weights, drop the training-only heads
+            source = {k: v for k, v in source.items() if k in model.state_dict()}
+        report = load_weights(model, source)
+    return model.to(device).eval(), report
+
+
+def _device(cfg: Config) -> torch.device:
+    from .distributed import resolve_device
+
+    return resolve_device(cfg.train.device)
+
+
+def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_images: int = 0):
+    """Decode every image of a test-mode dataset. Returns (results, seconds network, seconds decode, n)."""
+    from ..data import get_profile
+    from .decode import decode, decode_kwargs_from_config
+
+    prof = get_profile(cfg.data.dataset)
+    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
+    results, t_net, t_dec = [], 0.0, 0.0
+    it = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="decode", leave=False)
+    for i in it:
+        s = dataset[i]
+        r = decode(model, s["image"], s["meta"], image_id=s["image_id"], **kwargs)
+        results.extend(r.poses)
+        t_net += r.time_network
+        t_dec += r.time_decode
+    return results, t_net, t_dec, n
+
+
+def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir: str | os.PathLike | None = None,
+                   key: str | None = None, progress: bool = True, model=None) -> dict[str, Any]:
+    """Decode the test split, evaluate it and write ``metrics.json`` (+ the results JSON) into ``out_dir``."""
+    from ..data import KeypointDataset
+    from ..model import count_parameters
+    from .evaluate import evaluate_results, write_metrics_json
+
+    device = _device(cfg)
+    if model is None:
+        model, _ = load_inference_model(cfg, checkpoint, device)
+    if out_dir is None:
+        out_dir = (resolve_checkpoint(checkpoint).parent if checkpoint else Path(cfg.output_dir)) / "eval"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dataset = KeypointDataset.from_config(cfg, train=False)
+    results, t_net, t_dec, n = decode_dataset(cfg, model, dataset, progress=progress,
+                                              max_images=cfg.test.max_images)
+    split = cfg.data.test_split
+    res_path = out_dir / f"keypoints_{cfg.data.dataset}_{split}_results.json"
+    tmp = res_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results))
+    os.replace(tmp, res_path)
+    timings = {"network_ms": 1000 * t_net / max(n, 1), "decode_ms": 1000 * t_dec / max(n, 1),
+               "device": _device_name(device), "images": n}
+    if cfg.data.dataset == "coco" and split in ("test", "test-dev"):
+        metrics: dict[str, Any] = {}  # COCO test-dev: the evaluation server scores it
+    else:
+        image_ids = [dataset.image_ids[i] for i in range(n)]
+        metrics = evaluate_results(results, dataset.ann_file, dataset=cfg.data.dataset,
+                                   backend=cfg.test.evaluator, image_ids=image_ids)
+    params = count_parameters(model)
+    metrics_path = write_metrics_json(
+        out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
+        checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None, timings=timings,
+        params={"inference": params["inference"], "total": params["total"]}, key=key,
+        demo=cfg.data.dataset in DEMO_DATASETS)
+    return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings}
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"

@@ -1,0 +1,345 @@
+"""The training loop: AdamW, warm-up + cosine per iteration, AMP, gradient clipping, DDP, checkpoints.
+
+One call, :func:`train`, runs a whole training job from a :class:`~boir_core.config.Config` into a run
+folder::
+
+    <run_dir>/config.yaml         the resolved config (written first)
+    <run_dir>/metrics.jsonl       one JSON line per logged iteration and per epoch
+    <run_dir>/checkpoints/last.pt full training state (atomic), every ``train.save_every`` epochs and at the end
+    <run_dir>/final.pt            the trained weights alone (the kit's own checkpoint format)
+    <run_dir>/tb/                 TensorBoard events, when tensorboard is installed
+
+Calling :func:`train` again on the same run folder resumes from ``checkpoints/last.pt``. The data order
+and augmentation of every epoch depend only on (seed, epoch, rank), so a resumed run reproduces the losses
+of an uninterrupted one from the checkpoint on.
+
+Precision: fp32 on CPU by default; on CUDA ``amp: auto`` means fp16 autocast with a GradScaler; ``bf16``
+works on both. Every loss is computed in fp32 (the loss functions cast their inputs).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ..config import Config
+from .checkpointing import load_training_state, save_training_state, set_rng_state
+from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, init_distributed
+from .schedule import set_lr, warmup_cosine_schedule
+
+__all__ = ["train", "TrainSummary", "TrainingInterrupted", "NonFiniteLossError", "seed_everything",
+           "amp_settings", "move_batch"]
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by the ``stop_after_iters`` hook (used by tests to simulate a killed run)."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many non-finite losses in a row."""
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    epochs_run: int = 0
+    iterations: int = 0
+    losses: list[float] = field(default_factory=list)  # total loss of every iteration run by this call
+    skipped_nonfinite: int = 0
+    resumed_from_epoch: int | None = None
+    seconds: float = 0.0
+    final_weights: Path | None = None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:  # DataLoader workers: derive every RNG from torch's seed
+    s = torch.initial_seed() % (2**32)
+    random.seed(s)
+    np.random.seed(s)
+
+
+def amp_settings(amp: str, device: torch.device) -> tuple[bool, torch.dtype | None, bool]:
+    """Return (autocast on, autocast dtype, use GradScaler) for ``train.amp`` on ``device``."""
+    if amp == "off":
+        return False, None, False
+    if amp == "auto":
+        return (True, torch.float16, True) if device.type == "cuda" else (False, None, False)
+    if amp == "fp16":
+        if device.type != "cuda":
+            raise ValueError("train.amp=fp16 needs a CUDA device; use amp=bf16 or amp=off on CPU")
+        return True, torch.float16, True
+    if amp == "bf16":
+        return True, torch.bfloat16, False
+    raise ValueError(f"train.amp={amp!r} is not one of auto, fp16, bf16, off")
+
+
+def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    non_blocking = device.type == "cuda"
+    return {k: (v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    model = getattr(model, "_orig_mod", model)  # torch.compile
+    return getattr(model, "module", model)  # DDP
+
+
+class _MetricsLog:
+    """metrics.jsonl (+ TensorBoard when installed), written by rank 0 only."""
+
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = run_dir / "metrics.jsonl"
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+
+                self.tb = SummaryWriter(str(run_dir / "tb"))
+            except Exception:
+                self.tb = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tb is not None:
+            step = record.get("iter", record.get("epoch", 0))
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("iter", "epoch"):
+                    self.tb.add_scalar(f"{record['type']}/{k}", v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _build_loader(cfg: Config, dinfo: DistInfo):
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from ..data import KeypointDataset, collate_train
+
+    dataset = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
+    if len(dataset) == 0:
+        raise RuntimeError(f"training set {cfg.data.root} ({cfg.data.train_split}) has no usable images")
+    sampler = DistributedSampler(dataset, num_replicas=dinfo.world_size, rank=dinfo.rank, shuffle=True,
+                                 seed=cfg.train.seed, drop_last=False)
+    # A final batch of one image would break BatchNorm on ASPP's image-pool branch (spec §9.3): drop
+    # incomplete batches whenever at least one full batch exists.
+    drop_last = len(sampler) >= cfg.train.batch_size
+    gen = torch.Generator()
+    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.data.workers,
+                        collate_fn=collate_train, worker_init_fn=_seed_worker, generator=gen,
+                        pin_memory=dinfo.device.type == "cuda", drop_last=drop_last,
+                        persistent_workers=False)
+    return dataset, sampler, loader, gen
+
+
+def _build_model(cfg: Config, dinfo: DistInfo) -> tuple[torch.nn.Module, torch.nn.Module]:
+    from ..model import build_model, load_weights
+
+    model = build_model(cfg, train=True)
+    if cfg.train.transfer_from:
+        report = load_weights(model, cfg.train.transfer_from, transfer=True, allow_missing_aux_heads=True)
+        if dinfo.is_main:
+            print(f"[train] transfer: {report}")
+    model.to(dinfo.device)
+    if cfg.train.channels_last and dinfo.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if dinfo.distributed and cfg.train.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    core = model
+    if dinfo.distributed:
+        ids = [dinfo.device.index] if dinfo.device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.train.compile and dinfo.device.type == "cuda":
+        model = torch.compile(model)
+    return model, core
+
+
+def _epoch_batches(loader, sampler, gen: torch.Generator, seed: int, epoch: int, rank: int) -> Iterator:
+    """Make one epoch's data order and augmentation a function of (seed, epoch, rank) alone."""
+    sampler.set_epoch(epoch)
+    if hasattr(loader.dataset, "set_epoch"):  # per-sample augmentation RNG = f(seed, epoch, index)
+        loader.dataset.set_epoch(epoch)
+    s = seed * 100_003 + epoch * 1_009 + rank
+    gen.manual_seed(s)
+    seed_everything(s)  # workers=0: the dataset draws from the global RNGs
+    return iter(loader)
+
+
+def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
+          stop_after_iters: int | None = None) -> TrainSummary:
+    """Train ``cfg`` into ``run_dir`` (resuming from ``run_dir/checkpoints/last.pt`` when present).
+
+    ``stop_after_iters`` raises :class:`TrainingInterrupted` after that many iterations of this call, as a
+    kill would (tests use it to check auto-resume).
+    """
+    t_start = time.time()
+    run_dir = Path(run_dir)
+    dinfo = init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start)
+    finally:
+        if dinfo.distributed:
+            cleanup_distributed()
+
+
+def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> TrainSummary:
+    tc = cfg.train
+    if dinfo.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.dump(run_dir / "config.yaml")
+    seed_everything(tc.seed + dinfo.rank)
+    _, sampler, loader, gen = _build_loader(cfg, dinfo)
+    model, core = _build_model(cfg, dinfo)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    use_amp, amp_dtype, use_scaler = amp_settings(tc.amp, dinfo.device)
+    scaler = torch.amp.GradScaler("cuda", init_scale=16384.0, enabled=use_scaler)
+
+    iters_per_epoch = len(loader) if tc.max_iters_per_epoch <= 0 else min(len(loader), tc.max_iters_per_epoch)
+    if iters_per_epoch == 0:
+        raise RuntimeError(f"training set is smaller than one batch of {tc.batch_size} images per process")
+    lrs = warmup_cosine_schedule(tc.epochs * iters_per_epoch, tc.warmup_epochs * iters_per_epoch, tc.lr,
+                                 tc.warmup_start_lr, tc.min_lr)
+
+    summary = TrainSummary(run_dir=run_dir)
+    start_epoch, global_iter, nonfinite_total = 0, 0, 0
+    ckpt_path = run_dir / "checkpoints" / "last.pt"
+    if resume and ckpt_path.exists():
+        state = load_training_state(ckpt_path)
+        core.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        start_epoch, global_iter = state["epoch"], state["global_iter"]
+        nonfinite_total = state["extra"].get("skipped_nonfinite", 0)
+        summary.resumed_from_epoch = start_epoch
+        if dinfo.is_main:
+            print(f"[train] resumed from {ckpt_path} at epoch {start_epoch}, iteration {global_iter}")
+
+    log = _MetricsLog(run_dir, dinfo.is_main)
+    loss_gen = torch.Generator(device="cpu")
+    nonfinite_in_a_row = 0
+    iters_this_call = 0
+    try:
+        for epoch in range(start_epoch, tc.epochs):
+            model.train()
+            batches = _epoch_batches(loader, sampler, gen, tc.seed, epoch, dinfo.rank)
+            loss_gen.manual_seed(tc.seed * 7919 + epoch)
+            bar = None
+            if progress and dinfo.is_main:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=iters_per_epoch, desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False)
+            sums: dict[str, float] = {}
+            n_ok, t_epoch, n_images = 0, time.time(), 0
+            for it in range(iters_per_epoch):
+                batch = next(batches)
+                lr = float(lrs[global_iter])
+                set_lr(optimizer, lr)
+                terms, grad_norm, finite = _step(model, optimizer, scaler, batch, cfg, dinfo, use_amp, amp_dtype,
+                                                 loss_gen)
+                global_iter += 1
+                iters_this_call += 1
+                n_images += batch["image"].shape[0] * dinfo.world_size
+                if not finite:
+                    nonfinite_in_a_row += 1
+                    nonfinite_total += 1
+                    summary.skipped_nonfinite += 1
+                    warnings.warn(f"non-finite loss at epoch {epoch}, iteration {global_iter}: step skipped "
+                                  f"({nonfinite_in_a_row} in a row, {nonfinite_total} in total)")
+                    if nonfinite_in_a_row >= tc.max_nonfinite_in_a_row:
+                        raise NonFiniteLossError(
+                            f"{nonfinite_in_a_row} non-finite losses in a row (train.max_nonfinite_in_a_row="
+                            f"{tc.max_nonfinite_in_a_row}); last terms: {terms}. Lower train.lr or check the data.")
+                else:
+                    nonfinite_in_a_row = 0
+                    n_ok += 1
+                    for k, v in terms.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    summary.losses.append(terms["total"])
+                if dinfo.is_main and (global_iter % max(tc.log_every, 1) == 0 or it == iters_per_epoch - 1):
+                    log.write({"type": "iter", "epoch": epoch, "iter": global_iter, "lr": lr,
+                               "grad_norm": grad_norm, "scale": float(scaler.get_scale()) if use_scaler else 1.0,
+                               **terms})
+                if bar is not None:
+                    bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}")
+                    bar.update(1)
+                if stop_after_iters is not None and iters_this_call >= stop_after_iters:
+                    raise TrainingInterrupted(f"stopped after {iters_this_call} iterations (epoch {epoch})")
+            if bar is not None:
+                bar.close()
+            dt = time.time() - t_epoch
+            summary.epochs_run += 1
+            if dinfo.is_main:
+                rec = {"type": "epoch", "epoch": epoch, "iter": global_iter, "seconds": dt,
+                       "images_per_s": n_images / max(dt, 1e-9), "skipped_nonfinite": nonfinite_total}
+                rec.update({k: v / max(n_ok, 1) for k, v in sums.items()})
+                log.write(rec)
+                if progress:
+                    print(f"[train] epoch {epoch + 1}/{tc.epochs} loss {rec.get('total', float('nan')):.4f} "
+                          f"({rec['images_per_s']:.1f} img/s)")
+            last = epoch + 1 == tc.epochs
+            if dinfo.is_main and ((epoch + 1) % max(tc.save_every, 1) == 0 or last):
+                save_training_state(ckpt_path, model=core, optimizer=optimizer, scaler=scaler, epoch=epoch + 1,
+                                    global_iter=global_iter, config=cfg.to_dict(),
+                                    extra={"skipped_nonfinite": nonfinite_total})
+            if dinfo.distributed:
+                torch.distributed.barrier()
+    finally:
+        log.close()
+    summary.iterations = iters_this_call
+    if dinfo.is_main:
+        from ..model import save_checkpoint
+
+        summary.final_weights = save_checkpoint(core, run_dir / "final.pt", config=cfg.to_dict())
+    summary.seconds = time.time() - t_start
+    return summary
+
+
+def _step(model, optimizer, scaler, batch, cfg: Config, dinfo: DistInfo, use_amp, amp_dtype, loss_gen):
+    """One optimisation step. Returns (loss terms as floats, grad norm, finite?)."""
+    from ..losses import total_loss
+
+    batch = move_batch(batch, dinfo.device)
+    images = batch["image"]
+    if cfg.train.channels_last and images.is_cuda:
+        images = images.contiguous(memory_format=torch.channels_last)
+    ctx = torch.autocast(dinfo.device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+    with ctx:
+        outputs = model(images, batch["instance_coord"], batch["instance_imgid"])
+    losses = total_loss(outputs, batch, cfg.loss, generator=loss_gen)  # fp32, outside autocast
+    total = losses["total"]
+    finite = torch.isfinite(total.detach())
+    if dinfo.distributed:  # every rank must agree to skip
+        flag = finite.float().to(dinfo.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+        finite = flag > 0
+    optimizer.zero_grad(set_to_none=True)
+    terms = {k: float(all_reduce_mean(v.detach().float())) for k, v in losses.items() if torch.is_tensor(v)}
+    if not bool(finite):
+        return terms, float("nan"), False
+    scaler.scale(total).backward()
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
+    scaler.step(optimizer)
+    scaler.update()
+    return terms, float(grad_norm), True
