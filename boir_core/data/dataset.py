@@ -34,7 +34,7 @@ from .transforms import (
     apply_affine,
     normalize_image,
     sample_affine_params,
-    test_affine,
+    eval_resize,
     train_affines,
     warp,
 )
@@ -353,7 +353,7 @@ class KeypointDataset(torch.utils.data.Dataset):
                 rle = seg
             else:
                 raise DataError(f"{self.ann_file}: annotation id {a.get('id')}: unreadable segmentation")
-            acc |= mask_utils.decode(rle).astype(np.uint8)
+            acc |= mask_utils.decode([rle])[:, :, 0].astype(np.uint8)
         return np.where(acc > 0, 0, 255).astype(np.uint8)
 
     # ---- training sample -------------------------------------------------------------------------
@@ -424,7 +424,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         rec = self.records[index]
         img = self.read(index)
         h, w = img.shape[:2]
-        tr = test_affine(w, h, self.input_size)
+        tr = eval_resize(w, h, self.input_size)
         canvas = warp(img, tr.matrix, tr.canvas)
         return {
             "image": torch.from_numpy(normalize_image(canvas)),

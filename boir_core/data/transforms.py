@@ -32,9 +32,9 @@ __all__ = [
     "apply_affine",
     "warp",
     "normalize_image",
-    "test_resize_size",
-    "test_affine",
-    "TestResize",
+    "eval_resize_size",
+    "eval_resize",
+    "EvalResize",
 ]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -151,7 +151,7 @@ def normalize_image(image: np.ndarray) -> np.ndarray:
 
 # ---- test-time resize (spec §6 step 1) ----------------------------------------------------------
 
-def test_resize_size(width: int, height: int, input_size: int) -> tuple[int, int]:
+def eval_resize_size(width: int, height: int, input_size: int) -> tuple[int, int]:
     """Canvas (W', H'): the short side becomes ``input_size``, the long side ceil(S·long/short / 64)·64."""
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
@@ -161,7 +161,7 @@ def test_resize_size(width: int, height: int, input_size: int) -> tuple[int, int
 
 
 @dataclass(frozen=True)
-class TestResize:
+class EvalResize:
     """The test-time resize of one image: forward matrix, its inverse and HigherHRNet-style meta."""
 
     matrix: np.ndarray  # 2×3, original -> canvas
@@ -171,16 +171,16 @@ class TestResize:
     scale: tuple[float, float]  # 200·scale = the original-pixel extent the canvas covers
 
 
-def test_affine(width: int, height: int, input_size: int) -> TestResize:
+def eval_resize(width: int, height: int, input_size: int) -> EvalResize:
     """Rotation-free affine of spec §6 step 1.
 
     The image center, rounded to integers (int(w/2 + 0.5), int(h/2 + 0.5)), maps to the canvas center;
     the scale factor is S_in / short side, so padding on the long axis is symmetric.
     """
-    cw, ch = test_resize_size(width, height, input_size)
+    cw, ch = eval_resize_size(width, height, input_size)
     cx, cy = int(width / 2.0 + 0.5), int(height / 2.0 + 0.5)
     f = input_size / min(width, height)
     m = np.array([[f, 0.0, cw / 2.0 - f * cx], [0.0, f, ch / 2.0 - f * cy]])
     inv = np.array([[1.0 / f, 0.0, cx - cw / 2.0 / f], [0.0, 1.0 / f, cy - ch / 2.0 / f]])
-    return TestResize(matrix=m, trans_inv=inv, canvas=(cw, ch), center=(cx, cy),
+    return EvalResize(matrix=m, trans_inv=inv, canvas=(cw, ch), center=(cx, cy),
                       scale=(cw / f / 200.0, ch / f / 200.0))

@@ -1,0 +1,103 @@
+"""Training affine, flip alignment and the test-time resize (spec §3.3, §6.1)."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from boir_core.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    AffineParams,
+    apply_affine,
+    crop_affine,
+    normalize_image,
+    sample_affine_params,
+    eval_resize,
+    eval_resize_size,
+    train_affines,
+)
+
+
+def test_crop_affine_without_rotation_is_scale_and_shift():
+    m = crop_affine((100.0, 50.0), 2.0, 128)  # crop side 400 px -> 128 px
+    np.testing.assert_allclose(apply_affine([[100.0, 50.0]], m), [[64.0, 64.0]])
+    np.testing.assert_allclose(apply_affine([[300.0, 50.0]], m), [[64.0 + 200 * 128 / 400, 64.0]])
+
+
+def test_rotation_agrees_with_cv2_rotation_matrix():
+    base = crop_affine((80.0, 60.0), 1.0, 64)
+    rot = crop_affine((80.0, 60.0), 1.0, 64, rotation=25.0)
+    r = np.vstack([cv2.getRotationMatrix2D((32.0, 32.0), 25.0, 1.0), [0, 0, 1]])
+    np.testing.assert_allclose(rot, r @ base, atol=1e-12)
+
+
+def test_input_and_output_affines_are_proportional():
+    p = AffineParams(center=(70.0, 40.0), scale=0.9, rotation=-17.0, flip=False)
+    m_in, m_out = train_affines(p, 256, 64)
+    np.testing.assert_allclose(m_in, np.diag([4.0, 4.0, 1.0]) @ m_out, atol=1e-9)
+
+
+def test_correct_flip_is_the_image_mirror_in_output_coordinates():
+    p = AffineParams(center=(70.0, 40.0), scale=0.9, rotation=12.0, flip=False)
+    pf = AffineParams(center=(70.0, 40.0), scale=0.9, rotation=12.0, flip=True)
+    pts = np.random.default_rng(0).uniform(0, 140, size=(20, 2))
+    m_in, m_out = train_affines(p, 256, 64)
+    f_in, f_out = train_affines(pf, 256, 64, "correct")
+    a, b = apply_affine(pts, m_out), apply_affine(pts, f_out)
+    np.testing.assert_allclose(b[:, 0], 64 - 0.25 - a[:, 0])  # not 64 - 1 - x (the release labels)
+    np.testing.assert_allclose(b[:, 1], a[:, 1])
+    np.testing.assert_allclose(apply_affine(pts, f_in)[:, 0], 255 - apply_affine(pts, m_in)[:, 0])
+    r_in, r_out = train_affines(pf, 256, 64, "release")  # release: the matrices do not flip
+    np.testing.assert_allclose(r_out, m_out)
+
+
+def test_random_params_stay_in_their_ranges():
+    rng = np.random.default_rng(0)
+    w, h = 300, 200
+    draws = [sample_affine_params(rng, w, h) for _ in range(400)]
+    s0 = min(w, h) / 200
+    scales = np.array([d.scale for d in draws])
+    assert (scales >= 0.75 * s0).all() and (scales < 1.5 * s0).all()
+    assert max(abs(d.rotation) for d in draws) <= 30
+    for d in draws:
+        assert abs(d.center[0] - w / 2) <= 40 * d.scale and abs(d.center[1] - h / 2) <= 40 * d.scale
+        assert float(d.center[0]).is_integer()  # integer translation of an integer base center
+    assert 0.35 < np.mean([d.flip for d in draws]) < 0.65
+    fixed = sample_affine_params(rng, w, h, min_scale=1, max_scale=1, max_rotation=0, max_translate=0,
+                                 flip_prob=0)
+    assert (fixed.scale, fixed.rotation, fixed.center, fixed.flip) == (s0, 0.0, (150.0, 100.0), False)
+
+
+def test_normalize_image_closed_form():
+    img = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    x = normalize_image(img)
+    assert x.shape == (3, 5, 7) and x.dtype == np.float32
+    np.testing.assert_allclose(x[:, 2, 3], (img[2, 3] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD, rtol=1e-5)
+
+
+@pytest.mark.parametrize("w, h, s, expect", [(640, 425, 512, (832, 512)), (425, 640, 512, (512, 832)),
+                                             (512, 512, 512, (512, 512)), (900, 864, 256, (320, 256))])
+def test_eval_resize_size(w, h, s, expect):
+    assert eval_resize_size(w, h, s) == expect
+    cw, ch = expect
+    assert cw % 64 == 0 and ch % 64 == 0 and min(cw, ch) == s
+
+
+def test_resize_affine_and_its_inverse():
+    w, h = 641, 427
+    t = eval_resize(w, h, 256)
+    f = 256 / 427
+    np.testing.assert_allclose(t.matrix[:, :2], np.eye(2) * f)
+    center = (int(w / 2 + 0.5), int(h / 2 + 0.5))
+    np.testing.assert_allclose(apply_affine([center], t.matrix), [[t.canvas[0] / 2, t.canvas[1] / 2]])
+    pts = np.random.default_rng(2).uniform(0, 600, size=(30, 2))
+    np.testing.assert_allclose(apply_affine(apply_affine(pts, t.matrix), t.trans_inv), pts, atol=1e-9)
+    inv = cv2.invertAffineTransform(t.matrix)
+    np.testing.assert_allclose(t.trans_inv, inv, atol=1e-9)
+    assert t.scale[0] * 200 == pytest.approx(t.canvas[0] / f)
+    with pytest.raises(ValueError, match="positive"):
+        eval_resize_size(0, 10, 64)
+    assert math.isfinite(t.scale[1])
