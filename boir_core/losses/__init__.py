@@ -1,1 +1,25 @@
-"""boir_core.losses"""
+"""boir_core.losses — the training losses of BoIR as functions of tensors (no model).
+
+- :mod:`.focal`: CornerNet focal loss, multi heatmap loss (center + BUK), instance keypoint loss;
+- :mod:`.box`: anchor-free l, t, r, b decoding and the 1 − CIoU box loss;
+- :mod:`.bbox_mask`: the Bbox Mask Loss (``pull_in``, ``push_out``, ``push_inst``; paper and release);
+- :mod:`.contrastive`: CID's InfoNCE contrastive loss (the baseline);
+- :mod:`.total`: Eq. 5 / the release's weighting;
+- :mod:`.reference`: slow loop-based oracles for tests and benchmarks.
+
+Every function is vectorised over images and people and computes in fp32 (float64 passes through).
+"""
+from .bbox_mask import (BboxMaskTerms, bbox_mask_loss, bbox_mask_terms, box_masks, box_rows_cols, distance_r,
+                        instance_pixels, normalize_embedding, pull_in, push_inst, push_out)
+from .box import bbox_loss, center_windows, ciou, decode_ltrb
+from .contrastive import cid_contrastive_loss, info_nce_per_instance
+from .focal import focal_loss, instance_heatmap_loss, multi_heatmap_loss
+from .total import total_loss
+
+__all__ = [
+    "focal_loss", "multi_heatmap_loss", "instance_heatmap_loss",
+    "ciou", "decode_ltrb", "center_windows", "bbox_loss",
+    "BboxMaskTerms", "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out", "push_inst",
+    "normalize_embedding", "box_rows_cols", "box_masks", "instance_pixels", "distance_r",
+    "cid_contrastive_loss", "info_nce_per_instance", "total_loss",
+]

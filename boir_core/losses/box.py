@@ -1,0 +1,106 @@
+"""Box loss (spec §4.4): anchor-free (YOLOv6-style) l, t, r, b distances read at the 3×3 window around
+every instance center, decoded to boxes and scored with 1 − CIoU.
+
+At a window pixel with column x and row y, the bbox head predicts o = (l, t, r, b) and the box is
+
+    x1 = x − l,  y1 = y − t,  w = l + r,  h = t + b          (decode="xy", correct)
+    x1 = y − l,  y1 = x − t,  w = l + r,  h = t + b          (decode="release": the released code passes
+                                                               the anchor as (y, x), swapping the axes)
+
+CIoU (Zheng et al.) of a predicted box p and the ground truth g, with eps = 1e-10 added to heights:
+
+    CIoU = IoU − ρ²/c² − α·v,   v = 4/π²·(atan(w_g/h_g) − atan(w_p/h_p))²,   α = v / (v − IoU + 1 + eps)
+
+ρ² is the squared distance between the two box centers, c² the squared diagonal of the smallest box
+enclosing both; α is treated as a constant (no gradient). The loss is Σ (1 − CIoU) over all window pixels
+divided by the number of window pixels (windows are clipped to the map, so border centers have fewer).
+An instance whose box is all zeros (the release's dummy) contributes 0 but its pixels still count.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._common import as_float, check_choice, check_same_length, check_shape, fp32_loss
+
+__all__ = ["ciou", "decode_ltrb", "center_windows", "bbox_loss", "CIOU_EPS"]
+
+#: eps of the release's CIoU (spec §4.4).
+CIOU_EPS = 1e-10
+
+
+def ciou(pred_xywh: torch.Tensor, gt_xywh: torch.Tensor, eps: float = CIOU_EPS) -> torch.Tensor:
+    """Complete IoU of boxes [..., 4] (xywh) elementwise; α is detached."""
+    px1, py1 = pred_xywh[..., 0], pred_xywh[..., 1]
+    px2, py2 = px1 + pred_xywh[..., 2], py1 + pred_xywh[..., 3]
+    gx1, gy1 = gt_xywh[..., 0], gt_xywh[..., 1]
+    gx2, gy2 = gx1 + gt_xywh[..., 2], gy1 + gt_xywh[..., 3]
+    pw, ph = px2 - px1, py2 - py1 + eps
+    gw, gh = gx2 - gx1, gy2 - gy1 + eps
+    inter = (torch.minimum(px2, gx2) - torch.maximum(px1, gx1)).clamp(min=0) * \
+            (torch.minimum(py2, gy2) - torch.maximum(py1, gy1)).clamp(min=0)
+    union = pw * ph + gw * gh - inter + eps
+    iou = inter / union
+    cw = torch.maximum(px2, gx2) - torch.minimum(px1, gx1)
+    ch = torch.maximum(py2, gy2) - torch.minimum(py1, gy1)
+    c2 = cw ** 2 + ch ** 2 + eps
+    rho2 = ((px1 + px2 - gx1 - gx2) ** 2 + (py1 + py2 - gy1 - gy2) ** 2) / 4
+    v = (4 / math.pi ** 2) * (torch.atan(gw / gh) - torch.atan(pw / ph)) ** 2
+    with torch.no_grad():
+        alpha = v / (v - iou + (1 + eps))
+    return iou - (rho2 / c2 + v * alpha)
+
+
+def decode_ltrb(ltrb: torch.Tensor, x: torch.Tensor, y: torch.Tensor, decode: str = "xy") -> torch.Tensor:
+    """Distances (l, t, r, b) [..., 4] at anchor pixels (column ``x``, row ``y``) -> xywh boxes [..., 4]."""
+    check_choice("decode", decode, ("xy", "release"))
+    ax, ay = (x, y) if decode == "xy" else (y, x)
+    ax, ay = ax.to(ltrb.dtype), ay.to(ltrb.dtype)
+    l, t, r, b = ltrb.unbind(-1)
+    return torch.stack([ax - l, ay - t, l + r, t + b], dim=-1)
+
+
+def center_windows(instance_coord: torch.Tensor, height: int, width: int):
+    """The 3×3 window around every (y, x) center: rows [N,9], columns [N,9] (clipped to the map, long)
+    and a validity mask [N,9] (False where the window leaves the map)."""
+    d = torch.arange(-1, 2, device=instance_coord.device)
+    dy, dx = torch.meshgrid(d, d, indexing="ij")
+    ys = instance_coord[:, 0:1] + dy.reshape(1, 9)
+    xs = instance_coord[:, 1:2] + dx.reshape(1, 9)
+    valid = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
+    return ys.clamp(0, height - 1), xs.clamp(0, width - 1), valid
+
+
+@fp32_loss
+def bbox_loss(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_imgid: torch.Tensor,
+              instance_bbox: torch.Tensor, decode: str = "xy", return_per_instance: bool = False):
+    """Mean 1 − CIoU over the 3×3 windows around the (jittered) instance centers.
+
+    ``bbox_map`` [B,4,H,W] raw l, t, r, b; ``instance_coord`` [N,2] (y, x); ``instance_imgid`` [N];
+    ``instance_bbox`` [N,4] xywh in output pixels. With ``return_per_instance`` also returns the summed
+    1 − CIoU of each instance's window [N] and its pixel count [N].
+    """
+    check_shape("bbox", bbox_map, 4)
+    if bbox_map.shape[1] != 4:
+        raise ValueError(f"bbox must have 4 channels (l, t, r, b), got {bbox_map.shape[1]}")
+    check_shape("instance_coord", instance_coord, 2, 2)
+    check_shape("instance_bbox", instance_bbox, 2, 4)
+    check_shape("instance_imgid", instance_imgid, 1)
+    check_same_length(instance_coord=instance_coord, instance_imgid=instance_imgid, instance_bbox=instance_bbox)
+    check_choice("decode", decode, ("xy", "release"))
+    bbox_map = as_float(bbox_map)
+    _, _, height, width = bbox_map.shape
+    ys, xs, valid = center_windows(instance_coord.long(), height, width)
+    b = instance_imgid.long()[:, None].expand_as(ys)
+    ltrb = bbox_map.permute(0, 2, 3, 1)[b, ys, xs]  # [N, 9, 4]
+    pred = decode_ltrb(ltrb, xs, ys, decode)
+    gt = as_float(instance_bbox).to(pred.dtype)
+    real = gt.ne(0).any(-1, keepdim=True)  # all-zero boxes (dummies) add nothing
+    per_pixel = (1 - ciou(pred, gt[:, None, :].expand_as(pred))) * (valid & real).to(pred.dtype)
+    per_instance = per_pixel.sum(1)
+    count = valid.sum(1).to(pred.dtype)
+    loss = per_instance.sum() / count.sum().clamp(min=1)
+    if return_per_instance:
+        return loss, per_instance, count
+    return loss
