@@ -1,0 +1,265 @@
+"""Evaluation: perfect predictions, a known perturbation against pycocotools run directly, the CrowdPose
+easy/medium/hard split, the metrics JSON and the result files."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from boir_core.engine.evaluate import (
+    COCO_METRICS, COCO_OKS_SIGMAS, CROWDPOSE_METRICS, CROWDPOSE_OKS_SIGMAS, evaluate_results, evaluation_backend,
+    write_metrics_json,
+)
+from boir_core.engine.results import (
+    load_results_json, results_path, coco_testdev_filename, write_results_json, write_testdev_results,
+)
+
+
+# ---- tiny hand-made ground truth ---------------------------------------------------------------------------
+
+def tiny_gt(k=17, crowd_index=(0.1, 0.5, 0.9), seed=0, people=3):
+    """Images of 400x300 with a few people each; 'area' for the COCO protocol, 'crowdIndex' per image."""
+    rng = np.random.default_rng(seed)
+    images, anns = [], []
+    for i, ci in enumerate(crowd_index):
+        images.append({"id": 100 + i, "width": 400, "height": 300, "file_name": f"{i}.jpg", "crowdIndex": ci})
+        for p in range(people):
+            w, h = rng.uniform(40, 150), rng.uniform(60, 200)
+            x0, y0 = rng.uniform(0, 400 - w), rng.uniform(0, 300 - h)
+            xy = np.stack([rng.uniform(x0, x0 + w, k), rng.uniform(y0, y0 + h, k)], 1)
+            v = np.full(k, 2)
+            v[rng.random(k) < 0.15] = 0
+            kp = np.concatenate([xy, v[:, None]], 1)
+            kp[v == 0, :2] = 0
+            anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": 1, "iscrowd": 0,
+                         "keypoints": [float(t) for t in kp.flatten()], "num_keypoints": int((v > 0).sum()),
+                         "bbox": [x0, y0, w, h], "area": float(w * h * 0.6)})
+    return {"images": images, "annotations": anns,
+            "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}
+
+
+def gt_as_results(gt, score=1.0):
+    return [{"image_id": a["image_id"], "category_id": 1, "keypoints": list(a["keypoints"]), "score": score}
+            for a in gt["annotations"] if a["num_keypoints"] > 0 and not a.get("iscrowd", 0)]
+
+
+def perturbed(gt, seed, k):
+    """Jittered poses with random scores, one person dropped and one false positive per image."""
+    rng = np.random.default_rng(seed)
+    res = []
+    for j, r in enumerate(gt_as_results(gt)):
+        if j % 4 == 3:
+            continue
+        kp = np.asarray(r["keypoints"], float).reshape(k, 3)
+        kp[:, :2] += rng.normal(0, rng.choice([1.0, 4.0, 12.0]), (k, 2))
+        kp[:, 2] = 1
+        res.append({**r, "keypoints": kp.flatten().tolist(), "score": float(rng.random())})
+    for im in gt["images"]:
+        fp = np.concatenate([rng.uniform(0, 300, (k, 2)), np.ones((k, 1))], 1)
+        res.append({"image_id": im["id"], "category_id": 1, "keypoints": fp.flatten().tolist(), "score": 0.3})
+    return res
+
+
+def pycocotools_stats(gt, results, sigmas, img_ids=None):
+    """pycocotools run directly (the reference), with optional sigmas and image subset."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO()
+        g.dataset = copy.deepcopy(gt)
+        g.createIndex()
+        d = g.loadRes(copy.deepcopy(results))
+        e = COCOeval(g, d, "keypoints")
+        e.params.kpt_oks_sigmas = np.array(sigmas)
+        if img_ids is not None:
+            e.params.imgIds = img_ids
+        e.evaluate(); e.accumulate(); e.summarize()
+    return e.stats
+
+
+def with_crowdpose_area(gt):
+    """The CrowdPose API's scale (GT box w·h·0.53) written into 'area', so pycocotools can serve as oracle."""
+    g = copy.deepcopy(gt)
+    for a in g["annotations"]:
+        a["area"] = a["bbox"][2] * a["bbox"][3] * 0.53
+    return g
+
+
+# ---- perfect predictions -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster-coco-eval"])
+def test_ground_truth_as_predictions_gives_ap_1_tiny_coco(backend):
+    gt = tiny_gt()
+    m = evaluate_results(gt_as_results(gt), gt, "coco", backend)
+    assert list(m) == list(COCO_METRICS)
+    assert m["AP"] == pytest.approx(1.0) and m["AR"] == pytest.approx(1.0) and m["AP50"] == pytest.approx(1.0)
+
+
+def test_ground_truth_as_predictions_gives_ap_1_tiny_crowdpose(tmp_path):
+    gt = tiny_gt(k=14)
+    for a in gt["annotations"]:
+        del a["area"]  # CrowdPose has none
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps(gt))
+    m = evaluate_results(gt_as_results(gt), path, "crowdpose")
+    assert list(m) == list(CROWDPOSE_METRICS)
+    for name in CROWDPOSE_METRICS:
+        assert m[name] == pytest.approx(1.0), name
+
+
+@pytest.mark.parametrize("dataset,folder,backend", [
+    ("coco", "coco/test_coco.json", "pycocotools"), ("coco", "coco/test_coco.json", "faster-coco-eval"),
+    ("ochuman", "ochuman/test_ochuman.json", "pycocotools"),
+    ("ochuman", "ochuman/test_ochuman.json", "faster-coco-eval"),
+    ("crowdpose", "crowdpose/test_crowdpose.json", "faster-coco-eval"),
+])
+def test_ground_truth_as_predictions_gives_ap_1_real(real_fixtures, dataset, folder, backend):
+    path = real_fixtures / folder
+    gt = json.loads(path.read_text())
+    m = evaluate_results(gt_as_results(gt), path, dataset, backend)
+    assert m["AP"] == pytest.approx(1.0) and m["AR"] == pytest.approx(1.0)
+    if dataset == "crowdpose":  # both fixture images have crowdIndex in [0.2, 0.8): easy/hard are empty
+        assert m["AP_medium"] == pytest.approx(1.0) and m["AP_easy"] == -1 and m["AP_hard"] == -1
+
+
+# ---- a known perturbation vs pycocotools run directly ------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster-coco-eval"])
+def test_perturbation_matches_pycocotools_tiny(backend):
+    gt = tiny_gt(seed=3, people=4)
+    res = perturbed(gt, 1, 17)
+    expected = pycocotools_stats(gt, res, COCO_OKS_SIGMAS)
+    m = evaluate_results(res, gt, "coco", backend)
+    assert 0.2 < m["AP"] < 0.9  # a non-trivial value
+    np.testing.assert_allclose([m[n] for n in COCO_METRICS], expected[:10], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster-coco-eval"])
+def test_perturbation_matches_pycocotools_real_coco(real_fixtures, backend):
+    path = real_fixtures / "coco" / "test_coco.json"
+    gt = json.loads(path.read_text())
+    res = perturbed(gt, 2, 17)
+    expected = pycocotools_stats(gt, res, COCO_OKS_SIGMAS)
+    m = evaluate_results(res, path, "coco", backend)
+    np.testing.assert_allclose([m[n] for n in COCO_METRICS], expected[:10], rtol=1e-12, atol=1e-12)
+
+
+def test_crowdpose_protocol_matches_pycocotools_with_053_box_area():
+    gt = tiny_gt(k=14, seed=5, people=4)
+    for a in gt["annotations"]:
+        del a["area"]
+    res = perturbed(gt, 4, 14)
+    m = evaluate_results(res, gt, "crowdpose")
+    oracle_gt = with_crowdpose_area(gt)
+    full = pycocotools_stats(oracle_gt, res, CROWDPOSE_OKS_SIGMAS)
+    got = [m[n] for n in ("AP", "AP50", "AP75", "AR", "AR50", "AR75")]
+    np.testing.assert_allclose(got, [full[i] for i in (0, 1, 2, 5, 6, 7)], rtol=1e-12, atol=1e-12)
+    for name, img in (("AP_easy", 100), ("AP_medium", 101), ("AP_hard", 102)):
+        assert m[name] == pytest.approx(pycocotools_stats(oracle_gt, res, CROWDPOSE_OKS_SIGMAS, [img])[0], abs=6e-5)
+    # the 0.53·w·h scale matters: the true area (0.6·w·h) gives a different AP
+    assert pycocotools_stats(tiny_gt(k=14, seed=5, people=4), res, CROWDPOSE_OKS_SIGMAS)[0] != pytest.approx(m["AP"])
+
+
+def test_crowdpose_easy_medium_hard_split():
+    gt = tiny_gt(k=14, crowd_index=(0.05, 0.19, 0.2, 0.79, 0.8, 0.95), seed=7)
+    for a in gt["annotations"]:
+        del a["area"]
+    hard = {104, 105}  # crowdIndex >= 0.8
+    res = []
+    for r in gt_as_results(gt):
+        if r["image_id"] in hard:  # wrong: every keypoint 150 px off
+            r = {**r, "keypoints": [v + 150.0 if i % 3 != 2 else v for i, v in enumerate(r["keypoints"])]}
+        res.append(r)
+    m = evaluate_results(res, gt, "crowdpose")
+    assert m["AP_easy"] == 1.0 and m["AP_medium"] == 1.0 and m["AP_hard"] == 0.0
+    assert 0.3 < m["AP"] < 1.0
+    # a fresh evaluator per call: a second evaluation gives the same numbers
+    assert evaluate_results(res, gt, "crowdpose") == m
+
+
+def test_backend_choice_and_errors(tmp_path):
+    assert evaluation_backend("crowdpose", "pycocotools") == "faster-coco-eval"
+    assert evaluation_backend("coco", "pycocotools") == "pycocotools"
+    with pytest.raises(ValueError, match="unknown data set"):
+        evaluate_results([], tiny_gt(), "mpii")
+    with pytest.raises(ValueError, match="backend"):
+        evaluate_results([], tiny_gt(), "coco", "detectron")
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        evaluate_results([], tmp_path / "nope.json", "coco")
+    gt = tiny_gt()
+    with pytest.raises(ValueError, match=r"results\[0\].*image_id 999"):
+        evaluate_results([{"image_id": 999, "category_id": 1, "keypoints": [0.0] * 51, "score": 1.0}], gt)
+    with pytest.raises(ValueError, match="expected 17"):
+        evaluate_results([{"image_id": 100, "category_id": 1, "keypoints": [0.0] * 42, "score": 1.0}], gt)
+    with pytest.raises(ValueError, match="crowdIndex"):
+        g = tiny_gt(k=14)
+        del g["images"][0]["crowdIndex"]
+        evaluate_results(gt_as_results(g), g, "crowdpose")
+    assert evaluate_results([], gt, "coco") == {n: 0.0 for n in COCO_METRICS}
+
+
+def test_results_path_as_input(tmp_path):
+    gt = tiny_gt()
+    p = write_results_json(gt_as_results(gt), results_path(tmp_path, "val"))
+    assert p == tmp_path / "results" / "keypoints_val_results.json"
+    assert load_results_json(p) == gt_as_results(gt)
+    assert evaluate_results(p, gt, "coco")["AP"] == pytest.approx(1.0)
+
+
+def test_sigmas_match_the_data_profiles():
+    profiles = pytest.importorskip("boir_core.data.profiles")
+    assert tuple(profiles.COCO_SIGMAS) == COCO_OKS_SIGMAS
+    assert tuple(profiles.CROWDPOSE_SIGMAS) == CROWDPOSE_OKS_SIGMAS
+
+
+# ---- files -------------------------------------------------------------------------------------------------
+
+def test_write_metrics_json_schema(tmp_path):
+    from boir_core.config import Config
+    cfg = Config()
+    ckpt = tmp_path / "model.pth"
+    ckpt.write_bytes(b"weights" * 1000)
+    out = write_metrics_json(tmp_path / "m" / "metrics.json", dataset="coco", split="val",
+                             metrics={"AP": 0.5, "AR": 0.6}, config=cfg, checkpoint=ckpt,
+                             timings={"network_ms": 12.5, "decode_ms": 3.0, "device": "cpu"},
+                             params={"total": 29.4e6}, key="coco_w32", demo=True)
+    d = json.loads(out.read_text())
+    assert list(d) == ["dataset", "split", "key", "model", "config_name", "config", "checkpoint", "metrics",
+                       "timings", "params", "demo", "date"]
+    assert d["model"] == {"arch": cfg.model.arch, "backbone": cfg.model.backbone}
+    assert d["config_name"] == cfg.name and d["config"] == cfg.to_dict()
+    assert d["checkpoint"] == {"path": str(ckpt), "sha256": hashlib.sha256(b"weights" * 1000).hexdigest()}
+    assert d["metrics"] == {"AP": 0.5, "AR": 0.6} and d["demo"] is True and d["key"] == "coco_w32"
+    assert d["timings"] == {"network_ms": 12.5, "decode_ms": 3.0, "device": "cpu"}
+    assert sorted(p.name for p in out.parent.iterdir()) == ["metrics.json"]  # no temp file left
+    with pytest.raises(ValueError, match="percentages"):
+        write_metrics_json(tmp_path / "x.json", dataset="coco", split="val", metrics={"AP": 70.5})
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        write_metrics_json(tmp_path / "x.json", dataset="coco", split="val", metrics={}, checkpoint="missing.pth")
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_write_metrics_json_from_decode_result(tmp_path):
+    from boir_core.engine.decode import DecodeResult
+    r = DecodeResult([], time_network=0.2, time_decode=0.05, num_images=4, device="cpu")
+    d = json.loads(write_metrics_json(tmp_path / "m.json", dataset="crowdpose", split="test",
+                                      metrics={"AP_easy": -1.0}, timings=r).read_text())
+    assert d["timings"] == {"network_ms": pytest.approx(50.0), "decode_ms": pytest.approx(12.5), "device": "cpu"}
+    assert d["checkpoint"] == {"path": None, "sha256": None} and d["model"] == {"arch": None, "backbone": None}
+
+
+def test_testdev_results_file(tmp_path):
+    gt = tiny_gt()
+    res = gt_as_results(gt)
+    p = write_testdev_results(res, tmp_path, alg="boir-w32")
+    assert p.name == "person_keypoints_test-dev2017_boir-w32_results.json"
+    assert json.loads(p.read_text()) == res
+    with pytest.raises(ValueError, match="underscores"):
+        coco_testdev_filename("boir_w32")
+    with pytest.raises(ValueError, match="not an image"):
+        write_testdev_results(res, tmp_path, image_ids=[100])
