@@ -1,1 +1,25 @@
-"""boir_core.model"""
+"""boir_core.model — the networks (spec §2, §8) and their weights.
+
+* :class:`BoIR` — HRNet backbone, ASPP neck, center / BUK / emb / bbox heads, instance keypoint head;
+* :class:`CID` — the baseline with the same API;
+* :func:`build_model` — from a :class:`~boir_core.config.Config`;
+* :func:`count_parameters`, :func:`parameter_table` — Table 5;
+* :func:`load_weights`, :func:`save_checkpoint`, :func:`load_model`, :func:`export_released` — released,
+  ImageNet and our own checkpoints, loaded strictly.
+"""
+from .backbone import HRNetBackbone
+from .boir import BoIR
+from .build import build_model
+from .checkpoints import (CheckpointError, LoadReport, export_released, load_model, load_weights,
+                          save_checkpoint)
+from .cid import CID
+from .heads import AUX_HEADS, MultiHead
+from .instance_head import InstanceKeypointHead, relative_coordinate_maps, sample_instance_params
+from .neck import ASPP
+from .params import count_parameters, parameter_table
+
+__all__ = [
+    "BoIR", "CID", "build_model", "HRNetBackbone", "ASPP", "MultiHead", "InstanceKeypointHead", "AUX_HEADS",
+    "relative_coordinate_maps", "sample_instance_params", "count_parameters", "parameter_table",
+    "CheckpointError", "LoadReport", "load_weights", "save_checkpoint", "load_model", "export_released",
+]

@@ -1,0 +1,420 @@
+"""Loading and saving network weights: one call, :func:`load_weights`, for every kind of file.
+
+What it accepts (recognised from the keys, not the file name):
+
+========================  ===================================================================================
+kind                      what it is
+========================  ===================================================================================
+``boir-release``          a released BoIR model: a plain state_dict with the official names (``backbone.*``,
+                          ``multihead.*``, ``kpt_head.*``), COCO (K=17) or CrowdPose (K=14), with or
+                          without the training-only heads
+``boir-release-training`` the release's ``checkpoint.pth.tar``: a dict holding ``state_dict`` (with DDP's
+                          ``module.`` prefix) and ``best_state_dict``; we take ``state_dict``
+``cid-release``           a released CID model (``backbone.*``, ``iia.*``, ``gfd.*``)
+``boir-kit``              our own file written by :func:`save_checkpoint`
+``imagenet``              ImageNet HRNet weights (timm ``hrnet_w32`` naming or the official HRNet
+                          classification W48 file) from a local file, or ``"hub"`` for timm's hub. Only the
+                          backbone is filled; classification-head keys (:data:`IMAGENET_HEAD_PREFIXES`)
+                          are dropped
+========================  ===================================================================================
+
+Loading is **strict**, unlike the release's ``strict=False`` (spec §9.3, which silently loads nothing from
+a training checkpoint). Every missing, unexpected or mis-shaped tensor is reported by name in a
+:class:`CheckpointError`. The only exceptions are documented, opt-in or structural, and each one is listed
+in the returned :class:`LoadReport`:
+
+* tensors of training-only heads (BUK, emb, bbox) that the model does not build (an inference model, or
+  ``bbox_head=False``) are dropped: the model has no place for them by design;
+* ``allow_missing_aux_heads=True`` lets a training model load an inference checkpoint; its BUK / emb / bbox
+  heads keep their initial values;
+* ``transfer=True`` (COCO → CrowdPose, spec §5) drops exactly the four keypoint-output tensors
+  (:data:`TRANSFER_KEYS`), which then keep their initial values;
+* ImageNet files leave everything but the backbone initialised, and may lack ``num_batches_tracked``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from .backbone import IMAGENET_HEAD_PREFIXES
+
+__all__ = [
+    "CheckpointError",
+    "LoadReport",
+    "load_weights",
+    "save_checkpoint",
+    "load_model",
+    "export_released",
+    "RELEASED_NAMES",
+    "TRANSFER_KEYS",
+    "AUX_HEAD_PREFIXES",
+    "FORMAT_TAG",
+]
+
+#: Tag of our own checkpoint format.
+FORMAT_TAG = "boir_kit.model"
+FORMAT_VERSION = 1
+
+#: Our state-dict prefix → the released prefix, per architecture. Our module names were chosen to equal the
+#: released ones, so every entry is the identity; should a released name turn out different (CID's names
+#: come from reading kennethwdk/CID lib/models/cid.py and cid_module.py), correct it here only.
+RELEASED_NAMES: dict[str, dict[str, str]] = {
+    "boir": {"backbone.": "backbone.", "multihead.": "multihead.", "kpt_head.": "kpt_head."},
+    "cid": {"backbone.": "backbone.", "iia.": "iia.", "gfd.": "gfd."},
+}
+
+#: Tensors that depend on K and are dropped when transferring between datasets (spec §5). For CID the
+#: analogue: its K+1 heatmap conv and the GFD output conv.
+TRANSFER_KEYS: dict[str, tuple[str, ...]] = {
+    "boir": ("multihead.buk_head.head.1.weight", "multihead.buk_head.head.1.bias",
+             "kpt_head.heatmap_conv.weight", "kpt_head.heatmap_conv.bias"),
+    "cid": ("iia.keypoint_center_conv.weight", "iia.keypoint_center_conv.bias",
+            "gfd.heatmap_conv.weight", "gfd.heatmap_conv.bias"),
+}
+
+#: Training-only heads of BoIR (absent from inference models and inference checkpoints).
+AUX_HEAD_PREFIXES = ("multihead.buk_head.", "multihead.emb_head.", "multihead.bbox_head.")
+
+_CONTAINER_KEYS = ("state_dict", "best_state_dict", "model")  # looked for in this order
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read or does not fit the model; the message names the file and the keys."""
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did.
+
+    Attributes:
+        source: the file (or ``"<state_dict>"`` / ``"hub:<name>"``).
+        kind: ``boir-release``, ``boir-release-training``, ``cid-release``, ``boir-kit`` or ``imagenet``.
+        loaded: model keys filled from the checkpoint.
+        left_initialised: model keys that keep their initial values, with the reason.
+        dropped: checkpoint keys not used, with the reason.
+    """
+
+    source: str
+    kind: str
+    loaded: list[str] = field(default_factory=list)
+    left_initialised: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"{self.source}: {self.kind}, loaded {len(self.loaded)} tensors"]
+        for title, d in (("left initialised", self.left_initialised), ("dropped", self.dropped)):
+            by_reason: dict[str, list[str]] = {}
+            for k, why in d.items():
+                by_reason.setdefault(why, []).append(k)
+            for why, keys in by_reason.items():
+                shown = ", ".join(keys[:4]) + (f", ... ({len(keys)} in all)" if len(keys) > 4 else "")
+                lines.append(f"  {title} ({why}): {shown}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    __str__ = summary
+
+
+# ---- reading ------------------------------------------------------------------------------------------
+
+def _read_file(path: Path) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # corrupt, truncated, not a torch file, or holds arbitrary objects
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+
+
+def _hub_state_dict(backbone: str) -> dict[str, torch.Tensor]:
+    import timm
+
+    try:
+        net = timm.create_model(backbone, pretrained=True)
+    except Exception as e:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        why = "HF_HUB_OFFLINE is set and the weights are not in the local cache" if offline else "download failed"
+        raise CheckpointError(f"hub:{backbone}: ImageNet weights unavailable ({why}: {type(e).__name__}). "
+                              f"Pass a local file instead, e.g. model.pretrained=path/to/{backbone}.pth") from None
+    return net.state_dict()
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], Optional[str], dict]:
+    """→ (state_dict, container kind or None, our-format header)."""
+    if isinstance(obj, Mapping) and obj.get("format") == FORMAT_TAG:
+        sd = obj.get("state_dict")
+        if not _is_state_dict(sd):
+            raise CheckpointError(f"{source}: BoIR Kit checkpoint without a valid 'state_dict'")
+        return dict(sd), "boir-kit", dict(obj)
+    if _is_state_dict(obj):
+        return dict(obj), None, {}
+    if isinstance(obj, Mapping):
+        for key in _CONTAINER_KEYS:
+            if _is_state_dict(obj.get(key)):
+                return dict(obj[key]), "training", {"container_key": key}
+        bad = next((k for k, v in obj.items() if not isinstance(v, torch.Tensor)), None)
+        raise CheckpointError(f"{source}: not a state_dict (key {bad!r} holds a {type(obj.get(bad)).__name__}) "
+                              f"and no {' / '.join(_CONTAINER_KEYS)} entry holding one")
+    raise CheckpointError(f"{source}: holds a {type(obj).__name__}, not a state_dict")
+
+
+def _strip_module(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
+def _layout(sd: Mapping[str, torch.Tensor]) -> Optional[str]:
+    keys = list(sd)
+    if any(k.startswith(("multihead.", "kpt_head.")) for k in keys):
+        return "boir"
+    if any(k.startswith(("iia.", "gfd.")) for k in keys):
+        return "cid"
+    if "conv1.weight" in sd and any(k.startswith("stage4.") for k in keys) and \
+            not any(k.startswith("backbone.") for k in keys):
+        return "imagenet"
+    return None
+
+
+def _released_to_ours(sd: dict[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
+    table = {rel: ours for ours, rel in RELEASED_NAMES[arch].items()}
+    out = {}
+    for k, v in sd.items():
+        for rel, ours in table.items():
+            if k.startswith(rel):
+                k = ours + k[len(rel):]
+                break
+        out[k] = v
+    return out
+
+
+def _fmt(keys, n: int = 12) -> str:
+    keys = list(keys)
+    return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
+
+
+# ---- loading ------------------------------------------------------------------------------------------
+
+def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]], *,
+                 transfer: bool = False, allow_missing_aux_heads: bool = False,
+                 expect: Optional[str] = None) -> LoadReport:
+    """Load weights into a :class:`~boir_core.model.BoIR` or :class:`~boir_core.model.CID` model, strictly.
+
+    Args:
+        model: the network to fill (its tensors are overwritten in place).
+        source: a file path, an in-memory state_dict / checkpoint dict, or ``"hub"`` (ImageNet weights of
+            ``model``'s backbone from timm's hub; fails fast when ``HF_HUB_OFFLINE=1``).
+        transfer: drop the four keypoint-output tensors (:data:`TRANSFER_KEYS`) and keep their initial
+            values: fine-tuning a COCO (K=17) model on CrowdPose (K=14), spec §5.
+        allow_missing_aux_heads: let a training model load a checkpoint without the BUK / emb / bbox
+            heads (they stay initialised; the report lists them).
+        expect: if given (e.g. ``"imagenet"``), the file must be of that layout (``boir``, ``cid``,
+            ``imagenet``).
+
+    Returns:
+        a :class:`LoadReport`.
+
+    Raises:
+        CheckpointError: unreadable file, unknown layout, or any missing / unexpected / mis-shaped tensor.
+    """
+    arch = getattr(model, "arch", None)
+    if arch not in RELEASED_NAMES:
+        raise TypeError(f"load_weights expects a BoIR or CID model, got {type(model).__name__}")
+
+    if isinstance(source, Mapping):
+        name, obj = "<state_dict>", source
+    elif isinstance(source, str) and (source == "hub" or source.startswith("hub:")):
+        bb = source[4:] or model.backbone.name
+        name, obj = f"hub:{bb}", _hub_state_dict(bb)
+    else:
+        name = str(source)
+        obj = _read_file(Path(source))
+
+    sd, container, header = _unwrap(obj, name)
+    sd = _strip_module(sd)
+    layout = _layout(sd)
+    if layout is None:
+        raise CheckpointError(f"{name}: matches no known layout (BoIR release, CID release, BoIR Kit, ImageNet "
+                              f"HRNet); its first keys are: {_fmt(sd, 6)}")
+    if expect is not None and layout != expect:
+        raise CheckpointError(f"{name}: expected a {expect} checkpoint, found a {layout} one")
+    if layout == "imagenet":
+        return _load_imagenet(model, sd, name)
+    if layout != arch:
+        raise CheckpointError(f"{name}: holds a {layout.upper()} checkpoint but the model is "
+                              f"{type(model).__name__} ({arch})")
+    if container == "boir-kit":
+        kind = "boir-kit"
+    elif container == "training":
+        kind = f"{arch}-release-training"
+    else:
+        kind = f"{arch}-release"
+    report = LoadReport(source=name, kind=kind)
+    if container == "training":
+        report.notes.append(f"took the '{header['container_key']}' entry of a training checkpoint")
+
+    sd = _released_to_ours(sd, arch)
+    target = model.state_dict()
+    allowed_missing: dict[str, str] = {}
+
+    if transfer:
+        for k in TRANSFER_KEYS[arch]:
+            if k in sd:
+                report.dropped[k] = "transfer: keypoint-output tensor, K differs between datasets"
+                del sd[k]
+            if k in target:
+                allowed_missing[k] = "transfer: keypoint-output tensor, trained from scratch"
+        report.notes.append(f"transfer: dropped the keypoint-output tensors {', '.join(TRANSFER_KEYS[arch])}")
+
+    for k in list(sd):  # tensors of training-only heads this model does not build
+        if k.startswith(AUX_HEAD_PREFIXES) and k not in target:
+            head = k.split(".")[1]
+            if not any(t.startswith(f"multihead.{head}.") for t in target):
+                report.dropped[k] = f"{head} is training-only and not built in this model"
+                del sd[k]
+    if allow_missing_aux_heads:
+        for k in target:
+            if k.startswith(AUX_HEAD_PREFIXES) and k not in sd:
+                allowed_missing[k] = "training-only head absent from the checkpoint (allow_missing_aux_heads)"
+
+    unexpected = [k for k in sd if k not in target]
+    missing = [k for k in target if k not in sd and k not in allowed_missing]
+    shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
+              for k in sd if k in target and sd[k].shape != target[k].shape]
+    if unexpected or missing or shapes:
+        parts = [f"{name} ({kind}) does not fit {type(model).__name__}({model.config})"]
+        if missing:
+            aux = all(k.startswith(AUX_HEAD_PREFIXES) for k in missing)
+            parts.append(f"missing {len(missing)} tensors: {_fmt(missing)}" + (
+                " (an inference checkpoint? pass allow_missing_aux_heads=True to keep these heads initialised)"
+                if aux else ""))
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensors: {_fmt(unexpected)}")
+        if shapes:
+            hint = (" (a different number of keypoints? pass transfer=True)"
+                    if any(k.split(":")[0] in TRANSFER_KEYS[arch] for k in shapes) else "")
+            parts.append(f"{len(shapes)} shape mismatches: {_fmt(shapes, 6)}{hint}")
+        raise CheckpointError("\n  ".join(parts))
+
+    result = model.load_state_dict(sd, strict=False)
+    assert not result.unexpected_keys and set(result.missing_keys) == set(allowed_missing), result
+    report.loaded = list(sd)
+    report.left_initialised = {k: allowed_missing[k] for k in target if k in allowed_missing}
+    return report
+
+
+def _load_imagenet(model: nn.Module, sd: dict[str, torch.Tensor], name: str) -> LoadReport:
+    """Fill ``model.backbone`` from ImageNet HRNet classification weights (head keys dropped)."""
+    report = LoadReport(source=name, kind="imagenet")
+    target = model.backbone.state_dict()
+    body = {}
+    for k, v in sd.items():
+        if k.startswith(IMAGENET_HEAD_PREFIXES):
+            report.dropped[k] = "ImageNet classification head (not part of the all-branch backbone)"
+        else:
+            body[k] = v
+    unexpected = [k for k in body if k not in target]
+    missing = [k for k in target if k not in body and not k.endswith("num_batches_tracked")]
+    shapes = [f"{k}: file {tuple(body[k].shape)} vs model {tuple(target[k].shape)}"
+              for k in body if k in target and body[k].shape != target[k].shape]
+    if unexpected or missing or shapes:
+        parts = [f"{name} (ImageNet HRNet) does not fit the {model.backbone.name} backbone"]
+        if missing:
+            parts.append(f"missing {len(missing)} tensors: {_fmt(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensors: {_fmt(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (another HRNet width?): {_fmt(shapes, 6)}")
+        raise CheckpointError("\n  ".join(parts))
+    model.backbone.load_state_dict(body, strict=False)
+    report.loaded = ["backbone." + k for k in body]
+    for k in model.state_dict():
+        if not k.startswith("backbone."):
+            report.left_initialised[k] = "not in ImageNet weights"
+        elif k[len("backbone."):] not in body:
+            report.left_initialised[k] = "num_batches_tracked absent from the file"
+    report.notes.append(f"filled {len(body)} of {len(target)} backbone tensors; dropped "
+                        f"{len(report.dropped)} classification-head tensors (prefixes {', '.join(IMAGENET_HEAD_PREFIXES)})")
+    return report
+
+
+# ---- saving and exporting -------------------------------------------------------------------------------
+
+def export_released(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
+    """The model's weights in the released key layout (a plain state_dict on the CPU), e.g. to share them
+    with the official code. Contains the training-only heads only if the model built them."""
+    arch = getattr(model, "arch", None)
+    if arch not in RELEASED_NAMES:
+        raise TypeError(f"export_released expects a BoIR or CID model, got {type(model).__name__}")
+    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    for k, v in model.state_dict().items():
+        for ours, rel in RELEASED_NAMES[arch].items():
+            if k.startswith(ours):
+                k = rel + k[len(ours):]
+                break
+        out[k] = v.detach().cpu().clone()
+    return out
+
+
+def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], extra: Optional[dict] = None) -> Path:
+    """Write ``model`` in our format, atomically (temp file in the same folder, then ``os.replace``).
+
+    The file holds ``format``, ``version``, ``arch``, ``model_config`` (the constructor arguments, so
+    :func:`load_model` can rebuild the network), ``state_dict`` and ``extra`` (plain Python values only,
+    e.g. epoch or metrics). :func:`load_weights` reads it back exactly.
+    """
+    arch = getattr(model, "arch", None)
+    if arch not in RELEASED_NAMES:
+        raise TypeError(f"save_checkpoint expects a BoIR or CID model, got {type(model).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT_TAG, "version": FORMAT_VERSION, "arch": arch, "model_config": dict(model.config),
+        "state_dict": OrderedDict((k, v.detach().cpu()) for k, v in model.state_dict().items()),
+        "extra": dict(extra or {}),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_model(path: Union[str, os.PathLike], train_heads: Optional[bool] = None) -> nn.Module:
+    """Rebuild a network saved by :func:`save_checkpoint` and load its weights.
+
+    ``train_heads=False`` rebuilds the inference model from a training checkpoint (aux heads dropped).
+    """
+    from .boir import BoIR
+    from .cid import CID
+
+    obj = _read_file(Path(path))
+    if not (isinstance(obj, Mapping) and obj.get("format") == FORMAT_TAG):
+        raise CheckpointError(f"{path}: not a BoIR Kit checkpoint (no format tag {FORMAT_TAG!r}); build the "
+                              f"model yourself and call load_weights")
+    cfg = dict(obj["model_config"])
+    if train_heads is not None:
+        cfg["train_heads"] = train_heads
+    cls = {"boir": BoIR, "cid": CID}.get(obj.get("arch"))
+    if cls is None:
+        raise CheckpointError(f"{path}: unknown arch {obj.get('arch')!r}")
+    model = cls(**cfg)
+    load_weights(model, obj)
+    return model
