@@ -353,7 +353,9 @@ class KeypointDataset(torch.utils.data.Dataset):
                 rle = seg
             else:
                 raise DataError(f"{self.ann_file}: annotation id {a.get('id')}: unreadable segmentation")
-            acc |= mask_utils.decode([rle])[:, :, 0].astype(np.uint8)
+            with warnings.catch_warnings():  # pycocotools' numpy-2 copy= deprecation, not ours
+                warnings.simplefilter("ignore", DeprecationWarning)
+                acc |= mask_utils.decode([rle])[:, :, 0].astype(np.uint8)
         return np.where(acc > 0, 0, 255).astype(np.uint8)
 
     # ---- training sample -------------------------------------------------------------------------
