@@ -11,7 +11,7 @@ One metrics file per evaluation run (written by :mod:`boir_core.engine`)::
 
 Metrics are fractions in [0, 1] as pycocotools reports them (-1, pycocotools' "no such objects", reads as
 missing). Extra keys are ignored. ``key`` says which paper-table row the run fills (see
-:mod:`boir_core.paper.values`). A run on SynthCrowd (``dataset`` synthcrowd/synthcrowd14, or ``demo: true``)
+:mod:`boir_core.paper.values`; ``python -m boir_core evaluate --key ...``); null fills none. A run on SynthCrowd (``dataset`` synthcrowd/synthcrowd14, or ``demo: true``)
 is a demo result and is always labelled as such.
 
 Bad input raises :class:`ResultsError` naming the file (or ``<dict #i>``) and the key.
@@ -51,7 +51,7 @@ class ResultsError(ValueError):
 class Result:
     """One evaluation run, validated. ``metrics`` are fractions in [0, 1] (``None``: not available)."""
 
-    key: str
+    key: Optional[str]
     dataset: str
     split: Optional[str]
     demo: bool
@@ -120,12 +120,12 @@ def parse_result(obj: Any, source: str = "<dict>") -> Result:
     """Validate one metrics object; ``source`` names it in error messages."""
     if not isinstance(obj, Mapping):
         raise ResultsError(f"{source}: a metrics file must hold a JSON object, got {type(obj).__name__}")
-    for name in ("key", "dataset", "metrics"):
+    for name in ("dataset", "metrics"):
         if name not in obj:
             raise _fail(source, name, "missing")
-    key = obj["key"]
-    if not isinstance(key, str) or not key.strip():
-        raise _fail(source, "key", f"must be a non-empty string, got {key!r}")
+    key = obj.get("key")  # null: a run that fills no table row (evaluated without --key)
+    if key is not None and (not isinstance(key, str) or not key.strip()):
+        raise _fail(source, "key", f"must be a non-empty string or null, got {key!r}")
     dataset = obj["dataset"]
     if dataset not in DATASETS:
         raise _fail(source, "dataset", f"{dataset!r} is not one of {DATASETS}")
@@ -212,7 +212,8 @@ def load_results(source: ResultsSource) -> dict[str, Result]:
 
     ``source``: a folder (every ``metrics*.json`` below it, plus any other small ``*.json`` holding an object
     with a ``"metrics"`` key; other JSON files such as predictions are skipped), one JSON file, one metrics
-    dict, or a list of dicts / paths. Two results with the same key are an error naming both sources.
+    dict, or a list of dicts / paths. Results whose ``key`` is null fill no row and are left out. Two results
+    with the same key are an error naming both sources.
     """
     found: list[Result] = []
     if isinstance(source, (str, Path)):
@@ -235,6 +236,8 @@ def load_results(source: ResultsSource) -> dict[str, Result]:
                 found.append(parse_result(item, f"<dict #{i}>"))
     out: dict[str, Result] = {}
     for r in found:
+        if r.key is None:
+            continue
         if r.key in out:
             raise ResultsError(f"{r.source}: key 'key': {r.key!r} is also given by {out[r.key].source}; "
                                f"keep one result per key")

@@ -30,6 +30,7 @@ __all__ = [
     "Table",
     "TABLES",
     "ABLATION_KEYS",
+    "COMMANDS",
     "get_table",
     "tables_for",
     "all_keys",
@@ -163,47 +164,56 @@ class Table:
 # ---------------------------------------------------------------------------------------------------
 # Commands that produce each run's metrics file.
 
-def _evaluate(config: str, checkpoint: str, extra: str = "") -> str:
-    cmd = f"python -m boir_core evaluate --config configs/{config}.yaml --checkpoint <{checkpoint}>"
-    return f"{cmd} {extra}".rstrip()
+def _evaluate(config: str, checkpoint: str, key: str, extra: str = "") -> str:
+    return (f"python -m boir_core evaluate --config configs/{config}.yaml --checkpoint <{checkpoint}> "
+            f"--key {key} {extra}").rstrip()
 
 
-def _finetune(config: str, arch: str, backbone: str) -> str:
+def _finetune(config: str, arch: str, backbone: str, key: str) -> str:
     return (f"python -m boir_core train --config configs/{config}.yaml "
             f"(starts from the {arch} {backbone} COCO weights), then "
-            + _evaluate(config, "that run's final weights"))
+            + _evaluate(config, "its run folder", key))
 
 
 def _ablation(key: str) -> str:
-    return f"python -m boir_core train --config configs/ablations/{key}.yaml"
+    cfg = f"configs/ablations/{key}.yaml"
+    return (f"python -m boir_core train --config {cfg}, then "
+            f"python -m boir_core evaluate --config {cfg} --checkpoint <its run folder> --key {key}")
 
 
-_TESTDEV = "(writes the results file for the COCO test-dev evaluation server)"
+_TESTDEV = ("(COCO test-dev is scored by the evaluation server: this writes the file to submit; put the "
+            "server's numbers in the metrics JSON)")
 _OCH_VAL = "data.test_split=val"
 
+_RUNS = {
+    # key: (config, checkpoint, extra)
+    "boir_w32_coco_val": ("coco_w32", "released BoIR W32 COCO weights", ""),
+    "boir_w48_coco_val": ("coco_w48", "released BoIR W48 COCO weights", ""),
+    "cid_w32_coco_val": ("cid_coco_w32", "released CID W32 COCO weights", ""),
+    "boir_w32_coco_testdev": ("coco_w32_testdev", "released BoIR W32 COCO weights", _TESTDEV),
+    "boir_w48_coco_testdev": ("coco_w48_testdev", "released BoIR W48 COCO weights", _TESTDEV),
+    "cid_w32_coco_testdev": ("cid_coco_w32_testdev", "released CID W32 COCO weights", _TESTDEV),
+    "boir_w32_crowdpose_test": ("crowdpose_w32", "released BoIR W32 CrowdPose weights", ""),
+    "boir_w48_crowdpose_test": ("crowdpose_w48", "released BoIR W48 CrowdPose weights", ""),
+    "cid_w32_crowdpose_test": ("cid_crowdpose_w32", "released CID W32 CrowdPose weights", ""),
+    # OCHuman: COCO weights, no finetuning
+    "boir_w32_ochuman_val": ("ochuman_w32", "released BoIR W32 COCO weights", _OCH_VAL),
+    "boir_w48_ochuman_val": ("ochuman_w48", "released BoIR W48 COCO weights", _OCH_VAL),
+    "cid_w32_ochuman_val": ("cid_ochuman_w32", "released CID W32 COCO weights", _OCH_VAL),
+    "boir_w32_ochuman_test": ("ochuman_w32", "released BoIR W32 COCO weights", ""),
+    "boir_w48_ochuman_test": ("ochuman_w48", "released BoIR W48 COCO weights", ""),
+    "cid_w32_ochuman_test": ("cid_ochuman_w32", "released CID W32 COCO weights", ""),
+}
+
+#: The command that writes the metrics file of each (non-ablation) run key.
 COMMANDS: Mapping[str, str] = MappingProxyType({
-    # COCO val
-    "boir_w32_coco_val": _evaluate("coco_w32", "released BoIR W32 COCO weights"),
-    "boir_w48_coco_val": _evaluate("coco_w48", "released BoIR W48 COCO weights"),
-    "cid_w32_coco_val": _evaluate("cid_coco_w32", "released CID W32 COCO weights"),
-    # COCO test-dev
-    "boir_w32_coco_testdev": _evaluate("coco_w32_testdev", "released BoIR W32 COCO weights", _TESTDEV),
-    "boir_w48_coco_testdev": _evaluate("coco_w48_testdev", "released BoIR W48 COCO weights", _TESTDEV),
-    "cid_w32_coco_testdev": _evaluate("cid_coco_w32_testdev", "released CID W32 COCO weights", _TESTDEV),
-    # CrowdPose test
-    "boir_w32_crowdpose_test": _evaluate("crowdpose_w32", "released BoIR W32 CrowdPose weights"),
-    "boir_w48_crowdpose_test": _evaluate("crowdpose_w48", "released BoIR W48 CrowdPose weights"),
-    "cid_w32_crowdpose_test": _evaluate("cid_crowdpose_w32", "released CID W32 CrowdPose weights"),
-    "boir_w32_crowdpose_finetune_test": _finetune("crowdpose_w32_finetune", "BoIR", "W32"),
-    "boir_w48_crowdpose_finetune_test": _finetune("crowdpose_w48_finetune", "BoIR", "W48"),
-    "cid_w32_crowdpose_finetune_test": _finetune("cid_crowdpose_w32_finetune", "CID", "W32"),
-    # OCHuman (COCO weights, no finetuning)
-    "boir_w32_ochuman_val": _evaluate("ochuman_w32", "released BoIR W32 COCO weights", _OCH_VAL),
-    "boir_w48_ochuman_val": _evaluate("ochuman_w48", "released BoIR W48 COCO weights", _OCH_VAL),
-    "cid_w32_ochuman_val": _evaluate("cid_ochuman_w32", "released CID W32 COCO weights", _OCH_VAL),
-    "boir_w32_ochuman_test": _evaluate("ochuman_w32", "released BoIR W32 COCO weights"),
-    "boir_w48_ochuman_test": _evaluate("ochuman_w48", "released BoIR W48 COCO weights"),
-    "cid_w32_ochuman_test": _evaluate("cid_ochuman_w32", "released CID W32 COCO weights"),
+    **{key: _evaluate(cfg, ckpt, key, extra) for key, (cfg, ckpt, extra) in _RUNS.items()},
+    "boir_w32_crowdpose_finetune_test": _finetune("crowdpose_w32_finetune", "BoIR", "W32",
+                                                  "boir_w32_crowdpose_finetune_test"),
+    "boir_w48_crowdpose_finetune_test": _finetune("crowdpose_w48_finetune", "BoIR", "W48",
+                                                  "boir_w48_crowdpose_finetune_test"),
+    "cid_w32_crowdpose_finetune_test": _finetune("cid_crowdpose_w32_finetune", "CID", "W32",
+                                                 "cid_w32_crowdpose_finetune_test"),
 })
 
 #: The ablation runs of Tables 4 and 7; each is ``configs/ablations/<key>.yaml``.
@@ -415,7 +425,7 @@ TABLE5 = Table(
         _t5("CID", "HRNet-W32", (29.3, 86.7, 69.8), "cid_w32_coco_val"),
         _t5("CID", "HRNet-W48", (65.4, _N, _N),
             note="CID released no W48 weights; its parameter count (65.41 M, spec §2.6) follows from the "
-                 "architecture alone."),
+                 "architecture alone: python -m boir_core profile --config <a CID W48 config> --params-only."),
         _t5("ED-Pose", "ResNet-50", (47.9, 113.9, 71.6)),
         _t5("ED-Pose", "Swin-L", (218.8, 272.1, 74.3)),
         _t5("BoIR", "HRNet-W32", (31.8, 110.6, 70.6), "boir_w32_coco_val"),

@@ -53,6 +53,7 @@ def test_demo_flag_from_dataset_or_field():
     ({"metrics": {"AP": "0.7"}}, "metrics.AP"),
     ({"metrics": [0.7]}, "metrics"),
     ({"key": ""}, "key"),
+    ({"key": 7}, "key"),
     ({"dataset": "mpii"}, "dataset"),
     ({"demo": "yes"}, "demo"),
     ({"params": {"inference": "31.8M"}}, "params.inference"),
@@ -70,7 +71,14 @@ def test_malformed_file_names_file_and_key(tmp_path, change, key):
     assert str(f) in msg and f"'{key}'" in msg, msg
 
 
-@pytest.mark.parametrize("missing", ["key", "dataset", "metrics"])
+def test_null_key_fills_no_row(tmp_path):
+    _write(tmp_path / "a" / "metrics.json", _good(key=None))
+    _write(tmp_path / "b" / "metrics.json", _good())
+    assert list(load_results(tmp_path)) == ["boir_w32_coco_val"]
+    assert parse_result(_good(key=None)).key is None
+
+
+@pytest.mark.parametrize("missing", ["dataset", "metrics"])
 def test_missing_required_key(tmp_path, missing):
     obj = _good()
     del obj[missing]
@@ -111,3 +119,22 @@ def test_render_reads_a_folder(tmp_path):
     _write(tmp_path / "metrics.json", _good())
     text = render_table(6, tmp_path)
     assert "70.6 / 70.6 (±0.0)" in text and "metrics.json" in text
+
+
+def test_reads_what_the_engine_writes(tmp_path):
+    """The engine's writer and this reader agree on the schema (a demo run on SynthCrowd included)."""
+    evaluate = pytest.importorskip("boir_core.engine.evaluate")
+    evaluate.write_metrics_json(tmp_path / "coco" / "metrics.json", dataset="coco", split="val",
+                                metrics={"AP": 0.7011, "AR": 0.7649, "AP_M": -1.0}, key="boir_w32_coco_val",
+                                timings={"network_ms": 30.0, "decode_ms": 4.25, "device": "cpu"},
+                                params={"inference": 31_830_000, "total": 33_430_000})
+    evaluate.write_metrics_json(tmp_path / "demo" / "metrics.json", dataset="synthcrowd", split="val",
+                                metrics={"AP": 0.25}, key="t4_full", demo=True)
+    res = load_results(tmp_path)
+    assert sorted(res) == ["boir_w32_coco_val", "t4_full"]
+    r = res["boir_w32_coco_val"]
+    assert r.metrics == {"AP": 0.7011, "AR": 0.7649, "AP_M": None}
+    assert r.time_ms == pytest.approx(34.25) and r.params_inference == 31_830_000 and not r.demo
+    assert res["t4_full"].demo
+    assert "70.6 / 70.1 (−0.5)" in render_table(6, res)
+    assert "70.6 / 25.0 (−45.6) [demo]" in render_table("4L", res)

@@ -198,6 +198,8 @@ def test_keys_and_commands():
         for row in table.rows:
             if row.reproducible:
                 assert row.command, (table.id, row.label, row.backbone)
+                for k in row.run_keys():  # the command records the key in the metrics file
+                    assert f"--key {k}" in row.command, (table.id, k)
                 for col in table.columns:
                     k = row.key_for(col)
                     assert k is None or k in row.run_keys()
