@@ -209,21 +209,24 @@ def build_targets(
         center_ok &= areas >= SMALL_PERSON_AREA
     radius = person_radii(corners, s) if p else np.zeros(0, np.int64)
 
+    # instances first, so their heatmaps are a contiguous slice of the per-person maps (no copy)
+    idx, coords = select_instances(centers, center_ok, areas, s, rng, center_jitter, max_instances)
+    n = len(idx)
+    everyone = np.concatenate([idx, np.setdiff1d(np.arange(p), idx)]).astype(np.int64)
     vis = keypoints[..., 2] > 0
-    kpt_maps = gaussian_maps(keypoints[..., :2], vis, radius[:, None], s)  # [P, K, S, S]
+    kpt_maps = gaussian_maps(keypoints[everyone, :, :2], vis[everyone], radius[everyone, None], s)  # [P,K,S,S]
     ctr_maps = gaussian_maps(centers, center_ok, radius, s)  # [P, S, S]
     multi = np.zeros((k + 1, s, s), np.float32)
     if p:
-        multi[:k] = kpt_maps.max(axis=0)
-        multi[k] = ctr_maps.max(axis=0)
+        kpt_maps.max(axis=0, out=multi[:k])
+        ctr_maps.max(axis=0, out=multi[k])
 
-    idx, coords = select_instances(centers, center_ok, areas, s, rng, center_jitter, max_instances)
     boxes = boxes_from_corners(corners, s, box_clipping) if p else np.zeros((0, 4), np.float32)
     return Targets(
         multi_heatmap=multi,
         instance_coord=coords.astype(np.int64).reshape(-1, 2),
         instance_center=centers[idx].astype(np.float32).reshape(-1, 2),
-        instance_heatmap=kpt_maps[idx].reshape(-1, k, s, s),
+        instance_heatmap=kpt_maps[:n].reshape(-1, k, s, s),
         instance_mask=vis[idx].astype(np.float32).reshape(-1, k),
         instance_bbox=boxes[idx].reshape(-1, 4),
         instance_keypoints=keypoints[idx].astype(np.float32).reshape(-1, k, 3),

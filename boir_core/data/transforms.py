@@ -141,12 +141,19 @@ def warp(image: np.ndarray, m: np.ndarray, size: tuple[int, int], interp: int = 
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+#: per-channel lookup table: uint8 value -> (v/255 - mean)/std, float32 [3, 256]
+_NORMALIZE_LUT = ((np.arange(256, dtype=np.float32)[None, :] / np.float32(255.0) - IMAGENET_MEAN[:, None])
+                  / IMAGENET_STD[:, None]).astype(np.float32)
+
+
 def normalize_image(image: np.ndarray) -> np.ndarray:
-    """uint8 HWC RGB -> float32 CHW, ImageNet-normalised ((x/255 - mean)/std)."""
-    x = image.astype(np.float32) * np.float32(1.0 / 255.0)
-    x -= IMAGENET_MEAN
-    x /= IMAGENET_STD
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    """uint8 HWC RGB -> float32 CHW, ImageNet-normalised ((x/255 - mean)/std).
+
+    A 256-entry table per channel does the arithmetic once; each pixel is one lookup.
+    """
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
+    return np.stack([np.take(_NORMALIZE_LUT[c], image[:, :, c]) for c in range(3)])
 
 
 # ---- test-time resize (spec §6 step 1) ----------------------------------------------------------
