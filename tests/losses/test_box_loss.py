@@ -1,0 +1,89 @@
+"""Anchor-free decoding and the 1 − CIoU box loss (spec §4.4) against a loop oracle and closed forms."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from boir_core.losses import bbox_loss, ciou, decode_ltrb
+from boir_core.losses.reference import bbox_loss_ref
+
+
+@pytest.mark.parametrize("decode", ["xy", "release"])
+def test_box_loss_matches_loop_oracle(make_batch, decode):
+    outputs, batch = make_batch(counts=(3, 0, 2, 1), size=(9, 11))
+    batch["instance_coord"][0] = torch.tensor([0, 10])  # window clipped at a corner
+    args = (outputs["bbox"], batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"])
+    got = bbox_loss(*args, decode=decode)
+    want = bbox_loss_ref(*args, decode=decode)
+    assert torch.allclose(got, want, atol=1e-10)
+
+
+def test_box_loss_gradients_match_oracle(make_batch):
+    """α carries no gradient, so a finite-difference gradcheck does not apply; compare with the oracle."""
+    outputs, batch = make_batch(counts=(2, 1), size=(6, 5))
+    rest = (batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"])
+    m1 = outputs["bbox"].clone().requires_grad_()
+    m2 = outputs["bbox"].clone().requires_grad_()
+    bbox_loss(m1, *rest).backward()
+    bbox_loss_ref(m2, *rest).backward()
+    assert torch.allclose(m1.grad, m2.grad, atol=1e-10)
+    assert m1.grad.abs().sum() > 0
+
+
+def test_perfect_prediction_gives_zero_and_release_swap_does_not():
+    # one person in a 8x8 map, box x=1, y=2, w=4, h=3; center (y, x) = (3, 2)
+    gt = torch.tensor([[1.0, 2.0, 4.0, 3.0]], dtype=torch.float64)
+    ys, xs = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    ltrb = torch.stack([xs - 1, ys - 2, 5 - xs, 5 - ys]).double()[None]  # exact distances everywhere
+    coord = torch.tensor([[3, 2]])
+    imgid = torch.tensor([0])
+    assert bbox_loss(ltrb, coord, imgid, gt).abs() < 1e-9
+    assert bbox_loss(ltrb, coord, imgid, gt, decode="release") > 0.05
+
+
+def test_ciou_closed_forms():
+    box = torch.tensor([2.0, 3.0, 4.0, 6.0], dtype=torch.float64)
+    assert torch.allclose(ciou(box, box), torch.tensor(1.0, dtype=torch.float64), atol=1e-9)
+    # same shape, shifted by its width: IoU 0, ρ² = 16, enclosing 8x6 -> c² = 100, v = 0
+    shifted = torch.tensor([6.0, 3.0, 4.0, 6.0], dtype=torch.float64)
+    assert torch.allclose(ciou(shifted, box), torch.tensor(-16 / 100, dtype=torch.float64), atol=1e-9)
+    # nested boxes with different aspect: IoU = 1/4 and the aspect term v
+    inner = torch.tensor([3.0, 4.5, 2.0, 3.0], dtype=torch.float64)
+    iou, v = 6 / 24, 4 / math.pi ** 2 * (math.atan(4 / 6) - math.atan(2 / 3)) ** 2
+    assert torch.allclose(ciou(inner, box), torch.tensor(iou - v * v / (v - iou + 1), dtype=torch.float64), atol=1e-9)
+
+
+def test_decode_xy_versus_release():
+    ltrb = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert decode_ltrb(ltrb, torch.tensor(10), torch.tensor(20)).tolist() == [9.0, 18.0, 4.0, 6.0]
+    assert decode_ltrb(ltrb, torch.tensor(10), torch.tensor(20), "release").tolist() == [19.0, 8.0, 4.0, 6.0]
+    with pytest.raises(ValueError, match="decode"):
+        decode_ltrb(ltrb, torch.tensor(1), torch.tensor(1), "yx")
+
+
+def test_degenerate_inputs_give_finite_values(make_batch):
+    outputs, batch = make_batch(counts=(0, 0), size=(5, 5))
+    m = outputs["bbox"].clone().requires_grad_()
+    zero = bbox_loss(m, batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"])
+    zero.backward()
+    assert zero.item() == 0 and torch.isfinite(m.grad).all()
+    # all-zero (dummy) box adds nothing; a sub-pixel box and a zero-height prediction stay finite
+    m = torch.zeros(1, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+    boxes = torch.tensor([[0.0, 0.0, 0.0, 0.0], [4.6, 4.2, 0.3, 0.4]], dtype=torch.float64)
+    loss = bbox_loss(m, torch.tensor([[0, 0], [4, 4]]), torch.tensor([0, 0]), boxes)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(m.grad).all()
+    with pytest.raises(ValueError, match="instance_bbox"):
+        bbox_loss(m, torch.tensor([[0, 0]]), torch.tensor([0]), boxes[:1, :3])
+
+
+def test_box_loss_fp32_under_autocast(make_batch):
+    outputs, batch = make_batch()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = bbox_loss(outputs["bbox"].bfloat16(), batch["instance_coord"], batch["instance_imgid"],
+                        batch["instance_bbox"].float())
+    ref = bbox_loss(outputs["bbox"].bfloat16().double(), batch["instance_coord"], batch["instance_imgid"],
+                    batch["instance_bbox"])
+    assert out.dtype == torch.float32 and torch.allclose(out.double(), ref, atol=1e-5)
