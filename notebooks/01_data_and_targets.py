@@ -1,0 +1,282 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Data and targets
+#
+# BoIR learns from **COCO-format keypoint annotations** and turns each training image into a set of
+# *targets* at output resolution (stride 4). This notebook walks through every step of that pipeline
+# (spec §3) with `boir_core.data`:
+#
+# 1. the COCO keypoint format and the three data-set **profiles** (COCO, CrowdPose, OCHuman);
+# 2. **augmentation**: random affine (scale, rotation, translation) and horizontal flip;
+# 3. every **target**: the center heatmap, the bottom-up keypoint ("BUK") heatmaps, the per-instance
+#    heatmaps and masks, the boxes, and the ignore mask;
+# 4. the **test-time resize** and its inverse.
+#
+# Everything runs on **SynthCrowd**, the kit's embedded synthetic crowd data set, and on the real COCO /
+# CrowdPose / OCHuman fixture images when they are present.
+
+# %% tags=["parameters"]
+data_root = None  # None: generate a small SynthCrowd into a temporary folder
+real_fixtures = "../shared/fixtures/real"  # real COCO / CrowdPose / OCHuman samples (skipped if absent)
+input_size = 256  # S_in; the output maps are S_in / 4
+num_train = 6  # SynthCrowd images to generate when data_root is None
+num_val = 2
+seed = 0
+
+# %%
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from boir_core.data import PROFILES, KeypointDataset, collate_train, get_profile
+from boir_core.data.targets import gaussian_radius, gaussian_sigma
+from boir_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, apply_affine, eval_resize
+
+# %matplotlib inline
+output_size = input_size // 4
+
+# %% [markdown]
+# ## SynthCrowd
+# A few procedurally drawn crowd images in the real COCO on-disk layout: `images/{split}/*.jpg` and
+# `annotations/person_keypoints_{split}.json`.
+
+# %%
+if data_root is None:
+    from boir_core.data.synthetic import make_synthcrowd
+
+    data_root = os.path.join(tempfile.gettempdir(), f"boir_nb01_synthcrowd_{num_train}_{num_val}_{seed}")
+    if not Path(data_root, "annotations", "person_keypoints_train.json").exists():
+        make_synthcrowd(data_root, num_train=num_train, num_val=num_val, seed=seed, num_keypoints=17)
+data_root = Path(data_root)
+print(sorted(p.name for p in (data_root / "annotations").iterdir()))
+
+# %% [markdown]
+# ## 1 · The COCO keypoint format
+# One JSON per split with `images`, `annotations` and `categories`. Each person annotation stores
+# `keypoints` as a flat list of K triplets **(x, y, v)** in original pixels, where v = 0 means "not
+# labelled", v = 1 "labelled but occluded", v = 2 "labelled and visible"; `bbox` is **xywh**;
+# `iscrowd = 1` marks a crowd region (a segmentation, no keypoints).
+
+# %%
+coco_json = json.loads((data_root / "annotations" / "person_keypoints_train.json").read_text())
+ann = coco_json["annotations"][0]
+print("image:", coco_json["images"][0])
+print("keys of an annotation:", sorted(ann))
+kp = np.array(ann["keypoints"]).reshape(-1, 3)
+names = coco_json["categories"][0]["keypoints"]
+for name, (x, y, v) in list(zip(names, kp))[:6]:
+    print(f"  {name:<15s} x={x:6.1f} y={y:6.1f} v={int(v)}")
+print("bbox (xywh):", ann["bbox"], " num_keypoints:", ann["num_keypoints"])
+
+# %% [markdown]
+# ## 2 · Profiles: what differs between the data sets
+# The **flip index** says which keypoint a keypoint becomes when the image is mirrored (left ↔ right).
+# The release also applies different rules per data set (spec §3.1, §3.2, §3.4).
+
+# %%
+print(f"{'profile':<13s} {'K':>3s}  {'train filter':<12s} {'small no ctr':<12s} {'crowd mask':<10s} crowdIndex")
+for name, p in PROFILES.items():
+    print(f"{name:<13s} {p.num_keypoints:>3d}  {p.train_filter:<12s} {str(p.small_person_no_center):<12s} "
+          f"{str(p.crowd_ignore_mask):<10s} {p.has_crowd_index}")
+for name in ("coco", "crowdpose"):
+    p = get_profile(name)
+    print(f"\n{name}: flip index {list(p.flip_index)}")
+    print("  e.g.", ", ".join(f"{p.keypoints[i]} -> {p.keypoints[j]}" for i, j in list(enumerate(p.flip_index))[:4]))
+    print("  OKS sigmas", list(p.sigmas))
+    print("  files:", p.ann_file("ROOT", "val"), "|", p.image_dir("ROOT", "val"))
+
+
+# %%
+def show_image(ax, chw, title=""):
+    """Undo the ImageNet normalisation of a [3, H, W] tensor and show it."""
+    img = (chw.numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN).clip(0, 1)
+    ax.imshow(img)
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")
+
+
+def draw_people(ax, keypoints, skeleton, scale=1.0, boxes=None):
+    """Keypoints (x, y, v) [n, K, 3] (output px × scale) with the skeleton; boxes xywh in output px."""
+    colours = plt.cm.tab10(np.arange(len(keypoints)) % 10)
+    for c, kp in zip(colours, keypoints):
+        vis = kp[:, 2] > 0
+        for a, b in skeleton:
+            if vis[a] and vis[b]:
+                ax.plot(kp[[a, b], 0] * scale, kp[[a, b], 1] * scale, "-", color=c, lw=1.5)
+        ax.scatter(kp[vis, 0] * scale, kp[vis, 1] * scale, s=8, color=c)
+    if boxes is not None:
+        for c, (x, y, w, h) in zip(colours, boxes):
+            ax.add_patch(plt.Rectangle((x * scale, y * scale), w * scale, h * scale, fill=False, ec=c, lw=1))
+
+
+# %% [markdown]
+# ## 3 · Augmentation (spec §3.3)
+# One random affine per sample: the crop side is the short image side × U[0.75, 1.5), rotation
+# U(−30°, 30°), an integer shift of up to ±20 % of the crop, and a horizontal flip with probability ½
+# (keypoints are then permuted by the flip index). The same matrix, at ¼ scale, maps keypoints and box
+# corners straight into **output-map coordinates**. Below: six draws of the same image.
+
+# %%
+train_ds = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, seed=seed)
+print(train_ds)
+skel = get_profile("synthcrowd").skeleton
+fig, axes = plt.subplots(1, 6, figsize=(18, 3.2))
+for e, ax in enumerate(axes):
+    train_ds.set_epoch(e)
+    s = train_ds[0]
+    show_image(ax, s["image"], f"epoch {e}: {len(s['instance_coord'])} instances")
+    draw_people(ax, s["instance_keypoints"].numpy(), skel, scale=4.0)
+    ax.set_xlim(0, input_size), ax.set_ylim(input_size, 0)
+plt.show()
+train_ds.set_epoch(0)
+
+# %% [markdown]
+# ### The flip: release vs. correct labels
+# The input image is S_in = 4·S_out pixels wide, and mirroring it maps x_in → S_in − 1 − x_in, i.e.
+# x_out → S_out − 0.25 − x_out in output coordinates. The release labels flipped samples with
+# x_out → S_out − 1 − x_out: **0.75 output px (3 input px) off**. `flip_alignment="correct"` (default)
+# builds the mirror into the affine so image, mask and labels agree exactly; `"release"` reproduces
+# the original behaviour.
+
+# %%
+no_aug = dict(min_scale=1.0, max_scale=1.0, max_rotation=0.0, max_translate=0.0, center_jitter=False, seed=seed)
+plain = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=0.0, **no_aug)[0]
+fi = list(get_profile("synthcrowd").flip_index)
+for mode in ("correct", "release"):
+    f = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=1.0,
+                        flip_alignment=mode, **no_aug)[0]
+    # where the mirrored image puts each labelled point, in output px: S_out - 0.25 - x
+    truth = output_size - 0.25 - plain["instance_keypoints"][:, fi, 0]
+    err = (f["instance_keypoints"][:, :, 0] - truth)[f["instance_keypoints"][:, :, 2] > 0]
+    print(f"{mode:>8s}: label − true mirrored position = {err.mean():+.2f} output px")
+
+# %% [markdown]
+# ## 4 · Targets (spec §3.4)
+# * **Center** of a person = the mean of its labelled keypoints (not the box center). On COCO-like
+#   data, people smaller than 32² input px² get no center (their center pixel stays a negative).
+# * Each person gets an **adaptive Gaussian**: CornerNet's radius from its box, σ = (2r + 1)/6.
+# * **Multi heatmap** = K BUK channels (all people's keypoints) + 1 center channel; peaks are exactly 1.
+# * **Instances** in ascending area order, each with its center coordinate (jittered by ±1 px),
+#   K heatmaps of its own keypoints, a K-mask (0 for unlabelled keypoints) and an xywh box.
+# * The **ignore mask** is 0 on crowd regions, on unlabelled people (COCO rule) and outside the image.
+
+# %%
+print("Gaussian size (spec examples): h×w -> r, σ")
+for h, w in [(16, 8), (32, 16), (64, 32), (100, 60)]:
+    r = int(gaussian_radius(h, w))
+    print(f"  {h:>3d}×{w:<3d} -> r = {r:2d}, σ = {float(gaussian_sigma(r)):.2f}")
+
+
+# %%
+def show_targets(sample, skeleton, title):
+    k = sample["multi_heatmap"].shape[0] - 1
+    n = len(sample["instance_coord"])
+    fig, axes = plt.subplots(1, 5 + min(n, 3), figsize=(3 * (5 + min(n, 3)), 3.2))
+    show_image(axes[0], sample["image"], title)
+    draw_people(axes[0], sample["instance_keypoints"].numpy(), skeleton, 4.0,
+                boxes=sample["instance_bbox"].numpy())
+    axes[1].imshow(sample["multi_heatmap"][k], cmap="magma", vmin=0, vmax=1)
+    yx = sample["instance_coord"].numpy()
+    axes[1].scatter(yx[:, 1], yx[:, 0], s=12, facecolors="none", edgecolors="cyan")
+    axes[1].set_title("center channel (+ instance coords)", fontsize=9)
+    axes[2].imshow(sample["multi_heatmap"][:k].max(0).values, cmap="magma", vmin=0, vmax=1)
+    axes[2].set_title(f"BUK: max of {k} channels", fontsize=9)
+    axes[3].imshow(sample["multi_mask"][0], cmap="gray", vmin=0, vmax=1)
+    axes[3].set_title("ignore mask (black = ignored)", fontsize=9)
+    axes[4].imshow(np.zeros((sample["multi_mask"].shape[-1],) * 2), cmap="gray")
+    draw_people(axes[4], sample["instance_keypoints"].numpy(), skeleton, 1.0, boxes=sample["instance_bbox"].numpy())
+    axes[4].set_title("boxes + keypoints (output px)", fontsize=9)
+    s_in, s_out = sample["image"].shape[-1], sample["multi_mask"].shape[-1]
+    axes[0].set_xlim(0, s_in), axes[0].set_ylim(s_in, 0)
+    axes[4].set_xlim(0, s_out), axes[4].set_ylim(s_out, 0)
+    for i in range(min(n, 3)):
+        ax = axes[5 + i]
+        ax.imshow(sample["instance_heatmap"][i].max(0).values, cmap="magma", vmin=0, vmax=1)
+        y, x = yx[i]
+        ax.plot(x, y, "c+", ms=10)
+        ax.set_title(f"instance {i}: {int(sample['instance_mask'][i].sum())}/{k} kpts labelled", fontsize=9)
+    for ax in axes[1:]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    plt.show()
+
+
+s = train_ds[0]
+show_targets(s, skel, "SynthCrowd, augmented")
+for key, v in s.items():
+    print(f"{key:<20s} {tuple(v.shape) if hasattr(v, 'shape') else v!r:<24} {getattr(v, 'dtype', type(v).__name__)}")
+
+# %% [markdown]
+# ### Batching
+# `collate_train` stacks per-image maps and **concatenates** the instances of all images, adding
+# `instance_imgid` (which image each instance belongs to). Images without people add no rows.
+
+# %%
+batch = collate_train([train_ds[i] for i in range(min(4, len(train_ds)))])
+print({k: tuple(v.shape) for k, v in batch.items()})
+print("instance_imgid:", batch["instance_imgid"].tolist())
+
+# %% [markdown]
+# ### Box clipping: release vs. correct
+# The release clips x, y, w and h *separately* to [0, S_out − 1], so a box that starts left of the map
+# keeps its full width. `box_clipping="correct"` clips the corners and recomputes w and h.
+
+# %%
+zoom = dict(min_scale=0.75, max_scale=0.75, max_rotation=0.0, max_translate=0.0, flip=0.0, seed=seed)
+for mode in ("correct", "release"):
+    b = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, box_clipping=mode,
+                        **zoom)[0]["instance_bbox"]
+    over = (b[:, 0] + b[:, 2] > output_size - 1) | (b[:, 1] + b[:, 3] > output_size - 1)
+    print(f"{mode:>8s}: {int(over.sum())} of {len(b)} boxes reach past the map edge")
+
+# %% [markdown]
+# ## 5 · Real images: COCO, CrowdPose, OCHuman
+# The same loader reads the real files (a handful of fixture images). COCO's crowd regions and
+# unlabelled people show up in its ignore mask; CrowdPose has 14 keypoints and no area test.
+
+# %%
+real = Path(real_fixtures)
+files = {"coco": "test_coco.json", "crowdpose": "test_crowdpose.json", "ochuman": "test_ochuman.json"}
+if (real / "coco").is_dir():
+    for name, fname in files.items():
+        ds = KeypointDataset(real / name, name, "test", input_size=input_size, ann_file=real / name / fname,
+                             image_dir=real / name, seed=seed)
+        show_targets(ds[len(ds) - 1], get_profile(name).skeleton, f"{name} ({len(ds)} images)")
+else:
+    print(f"real fixtures not found at {real.resolve()}; set real_fixtures to shared/fixtures/real")
+
+# %% [markdown]
+# ## 6 · Test-time resize (spec §6 step 1)
+# At test time the short side becomes S_in and the long side is padded up to a multiple of 64; the
+# image center maps to the canvas center. `meta["trans_inv"]` maps canvas pixels back to the original
+# image, which is how predicted keypoints return to original coordinates.
+
+# %%
+test_ds = KeypointDataset(data_root, "synthcrowd", "val", train=False, input_size=input_size)
+t = test_ds[0]
+print("canvas", tuple(t["image"].shape), "meta:", {k: np.round(v, 3).tolist() for k, v in t["meta"].items()})
+w, h = t["meta"]["size"]
+gt = np.array([a["keypoints"] for a in test_ds.coco.loadAnns(test_ds.coco.getAnnIds(imgIds=[t["image_id"]]))],
+              float).reshape(-1, 3)
+on_canvas = apply_affine(gt[:, :2], eval_resize(w, h, input_size).matrix)
+back = apply_affine(on_canvas, t["meta"]["trans_inv"])
+print(f"round trip original -> canvas -> original: max error {np.abs(back - gt[:, :2]).max():.2e} px")
+fig, ax = plt.subplots(figsize=(4, 4))
+show_image(ax, t["image"], "test canvas with GT keypoints")
+ax.scatter(on_canvas[gt[:, 2] > 0, 0], on_canvas[gt[:, 2] > 0, 1], s=6, c="yellow")
+plt.show()
