@@ -360,3 +360,33 @@ def test_center_score_is_smoothed_peak():
     inter = run(cp, return_intermediates=True).intermediates
     assert inter["peak_scores"].item() == pytest.approx((0.9 + (0.9 + 8 * BACKGROUND) / 9) / 2, rel=1e-5)
     assert math.isclose(inter["person_scores"].item(), inter["keypoint_scores"].mean().item(), rel_tol=1e-6)
+
+
+def test_decode_runs_the_real_boir_network():
+    """Integration with boir_core.model.BoIR (small backbone, random weights, center bias raised)."""
+    try:
+        from boir_core.model import BoIR
+        model = BoIR(17, backbone="hrnet_w18_small", train_heads=False)
+    except Exception as e:  # noqa: BLE001 - the model room may be unavailable in a partial checkout
+        pytest.skip(f"boir_core.model.BoIR unavailable: {e}")
+    last = [m for m in model.multihead.center_head.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.bias.add_(2.0)  # center probability ~0.07: every proposal passes the 0.01 threshold
+    model.train()
+    flip = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    trans_inv = np.array([[2.0, 0.0, 5.0], [0.0, 2.0, 7.0]])
+    torch.manual_seed(0)
+    res = decode(model, torch.randn(3, 64, 128), {"trans_inv": trans_inv, "image_id": 3}, flip_index=flip,
+                 oks_sigmas=[0.05] * 17, max_proposals=12, oks_nms_threshold=1.01, return_intermediates=True)
+    assert not model.training
+    inter = res.intermediates
+    assert inter["center_raw"].shape == (16, 32) and inter["instance_heatmaps"].shape == (12, 17, 16, 32)
+    assert len(res.poses) == 12  # threshold above 1: OKS-NMS keeps everything
+    kp = torch.tensor([p["keypoints"] for p in res.poses], dtype=torch.float64).reshape(12, 17, 3)
+    # canvas x in [4·0 + 2, 4·31 + 2], y in [2, 4·15 + 2] (no shift on the border), then x2 + (5, 7)
+    assert (kp[..., 0] >= 2 * 2 + 5).all() and (kp[..., 0] <= 2 * 126 + 5).all()
+    assert (kp[..., 1] >= 2 * 2 + 7).all() and (kp[..., 1] <= 2 * 62 + 7).all()
+    scores = [p["score"] for p in res.poses]
+    assert scores == sorted(scores, reverse=True)
+    torch.testing.assert_close(torch.tensor(scores, dtype=torch.float64), kp[..., 2].mean(1))
+    assert res.time_network > 0 and res.time_decode > 0
