@@ -30,7 +30,7 @@ everything else (``time_decode``) separately, in seconds, synchronising CUDA bef
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
