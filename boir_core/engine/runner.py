@@ -49,8 +49,7 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
         except Exception as e:
             raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
         if isinstance(obj, dict) and str(obj.get("format", "")).startswith("boir-kit-train-state"):
-            source = obj["model_state"]  # our training state: take its weights, drop the training-only heads
-            source = {k: v for k, v in source.items() if k in model.state_dict()}
+            source = obj["model_state"]  # our training state: its weights (training-only heads are dropped)
         report = load_weights(model, source)
     return model.to(device).eval(), report
 
@@ -107,20 +106,29 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
     tmp.write_text(json.dumps(results))
     os.replace(tmp, res_path)
     timings = {"network_ms": 1000 * t_net / max(n, 1), "decode_ms": 1000 * t_dec / max(n, 1),
-               "device": _device_name(device), "images": n}
+               "device": _device_name(device)}
     if cfg.data.dataset == "coco" and split in ("test", "test-dev"):
         metrics: dict[str, Any] = {}  # COCO test-dev: the evaluation server scores it
     else:
-        image_ids = [dataset.image_ids[i] for i in range(n)]
-        metrics = evaluate_results(results, dataset.ann_file, dataset=cfg.data.dataset,
-                                   backend=cfg.test.evaluator, image_ids=image_ids)
+        gt: Any = dataset.ann_file
+        if n < len(dataset):  # test.max_images: score against the decoded images only
+            gt = _subset_gt(dataset.ann_file, set(dataset.image_ids[:n]))
+        metrics = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator)
     params = count_parameters(model)
     metrics_path = write_metrics_json(
         out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
         checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None, timings=timings,
         params={"inference": params["inference"], "total": params["total"]}, key=key,
         demo=cfg.data.dataset in DEMO_DATASETS)
-    return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings}
+    return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
+            "images": n}
+
+
+def _subset_gt(ann_file: Path, image_ids: set) -> dict[str, Any]:
+    gt = json.loads(Path(ann_file).read_text())
+    gt["images"] = [im for im in gt["images"] if im["id"] in image_ids]
+    gt["annotations"] = [a for a in gt.get("annotations", []) if a["image_id"] in image_ids]
+    return gt
 
 
 def _device_name(device: torch.device) -> str:

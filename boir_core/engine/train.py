@@ -310,7 +310,7 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
     if dinfo.is_main:
         from ..model import save_checkpoint
 
-        summary.final_weights = save_checkpoint(core, run_dir / "final.pt", config=cfg.to_dict())
+        summary.final_weights = save_checkpoint(core, run_dir / "final.pt", extra={"config": cfg.to_dict()})
     summary.seconds = time.time() - t_start
     return summary
 

@@ -1,0 +1,157 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Inference and evaluation
+#
+# At test time BoIR runs only the backbone, the ASPP neck, the center head and the instance keypoint head:
+# the BUK, embedding and bbox heads were there to shape the features during training and cost nothing now.
+# This notebook draws every step of the released decoding (spec §6) on one image, then evaluates a model
+# with the COCO keypoint protocol and shows the metrics table.
+#
+# By default it uses the demo model trained by `make demo` (`runs/demo/train/final.pt`) when it exists,
+# else it trains the tiny configuration for a few iterations so the notebook always runs.
+
+# %% tags=["parameters"]
+config = "demo"
+data_root = "data/synthcrowd"
+checkpoint = "runs/demo/train/final.pt"  # our weights, a run folder or a released .pth; trained if missing
+fallback_run_dir = "runs/notebooks/05_tiny"
+image_index = 0  # which validation image to decode step by step
+max_images = 20  # images evaluated (0 = the whole split)
+device = "cpu"
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from boir_core.config import load_config
+from boir_core.data import KeypointDataset, get_profile
+from boir_core.engine.decode import decode, decode_kwargs_from_config
+from boir_core.engine.runner import load_inference_model, run_evaluation
+from boir_core.viz.draw import draw_poses
+
+cfg = load_config(config, [f"data.root={data_root}", f"train.device={device}", f"test.max_images={max_images}"])
+if cfg.data.dataset.startswith("synthcrowd"):
+    from boir_core.data.synthetic import ensure_synthcrowd
+
+    ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
+
+# %% [markdown]
+# ## A model (guarded: load if present, else train briefly)
+
+# %%
+if not Path(checkpoint).exists():
+    from boir_core.engine.train import train
+
+    print(f"{checkpoint} not found: training the tiny config for a few iterations instead")
+    cfg = load_config("tiny", [f"data.root={data_root}", f"train.device={device}", f"test.max_images={max_images}",
+                               "train.epochs=1", "train.max_iters_per_epoch=4"])
+    checkpoint = str(train(cfg, fallback_run_dir, progress=False).final_weights)
+model, report = load_inference_model(cfg, checkpoint, device)
+print(report)
+
+# %% [markdown]
+# ## Step 1 · the test-time resize
+# The short side becomes `input_size`, the long side is padded up to a multiple of 64; a rotation-free
+# affine keeps the image centered. Its inverse maps predictions back to the original pixels.
+
+# %%
+prof = get_profile(cfg.data.dataset)
+test_set = KeypointDataset.from_config(cfg, train=False)
+sample = test_set[image_index]
+original = test_set.read(image_index)
+mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+canvas = np.clip(sample["image"].permute(1, 2, 0).numpy() * std + mean, 0, 1)
+fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+ax[0].imshow(original)
+ax[0].set_title(f"original {original.shape[1]}×{original.shape[0]}")
+ax[1].imshow(canvas)
+ax[1].set_title(f"network input {canvas.shape[1]}×{canvas.shape[0]}")
+plt.show()
+
+# %% [markdown]
+# ## Steps 2–5 · flip test, center map, smoothing and peaks
+# The image and its mirror go through the backbone together; the mirrored feature map is flipped back, so
+# both center maps are aligned and averaged. The map is smoothed, `(C + avgpool_k(C))/2`, then max-pool NMS
+# (kernel 3, 5 or 7 by map size) keeps local maxima and the top 30 above 0.01 become people.
+
+# %%
+kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+res = decode(model, sample["image"], sample["meta"], image_id=sample["image_id"], return_intermediates=True,
+             **kwargs)
+it = res.intermediates
+fig, ax = plt.subplots(1, 3, figsize=(13, 4))
+ax[0].imshow(it["center_raw"], cmap="magma")
+ax[0].set_title("center map (flip-averaged)")
+ax[1].imshow(it["center_smoothed"], cmap="magma")
+ax[1].set_title("smoothed")
+ax[2].imshow(it["center_nms"], cmap="magma")
+if len(it["peaks_yx"]):
+    ax[2].scatter(it["peaks_yx"][:, 1], it["peaks_yx"][:, 0], s=40, facecolors="none", edgecolors="cyan")
+ax[2].set_title(f"NMS (kernel {it['peak_kernel']}): {len(it['peaks_yx'])} peaks")
+plt.show()
+print(f"network {1000 * res.time_network:.1f} ms, decoding {1000 * res.time_decode:.1f} ms")
+
+# %% [markdown]
+# ## Steps 6–8 · instance heatmaps, flip average, refinement
+# Each peak's backbone vector conditions the instance head on both aligned maps. The mirrored half has left
+# and right swapped, so its channels are permuted by the flip index before averaging. Each keypoint is the
+# argmax of its smoothed heatmap, moved a quarter pixel towards the larger neighbour.
+
+# %%
+if len(it["peaks_yx"]):
+    names = prof.keypoints
+    k_show = [0, names.index(next(n for n in names if "wrist" in n)), names.index(next(n for n in names if "ankle" in n))]
+    fig, ax = plt.subplots(3, len(k_show), figsize=(3.2 * len(k_show), 9))
+    for j, k in enumerate(k_show):
+        ax[0, j].imshow(it["instance_heatmaps_original"][0, k], cmap="viridis")
+        ax[0, j].set_title(f"person 0, {names[k]}: original")
+        if it["instance_heatmaps_mirrored"] is not None:
+            ax[1, j].imshow(it["instance_heatmaps_mirrored"][0, k], cmap="viridis")
+        ax[1, j].set_title("mirrored (channels permuted)")
+        ax[2, j].imshow(it["instance_heatmaps_smoothed"][0, k], cmap="viridis")
+        x, y = it["keypoints_map"][0, k].tolist()
+        ax[2, j].plot(x, y, "r+", ms=12)
+        ax[2, j].set_title("averaged + smoothed, refined peak")
+    plt.tight_layout()
+    plt.show()
+else:
+    print("no center above the threshold in this image: the model is untrained or the image is empty")
+
+# %% [markdown]
+# ## Steps 9–10 · back to the image and OKS-NMS
+# Map pixels become input pixels (4x + 2), then original pixels through the inverse resize. Each person's
+# score is the mean keypoint score; OKS-NMS drops lower-scored duplicates (OKS > 0.8).
+
+# %%
+print(f"{len(it['peaks_yx'])} candidates -> {len(res.poses)} people after OKS-NMS")
+plt.figure(figsize=(6, 6))
+plt.imshow(draw_poses(original, res.poses, prof.skeleton, min_score=0.05))
+plt.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Evaluation
+# `run_evaluation` decodes the test split, scores it with pycocotools (COCO / OCHuman; CrowdPose uses its
+# own protocol) and writes a metrics JSON next to the weights — the file the table notebook (06) reads.
+
+# %%
+out = run_evaluation(cfg, checkpoint, out_dir=Path(fallback_run_dir) / "eval", progress=False)
+m = out["metrics"]
+print(f"{'metric':<8} value")
+for k, v in m.items():
+    print(f"{k:<8} {v:.3f}")
+print(f"timings per image: {out['timings']}")

@@ -1,0 +1,78 @@
+"""The command line end to end on a tiny SynthCrowd: train -> evaluate -> predict -> profile; bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from boir_core.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_synth, tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    rc = main(["train", "--config", "tiny", "--run-dir", str(run), "--quiet", f"data.root={tiny_synth}",
+               "train.device=cpu", "train.epochs=1", "train.max_iters_per_epoch=2"])
+    assert rc == 0
+    return run
+
+
+def test_train_writes_weights_config_and_metrics(trained):
+    assert (trained / "final.pt").is_file() and (trained / "checkpoints" / "last.pt").is_file()
+    assert (trained / "config.yaml").is_file() and (trained / "metrics.jsonl").is_file()
+
+
+def test_evaluate_writes_a_metrics_json(trained, tiny_synth, tmp_path, capsys):
+    rc = main(["evaluate", "--config", "tiny", "--checkpoint", str(trained), "--out", str(tmp_path),
+               "--key", "demo_synthcrowd_val", "--quiet", f"data.root={tiny_synth}", "train.device=cpu"])
+    assert rc == 0
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["dataset"] == "synthcrowd" and m["split"] == "val" and m["demo"] is True
+    assert m["key"] == "demo_synthcrowd_val" and len(m["checkpoint"]["sha256"]) == 64
+    assert 0.0 <= m["metrics"]["AP"] <= 1.0 and m["timings"]["network_ms"] > 0
+    assert m["params"]["inference"] == m["params"]["total"] > 0  # the inference network was evaluated
+    assert (tmp_path / "keypoints_synthcrowd_val_results.json").is_file()
+
+
+def test_predict_images_folder_and_unreadable_input(trained, tiny_synth, tmp_path, capsys):
+    imgs = sorted((tiny_synth / "images" / "val").glob("*.jpg"))[:2]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a jpeg")
+    out = tmp_path / "out.json"
+    with pytest.warns(UserWarning, match="broken.jpg"):
+        rc = main(["predict", "--config", "tiny", "--checkpoint", str(trained / "final.pt"), "--output", str(out),
+                   "--draw", str(tmp_path / "drawn"), "--quiet", str(imgs[0]), str(bad), str(imgs[1]),
+                   f"data.root={tiny_synth}", "train.device=cpu"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert isinstance(res, list) and {r["image_id"] for r in res} <= {0, 2}  # index in the argument list
+    assert all(len(r["keypoints"]) == 17 * 3 and r["category_id"] == 1 for r in res)
+    assert len(list((tmp_path / "drawn").glob("*.jpg"))) == 2
+    assert "1 unreadable inputs skipped" in capsys.readouterr().out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no images"):
+        main(["predict", "--config", "tiny", "--checkpoint", str(trained), "--output", str(out), str(empty),
+              "train.device=cpu"])
+
+
+def test_profile_json(capsys):
+    rc = main(["profile", "--config", "tiny", "--json", "--repeats", "1", "train.device=cpu"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["params"]["inference"] < res["params"]["total"]
+    assert res["latency"]["network_ms"] > 0 and res["latency"]["decode_ms"] >= 0
+
+
+def test_mistyped_config_key_is_named(capsys):
+    assert main(["profile", "--config", "tiny", "--params-only", "model.backbon=hrnet_w32"]) == 2
+    assert "model.backbon" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tiny_synth, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(Exception, match="bad.pt"):
+        main(["evaluate", "--config", "tiny", "--checkpoint", str(bad), "--out", str(tmp_path), "--quiet",
+              f"data.root={tiny_synth}", "train.device=cpu"])

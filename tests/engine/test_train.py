@@ -1,0 +1,92 @@
+"""The training loop: determinism, auto-resume after a kill, non-finite handling, checkpoints, metrics."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+import boir_core.losses as losses_mod
+from boir_core.engine.checkpointing import load_training_state
+from boir_core.engine.train import NonFiniteLossError, TrainingInterrupted, amp_settings, train
+
+
+def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.override("train.epochs=2", "train.max_iters_per_epoch=3", "train.save_every=1")
+    full = train(cfg, tmp_path / "full", progress=False)
+    assert len(full.losses) == 6 and all(torch.isfinite(torch.tensor(full.losses)))
+
+    # the same run, killed in the middle of epoch 2 (after the epoch-1 checkpoint) ...
+    with pytest.raises(TrainingInterrupted):
+        train(cfg, tmp_path / "killed", progress=False, stop_after_iters=5)
+    state = load_training_state(tmp_path / "killed" / "checkpoints" / "last.pt")
+    assert state["epoch"] == 1 and state["global_iter"] == 3
+    assert not list((tmp_path / "killed").rglob("*.tmp")), "a half-written file was left behind"
+    # ... then resumed: it continues from the checkpoint and reproduces the uninterrupted losses
+    resumed = train(cfg, tmp_path / "killed", progress=False)
+    assert resumed.resumed_from_epoch == 1 and resumed.iterations == 3
+    assert resumed.losses == pytest.approx(full.losses[3:], rel=1e-5, abs=1e-7)
+
+    # both runs end with identical weights
+    a = torch.load(tmp_path / "full" / "final.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "killed" / "final.pt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+    # the run folder holds the resolved config and per-iteration / per-epoch metrics
+    lines = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["type"] for r in lines} == {"iter", "epoch"}
+    it = [r for r in lines if r["type"] == "iter"]
+    assert len(it) == 6 and it[-1]["iter"] == 6 and "lr" in it[0] and "grad_norm" in it[0]
+    assert it[0]["lr"] < it[1]["lr"] or cfg.train.warmup_epochs == 0  # warm-up rises
+    assert (tmp_path / "full" / "config.yaml").read_text().count("max_iters_per_epoch: 3") == 1
+
+
+def _nan_after(real, bad_iters):
+    calls = {"n": 0}
+
+    def fake(outputs, batch, loss_cfg, generator=None):
+        out = real(outputs, batch, loss_cfg, generator=generator)
+        calls["n"] += 1
+        if calls["n"] in bad_iters:
+            out = dict(out)
+            out["total"] = out["total"] * float("nan")
+        return out
+
+    return fake
+
+
+def test_a_nonfinite_loss_skips_the_step_with_a_counted_warning(tiny_cfg, tmp_path, monkeypatch):
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=3")
+    monkeypatch.setattr(losses_mod, "total_loss", _nan_after(losses_mod.total_loss, {2}))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        s = train(cfg, tmp_path / "run", progress=False)
+    msgs = [str(x.message) for x in w if "non-finite" in str(x.message)]
+    assert s.skipped_nonfinite == 1 and len(msgs) == 1 and "1 in a row, 1 in total" in msgs[0]
+    assert len(s.losses) == 2  # the skipped step is not a loss value
+
+
+def test_nonfinite_losses_in_a_row_stop_the_run(tiny_cfg, tmp_path, monkeypatch):
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=3", "train.max_nonfinite_in_a_row=2")
+    monkeypatch.setattr(losses_mod, "total_loss", _nan_after(losses_mod.total_loss, {1, 2, 3}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(NonFiniteLossError, match="2 non-finite losses in a row"):
+            train(cfg, tmp_path / "run", progress=False)
+
+
+def test_amp_settings_per_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert amp_settings("auto", cpu) == (False, None, False)
+    assert amp_settings("auto", cuda) == (True, torch.float16, True)
+    assert amp_settings("bf16", cpu) == (True, torch.bfloat16, False)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        amp_settings("fp16", cpu)
+
+
+def test_bf16_autocast_step_on_cpu(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=2", "train.amp=bf16")
+    s = train(cfg, tmp_path / "bf16", progress=False)
+    assert len(s.losses) == 2 and all(torch.isfinite(torch.tensor(s.losses)))
