@@ -86,7 +86,17 @@ _CONTAINER_KEYS = ("state_dict", "best_state_dict", "model")  # looked for in th
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read or does not fit the model; the message names the file and the keys."""
+    """A checkpoint cannot be read or does not fit the model; the message names the file and the keys.
+
+    When the tensors do not fit, the full lists are also attributes: ``missing``, ``unexpected`` and
+    ``mismatched`` (the message shows the first 40 of each).
+    """
+
+    def __init__(self, message: str, *, missing=(), unexpected=(), mismatched=()):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
 
 
 @dataclass
@@ -200,7 +210,7 @@ def _released_to_ours(sd: dict[str, torch.Tensor], arch: str) -> dict[str, torch
     return out
 
 
-def _fmt(keys, n: int = 12) -> str:
+def _fmt(keys, n: int = 40) -> str:
     keys = list(keys)
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
@@ -305,11 +315,12 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
         if shapes:
             hint = (" (a different number of keypoints? pass transfer=True)"
                     if any(k.split(":")[0] in TRANSFER_KEYS[arch] for k in shapes) else "")
-            parts.append(f"{len(shapes)} shape mismatches: {_fmt(shapes, 6)}{hint}")
-        raise CheckpointError("\n  ".join(parts))
+            parts.append(f"{len(shapes)} shape mismatches: {_fmt(shapes)}{hint}")
+        raise CheckpointError("\n  ".join(parts), missing=missing, unexpected=unexpected, mismatched=shapes)
 
     result = model.load_state_dict(sd, strict=False)
-    assert not result.unexpected_keys and set(result.missing_keys) == set(allowed_missing), result
+    # (BatchNorm fills an absent num_batches_tracked itself, so it may not be reported as missing)
+    assert not result.unexpected_keys and set(result.missing_keys) <= set(allowed_missing), result
     report.loaded = list(sd)
     report.left_initialised = {k: allowed_missing[k] for k in target if k in allowed_missing}
     return report
@@ -336,8 +347,8 @@ def _load_imagenet(model: nn.Module, sd: dict[str, torch.Tensor], name: str) -> 
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} tensors: {_fmt(unexpected)}")
         if shapes:
-            parts.append(f"{len(shapes)} shape mismatches (another HRNet width?): {_fmt(shapes, 6)}")
-        raise CheckpointError("\n  ".join(parts))
+            parts.append(f"{len(shapes)} shape mismatches (another HRNet width?): {_fmt(shapes)}")
+        raise CheckpointError("\n  ".join(parts), missing=missing, unexpected=unexpected, mismatched=shapes)
     model.backbone.load_state_dict(body, strict=False)
     report.loaded = ["backbone." + k for k in body]
     for k in model.state_dict():
