@@ -52,7 +52,8 @@ def parameter_table(backbones: Iterable[str] = ("hrnet_w32", "hrnet_w48"), num_k
                     include_cid: bool = True) -> list[dict]:
     """Rows of measured counts for Table 5: one per backbone and model (inference / training / CID).
 
-    Each row: ``model``, ``backbone``, the per-part counts, ``inference`` and ``total``. The instance head
+    Each row: ``model``, ``backbone_name``, the per-part counts (``backbone`` is the backbone's count),
+    ``inference`` and ``total``. The instance head
     uses 64 hidden channels for W32 and 96 for W48 (32 for CID), as released.
     """
     from .boir import BoIR
@@ -69,5 +70,5 @@ def parameter_table(backbones: Iterable[str] = ("hrnet_w32", "hrnet_w48"), num_k
             if include_cid:
                 models.append(("CID", CID(num_keypoints, name, inst_channels=32)))
         for label, m in models:
-            rows.append({"model": label, "backbone": name, **count_parameters(m)})
+            rows.append({"model": label, "backbone_name": name, **count_parameters(m)})
     return rows

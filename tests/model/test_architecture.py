@@ -142,3 +142,14 @@ def test_backbone_release_init_and_bad_input():
         br = bb.eval().branches(x)
         ref = torch.cat([br[0]] + [F.interpolate(b, size=(16, 16), mode="bilinear") for b in br[1:]], 1)
         assert torch.equal(bb(x), ref)
+
+
+def test_parameter_table_rows():
+    from boir_core.model import parameter_table
+
+    rows = parameter_table(("hrnet_w32",), num_keypoints=17)
+    by_model = {r["model"]: r for r in rows}
+    assert all(r["backbone_name"] == "hrnet_w32" and r["backbone"] == 29_305_536 for r in rows)
+    assert by_model["BoIR (inference)"]["total"] == 31_832_030
+    assert by_model["BoIR (training)"]["total"] == 33_431_539
+    assert by_model["CID"]["total"] == 29_363_087

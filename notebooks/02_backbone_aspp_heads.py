@@ -1,0 +1,277 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 02 · Backbone, ASPP neck and heads
+#
+# This notebook opens up the BoIR network (spec §2) with `boir_core.model`:
+#
+# 1. the **HRNet backbone** and its four branches, concatenated into one stride-4 map F;
+# 2. the **ASPP neck** and the receptive fields of its five branches;
+# 3. the four **dense heads** (center, bottom-up keypoints, embedding, bbox) and their raw outputs;
+# 4. the **instance keypoint head**: how the backbone vector at a person's center steers a channel
+#    attention and a spatial attention, shown for two overlapping people;
+# 5. the **parameter counts** of Table 5, measured live, with and without the training-only heads.
+#
+# Without a checkpoint the network is untrained: the pictures then show the *plumbing* (shapes, where
+# information flows), not learned behaviour. Set `checkpoint` to a released BoIR file (COCO, K = 17) to
+# see trained outputs.
+
+# %% tags=["parameters"]
+backbone = "hrnet_w32"  # hrnet_w32 (paper), hrnet_w18_small (fastest); W48 is only counted below
+inst_channels = 64  # instance-head width: 64 for W32, 96 for W48
+input_size = 256  # S_in (the paper uses 512); maps are S_in / 4
+image_path = "../shared/fixtures/real/coco/000000197388.jpg"  # a real COCO image; drawn shapes if absent
+annotations = "../shared/fixtures/real/coco/test_coco.json"  # for the two people's centers (optional)
+checkpoint = None  # path to a released BoIR checkpoint or one of ours; None: untrained network
+device = "cpu"
+num_threads = 1  # CPU threads for PyTorch (1 is fastest on a busy shared machine; 0 keeps the default)
+seed = 0
+
+# %%
+import json
+import os
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from boir_core.model import BoIR, count_parameters, load_weights, parameter_table
+from boir_core.ops import sigmoid_clamp
+
+if num_threads:
+    torch.set_num_threads(num_threads)
+torch.manual_seed(seed)
+%matplotlib inline
+
+# %% [markdown]
+# ## The input image
+#
+# A real COCO image when the fixture is present (resized so its long side is `input_size`, padded to a
+# square, ImageNet-normalised), otherwise two overlapping drawn "people". We also need the centers of
+# two overlapping people, in output-map pixels (stride 4), written `(y, x)` as `instance_coord` is.
+
+# %%
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+def drawn_people(size):
+    img = np.full((size, size, 3), 235, np.uint8)
+    centers = []
+    for cx, colour in ((0.42, (200, 60, 60)), (0.58, (60, 60, 200))):
+        x, y = int(cx * size), int(0.5 * size)
+        cv2.circle(img, (x, int(y - 0.28 * size)), int(0.07 * size), colour, -1)  # head
+        cv2.rectangle(img, (x - int(0.08 * size), int(y - 0.2 * size)), (x + int(0.08 * size), int(y + 0.1 * size)), colour, -1)
+        cv2.line(img, (x, int(y + 0.1 * size)), (x - int(0.06 * size), int(y + 0.4 * size)), colour, 6)
+        cv2.line(img, (x, int(y + 0.1 * size)), (x + int(0.06 * size), int(y + 0.4 * size)), colour, 6)
+        centers.append((x, y))
+    return img, centers
+
+
+def two_overlapping_people(anns):
+    """Keypoint-mean centers (original pixels) of the two annotated people whose boxes overlap most."""
+    people = [a for a in anns if a.get("num_keypoints", 0) > 0]
+    best, pair = -1.0, None
+    for i in range(len(people)):
+        for j in range(i + 1, len(people)):
+            (x1, y1, w1, h1), (x2, y2, w2, h2) = people[i]["bbox"], people[j]["bbox"]
+            iw = max(0.0, min(x1 + w1, x2 + w2) - max(x1, x2))
+            ih = max(0.0, min(y1 + h1, y2 + h2) - max(y1, y2))
+            if iw * ih > best:
+                best, pair = iw * ih, (people[i], people[j])
+    centers = []
+    for p in pair:
+        k = np.array(p["keypoints"], float).reshape(-1, 3)
+        k = k[k[:, 2] > 0]
+        centers.append((k[:, 0].mean(), k[:, 1].mean()))
+    return centers
+
+
+if image_path and os.path.isfile(image_path):
+    rgb = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
+    scale = input_size / max(rgb.shape[:2])
+    canvas = np.zeros((input_size, input_size, 3), np.uint8)
+    resized = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)))
+    canvas[: resized.shape[0], : resized.shape[1]] = resized
+    centers = [(input_size * 0.4, input_size * 0.5), (input_size * 0.6, input_size * 0.5)]
+    if annotations and os.path.isfile(annotations):
+        coco = json.load(open(annotations))
+        name = os.path.basename(image_path)
+        ids = [im["id"] for im in coco["images"] if im["file_name"] == name]
+        anns = [a for a in coco["annotations"] if ids and a["image_id"] == ids[0]]
+        if sum(a.get("num_keypoints", 0) > 0 for a in anns) >= 2:
+            centers = [(x * scale, y * scale) for x, y in two_overlapping_people(anns)]
+    source = f"{image_path} (scaled by {scale:.3f})"
+else:
+    canvas, centers = drawn_people(input_size)
+    source = "drawn shapes"
+
+images = torch.from_numpy(((canvas / 255.0 - MEAN) / STD).transpose(2, 0, 1)).float()[None].to(device)
+instance_coord = torch.tensor([[int(y / 4), int(x / 4)] for x, y in centers], device=device)  # (y, x)
+instance_imgid = torch.zeros(len(centers), dtype=torch.long, device=device)
+print("image:", source, "| input", tuple(images.shape), "| centers (y, x) at stride 4:", instance_coord.tolist())
+plt.figure(figsize=(4, 4))
+plt.imshow(canvas)
+for (x, y), c in zip(centers, ("r", "b")):
+    plt.plot(x, y, "o", color=c, ms=8, mec="w")
+plt.title("input and the two people's centers")
+plt.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## Build the network
+#
+# `BoIR(..., train_heads=True)` builds every head; the inference model (`train_heads=False`) keeps only
+# backbone, neck, center head and instance head. The release initialises every conv with N(0, 0.001²)
+# (spec §2.2, §2.4). With such tiny weights an *untrained* network in eval mode passes almost nothing
+# through its BatchNorms, so without a checkpoint we run it in training mode (batch statistics
+# re-scale every layer) — purely to get visible pictures.
+
+# %%
+model = BoIR(17, backbone, inst_channels=inst_channels, train_heads=True).to(device)
+if checkpoint:
+    report = load_weights(model, checkpoint, allow_missing_aux_heads=True)
+    print(report.summary())
+    model.eval()
+else:
+    model.train()
+print(f"{backbone}: branch channels {model.backbone.branch_channels} -> C_b = {model.backbone.out_channels}")
+
+# %% [markdown]
+# ## 1 · The backbone: four branches, one map
+#
+# HRNet keeps four resolutions in parallel (strides 4, 8, 16, 32, widths W, 2W, 4W, 8W) and repeatedly
+# exchanges information between them. BoIR upsamples the three coarse branches bilinearly to stride 4 and
+# concatenates everything into F. Below, each branch's mean absolute activation.
+
+# %%
+with torch.no_grad():
+    branches = model.backbone.branches(images)
+    feats = model.features(images)
+fig, axes = plt.subplots(1, 5, figsize=(17, 3.4))
+for ax, b, s in zip(axes, branches, (4, 8, 16, 32)):
+    ax.imshow(b[0].abs().mean(0).cpu(), cmap="magma")
+    ax.set_title(f"branch stride {s}: {tuple(b.shape[1:])}")
+    ax.axis("off")
+axes[4].imshow(feats[0].abs().mean(0).cpu(), cmap="magma")
+axes[4].set_title(f"F = concat: {tuple(feats.shape[1:])}")
+axes[4].axis("off")
+plt.show()
+
+# %% [markdown]
+# ## 2 · The ASPP neck and its receptive fields
+#
+# Five parallel branches read F: a 1×1 conv, three 3×3 convs with dilations 12, 24 and 36, and a global
+# average pool. A dilated 3×3 conv samples 9 points spaced `r` map pixels apart, i.e. `4r` input pixels:
+# one layer sees a (2r+1)-pixel window of the map. The picture shows the sample points of each branch
+# around the first person's center (the pooled branch sees the whole image).
+
+# %%
+aspp = model.multihead.neck[0]
+print("single-layer receptive field of each branch (map px, 0 = global):", aspp.receptive_fields())
+cy, cx = [4 * v for v in instance_coord[0].tolist()]
+plt.figure(figsize=(5, 5))
+plt.imshow(canvas)
+for r, colour in zip(aspp.atrous_rates, ("yellow", "orange", "red")):
+    pts = [(cx + 4 * r * dx, cy + 4 * r * dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    plt.scatter(*zip(*pts), s=30, color=colour, label=f"dilation {r}: {2 * r + 1} map px = {4 * (2 * r + 1)} input px")
+    plt.gca().add_patch(plt.Rectangle((cx - 4 * r, cy - 4 * r), 8 * r, 8 * r, fill=False, ec=colour))
+plt.xlim(0, input_size)
+plt.ylim(input_size, 0)
+plt.legend(loc="lower left", fontsize=7)
+plt.title("ASPP sample points (points outside the image read zero padding)")
+plt.axis("off")
+plt.show()
+
+# %% [markdown]
+# ## 3 · The dense heads
+#
+# Each head is a BasicBlock (256→128, 1×1 conv shortcut) and a 3×3 output conv, producing raw values:
+# center logits (1 channel), BUK logits (K), embedding (D = 128) and bbox distances (l, t, r, b). Only the
+# center head is used at inference. Untrained, the center and BUK heads sit at the focal prior
+# σ(−4.595) = 0.01 and the bbox head outputs exactly 1.0 everywhere (its output conv starts at zero).
+
+# %%
+with torch.no_grad():
+    out = model.multihead(feats)
+emb = out["emb"][0].flatten(1).T.cpu()
+emb = emb - emb.mean(0)
+_, _, v = torch.pca_lowrank(emb, q=3)
+emb_rgb = (emb @ v[:, :3]).reshape(*out["emb"].shape[2:], 3)
+emb_rgb = (emb_rgb - emb_rgb.amin((0, 1))) / (emb_rgb.amax((0, 1)) - emb_rgb.amin((0, 1)) + 1e-12)
+panels = [
+    ("center: sigmoid", sigmoid_clamp(out["center"])[0, 0]),
+    ("BUK: max over K of sigmoid", sigmoid_clamp(out["buk"])[0].amax(0)),
+    ("emb: first 3 principal components", emb_rgb),
+    ("bbox: width l + r", (out["bbox"][0, 0] + out["bbox"][0, 2])),
+]
+fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+for ax, (title, img) in zip(axes, panels):
+    im = ax.imshow(img.cpu())
+    if img.dim() == 2:
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(title)
+    ax.axis("off")
+plt.show()
+print({k: tuple(v.shape) for k, v in out.items()})
+
+# %% [markdown]
+# ## 4 · The instance keypoint head: channel and spatial attention
+#
+# For each person, the backbone vector p = F[:, y, x] at the center goes through two Linear + LayerNorm
+# layers. The first gives a **channel attention** a (one weight per channel of G = conv1×1(F)); the second
+# is dotted with G at every pixel and stacked with relative-coordinate maps ((x_i − x)/32, (y_i − y)/32)
+# before a 5×5 conv and InstanceNorm: the **spatial attention** m. For two overlapping people the two
+# spatial maps should light up different bodies once trained; untrained, m is mostly a smooth ramp
+# from the relative-coordinate maps plus image texture, almost the same for both people.
+
+# %%
+with torch.no_grad():
+    att = model.kpt_head.attention_maps(feats, instance_coord, instance_imgid)
+    inst = sigmoid_clamp(model.instance_heatmaps(feats, instance_coord, instance_imgid))
+fig, axes = plt.subplots(1, 5, figsize=(19, 3.6))
+for i, c in enumerate(("r", "b")):
+    axes[0].bar(np.arange(att["channel"].shape[1]) + 0.4 * i, att["channel"][i].cpu(), width=0.4, color=c,
+                label=f"person {i}")
+    axes[1 + i].imshow(att["spatial"][i, 0].cpu(), cmap="coolwarm")
+    axes[1 + i].plot(instance_coord[i, 1].item(), instance_coord[i, 0].item(), "k*", ms=12)
+    axes[1 + i].set_title(f"spatial attention m, person {i}")
+    axes[3 + i].imshow(inst[i].amax(0).cpu(), cmap="magma")
+    axes[3 + i].set_title(f"heatmaps (max over K), person {i}")
+axes[0].set_title("channel attention a")
+axes[0].legend()
+for ax in axes[1:]:
+    ax.axis("off")
+plt.show()
+cos = torch.nn.functional.cosine_similarity(att["channel"][0], att["channel"][1], dim=0)
+print(f"cosine similarity of the two people's channel attention: {cos:.3f}")
+
+# %% [markdown]
+# ## 5 · Table 5: parameter counts, measured
+#
+# `parameter_table` builds every network on PyTorch's `meta` device (no memory, no weights) and counts
+# parameters per part. Table 5 of the paper counts the *inference* model: backbone + neck + center head +
+# instance head. The training-only heads (BUK, emb, bbox) add about 1.6 M parameters.
+
+# %%
+paper = {("BoIR (inference)", "hrnet_w32"): 31.8, ("BoIR (inference)", "hrnet_w48"): 68.9,
+         ("CID", "hrnet_w32"): 29.3, ("CID", "hrnet_w48"): 65.4}
+rows = parameter_table(("hrnet_w32", "hrnet_w48"))
+parts = ("backbone", "neck", "center_head", "buk_head", "emb_head", "bbox_head", "heatmap_head", "kpt_head")
+header = f"{'model':18s} {'backbone':10s}" + "".join(f"{p:>13s}" for p in parts) + f"{'inference':>13s}{'total':>13s}{'paper (M)':>10s}"
+print(header)
+for r in rows:
+    cells = "".join(f"{r.get(p, 0):>13,d}" for p in parts)
+    ref = paper.get((r["model"], r["backbone_name"]), "")
+    print(f"{r['model']:18s} {r['backbone_name']:10s}{cells}{r['inference']:>13,d}{r['total']:>13,d}{ref!s:>10s}")
+print("\nthis notebook's model:", {k: f"{v:,d}" for k, v in count_parameters(model).items()})
