@@ -91,7 +91,7 @@ class BboxMaskTerms:
     has_outside: torch.Tensor  # bool: the box leaves some pixel outside
     point_yx: torch.Tensor  # long (row, column) where p_i is sampled
     p: torch.Tensor
-    p_bar: torch.Tensor
+    p_bar: torch.Tensor  # release-image never uses p̄, p̄ᶜ or the soft mask: there they are p, p and 0
     p_bar_out: torch.Tensor
     soft_mask_sum: torch.Tensor
     loss_pull_in: torch.Tensor  # scalars after the variant's normalisation
@@ -240,44 +240,20 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
     p = e_pix[imgid, point[:, 0], point[:, 1]]  # [N, D], carries gradient
     q = e_sim.permute(0, 2, 3, 1)[imgid, point[:, 0], point[:, 1]]  # [N, D], detached
 
-    # ---- soft masks and box sums in a padded [B, C, ...] layout: one bmm per map --------------------
-    cap = padded_capacity(imgid, num_images, capacity)
-    rank = rank_in_image(imgid, num_images)
-    masks = torch.zeros(num_images, cap, height, width, dtype=dtype, device=e.device)
-    masks.index_put_((imgid, rank), (rows[:, :, None] & cols[:, None, :]).to(dtype))
-    masks = masks.reshape(num_images, cap, hw)
-    with torch.no_grad():
-        q_pad = torch.zeros(num_images, cap, dim, dtype=dtype, device=e.device)
-        q_pad.index_put_((imgid, rank), q)
-        e_flat = e_sim.reshape(num_images, dim, hw)
-        dots = torch.bmm(q_pad, e_flat)  # [B, C, HW]
-        if distance == "cosine":
-            cos = dots / (q_pad.norm(dim=-1, keepdim=True).clamp(min=1e-12) * e_flat.norm(dim=1, keepdim=True).clamp(min=1e-12))
-            r_map = (2 * (1 - cos)).clamp(min=0)
-        else:
-            r_map = ((q_pad * q_pad).sum(-1, keepdim=True) + (e_flat * e_flat).sum(1, keepdim=True) - 2 * dots).clamp(min=0)
-        if variant != "paper":
-            kappa = beta  # release: exp(−β·Σ_d), no 1/D
-        elif kernel == "ae":
-            kappa = beta / dim
-        else:
-            kappa = 1.0 / (2 * temperature)
-        soft = torch.exp(-kappa * r_map) * masks
-    sums = torch.bmm(torch.cat([soft, masks], dim=1), e.reshape(num_images, dim, hw).transpose(1, 2))  # [B, 2C, D]
-    num = sums[imgid, rank]
-    box_sum = sums[imgid, cap + rank]
-    soft_sum = soft.sum(-1)[imgid, rank]
-    area = masks.sum(-1)[imgid, rank]
-
-    if variant == "release-instance" or variant == "release-image":
-        tiny = soft_sum < RELEASE_TINY_MASK_SUM
-    else:
-        tiny = soft_sum <= 0
-    p_bar = torch.where(tiny[:, None], p, num / soft_sum.clamp(min=torch.finfo(dtype).tiny)[:, None])
     totals = e.sum(dim=(2, 3))  # [B, D]
-    out_count = hw - area
-    has_outside = out_count > 0
-    p_bar_out = (totals[imgid] - box_sum) / out_count.clamp(min=1)[:, None]
+    e_rows = e.reshape(num_images, dim, hw).transpose(1, 2)  # [B, HW, D]
+    if variant == "release-image":
+        # level 1 uses only the union of the boxes; the release's soft mask there is dead work, skipped
+        union = torch.zeros(num_images, height, width, dtype=dtype, device=e.device)
+        union.index_put_((imgid,), (rows[:, :, None] & cols[:, None, :]).to(dtype), accumulate=True)
+        union = (union > 0).to(dtype).reshape(num_images, 1, hw)
+        soft_sum = torch.zeros(n, dtype=dtype, device=e.device)
+        p_bar = p_bar_out = p
+        has_outside = torch.ones(n, dtype=torch.bool, device=e.device)
+    else:
+        p_bar, p_bar_out, soft_sum, has_outside, tiny = _box_means(
+            e_rows, e_sim, totals, q, p, rows, cols, imgid, num_images, capacity, variant, kernel, distance,
+            beta, temperature)
 
     same = (imgid[:, None] == imgid[None, :]) & valid[:, None] & valid[None, :]
     others = same & ~torch.eye(n, dtype=torch.bool, device=e.device)
@@ -304,10 +280,9 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
         psi = torch.exp(-beta / dim * _pairwise_r(p, "l2"))
         inst = (0.5 + 0.5 * (psi * others.to(dtype)).sum(1)) / (n_own - 1).clamp(min=1) * (n_own >= 2).to(dtype) * fvalid
     else:  # release-image: push-only over {p_i} ∪ {bg}
-        union = (masks > 0).any(dim=1).to(dtype)  # [B, HW]; skipped boxes have empty masks
-        u_count = union.sum(-1)
+        u_count = union.sum(-1)[:, 0]
         bg_exists = (u_count < hw).to(dtype)  # [B]
-        union_sum = torch.bmm(union[:, None, :], e.reshape(num_images, dim, hw).transpose(1, 2))[:, 0]
+        union_sum = torch.bmm(union, e_rows)[:, 0]
         bg = (totals - union_sum) / (hw - u_count).clamp(min=1)[:, None]
         n_prime = n_own + bg_exists[imgid]
         denom = (n_prime - 1).clamp(min=1)
@@ -328,6 +303,51 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
     return BboxMaskTerms(pull_in=pull, push_out=out, push_inst=inst, valid=valid, has_outside=has_outside,
                          point_yx=point, p=p, p_bar=p_bar, p_bar_out=p_bar_out, soft_mask_sum=soft_sum,
                          loss_pull_in=loss_pull, loss_push_out=loss_out, loss_push_inst=loss_inst)
+
+
+def _box_means(e_rows, e_sim, totals, q, p, rows, cols, imgid, num_images, capacity, variant, kernel, distance,
+               beta, temperature):
+    """Soft-masked in-box means p̄ (Eq. 2) and out-box means p̄ᶜ (Eq. 3) of all instances at once.
+
+    Instances are laid out per image in C padded slots, so that one ``bmm`` gives every instance's
+    similarity to every pixel of its own image, and a second one the sums Σ s·e and Σ_{B_i} e.
+    """
+    num_images, dim, height, width = e_sim.shape
+    hw = height * width
+    dtype = e_rows.dtype
+    cap = padded_capacity(imgid, num_images, capacity)
+    rank = rank_in_image(imgid, num_images)
+    masks = torch.zeros(num_images, cap, height, width, dtype=dtype, device=e_rows.device)
+    masks.index_put_((imgid, rank), (rows[:, :, None] & cols[:, None, :]).to(dtype))
+    masks = masks.reshape(num_images, cap, hw)
+    with torch.no_grad():
+        q_pad = torch.zeros(num_images, cap, dim, dtype=dtype, device=e_rows.device)
+        q_pad.index_put_((imgid, rank), q)
+        e_flat = e_sim.reshape(num_images, dim, hw)
+        dots = torch.bmm(q_pad, e_flat)  # [B, C, HW]
+        if distance == "cosine":
+            cos = dots / (q_pad.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+                          * e_flat.norm(dim=1, keepdim=True).clamp(min=1e-12))
+            r_map = (2 * (1 - cos)).clamp(min=0)
+        else:
+            r_map = ((q_pad * q_pad).sum(-1, keepdim=True) + (e_flat * e_flat).sum(1, keepdim=True) - 2 * dots).clamp(min=0)
+        if variant != "paper":
+            kappa = beta  # release: exp(−β·Σ_d), no 1/D
+        elif kernel == "ae":
+            kappa = beta / dim
+        else:
+            kappa = 1.0 / (2 * temperature)
+        soft = torch.exp(-kappa * r_map) * masks
+    sums = torch.bmm(torch.cat([soft, masks], dim=1), e_rows)  # [B, 2C, D]
+    num = sums[imgid, rank]
+    box_sum = sums[imgid, cap + rank]
+    soft_sum = soft.sum(-1)[imgid, rank]
+    area = masks.sum(-1)[imgid, rank]
+    tiny = soft_sum < RELEASE_TINY_MASK_SUM if variant != "paper" else soft_sum <= 0
+    p_bar = torch.where(tiny[:, None], p, num / soft_sum.clamp(min=torch.finfo(dtype).tiny)[:, None])
+    out_count = hw - area
+    p_bar_out = (totals[imgid] - box_sum) / out_count.clamp(min=1)[:, None]
+    return p_bar, p_bar_out, soft_sum, out_count > 0, tiny
 
 
 def _cross_r(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:

@@ -120,15 +120,19 @@ def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None
                 py = min(max(math.floor(float(instance_center[i, 1])), 0), H - 1)
             p[i] = e[b, :, py, px]
             q = es[b, :, py, px]
-            num, den = 0.0, 0.0
+            # the box crop B_i, one instance at a time (rows and columns chosen by the loops above)
+            rr, cc = torch.tensor(rows), torch.tensor(cols)
+            crop = e[b][:, rr][:, :, cc]  # [D, |rows|, |cols|]
+            crop_s = es[b][:, rr][:, :, cc]
+            if distance == "l2":
+                r = ((crop_s - q[:, None, None]) ** 2).sum(0)
+            else:
+                r = 2 * (1 - (_unit_map(crop_s[None])[0] * _unit(q)[:, None, None]).sum(0))
+            s = torch.exp(-kappa * r).detach()  # Eq. 1, no gradient
+            den = s.sum()
+            pbar[i] = (crop * s).sum((1, 2)) / den if float(den) > 0 else p[i]
             inside = torch.zeros(H, W, dtype=torch.bool)
-            for v in rows:
-                for u in cols:
-                    s = torch.exp(-kappa * _r(es[b, :, v, u], q, distance)).detach()  # Eq. 1, no gradient
-                    num = num + s * e[b, :, v, u]
-                    den = den + s
-                    inside[v, u] = True
-            pbar[i] = num / den if float(den) > 0 else p[i]
+            inside[rr[:, None], cc[None, :]] = True
             outside = ~inside
             has_out[i] = bool(outside.any())
             pout[i] = e[b][:, outside].mean(1) if has_out[i] else torch.zeros_like(p[i])
