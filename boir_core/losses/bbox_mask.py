@@ -221,45 +221,55 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
     Skipped (tiny) boxes give 0 everywhere. The release losses are Σ_i values / N.
     """
     _check_inputs(emb, instance_bbox, instance_imgid, instance_center, variant, kernel, distance, instance_point)
-    e = normalize_embedding(emb)
-    dtype = e.dtype
-    num_images, dim, height, width = e.shape
+    # The normalised map e = x/‖x‖ is never materialised: every sum over pixels is a bmm of the raw map x
+    # with weights that already include 1/‖x‖ (one pass over x instead of three).
+    x = as_float(emb)
+    dtype = x.dtype
+    num_images, dim, height, width = x.shape
     hw = height * width
     n = instance_bbox.shape[0]
     imgid = instance_imgid.long()
     bbox = as_float(instance_bbox).to(dtype)
     center = None if instance_center is None else as_float(instance_center).to(dtype)
+    inv, unit_sq = _inverse_norms(x)  # [B, HW] each
 
-    e_sim = e.detach() if similarity_emb is None else normalize_embedding(similarity_emb).detach().to(dtype)
-    if e_sim.shape != e.shape:
-        raise ValueError(f"similarity_emb shape {tuple(e_sim.shape)} != emb shape {tuple(e.shape)}")
+    if similarity_emb is None:
+        xs, inv_s, unit_sq_s = x.detach(), inv.detach(), unit_sq.detach()
+    else:
+        xs = as_float(similarity_emb).detach().to(dtype)
+        if xs.shape != x.shape:
+            raise ValueError(f"similarity_emb shape {tuple(xs.shape)} != emb shape {tuple(x.shape)}")
+        inv_s, unit_sq_s = _inverse_norms(xs)
 
     rows, cols, valid = box_rows_cols(bbox, height, width, variant)
     point = instance_pixels(bbox, height, width, variant, instance_point, center)
-    e_pix = e.permute(0, 2, 3, 1)  # [B, H, W, D]
-    p = e_pix[imgid, point[:, 0], point[:, 1]]  # [N, D], carries gradient
-    q = e_sim.permute(0, 2, 3, 1)[imgid, point[:, 0], point[:, 1]]  # [N, D], detached
+    flat_index = point[:, 0] * width + point[:, 1]
+    x_flat = x.reshape(num_images, dim, hw)
+    xs_flat = xs.reshape(num_images, dim, hw)
+    p = x_flat[imgid, :, flat_index] * inv[imgid, flat_index][:, None]  # [N, D] unit vectors, with gradient
+    q = xs_flat[imgid, :, flat_index] * inv_s[imgid, flat_index][:, None]  # [N, D], detached
+    x_rows = x_flat.transpose(1, 2)  # [B, HW, D]
 
-    totals = e.sum(dim=(2, 3))  # [B, D]
-    e_rows = e.reshape(num_images, dim, hw).transpose(1, 2)  # [B, HW, D]
     if variant == "release-image":
         # level 1 uses only the union of the boxes; the release's soft mask there is dead work, skipped
-        union = torch.zeros(num_images, height, width, dtype=dtype, device=e.device)
+        union = torch.zeros(num_images, height, width, dtype=dtype, device=x.device)
         union.index_put_((imgid,), (rows[:, :, None] & cols[:, None, :]).to(dtype), accumulate=True)
         union = (union > 0).to(dtype).reshape(num_images, 1, hw)
-        soft_sum = torch.zeros(n, dtype=dtype, device=e.device)
+        sums = torch.bmm(torch.cat([union, torch.ones_like(union)], dim=1) * inv[:, None, :], x_rows)  # [B, 2, D]
+        union_sum, totals = sums[:, 0], sums[:, 1]
+        soft_sum = torch.zeros(n, dtype=dtype, device=x.device)
         p_bar = p_bar_out = p
-        has_outside = torch.ones(n, dtype=torch.bool, device=e.device)
+        has_outside = torch.ones(n, dtype=torch.bool, device=x.device)
     else:
         p_bar, p_bar_out, soft_sum, has_outside, tiny = _box_means(
-            e_rows, e_sim, totals, q, p, rows, cols, imgid, num_images, capacity, variant, kernel, distance,
-            beta, temperature)
+            x_rows, inv, xs_flat, inv_s, unit_sq_s, q, p, rows, cols, imgid, num_images, height, width, capacity,
+            variant, kernel, distance, beta, temperature)
 
     same = (imgid[:, None] == imgid[None, :]) & valid[:, None] & valid[None, :]
-    others = same & ~torch.eye(n, dtype=torch.bool, device=e.device)
-    n_img = torch.zeros(num_images, dtype=dtype, device=e.device).index_add_(0, imgid, valid.to(dtype))
+    others = same & ~torch.eye(n, dtype=torch.bool, device=x.device)
+    n_img = torch.zeros(num_images, dtype=dtype, device=x.device).index_add_(0, imgid, valid.to(dtype))
     n_own = n_img[imgid]  # valid instances in my image
-    zero = torch.zeros(n, dtype=dtype, device=e.device)
+    zero = torch.zeros(n, dtype=dtype, device=x.device)
     fvalid = valid.to(dtype)
 
     if variant == "paper" and kernel == "ae":
@@ -282,7 +292,6 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
     else:  # release-image: push-only over {p_i} ∪ {bg}
         u_count = union.sum(-1)[:, 0]
         bg_exists = (u_count < hw).to(dtype)  # [B]
-        union_sum = torch.bmm(union, e_rows)[:, 0]
         bg = (totals - union_sum) / (hw - u_count).clamp(min=1)[:, None]
         n_prime = n_own + bg_exists[imgid]
         denom = (n_prime - 1).clamp(min=1)
@@ -305,32 +314,38 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
                          loss_pull_in=loss_pull, loss_push_out=loss_out, loss_push_inst=loss_inst)
 
 
-def _box_means(e_rows, e_sim, totals, q, p, rows, cols, imgid, num_images, capacity, variant, kernel, distance,
-               beta, temperature):
+def _inverse_norms(x: torch.Tensor):
+    """1/max(‖x‖, 1e-12) per pixel and ‖x/max(‖x‖, 1e-12)‖² (1, or 0 for an all-zero vector), both [B, HW];
+    the same convention as ``F.normalize``."""
+    sumsq = (x * x).sum(1).reshape(x.shape[0], -1)
+    inv = 1 / sumsq.sqrt().clamp(min=1e-12)
+    return inv, sumsq * inv * inv
+
+
+def _box_means(x_rows, inv, xs_flat, inv_s, unit_sq_s, q, p, rows, cols, imgid, num_images, height, width,
+               capacity, variant, kernel, distance, beta, temperature):
     """Soft-masked in-box means p̄ (Eq. 2) and out-box means p̄ᶜ (Eq. 3) of all instances at once.
 
     Instances are laid out per image in C padded slots, so that one ``bmm`` gives every instance's
-    similarity to every pixel of its own image, and a second one the sums Σ s·e and Σ_{B_i} e.
+    similarity to every pixel of its own image, and a second one the sums Σ s·e, Σ_{B_i} e and Σ e.
     """
-    num_images, dim, height, width = e_sim.shape
+    dim = xs_flat.shape[1]
     hw = height * width
-    dtype = e_rows.dtype
+    dtype = x_rows.dtype
     cap = padded_capacity(imgid, num_images, capacity)
     rank = rank_in_image(imgid, num_images)
-    masks = torch.zeros(num_images, cap, height, width, dtype=dtype, device=e_rows.device)
+    masks = torch.zeros(num_images, cap, height, width, dtype=dtype, device=x_rows.device)
     masks.index_put_((imgid, rank), (rows[:, :, None] & cols[:, None, :]).to(dtype))
     masks = masks.reshape(num_images, cap, hw)
     with torch.no_grad():
-        q_pad = torch.zeros(num_images, cap, dim, dtype=dtype, device=e_rows.device)
+        q_pad = torch.zeros(num_images, cap, dim, dtype=dtype, device=x_rows.device)
         q_pad.index_put_((imgid, rank), q)
-        e_flat = e_sim.reshape(num_images, dim, hw)
-        dots = torch.bmm(q_pad, e_flat)  # [B, C, HW]
+        dots = torch.bmm(q_pad, xs_flat) * inv_s[:, None, :]  # q · e(u), e unit: [B, C, HW]
         if distance == "cosine":
-            cos = dots / (q_pad.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-                          * e_flat.norm(dim=1, keepdim=True).clamp(min=1e-12))
+            cos = dots / (q_pad.norm(dim=-1, keepdim=True).clamp(min=1e-12) * unit_sq_s.sqrt()[:, None, :].clamp(min=1e-12))
             r_map = (2 * (1 - cos)).clamp(min=0)
         else:
-            r_map = ((q_pad * q_pad).sum(-1, keepdim=True) + (e_flat * e_flat).sum(1, keepdim=True) - 2 * dots).clamp(min=0)
+            r_map = ((q_pad * q_pad).sum(-1, keepdim=True) + unit_sq_s[:, None, :] - 2 * dots).clamp(min=0)
         if variant != "paper":
             kappa = beta  # release: exp(−β·Σ_d), no 1/D
         elif kernel == "ae":
@@ -338,9 +353,12 @@ def _box_means(e_rows, e_sim, totals, q, p, rows, cols, imgid, num_images, capac
         else:
             kappa = 1.0 / (2 * temperature)
         soft = torch.exp(-kappa * r_map) * masks
-    sums = torch.bmm(torch.cat([soft, masks], dim=1), e_rows)  # [B, 2C, D]
+    ones = torch.ones(num_images, 1, hw, dtype=dtype, device=x_rows.device)
+    weights = torch.cat([soft, masks, ones], dim=1) * inv[:, None, :]  # 1/‖x‖ turns sums of x into sums of e
+    sums = torch.bmm(weights, x_rows)  # [B, 2C + 1, D]
     num = sums[imgid, rank]
     box_sum = sums[imgid, cap + rank]
+    totals = sums[:, 2 * cap]
     soft_sum = soft.sum(-1)[imgid, rank]
     area = masks.sum(-1)[imgid, rank]
     tiny = soft_sum < RELEASE_TINY_MASK_SUM if variant != "paper" else soft_sum <= 0
@@ -348,7 +366,6 @@ def _box_means(e_rows, e_sim, totals, q, p, rows, cols, imgid, num_images, capac
     out_count = hw - area
     p_bar_out = (totals[imgid] - box_sum) / out_count.clamp(min=1)[:, None]
     return p_bar, p_bar_out, soft_sum, out_count > 0, tiny
-
 
 def _cross_r(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
     """r(a_i, b_j) for all pairs [N, N]."""
