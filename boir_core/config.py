@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,13 +161,9 @@ class Config:
 
     def dump(self, path: str | os.PathLike) -> Path:
         """Write the resolved config as YAML, atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(self.to_yaml())
-        os.replace(tmp, path)
-        return path
+        from .io import atomic_write_text
+
+        return atomic_write_text(path, self.to_yaml())
 
     @property
     def num_keypoints(self) -> int:

@@ -6,7 +6,6 @@ Unreadable inputs are named and skipped with a count; an empty folder is an erro
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from ..config import Config
+from ..io import atomic_write_json
 
 __all__ = ["predict", "iter_inputs", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
 
@@ -93,10 +93,6 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
             drawn = draw_poses(img, r.poses, prof.skeleton)
             out_name = f"{image_id:06d}_{Path(name.split('#')[0]).stem}.jpg"
             cv2.imwrite(str(Path(draw_dir) / out_name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results))
-    os.replace(tmp, out)
+    out = atomic_write_json(output, results)
     return {"num_images": n_images, "num_poses": len(results), "skipped": len(skipped),
             "skipped_inputs": skipped, "output": str(out)}

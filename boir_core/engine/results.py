@@ -15,9 +15,10 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from ..io import atomic_write_json
 
 __all__ = [
     "atomic_write_json",
@@ -28,23 +29,6 @@ __all__ = [
     "coco_testdev_filename",
     "write_testdev_results",
 ]
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> Path:
-    """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=indent, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def validate_results(results: Sequence[dict[str, Any]], *, num_keypoints: int | None = None,

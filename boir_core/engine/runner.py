@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..config import Config
+from ..io import atomic_write_json
 
 __all__ = ["resolve_checkpoint", "load_inference_model", "decode_dataset", "run_evaluation"]
 
@@ -102,9 +102,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
                                               max_images=cfg.test.max_images)
     split = cfg.data.test_split
     res_path = out_dir / f"keypoints_{cfg.data.dataset}_{split}_results.json"
-    tmp = res_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results))
-    os.replace(tmp, res_path)
+    atomic_write_json(res_path, results)
     timings = {"network_ms": 1000 * t_net / max(n, 1), "decode_ms": 1000 * t_dec / max(n, 1),
                "device": _device_name(device)}
     if cfg.data.dataset == "coco" and split in ("test", "test-dev"):

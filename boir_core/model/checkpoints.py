@@ -34,7 +34,6 @@ in the returned :class:`LoadReport`:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import Any, Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
+from ..io import atomic_open
 from .backbone import IMAGENET_HEAD_PREFIXES
 
 __all__ = [
@@ -396,15 +396,8 @@ def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], extra: Opti
         "state_dict": OrderedDict((k, v.detach().cpu()) for k, v in model.state_dict().items()),
         "extra": dict(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
     return path
 
 

@@ -1,0 +1,50 @@
+"""Atomic file writes: nothing the kit writes is ever left half-written.
+
+Every file goes to a temporary name in the destination folder and is renamed onto the target with
+``os.replace`` only once it is complete; an error (or a kill) leaves the previous file, if any, untouched
+and removes the temporary file where it can.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+__all__ = ["atomic_open", "atomic_write_text", "atomic_write_json"]
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path`` for writing; on success it replaces ``path``."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> Path:
+    """Write ``obj`` as JSON (NaN/Inf refused) followed by a newline."""
+    with atomic_open(path, "w") as f:
+        json.dump(obj, f, indent=indent, allow_nan=False)
+        f.write("\n")
+    return Path(path)
