@@ -1,0 +1,267 @@
+"""The paper's figures as functions: t-SNE of features as RGB (Fig. 3), feature-similarity maps from box
+centers (Fig. 1 b-f) and comparative / failure-case panels (Figs. 4-6).
+
+* :func:`tsne_rgb` — t-SNE (3 components, 250 iterations as in the paper) of the per-pixel feature vectors,
+  each component min-max normalised to [0, 1] and used as R, G, B. Pixels are subsampled on a regular grid
+  (``max_points``) for CPU speed and the colours upsampled back to the map size.
+* :func:`gaussian_similarity` — ψ(d(f(x, y), p)) = exp(−‖f(x, y) − p‖² / h): the L2 distance of every
+  feature vector to one vector p (an instance parameter: the feature at a center), through a Gaussian
+  kernel, as the supplementary describes for Figs. 4-5. ``bandwidth="median"`` sets h to the median squared
+  distance (so half the map lies below e⁻¹, whatever the feature scale of the checkpoint);
+  ``bandwidth=D/β`` is the kernel of the Bbox Mask Loss, exp(−β/D·‖·‖²).
+* :func:`model_maps` — backbone features and the center heatmap of any BoIR / CID model on one image.
+* :func:`comparison_figure`, :func:`similarity_figure` — matplotlib figures in the layout of the paper.
+
+Inputs are torch tensors or numpy arrays; outputs are numpy.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+__all__ = [
+    "tsne_iteration_argument", "grid_stride", "tsne_rgb", "feature_at", "gaussian_similarity",
+    "similarity_from_point", "box_center", "box_iou", "most_overlapping_pair", "overlay", "model_maps",
+    "similarity_figure", "comparison_figure",
+]
+
+ArrayLike = Any  # np.ndarray or torch.Tensor
+
+
+def _np(x: ArrayLike) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x)
+
+
+def tsne_iteration_argument() -> str:
+    """``max_iter`` (scikit-learn >= 1.5) or ``n_iter`` (older) — the name of TSNE's iteration count."""
+    from sklearn.manifold import TSNE
+
+    params = inspect.signature(TSNE.__init__).parameters
+    return "max_iter" if "max_iter" in params else "n_iter"
+
+
+def grid_stride(height: int, width: int, max_points: int) -> int:
+    """The smallest stride s such that a regular s-grid over H×W has at most ``max_points`` points."""
+    if max_points < 1:
+        raise ValueError(f"max_points must be >= 1, got {max_points}")
+    s = max(1, math.ceil(math.sqrt(height * width / max_points)))
+    while math.ceil(height / s) * math.ceil(width / s) > max_points:
+        s += 1
+    return s
+
+
+def tsne_rgb(features: ArrayLike, *, max_points: int = 1024, n_iter: int = 250, perplexity: float = 30.0,
+             seed: int = 0, out_size: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """t-SNE of a feature map [C, H, W] as an RGB image [H, W, 3] (or ``out_size`` = (H', W')) in [0, 1].
+
+    The feature vectors of a regular grid (at most ``max_points`` pixels) are embedded in 3 dimensions with
+    ``n_iter`` iterations (the paper: 250); each dimension is min-max normalised to [0, 1] and the colour
+    image is upsampled bilinearly to the map (or ``out_size``).
+    """
+    import cv2
+    from sklearn.manifold import TSNE
+
+    f = _np(features).astype(np.float32)
+    if f.ndim != 3:
+        raise ValueError(f"features must be [C, H, W], got shape {f.shape}")
+    c, h, w = f.shape
+    s = grid_stride(h, w, max_points)
+    sub = f[:, ::s, ::s]
+    gh, gw = sub.shape[1:]
+    x = sub.reshape(c, -1).T
+    n = x.shape[0]
+    if n < 5:
+        raise ValueError(f"t-SNE needs at least 5 pixels, the {h}x{w} map gives {n} at max_points={max_points}")
+    tsne = TSNE(n_components=3, perplexity=float(min(perplexity, (n - 1) / 3)), init="pca",
+                random_state=seed, **{tsne_iteration_argument(): int(n_iter)})
+    y = tsne.fit_transform(x.astype(np.float64))
+    lo, hi = y.min(axis=0), y.max(axis=0)
+    y = (y - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
+    rgb = y.reshape(gh, gw, 3).astype(np.float32)
+    th, tw = out_size if out_size is not None else (h, w)
+    if (gh, gw) != (th, tw):
+        rgb = cv2.resize(rgb, (int(tw), int(th)), interpolation=cv2.INTER_LINEAR)
+    return np.clip(rgb, 0.0, 1.0)
+
+
+def feature_at(features: ArrayLike, yx: Sequence[float]) -> np.ndarray:
+    """The feature vector [C] at map position (y, x) (rounded, clipped to the map)."""
+    f = _np(features)
+    h, w = f.shape[1:]
+    y = int(np.clip(round(float(yx[0])), 0, h - 1))
+    x = int(np.clip(round(float(yx[1])), 0, w - 1))
+    return f[:, y, x].copy()
+
+
+def gaussian_similarity(features: ArrayLike, vector: ArrayLike,
+                        bandwidth: Union[str, float] = "median") -> np.ndarray:
+    """exp(−‖f(x, y) − p‖² / h) for every pixel of ``features`` [C, H, W]; p = ``vector`` [C]; in (0, 1].
+
+    ``bandwidth``: h itself (a number > 0; D/β gives the Bbox Mask Loss kernel exp(−β/D·‖·‖²)), or
+    ``"median"``: the median of the squared distances over the map (``"mean"``: their mean).
+    """
+    f = _np(features).astype(np.float64)
+    p = _np(vector).astype(np.float64).reshape(-1)
+    if f.ndim != 3 or f.shape[0] != p.shape[0]:
+        raise ValueError(f"features [C, H, W] and vector [C] do not match: {f.shape} vs {p.shape}")
+    d2 = ((f - p[:, None, None]) ** 2).sum(axis=0)
+    if isinstance(bandwidth, str):
+        if bandwidth not in ("median", "mean"):
+            raise ValueError(f"bandwidth must be a number, 'median' or 'mean', got {bandwidth!r}")
+        h = float(np.median(d2) if bandwidth == "median" else d2.mean())
+        h = h if h > 0 else 1.0
+    else:
+        h = float(bandwidth)
+        if not h > 0:
+            raise ValueError(f"bandwidth must be > 0, got {bandwidth}")
+    return np.exp(-d2 / h)
+
+
+def similarity_from_point(features: ArrayLike, yx: Sequence[float],
+                          bandwidth: Union[str, float] = "median") -> np.ndarray:
+    """:func:`gaussian_similarity` to the feature at map position (y, x) (1 there)."""
+    return gaussian_similarity(features, feature_at(features, yx), bandwidth)
+
+
+def box_center(box_xywh: Sequence[float], scale: float = 1.0) -> tuple[float, float]:
+    """(y, x) of the center of an ``xywh`` box, times ``scale`` (e.g. 1/4: image pixels → map pixels)."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    return (y + h / 2) * scale, (x + w / 2) * scale
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """IoU of two ``xywh`` boxes."""
+    ax0, ay0, aw, ah = (float(v) for v in a)
+    bx0, by0, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax0 + aw, bx0 + bw) - max(ax0, bx0))
+    ih = max(0.0, min(ay0 + ah, by0 + bh) - max(ay0, by0))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def most_overlapping_pair(boxes: Sequence[Sequence[float]]) -> Optional[tuple[int, int, float]]:
+    """(i, j, IoU) of the two ``xywh`` boxes that overlap most (i < j); None for fewer than two boxes."""
+    best = None
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            v = box_iou(boxes[i], boxes[j])
+            if best is None or v > best[2]:
+                best = (i, j, v)
+    return best
+
+
+def overlay(image: np.ndarray, heat: ArrayLike, alpha: float = 0.55, cmap: str = "jet") -> np.ndarray:
+    """Blend a [h, w] map in [0, 1] (resized to the image) over an RGB uint8 image; returns uint8 RGB."""
+    import cv2
+    import matplotlib
+
+    m = np.clip(_np(heat).astype(np.float32), 0, 1)
+    m = cv2.resize(m, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = (matplotlib.colormaps[cmap](m)[..., :3] * 255).astype(np.float32)
+    out = (1 - alpha) * image.astype(np.float32) + alpha * colour
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def model_maps(model, image: ArrayLike) -> dict[str, np.ndarray]:
+    """Backbone features [C, H, W] and the center heatmap [H, W] (probabilities) of ``model`` on one
+    normalised input canvas [3, H', W'] (a test sample's ``image``)."""
+    import torch
+
+    from ..ops import sigmoid_clamp
+
+    x = image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        feats = model.features(x[None].float().to(device))
+        center = sigmoid_clamp(model.center_logits(feats))[0, 0]
+    return {"features": feats[0].float().cpu().numpy(), "center": center.cpu().numpy()}
+
+
+# ---------------------------------------------------------------------------------------------------
+# figures
+
+def _draw_box(ax, box_xywh, colour: str, label: str) -> None:
+    import matplotlib.patches as patches
+
+    x, y, w, h = box_xywh
+    ax.add_patch(patches.Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=2))
+    cy, cx = box_center(box_xywh)
+    ax.plot(cx, cy, "o", color=colour, ms=6)
+    ax.text(x, y - 2, label, color=colour, fontsize=11, weight="bold", va="bottom")
+
+
+def similarity_figure(canvas: np.ndarray, boxes: Sequence[Sequence[float]],
+                      similarities: Mapping[str, Sequence[np.ndarray]], labels: Sequence[str] = ("A", "B")):
+    """Fig. 1 (b)-(f): the canvas with the boxes (b), then per model one panel per box: the similarity of
+    the feature at that box's center to the whole map, over the canvas. ``boxes`` are ``xywh`` in canvas
+    pixels; ``similarities`` = ``{model name: [map for box A, map for box B]}``."""
+    import matplotlib.pyplot as plt
+
+    colours = ("tab:blue", "tab:red", "tab:green", "tab:orange")
+    n = 1 + sum(len(v) for v in similarities.values())
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4))
+    axes = np.atleast_1d(axes)
+    axes[0].imshow(canvas)
+    for b, lab, col in zip(boxes, labels, colours):
+        _draw_box(axes[0], b, col, lab)
+    axes[0].set_title("(b) boxes and their centers")
+    letters = iter("cdefghijklmnop")
+    k = 1
+    for name, maps in similarities.items():
+        for m, b, lab, col in zip(maps, boxes, labels, colours):
+            axes[k].imshow(overlay(canvas, m))
+            cy, cx = box_center(b)
+            axes[k].plot(cx, cy, "o", color="white", ms=7, mec=col, mew=2)
+            axes[k].set_title(f"({next(letters)}) {name}: from {lab}")
+            k += 1
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(canvas: np.ndarray, entries: Mapping[str, Mapping[str, Any]], *, title: str = "",
+                      skeleton: Sequence[tuple[int, int]] = (), min_score: float = 0.05):
+    """Figs. 4-6: one row per model with predictions, center heatmap, t-SNE of the backbone features and
+    the similarity of the top-1 instance parameter to the feature map.
+
+    ``entries`` = ``{model name: {"poses": [...] in canvas pixels, "center": [H, W], "tsne": [H, W, 3],
+    "similarity": [H, W] or None, "top_yx": (y, x) map position of the top center or None}}``; the maps are
+    at stride 4 and drawn over / beside ``canvas`` (RGB uint8).
+    """
+    import matplotlib.pyplot as plt
+
+    from .draw import draw_poses
+
+    rows = len(entries)
+    fig, axes = plt.subplots(rows, 4, figsize=(13, 3.3 * rows), squeeze=False)
+    for r, (name, e) in enumerate(entries.items()):
+        ax = axes[r]
+        ax[0].imshow(draw_poses(canvas, e.get("poses", []), skeleton, min_score=min_score))
+        n_people = sum(p.get("score", 1.0) >= min_score for p in e.get("poses", []))
+        ax[0].set_title(f"{name}: {n_people} people")
+        ax[1].imshow(overlay(canvas, e["center"] / max(float(np.max(e["center"])), 1e-6)))
+        ax[1].set_title(f"center heatmap (max {float(np.max(e['center'])):.2f})")
+        ax[2].imshow(e["tsne"])
+        ax[2].set_title("t-SNE of backbone features")
+        if e.get("similarity") is not None:
+            ax[3].imshow(overlay(canvas, e["similarity"]))
+            if e.get("top_yx") is not None:
+                y, x = e["top_yx"]
+                ax[3].plot(4 * x + 2, 4 * y + 2, "o", color="white", ms=7, mec="k")
+            ax[3].set_title("similarity to the top-1 instance")
+        else:
+            ax[3].set_title("no instance found")
+        for a in ax:
+            a.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
