@@ -60,7 +60,7 @@ from ..config import Config, configs_dir, load_config
 __all__ = [
     "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "table_numbers", "table_ids", "plan", "ablation_subset",
     "weight_candidates", "resolve_weights", "data_present", "detect_demo", "metrics_path", "table5_path",
-    "real_config", "config_overrides_between", "demo_ablation_config", "ReproduceReport", "reproduce",
+    "real_config", "config_overrides_between", "ABLATION_SWITCHES", "demo_ablation_config", "ReproduceReport", "reproduce",
     "table_results", "render_report",
 ]
 
@@ -317,12 +317,22 @@ def config_overrides_between(base: Config, target: Config, sections: Iterable[st
     return out
 
 
+#: The settings Tables 4 and 7 vary; a demo ablation run takes these from the row's config.
+ABLATION_SWITCHES = ("model.bbox_head", "model.emb_dim", "loss.bbox_mask", "loss.bbox_mask_variant",
+                     "loss.emb_loss", "loss.distance", "loss.beta", "loss.temperature", "loss.weighting",
+                     "loss.bbox_weight", "loss.bbox_mask_weight")
+
+
 def demo_ablation_config(key: str, data_root: Union[str, os.PathLike], *, iters: int = 2,
                          device: str = "cpu", base: str = "tiny") -> Config:
-    """The demo stand-in of ablation row ``key``: ``base`` (tiny) with the row's model / loss switches
-    (what ``configs/ablations/<key>.yaml`` changes relative to ``coco_w32``), ``iters`` iterations."""
-    run = RUNS[key]
-    switches = config_overrides_between(load_config("coco_w32"), load_config(run.config_path))
+    """The demo stand-in of ablation row ``key``: ``base`` (tiny) with the row's switches
+    (:data:`ABLATION_SWITCHES` of ``configs/ablations/<key>.yaml``: heads, losses, β, D), ``iters``
+    iterations."""
+    import yaml
+
+    flat = _flatten(load_config(RUNS[key].config_path).to_dict())
+    switches = [f"{k}={yaml.safe_dump(flat[k], default_flow_style=True).strip().removesuffix('...').strip()}"
+                for k in ABLATION_SWITCHES]
     return load_config(base, [*switches, f"name={key}", f"data.root={data_root}", f"train.device={device}",
                               "train.epochs=1", f"train.max_iters_per_epoch={int(iters)}",
                               "train.log_every=1000"])

@@ -25,7 +25,7 @@ import numpy as np
 __all__ = [
     "tsne_iteration_argument", "grid_stride", "tsne_rgb", "feature_at", "gaussian_similarity",
     "similarity_from_point", "box_center", "box_iou", "most_overlapping_pair", "overlay", "model_maps",
-    "similarity_figure", "comparison_figure",
+    "prepare_image", "to_canvas", "boxes_to_canvas", "similarity_figure", "comparison_figure",
 ]
 
 ArrayLike = Any  # np.ndarray or torch.Tensor
@@ -182,6 +182,38 @@ def model_maps(model, image: ArrayLike) -> dict[str, np.ndarray]:
         feats = model.features(x[None].float().to(device))
         center = sigmoid_clamp(model.center_logits(feats))[0, 0]
     return {"features": feats[0].float().cpu().numpy(), "center": center.cpu().numpy()}
+
+
+def prepare_image(image: np.ndarray, input_size: int) -> dict[str, Any]:
+    """The test-time resize of an RGB image (spec §6 step 1): ``image`` (normalised tensor [3, H', W'] for
+    the model), ``canvas`` (RGB uint8 as the model sees it), ``matrix`` (original → canvas) and ``meta``
+    (``trans_inv``: canvas → original, what :func:`boir_core.engine.decode.decode` needs)."""
+    import torch
+
+    from ..data.transforms import eval_resize, normalize_image, warp
+
+    h, w = image.shape[:2]
+    tr = eval_resize(w, h, input_size)
+    canvas = warp(image, tr.matrix, tr.canvas)
+    return {"image": torch.from_numpy(normalize_image(canvas)), "canvas": canvas, "matrix": tr.matrix,
+            "meta": {"trans_inv": tr.trans_inv}}
+
+
+def to_canvas(poses: Sequence[Mapping[str, Any]], matrix: ArrayLike) -> list[dict[str, Any]]:
+    """COCO-format poses in original pixels → the same poses in canvas pixels (2×3 affine ``matrix``)."""
+    m = _np(matrix).astype(np.float64)
+    out = []
+    for p in poses:
+        kp = np.asarray(p["keypoints"], np.float64).reshape(-1, 3).copy()
+        kp[:, :2] = kp[:, :2] @ m[:, :2].T + m[:, 2]
+        out.append({**p, "keypoints": kp.reshape(-1).tolist()})
+    return out
+
+
+def boxes_to_canvas(boxes: Sequence[Sequence[float]], matrix: ArrayLike) -> list[list[float]]:
+    """``xywh`` boxes in original pixels → canvas pixels (scale + translation affine)."""
+    m = _np(matrix).astype(np.float64)
+    return [[m[0, 0] * x + m[0, 2], m[1, 1] * y + m[1, 2], m[0, 0] * w, m[1, 1] * h] for x, y, w, h in boxes]
 
 
 # ---------------------------------------------------------------------------------------------------

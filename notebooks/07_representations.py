@@ -1,0 +1,271 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · What the representations look like (Figures 1, 3–6)
+#
+# BoIR's claim is about the *backbone features*: box supervision (Bbox Mask Loss, bbox head) makes the
+# feature at a person's center similar to the rest of that person and dissimilar to everyone else. The
+# paper shows this three ways, all reproduced here for any pair of checkpoints, BoIR beside CID:
+#
+# * **Figure 1 (b–f)**: the similarity of the feature at a box center to the whole feature map, for two
+#   overlapping people A and B;
+# * **Figure 3**: a t-SNE of every pixel's backbone feature to 3 dimensions (250 iterations), shown as RGB —
+#   people with distinct, consistent colours are disentangled;
+# * **Figures 4–6**: predictions, center heatmap, t-SNE and the similarity of the top-1 instance parameter
+#   (L2 distance + Gaussian kernel), and failure cases.
+#
+# By default the models are the `make demo` BoIR (`runs/demo/train/final.pt`) when present, else a tiny BoIR
+# trained for a few iterations, and a tiny CID trained the same way, on SynthCrowd. Such models have not
+# learnt much: the maps show the method, not the paper's result. Pass released checkpoints
+# (`boir_config="coco_w32"`, `cid_config="cid_coco_w32"`) and real `images` to see the paper's pictures.
+
+# %% tags=["parameters"]
+boir_config = "demo"  # config of the BoIR checkpoint (e.g. coco_w32 for the released W32 weights)
+boir_checkpoint = "runs/demo/train/final.pt"  # trained briefly (tiny) when missing
+cid_config = "cid_coco_w32"  # config of the CID checkpoint; with no CID checkpoint a tiny CID is trained
+cid_checkpoint = ""  # e.g. checkpoints/cid_coco_w32.pth
+images = []  # real image paths; empty: SynthCrowd val images
+data_root = "data/synthcrowd"  # SynthCrowd (a small set is generated under work_dir if missing)
+search_images = 8  # SynthCrowd val images searched for the most overlapping pair and for a failure case
+train_iters = 6  # iterations of the fallback tiny models (0: random weights)
+work_dir = "runs/notebooks/07"  # where fallback models are trained
+tsne_points = 1024  # pixels embedded by t-SNE (a regular grid; colours upsampled to the map)
+tsne_iterations = 250  # as in the paper
+bandwidth = "median"  # Gaussian kernel width h in exp(-d²/h): "median" of d² over the map, or a number
+device = "cpu"
+num_threads = 1  # torch CPU threads (0: torch's default)
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from boir_core.config import load_config
+from boir_core.data import get_profile
+from boir_core.data.dataset import read_image
+from boir_core.engine.decode import decode, decode_kwargs_from_config
+from boir_core.engine.runner import load_inference_model
+from boir_core.viz import figures as fg
+
+if int(num_threads) > 0:
+    torch.set_num_threads(int(num_threads))
+
+
+def show(fig):
+    """Display a figure whatever the matplotlib backend (inline or Agg under papermill), then close it."""
+    import io
+
+    from IPython.display import Image, display
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    display(Image(buf.getvalue()))
+
+# %% [markdown]
+# ## Two models: BoIR and CID (guarded: load if present, else train a tiny one briefly)
+
+# %%
+from boir_core.data.synthetic import ensure_synthcrowd
+
+if not (Path(data_root) / "annotations" / "person_keypoints_val.json").is_file():
+    # no SynthCrowd there: a small set of our own (never overwrite someone's full set)
+    data_root = str(Path(work_dir) / "synthcrowd")
+    ensure_synthcrowd(data_root, num_train=16, num_val=max(int(search_images), 1))
+
+
+def get_model(arch, config, checkpoint):
+    """(cfg, model) for ``checkpoint`` with ``config``; a tiny model trained ``train_iters`` iterations if the
+    checkpoint is missing."""
+    if checkpoint and Path(checkpoint).exists():
+        cfg_file = Path(checkpoint).parent / "config.yaml"
+        cfg = load_config(cfg_file if cfg_file.is_file() and config == "demo" else config,
+                          [f"train.device={device}"])
+        return cfg, load_inference_model(cfg, checkpoint, device)[0], f"{checkpoint}"
+    ov = [f"data.root={data_root}", f"train.device={device}", "train.epochs=1",
+          f"train.max_iters_per_epoch={max(int(train_iters), 1)}", "train.log_every=1000", f"name={arch}_tiny"]
+    if arch == "cid":
+        ov += ["model.arch=cid", "model.bbox_head=false", "loss.bbox_mask=false"]
+    cfg = load_config("tiny", ov)
+    if int(train_iters) <= 0:
+        return cfg, load_inference_model(cfg, None, device)[0], "random weights"
+    from boir_core.engine.train import train
+
+    weights = train(cfg, Path(work_dir) / f"{arch}_tiny_it{train_iters}", progress=False).final_weights
+    return cfg, load_inference_model(cfg, weights, device)[0], f"tiny, {train_iters} iterations"
+
+
+models = {}
+for name, arch, config, ckpt in (("CID", "cid", cid_config, cid_checkpoint),
+                                 ("BoIR", "boir", boir_config, boir_checkpoint)):
+    cfg, model, source = get_model(arch, config, ckpt)
+    models[name] = (cfg, model)
+    print(f"{name}: {cfg.model.arch} {cfg.model.backbone}, input {cfg.data.input_size} px, {cfg.num_keypoints} "
+          f"keypoints ({source})")
+names = list(models)
+input_size = min(c.data.input_size for c, _ in models.values())
+prof = get_profile("coco")
+
+# %% [markdown]
+# ## Images
+# SynthCrowd val images by default (their boxes are known); otherwise your `images`.
+
+# %%
+if images:
+    pictures = [(Path(p).name, read_image(p), None) for p in images]
+else:
+    ann = json.loads((Path(data_root) / "annotations" / "person_keypoints_val.json").read_text())
+    by_image = {}
+    for a in ann["annotations"]:
+        by_image.setdefault(a["image_id"], []).append(a)
+    pictures = []
+    for im in ann["images"][: int(search_images)]:
+        people = by_image.get(im["id"], [])
+        pictures.append((im["file_name"], read_image(Path(data_root) / "images" / "val" / im["file_name"]),
+                         {"boxes": [a["bbox"] for a in people], "count": len(people)}))
+print(f"{len(pictures)} images")
+
+_cache = {}
+
+
+def analyse(index, name):
+    """Decode picture ``index`` with model ``name``: canvas, poses (canvas pixels), maps, top-1 center."""
+    key = (index, name)
+    if key in _cache:
+        return _cache[key]
+    cfg, model = models[name]
+    _, image, _ = pictures[index]
+    prep = fg.prepare_image(image, input_size)
+    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    res = decode(model, prep["image"], prep["meta"], return_intermediates=True, **kwargs)
+    maps = fg.model_maps(model, prep["image"])
+    peaks = res.intermediates["peaks_yx"]
+    top = tuple(int(v) for v in peaks[0]) if len(peaks) else None
+    out = {"prep": prep, "poses": fg.to_canvas(res.poses, prep["matrix"]), "features": maps["features"],
+           "center": maps["center"], "top_yx": top}
+    _cache[key] = out
+    return out
+
+
+def tsne_of(index, name):
+    a = analyse(index, name)
+    if "tsne" not in a:
+        h, w = a["prep"]["canvas"].shape[:2]
+        a["tsne"] = fg.tsne_rgb(a["features"], max_points=tsne_points, n_iter=tsne_iterations, out_size=(h, w))
+    return a["tsne"]
+
+
+# %% [markdown]
+# ## Figure 1 (b–f): similarity from the centers of two overlapping boxes
+# We pick the pair of people whose boxes overlap most. The feature at each box center (the paper's
+# "center feature", the instance parameter p) is compared with every pixel's feature by
+# exp(−‖f − p‖² / h). A disentangled representation lights up its own person and stays dark on the other.
+
+# %%
+if pictures[0][2] is not None:
+    pairs = [(i, fg.most_overlapping_pair(info["boxes"])) for i, (_, _, info) in enumerate(pictures)]
+    pairs = [(i, p) for i, p in pairs if p is not None]
+    fig1_index, (ia, ib, iou) = max(pairs, key=lambda t: t[1][2])
+    boxes_orig = [pictures[fig1_index][2]["boxes"][ia], pictures[fig1_index][2]["boxes"][ib]]
+    print(f"image {pictures[fig1_index][0]}: people {ia} and {ib}, box IoU {iou:.2f}")
+else:  # real images: the two most confident BoIR people, boxes from their keypoints
+    fig1_index = 0
+    poses = sorted(analyse(0, "BoIR")["poses"], key=lambda p: -p["score"])[:2]
+    inv = np.linalg.inv(np.vstack([analyse(0, "BoIR")["prep"]["matrix"], [0, 0, 1]]))[:2]
+    boxes_orig = []
+    for p in poses:
+        kp = np.asarray(p["keypoints"]).reshape(-1, 3)[:, :2] @ inv[:, :2].T + inv[:, 2]
+        boxes_orig.append([*kp.min(0), *(kp.max(0) - kp.min(0))])
+if len(boxes_orig) == 2:
+    canvas = analyse(fig1_index, "BoIR")["prep"]["canvas"]
+    boxes = fg.boxes_to_canvas(boxes_orig, analyse(fig1_index, "BoIR")["prep"]["matrix"])
+    sims = {}
+    for name in names:
+        feats = analyse(fig1_index, name)["features"]
+        sims[name] = [fg.similarity_from_point(feats, fg.box_center(b, 0.25), bandwidth) for b in boxes]
+    show(fg.similarity_figure(canvas, boxes, sims))
+    for name in names:  # how much of A's similarity mass falls inside B's box, and vice versa
+        inside = []
+        for m, other in zip(sims[name], boxes[::-1]):
+            x, y, w, h = (np.array(other) / 4).round().astype(int)
+            inside.append(m[max(y, 0):y + h, max(x, 0):x + w].mean())
+        print(f"{name}: mean similarity of A's center inside B's box {inside[0]:.2f}, of B's inside A's {inside[1]:.2f}")
+else:
+    print("fewer than two people found: no Figure 1 panel")
+
+# %% [markdown]
+# ## Figure 3: t-SNE of the backbone features as RGB
+# Every pixel's feature vector (C channels at stride 4) is embedded in 3-D by t-SNE (250 iterations), each
+# axis normalised to [0, 1] and read as R, G, B. Pixels are subsampled on a grid (`tsne_points`) and the
+# colours upsampled, so this runs on a CPU.
+
+# %%
+fig3_images = sorted({0, fig1_index})
+fig, axes = plt.subplots(len(fig3_images), 1 + len(names), figsize=(4 * (1 + len(names)), 3.6 * len(fig3_images)),
+                         squeeze=False)
+for r, idx in enumerate(fig3_images):
+    axes[r, 0].imshow(analyse(idx, names[0])["prep"]["canvas"])
+    axes[r, 0].set_title(pictures[idx][0])
+    for c, name in enumerate(names, start=1):
+        axes[r, c].imshow(tsne_of(idx, name))
+        axes[r, c].set_title(f"{name}: t-SNE (3-D as RGB)")
+for ax in axes.flat:
+    ax.axis("off")
+fig.tight_layout()
+show(fig)
+
+# %% [markdown]
+# ## Figures 4 and 5: comparative panels
+# Per model: predictions, the center heatmap, the t-SNE colours and the similarity of the top-1 instance
+# parameter (the feature at the highest center peak) to the whole map.
+
+
+# %%
+def panel(idx, title):
+    entries = {}
+    for name in names:
+        a = analyse(idx, name)
+        sim = None if a["top_yx"] is None else fg.similarity_from_point(a["features"], a["top_yx"], bandwidth)
+        entries[name] = {"poses": a["poses"], "center": a["center"], "tsne": tsne_of(idx, name),
+                         "similarity": sim, "top_yx": a["top_yx"]}
+    fig = fg.comparison_figure(analyse(idx, names[0])["prep"]["canvas"], entries, title=title,
+                               skeleton=prof.skeleton)
+    show(fig)
+    return entries
+
+
+_ = panel(fig1_index, f"Figure 4/5 style: {pictures[fig1_index][0]}")
+
+# %% [markdown]
+# ## Figure 6: a failure case
+# With ground truth (SynthCrowd), the image where BoIR's count of confident people is furthest from the
+# true count: duplicates (a wide center activation) or misses. Without ground truth: the image with the
+# most overlapping BoIR predictions.
+
+# %%
+def confident(poses, thr=0.1):
+    return [p for p in poses if p["score"] >= thr]
+
+
+errors = []
+for i, (_, _, info) in enumerate(pictures):
+    found = len(confident(analyse(i, "BoIR")["poses"]))
+    errors.append(abs(found - info["count"]) if info is not None else found)
+fail = int(np.argmax(errors))
+info = pictures[fail][2]
+print(f"{pictures[fail][0]}: BoIR finds {len(confident(analyse(fail, 'BoIR')['poses']))} confident people"
+      + (f", ground truth has {info['count']}" if info else ""))
+_ = panel(fail, f"Figure 6 style (failure case): {pictures[fail][0]}")
