@@ -495,7 +495,6 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
 
 def _run_demo(rep: ReproduceReport, numbers: list[int], *, demo_images: int, iters: int,
               demo_checkpoint: Optional[str], overwrite: bool, log) -> None:
-    from ..model import build_model, load_weights  # noqa: F401  (load errors surface early)
     from .runner import load_inference_model
 
     base = _base(rep.results_dir, True)
