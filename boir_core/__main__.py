@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("reproduce", help="reproduce one of the paper's tables")
-    p.add_argument("--table", type=int, required=True, choices=range(1, 8))
+    p.add_argument("--table", type=int, required=True, choices=range(0, 8), help="1-7, or 0 for all")
     p.add_argument("--out", default="runs/reproduce")
     p.add_argument("overrides", nargs="*", default=[], help="notebook parameters as key=value")
     p.set_defaults(func=cmd_reproduce)
