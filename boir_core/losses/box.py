@@ -93,7 +93,7 @@ def bbox_loss(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_img
     _, _, height, width = bbox_map.shape
     ys, xs, valid = center_windows(instance_coord.long(), height, width)
     b = instance_imgid.long()[:, None].expand_as(ys)
-    ltrb = bbox_map.permute(0, 2, 3, 1)[b, ys, xs]  # [N, 9, 4]
+    ltrb = bbox_map[b, :, ys, xs]  # [N, 9, 4]: advanced indices first, then the channel
     pred = decode_ltrb(ltrb, xs, ys, decode)
     gt = as_float(instance_bbox).to(pred.dtype)
     real = gt.ne(0).any(-1, keepdim=True)  # all-zero boxes (dummies) add nothing

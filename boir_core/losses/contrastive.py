@@ -36,6 +36,6 @@ def cid_contrastive_loss(features: torch.Tensor, instance_coord: torch.Tensor, i
     check_same_length(instance_coord=instance_coord, instance_imgid=instance_imgid)
     f = as_float(features)
     coord = instance_coord.long()
-    vectors = f.permute(0, 2, 3, 1)[instance_imgid.long(), coord[:, 0], coord[:, 1]]
+    vectors = f[instance_imgid.long(), :, coord[:, 0], coord[:, 1]]  # [N, C], gathers only N vectors
     per = info_nce_per_instance(vectors, instance_imgid.long(), temperature)
     return per.sum() / max(int(per.shape[0]), 1)

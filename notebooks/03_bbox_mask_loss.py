@@ -1,0 +1,297 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · The Bbox Mask Loss, term by term
+#
+# BoIR learns an instance embedding map e (D channels at stride 4) with three terms built from the
+# ground-truth boxes (paper §3.2, Eqs. 1–4; appendix Eqs. 7–9):
+#
+# * **pull_in** pulls the embedding p_i at a person's center towards the *soft-masked* mean p̄_i of
+#   its box (Eqs. 1, 2, 7);
+# * **push_out** pushes p_i away from the mean p̄ᶜ_i of everything outside the box (Eqs. 3, 8);
+# * **push_inst** pushes the people of one image away from each other (Eqs. 4, 9).
+#
+# We build each term by hand on a toy embedding map and check it against `boir_core.losses`, then
+# compare the paper's equations with what the released code computes (spec §4.5), look at β and D
+# (Table 7) and the kernel / distance choices (Table 4 right), run the loss on a real network's
+# embedding map, show the released bbox head receiving no gradient, and end with two interactive
+# explorers.
+
+# %% tags=["parameters"]
+size = 32  # toy map size (output pixels)
+dim = 16  # toy embedding dimension D (the paper uses 128)
+beta = 10.0  # Gaussian kernel scale β (Table 7: 10 is best)
+noise = 0.2  # noise of the toy embeddings
+backbone = "hrnet_w18_small"  # network for the real embedding map (hrnet_w32 is the paper's)
+input_size = 128  # S_in for the network demo; maps are S_in / 4
+num_threads = 1  # CPU threads for PyTorch (0 keeps the default)
+seed = 0
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Rectangle
+
+from boir_core.losses import (bbox_loss, bbox_mask_terms, box_masks, instance_pixels, normalize_embedding,
+                              pull_in, push_inst, push_out)
+from boir_core.viz.similarity import similarity_map
+from boir_core.viz.widgets import explore_terms, loss_explorer, similarity_viewer, toy_embedding
+
+if num_threads:
+    torch.set_num_threads(num_threads)
+torch.manual_seed(seed)
+%matplotlib inline
+
+# %% [markdown]
+# ## 1 · A toy scene
+# Three people: A and B overlap, C stands alone. Each box's pixels share one random direction in
+# embedding space (the front person wins where boxes overlap), the background has its own, and noise
+# is added. Boxes are `xywh` in output pixels, as in a training sample. We show three embedding channels
+# as RGB.
+
+# %%
+boxes = torch.tensor([[3.0, 4.0, 10.0, 18.0], [9.0, 7.0, 9.0, 17.0], [21.0, 3.0, 8.0, 14.0]], dtype=torch.float64)
+centers = boxes[:, :2] + boxes[:, 2:] / 2  # stand-ins for the keypoint-mean centers
+imgid = torch.zeros(len(boxes), dtype=torch.long)
+emb = toy_embedding(boxes.tolist(), size=size, dim=dim, noise=noise, seed=seed)  # [D, H, W]
+e = normalize_embedding(emb[None])[0]  # appendix §6: L2-normalise every pixel first
+
+
+def show_boxes(ax, bxs, color="w", names="ABC"):
+    """Box outlines; imshow centers pixel u at u, so pixel u's extent [u, u+1) is drawn from u − ½."""
+    for k, (x, y, w, h) in enumerate(bxs.tolist()):
+        ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, ec=color, lw=1.5))
+        ax.text(x, y, names[k], color=color, va="bottom")
+
+
+fig, ax = plt.subplots(figsize=(4, 4))
+rgb = (e[:3].permute(1, 2, 0) - e[:3].min()) / (e[:3].max() - e[:3].min())
+ax.imshow(rgb.numpy())
+show_boxes(ax, boxes)
+ax.set_title("toy embedding map (3 of D channels)")
+plt.show()
+
+# %% [markdown]
+# ## 2 · The pixel set B_i and the instance embedding p_i
+# Pixel (u, v) covers [u, u+1) × [v, v+1). A pixel is in B_i when its center (u+½, v+½) lies in the box;
+# the pixel holding the box center always is, so even a box smaller than a pixel has one. p_i is e at
+# the nearest pixel of the instance center (keypoint mean in real data).
+
+# %%
+H = W = size
+masks = box_masks(boxes, H, W)  # [N, H, W] bool
+points = instance_pixels(boxes, H, W, instance_point="center", instance_center=centers)  # (row, col)
+p = torch.stack([e[:, r, c] for r, c in points.tolist()])  # [N, D]
+print("pixels per box:", masks.sum((1, 2)).tolist(), " p_i at (row, col):", points.tolist())
+
+# %% [markdown]
+# ## 3 · Eq. 1: the soft mask
+# s_i(u) = ψ(d(e(u), p_i)) for u ∈ B_i, with d the squared L2 distance and ψ the Gaussian kernel of
+# Eqs. 8/9, exp(−β/D·‖·‖²). The weights are a *constant* in training (no gradient flows through them).
+# Where A and B overlap, A's mask fades on B's pixels: that is how the loss copes with occlusion.
+
+# %%
+def soft_mask(e, p_i, mask, beta):
+    d2 = ((e - p_i[:, None, None]) ** 2).sum(0)  # ‖e(u) − p_i‖² at every pixel
+    return torch.exp(-beta / e.shape[0] * d2) * mask
+
+
+soft = torch.stack([soft_mask(e, p[i], masks[i], beta) for i in range(len(boxes))])
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+for i, ax in enumerate(axes):
+    ax.imshow(soft[i].numpy(), vmin=0, vmax=1)
+    show_boxes(ax, boxes[i:i + 1], names="ABC"[i])
+    ax.plot(points[i, 1], points[i, 0], "ro")
+    ax.set_title(f"s_{'ABC'[i]} (β = {beta})")
+    ax.set_axis_off()
+plt.show()
+
+# %% [markdown]
+# ## 4 · Eqs. 2 and 7: the in-box pull
+# p̄_i = Σ s_i·e / Σ s_i over B_i, and pull_in_i = ‖p_i − p̄_i‖²/D. We compute it by hand and compare
+# with `boir_core.losses.pull_in`, which returns one value per instance.
+
+# %%
+p_bar = torch.stack([(e * soft[i]).sum((1, 2)) / soft[i].sum() for i in range(len(boxes))])
+pull_by_hand = ((p - p_bar) ** 2).sum(1) / dim
+pull_lib = pull_in(emb[None], boxes, imgid, centers, beta=beta)
+print("pull_in by hand:", pull_by_hand.numpy().round(5), " library:", pull_lib.numpy().round(5))
+assert torch.allclose(pull_by_hand, pull_lib, atol=1e-9)
+
+# %% [markdown]
+# ## 5 · Eqs. 3 and 8: the out-box push
+# p̄ᶜ_i is the plain mean of e over the pixels outside B_i (other people included, labelled or not), and
+# push_out_i = exp(−β/D·‖p_i − p̄ᶜ_i‖²): large while p_i looks like its surroundings.
+
+# %%
+p_out = torch.stack([e[:, ~masks[i]].mean(1) for i in range(len(boxes))])
+out_by_hand = torch.exp(-beta / dim * ((p - p_out) ** 2).sum(1))
+out_lib = push_out(emb[None], boxes, imgid, centers, beta=beta)
+print("push_out by hand:", out_by_hand.numpy().round(5), " library:", out_lib.numpy().round(5))
+assert torch.allclose(out_by_hand, out_lib, atol=1e-9)
+
+# %% [markdown]
+# ## 6 · Eqs. 4 and 9: the cross-instance push
+# Eq. 9 averages ψ over the N(N−1)/2 pairs of one image. The library reports each person's share,
+# Σ_{j≠i} ψ_ij/(N−1), whose mean over the image is exactly Eq. 9.
+
+# %%
+n = len(boxes)
+pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+eq9 = sum(torch.exp(-beta / dim * ((p[i] - p[j]) ** 2).sum()) for i, j in pairs) / (n * (n - 1) / 2)
+inst_lib = push_inst(emb[None], boxes, imgid, centers, beta=beta)
+print(f"Eq. 9 by hand: {float(eq9):.5f}   mean of library shares: {float(inst_lib.mean()):.5f}")
+assert torch.allclose(eq9, inst_lib.mean(), atol=1e-9)
+terms = bbox_mask_terms(emb[None], boxes, imgid, centers, beta=beta)
+print(f"L_emb = pull_in {float(terms.loss_pull_in):.4f} + push_out {float(terms.loss_push_out):.4f}"
+      f" + push_inst {float(terms.loss_push_inst):.4f} = {float(terms.loss):.4f}   (Eq. 6)")
+
+# %% [markdown]
+# ## 7 · β and D (Table 7), and the "loss scale drop"
+# On unit vectors ‖a − b‖² ≤ 4, so ψ ≥ exp(−4β/D): with β = 10 and D = 128 every push is at least 0.73
+# and almost linear in the distance — the paper's appendix calls this the loss-scale drop. Smaller D
+# makes the kernel sharper.
+
+# %%
+betas = [0.5, 1, 5, 10, 15]
+dims = [1, 8, 16, 32, 64, 128]
+table = np.array([[explore_terms(boxes.tolist(), beta=b, dim=d_, size=size, noise=noise, seed=seed)["total"]
+                   for d_ in dims] for b in betas])
+fig, ax = plt.subplots(figsize=(5, 3))
+for b, row in zip(betas, table):
+    ax.plot(dims, row, "o-", label=f"β = {b}")
+ax.set_xscale("log", base=2)
+ax.set_xlabel("D")
+ax.set_ylabel("L_emb on the toy scene")
+ax.legend(fontsize=7)
+plt.show()
+print("lowest possible push per pair at D = 128:", {b: round(math.exp(-4 * b / 128), 3) for b in betas})
+
+# %% [markdown]
+# ## 8 · Paper vs release, side by side (spec §4.5, §9.1–9.2)
+# The released code differs in five places: p_i is read at ((x+w)/2, (y+h)/2) (often *outside* the box),
+# masks are dilated by one pixel and half-open, the soft mask uses exp(−β·Σ_d) (no 1/D, very sharp), the
+# AE push adds constants (N/(2(N−1)) and +1), and the main configs (BG level 1, `release-image`) drop the
+# pull and per-instance push entirely: one push among box "centers" and one background mean per image.
+
+# %%
+variants = ["paper", "release-instance", "release-image"]
+res = {v: explore_terms(boxes.tolist(), beta=beta, dim=dim, variant=v, size=size, noise=noise, seed=seed)
+       for v in variants}
+print(f"{'variant':18s} {'pull_in':>8s} {'push_out':>9s} {'push_inst':>10s} {'total':>7s}")
+for v in variants:
+    r = res[v]
+    print(f"{v:18s} {r['pull_in']:8.4f} {r['push_out']:9.4f} {r['push_inst']:10.4f} {r['total']:7.4f}")
+for kernel, distance in [("ae", "cosine"), ("contrastive", "l2"), ("contrastive", "cosine")]:
+    t = bbox_mask_terms(emb[None], boxes, imgid, centers, beta=beta, kernel=kernel, distance=distance)
+    print(f"paper {kernel}/{distance}: pull_in {float(t.loss_pull_in):.2e}, push_out {float(t.loss_push_out):.2e},"
+          f" push_inst {float(t.loss_push_inst):.2e}   (Table 4 right)")
+print("(InfoNCE with τ = 0.05 is already near 0 on this clean toy scene: its people are well separated)")
+
+fig, axes = plt.subplots(1, 2, figsize=(8, 4))
+for ax, v in zip(axes, ["paper", "release-instance"]):
+    ax.imshow(res[v]["soft_masks"].max(0), vmin=0, vmax=1)
+    show_boxes(ax, boxes)
+    pts = np.array(res[v]["points"])
+    ax.plot(pts[:, 1], pts[:, 0], "ro")
+    ax.set_title(f"{v}: soft masks and p_i")
+    ax.set_axis_off()
+plt.show()
+
+# %% [markdown]
+# ## 9 · On a network's embedding map
+# The same loss on the (untrained) emb head of `boir_core.model.BoIR`. Untrained, all embeddings are
+# nearly identical (the head starts at a constant bias), so every push sits near its maximum 1.
+
+# %%
+try:
+    from boir_core.model import BoIR
+except ImportError as err:  # the model room may not be there yet
+    BoIR = None
+    print(f"boir_core.model.BoIR is not available ({err}); skipping the network sections.")
+
+net_emb = None
+if BoIR is not None:
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randn(1, 3, input_size, input_size, generator=g)
+    s_out = input_size // 4
+    net_boxes = torch.tensor([[4.0, 6.0, 10.0, 18.0], [11.0, 8.0, 10.0, 16.0]]) * s_out / 32
+    net_centers = net_boxes[:, :2] + net_boxes[:, 2:] / 2
+    coord = net_centers.floor().long().flip(1)  # (y, x)
+    ids = torch.zeros(2, dtype=torch.long)
+    model = BoIR(num_keypoints=17, backbone=backbone).train()
+    out = model.forward_train(images, coord, ids)
+    with torch.no_grad():
+        t = bbox_mask_terms(out["emb"], net_boxes, ids, net_centers, beta=beta)
+    print(f"untrained network: pull_in {float(t.loss_pull_in):.4f}, push_out {float(t.loss_push_out):.4f},"
+          f" push_inst {float(t.loss_push_inst):.4f}")
+    net_emb = out["emb"][0].detach()
+    sim = similarity_map(net_emb, point=tuple(coord[0].tolist()), beta=beta)
+    plt.figure(figsize=(3.5, 3.5))
+    plt.imshow(sim.numpy(), vmin=0, vmax=1, cmap="magma")
+    plt.title("similarity to person 0's center (untrained)")
+    plt.axis("off")
+    plt.show()
+
+# %% [markdown]
+# ## 10 · One backward pass: the released bbox head is dead (spec §2.4, §9.1 bug 2)
+# The release zero-initialises *every* conv of the bbox head, so its hidden block outputs exactly 0 and
+# only the four output biases can learn: no gradient reaches the head's weights, the neck or the backbone.
+# The `working` init zeroes only the output conv's weight, which gives the neck a gradient from the
+# second step on; we show the gradient of the box loss after one step (a plain SGD update of the output
+# conv first), for both.
+
+# %%
+if BoIR is not None:
+    for init in ("release", "working"):
+        torch.manual_seed(seed)
+        m = BoIR(num_keypoints=17, backbone=backbone, bbox_head_init=init).train()
+        head = m.multihead.bbox_head
+        for step in range(2):
+            m.zero_grad()
+            o = m.forward_train(images, coord, ids)
+            loss = bbox_loss(o["bbox"], coord, ids, net_boxes)
+            loss.backward()
+            if step == 0:  # one SGD step on the head, so that a zero output weight can move
+                with torch.no_grad():
+                    for prm in head.parameters():
+                        if prm.grad is not None:
+                            prm -= 0.1 * prm.grad
+        grads = {name: (0.0 if prm.grad is None else float(prm.grad.abs().max())) for name, prm in head.named_parameters()}
+        neck = max(float(prm.grad.abs().max()) for prm in m.multihead.neck.parameters() if prm.grad is not None) \
+            if any(prm.grad is not None for prm in m.multihead.neck.parameters()) else 0.0
+        nonzero = [k for k, v in grads.items() if v > 0]
+        print(f"bbox_head_init={init!r}: box loss {float(loss):.3f}; parameters with gradient: {nonzero}; "
+              f"max |grad| in the neck: {neck:.2e}")
+
+# %% [markdown]
+# ## 11 · Explore
+# **Loss explorer**: move and resize the boxes (drag one onto the other to make them overlap), change β,
+# D, the variant and the kernel; the three terms and every box's soft mask update.
+# **Similarity viewer**: pick a pixel and see its Gaussian-kernel similarity to the whole map
+# (`boir_core.viz.similarity.similarity_map`). Widgets need a live kernel; in a static render you see the
+# first drawing.
+
+# %%
+from IPython.display import display
+
+explorer = loss_explorer(boxes=[tuple(b) for b in boxes.tolist()], size=size, dim=dim, beta=beta, noise=noise,
+                         seed=seed)
+display(explorer.widget)
+
+# %%
+viewer = similarity_viewer(net_emb if net_emb is not None else emb, beta=beta)
+display(viewer.widget)
