@@ -85,7 +85,7 @@ def instance_heatmap_loss(instance_logits: torch.Tensor, instance_heatmap: torch
         raise ValueError(f"instance_heatmap / instance_mask have {instance_heatmap.shape[0]} / "
                          f"{instance_mask.shape[0]} instances, the predictions {n}")
     if n == 0:  # a shape, not data: no synchronisation
-        return instance_logits.float().sum() * 0
+        return as_float(instance_logits).sum() * 0
     keep = select_instances(n, max_instances, generator, instance_logits.device)
     if keep is not None:
         instance_logits, instance_heatmap, instance_mask = (

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from boir_core.config import LossConfig
-from boir_core.losses import bbox_loss, bbox_mask_terms, instance_heatmap_loss, multi_heatmap_loss, total_loss
+from boir_core.losses import (bbox_loss, bbox_mask_terms, cid_contrastive_loss, instance_heatmap_loss,
+                              multi_heatmap_loss, total_loss)
 
 TERMS = ("multi_heatmap", "instance_heatmap", "bbox", "bbox_mask")
 
@@ -87,3 +88,30 @@ def test_total_is_fp32_under_autocast(make_batch):
     assert all(v.dtype == torch.float32 for v in out.values())
     ref = total_loss({k: v.double() for k, v in half.items()}, batch, LossConfig())
     assert torch.allclose(out["total"].double(), ref["total"], atol=1e-4)
+
+
+def test_losses_read_nothing_back_from_tensors(make_batch, monkeypatch):
+    """No .item(), tensor-valued `if` or int()/float() of data inside the losses (the one documented read,
+    the CPU padded capacity, is bypassed by giving ``capacity``, as a CUDA run does by using N)."""
+    outputs, batch = make_batch()
+    n = batch["instance_imgid"].numel()
+    emb = outputs["emb"].clone().requires_grad_()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a loss read a tensor value back to Python")
+
+    for name in ("item", "tolist", "__bool__", "__int__", "__float__", "__index__", "nonzero"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    multi_heatmap_loss(outputs["center"], outputs["buk"], batch["multi_heatmap"], batch["multi_mask"])
+    instance_heatmap_loss(outputs["instance_heatmap"], batch["instance_heatmap"], batch["instance_mask"])
+    bbox_loss(outputs["bbox"], batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"])
+    cid_contrastive_loss(outputs["features"], batch["instance_coord"], batch["instance_imgid"])
+    for variant in ("paper", "release-instance", "release-image"):
+        bbox_mask_terms(emb, batch["instance_bbox"], batch["instance_imgid"], batch["instance_center"],
+                        variant=variant, capacity=n).loss.backward()
+    bbox_mask_terms(outputs["emb"], batch["instance_bbox"], batch["instance_imgid"], batch["instance_center"],
+                    kernel="contrastive", distance="cosine", capacity=n)
+    monkeypatch.undo()
+    with pytest.raises(AssertionError, match="read a tensor value"):  # the guard itself works
+        monkeypatch.setattr(torch.Tensor, "item", refuse)
+        torch.ones(1).item()
