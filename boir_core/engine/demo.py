@@ -18,6 +18,11 @@ __all__ = ["run_demo", "execute_notebook", "reproduce_table", "REPO"]
 
 REPO = Path(__file__).resolve().parents[2]
 
+#: The parameter through which each notebook receives the demo's trained weights (by notebook number);
+#: notebooks 01-03 explain untrained or released networks and get nothing.
+DEMO_WEIGHT_PARAMETERS = {"04": ("checkpoint",), "05": ("checkpoint",), "06": ("demo_checkpoint",),
+                          "07": ("boir_checkpoint",)}
+
 
 def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None) -> Path:
     """Build ``notebooks/<name>.ipynb`` from its jupytext ``.py`` and execute it with papermill."""
@@ -73,8 +78,10 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     executed = []
     if notebooks:
         print("[demo] 5/5 executing the notebooks (papermill)")
+        weights = str((run_dir / "final.pt").resolve())
         for src in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py")):
-            params = {"checkpoint": str((run_dir / "final.pt").resolve())} if _takes(src, "checkpoint") else {}
+            params = {name: (str(run_dir.resolve()) if name == "checkpoint" and src.stem.startswith("04") else weights)
+                      for name in DEMO_WEIGHT_PARAMETERS.get(src.stem[:2], ()) if _takes(src, name)}
             executed.append(execute_notebook(src.stem, out_dir / "notebooks", params))
     summary_out = {
         "AP": m.get("AP"), "AP50": m.get("AP50"), "AR": m.get("AR"),
