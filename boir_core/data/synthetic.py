@@ -1,0 +1,742 @@
+"""SynthCrowd: a small, embedded, procedurally drawn crowd data set in the real COCO / CrowdPose formats.
+
+Why it exists
+-------------
+The paper trains on COCO (118k images) for 140 epochs on GPUs. A kit that should run on a laptop needs a data
+set that (a) ships with no download, (b) is small enough to learn in minutes on a CPU, and (c) still has
+what BoIR is about: *several people per image who overlap*, so that keypoints must be grouped into the right
+instance. SynthCrowd draws such scenes and writes them in exactly the on-disk formats of the paper's data
+sets, so every loader, target, loss and evaluator path of the kit runs unchanged on it.
+
+What a scene looks like
+-----------------------
+Each person is an articulated 2-D stick figure with volume:
+
+* a **skeleton** — pelvis, torso, neck, head, upper/lower arms and legs — whose joint angles are drawn from
+  plausible ranges; a body *yaw* (which way the person faces) gives front, back and side views;
+* **limbs** drawn as thick capsules with a dark outline, a per-person shirt / trouser / skin colour and a
+  simple texture (plain, stripes or noise). The person's **left** limbs are a darker shade than the right
+  ones and the face (eyes, nose, ears) is drawn when it faces the camera, so left and right are decidable,
+  as they are for real people;
+* several people per image at varied scales, placed near each other so that they **overlap**; a depth
+  order decides who is in front; backgrounds are gradients, smooth noise and random clutter.
+
+Annotations (COCO keypoint format)
+----------------------------------
+For each person ``keypoints`` holds ``(x, y, v)`` per keypoint, integer pixel coordinates, with
+
+* ``v = 2``: labelled and visible;
+* ``v = 1``: labelled but hidden behind **another person drawn in front** (the pixel lies on that person);
+* ``v = 0``: not labelled (``x = y = 0``) — outside the image, or a face point on the far side of the head
+  (the eyes and nose of someone seen from behind).
+
+``bbox`` (xywh) and ``area`` are the extent and pixel count of the person's *visible* mask, ``segmentation``
+its outer contours (``cv2.findContours``), ``num_keypoints`` the number with ``v > 0``, ``iscrowd`` 0.
+Every image also carries CrowdPose's ``crowdIndex`` (see :func:`crowd_index`).
+
+``num_keypoints=14`` writes the same images with CrowdPose's 14 keypoints (12 body joints, head top, neck)
+and a CrowdPose-shaped JSON (no ``area``, no ``segmentation``, ``crowdIndex`` per image).
+
+Layout on disk (the ``synthcrowd`` / ``synthcrowd14`` profiles of :mod:`boir_core.data.profiles`)::
+
+    root/annotations/person_keypoints_{train,val}.json
+    root/images/{train,val}/000001.jpg ...
+    root/synthcrowd_complete.json      # written last: the generation arguments and a summary
+
+Every image is drawn from its own random stream seeded by ``(seed, split, index)``: the same arguments give
+byte-identical files, and the first N images of a larger set equal those of a smaller one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from boir_core.data.profiles import (
+    COCO_KEYPOINTS,
+    COCO_SKELETON,
+    CROWDPOSE_KEYPOINTS,
+    CROWDPOSE_SKELETON,
+)
+
+__all__ = [
+    "DEFAULT_TRAIN",
+    "DEFAULT_VAL",
+    "DEFAULT_IMAGE_SIZE",
+    "DEFAULT_MAX_PEOPLE",
+    "DEFAULT_SEED",
+    "DEFAULT_ROOT",
+    "DEFAULT_ROOT_14",
+    "MARKER_NAME",
+    "GENERATOR_VERSION",
+    "SynthPerson",
+    "SynthScene",
+    "render_scene",
+    "person_annotation",
+    "crowd_index",
+    "category_for",
+    "make_synthcrowd",
+    "ensure_synthcrowd",
+    "default_root",
+]
+
+#: Images in the default training / validation split.
+DEFAULT_TRAIN = 2000
+DEFAULT_VAL = 200
+#: Each image's width and height are drawn independently from this range (pixels, inclusive).
+DEFAULT_IMAGE_SIZE = (256, 320)
+#: At most this many people per image (at least one).
+DEFAULT_MAX_PEOPLE = 6
+DEFAULT_SEED = 0
+#: Default folders of the 17-keypoint (COCO-format) and 14-keypoint (CrowdPose-format) sets.
+DEFAULT_ROOT = "data/synthcrowd"
+DEFAULT_ROOT_14 = "data/synthcrowd14"
+#: Written last into the root; holds the generation arguments. Its absence means "incomplete".
+MARKER_NAME = "synthcrowd_complete.json"
+#: Bump when the drawing changes, so that :func:`ensure_synthcrowd` regenerates old sets.
+GENERATOR_VERSION = 1
+
+SPLITS = ("train", "val")
+_SPLIT_CODE = {"train": 0, "val": 1}
+#: Image ids: train 1..N, val 1_000_001.. (unique across the two files).
+_SPLIT_ID_BASE = {"train": 0, "val": 1_000_000}
+_JPEG_QUALITY = 92
+
+# Every point the generator knows; COCO and CrowdPose pick their subsets from it.
+_BODY_JOINTS = (
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+_FACE_POINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+
+# Body proportions as fractions of the standing height H (ankles to top of head).
+_TORSO = 0.30          # pelvis centre -> shoulder centre
+_NECK = 0.05           # shoulder centre -> bottom of the head
+_HEAD_RY = 0.075       # head half-height
+_HEAD_RX = 0.062       # head half-width
+_UPPER_ARM, _FOREARM = 0.16, 0.14
+_THIGH, _SHIN = 0.24, 0.23
+_SHOULDER_HALF, _HIP_HALF = 0.12, 0.085
+_R_UPPER_ARM, _R_FOREARM, _R_THIGH, _R_SHIN, _R_NECK = 0.036, 0.030, 0.052, 0.042, 0.030
+
+# Face points in head units: (lateral a, forward b, up v). Lateral is the person's left.
+# A point is labelled when it faces the camera: depth z = a*sin(yaw) - b*cos(yaw) below the threshold.
+_FACE_GEOMETRY = {
+    "nose": (0.0, 0.95, -0.10, 0.15),
+    "left_eye": (0.42, 0.85, 0.20, 0.05),
+    "right_eye": (-0.42, 0.85, 0.20, 0.05),
+    "left_ear": (0.85, -0.05, 0.05, 0.45),
+    "right_ear": (-0.85, -0.05, 0.05, 0.45),
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# geometry helpers
+
+
+def _dir(theta: float) -> np.ndarray:
+    """Unit vector at angle ``theta`` (radians) from straight *down*, positive towards +x (image right)."""
+    return np.array([math.sin(theta), math.cos(theta)])
+
+
+def _ipt(p: np.ndarray) -> tuple[int, int]:
+    return int(round(float(p[0]))), int(round(float(p[1])))
+
+
+def _deg(lo: float, hi: float, rng: np.random.Generator) -> float:
+    return math.radians(rng.uniform(lo, hi))
+
+
+# ---------------------------------------------------------------------------------------------------
+# one person
+
+
+@dataclass
+class SynthPerson:
+    """One drawn person.
+
+    ``points`` maps every keypoint name the generator knows (COCO's 17 plus CrowdPose's ``head`` and
+    ``neck``) to integer pixel ``(x, y)``; ``labelled`` says whether the point would be annotated at all
+    (False for face points turned away from the camera). ``full_mask`` is everything the person covers,
+    ``visible_mask`` what is left of it after the people in front are drawn, ``front_mask`` the union of
+    those people. ``depth``: larger is farther; people are drawn in decreasing depth.
+    """
+
+    points: dict[str, tuple[int, int]]
+    labelled: dict[str, bool]
+    height: float
+    yaw: float
+    depth: float
+    full_mask: np.ndarray
+    layer: np.ndarray = field(repr=False)
+    visible_mask: np.ndarray | None = None
+    front_mask: np.ndarray | None = None
+
+
+@dataclass
+class SynthScene:
+    """An image (H x W x 3, uint8, **BGR** as OpenCV writes it) and its people, far to near."""
+
+    image: np.ndarray
+    people: list[SynthPerson]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.image.shape[1], self.image.shape[0]
+
+
+def _random_colour(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float, float],
+                   hue: tuple[float, float] = (0.0, 180.0)) -> np.ndarray:
+    hsv = np.array([[[rng.uniform(*hue), rng.uniform(*sat) * 255, rng.uniform(*val) * 255]]], np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+
+
+def _skeleton(rng: np.random.Generator, pelvis: np.ndarray, height: float) -> tuple[dict, dict, dict]:
+    """Sample a pose: joint positions (float), which face points are labelled, and drawing parameters."""
+    H = height
+    # which way the person faces: 55 % front, 20 % back, 25 % side views
+    u = rng.random()
+    if u < 0.55:
+        yaw = rng.normal(0.0, math.radians(25))
+    elif u < 0.75:
+        yaw = math.pi + rng.normal(0.0, math.radians(25))
+    else:
+        yaw = rng.choice([-1.0, 1.0]) * math.pi / 2 + rng.normal(0.0, math.radians(15))
+    cy, sy = math.cos(yaw), math.sin(yaw)
+    lean = float(np.clip(rng.normal(0.0, math.radians(8)), -math.radians(25), math.radians(25)))
+    down = _dir(lean)
+    up = -down
+    lateral = np.array([math.cos(lean), -math.sin(lean)])  # image "right" of the body axis
+
+    p: dict[str, np.ndarray] = {}
+    shoulder_c = pelvis + up * _TORSO * H
+    p["left_shoulder"] = shoulder_c + lateral * cy * _SHOULDER_HALF * H
+    p["right_shoulder"] = shoulder_c - lateral * cy * _SHOULDER_HALF * H
+    p["left_hip"] = pelvis + lateral * cy * _HIP_HALF * H
+    p["right_hip"] = pelvis - lateral * cy * _HIP_HALF * H
+
+    side_view = abs(cy) < 0.4
+    facing = 1.0 if sy >= 0 else -1.0  # image-x direction the person faces (side views)
+    for side in ("left", "right"):
+        s = (1.0 if cy >= 0 else -1.0) * (1.0 if side == "left" else -1.0)  # image side of this limb
+        if side_view:
+            a_up = lean + facing * _deg(-50, 100, rng)
+            a_fore = a_up + facing * _deg(0, 120, rng)
+            a_thigh = lean + facing * _deg(-35, 50, rng)
+            a_shin = a_thigh - facing * _deg(0, 100, rng)
+        else:
+            abduct = _deg(5, 60, rng) if rng.random() < 0.6 else _deg(-15, 160, rng)
+            a_up = lean + s * abduct
+            a_fore = a_up + rng.choice([-1.0, 1.0]) * _deg(0, 140, rng)
+            a_thigh = lean + s * (_deg(-5, 25, rng) if rng.random() < 0.85 else _deg(-10, 70, rng))
+            a_shin = a_thigh + s * _deg(-30, 20, rng)
+        p[f"{side}_elbow"] = p[f"{side}_shoulder"] + _dir(a_up) * _UPPER_ARM * H
+        p[f"{side}_wrist"] = p[f"{side}_elbow"] + _dir(a_fore) * _FOREARM * H
+        p[f"{side}_knee"] = p[f"{side}_hip"] + _dir(a_thigh) * _THIGH * H
+        p[f"{side}_ankle"] = p[f"{side}_knee"] + _dir(a_shin) * _SHIN * H
+
+    tilt = lean + rng.normal(0.0, math.radians(10))
+    head_up = -_dir(tilt)
+    head_lat = np.array([math.cos(tilt), -math.sin(tilt)])
+    neck_top = shoulder_c + up * _NECK * H
+    rx, ry = _HEAD_RX * H, _HEAD_RY * H
+    head_c = neck_top + head_up * ry * 0.95
+    p["neck"] = shoulder_c + up * 0.3 * _NECK * H
+    p["head"] = head_c + head_up * ry * 0.8  # CrowdPose's "head" is the top of the head
+
+    labelled = {name: True for name in p}
+    for name, (a, b, v, z_max) in _FACE_GEOMETRY.items():
+        p[name] = head_c + head_lat * (a * cy + b * sy) * rx + head_up * v * ry
+        labelled[name] = (a * sy - b * cy) < z_max
+
+    draw = dict(yaw=yaw, cy=cy, sy=sy, lean=lean, tilt=tilt, shoulder_c=shoulder_c, pelvis=pelvis,
+                neck_top=neck_top, head_c=head_c, rx=rx, ry=ry, lateral=lateral, up=up)
+    return p, labelled, draw
+
+
+def _texture(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+    """A multiplicative texture (H x W float32 around 1): plain, stripes or smooth noise."""
+    kind = rng.integers(0, 3)
+    if kind == 0:
+        return np.ones(shape, np.float32)
+    if kind == 1:
+        period = max(3.0, scale * rng.uniform(0.03, 0.08))
+        ang = rng.uniform(0, math.pi)
+        yy, xx = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+        phase = (xx * math.cos(ang) + yy * math.sin(ang)) / period
+        return np.where(np.sin(2 * math.pi * phase) > 0, 1.0, rng.uniform(0.55, 0.8)).astype(np.float32)
+    small = rng.uniform(0.7, 1.3, size=(max(2, shape[0] // 8), max(2, shape[1] // 8))).astype(np.float32)
+    return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _draw_person(rng: np.random.Generator, size: tuple[int, int], p: dict, draw: dict,
+                 height: float) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[int, int]]]:
+    """Paint one person on an empty canvas; returns (colour layer, mask, integer keypoints)."""
+    W, Himg = size
+    H = height
+    layer = np.zeros((Himg, W, 3), np.float32)
+    mask = np.zeros((Himg, W), np.uint8)
+    region = np.zeros((Himg, W), np.uint8)  # 1 = shirt, 2 = trousers (textured)
+    pts = {k: _ipt(v) for k, v in p.items()}
+
+    skin = _random_colour(rng, (0.25, 0.6), (0.35, 0.95), (5, 25))
+    shirt = _random_colour(rng, (0.3, 1.0), (0.3, 1.0))
+    trousers = _random_colour(rng, (0.2, 0.9), (0.2, 0.8))
+    hair = _random_colour(rng, (0.2, 0.8), (0.05, 0.35))
+    shoe = _random_colour(rng, (0.0, 0.5), (0.05, 0.3))
+    left_shade = 0.62  # the person's left limbs are darker: a left/right cue a small CNN can learn
+
+    def rad(f: float) -> int:
+        return max(1, int(round(f * H)))
+
+    def capsule(a: tuple[int, int], b: tuple[int, int], r: int, colour: np.ndarray, reg: int = 0) -> None:
+        outline = colour * 0.35
+        cv2.line(layer, a, b, outline.tolist(), 2 * r + 3)
+        cv2.line(mask, a, b, 1, 2 * r + 3)
+        cv2.line(layer, a, b, colour.tolist(), 2 * r + 1)
+        cv2.line(region, a, b, reg, 2 * r + 1)
+
+    def ellipse(c: tuple[int, int], axes: tuple[int, int], ang_deg: float, colour: np.ndarray,
+                reg: int = 0, outline: bool = True) -> None:
+        if outline:
+            cv2.ellipse(layer, c, (axes[0] + 1, axes[1] + 1), ang_deg, 0, 360, (colour * 0.35).tolist(), -1)
+            cv2.ellipse(mask, c, (axes[0] + 1, axes[1] + 1), ang_deg, 0, 360, 1, -1)
+        cv2.ellipse(layer, c, axes, ang_deg, 0, 360, colour.tolist(), -1)
+        cv2.ellipse(mask, c, axes, ang_deg, 0, 360, 1, -1)
+        cv2.ellipse(region, c, axes, ang_deg, 0, 360, reg, -1)
+
+    cy, sy = draw["cy"], draw["sy"]
+    lat, up = draw["lateral"], draw["up"]
+
+    def torso() -> None:
+        ws = max(abs(cy) * _SHOULDER_HALF, 0.06) * H
+        wh = max(abs(cy) * _HIP_HALF, 0.055) * H
+        sc, pc = draw["shoulder_c"], draw["pelvis"]
+        quad = np.array([sc + lat * ws, sc - lat * ws, pc - lat * wh, pc + lat * wh])
+        quad = np.round(quad).astype(np.int32)
+        cv2.fillConvexPoly(mask, quad, 1)
+        cv2.polylines(mask, [quad], True, 1, 3)
+        cv2.fillConvexPoly(layer, quad, shirt.tolist())
+        cv2.polylines(layer, [quad], True, (shirt * 0.35).tolist(), 3)
+        cv2.fillConvexPoly(region, quad, 1)
+        # the waist band separates shirt and trousers
+        cv2.line(layer, _ipt(pc + lat * wh), _ipt(pc - lat * wh), trousers.tolist(), rad(0.03))
+        capsule(pts["left_hip"], pts["right_hip"], rad(0.03), trousers, 2)
+
+    def neck() -> None:
+        capsule(_ipt(draw["shoulder_c"]), _ipt(draw["neck_top"] + up * 0.3 * draw["ry"]), rad(_R_NECK), skin)
+
+    def head() -> None:
+        c = _ipt(draw["head_c"])
+        axes = (max(1, int(round(draw["rx"]))), max(1, int(round(draw["ry"]))))
+        ang = -math.degrees(draw["tilt"])
+        facing_camera = cy > -0.2
+        ellipse(c, axes, ang, skin if facing_camera else hair)
+        if facing_camera:  # hair on the top half
+            cv2.ellipse(layer, c, axes, ang, 180, 360, hair.tolist(), -1)
+            for ear in ("left_ear", "right_ear"):
+                if p_lab[ear]:
+                    cv2.circle(layer, pts[ear], max(1, int(round(0.2 * draw["rx"]))), (skin * 0.8).tolist(), -1)
+            for eye in ("left_eye", "right_eye"):
+                if p_lab[eye]:
+                    cv2.circle(layer, pts[eye], max(1, int(round(0.14 * draw["rx"]))), (25, 25, 25), -1)
+            if p_lab["nose"]:
+                cv2.circle(layer, pts["nose"], max(1, int(round(0.16 * draw["rx"]))), (60, 60, 170), -1)
+
+    def arm(side: str) -> None:
+        shade = left_shade if side == "left" else 1.0
+        capsule(pts[f"{side}_shoulder"], pts[f"{side}_elbow"], rad(_R_UPPER_ARM), shirt * shade, 1)
+        capsule(pts[f"{side}_elbow"], pts[f"{side}_wrist"], rad(_R_FOREARM), skin * shade)
+        hand = p[f"{side}_wrist"] + (p[f"{side}_wrist"] - p[f"{side}_elbow"]) * 0.25
+        cv2.circle(layer, _ipt(hand), rad(0.032), (skin * shade * 0.9).tolist(), -1)
+        cv2.circle(mask, _ipt(hand), rad(0.032), 1, -1)
+
+    def leg(side: str) -> None:
+        shade = left_shade if side == "left" else 1.0
+        capsule(pts[f"{side}_hip"], pts[f"{side}_knee"], rad(_R_THIGH), trousers * shade, 2)
+        capsule(pts[f"{side}_knee"], pts[f"{side}_ankle"], rad(_R_SHIN), trousers * shade, 2)
+        foot = p[f"{side}_ankle"] + (p[f"{side}_ankle"] - p[f"{side}_knee"]) * 0.12
+        cv2.circle(layer, _ipt(foot), rad(0.035), (shoe * shade).tolist(), -1)
+        cv2.circle(mask, _ipt(foot), rad(0.035), 1, -1)
+
+    p_lab = draw["labelled"]
+    # painter's order inside the person: far-side limbs first, near-side limbs last
+    parts = [
+        (sy * 0.8 + 0.05, lambda: leg("left")), (-sy * 0.8 + 0.05, lambda: leg("right")),
+        (sy * 1.0 - 0.2, lambda: arm("left")), (-sy * 1.0 - 0.2, lambda: arm("right")),
+        (0.0, torso), (0.02, neck), (-0.1, head),
+    ]
+    parts.sort(key=lambda t: -t[0])
+    for _, fn in parts:
+        fn()
+
+    # textures on shirt and trousers, computed only inside the person's box
+    ys, xs = np.nonzero(mask)
+    if len(xs):
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        crop = layer[y0:y1, x0:x1]
+        reg = region[y0:y1, x0:x1]
+        for r in (1, 2):
+            sel = reg == r
+            if sel.any():
+                tex = _texture(rng, sel.shape, H)
+                crop[sel] *= tex[sel][:, None]
+
+    # every labelled keypoint sits on the person (tiny heads can round a face point off the ellipse)
+    for name, (x, y) in pts.items():
+        if p_lab.get(name, True) and 0 <= x < W and 0 <= y < Himg and not mask[y, x]:
+            mask[y, x] = 1
+            layer[y, x] = skin
+    return np.clip(layer, 0, 255), mask, pts
+
+
+# ---------------------------------------------------------------------------------------------------
+# scenes
+
+
+def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """Gradient, smooth colour noise and random clutter (rectangles, circles, lines, polygons)."""
+    W, H = size
+    c0, c1 = _random_colour(rng, (0, 0.7), (0.2, 1.0)), _random_colour(rng, (0, 0.7), (0.2, 1.0))
+    ang = rng.uniform(0, 2 * math.pi)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    t = (xx * math.cos(ang) + yy * math.sin(ang))
+    t = (t - t.min()) / max(1e-6, float(t.max() - t.min()))
+    img = c0[None, None] * (1 - t[..., None]) + c1[None, None] * t[..., None]
+    if rng.random() < 0.6:  # smooth colour noise
+        g = int(rng.integers(3, 12))
+        small = rng.uniform(-60, 60, size=(g, g, 3)).astype(np.float32)
+        img += cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+    if rng.random() < 0.7:  # clutter
+        for _ in range(int(rng.integers(3, 25))):
+            col = _random_colour(rng, (0, 1), (0.1, 1)).tolist()
+            kind = rng.integers(0, 4)
+            x, y = int(rng.integers(0, W)), int(rng.integers(0, H))
+            if kind == 0:
+                cv2.rectangle(img, (x, y), (x + int(rng.integers(5, W // 3)), y + int(rng.integers(5, H // 3))),
+                              col, -1 if rng.random() < 0.7 else 2)
+            elif kind == 1:
+                cv2.circle(img, (x, y), int(rng.integers(3, min(W, H) // 6)), col, -1 if rng.random() < 0.7 else 2)
+            elif kind == 2:
+                cv2.line(img, (x, y), (int(rng.integers(0, W)), int(rng.integers(0, H))), col,
+                         int(rng.integers(1, 6)))
+            else:
+                poly = np.stack([rng.integers(0, W, 3), rng.integers(0, H, 3)], 1).astype(np.int32)
+                cv2.fillConvexPoly(img, poly, col)
+        if rng.random() < 0.5:
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.5))
+    return img
+
+
+def _visibility(people: list[SynthPerson]) -> None:
+    """Fill each person's front and visible masks; ``people`` must be sorted far to near."""
+    front = np.zeros_like(people[0].full_mask, dtype=bool) if people else None
+    for person in reversed(people):
+        person.front_mask = front.copy()
+        person.visible_mask = person.full_mask.astype(bool) & ~front
+        front |= person.full_mask.astype(bool)
+
+
+def render_scene(seed: int | Sequence[int] | np.random.Generator, width: int = 288, height: int = 288,
+                 max_people: int = DEFAULT_MAX_PEOPLE, min_visible: float = 0.3) -> SynthScene:
+    """Draw one crowd scene.
+
+    ``seed`` may be an int, a sequence of ints (mixed into one stream) or a ``numpy`` Generator.
+    1..``max_people`` people are placed, each new one near an existing one with probability 0.6 so that
+    people overlap; a placement that would leave anyone with less than ``min_visible`` of their pixels
+    visible is redrawn (so that every annotated person can still be seen).
+    """
+    if max_people < 1:
+        raise ValueError(f"max_people must be >= 1, got {max_people}")
+    if width < 32 or height < 32:
+        raise ValueError(f"image size must be at least 32 x 32 pixels, got {width} x {height}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    size = (int(width), int(height))
+    short = min(size)
+    target = int(rng.integers(1, max_people + 1))
+    people: list[SynthPerson] = []
+    for _attempt in range(6 * target):
+        if len(people) == target:
+            break
+        # standing height: mostly 0.4-0.9 of the short side, sometimes small
+        frac = rng.uniform(0.4, 0.9) if rng.random() < 0.8 else rng.uniform(0.18, 0.4)
+        H = frac * short
+        if people and rng.random() < 0.6:
+            other = people[int(rng.integers(0, len(people)))]
+            ox, oy = (np.array(other.points["left_hip"]) + np.array(other.points["right_hip"])) / 2
+            px = ox + rng.normal(0, 0.3 * other.height)
+            py = oy + rng.normal(0, 0.08 * other.height) + 0.3 * (H - other.height)
+        else:
+            px = rng.uniform(0.1, 0.9) * size[0]
+            lo, hi = 0.48 * H, size[1] - 0.45 * H
+            py = rng.uniform(lo, hi) if hi > lo else size[1] / 2
+        pos, labelled, draw = _skeleton(rng, np.array([px, py]), H)
+        draw["labelled"] = labelled
+        inside = sum(0 <= pos[j][0] < size[0] and 0 <= pos[j][1] < size[1] for j in _BODY_JOINTS + ("head",))
+        if inside < 9:
+            continue
+        layer, mask, pts = _draw_person(rng, size, pos, draw, H)
+        # bigger people are more often in front (smaller depth)
+        depth = -frac + rng.normal(0, 0.15)
+        cand = SynthPerson(points=pts, labelled=labelled, height=H, yaw=draw["yaw"], depth=depth,
+                           full_mask=mask, layer=layer)
+        trial = sorted(people + [cand], key=lambda q: -q.depth)
+        _visibility(trial)
+        if all(q.visible_mask.sum() >= min_visible * max(1, q.full_mask.sum()) for q in trial):
+            people = trial
+    _visibility(people)
+
+    img = _background(rng, size)
+    for person in people:  # far to near
+        m = person.full_mask.astype(bool)
+        img[m] = person.layer[m]
+    img += rng.normal(0, rng.uniform(1, 6), size=img.shape).astype(np.float32)
+    if rng.random() < 0.25:
+        img = cv2.GaussianBlur(img, (3, 3), 0)
+    return SynthScene(image=np.clip(img, 0, 255).astype(np.uint8), people=people)
+
+
+# ---------------------------------------------------------------------------------------------------
+# annotations
+
+
+def _keypoint_names(num_keypoints: int) -> tuple[str, ...]:
+    if num_keypoints == 17:
+        return COCO_KEYPOINTS
+    if num_keypoints == 14:
+        return CROWDPOSE_KEYPOINTS
+    raise ValueError(f"num_keypoints must be 17 (COCO format) or 14 (CrowdPose format), got {num_keypoints!r}")
+
+
+def category_for(num_keypoints: int) -> dict[str, Any]:
+    """The ``person`` category entry: COCO's names and 1-based skeleton, or CrowdPose's."""
+    names = _keypoint_names(num_keypoints)
+    skeleton = COCO_SKELETON if num_keypoints == 17 else CROWDPOSE_SKELETON
+    return {"supercategory": "person", "id": 1, "name": "person", "keypoints": list(names),
+            "skeleton": [[a + 1, b + 1] for a, b in skeleton]}
+
+
+def _polygons(mask: np.ndarray) -> list[list[float]]:
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    polys = [c.reshape(-1).astype(float).tolist() for c in contours if len(c) >= 3]
+    return polys
+
+
+def person_annotation(person: SynthPerson, image_size: tuple[int, int], num_keypoints: int = 17) -> dict:
+    """The COCO-style annotation of one person (no ``id`` / ``image_id`` yet).
+
+    Keys: ``keypoints`` (flat x, y, v), ``num_keypoints``, ``bbox`` (visible extent, xywh), ``area``
+    (visible pixels) and ``segmentation`` (visible outer contours), ``iscrowd`` 0, ``category_id`` 1.
+    """
+    W, H = image_size
+    kps: list[int] = []
+    for name in _keypoint_names(num_keypoints):
+        x, y = person.points[name]
+        if not person.labelled.get(name, True) or not (0 <= x < W and 0 <= y < H):
+            kps += [0, 0, 0]
+        elif person.front_mask[y, x]:
+            kps += [x, y, 1]
+        else:
+            kps += [x, y, 2]
+    ys, xs = np.nonzero(person.visible_mask)
+    if len(xs):
+        bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)]
+    else:
+        bbox = [0.0, 0.0, 0.0, 0.0]
+    polys = _polygons(person.visible_mask)
+    if not polys and len(xs):
+        x0, y0, w, h = bbox
+        polys = [[x0, y0, x0 + w - 1, y0, x0 + w - 1, y0 + h - 1, x0, y0 + h - 1]]
+    return {
+        "category_id": 1,
+        "iscrowd": 0,
+        "keypoints": kps,
+        "num_keypoints": int(sum(1 for v in kps[2::3] if v > 0)),
+        "bbox": bbox,
+        "area": float(len(xs)),
+        "segmentation": polys,
+    }
+
+
+def crowd_index(annotations: Iterable[dict], num_keypoints: int | None = None) -> float:
+    """CrowdPose's crowd index of one image.
+
+    For each person i with N_a(i) > 0 labelled keypoints, N_b(i) counts the labelled keypoints of *other*
+    people that fall inside i's box; the index is the mean of N_b(i) / N_a(i) over those people (0 for an
+    image with none). CrowdPose calls images with index < 0.2 easy, < 0.8 medium, the rest hard.
+    """
+    anns = [a for a in annotations if not a.get("iscrowd", 0)]
+    kps = [np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3) for a in anns]
+    if num_keypoints is not None and any(len(k) != num_keypoints for k in kps):
+        raise ValueError(f"crowd_index: expected {num_keypoints} keypoints per person")
+    ratios = []
+    for i, a in enumerate(anns):
+        own = kps[i][:, 2] > 0
+        if not own.any():
+            continue
+        x, y, w, h = a["bbox"]
+        n_b = 0
+        for j, other in enumerate(kps):
+            if j == i:
+                continue
+            lab = other[other[:, 2] > 0]
+            n_b += int(((lab[:, 0] >= x) & (lab[:, 0] <= x + w) & (lab[:, 1] >= y) & (lab[:, 1] <= y + h)).sum())
+        ratios.append(n_b / own.sum())
+    return float(np.mean(ratios)) if ratios else 0.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# writing a data set
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    _atomic_write_bytes(path, json.dumps(obj, separators=(",", ":")).encode())
+
+
+def _check_args(num_train: int, num_val: int, image_size: Sequence[int], max_people: int) -> tuple[int, int]:
+    for name, v in (("num_train", num_train), ("num_val", num_val)):
+        if not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+    if len(image_size) != 2 or not (32 <= int(image_size[0]) <= int(image_size[1])):
+        raise ValueError(f"image_size must be (min, max) with 32 <= min <= max, got {tuple(image_size)!r}")
+    if max_people < 1:
+        raise ValueError(f"max_people must be >= 1, got {max_people!r}")
+    return int(image_size[0]), int(image_size[1])
+
+
+def _generate_split(root: Path, split: str, count: int, seed: int, num_keypoints: int,
+                    image_size: tuple[int, int], max_people: int) -> dict[str, Any]:
+    img_dir = root / "images" / split
+    img_dir.mkdir(parents=True, exist_ok=True)
+    for old in img_dir.glob("*.jpg"):  # a previous, different set
+        old.unlink()
+    images, annotations = [], []
+    ann_id = 0
+    for i in range(count):
+        rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
+        w = int(rng.integers(image_size[0], image_size[1] + 1))
+        h = int(rng.integers(image_size[0], image_size[1] + 1))
+        scene = render_scene(rng, w, h, max_people)
+        image_id = _SPLIT_ID_BASE[split] + i + 1
+        file_name = f"{i + 1:06d}.jpg"
+        ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
+        if not ok:  # pragma: no cover
+            raise RuntimeError(f"could not encode {img_dir / file_name}")
+        _atomic_write_bytes(img_dir / file_name, buf.tobytes())
+        anns = [person_annotation(p, (w, h), num_keypoints) for p in scene.people]
+        anns = [a for a in anns if a["area"] > 0]
+        if num_keypoints == 14:  # CrowdPose's annotations carry neither area nor segmentation
+            for a in anns:
+                del a["area"], a["segmentation"]
+        for a in anns:
+            ann_id += 1
+            annotations.append({"id": ann_id, "image_id": image_id, **a})
+        images.append({"id": image_id, "file_name": file_name, "width": w, "height": h,
+                       "crowdIndex": round(crowd_index(anns), 4)})
+    info = {"description": f"SynthCrowd {split} ({num_keypoints} keypoints), drawn by boir_core.data.synthetic",
+            "version": str(GENERATOR_VERSION), "seed": int(seed), "split": split}
+    data = {"info": info, "licenses": [], "images": images, "annotations": annotations,
+            "categories": [category_for(num_keypoints)]}
+    ann_file = root / "annotations" / f"person_keypoints_{split}.json"
+    _atomic_write_json(ann_file, data)
+    return {"annotations": str(ann_file), "images": str(img_dir), "num_images": len(images),
+            "num_people": len(annotations)}
+
+
+def make_synthcrowd(out_dir: str | os.PathLike = DEFAULT_ROOT, num_train: int = DEFAULT_TRAIN,
+                    num_val: int = DEFAULT_VAL, seed: int = DEFAULT_SEED, num_keypoints: int = 17,
+                    image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
+                    max_people: int = DEFAULT_MAX_PEOPLE) -> dict[str, Any]:
+    """Generate SynthCrowd into ``out_dir`` (always regenerates; see :func:`ensure_synthcrowd`).
+
+    Returns a summary: ``root``, per split the annotation file, image folder, image and person counts,
+    the generation ``args`` and the ``seconds`` it took. The marker file is written last.
+    """
+    _keypoint_names(num_keypoints)
+    lo, hi = _check_args(num_train, num_val, image_size, max_people)
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    marker = root / MARKER_NAME
+    if marker.exists():
+        marker.unlink()  # incomplete until the new marker is written
+    t0 = time.perf_counter()
+    args = _args_record(num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+    splits = {}
+    for split, count in (("train", num_train), ("val", num_val)):
+        splits[split] = _generate_split(root, split, int(count), int(seed), num_keypoints, (lo, hi),
+                                        int(max_people))
+    summary = {"root": str(root), "args": args, "splits": splits,
+               "seconds": round(time.perf_counter() - t0, 2)}
+    _atomic_write_json(marker, summary)
+    return summary
+
+
+def _args_record(num_train, num_val, seed, num_keypoints, image_size, max_people) -> dict[str, Any]:
+    return {"version": GENERATOR_VERSION, "num_train": int(num_train), "num_val": int(num_val),
+            "seed": int(seed), "num_keypoints": int(num_keypoints),
+            "image_size": [int(image_size[0]), int(image_size[1])], "max_people": int(max_people)}
+
+
+def default_root(num_keypoints: int = 17) -> str:
+    """``data/synthcrowd`` for 17 keypoints, ``data/synthcrowd14`` for 14."""
+    _keypoint_names(num_keypoints)
+    return DEFAULT_ROOT if num_keypoints == 17 else DEFAULT_ROOT_14
+
+
+def ensure_synthcrowd(root: str | os.PathLike | None = None, num_keypoints: int = 17,
+                      num_train: int = DEFAULT_TRAIN, num_val: int = DEFAULT_VAL, seed: int = DEFAULT_SEED,
+                      image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
+                      max_people: int = DEFAULT_MAX_PEOPLE) -> dict[str, Any]:
+    """Generate SynthCrowd under ``root`` unless a complete set with the same arguments is already there.
+
+    "Complete" means: the marker file exists and records exactly these arguments (and generator version),
+    both annotation files exist and each image folder holds the expected number of JPEGs. Anything else
+    (a changed argument, an interrupted run) regenerates. Returns the summary; ``generated`` says which.
+    """
+    root = Path(root if root is not None else default_root(num_keypoints))
+    lo, hi = _check_args(num_train, num_val, image_size, max_people)
+    _keypoint_names(num_keypoints)
+    want = _args_record(num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+    marker = root / MARKER_NAME
+    if marker.is_file():
+        try:
+            summary = json.loads(marker.read_text())
+        except (OSError, json.JSONDecodeError):
+            summary = None
+        if summary and summary.get("args") == want and _complete(root, want):
+            return {**summary, "generated": False}
+    summary = make_synthcrowd(root, num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+    return {**summary, "generated": True}
+
+
+def _complete(root: Path, args: dict[str, Any]) -> bool:
+    for split, count in (("train", args["num_train"]), ("val", args["num_val"])):
+        if not (root / "annotations" / f"person_keypoints_{split}.json").is_file():
+            return False
+        img_dir = root / "images" / split
+        n = sum(1 for e in os.scandir(img_dir) if e.name.endswith(".jpg")) if img_dir.is_dir() else 0
+        if n != count:
+            return False
+    return True
