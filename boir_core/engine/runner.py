@@ -105,8 +105,13 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
     atomic_write_json(res_path, results)
     timings = {"network_ms": 1000 * t_net / max(n, 1), "decode_ms": 1000 * t_dec / max(n, 1),
                "device": _device_name(device)}
+    upload = None
     if cfg.data.dataset == "coco" and split in ("test", "test-dev"):
-        metrics: dict[str, Any] = {}  # COCO test-dev: the evaluation server scores it
+        # COCO test-dev has no public labels: write the evaluation server's upload file instead
+        from .results import write_testdev_results
+
+        upload = write_testdev_results(results, out_dir, alg=cfg.model.arch, image_ids=dataset.image_ids)
+        metrics: dict[str, Any] = {}
     else:
         gt: Any = dataset.ann_file
         if n < len(dataset):  # test.max_images: score against the decoded images only
@@ -119,7 +124,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
         params={"inference": params["inference"], "total": params["total"]}, key=key,
         demo=cfg.data.dataset in DEMO_DATASETS)
     return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
-            "images": n}
+            "images": n, "testdev_upload": upload}
 
 
 def _subset_gt(ann_file: Path, image_ids: set) -> dict[str, Any]:

@@ -76,3 +76,44 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_synth, tmp_path):
     with pytest.raises(Exception, match="bad.pt"):
         main(["evaluate", "--config", "tiny", "--checkpoint", str(bad), "--out", str(tmp_path), "--quiet",
               f"data.root={tiny_synth}", "train.device=cpu"])
+
+
+def test_predict_reads_video_frames(trained, tiny_synth, tmp_path):
+    import cv2
+
+    frames = [cv2.imread(str(p)) for p in sorted((tiny_synth / "images" / "val").glob("*.jpg"))[:2]]
+    h, w = frames[0].shape[:2]
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (w, h))
+    for f in frames:
+        writer.write(cv2.resize(f, (w, h)))
+    writer.release()
+    from boir_core.config import load_config
+    from boir_core.engine.predict import iter_inputs, predict
+
+    names = [name for name, img in iter_inputs([str(video)])]
+    assert names == [f"{video}#frame0", f"{video}#frame1"]
+    cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu"])
+    report = predict(cfg, trained, [str(video)], output=tmp_path / "v.json")
+    assert report["num_images"] == 2 and report["skipped"] == 0
+
+
+def test_coco_test_dev_writes_the_upload_file(trained, tiny_synth, tmp_path, monkeypatch):
+    """The COCO test split has no labels: evaluate writes the evaluation server's file, no metrics."""
+    import boir_core.data.profiles as profiles
+    from boir_core.config import load_config
+    from boir_core.engine.runner import run_evaluation
+
+    coco_like = profiles.PROFILES["synthcrowd"].__class__(**{**profiles.PROFILES["synthcrowd"].__dict__,
+                                                              "name": "coco"})
+    monkeypatch.setitem(profiles.PROFILES, "coco", coco_like)  # SynthCrowd files under the COCO protocol
+    cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu", "data.dataset=coco",
+                               "data.test_split=test"])
+    import shutil
+
+    shutil.copy(tiny_synth / "annotations" / "person_keypoints_val.json",
+                tiny_synth / "annotations" / "person_keypoints_test.json")
+    shutil.copytree(tiny_synth / "images" / "val", tiny_synth / "images" / "test", dirs_exist_ok=True)
+    out = run_evaluation(cfg, trained, out_dir=tmp_path, progress=False)
+    assert out["metrics"] == {} and out["testdev_upload"].name == "person_keypoints_test-dev2017_boir_results.json"
+    assert isinstance(json.loads(out["testdev_upload"].read_text()), list)
