@@ -109,7 +109,6 @@ def test_coco_test_dev_writes_the_upload_file(trained, tiny_synth, tmp_path, mon
     monkeypatch.setitem(profiles.PROFILES, "coco", coco_like)  # SynthCrowd files under the COCO protocol
     cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu", "data.dataset=coco",
                                "data.test_split=test"])
-    import shutil
 
     shutil.copy(tiny_synth / "annotations" / "person_keypoints_val.json",
                 tiny_synth / "annotations" / "person_keypoints_test.json")
