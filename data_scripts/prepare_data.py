@@ -1,0 +1,17 @@
+#!/usr/bin/env python
+"""Prepare COCO 2017 keypoints, CrowdPose and OCHuman under ``--root`` (default ``data``).
+
+    python data_scripts/prepare_data.py coco --root data --download          # fetch, check, extract, arrange
+    python data_scripts/prepare_data.py crowdpose --root data --from ~/dl     # manual downloads in ~/dl
+    python data_scripts/prepare_data.py verify coco crowdpose --root data     # re-check prepared folders
+    python data_scripts/prepare_data.py list                                  # the archive table
+
+Exit status 0: complete; 1: incomplete (the report names what is missing). The logic lives in
+:mod:`boir_core.data.prepare`.
+"""
+import sys
+
+from boir_core.data.prepare import main
+
+if __name__ == "__main__":
+    sys.exit(main())
