@@ -51,7 +51,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +65,7 @@ from boir_core.data.profiles import (
     CROWDPOSE_KEYPOINTS,
     CROWDPOSE_SKELETON,
 )
+from boir_core.io import atomic_open
 
 __all__ = [
     "DEFAULT_TRAIN",
@@ -622,20 +622,13 @@ def crowd_index(annotations: Iterable[dict], num_keypoints: int | None = None) -
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def _atomic_write_json(path: Path, obj: Any) -> None:
-    _atomic_write_bytes(path, json.dumps(obj, separators=(",", ":")).encode())
+    """Compact JSON (as COCO's files are), written atomically."""
+    _atomic_write_bytes(path, json.dumps(obj, separators=(",", ":"), allow_nan=False).encode())
 
 
 def _check_args(num_train: int, num_val: int, image_size: Sequence[int], max_people: int) -> tuple[int, int]:

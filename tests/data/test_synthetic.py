@@ -312,3 +312,30 @@ def test_ensure_regenerates_only_when_needed(tmp_path):
     assert len(_load(root, "train")["images"]) == 2
     assert S.ensure_synthcrowd(root, **{**kw, "num_train": 2})["generated"] is False
     assert S.ensure_synthcrowd(root, **{**kw, "num_train": 2, "seed": 6})["generated"] is True
+
+
+# ---------------------------------------------------------------------------------------------------
+# what the scenes look like (the properties the default set promises a small CNN)
+
+
+def test_scenes_have_varied_counts_people_sized_figures_and_overlaps():
+    counts, heights, overlapped, views = [], [], 0, set()
+    for seed in range(16):
+        scene = S.render_scene([9, seed], 160, 160, max_people=6)
+        counts.append(len(scene.people))
+        for p in scene.people:
+            heights.append(p.height)
+            overlapped += bool((p.full_mask & p.front_mask).any())
+            views.add("side" if abs(np.cos(p.yaw)) < 0.4 else ("front" if np.cos(p.yaw) > 0 else "back"))
+            # no one is hidden: at least 40 % of each person's pixels are visible (render_scene's min_visible)
+            assert p.visible_mask.sum() >= 0.4 * p.full_mask.sum()
+    assert min(counts) >= 1 and max(counts) <= 6 and len(set(counts)) >= 3
+    assert np.median(heights) >= 0.35 * 160  # most people are large
+    assert overlapped > 0 and views == {"front", "back", "side"}
+
+
+@pytest.mark.parametrize("bad, word", [(dict(image_size=(10, 20)), "image_size"),
+                                       (dict(max_people=0), "max_people")])
+def test_bad_sizes_are_named(tmp_path, bad, word):
+    with pytest.raises(ValueError, match=word):
+        S.make_synthcrowd(tmp_path, 1, 1, **bad)
