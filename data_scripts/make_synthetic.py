@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
 
-from boir_core.data import synthetic
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runs from a checkout, installed or not
+
+from boir_core.data import synthetic  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

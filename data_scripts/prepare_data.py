@@ -10,8 +10,11 @@ Exit status 0: complete; 1: incomplete (the report names what is missing). The l
 :mod:`boir_core.data.prepare`.
 """
 import sys
+from pathlib import Path
 
-from boir_core.data.prepare import main
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runs from a checkout, installed or not
+
+from boir_core.data.prepare import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

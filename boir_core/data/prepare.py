@@ -127,7 +127,7 @@ ARCHIVES: dict[str, tuple[Archive, ...]] = {
         Archive("annotations_trainval2017.zip", "http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
                 _COCO_PAGE, size=252907541, md5="f4bbac642086de4f52a3fdda2de5fa2c", note=_COCO_SUMS),
         Archive("image_info_test2017.zip", "http://images.cocodataset.org/annotations/image_info_test2017.zip",
-                _COCO_PAGE, note="size and checksum unknown"),
+                _COCO_PAGE, md5="85da7065e5e600ebfee8af1edb634eb5", note=_COCO_SUMS + "; size unknown"),
         Archive("val2017.zip", "http://images.cocodataset.org/zips/val2017.zip", _COCO_PAGE,
                 size=815585330, md5="442b8da7639aecaf257c1dceb8ba8c80", note=_COCO_SUMS),
         Archive("train2017.zip", "http://images.cocodataset.org/zips/train2017.zip", _COCO_PAGE,
@@ -417,7 +417,13 @@ def extract(archive: str | os.PathLike, out_dir: str | os.PathLike, progress: bo
             with tarfile.open(archive) as t:
                 members = t.getmembers()
                 for m in tqdm(members, desc=f"extract {archive.name}", disable=not progress, leave=False):
-                    t.extract(m, tmp, filter="data")
+                    if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuse unsafe members
+                        t.extract(m, tmp, filter="data")
+                    else:
+                        target = (tmp / m.name).resolve()
+                        if (base != target and base not in target.parents) or m.issym() or m.islnk():
+                            raise PrepareError(f"{archive.name}: member {m.name!r} would leave {out_dir}")
+                        t.extract(m, tmp)
         else:
             raise PrepareError(f"{archive}: not a zip or tar archive")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
