@@ -27,3 +27,14 @@ def test_failure_keeps_the_old_file_and_no_temp(tmp_path):
     with pytest.raises(ValueError, match="mode"):
         with atomic_open(p, "a"):
             pass
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "x.txt", "data")
+    finally:
+        os.umask(mask)
+    assert (p.stat().st_mode & 0o777) == 0o644
