@@ -102,7 +102,7 @@ DEFAULT_ROOT_14 = "data/synthcrowd14"
 #: Written last into the root; holds the generation arguments. Its absence means "incomplete".
 MARKER_NAME = "synthcrowd_complete.json"
 #: Bump when the drawing changes, so that :func:`ensure_synthcrowd` regenerates old sets.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 SPLITS = ("train", "val")
 _SPLIT_CODE = {"train": 0, "val": 1}
