@@ -247,7 +247,8 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
             if progress and dinfo.is_main:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=iters_per_epoch, desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False)
+                bar = tqdm(total=iters_per_epoch, desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
+                           disable=None)  # no bar when the output is not a terminal (logs, CI)
             sums: dict[str, float] = {}
             n_ok, t_epoch, n_images = 0, time.time(), 0
             for it in range(iters_per_epoch):
