@@ -45,7 +45,7 @@ import numpy as np
 
 from boir_core.data import PROFILES, KeypointDataset, collate_train, get_profile
 from boir_core.data.targets import gaussian_radius, gaussian_sigma
-from boir_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, apply_affine, eval_resize
+from boir_core.data.transforms import apply_affine, denormalize_image, eval_resize
 
 # %matplotlib inline
 output_size = input_size // 4
@@ -104,8 +104,7 @@ for name in ("coco", "crowdpose"):
 # %%
 def show_image(ax, chw, title=""):
     """Undo the ImageNet normalisation of a [3, H, W] tensor and show it."""
-    img = (chw.numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN).clip(0, 1)
-    ax.imshow(img)
+    ax.imshow(denormalize_image(chw))
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 

@@ -46,6 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from boir_core.data.transforms import normalize_image
 from boir_core.model import BoIR, count_parameters, load_weights, parameter_table
 from boir_core.ops import sigmoid_clamp
 
@@ -62,7 +63,6 @@ torch.manual_seed(seed)
 # two overlapping people, in output-map pixels (stride 4), written `(y, x)` as `instance_coord` is.
 
 # %%
-MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
 
 def drawn_people(size):
@@ -116,7 +116,7 @@ else:
     canvas, centers = drawn_people(input_size)
     source = "drawn shapes"
 
-images = torch.from_numpy(((canvas / 255.0 - MEAN) / STD).transpose(2, 0, 1)).float()[None].to(device)
+images = torch.from_numpy(normalize_image(canvas))[None].to(device)
 instance_coord = torch.tensor([[int(y / 4), int(x / 4)] for x, y in centers], device=device)  # (y, x)
 instance_imgid = torch.zeros(len(centers), dtype=torch.long, device=device)
 print("image:", source, "| input", tuple(images.shape), "| centers (y, x) at stride 4:", instance_coord.tolist())

@@ -39,6 +39,7 @@ import torch
 
 from boir_core.config import load_config
 from boir_core.data import KeypointDataset, get_profile
+from boir_core.data.transforms import denormalize_image
 from boir_core.engine.decode import decode, decode_kwargs_from_config
 from boir_core.engine.runner import load_inference_model, run_evaluation
 from boir_core.viz.draw import draw_poses
@@ -73,8 +74,7 @@ prof = get_profile(cfg.data.dataset)
 test_set = KeypointDataset.from_config(cfg, train=False)
 sample = test_set[image_index]
 original = test_set.read(image_index)
-mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-canvas = np.clip(sample["image"].permute(1, 2, 0).numpy() * std + mean, 0, 1)
+canvas = denormalize_image(sample["image"])
 fig, ax = plt.subplots(1, 2, figsize=(10, 4))
 ax[0].imshow(original)
 ax[0].set_title(f"original {original.shape[1]}×{original.shape[0]}")

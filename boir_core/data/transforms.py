@@ -24,6 +24,7 @@ import numpy as np
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "denormalize_image",
     "AffineParams",
     "crop_affine",
     "sample_affine_params",
@@ -154,6 +155,14 @@ def normalize_image(image: np.ndarray) -> np.ndarray:
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an HxWx3 uint8 image, got {image.dtype} {image.shape}")
     return np.stack([np.take(_NORMALIZE_LUT[c], image[:, :, c]) for c in range(3)])
+
+
+def denormalize_image(chw) -> np.ndarray:
+    """Inverse of :func:`normalize_image` for display: float CHW (array or tensor) -> HWC RGB in [0, 1]."""
+    arr = chw.detach().cpu().numpy() if hasattr(chw, "detach") else np.asarray(chw)
+    if arr.ndim != 3 or arr.shape[0] != 3:
+        raise ValueError(f"expected a 3xHxW image, got shape {arr.shape}")
+    return (arr.transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN).clip(0, 1)
 
 
 # ---- test-time resize (spec §6 step 1) ----------------------------------------------------------

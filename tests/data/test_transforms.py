@@ -101,3 +101,15 @@ def test_resize_affine_and_its_inverse():
     with pytest.raises(ValueError, match="positive"):
         eval_resize_size(0, 10, 64)
     assert math.isfinite(t.scale[1])
+
+
+def test_denormalize_inverts_normalize():
+    import torch
+
+    from boir_core.data.transforms import denormalize_image, normalize_image
+
+    img = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    back = denormalize_image(torch.from_numpy(normalize_image(img)))
+    assert back.shape == (5, 7, 3) and np.allclose(back * 255, img, atol=1e-3)
+    with pytest.raises(ValueError, match="3xHxW"):
+        denormalize_image(np.zeros((5, 7, 3)))
