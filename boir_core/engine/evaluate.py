@@ -42,6 +42,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
+from boir_core.data.profiles import COCO_SIGMAS, CROWDPOSE_SIGMAS
 from boir_core.engine.results import atomic_write_json, load_results_json, validate_results
 
 __all__ = [
@@ -57,14 +58,10 @@ __all__ = [
     "sha256_file",
 ]
 
-#: The evaluators' hard-coded OKS sigmas (true σ; the release's TEST.OKS_SIGMAS / 10).
-COCO_OKS_SIGMAS: tuple[float, ...] = (
-    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
-    0.107, 0.107, 0.087, 0.087, 0.089, 0.089,
-)
-CROWDPOSE_OKS_SIGMAS: tuple[float, ...] = (
-    0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089, 0.079, 0.079,
-)
+#: The evaluators' hard-coded OKS sigmas (true σ; the release's TEST.OKS_SIGMAS / 10), kept in one place:
+#: the data-set profiles.
+COCO_OKS_SIGMAS: tuple[float, ...] = COCO_SIGMAS
+CROWDPOSE_OKS_SIGMAS: tuple[float, ...] = CROWDPOSE_SIGMAS
 
 COCO_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
 CROWDPOSE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium",

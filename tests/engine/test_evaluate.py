@@ -211,10 +211,12 @@ def test_results_path_as_input(tmp_path):
     assert evaluate_results(p, gt, "coco")["AP"] == pytest.approx(1.0)
 
 
-def test_sigmas_match_the_data_profiles():
-    profiles = pytest.importorskip("boir_core.data.profiles")
-    assert tuple(profiles.COCO_SIGMAS) == COCO_OKS_SIGMAS
-    assert tuple(profiles.CROWDPOSE_SIGMAS) == CROWDPOSE_OKS_SIGMAS
+def test_sigmas_are_the_evaluators_own():
+    from pycocotools.cocoeval import Params
+
+    assert np.allclose(COCO_OKS_SIGMAS, Params(iouType="keypoints").kpt_oks_sigmas)  # pycocotools' hard-coded
+    crowdpose_api = np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79]) / 10.0
+    assert np.allclose(CROWDPOSE_OKS_SIGMAS, crowdpose_api)  # the CrowdPose API's (spec §7)
 
 
 # ---- files -------------------------------------------------------------------------------------------------
