@@ -13,5 +13,10 @@ CLAMP_EPS = 1e-4
 
 
 def sigmoid_clamp(logits: torch.Tensor) -> torch.Tensor:
-    """fp32 sigmoid clamped to [1e-4, 1 - 1e-4], as the release does for every heatmap."""
-    return torch.sigmoid(logits.float()).clamp(CLAMP_EPS, 1 - CLAMP_EPS)
+    """Sigmoid clamped to [1e-4, 1 - 1e-4], as the release does for every heatmap.
+
+    Computed in fp32 (half / bfloat16 logits from autocast are cast up); float64 stays float64, so the
+    losses' gradchecks run through the same function.
+    """
+    x = logits if logits.dtype == torch.float64 else logits.float()
+    return torch.sigmoid(x).clamp(CLAMP_EPS, 1 - CLAMP_EPS)

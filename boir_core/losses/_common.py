@@ -10,8 +10,6 @@ from typing import Callable, Optional, TypeVar
 
 import torch
 
-from ..ops import CLAMP_EPS, sigmoid_clamp
-
 F = TypeVar("F", bound=Callable)
 
 
@@ -99,8 +97,4 @@ def mean_over_images(values: torch.Tensor, imgid: torch.Tensor, num_images: int,
     return (per_mean * used).sum() / used.sum().clamp(min=1)
 
 
-def probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """:func:`boir_core.ops.sigmoid_clamp`, except that float64 inputs (the tests' gradchecks) stay float64."""
-    if logits.dtype == torch.float64:
-        return torch.sigmoid(logits).clamp(CLAMP_EPS, 1 - CLAMP_EPS)
-    return sigmoid_clamp(logits)
+

@@ -15,7 +15,8 @@ from typing import Optional
 
 import torch
 
-from ._common import as_float, check_shape, fp32_loss, probabilities
+from ..ops import sigmoid_clamp
+from ._common import as_float, check_shape, fp32_loss
 
 __all__ = ["focal_loss", "multi_heatmap_loss", "instance_heatmap_loss", "select_instances"]
 
@@ -54,7 +55,7 @@ def multi_heatmap_loss(center: torch.Tensor, buk: Optional[torch.Tensor], multi_
     if logits.shape != multi_heatmap.shape:
         raise ValueError(f"multi_heatmap has shape {tuple(multi_heatmap.shape)} but the predicted "
                          f"[BUK ∥ center] maps have shape {tuple(logits.shape)}")
-    return focal_loss(probabilities(logits), multi_heatmap, multi_mask)
+    return focal_loss(sigmoid_clamp(logits), multi_heatmap, multi_mask)
 
 
 def select_instances(num_instances: int, max_instances: int, generator: Optional[torch.Generator] = None,
@@ -90,4 +91,4 @@ def instance_heatmap_loss(instance_logits: torch.Tensor, instance_heatmap: torch
     if keep is not None:
         instance_logits, instance_heatmap, instance_mask = (
             instance_logits[keep], instance_heatmap[keep], instance_mask[keep])
-    return focal_loss(probabilities(instance_logits), instance_heatmap, instance_mask[:, :, None, None])
+    return focal_loss(sigmoid_clamp(instance_logits), instance_heatmap, instance_mask[:, :, None, None])
