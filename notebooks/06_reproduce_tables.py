@@ -51,11 +51,13 @@ num_threads = "auto"  # torch CPU threads; "auto": 1 in demo mode (small models,
 
 # %%
 import time
+from pathlib import Path
 
 import torch
 from IPython.display import Markdown, display
 
 from boir_core.engine import reproduce as rp
+from boir_core.io import atomic_write_text
 from boir_core.paper import TABLES
 
 demo_mode = rp.detect_demo(demo, data_root)
@@ -121,6 +123,9 @@ if report.profiles:
 rendered = rp.render_report(report)  # {table id: markdown}, from the metrics files of each row
 for tid, text in rendered.items():
     display(Markdown(text))
+# the same tables as one markdown file beside the results (`make reproduce` prints it)
+tables_md = atomic_write_text(Path(results_dir) / f"tables_{table or 'all'}.md", "\n\n".join(rendered.values()) + "\n")
+print(f"tables written to {tables_md}")
 
 # %%
 print(f"notebook done in {time.time() - t0:.0f} s ({'DEMO' if demo_mode else 'real'} mode)")

@@ -117,7 +117,12 @@ def reproduce_table(table: int, out_dir: str | os.PathLike = "runs/reproduce",
                     parameters: dict[str, Any] | None = None) -> Path:
     """Execute ``notebooks/06_reproduce_tables`` for one table (papermill), into ``out_dir``."""
     params = {"table": int(table), **{k: _parse(v) for k, v in (parameters or {}).items()}}
-    return execute_notebook("06_reproduce_tables", Path(out_dir) / f"table{table}", params)
+    out = execute_notebook("06_reproduce_tables", Path(out_dir) / f"table{table}", params)
+    tables = Path(params.get("results_dir", "runs/reproduce/results")) / f"tables_{table or 'all'}.md"
+    if tables.is_file():
+        print(tables.read_text())
+        print(f"[reproduce] tables: {tables}")
+    return out
 
 
 def _parse(v: Any) -> Any:
