@@ -155,10 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
         args.inputs = [a for a in args.inputs if a not in args.overrides]
     from .config import ConfigError
+    from .engine.train import ResumeMismatchError
 
     try:
         return args.func(args)
-    except ConfigError as e:
+    except (ConfigError, ResumeMismatchError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

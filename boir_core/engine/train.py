@@ -36,7 +36,8 @@ from .checkpointing import load_training_state, save_training_state, set_rng_sta
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, init_distributed
 from .schedule import set_lr, warmup_cosine_schedule
 
-__all__ = ["train", "TrainSummary", "TrainingInterrupted", "NonFiniteLossError", "seed_everything",
+__all__ = ["train", "TrainSummary", "TrainingInterrupted", "NonFiniteLossError", "ResumeMismatchError",
+           "config_changes", "seed_everything",
            "amp_settings", "move_batch"]
 
 
@@ -46,6 +47,27 @@ class TrainingInterrupted(RuntimeError):
 
 class NonFiniteLossError(RuntimeError):
     """Too many non-finite losses in a row."""
+
+
+class ResumeMismatchError(RuntimeError):
+    """The run folder's checkpoint was trained with a different config."""
+
+
+#: Config keys that may differ between a run and its resumption (where and how it runs, not what it trains).
+RESUME_FREE_KEYS = ("name", "output_dir", "train.device", "train.log_every", "data.workers", "test.")
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """``key: old -> new`` for every training-relevant difference between two config dicts."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        key = prefix + k
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += config_changes(a, b, key + ".")
+        elif a != b and not any(key == f or (f.endswith(".") and key.startswith(f)) for f in RESUME_FREE_KEYS):
+            out.append(f"{key}: {a!r} -> {b!r}")
+    return out
 
 
 @dataclass
@@ -223,6 +245,11 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     if resume and ckpt_path.exists():
         state = load_training_state(ckpt_path)
+        changed = config_changes(state["config"], cfg.to_dict())
+        if changed:
+            raise ResumeMismatchError(
+                f"{ckpt_path} was written with a different config; resuming would mix two runs. Changed: "
+                + "; ".join(changed) + ". Use another run folder, or --no-resume to start over.")
         core.load_state_dict(state["model_state"])
         optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):

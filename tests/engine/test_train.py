@@ -90,3 +90,16 @@ def test_bf16_autocast_step_on_cpu(tiny_cfg, tmp_path):
     cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=2", "train.amp=bf16")
     s = train(cfg, tmp_path / "bf16", progress=False)
     assert len(s.losses) == 2 and all(torch.isfinite(torch.tensor(s.losses)))
+
+
+def test_resuming_with_a_changed_config_is_refused(tiny_cfg, tmp_path):
+    from boir_core.engine.train import ResumeMismatchError, config_changes
+
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=1")
+    train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ResumeMismatchError, match=r"loss.beta: 10.0 -> 5.0"):
+        train(cfg.override("loss.beta=5"), tmp_path / "run", progress=False)
+    # where and how it runs may change: nothing left to do, no error
+    again = train(cfg.override("train.log_every=7", "test.max_images=3"), tmp_path / "run", progress=False)
+    assert again.iterations == 0 and again.resumed_from_epoch == 1
+    assert config_changes({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == ["a.c: 2 -> 3"]
