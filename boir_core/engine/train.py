@@ -261,6 +261,8 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
         if dinfo.is_main:
             print(f"[train] resumed from {ckpt_path} at epoch {start_epoch}, iteration {global_iter}")
 
+    if dinfo.is_main and start_epoch == 0 and (run_dir / "metrics.jsonl").exists():
+        (run_dir / "metrics.jsonl").unlink()  # a fresh start: the old log belongs to another run
     log = _MetricsLog(run_dir, dinfo.is_main)
     loss_gen = torch.Generator(device="cpu")
     nonfinite_in_a_row = 0
