@@ -224,9 +224,6 @@ def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool = True, progr
 
 def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> TrainSummary:
     tc = cfg.train
-    if dinfo.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.dump(run_dir / "config.yaml")
     seed_everything(tc.seed + dinfo.rank)
     _, sampler, loader, gen = _build_loader(cfg, dinfo)
     model, core = _build_model(cfg, dinfo)
@@ -261,8 +258,11 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
         if dinfo.is_main:
             print(f"[train] resumed from {ckpt_path} at epoch {start_epoch}, iteration {global_iter}")
 
-    if dinfo.is_main and start_epoch == 0 and (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()  # a fresh start: the old log belongs to another run
+    if dinfo.is_main:  # only now: a refused resume must leave the run folder's config as it was
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.dump(run_dir / "config.yaml")
+        if start_epoch == 0 and (run_dir / "metrics.jsonl").exists():
+            (run_dir / "metrics.jsonl").unlink()  # a fresh start: the old log belongs to another run
     log = _MetricsLog(run_dir, dinfo.is_main)
     loss_gen = torch.Generator(device="cpu")
     nonfinite_in_a_row = 0
