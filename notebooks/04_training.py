@@ -113,7 +113,7 @@ elif gpus > 1:
     subprocess.run(cmd, check=True)
 else:
     run = Path(run_dir)
-    summary = train(cfg, run, progress=False)
+    summary = train(cfg, run, resume="or-restart", progress=False)  # changed parameters: start over
     print(f"{summary.iterations} iterations in {summary.seconds:.1f} s, weights in {summary.final_weights}")
 
 # %% [markdown]

@@ -60,7 +60,7 @@ if not Path(checkpoint).exists():
     print(f"{checkpoint} not found: training the tiny config for a few iterations instead")
     cfg = load_config("tiny", [f"data.root={data_root}", f"train.device={device}", f"test.max_images={max_images}",
                                "train.epochs=1", "train.max_iters_per_epoch=4"])
-    checkpoint = str(train(cfg, fallback_run_dir, progress=False).final_weights)
+    checkpoint = str(train(cfg, fallback_run_dir, resume="or-restart", progress=False).final_weights)
 model, report = load_inference_model(cfg, checkpoint, device)
 print(report)
 

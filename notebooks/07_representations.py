@@ -104,7 +104,8 @@ def get_model(arch, config, checkpoint):
         return cfg, load_inference_model(cfg, None, device)[0], "random weights"
     from boir_core.engine.train import train
 
-    weights = train(cfg, Path(work_dir) / f"{arch}_tiny_it{train_iters}", progress=False).final_weights
+    weights = train(cfg, Path(work_dir) / f"{arch}_tiny_it{train_iters}", resume="or-restart",
+                    progress=False).final_weights
     return cfg, load_inference_model(cfg, weights, device)[0], f"tiny, {train_iters} iterations"
 
 

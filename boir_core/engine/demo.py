@@ -50,7 +50,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     from ..data.synthetic import ensure_synthcrowd
     from .predict import predict
     from .runner import run_evaluation
-    from .train import ResumeMismatchError, train
+    from .train import train
 
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -62,11 +62,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     run_dir = out_dir / "train"
     print(f"[demo] 2/5 training {cfg.name} into {run_dir} (resumes if interrupted)")
     t_train = time.time()
-    try:
-        summary = train(cfg, run_dir, resume=True, progress=True)
-    except ResumeMismatchError as e:  # the demo config changed since the last `make demo`: start over
-        print(f"[demo] {e}\n[demo] training the demo config from scratch")
-        summary = train(cfg, run_dir, resume=False, progress=True)
+    summary = train(cfg, run_dir, resume="or-restart", progress=True)  # a changed demo config starts over
     t_train = time.time() - t_train
 
     print("[demo] 3/5 evaluating on SynthCrowd val (COCO keypoint AP)")

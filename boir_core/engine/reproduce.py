@@ -385,7 +385,8 @@ def _train(cfg: Config, run_dir: Path, gpus: int, log: Callable[[str], None]) ->
         return run_dir / "final.pt"
     from .train import train
 
-    return Path(train(cfg, run_dir, resume=True, progress=False).final_weights)
+    # a finished run with the same config is reused as it is; a changed config (e.g. a new demo config) retrains
+    return Path(train(cfg, run_dir, resume="or-restart", progress=False).final_weights)
 
 
 def _evaluate(cfg: Config, weights, out: Path, key: str, model=None) -> dict:

@@ -205,18 +205,31 @@ def _epoch_batches(loader, sampler, gen: torch.Generator, seed: int, epoch: int,
     return iter(loader)
 
 
-def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool = True, progress: bool = True,
+def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True, progress: bool = True,
           stop_after_iters: int | None = None) -> TrainSummary:
     """Train ``cfg`` into ``run_dir`` (resuming from ``run_dir/checkpoints/last.pt`` when present).
+
+    ``resume``: True resumes and refuses (:class:`ResumeMismatchError`) a checkpoint trained with another
+    config; ``"or-restart"`` starts over in that case (notebooks, the demo, cached demo runs); False
+    always starts over.
 
     ``stop_after_iters`` raises :class:`TrainingInterrupted` after that many iterations of this call, as a
     kill would (tests use it to check auto-resume).
     """
     t_start = time.time()
     run_dir = Path(run_dir)
+    if resume not in (True, False, "or-restart"):
+        raise ValueError(f"resume must be True, False or 'or-restart', got {resume!r}")
     dinfo = init_distributed(cfg.train.device)
     try:
-        return _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start)
+        try:
+            return _train(cfg, run_dir, dinfo, bool(resume), progress, stop_after_iters, t_start)
+        except ResumeMismatchError as e:
+            if resume != "or-restart":
+                raise
+            if dinfo.is_main:
+                print(f"[train] {e}\n[train] starting over in {run_dir}")
+            return _train(cfg, run_dir, dinfo, False, progress, stop_after_iters, t_start)
     finally:
         if dinfo.distributed:
             cleanup_distributed()

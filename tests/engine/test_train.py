@@ -100,6 +100,10 @@ def test_resuming_with_a_changed_config_is_refused(tiny_cfg, tmp_path):
     with pytest.raises(ResumeMismatchError, match=r"loss.beta: 10.0 -> 5.0"):
         train(cfg.override("loss.beta=5"), tmp_path / "run", progress=False)
     assert "beta: 10.0" in (tmp_path / "run" / "config.yaml").read_text()  # the run's record is untouched
+    restarted = train(cfg.override("loss.beta=5"), tmp_path / "run", resume="or-restart", progress=False)
+    assert restarted.resumed_from_epoch is None and restarted.iterations == 1
+    assert "beta: 5.0" in (tmp_path / "run" / "config.yaml").read_text()
+    cfg = cfg.override("loss.beta=5")
     # where and how it runs may change: nothing left to do, no error
     again = train(cfg.override("train.log_every=7", "test.max_images=3"), tmp_path / "run", progress=False)
     assert again.iterations == 0 and again.resumed_from_epoch == 1
