@@ -19,6 +19,7 @@ in the row's ``alt_values`` with their source in ``note``.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping, Optional, Union
@@ -268,8 +269,7 @@ def _settings_row(cols: tuple[Column, ...], settings: dict, nums: tuple, key: st
 # ---------------------------------------------------------------------------------------------------
 # Table 1: COCO test-dev
 
-def _t1(method, ref, bb, size, group, nums, key=None, marks=""):
-    return _row(_COCO_COLS, method, ref, bb, size, group, nums, key, marks)
+_t1 = functools.partial(_row, _COCO_COLS)  # (method, ref, backbone, input size, group, nums, key, marks)
 
 
 TABLE1 = Table(
@@ -298,8 +298,7 @@ TABLE1 = Table(
 # Table 2: CrowdPose test
 
 
-def _t2(method, ref, bb, size, group, nums, key=None, marks=""):
-    return _row(_CROWDPOSE_COLS, method, ref, bb, size, group, nums, key, marks)
+_t2 = functools.partial(_row, _CROWDPOSE_COLS)
 
 
 TABLE2 = Table(
@@ -437,8 +436,7 @@ TABLE5 = Table(
 # Table 6: COCO val, full metrics (supplementary)
 
 
-def _t6(method, ref, bb, size, group, nums, key=None, **kw):
-    return _row(_COCO_COLS, method, ref, bb, size, group, nums, key, **kw)
+_t6 = _t1  # COCO val rows have Table 1's columns
 
 
 TABLE6 = Table(
