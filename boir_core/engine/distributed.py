@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "all_reduce_mean"]
+__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "device_name",
+           "all_reduce_mean"]
 
 
 @dataclass
@@ -40,6 +41,15 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         if name == "cuda":
             name = f"cuda:{local_rank}"
     return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of ``device`` for reports: the GPU model, or the CPU with its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 def init_distributed(device: str = "auto") -> DistInfo:

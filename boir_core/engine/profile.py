@@ -6,7 +6,6 @@ timed separately because bottom-up users care about post-processing time.
 """
 from __future__ import annotations
 
-import platform
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
     from ..data import get_profile
     from ..model import build_model, count_parameters
     from .decode import decode, decode_kwargs_from_config
-    from .distributed import resolve_device
+    from .distributed import device_name, resolve_device
 
     train_model = build_model(cfg, train=True)
     train_counts = count_parameters(train_model)
@@ -57,8 +56,7 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
         "input_size": size, "batch": 1, "flip_test": flip_test, "repeats": repeats,
         "network_ms": float(np.median(net)), "decode_ms": float(np.median(dec)),
         "total_ms": float(np.median(np.add(net, dec))),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda"
-        else f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)",
+        "device": device_name(device),
         "note": "random weights and a random image: decoding cost depends on how many centers pass the threshold",
     }
     return out

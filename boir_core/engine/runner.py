@@ -16,6 +16,7 @@ import torch
 
 from ..config import Config
 from ..io import atomic_write_json
+from .distributed import device_name, resolve_device
 
 __all__ = ["resolve_checkpoint", "load_inference_model", "decode_dataset", "run_evaluation"]
 
@@ -55,8 +56,6 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
 
 
 def _device(cfg: Config) -> torch.device:
-    from .distributed import resolve_device
-
     return resolve_device(cfg.train.device)
 
 
@@ -104,7 +103,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
     res_path = out_dir / f"keypoints_{cfg.data.dataset}_{split}_results.json"
     atomic_write_json(res_path, results)
     timings = {"network_ms": 1000 * t_net / max(n, 1), "decode_ms": 1000 * t_dec / max(n, 1),
-               "device": _device_name(device)}
+               "device": device_name(device)}
     upload = None
     if cfg.data.dataset == "coco" and split in ("test", "test-dev"):
         # COCO test-dev has no public labels: write the evaluation server's upload file instead
@@ -134,9 +133,3 @@ def _subset_gt(ann_file: Path, image_ids: set) -> dict[str, Any]:
     return gt
 
 
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
