@@ -9,7 +9,9 @@ import torch
 
 import boir_core.losses as losses_mod
 from boir_core.engine.checkpointing import load_training_state
-from boir_core.engine.train import NonFiniteLossError, TrainingInterrupted, amp_settings, train
+import boir_core.engine.train as train_mod
+from boir_core.engine.train import (NonFiniteLossError, TrainingInterrupted, amp_settings, cpu_has_native_bf16,
+                                    train)
 
 
 def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_path):
@@ -84,6 +86,36 @@ def test_amp_settings_per_device():
     assert amp_settings("bf16", cpu) == (True, torch.bfloat16, False)
     with pytest.raises(ValueError, match="needs a CUDA device"):
         amp_settings("fp16", cpu)
+    with pytest.raises(ValueError, match="not one of"):
+        amp_settings("fp8", cpu)
+
+
+def test_amp_fast_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert amp_settings("fast", cuda) == (True, torch.float16, True)
+    for native in (True, False):
+        monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda native=native: native)
+        expected = (True, torch.bfloat16, False) if native else (False, None, False)
+        assert amp_settings("fast", cpu) == expected
+    assert isinstance(cpu_has_native_bf16(), bool)
+
+
+def test_channels_last_bf16_training_on_cpu(tiny_cfg, tmp_path):
+    """The CPU demo's fast path (channels_last + bf16 autocast) trains, and its weights load into a plain
+    NCHW model that computes what the NHWC one computes."""
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=2", "train.amp=bf16",
+                            "train.channels_last=true")
+    s = train(cfg, tmp_path / "cl", progress=False)
+    assert len(s.losses) == 2 and all(torch.isfinite(torch.tensor(s.losses)))
+    from boir_core.engine.runner import load_inference_model
+
+    model, _ = load_inference_model(cfg, s.final_weights)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = model.center_logits(model.features(images))
+        model = model.to(memory_format=torch.channels_last)
+        nhwc = model.center_logits(model.features(images.contiguous(memory_format=torch.channels_last)))
+    torch.testing.assert_close(nhwc, plain, rtol=1e-4, atol=1e-4)
 
 
 def test_bf16_autocast_step_on_cpu(tiny_cfg, tmp_path):
