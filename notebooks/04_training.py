@@ -41,12 +41,12 @@ config = "demo"  # a name in configs/ or a YAML path
 data_root = "data/synthcrowd"  # SynthCrowd is generated here when missing
 run_dir = "runs/notebooks/04_training"
 epochs = 1
-max_iters_per_epoch = 6  # 0 = whole epochs (the paper's schedule)
+max_iters_per_epoch = 6  # 0: whole epochs (the paper's schedule)
 batch_size = 4
 gpus = 1  # > 1: launch torchrun with this many processes
 device = "auto"
 checkpoint = ""  # a trained run folder or weights file: plot its log instead of training
-overrides = []  # extra key=value overrides
+overrides = []  # extra config overrides, written as on the command line
 
 # %%
 import json

@@ -27,7 +27,7 @@ data_root = "data/synthcrowd"
 checkpoint = "runs/demo/train/final.pt"  # our weights, a run folder or a released .pth; trained if missing
 fallback_run_dir = "runs/notebooks/05_tiny"
 image_index = 0  # which validation image to decode step by step
-max_images = 20  # images evaluated (0 = the whole split)
+max_images = 20  # images evaluated (0: the whole split)
 device = "cpu"
 
 # %%
