@@ -5,7 +5,7 @@ Usage::
     python benchmarks/bench_train_step.py                          # the demo config on the CPU
     python benchmarks/bench_train_step.py --config coco_w32 --device cuda --batch 8 data.root=data/coco
 
-One step = forward, every loss term, backward and an AdamW update, on real batches of the config's training
+One step = the training loop's own step (forward, every loss term, backward, clipping, AdamW), on real batches of the config's training
 set (SynthCrowd by default; generated when missing). Data loading is not timed. Modes: fp32 and bf16
 autocast, each in NCHW and channels_last; fp16 + GradScaler on CUDA as well. On a CPU bf16 pays off only
 with native bf16 (AMX / AVX512-BF16, see ``cpu_has_native_bf16``); elsewhere it is emulated and slower.
@@ -13,7 +13,6 @@ with native bf16 (AMX / AVX512-BF16, see ``cpu_has_native_bf16``); elsewhere it 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -28,39 +27,28 @@ import torch  # noqa: E402
 from boir_core.config import load_config  # noqa: E402
 from boir_core.data import KeypointDataset, collate_train  # noqa: E402
 from boir_core.data.synthetic import ensure_synthcrowd  # noqa: E402
-from boir_core.engine.train import cpu_has_native_bf16, move_batch  # noqa: E402
-from boir_core.losses import total_loss  # noqa: E402
+from boir_core.engine.distributed import DistInfo  # noqa: E402
+from boir_core.engine.train import _step, cpu_has_native_bf16, move_batch  # noqa: E402
 from boir_core.model import build_model  # noqa: E402
 
 
 def _step_seconds(cfg, batches, device: torch.device, dtype: torch.dtype | None, channels_last: bool,
                   warmup: int) -> float:
+    """Median seconds of the engine's own training step (clipping and loss bookkeeping included)."""
+    cfg = cfg.override(f"train.channels_last={channels_last}")
     torch.manual_seed(0)
     model = build_model(cfg, train=True).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-
-    def step(batch) -> None:
-        images = batch["image"]
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with ctx:
-            outputs = model(images, batch["instance_coord"], batch["instance_imgid"])
-        loss = total_loss(outputs, batch, cfg.loss)["total"]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
+    dinfo = DistInfo(device=device)
     times = []
     for i, batch in enumerate(batches):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        step(batch)
+        _step(model, optimizer, scaler, batch, cfg, dinfo, dtype is not None, dtype, None)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i >= warmup:
