@@ -115,14 +115,12 @@ def amp_settings(amp: str, device: torch.device) -> tuple[bool, torch.dtype | No
     hardware has native bf16 (:func:`cpu_has_native_bf16`), else fp32 (the CPU demo uses it).
     ``fp16`` (CUDA only), ``bf16`` (any device) and ``off`` force one precision.
     """
+    if amp == "fast":
+        amp = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "auto"
     if amp == "off":
         return False, None, False
-    if amp in ("auto", "fast") and device.type == "cuda":
-        return True, torch.float16, True
     if amp == "auto":
-        return False, None, False
-    if amp == "fast":
-        return (True, torch.bfloat16, False) if device.type == "cpu" and cpu_has_native_bf16() else (False, None, False)
+        return (True, torch.float16, True) if device.type == "cuda" else (False, None, False)
     if amp == "fp16":
         if device.type != "cuda":
             raise ValueError("train.amp=fp16 needs a CUDA device; use amp=bf16 or amp=off on CPU")
