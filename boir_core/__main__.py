@@ -50,8 +50,10 @@ def cmd_evaluate(args) -> int:
 
     cfg = _config(args)
     out = run_evaluation(cfg, args.checkpoint, out_dir=args.out, key=args.key, progress=not args.quiet)
-    print(json.dumps(out["metrics"], indent=2))
-    print(f"[evaluate] metrics written to {out['metrics_path']}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process returns the same result
+        print(json.dumps(out["metrics"], indent=2))
+        print(f"[evaluate] {out['images']} images on {out['processes']} process(es); metrics written to "
+              f"{out['metrics_path']}")
     return 0
 
 

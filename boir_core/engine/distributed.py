@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "device_name",
-           "all_reduce_mean"]
+           "all_reduce_mean", "all_gather_objects", "broadcast_object"]
 
 
 @dataclass
@@ -78,3 +78,21 @@ def all_reduce_mean(value: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         value /= dist.get_world_size()
     return value
+
+
+def all_gather_objects(obj):
+    """Every process's picklable ``obj``, in rank order (``[obj]`` when not distributed)."""
+    if dist.is_available() and dist.is_initialized():
+        out = [None] * dist.get_world_size()
+        dist.all_gather_object(out, obj)
+        return out
+    return [obj]
+
+
+def broadcast_object(obj, src: int = 0):
+    """Process ``src``'s picklable ``obj`` on every process (``obj`` itself when not distributed)."""
+    if dist.is_available() and dist.is_initialized():
+        box = [obj]
+        dist.broadcast_object_list(box, src=src)
+        return box[0]
+    return obj

@@ -16,7 +16,7 @@ import torch
 
 from ..config import Config
 from ..io import atomic_write_json
-from .distributed import device_name, resolve_device
+from .distributed import device_name
 
 __all__ = ["resolve_checkpoint", "load_inference_model", "decode_dataset", "run_evaluation"]
 
@@ -55,20 +55,23 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
     return model.to(device).eval(), report
 
 
-def _device(cfg: Config) -> torch.device:
-    return resolve_device(cfg.train.device)
+def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_images: int = 0,
+                   rank: int = 0, world_size: int = 1):
+    """Decode the images of a test-mode dataset. Returns (results, seconds network, seconds decode, n decoded).
 
-
-def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_images: int = 0):
-    """Decode every image of a test-mode dataset. Returns (results, seconds network, seconds decode, n)."""
+    With ``world_size`` > 1 this process decodes only its round-robin share of the first ``max_images``
+    images (0: all): image i belongs to rank ``i % world_size``. :func:`run_evaluation` merges the shares.
+    """
     from ..data import get_profile
     from .decode import decode, decode_kwargs_from_config
 
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
     prof = get_profile(cfg.data.dataset)
     kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     results, t_net, t_dec = [], 0.0, 0.0
-    it = range(n)
+    it = range(rank, n, world_size)
     if progress:
         from tqdm.auto import tqdm
 
@@ -79,26 +82,58 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
         results.extend(r.poses)
         t_net += r.time_network
         t_dec += r.time_decode
-    return results, t_net, t_dec, n
+    return results, t_net, t_dec, len(range(rank, n, world_size))
+
+
+def _merge_shares(shares: list, image_ids: list) -> tuple[list, float, float, int]:
+    """Join the (results, t_net, t_dec, n) of every rank, results in data-set order (as one process gives)."""
+    order = {iid: i for i, iid in enumerate(image_ids)}
+    results = sorted((r for share in shares for r in share[0]), key=lambda r: order[r["image_id"]])
+    return (results, sum(s[1] for s in shares), sum(s[2] for s in shares), sum(s[3] for s in shares))
 
 
 def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir: str | os.PathLike | None = None,
                    key: str | None = None, progress: bool = True, model=None) -> dict[str, Any]:
-    """Decode the test split, evaluate it and write ``metrics.json`` (+ the results JSON) into ``out_dir``."""
+    """Decode the test split, evaluate it and write ``metrics.json`` (+ the results JSON) into ``out_dir``.
+
+    Launched by ``torchrun --nproc_per_node=N`` (one process per GPU), every process decodes a round-robin
+    share of the images on its own device; rank 0 merges the shares, evaluates and writes the files, and
+    every process returns the same dictionary. Timings stay per image on one device.
+    """
+    import torch.distributed as dist
+
     from ..data import KeypointDataset
+    from .distributed import all_gather_objects, broadcast_object, cleanup_distributed, init_distributed
+
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    dinfo = init_distributed(cfg.train.device)
+    try:
+        if model is None:
+            model, _ = load_inference_model(cfg, checkpoint, dinfo.device)
+        if out_dir is None:
+            out_dir = (resolve_checkpoint(checkpoint).parent if checkpoint else Path(cfg.output_dir)) / "eval"
+        out_dir = Path(out_dir)
+        dataset = KeypointDataset.from_config(cfg, train=False)
+        share = decode_dataset(cfg, model, dataset, progress=progress and dinfo.is_main,
+                               max_images=cfg.test.max_images, rank=dinfo.rank, world_size=dinfo.world_size)
+        merged = _merge_shares(all_gather_objects(share), dataset.image_ids)
+        out = None
+        if dinfo.is_main:
+            out = _evaluate_and_write(cfg, checkpoint, model, dataset, merged, out_dir, key, dinfo.device,
+                                      dinfo.world_size)
+        return broadcast_object(out)
+    finally:
+        if owns_group and dinfo.distributed:
+            cleanup_distributed()
+
+
+def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir: Path, key: str | None,
+                        device: torch.device, processes: int) -> dict[str, Any]:
     from ..model import count_parameters
     from .evaluate import evaluate_results, write_metrics_json
 
-    device = _device(cfg)
-    if model is None:
-        model, _ = load_inference_model(cfg, checkpoint, device)
-    if out_dir is None:
-        out_dir = (resolve_checkpoint(checkpoint).parent if checkpoint else Path(cfg.output_dir)) / "eval"
-    out_dir = Path(out_dir)
+    results, t_net, t_dec, n = merged
     out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = KeypointDataset.from_config(cfg, train=False)
-    results, t_net, t_dec, n = decode_dataset(cfg, model, dataset, progress=progress,
-                                              max_images=cfg.test.max_images)
     split = cfg.data.test_split
     res_path = out_dir / f"keypoints_{cfg.data.dataset}_{split}_results.json"
     atomic_write_json(res_path, results)
@@ -123,7 +158,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
         params={"inference": params["inference"], "total": params["total"]}, key=key,
         demo=cfg.data.dataset in DEMO_DATASETS)
     return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
-            "images": n, "testdev_upload": upload}
+            "images": n, "processes": processes, "testdev_upload": upload}
 
 
 def _subset_gt(ann_file: Path, image_ids: set) -> dict[str, Any]:

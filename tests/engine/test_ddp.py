@@ -56,3 +56,50 @@ def test_two_gloo_processes_keep_identical_replicas(tiny_cfg, tmp_path):
     assert (tmp_path / "run" / "final.pt").exists()  # rank 0 saved
     # the initial weights differ from the trained ones (training did something)
     assert r0[0] != "" and len(r0[0]) == 64
+
+
+def _eval_worker(rank: int, world: int, port: int, cfg_dict: dict, checkpoint: str, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank), HF_HUB_OFFLINE="1")
+    torch.set_num_threads(1)
+    import json
+
+    import torch.distributed as dist
+
+    from boir_core.config import Config
+    from boir_core.engine.runner import run_evaluation
+
+    out = run_evaluation(Config.from_dict(cfg_dict), checkpoint, out_dir=os.path.join(out_dir, "dist"),
+                         progress=False)
+    assert not dist.is_initialized()  # the evaluation made the process group, so it also took it down
+    with open(os.path.join(out_dir, f"eval_rank{rank}.json"), "w") as f:
+        json.dump({"metrics": out["metrics"], "images": out["images"], "processes": out["processes"]}, f)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_evaluate_round_robin_like_one(tiny_cfg, tmp_path):
+    import json
+
+    from boir_core.engine.runner import run_evaluation
+    from boir_core.model import build_model, save_checkpoint
+
+    # threshold 0: every center proposal becomes a pose, so random weights give results to compare
+    cfg = tiny_cfg.override("test.keypoint_threshold=0.0", "test.max_proposals=5")
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(build_model(cfg, train=False), tmp_path / "weights.pt")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers: the same float rounding, so the poses can be compared exactly
+    try:
+        single = run_evaluation(cfg, checkpoint, out_dir=tmp_path / "single", progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert single["images"] == 3 and single["processes"] == 1
+    mp.spawn(_eval_worker, args=(2, _free_port(), cfg.to_dict(), str(checkpoint), str(tmp_path)), nprocs=2,
+             join=True)  # 3 images: rank 0 decodes images 0 and 2, rank 1 image 1
+    ranks = [json.loads((tmp_path / f"eval_rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0] == ranks[1] == {"metrics": single["metrics"], "images": 3, "processes": 2}
+    name = single["results_path"].name
+    merged = json.loads((tmp_path / "dist" / name).read_text())
+    assert merged == json.loads(single["results_path"].read_text())  # same poses, in the same order
+    assert len({r["image_id"] for r in merged}) == 3
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == sorted(["metrics.json", name])  # once
