@@ -9,12 +9,13 @@
 - ``synthetic`` / ``prepare``: the SynthCrowd generator and the real-data preparation (imported on use).
 """
 from .collate import collate_test, collate_train
-from .dataset import DataError, KeypointDataset, read_image
+from .dataset import DataError, EpochSampler, KeypointDataset, read_image
 from .profiles import PROFILES, DatasetProfile, get_profile
 
 __all__ = [
     "DataError",
     "DatasetProfile",
+    "EpochSampler",
     "KeypointDataset",
     "PROFILES",
     "collate_test",

@@ -39,7 +39,7 @@ from .transforms import (
     warp,
 )
 
-__all__ = ["DataError", "KeypointDataset", "read_image"]
+__all__ = ["DataError", "KeypointDataset", "EpochSampler", "read_image"]
 
 #: labelled keypoints may sit this many pixels outside the image before they count as bad input
 KEYPOINT_TOLERANCE = 1.0
@@ -83,6 +83,31 @@ def _box_corners(boxes: np.ndarray) -> np.ndarray:
     x, y, w, h = boxes.T
     return np.stack([np.stack([x, y], -1), np.stack([x + w, y], -1),
                      np.stack([x, y + h], -1), np.stack([x + w, y + h], -1)], axis=1)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Wraps a sampler with a ``set_epoch`` (e.g. ``DistributedSampler``) and yields ``(epoch, index)``.
+
+    A :class:`KeypointDataset` draws sample i of epoch e from its own stream f(seed, e, i). Persistent
+    DataLoader workers keep the copy of the data set they were started with, so ``set_epoch`` in the main
+    process would not reach them; carrying the epoch with every index does.
+    """
+
+    def __init__(self, sampler: torch.utils.data.Sampler):
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        epoch = self.epoch
+        return ((epoch, int(i)) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 class KeypointDataset(torch.utils.data.Dataset):
@@ -313,7 +338,11 @@ class KeypointDataset(torch.utils.data.Dataset):
             return np.random.default_rng()
         return np.random.default_rng([int(self.seed), self.epoch, int(index)])
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
+        """Sample ``index``; an ``(epoch, index)`` pair also sets the epoch first (:class:`EpochSampler`)."""
+        if isinstance(index, tuple):
+            epoch, index = index
+            self.set_epoch(epoch)
         tries = len(self) if self.skip_bad_samples else 1
         for t in range(tries):
             i = (index + t) % len(self)

@@ -174,13 +174,14 @@ class _MetricsLog:
 def _build_loader(cfg: Config, dinfo: DistInfo):
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from ..data import KeypointDataset, collate_train
+    from ..data import EpochSampler, KeypointDataset, collate_train
 
     dataset = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
     if len(dataset) == 0:
         raise RuntimeError(f"training set {cfg.data.root} ({cfg.data.train_split}) has no usable images")
-    sampler = DistributedSampler(dataset, num_replicas=dinfo.world_size, rank=dinfo.rank, shuffle=True,
-                                 seed=cfg.train.seed, drop_last=False)
+    # (epoch, index) pairs: the workers stay alive across epochs and still follow the epoch's augmentation
+    sampler = EpochSampler(DistributedSampler(dataset, num_replicas=dinfo.world_size, rank=dinfo.rank,
+                                              shuffle=True, seed=cfg.train.seed, drop_last=False))
     # A final batch of one image would break BatchNorm on ASPP's image-pool branch (spec §9.3): drop
     # incomplete batches whenever at least one full batch exists.
     drop_last = len(sampler) >= cfg.train.batch_size
@@ -188,7 +189,7 @@ def _build_loader(cfg: Config, dinfo: DistInfo):
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.data.workers,
                         collate_fn=collate_train, worker_init_fn=_seed_worker, generator=gen,
                         pin_memory=dinfo.device.type == "cuda", drop_last=drop_last,
-                        persistent_workers=False)
+                        persistent_workers=cfg.data.workers > 0)
     return dataset, sampler, loader, gen
 
 
@@ -216,9 +217,7 @@ def _build_model(cfg: Config, dinfo: DistInfo) -> tuple[torch.nn.Module, torch.n
 
 def _epoch_batches(loader, sampler, gen: torch.Generator, seed: int, epoch: int, rank: int) -> Iterator:
     """Make one epoch's data order and augmentation a function of (seed, epoch, rank) alone."""
-    sampler.set_epoch(epoch)
-    if hasattr(loader.dataset, "set_epoch"):  # per-sample augmentation RNG = f(seed, epoch, index)
-        loader.dataset.set_epoch(epoch)
+    sampler.set_epoch(epoch)  # the order, and the epoch that travels with each index to the workers
     s = seed * 100_003 + epoch * 1_009 + rank
     gen.manual_seed(s)
     seed_everything(s)  # workers=0: the dataset draws from the global RNGs

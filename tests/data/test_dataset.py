@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from boir_core.config import Config
-from boir_core.data import DataError, KeypointDataset, collate_test, collate_train, get_profile
+from boir_core.data import DataError, EpochSampler, KeypointDataset, collate_test, collate_train, get_profile
 from boir_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from boir_data_builders import person, simple_set, write_coco
 
@@ -149,6 +149,20 @@ def test_seeded_samples_repeat_and_epochs_differ(tiny_coco):
         assert torch.equal(x[k], y[k]), k
     b.set_epoch(1)
     assert not torch.equal(b[1]["image"], x["image"])
+    # an (epoch, index) pair, as EpochSampler yields it, selects that epoch's stream
+    assert torch.equal(a[(1, 1)]["image"], b[1]["image"]) and a.epoch == 1
+    assert torch.equal(a[(0, 1)]["image"], x["image"])
+
+
+def test_epoch_sampler_carries_the_epoch_with_every_index():
+    inner = torch.utils.data.DistributedSampler(range(6), num_replicas=1, rank=0, shuffle=True, seed=3)
+    s = EpochSampler(inner)
+    first = list(s)
+    assert len(s) == 6 and sorted(i for _, i in first) == list(range(6)) and {e for e, _ in first} == {0}
+    s.set_epoch(2)
+    second = list(s)
+    assert inner.epoch == 2 and {e for e, _ in second} == {2}
+    assert [i for _, i in second] != [i for _, i in first]  # the order is reshuffled per epoch
 
 
 def test_from_config(tiny_coco):

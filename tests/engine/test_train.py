@@ -140,3 +140,23 @@ def test_resuming_with_a_changed_config_is_refused(tiny_cfg, tmp_path):
     again = train(cfg.override("train.log_every=7", "test.max_images=3"), tmp_path / "run", progress=False)
     assert again.iterations == 0 and again.resumed_from_epoch == 1
     assert config_changes({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == ["a.c: 2 -> 3"]
+
+
+def test_persistent_workers_follow_the_epoch_like_the_main_process(tiny_cfg):
+    # one persistent DataLoader worker for the whole run: each epoch's augmentation must still reach it
+    from boir_core.data import KeypointDataset
+    from boir_core.engine.distributed import DistInfo
+
+    cfg = tiny_cfg.override("data.workers=1")
+    _, sampler, loader, gen = train_mod._build_loader(cfg, DistInfo())
+    assert loader.persistent_workers
+    reference = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
+    workers = set()
+    for epoch in (0, 1, 2):
+        batch = next(train_mod._epoch_batches(loader, sampler, gen, cfg.train.seed, epoch, 0))
+        workers.add(id(loader._iterator._workers[0]))
+        order = [i for _, i in sampler][: cfg.train.batch_size]
+        reference.set_epoch(epoch)
+        expected = torch.stack([reference[i]["image"] for i in order])
+        assert torch.equal(batch["image"], expected), f"epoch {epoch}: the worker used another epoch's stream"
+    assert len(workers) == 1  # the same worker process served all three epochs
