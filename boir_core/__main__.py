@@ -58,11 +58,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .engine.predict import predict
+    from .engine.predict import DRAW_MIN_SCORE, predict
 
     cfg = _config(args)
+    min_score = DRAW_MIN_SCORE if args.draw_min_score is None else args.draw_min_score
     report = predict(cfg, args.checkpoint, args.inputs, output=args.output, draw_dir=args.draw,
-                     progress=not args.quiet)
+                     draw_min_score=min_score, progress=not args.quiet)
     print(f"[predict] {report['num_poses']} poses on {report['num_images']} images -> {args.output}"
           + (f" ({report['skipped']} unreadable inputs skipped)" if report["skipped"] else ""))
     return 0
@@ -124,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--output", "-o", required=True, help="COCO-format results JSON")
     p.add_argument("--draw", default=None, help="folder for images with drawn skeletons")
+    p.add_argument("--draw-min-score", type=float, default=None,
+                   help="draw only people scored at least this (default 0.05; the JSON keeps every pose)")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("inputs", nargs="+", help="image files, folders or video files; key=value overrides too")
     p.set_defaults(func=cmd_predict)

@@ -71,7 +71,8 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
     kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     results, t_net, t_dec = [], 0.0, 0.0
-    it = range(rank, n, world_size)
+    mine = range(rank, n, world_size)
+    it = mine
     if progress:
         from tqdm.auto import tqdm
 
@@ -82,7 +83,7 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
         results.extend(r.poses)
         t_net += r.time_network
         t_dec += r.time_decode
-    return results, t_net, t_dec, len(range(rank, n, world_size))
+    return results, t_net, t_dec, len(mine)
 
 
 def _merge_shares(shares: list, image_ids: list) -> tuple[list, float, float, int]:

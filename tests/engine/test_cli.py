@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 
 from boir_core.__main__ import main
@@ -116,3 +117,41 @@ def test_coco_test_dev_writes_the_upload_file(trained, tiny_synth, tmp_path, mon
     out = run_evaluation(cfg, trained, out_dir=tmp_path, progress=False)
     assert out["metrics"] == {} and out["testdev_upload"].name == "person_keypoints_test-dev2017_boir_results.json"
     assert isinstance(json.loads(out["testdev_upload"].read_text()), list)
+
+
+def test_predict_draws_only_confident_people_but_keeps_every_pose(trained, tiny_synth, tmp_path, monkeypatch):
+    import boir_core.viz.draw as draw_mod
+    from boir_core.engine.predict import DRAW_MIN_SCORE
+
+    drawn_scores: list[list[float]] = []
+    real = draw_mod.draw_poses
+
+    def spy(image, poses, skeleton, **kw):  # what actually lands on the image
+        out = real(image, poses, skeleton, **kw)
+        drawn_scores.append([p["score"] for p in poses if p["score"] >= kw["min_score"]])
+        return out
+
+    monkeypatch.setattr(draw_mod, "draw_poses", spy)
+    img = sorted((tiny_synth / "images" / "val").glob("*.jpg"))[0]
+    args = ["predict", "--config", "tiny", "--checkpoint", str(trained), "--draw", str(tmp_path / "d"), "--quiet",
+            str(img), f"data.root={tiny_synth}", "train.device=cpu", "test.keypoint_threshold=0.0"]
+    out = tmp_path / "all.json"
+    assert main(args[:1] + ["--output", str(out), "--draw-min-score", "1.5"] + args[1:]) == 0
+    assert len(json.loads(out.read_text())) > 0 and drawn_scores[-1] == []  # every pose kept, none drawn
+    assert main(args[:1] + ["--output", str(out), "--draw-min-score", "0"] + args[1:]) == 0
+    scores = sorted(r["score"] for r in json.loads(out.read_text()))
+    assert sorted(drawn_scores[-1]) == scores
+    assert main(args[:1] + ["--output", str(out)] + args[1:]) == 0  # the default threshold
+    assert sorted(drawn_scores[-1]) == [s for s in scores if s >= DRAW_MIN_SCORE]
+
+
+def test_draw_poses_leaves_out_people_below_min_score():
+    from boir_core.viz.draw import draw_poses
+
+    blank = np.zeros((60, 120, 3), np.uint8)
+    left = {"keypoints": [10, 10, 1.0, 30, 50, 1.0], "score": 0.9}
+    right = {"keypoints": [90, 10, 1.0, 110, 50, 1.0], "score": 0.02}
+    out = draw_poses(blank, [left, right], [(0, 1)], min_score=0.5)
+    assert out[:, :60].any() and not out[:, 60:].any()
+    assert draw_poses(blank, [left, right], [(0, 1)])[:, 60:].any()  # min_score 0 draws both
+    assert not blank.any()  # drawn on a copy
