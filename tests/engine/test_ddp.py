@@ -16,10 +16,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_dir: str) -> None:
+def _torchrun_env(rank: int, world: int, port: int) -> None:
+    """What torchrun sets for one of ``world`` processes on this machine; one thread each."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank), HF_HUB_OFFLINE="1")
     torch.set_num_threads(1)
+
+
+def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_dir: str) -> None:
+    _torchrun_env(rank, world, port)
     from boir_core.config import Config
     from boir_core.engine import train as train_mod
 
@@ -59,9 +64,7 @@ def test_two_gloo_processes_keep_identical_replicas(tiny_cfg, tmp_path):
 
 
 def _eval_worker(rank: int, world: int, port: int, cfg_dict: dict, checkpoint: str, out_dir: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), HF_HUB_OFFLINE="1")
-    torch.set_num_threads(1)
+    _torchrun_env(rank, world, port)
     import json
 
     import torch.distributed as dist
