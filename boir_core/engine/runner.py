@@ -117,9 +117,10 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
         dataset = KeypointDataset.from_config(cfg, train=False)
         share = decode_dataset(cfg, model, dataset, progress=progress and dinfo.is_main,
                                max_images=cfg.test.max_images, rank=dinfo.rank, world_size=dinfo.world_size)
-        merged = _merge_shares(all_gather_objects(share), dataset.image_ids)
+        shares = all_gather_objects(share)
         out = None
-        if dinfo.is_main:
+        if dinfo.is_main:  # only rank 0 merges, evaluates and writes
+            merged = _merge_shares(shares, dataset.image_ids)
             out = _evaluate_and_write(cfg, checkpoint, model, dataset, merged, out_dir, key, dinfo.device,
                                       dinfo.world_size)
         return broadcast_object(out)
