@@ -2,7 +2,8 @@
 
 Training sample (``train=True``): random affine + flip (spec §3.3), ignore mask (§3.2) and every target
 (§3.4); the keys are exactly those of CONTRIBUTING.md. Test sample (``train=False``): the image resized so
-its short side is ``input_size`` and padded to a multiple of 64 (§6 step 1), with ``meta["trans_inv"]``
+its short side is ``input_size`` and its long side brought to a multiple of 64 the release's way (§6 step 1,
+:func:`boir_core.data.transforms.eval_resize_size`), with ``meta["trans_inv"]``
 mapping canvas pixels back to the original image.
 
 Annotations are checked once, when the data set is built: a malformed file, a missing image, a keypoint
@@ -451,7 +452,7 @@ class KeypointDataset(torch.utils.data.Dataset):
 
     # ---- test sample -----------------------------------------------------------------------------
     def load_test(self, index: int) -> dict:
-        """Resized test image (short side S_in, long side padded to a multiple of 64) and its meta."""
+        """Resized test image (short side S_in, long side a multiple of 64 as in the release) and its meta."""
         rec = self.records[index]
         img = self.read(index)
         h, w = img.shape[:2]

@@ -95,6 +95,20 @@ def test_test_resize_round_trip(real_fixtures, name):
         assert corr > 0.9
 
 
+@pytest.mark.parametrize("name", sorted(FILES))
+@pytest.mark.parametrize("size", [256, 512])
+def test_test_canvas_is_the_releases(real_fixtures, name, size):
+    """The test canvas of every real image is the release's: long side int((S / short * long + 63) // 64 * 64)
+    (the 500x333 COCO image is 768 wide at 512, not 832; the 665x1000 OCHuman portrait 384 high at 256)."""
+    ds = load(real_fixtures, name, train=False, input_size=size)
+    for i in range(len(ds)):
+        s = ds[i]
+        w, h = s["meta"]["size"]
+        long_side = int((size / min(w, h) * max(w, h) + 63) // 64 * 64)
+        expect = (size, long_side) if w >= h else (long_side, size)  # (H', W')
+        assert tuple(s["image"].shape[1:]) == expect, (w, h)
+
+
 @pytest.mark.parametrize("name", ["coco", "ochuman"])
 def test_ground_truth_as_predictions_scores_ap_one(real_fixtures, name):
     ds = load(real_fixtures, name, train=False, input_size=256)
