@@ -32,6 +32,7 @@ from pycocotools.coco import COCO
 from .profiles import DatasetProfile, get_profile
 from .targets import build_targets
 from .transforms import (
+    AffineParams,
     apply_affine,
     normalize_image,
     sample_affine_params,
@@ -389,8 +390,13 @@ class KeypointDataset(torch.utils.data.Dataset):
         return np.where(acc > 0, 0, 255).astype(np.uint8)
 
     # ---- training sample -------------------------------------------------------------------------
-    def load_train(self, index: int, timings: dict[str, float] | None = None) -> dict:
-        """One augmented training sample; ``timings`` (if given) accumulates seconds per step."""
+    def load_train(self, index: int, timings: dict[str, float] | None = None,
+                   params: AffineParams | None = None) -> dict:
+        """One augmented training sample; ``timings`` (if given) accumulates seconds per step.
+
+        ``params`` pins the augmentation draw (center, scale, rotation, flip) instead of drawing it from
+        the sample's random stream, e.g. to compare targets with another implementation on the same draw.
+        """
         clock = time.perf_counter
         t0 = clock()
         rec = self.records[index]
@@ -400,9 +406,10 @@ class KeypointDataset(torch.utils.data.Dataset):
 
         rng = self.rng_for(index)
         s_in, s_out = self.input_size, self.output_size
-        params = sample_affine_params(rng, w, h, min_scale=self.min_scale, max_scale=self.max_scale,
-                                      max_rotation=self.max_rotation, max_translate=self.max_translate,
-                                      flip_prob=self.flip)
+        if params is None:
+            params = sample_affine_params(rng, w, h, min_scale=self.min_scale, max_scale=self.max_scale,
+                                          max_rotation=self.max_rotation, max_translate=self.max_translate,
+                                          flip_prob=self.flip)
         m_in, m_out = train_affines(params, s_in, s_out, self.flip_alignment)
         image = warp(img, m_in, (s_in, s_in))
         kpts = rec["keypoints"].copy()
