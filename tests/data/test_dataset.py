@@ -218,10 +218,12 @@ BAD_ANNOTATIONS = {
                      "annotation id 3.*has 48 numbers, expected 3 x 17 = 51"),
     "degenerate box": (lambda d: d["annotations"][2].update(bbox=[30, 30, 0, 60]),
                        "annotation id 3.*degenerate bbox"),
-    "keypoint outside": (lambda d: d["annotations"][2]["keypoints"].__setitem__(0, 500.0),
-                         "annotation id 3.*outside the 128x96 image"),
     "nan keypoint": (lambda d: d["annotations"][2]["keypoints"].__setitem__(1, float("nan")),
                      "annotation id 3.*NaN"),
+    "infinite keypoint": (lambda d: d["annotations"][2]["keypoints"].__setitem__(3, float("inf")),
+                          "annotation id 3.*NaN or infinity"),
+    "visibility 3": (lambda d: d["annotations"][2]["keypoints"].__setitem__(5, 3),
+                     r"annotation id 3.*visibility flags must be 0, 1 or 2, got \[2.0, 3.0\]"),
     "unknown image": (lambda d: d["annotations"][2].update(image_id=99), "annotation id 3 refers to unknown image"),
 }
 
@@ -267,7 +269,7 @@ def test_malformed_json(tmp_path):
 def test_missing_image_file(tmp_path):
     simple_set(tmp_path)
     (tmp_path / "images/train/b.png").unlink()
-    with pytest.raises(DataError, match="b.png: image file not found \\(image id 2"):
+    with pytest.raises(DataError, match="b.png: image file not found \\(image id 2, annotation ids 3, listed in"):
         KeypointDataset(tmp_path, "synthcrowd", "train")
     with pytest.warns(UserWarning, match="skipped 1 bad"):
         ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=64, skip_bad_samples=True)
