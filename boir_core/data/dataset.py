@@ -2,14 +2,22 @@
 
 Training sample (``train=True``): random affine + flip (spec §3.3), ignore mask (§3.2) and every target
 (§3.4); the keys are exactly those of CONTRIBUTING.md. Test sample (``train=False``): the image resized so
-its short side is ``input_size`` and padded to a multiple of 64 (§6 step 1), with ``meta["trans_inv"]``
+its short side is ``input_size`` and its long side brought to a multiple of 64 the release's way (§6 step 1,
+:func:`boir_core.data.transforms.eval_resize_size`), with ``meta["trans_inv"]``
 mapping canvas pixels back to the original image.
 
-Annotations are checked once, when the data set is built: a malformed file, a missing image, a keypoint
-list of the wrong length, a degenerate box or a labelled keypoint outside the image raises
-:class:`DataError` naming the file, the image and the annotation id. With ``skip_bad_samples=True`` such
-images are dropped instead, with one warning that counts them (``dataset.skipped`` lists the reasons);
-an image that cannot be decoded at load time is then replaced by the next good one.
+Annotations are checked once, when the data set is built. What is really broken raises :class:`DataError`
+naming the file, the image and the annotation id: a malformed file, a missing image, a keypoint list of the
+wrong length, non-finite numbers, a visibility flag outside {0, 1, 2}, a degenerate box. With
+``skip_bad_samples=True`` such images are dropped instead, with one warning that counts them
+(``dataset.skipped`` lists the reasons); an image that cannot be decoded at load time is then replaced by the
+next good one.
+
+Valid but unusual real data loads without loss: a **labelled keypoint outside the image** (annotators label
+truncated people this way; PoseTrack's files hold such points) keeps its annotation. Like every point it is
+transformed with the augmentation and drawn only if its pixel lands inside the output map (spec §3.4); it
+still counts in its person's center and keeps its instance mask of 1. ``dataset.summary()`` counts such
+keypoints. Boolean ``iscrowd``, float keypoints, nested ``file_name`` paths and extra keys load as well.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ from pycocotools.coco import COCO
 from .profiles import DatasetProfile, get_profile
 from .targets import build_targets
 from .transforms import (
+    AffineParams,
     apply_affine,
     normalize_image,
     sample_affine_params,
@@ -40,10 +49,6 @@ from .transforms import (
 )
 
 __all__ = ["DataError", "KeypointDataset", "EpochSampler", "read_image"]
-
-#: labelled keypoints may sit this many pixels outside the image before they count as bad input
-KEYPOINT_TOLERANCE = 1.0
-
 
 class DataError(ValueError):
     """Bad input data; the message names the file, image and annotation concerned."""
@@ -184,6 +189,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         self.image_dir = Path(image_dir) if image_dir is not None else self.profile.image_dir(self.root, split)
         self.skipped: list[str] = []
         self.num_load_skips = 0
+        self.stats: dict[str, int] = {}
 
         data = _load_json(self.ann_file)
         self.records = self._index(data)
@@ -245,6 +251,8 @@ class KeypointDataset(torch.utils.data.Dataset):
             per_image[a["image_id"]].append(a)
 
         records = []
+        stats = dict.fromkeys(("people", "labelled_keypoints", "keypoints_outside_image",
+                               "people_with_keypoints_outside", "ignored_annotations"), 0)
         for iid, im in images.items():
             if iid in bad_images:
                 continue
@@ -257,7 +265,8 @@ class KeypointDataset(torch.utils.data.Dataset):
                     continue
             path = self.image_dir / im["file_name"]
             if not path.is_file():
-                self._bad(f"{path}: image file not found (image id {iid}, listed in {src})")
+                ids = ", ".join(str(a["id"]) for a in anns) or "none"
+                self._bad(f"{path}: image file not found (image id {iid}, annotation ids {ids}, listed in {src})")
                 continue
             kpts = np.array([a["keypoints"] for a in people], np.float64).reshape(-1, k, 3)
             boxes = np.array([a["bbox"] for a in people], np.float64).reshape(-1, 4)
@@ -265,7 +274,26 @@ class KeypointDataset(torch.utils.data.Dataset):
             records.append(dict(image_id=iid, path=path, width=im.get("width"), height=im.get("height"),
                                 keypoints=kpts, boxes=boxes, ignore=ignore,
                                 ann_ids=[a["id"] for a in people]))
+            lab = kpts[..., 2] > 0
+            stats["people"] += len(people)
+            stats["labelled_keypoints"] += int(lab.sum())
+            stats["ignored_annotations"] += len(ignore)
+            w, h = im.get("width"), im.get("height")
+            if w is not None and h is not None:
+                x, y = kpts[..., 0], kpts[..., 1]
+                out = lab & ((x < 0) | (y < 0) | (x > float(w)) | (y > float(h)))
+                stats["keypoints_outside_image"] += int(out.sum())
+                stats["people_with_keypoints_outside"] += int(out.any(-1).sum())
+        self.stats = {"images": len(records), **stats, "skipped": len(self.skipped)}
         return records
+
+    def summary(self) -> dict[str, int]:
+        """Counts over the images this data set uses: ``images``, ``people`` (non-crowd, at least one labelled
+        keypoint), ``labelled_keypoints``, ``keypoints_outside_image`` (labelled keypoints outside
+        [0, width] x [0, height] of their image; kept, see the module notes) and
+        ``people_with_keypoints_outside``, ``ignored_annotations`` (crowd or unlabelled: the ignore mask)
+        and ``skipped`` (bad images or annotations dropped with ``skip_bad_samples``)."""
+        return dict(self.stats)
 
     @staticmethod
     def _num_kpts(a: dict) -> int:
@@ -307,14 +335,7 @@ class KeypointDataset(torch.utils.data.Dataset):
             return f"{where}: 'bbox' holds non-numbers: {box!r}"
         if not np.isfinite(b).all() or b[2] <= 0 or b[3] <= 0:
             return f"{where}: degenerate bbox {box!r} (width and height must be > 0)"
-        w, h = im.get("width"), im.get("height")
-        if w is not None and h is not None:
-            lab = arr[arr[:, 2] > 0]
-            t = KEYPOINT_TOLERANCE
-            out = (lab[:, 0] < -t) | (lab[:, 1] < -t) | (lab[:, 0] > w + t) | (lab[:, 1] > h + t)
-            if out.any():
-                x, y = lab[out][0, :2]
-                return f"{where}: labelled keypoint ({x:g}, {y:g}) lies outside the {w}x{h} image"
+        # a labelled keypoint outside the image is valid data (a truncated person): kept, counted in summary()
         return None
 
     # ---- access ----------------------------------------------------------------------------------
@@ -388,8 +409,13 @@ class KeypointDataset(torch.utils.data.Dataset):
         return np.where(acc > 0, 0, 255).astype(np.uint8)
 
     # ---- training sample -------------------------------------------------------------------------
-    def load_train(self, index: int, timings: dict[str, float] | None = None) -> dict:
-        """One augmented training sample; ``timings`` (if given) accumulates seconds per step."""
+    def load_train(self, index: int, timings: dict[str, float] | None = None,
+                   params: AffineParams | None = None) -> dict:
+        """One augmented training sample; ``timings`` (if given) accumulates seconds per step.
+
+        ``params`` pins the augmentation draw (center, scale, rotation, flip) instead of drawing it from
+        the sample's random stream, e.g. to compare targets with another implementation on the same draw.
+        """
         clock = time.perf_counter
         t0 = clock()
         rec = self.records[index]
@@ -399,9 +425,10 @@ class KeypointDataset(torch.utils.data.Dataset):
 
         rng = self.rng_for(index)
         s_in, s_out = self.input_size, self.output_size
-        params = sample_affine_params(rng, w, h, min_scale=self.min_scale, max_scale=self.max_scale,
-                                      max_rotation=self.max_rotation, max_translate=self.max_translate,
-                                      flip_prob=self.flip)
+        if params is None:
+            params = sample_affine_params(rng, w, h, min_scale=self.min_scale, max_scale=self.max_scale,
+                                          max_rotation=self.max_rotation, max_translate=self.max_translate,
+                                          flip_prob=self.flip)
         m_in, m_out = train_affines(params, s_in, s_out, self.flip_alignment)
         image = warp(img, m_in, (s_in, s_in))
         kpts = rec["keypoints"].copy()
@@ -451,7 +478,7 @@ class KeypointDataset(torch.utils.data.Dataset):
 
     # ---- test sample -----------------------------------------------------------------------------
     def load_test(self, index: int) -> dict:
-        """Resized test image (short side S_in, long side padded to a multiple of 64) and its meta."""
+        """Resized test image (short side S_in, long side a multiple of 64 as in the release) and its meta."""
         rec = self.records[index]
         img = self.read(index)
         h, w = img.shape[:2]
@@ -470,5 +497,8 @@ class KeypointDataset(torch.utils.data.Dataset):
 
     def __repr__(self) -> str:
         mode = "train" if self.train else "test"
+        st = self.stats
         return (f"KeypointDataset({self.profile.name!r}, split={self.split!r}, {mode}, {len(self)} images, "
-                f"S_in={self.input_size}, S_out={self.output_size}, ann_file={str(self.ann_file)!r})")
+                f"{st.get('people', 0)} people, {st.get('labelled_keypoints', 0)} labelled keypoints "
+                f"({st.get('keypoints_outside_image', 0)} outside their image), S_in={self.input_size}, "
+                f"S_out={self.output_size}, ann_file={str(self.ann_file)!r})")

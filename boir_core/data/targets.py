@@ -10,14 +10,20 @@ What is built:
 
 * **center** of a person = mean (x, y) of its keypoints with v > 0 (a keypoint mean, not the box center);
   invalid without labelled keypoints, and (COCO / OCHuman rules) when the area < 32² input px²;
-* **Gaussian size** per person: CornerNet's ``gaussian_radius`` on the clipped, possibly rotated box
-  (min overlap 0.7, r2 and r3 not divided by 2a as in the release), kernel d = 2r + 1, σ = d / 6;
+* **Gaussian size** per person: CornerNet's ``gaussian_radius`` on the side lengths of the possibly rotated
+  box, its corners clipped to the map and each side rounded **up** first, gaussian_radius((ceil(h), ceil(w)))
+  as in the release (min overlap 0.7, r2 and r3 not divided by 2a as in the release); kernel d = 2r + 1,
+  σ = d / 6;
 * **multi heatmap** [K + 1, S, S]: every person's keypoints (K bottom-up "BUK" channels), then the
   centers of people with a valid center; Gaussians merge by max and peak at exactly 1.0 at the integer
-  pixel (floor(x), floor(y));
-* **instances** in ascending area order: coordinate (y, x) = floor(center) jittered by ±1 px (reverted if it
+  pixel (int(x), int(y));
+* **instances** in ascending area order: coordinate (y, x) = int(center) jittered by ±1 px (reverted if it
   leaves the map), the first (smallest) person wins a duplicated coordinate; per-instance heatmaps, masks
   (v > 0), the center, the keypoints and the xywh box.
+
+Pixels are taken as the release takes them, with Python's ``int()``: truncation **toward zero**, not floor.
+A point at x = -0.6 is drawn at column 0 (floor would drop it); a point at x <= -1 or x >= S is not drawn.
+A labelled keypoint outside the map keeps its instance mask of 1 (an all-negative channel).
 """
 from __future__ import annotations
 
@@ -79,26 +85,28 @@ def keypoint_centers(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def person_radii(corners: np.ndarray, output_size: int) -> np.ndarray:
     """Gaussian radius per person from its 4 box corners (TL, TR, BL, BR), clipped to the map first.
 
-    h = |TL - BL| and w = |TL - TR| are Euclidean side lengths, so rotated boxes keep their size.
+    h = |TL - BL| and w = |TL - TR| are Euclidean side lengths, so rotated boxes keep their size. Both
+    are rounded up before the radius, as the release does: gaussian_radius((ceil(h), ceil(w))).
     """
     c = np.clip(corners, 0, output_size - 1)
     h = np.linalg.norm(c[:, 0] - c[:, 2], axis=-1)
     w = np.linalg.norm(c[:, 0] - c[:, 1], axis=-1)
-    return gaussian_radius(h, w)
+    return gaussian_radius(np.ceil(h), np.ceil(w))
 
 
 def gaussian_maps(points: np.ndarray, valid: np.ndarray, radius: np.ndarray, size: int) -> np.ndarray:
     """One Gaussian map per point: [..., size, size] float32.
 
-    ``points`` [..., 2] (x, y) float; the Gaussian is centred at the integer pixel (floor(x), floor(y)),
+    ``points`` [..., 2] (x, y) float; the Gaussian is centred at the integer pixel (int(x), int(y)), int()
+    truncating toward zero as Python's does (so x in (-1, 0) lands on column 0),
     has σ = (2r + 1)/6 and support |dx|, |dy| <= r, and peaks at exactly 1.0. Points that are not
     ``valid`` or whose pixel lies outside [0, size) give an all-zero map. Separable: exp(-(dx²+dy²)/2σ²)
     = gx(x)·gy(y), so the cost is one outer product per point, no Python loop.
     """
     pts = np.asarray(points, dtype=np.float64)
     shape = pts.shape[:-1]
-    ix = np.floor(pts[..., 0])
-    iy = np.floor(pts[..., 1])
+    ix = np.trunc(pts[..., 0])
+    iy = np.trunc(pts[..., 1])
     ok = np.asarray(valid, bool) & (ix >= 0) & (iy >= 0) & (ix < size) & (iy < size)
     r = np.broadcast_to(np.asarray(radius, dtype=np.float64), shape)
     sigma = gaussian_sigma(r)
@@ -144,12 +152,12 @@ def select_instances(
     """Which people become instances, in which order, and at which (y, x) (spec §3.4 instance targets).
 
     Returns (person indices [n] in ascending area order, coords [n, 2] (y, x) int64). A person is skipped
-    when its center is invalid or floor(center) is outside the map; the coordinate is jittered by a
-    random {-1, 0, 1} per axis (reverted when it would leave the map); of people sharing a coordinate
-    the first (smallest) is kept. At most ``max_instances`` are returned.
+    when its center is invalid or int(center) (truncation toward zero) is outside the map; the coordinate
+    is jittered by a random {-1, 0, 1} per axis (reverted when it would leave the map); of people sharing
+    a coordinate the first (smallest) is kept. At most ``max_instances`` are returned.
     """
     order = np.argsort(areas, kind="stable")
-    c = np.floor(centers[order]).astype(np.int64)
+    c = np.trunc(centers[order]).astype(np.int64)
     inside = center_ok[order] & (c >= 0).all(-1) & (c < output_size).all(-1)
     order, c = order[inside], c[inside]
     if center_jitter and len(order):

@@ -168,12 +168,20 @@ def denormalize_image(chw) -> np.ndarray:
 # ---- test-time resize (spec §6 step 1) ----------------------------------------------------------
 
 def eval_resize_size(width: int, height: int, input_size: int) -> tuple[int, int]:
-    """Canvas (W', H'): the short side becomes ``input_size``, the long side ceil(S·long/short / 64)·64."""
+    """Canvas (W', H'): the short side becomes ``input_size``; the long side is computed as the release does.
+
+    The release (HigherHRNet's ``get_multi_scale_size``) takes x = S / short * long as a float and writes
+    the long side as ``int((x + 63) // 64 * 64)``, i.e. floor((x + 63) / 64)·64. That is ceil(x / 64)·64
+    except when x lies strictly between 64k and 64k + 1, where it is 64k: the canvas then crops less than
+    one pixel of the image instead of padding 63 more. Example: 500x333 at S = 512 gives x = 768.77 and a
+    canvas 768 wide, not 832. The operations run in the release's order (S / short first, then times long)
+    so the float x, and hence the size, is the same to the last bit.
+    """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     if width < height:
-        return input_size, int(math.ceil(input_size / width * height / 64.0) * 64)
-    return int(math.ceil(input_size / height * width / 64.0) * 64), input_size
+        return input_size, int((input_size / width * height + 63) // 64 * 64)
+    return int((input_size / height * width + 63) // 64 * 64), input_size
 
 
 @dataclass(frozen=True)
@@ -191,7 +199,8 @@ def eval_resize(width: int, height: int, input_size: int) -> EvalResize:
     """Rotation-free affine of spec §6 step 1.
 
     The image center, rounded to integers (int(w/2 + 0.5), int(h/2 + 0.5)), maps to the canvas center;
-    the scale factor is S_in / short side, so padding on the long axis is symmetric.
+    the scale factor is S_in / short side, so padding (or, see :func:`eval_resize_size`, the sub-pixel
+    crop) on the long axis is symmetric. ``trans_inv`` is the exact inverse of ``matrix``.
     """
     cw, ch = eval_resize_size(width, height, input_size)
     cx, cy = int(width / 2.0 + 0.5), int(height / 2.0 + 0.5)

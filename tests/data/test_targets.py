@@ -28,10 +28,11 @@ def radius_oracle(h: float, w: float, o: float = 0.7) -> int:
 
 
 def draw_oracle(size, points, radii):
-    """Paste a (2r+1)² Gaussian kernel per point, max-merged, as CenterNet's draw_gaussian does."""
+    """Paste a (2r+1)² Gaussian kernel per point, max-merged, as CenterNet's draw_gaussian does, at the
+    pixel Python's int() gives (truncation toward zero, as the release)."""
     out = np.zeros((size, size))
     for (x, y), r in zip(points, radii):
-        cx, cy = int(math.floor(x)), int(math.floor(y))
+        cx, cy = int(x), int(y)
         if not (0 <= cx < size and 0 <= cy < size):
             continue
         sigma = (2 * r + 1) / 6
@@ -65,10 +66,40 @@ def test_gaussian_maps_match_paste_oracle():
     maps = gaussian_maps(pts, np.ones(12, bool), radii, size)
     np.testing.assert_allclose(maps.max(0), draw_oracle(size, pts, radii), atol=1e-6)
     for m, (x, y) in zip(maps, pts):
-        if 0 <= x < size and 0 <= y < size:
+        if -1 < x < size and -1 < y < size:  # int() truncates toward zero: (-1, 0) lands on pixel 0
             assert m[int(y), int(x)] == 1.0 and m.max() == 1.0
         else:
             assert m.max() == 0.0
+
+
+def test_points_in_minus_one_to_zero_are_drawn_at_pixel_zero():
+    """The release takes pixels with Python's int(): x = -0.6 is drawn at column 0, x = -1.0 is not drawn."""
+    pts = np.array([[-0.6, 5.5], [5.5, -0.3], [-0.99, -0.01], [-1.0, 5.0], [5.0, -1.2], [7.99, 7.99],
+                    [8.0, 3.0]])
+    maps = gaussian_maps(pts, np.ones(len(pts), bool), np.full(len(pts), 1), 8)
+    assert maps[0, 5, 0] == 1.0 and maps[1, 0, 5] == 1.0 and maps[2, 0, 0] == 1.0 and maps[5, 7, 7] == 1.0
+    assert maps[3].max() == maps[4].max() == maps[6].max() == 0.0
+    # the center pixel and the instance coordinate follow the same int()
+    idx, coords = select_instances(np.array([[-0.5, 3.2], [3.7, -0.9], [-1.0, 3.0]]), np.ones(3, bool),
+                                   np.array([1.0, 2.0, 3.0]), 8, None, center_jitter=False)
+    assert idx.tolist() == [0, 1] and coords.tolist() == [[3, 0], [0, 3]]
+
+
+def test_radius_uses_the_box_sides_rounded_up():
+    """gaussian_radius((ceil(h), ceil(w))) as the release: a 15.2 x 8.1 box gets the radius of 16 x 9 (3),
+    not that of 15.2 x 8.1 (2); a rotated box's sides are Euclidean lengths, rounded up the same way."""
+    from boir_core.data.targets import person_radii
+
+    assert radius_oracle(15.2, 8.1) == 2 and radius_oracle(16, 9) == 3
+    box = np.array([[[10.0, 20.0], [18.1, 20.0], [10.0, 35.2], [18.1, 35.2]]])  # TL, TR, BL, BR
+    assert person_radii(box, 64).tolist() == [3]
+    a = math.radians(30)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    rotated = (box[0] - [10, 20]) @ rot.T + [30, 20]
+    assert person_radii(rotated[None], 64).tolist() == [3]
+    # the corners are clipped to the map before the sides are measured: a box hanging off the left edge
+    off = box - [14.0, 0.0]  # x from -4 to 4.1: w = 4.1 -> 5, h = 15.2 -> 16
+    assert person_radii(off, 64).tolist() == [radius_oracle(16, 5)] != [radius_oracle(16, 9)]
 
 
 def test_keypoint_centers_average_labelled_points_only():
@@ -102,9 +133,9 @@ def test_build_targets_peaks_order_and_small_person_rule():
     for p in (0, 1):
         assert t.multi_heatmap[k, int(centers[p, 1]), int(centers[p, 0])] == 1.0
     assert t.multi_heatmap[k, int(centers[2, 1]), int(centers[2, 0])] < 1.0
-    # instances: small person dropped, the rest in ascending area order, unjittered floor(center)
+    # instances: small person dropped, the rest in ascending area order, unjittered int(center)
     assert t.person_index.tolist() == [1, 0]
-    np.testing.assert_array_equal(t.instance_coord, np.floor(centers[[1, 0]][:, ::-1]).astype(int))
+    np.testing.assert_array_equal(t.instance_coord, np.trunc(centers[[1, 0]][:, ::-1]).astype(int))
     np.testing.assert_allclose(t.instance_center, centers[[1, 0]], rtol=1e-6)
     np.testing.assert_allclose(t.instance_heatmap[0].max(0), draw_oracle(s, kp[1, :, :2], [t.radius[1]] * k),
                                atol=1e-6)
@@ -135,7 +166,7 @@ def test_jitter_stays_within_one_pixel_and_inside_the_map():
     centers = np.concatenate([rng.uniform(0, 64, size=(300, 2)), [[0.5, 63.5], [63.2, 0.1]]])
     idx, coords = select_instances(centers, np.ones(len(centers), bool), rng.uniform(1, 9, len(centers)),
                                    64, rng, center_jitter=True)
-    base = np.floor(centers[idx][:, ::-1])
+    base = np.trunc(centers[idx][:, ::-1])
     assert np.abs(coords - base).max() == 1 and (coords >= 0).all() and (coords < 64).all()
     assert len({tuple(c) for c in coords.tolist()}) == len(coords)  # no duplicates
     assert len(select_instances(centers, np.ones(len(centers), bool), np.ones(len(centers)), 64, rng,

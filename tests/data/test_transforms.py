@@ -78,12 +78,98 @@ def test_normalize_image_closed_form():
     np.testing.assert_allclose(x[:, 2, 3], (img[2, 3] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD, rtol=1e-5)
 
 
-@pytest.mark.parametrize("w, h, s, expect", [(640, 425, 512, (832, 512)), (425, 640, 512, (512, 832)),
-                                             (512, 512, 512, (512, 512)), (900, 864, 256, (320, 256))])
-def test_eval_resize_size(w, h, s, expect):
+# ---- test-time resize against the release's arithmetic, written out here independently ----------------
+
+def release_resize(w: int, h: int, input_size: int):
+    """The release's test-time resize (HigherHRNet's get_multi_scale_size + get_affine_transform, scale 1).
+
+    Returns ((W', H'), center, scale, 2x3 forward affine), computed the release's way: the long side from
+    the float x = S / short * long as int((x + 63) // 64 * 64), the scale in "size / 200" units, and the
+    affine from three point pairs (center, a point half a crop above it, the third at a right angle).
+    The release holds the points in float32 (cv2.getAffineTransform), which moves the matrix by ~1e-4 px;
+    float64 here keeps the comparison tight.
+    """
+    min_input = int((1.0 * input_size + 63) // 64 * 64)
+    center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)])
+    if w < h:
+        w_res = int(min_input * 1.0 / 1.0)
+        h_res = int(int((min_input / w * h + 63) // 64 * 64) * 1.0 / 1.0)
+        scale = np.array([w / 200.0, h_res / w_res * w / 200.0])
+    else:
+        h_res = int(min_input * 1.0 / 1.0)
+        w_res = int(int((min_input / h * w + 63) // 64 * 64) * 1.0 / 1.0)
+        scale = np.array([w_res / h_res * h / 200.0, h / 200.0])
+    src_w = scale[0] * 200.0
+    src = np.zeros((3, 2))
+    dst = np.zeros((3, 2))
+    src[0] = center
+    src[1] = center + np.array([0.0, -0.5 * src_w])
+    dst[0] = [w_res * 0.5, h_res * 0.5]
+    dst[1] = dst[0] + np.array([0.0, -0.5 * w_res])
+    for pts in (src, dst):
+        d = pts[0] - pts[1]
+        pts[2] = pts[1] + np.array([-d[1], d[0]])
+    # the affine through the three point pairs (cv2.getAffineTransform, solved here in float64)
+    fwd = np.linalg.solve(np.hstack([src, np.ones((3, 1))]), dst).T
+    return (w_res, h_res), center, scale, fwd
+
+
+@pytest.mark.parametrize("w, h, s, expect", [
+    (500, 333, 512, (768, 512)),  # x = 768.77: the release gives 768, a ceil would give 832
+    (333, 500, 512, (512, 768)),  # the same, portrait
+    (500, 333, 640, (960, 640)),  # x = 960.96
+    (665, 1000, 256, (256, 384)),  # x = 384.96, portrait
+    (640, 425, 512, (832, 512)), (425, 640, 512, (512, 832)),  # x = 771.0: padded up
+    (512, 512, 512, (512, 512)), (900, 864, 256, (320, 256)), (1920, 1080, 512, (960, 512))])
+def test_eval_resize_size_is_the_releases(w, h, s, expect):
     assert eval_resize_size(w, h, s) == expect
+    assert release_resize(w, h, s)[0] == expect  # the table itself agrees with the release's arithmetic
     cw, ch = expect
     assert cw % 64 == 0 and ch % 64 == 0 and min(cw, ch) == s
+
+
+def test_eval_resize_equals_the_release_on_every_size():
+    """Every image size from 64 to 1100 px per side (both orientations) at S_in 512 and 640: the same canvas,
+    center, scale and forward affine as the release, and trans_inv its exact inverse."""
+    rng = np.random.default_rng(0)
+    sizes = [(500, 333), (333, 500), (640, 427), (427, 640), (1920, 1080), (1080, 1920), (601, 601)]
+    sizes += [tuple(int(v) for v in rng.integers(64, 1100, 2)) for _ in range(400)]
+    cropped = 0
+    for s in (512, 640):
+        for w, h in sizes:
+            canvas, center, scale, fwd = release_resize(w, h, s)
+            t = eval_resize(w, h, s)
+            assert t.canvas == canvas, (w, h, s)
+            assert t.center == tuple(int(c) for c in center)
+            np.testing.assert_allclose(t.scale, scale, rtol=1e-12)
+            np.testing.assert_allclose(t.matrix, fwd, atol=1e-9)
+            np.testing.assert_allclose(t.trans_inv @ np.vstack([t.matrix, [0, 0, 1]]), np.eye(3)[:2],
+                                       atol=1e-12)
+            long_x = s / min(w, h) * max(w, h)
+            cropped += max(canvas) < long_x
+    assert cropped > 5  # the cases where the canvas is narrower than the image (by < 1 px) were exercised
+
+
+def test_resize_of_500x333_maps_canvas_pixels_back_like_the_release():
+    """500x333 at 512: a 768-pixel canvas whose pixels are the release's warp, and decoded canvas points
+    (x_in = 4x + 2) go back to the same original pixels as through the release's inverse affine."""
+    from boir_core.data.transforms import warp
+
+    w, h = 500, 333
+    img = np.random.default_rng(3).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    t = eval_resize(w, h, 512)
+    canvas, _, _, fwd = release_resize(w, h, 512)
+    assert t.canvas == canvas == (768, 512)
+    ours = warp(img, np.vstack([t.matrix, [0, 0, 1]]), t.canvas)
+    theirs = cv2.warpAffine(img, fwd, canvas, flags=cv2.INTER_LINEAR)
+    assert ours.shape == (512, 768, 3)
+    assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
+    inv = cv2.invertAffineTransform(fwd)
+    out = np.stack(np.meshgrid(np.arange(192), np.arange(128)), -1).reshape(-1, 2) * 4.0 + 2.0
+    np.testing.assert_allclose(apply_affine(out, t.trans_inv), apply_affine(out, inv), atol=1e-9)
+    # the canvas covers 768 / (512 / 333) = 499.5 of the 500 columns: a quarter pixel cropped on each side
+    left, right = apply_affine([[0.0, 0.0], [768.0, 0.0]], t.trans_inv)[:, 0]
+    assert left == pytest.approx(0.25) and right == pytest.approx(499.75)
 
 
 def test_resize_affine_and_its_inverse():
