@@ -2,7 +2,8 @@
 
 - :mod:`.focal`: CornerNet focal loss, multi heatmap loss (center + BUK), instance keypoint loss;
 - :mod:`.box`: anchor-free l, t, r, b decoding and the 1 − CIoU box loss;
-- :mod:`.bbox_mask`: the Bbox Mask Loss (``pull_in``, ``push_out``, ``push_inst``; paper and release);
+- :mod:`.bbox_mask`: the Bbox Mask Loss (``pull_in``, ``push_out``, ``push_inst``) and its paper variant;
+  :mod:`.bbox_mask_release` the released variants; :mod:`.bbox_mask_sums` the box sums they share;
 - :mod:`.contrastive`: CID's InfoNCE contrastive loss (the baseline);
 - :mod:`.total`: Eq. 5 / the release's weighting;
 - :mod:`.reference`: slow loop-based oracles for tests and benchmarks.

@@ -50,21 +50,26 @@ two agree on unit vectors and differ on the means p̄ and p̄ᶜ, which are shor
 algorithm of spec §4.5 exactly: dilated half-open box masks, p at ((x+w)/2, (y+h)/2), soft mask
 exp(−β·Σ_d (p − e)²) without 1/D, the Σs < 1e-5 rule, the AE "zeroed diagonal" constant N/(2(N−1)), the +1
 in the out-box push, the single background mean per image (level 1) and the ÷ total_instances normaliser.
-Their per-instance values split each image's loss exactly (they sum to it); see :func:`bbox_mask_terms`.
+Their per-instance values split each image's loss exactly (they sum to it); they live in
+:mod:`.bbox_mask_release`.
 
 Everything is vectorised: one padded ``bmm`` per map for the soft masks, all-pairs matrices with a
 same-image mask for the pushes, and ``index_add_`` for per-image sums. No loop over people or images.
+The sums over box pixels that every variant shares are in :mod:`.bbox_mask_sums`; this module holds the
+public functions, the paper variant (:func:`paper_ae_terms`, Eqs. 7–9) and its InfoNCE kernel
+(:func:`paper_contrastive_terms`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from ._common import (as_float, check_choice, check_same_length, check_shape, fp32_loss, mean_over_images,
-                      padded_capacity, rank_in_image)
+from ._common import as_float, check_choice, check_same_length, check_shape, fp32_loss, mean_over_images
+from .bbox_mask_release import (RELEASE_TINY_MASK_SUM, release_image_terms, release_instance_terms,
+                                release_rows_cols)
+from .bbox_mask_sums import BboxMaskTerms, BoxSums, EmbeddingMap, Instances, pairwise_r, soft_box_sums
 
 __all__ = [
     "VARIANTS", "KERNELS", "DISTANCES", "INSTANCE_POINTS", "RELEASE_TINY_MASK_SUM",
@@ -76,31 +81,6 @@ VARIANTS = ("paper", "release-image", "release-instance")
 KERNELS = ("ae", "contrastive")
 DISTANCES = ("l2", "cosine")
 INSTANCE_POINTS = ("center", "box")
-#: The release falls back to the positive group [p] when the soft mask sums to less than this.
-RELEASE_TINY_MASK_SUM = 1e-5
-
-
-@dataclass
-class BboxMaskTerms:
-    """Everything :func:`bbox_mask_terms` computes. Per-instance tensors are [N] or [N, D]."""
-
-    pull_in: torch.Tensor
-    push_out: torch.Tensor
-    push_inst: torch.Tensor
-    valid: torch.Tensor  # bool: the instance takes part (the release skips boxes under 2 px)
-    has_outside: torch.Tensor  # bool: the box leaves some pixel outside
-    point_yx: torch.Tensor  # long (row, column) where p_i is sampled
-    p: torch.Tensor
-    p_bar: torch.Tensor  # release-image never uses p̄, p̄ᶜ or the soft mask: there they are p, p and 0
-    p_bar_out: torch.Tensor
-    soft_mask_sum: torch.Tensor
-    loss_pull_in: torch.Tensor  # scalars after the variant's normalisation
-    loss_push_out: torch.Tensor
-    loss_push_inst: torch.Tensor
-
-    @property
-    def loss(self) -> torch.Tensor:
-        return self.loss_pull_in + self.loss_push_out + self.loss_push_inst
 
 
 def normalize_embedding(emb: torch.Tensor) -> torch.Tensor:
@@ -113,28 +93,19 @@ def box_rows_cols(instance_bbox: torch.Tensor, height: int, width: int, variant:
 
     paper: a column u is in when u + ½ ∈ [x, x + w], or when it contains x + w/2 (clipped to the map).
     release: columns clamp(int(x) − 1) … clamp(int(x + w) + 1) − 1 (half-open), valid only if both
-    extents are ≥ 2 (spec §4.5).
+    extents are ≥ 2 (spec §4.5; :func:`.bbox_mask_release.release_rows_cols`).
     """
     check_choice("variant", variant, VARIANTS)
-    bb = instance_bbox
-    x, y, w, h = bb.unbind(-1)
-    u = torch.arange(width, device=bb.device, dtype=bb.dtype)
-    v = torch.arange(height, device=bb.device, dtype=bb.dtype)
-    if variant == "paper":
-        cx = torch.floor(x + w / 2).clamp(0, width - 1)
-        cy = torch.floor(y + h / 2).clamp(0, height - 1)
-        cols = ((u[None] + 0.5 >= x[:, None]) & (u[None] + 0.5 <= (x + w)[:, None])) | (u[None] == cx[:, None])
-        rows = ((v[None] + 0.5 >= y[:, None]) & (v[None] + 0.5 <= (y + h)[:, None])) | (v[None] == cy[:, None])
-        valid = torch.ones_like(x, dtype=torch.bool)
-    else:
-        x1 = (torch.trunc(x) - 1).clamp(0, width - 1)
-        x2 = (torch.trunc(x + w) + 1).clamp(0, width - 1)
-        y1 = (torch.trunc(y) - 1).clamp(0, height - 1)
-        y2 = (torch.trunc(y + h) + 1).clamp(0, height - 1)
-        valid = ((x2 - x1) >= 2) & ((y2 - y1) >= 2)
-        cols = (u[None] >= x1[:, None]) & (u[None] < x2[:, None]) & valid[:, None]
-        rows = (v[None] >= y1[:, None]) & (v[None] < y2[:, None]) & valid[:, None]
-    return rows, cols, valid
+    if variant != "paper":
+        return release_rows_cols(instance_bbox, height, width)
+    x, y, w, h = instance_bbox.unbind(-1)
+    u = torch.arange(width, device=instance_bbox.device, dtype=instance_bbox.dtype)
+    v = torch.arange(height, device=instance_bbox.device, dtype=instance_bbox.dtype)
+    cx = torch.floor(x + w / 2).clamp(0, width - 1)
+    cy = torch.floor(y + h / 2).clamp(0, height - 1)
+    cols = ((u[None] + 0.5 >= x[:, None]) & (u[None] + 0.5 <= (x + w)[:, None])) | (u[None] == cx[:, None])
+    rows = ((v[None] + 0.5 >= y[:, None]) & (v[None] + 0.5 <= (y + h)[:, None])) | (v[None] == cy[:, None])
+    return rows, cols, torch.ones_like(x, dtype=torch.bool)
 
 
 def box_masks(instance_bbox: torch.Tensor, height: int, width: int, variant: str = "paper") -> torch.Tensor:
@@ -175,15 +146,6 @@ def distance_r(a: torch.Tensor, b: torch.Tensor, distance: str = "l2") -> torch.
     return 2 * (1 - (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1))
 
 
-def _pairwise_r(p: torch.Tensor, distance: str) -> torch.Tensor:
-    """r(p_i, p_j) for all pairs [N, N] (matrix form, clamped at 0)."""
-    if distance == "cosine":
-        q = F.normalize(p, dim=-1)
-        return (2 * (1 - q @ q.T)).clamp(min=0)
-    sq = (p * p).sum(-1)
-    return (sq[:, None] + sq[None, :] - 2 * p @ p.T).clamp(min=0)
-
-
 def _check_inputs(emb, instance_bbox, instance_imgid, instance_center, variant, kernel, distance, instance_point):
     check_shape("emb", emb, 4)
     check_shape("instance_bbox", instance_bbox, 2, 4)
@@ -221,151 +183,66 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
     Skipped (tiny) boxes give 0 everywhere. The release losses are Σ_i values / N.
     """
     _check_inputs(emb, instance_bbox, instance_imgid, instance_center, variant, kernel, distance, instance_point)
-    # The normalised map e = x/‖x‖ is never materialised: every sum over pixels is a bmm of the raw map x
-    # with weights that already include 1/‖x‖ (one pass over x instead of three).
-    x = as_float(emb)
-    dtype = x.dtype
-    num_images, dim, height, width = x.shape
-    hw = height * width
-    n = instance_bbox.shape[0]
-    imgid = instance_imgid.long()
-    bbox = as_float(instance_bbox).to(dtype)
-    center = None if instance_center is None else as_float(instance_center).to(dtype)
-    inv, unit_sq = _inverse_norms(x)  # [B, HW] each
-
-    if similarity_emb is None:
-        xs, inv_s, unit_sq_s = x.detach(), inv.detach(), unit_sq.detach()
-    else:
-        xs = as_float(similarity_emb).detach().to(dtype)
-        if xs.shape != x.shape:
-            raise ValueError(f"similarity_emb shape {tuple(xs.shape)} != emb shape {tuple(x.shape)}")
-        inv_s, unit_sq_s = _inverse_norms(xs)
-
-    rows, cols, valid = box_rows_cols(bbox, height, width, variant)
-    point = instance_pixels(bbox, height, width, variant, instance_point, center)
-    flat_index = point[:, 0] * width + point[:, 1]
-    x_flat = x.reshape(num_images, dim, hw)
-    xs_flat = xs.reshape(num_images, dim, hw)
-    p = x_flat[imgid, :, flat_index] * inv[imgid, flat_index][:, None]  # [N, D] unit vectors, with gradient
-    q = xs_flat[imgid, :, flat_index] * inv_s[imgid, flat_index][:, None]  # [N, D], detached
-    x_rows = x_flat.transpose(1, 2)  # [B, HW, D]
-
+    e = EmbeddingMap.of(emb, similarity_emb)
+    bbox = as_float(instance_bbox).to(e.dtype)
+    center = None if instance_center is None else as_float(instance_center).to(e.dtype)
+    people = Instances(instance_imgid.long(), e.num_images, *box_rows_cols(bbox, e.height, e.width, variant),
+                       point_yx=instance_pixels(bbox, e.height, e.width, variant, instance_point, center))
+    p, q = e.read(people.imgid, people.point_yx)  # p with gradient; q detached, for the soft masks
     if variant == "release-image":
-        # level 1 uses only the union of the boxes; the release's soft mask there is dead work, skipped
-        union = torch.zeros(num_images, height, width, dtype=dtype, device=x.device)
-        union.index_put_((imgid,), (rows[:, :, None] & cols[:, None, :]).to(dtype), accumulate=True)
-        union = (union > 0).to(dtype).reshape(num_images, 1, hw)
-        sums = torch.bmm(torch.cat([union, torch.ones_like(union)], dim=1) * inv[:, None, :], x_rows)  # [B, 2, D]
-        union_sum, totals = sums[:, 0], sums[:, 1]
-        soft_sum = torch.zeros(n, dtype=dtype, device=x.device)
-        p_bar = p_bar_out = p
-        has_outside = torch.ones(n, dtype=torch.bool, device=x.device)
-    else:
-        p_bar, p_bar_out, soft_sum, has_outside, tiny = _box_means(
-            x_rows, inv, xs_flat, inv_s, unit_sq_s, q, p, rows, cols, imgid, num_images, height, width, capacity,
-            variant, kernel, distance, beta, temperature)
-
-    same = (imgid[:, None] == imgid[None, :]) & valid[:, None] & valid[None, :]
-    others = same & ~torch.eye(n, dtype=torch.bool, device=x.device)
-    n_img = torch.zeros(num_images, dtype=dtype, device=x.device).index_add_(0, imgid, valid.to(dtype))
-    n_own = n_img[imgid]  # valid instances in my image
-    zero = torch.zeros(n, dtype=dtype, device=x.device)
-    fvalid = valid.to(dtype)
-
-    if variant == "paper" and kernel == "ae":
-        pull = distance_r(p, p_bar, distance) / dim
-        out = torch.exp(-beta / dim * distance_r(p, p_bar_out, distance)) * has_outside.to(dtype)
-        psi = torch.exp(-beta / dim * _pairwise_r(p, distance))
-        inst = (psi * others.to(dtype)).sum(1) / (n_own - 1).clamp(min=1)
-    elif variant == "paper":  # InfoNCE kernel
-        pull = _info_nce(-_cross_r(p, p_bar, distance) / (2 * temperature), same)
-        pos = -distance_r(p, p_bar, distance) / (2 * temperature)
-        neg = -distance_r(p, p_bar_out, distance) / (2 * temperature)
-        out = F.softplus(neg - pos) * has_outside.to(dtype)
-        inst = _info_nce(-_pairwise_r(p, distance) / (2 * temperature), same)
-    elif variant == "release-instance":
-        pull = torch.where(tiny, zero, ((p - p_bar) ** 2).sum(-1) / (2 * dim)) * fvalid
-        mid = torch.where(tiny[:, None], p, (p + p_bar) / 2)
-        out = (1 + torch.exp(-beta / dim * ((mid - p_bar_out) ** 2).sum(-1))) * has_outside.to(dtype) * fvalid
-        psi = torch.exp(-beta / dim * _pairwise_r(p, "l2"))
-        inst = (0.5 + 0.5 * (psi * others.to(dtype)).sum(1)) / (n_own - 1).clamp(min=1) * (n_own >= 2).to(dtype) * fvalid
-    else:  # release-image: push-only over {p_i} ∪ {bg}
-        u_count = union.sum(-1)[:, 0]
-        bg_exists = (u_count < hw).to(dtype)  # [B]
-        bg = (totals - union_sum) / (hw - u_count).clamp(min=1)[:, None]
-        n_prime = n_own + bg_exists[imgid]
-        denom = (n_prime - 1).clamp(min=1)
-        active = (n_prime >= 2).to(dtype) * fvalid
-        psi = torch.exp(-beta / dim * _pairwise_r(p, "l2"))
-        inst = (0.5 + 0.5 * (psi * others.to(dtype)).sum(1)) / denom * active
-        psi_bg = torch.exp(-beta / dim * ((p - bg[imgid]) ** 2).sum(-1))
-        out = (psi_bg + 0.5 / n_own.clamp(min=1)) / denom * active * bg_exists[imgid]
-        pull = zero
-
-    if variant == "paper":
-        loss_pull = mean_over_images(pull, imgid, num_images, 1)
-        loss_out = mean_over_images(out, imgid, num_images, 1)
-        loss_inst = mean_over_images(inst, imgid, num_images, 2)
-    else:
-        total_instances = max(n, 1)
-        loss_pull, loss_out, loss_inst = pull.sum() / total_instances, out.sum() / total_instances, inst.sum() / total_instances
-    return BboxMaskTerms(pull_in=pull, push_out=out, push_inst=inst, valid=valid, has_outside=has_outside,
-                         point_yx=point, p=p, p_bar=p_bar, p_bar_out=p_bar_out, soft_mask_sum=soft_sum,
-                         loss_pull_in=loss_pull, loss_push_out=loss_out, loss_push_inst=loss_inst)
+        return release_image_terms(e, people, p, beta)
+    if variant == "release-instance":
+        return release_instance_terms(e, people, p, q, beta, capacity)
+    if kernel == "ae":
+        return paper_ae_terms(e, people, p, q, beta=beta, distance=distance, capacity=capacity)
+    return paper_contrastive_terms(e, people, p, q, temperature=temperature, distance=distance, capacity=capacity)
 
 
-def _inverse_norms(x: torch.Tensor):
-    """1/max(‖x‖, 1e-12) per pixel and ‖x/max(‖x‖, 1e-12)‖² (1, or 0 for an all-zero vector), both [B, HW];
-    the same convention as ``F.normalize``."""
-    sumsq = (x * x).sum(1).reshape(x.shape[0], -1)
-    inv = 1 / sumsq.sqrt().clamp(min=1e-12)
-    return inv, sumsq * inv * inv
+def paper_ae_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor, *, beta: float,
+                   distance: str, capacity: Optional[int] = None) -> BboxMaskTerms:
+    """Eqs. 1–3 and 7–9 per instance (q: p detached); then image means and the mean over images."""
+    D = emb.dim
+    N = people.count(emb.dtype)  # people in i's image
+
+    def d(a, b):
+        return distance_r(a, b, distance)
+
+    def psi(r):  # the Gaussian kernel
+        return torch.exp(-beta / D * r)
+
+    sums = soft_box_sums(emb, people, q, kappa=beta / D, distance=distance, capacity=capacity)  # s = ψ(d(e, p)), Eq. 1
+    p_bar = sums.soft_mean(p, fallback=sums.soft_sum <= 0)  # Eq. 2
+    p_bar_c = sums.outside_mean()  # Eq. 3
+    pull_in = d(p, p_bar) / D  # Eq. 7
+    push_out = psi(d(p, p_bar_c)) * sums.has_outside.to(p.dtype)  # Eq. 8
+    push_inst = (psi(pairwise_r(p, distance)) * people.others().to(p.dtype)).sum(1) / (N - 1).clamp(min=1)  # Eq. 9
+    return _paper_image_means(people, p, p_bar, p_bar_c, sums, pull_in, push_out, push_inst)
 
 
-def _box_means(x_rows, inv, xs_flat, inv_s, unit_sq_s, q, p, rows, cols, imgid, num_images, height, width,
-               capacity, variant, kernel, distance, beta, temperature):
-    """Soft-masked in-box means p̄ (Eq. 2) and out-box means p̄ᶜ (Eq. 3) of all instances at once.
+def paper_contrastive_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor, *,
+                            temperature: float, distance: str, capacity: Optional[int] = None) -> BboxMaskTerms:
+    """The InfoNCE kernel (Table 4 right): logits ℓ(a, b) = −r(a, b)/(2τ), soft mask exp(ℓ(e, p_i))."""
+    sums = soft_box_sums(emb, people, q, kappa=1.0 / (2 * temperature), distance=distance, capacity=capacity)
+    p_bar = sums.soft_mean(p, fallback=sums.soft_sum <= 0)
+    p_bar_c = sums.outside_mean()
+    same = people.same_image()
+    pull_in = _info_nce(-_cross_r(p, p_bar, distance) / (2 * temperature), same)
+    own = -distance_r(p, p_bar, distance) / (2 * temperature)
+    background = -distance_r(p, p_bar_c, distance) / (2 * temperature)
+    push_out = F.softplus(background - own) * sums.has_outside.to(p.dtype)
+    push_inst = _info_nce(-pairwise_r(p, distance) / (2 * temperature), same)
+    return _paper_image_means(people, p, p_bar, p_bar_c, sums, pull_in, push_out, push_inst)
 
-    Instances are laid out per image in C padded slots, so that one ``bmm`` gives every instance's
-    similarity to every pixel of its own image, and a second one the sums Σ s·e, Σ_{B_i} e and Σ e.
-    """
-    dim = xs_flat.shape[1]
-    hw = height * width
-    dtype = x_rows.dtype
-    cap = padded_capacity(imgid, num_images, capacity)
-    rank = rank_in_image(imgid, num_images)
-    masks = torch.zeros(num_images, cap, height, width, dtype=dtype, device=x_rows.device)
-    masks.index_put_((imgid, rank), (rows[:, :, None] & cols[:, None, :]).to(dtype))
-    masks = masks.reshape(num_images, cap, hw)
-    with torch.no_grad():
-        q_pad = torch.zeros(num_images, cap, dim, dtype=dtype, device=x_rows.device)
-        q_pad.index_put_((imgid, rank), q)
-        dots = torch.bmm(q_pad, xs_flat) * inv_s[:, None, :]  # q · e(u), e unit: [B, C, HW]
-        if distance == "cosine":
-            cos = dots / (q_pad.norm(dim=-1, keepdim=True).clamp(min=1e-12) * unit_sq_s.sqrt()[:, None, :].clamp(min=1e-12))
-            r_map = (2 * (1 - cos)).clamp(min=0)
-        else:
-            r_map = ((q_pad * q_pad).sum(-1, keepdim=True) + unit_sq_s[:, None, :] - 2 * dots).clamp(min=0)
-        if variant != "paper":
-            kappa = beta  # release: exp(−β·Σ_d), no 1/D
-        elif kernel == "ae":
-            kappa = beta / dim
-        else:
-            kappa = 1.0 / (2 * temperature)
-        soft = torch.exp(-kappa * r_map) * masks
-    ones = torch.ones(num_images, 1, hw, dtype=dtype, device=x_rows.device)
-    weights = torch.cat([soft, masks, ones], dim=1) * inv[:, None, :]  # 1/‖x‖ turns sums of x into sums of e
-    sums = torch.bmm(weights, x_rows)  # [B, 2C + 1, D]
-    num = sums[imgid, rank]
-    box_sum = sums[imgid, cap + rank]
-    totals = sums[:, 2 * cap]
-    soft_sum = soft.sum(-1)[imgid, rank]
-    area = masks.sum(-1)[imgid, rank]
-    tiny = soft_sum < RELEASE_TINY_MASK_SUM if variant != "paper" else soft_sum <= 0
-    p_bar = torch.where(tiny[:, None], p, num / soft_sum.clamp(min=torch.finfo(dtype).tiny)[:, None])
-    out_count = hw - area
-    p_bar_out = (totals[imgid] - box_sum) / out_count.clamp(min=1)[:, None]
-    return p_bar, p_bar_out, soft_sum, out_count > 0, tiny
+
+def _paper_image_means(people: Instances, p, p_bar, p_bar_c, sums: BoxSums, pull, out, inst) -> BboxMaskTerms:
+    """The result with the paper's averages: per image, then over the images where the term is defined."""
+    imgid, num_images = people.imgid, people.num_images
+    return BboxMaskTerms(pull_in=pull, push_out=out, push_inst=inst, valid=people.valid,
+                         has_outside=sums.has_outside, point_yx=people.point_yx, p=p, p_bar=p_bar, p_bar_out=p_bar_c,
+                         soft_mask_sum=sums.soft_sum, loss_pull_in=mean_over_images(pull, imgid, num_images, 1),
+                         loss_push_out=mean_over_images(out, imgid, num_images, 1),
+                         loss_push_inst=mean_over_images(inst, imgid, num_images, 2))
+
 
 def _cross_r(a: torch.Tensor, b: torch.Tensor, distance: str) -> torch.Tensor:
     """r(a_i, b_j) for all pairs [N, N]."""
@@ -380,7 +257,6 @@ def _info_nce(logits: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
     allowed = same | torch.eye(n, dtype=torch.bool, device=logits.device)
     masked = logits.masked_fill(~allowed, float("-inf"))
     return torch.logsumexp(masked, dim=1) - logits.diagonal()
-
 
 def bbox_mask_loss(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_imgid: torch.Tensor,
                    instance_center: Optional[torch.Tensor] = None, **options) -> dict[str, torch.Tensor]:
