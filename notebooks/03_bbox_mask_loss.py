@@ -53,7 +53,7 @@ from boir_core.viz.widgets import explore_terms, loss_explorer, similarity_viewe
 if num_threads:
     torch.set_num_threads(num_threads)
 torch.manual_seed(seed)
-%matplotlib inline
+# %matplotlib inline
 
 # %% [markdown]
 # ## 1 · A toy scene
