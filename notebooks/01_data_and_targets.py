@@ -146,6 +146,15 @@ plt.show()
 train_ds.set_epoch(0)
 
 # %% [markdown]
+# **Explorer**: pin the augmentation yourself (scale, rotation, shift, flip) and watch the sample and the
+# chosen target follow (`boir_core.viz.explorers.AugmentationExplorer`).
+
+# %%
+from boir_core.viz.explorers import AugmentationExplorer, place
+
+augmentation_explorer = place(AugmentationExplorer(train_ds, index=0, skeleton=skel))
+
+# %% [markdown]
 # ### The flip: release vs. correct labels
 # The input image is S_in = 4·S_out pixels wide, and mirroring it maps x_in → S_in − 1 − x_in, i.e.
 # x_out → S_out − 0.25 − x_out in output coordinates. The release labels flipped samples with

@@ -161,6 +161,15 @@ plt.axis("off")
 plt.show()
 
 # %% [markdown]
+# **Explorer**: the decoding knobs (center threshold, pooling kernel, proposals, OKS-NMS threshold, flip test)
+# on this image; the poses are decoded again and redrawn, with the counts at each stage.
+
+# %%
+from boir_core.viz.explorers import DecodingExplorer, place
+
+decoding_explorer = place(DecodingExplorer(model, sample, original, kwargs, prof.skeleton))
+
+# %% [markdown]
 # ## Evaluation
 # `run_evaluation` decodes the test split, scores it with pycocotools (COCO / OCHuman; CrowdPose uses its
 # own protocol) and writes a metrics JSON next to the weights — the file the table notebook (06) reads.

@@ -221,6 +221,16 @@ else:
     print("fewer than two people found: no Figure 1 panel")
 
 # %% [markdown]
+# **Explorer**: pick any query pixel (row / column of the stride-4 map) and compare BoIR's and CID's
+# similarity maps side by side, on the same image.
+
+# %%
+from boir_core.viz.explorers import SimilarityPairExplorer, place
+
+pair_explorer = place(SimilarityPairExplorer(analyse(fig1_index, "BoIR")["prep"]["canvas"],
+                                             {name: analyse(fig1_index, name)["features"] for name in ("BoIR", "CID")}))
+
+# %% [markdown]
 # ## Figure 3: t-SNE of the backbone features as RGB
 # Every pixel's feature vector (C channels at stride 4) is embedded in 3-D by t-SNE (250 iterations), each
 # axis normalised to [0, 1] and read as R, G, B. Pixels are subsampled on a grid (`tsne_points`) and the

@@ -388,8 +388,9 @@ class KeypointDataset(torch.utils.data.Dataset):
         return np.where(acc > 0, 0, 255).astype(np.uint8)
 
     # ---- training sample -------------------------------------------------------------------------
-    def load_train(self, index: int, timings: dict[str, float] | None = None) -> dict:
-        """One augmented training sample; ``timings`` (if given) accumulates seconds per step."""
+    def load_train(self, index: int, timings: dict[str, float] | None = None, params=None) -> dict:
+        """One augmented training sample; ``timings`` (if given) accumulates seconds per step. ``params`` (an
+        :class:`~boir_core.data.transforms.AffineParams`) pins the augmentation instead of drawing it."""
         clock = time.perf_counter
         t0 = clock()
         rec = self.records[index]
@@ -399,9 +400,10 @@ class KeypointDataset(torch.utils.data.Dataset):
 
         rng = self.rng_for(index)
         s_in, s_out = self.input_size, self.output_size
-        params = sample_affine_params(rng, w, h, min_scale=self.min_scale, max_scale=self.max_scale,
-                                      max_rotation=self.max_rotation, max_translate=self.max_translate,
-                                      flip_prob=self.flip)
+        if params is None:
+            params = sample_affine_params(rng, w, h, min_scale=self.min_scale, max_scale=self.max_scale,
+                                          max_rotation=self.max_rotation, max_translate=self.max_translate,
+                                          flip_prob=self.flip)
         m_in, m_out = train_affines(params, s_in, s_out, self.flip_alignment)
         image = warp(img, m_in, (s_in, s_in))
         kpts = rec["keypoints"].copy()

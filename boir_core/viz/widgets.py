@@ -107,7 +107,9 @@ class LossExplorer:
             c.observe(lambda change: self.update(), names="value")
         self.widget = w.VBox([*(w.HBox(r) for r in self.box_sliders), w.HBox([self.beta, self.dim]),
                               w.HBox([self.variant, self.kernel]), self.text, self.output])
+        self.widget.add_class("boir-explorer")  # how the browser test finds every explorer on the page
         self.last: dict = {}
+        self.png = b""
 
     @property
     def controls(self):
@@ -129,7 +131,7 @@ class LossExplorer:
         if draw:
             self.output.clear_output(wait=True)
             with self.output:
-                _show(draw_soft_masks(res, self.boxes))
+                self.png = _show(draw_soft_masks(res, self.boxes))
         return res
 
 
@@ -171,6 +173,8 @@ class SimilarityViewer:
         for c in (self.row, self.col, self.beta, self.kernel):
             c.observe(lambda change: self.update(), names="value")
         self.widget = w.VBox([w.HBox([self.row, self.col]), w.HBox([self.beta, self.kernel]), self.output])
+        self.widget.add_class("boir-explorer")
+        self.png = b""
 
     def update(self, draw: bool = True) -> torch.Tensor:
         sim = similarity_map(self.emb, point=(self.row.value, self.col.value), beta=float(self.beta.value),
@@ -190,19 +194,21 @@ class SimilarityViewer:
                 ax.plot(self.col.value, self.row.value, "c+", ms=10)
                 ax.set_title(f"{self.kernel.value} similarity to ({self.row.value}, {self.col.value})")
                 ax.set_axis_off()
-                _show(fig)
+                self.png = _show(fig)
         return sim
 
 
-def _show(fig) -> None:
-    """Display a figure inside the current Output widget (in a notebook), then free it."""
-    import matplotlib.pyplot as plt
+def _show(fig) -> bytes:
+    """Display a figure as PNG inside the current Output widget (in a notebook; any matplotlib backend), free
+    it and return the PNG bytes."""
+    from .explorers import figure_png
 
+    png = figure_png(fig)
     if _in_notebook():
-        from IPython.display import display
+        from IPython.display import Image, display
 
-        display(fig)
-    plt.close(fig)
+        display(Image(png))
+    return png
 
 
 def _in_notebook() -> bool:
