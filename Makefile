@@ -63,7 +63,7 @@ lab: $(STAMP) notebooks
 	@echo "(notebooks/NN_topic.ipynb; or right-click a notebooks/NN_topic.py > Open With > Jupytext Notebook)"
 	env -u MPLBACKEND $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=$(CURDIR) \
 	  --ServerApp.ip=$(LAB_IP) --ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 \
-	  --IdentityProvider.token=$(LAB_TOKEN)
+	  --IdentityProvider.token=$(LAB_TOKEN) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 reproduce: $(STAMP) notebooks
 	$(PY) -m boir_core reproduce --table $(TABLE)

@@ -2,7 +2,7 @@
 
 Every explorer has the same shape: ``controls`` (sliders and dropdowns), ``compute()`` (plain numbers from
 the current control values), ``draw(result)`` (a matplotlib ``Figure``), and ``update()`` which runs both,
-keeps the PNG bytes of the drawing in ``png`` and shows it in the widget's ``Output``. The notebooks only
+keeps the PNG bytes of the drawing in ``png`` and shows them in the widget's ``Image``. The notebooks only
 place them with :func:`place`, which also leaves the first drawing as an ordinary output so that static
 renders (GitHub, nbviewer, an executed notebook opened without a kernel) show it. The widget carries the CSS
 class ``boir-explorer`` (the browser test finds explorers by it).
@@ -59,10 +59,10 @@ class Explorer:
         w = _widgets()
         self.rows = [list(r) for r in rows]
         self.caption = w.HTML()
-        self.output = w.Output()
+        self.image = w.Image(format="png")  # the drawing (an Image widget: no output capture, renders anywhere)
         for c in self.controls:
             c.observe(lambda change: self.update(), names="value")
-        self.widget = w.VBox([*(w.HBox(r) for r in self.rows), self.caption, self.output])
+        self.widget = w.VBox([*(w.HBox(r) for r in self.rows), self.caption, self.image])
         self.widget.add_class("boir-explorer")
         self.last: Any = None
         self.png: bytes = b""
@@ -87,11 +87,7 @@ class Explorer:
         self.caption.value = self.describe(res)
         if draw:
             self.png = figure_png(self.draw(res))
-            from IPython.display import Image, display
-
-            self.output.clear_output(wait=True)
-            with self.output:
-                display(Image(self.png))
+            self.image.value = self.png
         return res
 
 
@@ -203,10 +199,21 @@ class AugmentationExplorer(Explorer):
 
 # ---------------------------------------------------------------- notebook 03: freeze the embedding, move a box
 def fit_embedding(boxes: Sequence[Sequence[float]], size: int = 32, dim: int = 16, beta: float = 10.0,
-                  steps: int = 200, lr: float = 0.05, seed: int = 0) -> torch.Tensor:
+                  steps: int = 60, lr: float = 0.1, seed: int = 0) -> torch.Tensor:
     """An embedding map [D, size, size] *trained* with the Bbox Mask Loss (paper variant) for ``boxes``: the map
     itself is the parameter, started from small noise and moved by Adam for ``steps`` steps. A trained map
-    for the explorers, free of any network."""
+    for the explorers, free of any network. Cached: the same arguments return the same (shared) tensor."""
+    key = (tuple(tuple(float(v) for v in b) for b in boxes), int(size), int(dim), float(beta), int(steps),
+           float(lr), int(seed))
+    if key not in _FITTED:
+        _FITTED[key] = _fit_embedding(*key)
+    return _FITTED[key]
+
+
+_FITTED: dict = {}
+
+
+def _fit_embedding(boxes, size, dim, beta, steps, lr, seed) -> torch.Tensor:
     from ..losses.bbox_mask import bbox_mask_terms
 
     g = torch.Generator().manual_seed(int(seed))
@@ -228,7 +235,7 @@ class FrozenEmbeddingExplorer(Explorer):
     punished. Controls: which box, its x / y, the distance, the kernel and the seed of the trained map."""
 
     def __init__(self, boxes: Sequence[Sequence[float]], size: int = 32, dim: int = 16, beta: float = 10.0,
-                 seed: int = 0, steps: int = 200):
+                 seed: int = 0, steps: int = 60):
         if len(boxes) < 2:
             raise ValueError(f"the explorer needs at least two boxes, got {len(boxes)}")
         self.true_boxes = [tuple(float(v) for v in b) for b in boxes]

@@ -66,9 +66,9 @@ def test_fit_embedding_learns_and_a_moved_box_is_punished():
     bbox = torch.tensor(BOXES, dtype=torch.float64)
     args = (torch.zeros(2, dtype=torch.long), bbox[:, :2] + bbox[:, 2:] / 2)
     before = fit_embedding(BOXES, size=24, dim=8, steps=0)
-    after = fit_embedding(BOXES, size=24, dim=8, steps=150)
+    after = fit_embedding(BOXES, size=24, dim=8)
     assert float(bbox_mask_terms(after[None], bbox, *args).loss) < 0.5 * float(bbox_mask_terms(before[None], bbox, *args).loss)
-    ex = FrozenEmbeddingExplorer(BOXES, size=24, dim=8, steps=150)
+    ex = FrozenEmbeddingExplorer(BOXES, size=24, dim=8)
     first = ex.update()
     emb = ex.embedding()
     ex.dx.value = 8.0  # box 0 slides onto person 1: its center embedding is person 1's, push_inst fires
