@@ -88,6 +88,8 @@ from boir_core.data.synthetic import ensure_synthcrowd
 # relative paths are read from the kit's root (the kernel may start in notebooks/); a path you set must exist
 work_dir = paths.resolve(work_dir)
 images = [paths.existing(p, "image") for p in images]
+boir_checkpoint = paths.existing(boir_checkpoint, "boir_checkpoint") if boir_checkpoint else paths.default_checkpoint("boir")
+cid_checkpoint = paths.existing(cid_checkpoint, "cid_checkpoint") if cid_checkpoint else paths.default_checkpoint("cid")
 if data_root:
     data_root = paths.existing(data_root, "data_root")
 elif (paths.resolve("data/synthcrowd") / "annotations" / "person_keypoints_val.json").is_file():
@@ -96,8 +98,6 @@ else:  # no SynthCrowd generated yet: a small set of our own (never overwrite so
     data_root = work_dir / "synthcrowd"
     ensure_synthcrowd(data_root, num_train=16, num_val=max(int(search_images), 1))
 print(f"SynthCrowd: {data_root}")
-boir_checkpoint = paths.existing(boir_checkpoint, "boir_checkpoint") if boir_checkpoint else paths.default_checkpoint("boir")
-cid_checkpoint = paths.existing(cid_checkpoint, "cid_checkpoint") if cid_checkpoint else paths.default_checkpoint("cid")
 
 
 def get_model(arch, config, checkpoint):

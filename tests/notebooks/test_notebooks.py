@@ -127,3 +127,21 @@ def test_notebook_04_papermill_trains_the_configs_schedule(tmp_path):
     images = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]
     assert len(images) >= 2, f"{len(images)} figures in the executed notebook 04"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, parameter", [("05_inference_and_evaluation", "checkpoint"),
+                                             ("07_representations", "boir_checkpoint")])
+def test_a_named_path_that_does_not_exist_is_an_error_naming_it(name, parameter, tmp_path):
+    """No silent fallback: a mistyped checkpoint stops the notebook with an error that names it (it used to
+    train a toy model instead)."""
+    src = tmp_path / f"{name}.ipynb"
+    nbformat.write(_load(REPO / "notebooks" / f"{name}.py"), src)
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        papermill.execute_notebook(str(src), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                   cwd=str(REPO / "notebooks"), progress_bar=False,
+                                   parameters={parameter: "runs/no_such_run/final.pt"})
+    assert err.value.ename == "PathNotFound"
+    assert f"{parameter} not found: runs/no_such_run/final.pt" in err.value.evalue
+    assert str(REPO / "runs" / "no_such_run" / "final.pt") in err.value.evalue  # read from the kit's root
+    assert not (REPO / "runs" / "no_such_run").exists()
