@@ -157,7 +157,7 @@ class AugmentationExplorer(Explorer):
     def draw(self, s: dict):
         from ..data.transforms import denormalize_image
 
-        fig = _figure(figsize=(8, 4))
+        fig = _figure(figsize=(9, 4.6))
         ax0, ax1 = fig.subplots(1, 2)
         s_in = s["image"].shape[-1]
         s_out = s["multi_mask"].shape[-1]
@@ -175,8 +175,8 @@ class AugmentationExplorer(Explorer):
                 (x, y), bw, bh, fill=False, ec=f"C{i % 10}", lw=1))
         ax0.set_xlim(0, s_in), ax0.set_ylim(s_in, 0)
         p = self.params()
-        ax0.set_title(f"scale {self.scale.value:.2f}, rot {p.rotation:.0f}°, shift ({self.dx.value}, "
-                      f"{self.dy.value}), {'flipped' if p.flip else 'not flipped'}", fontsize=8)
+        ax0.set_title(f"scale {self.scale.value:.2f}, rotation {p.rotation:.0f}°\nshift ({self.dx.value}, "
+                      f"{self.dy.value}) px, {'flipped' if p.flip else 'not flipped'}", fontsize=8)
         k = s["multi_heatmap"].shape[0] - 1
         view = self.view.value
         if view == self.VIEWS[0]:
@@ -191,7 +191,7 @@ class AugmentationExplorer(Explorer):
         if view != self.VIEWS[3] and len(s["instance_coord"]):
             yx = s["instance_coord"].numpy()
             ax1.scatter(yx[:, 1], yx[:, 0], s=14, facecolors="none", edgecolors="cyan")
-        ax1.set_title(f"{view} ({s_out}×{s_out}): {self.describe(s)}", fontsize=8)
+        ax1.set_title(f"{view} ({s_out}×{s_out})\n{self.describe(s)}", fontsize=8)
         for ax in (ax0, ax1):
             ax.set_axis_off()
         return fig
