@@ -58,7 +58,7 @@ nbval: $(STAMP) notebooks
 
 # The kernel is registered inside .venv (python3, this interpreter); kernels get no forced MPLBACKEND.
 lab: $(STAMP) notebooks
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (BoIR Kit)" >/dev/null
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 	@echo "JupyterLab for BoIR Kit: open http://$(LAB_IP):$(LAB_PORT)/lab/tree/notebooks?token=$(LAB_TOKEN)"
 	@echo "(notebooks/NN_topic.ipynb; or right-click a notebooks/NN_topic.py > Open With > Jupytext Notebook)"
 	env -u MPLBACKEND $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=$(CURDIR) \
