@@ -316,6 +316,7 @@ class Reference:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self.worker.join(30)
 
 
 # ---------------------------------------------------------------- explorers
