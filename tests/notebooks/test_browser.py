@@ -39,7 +39,7 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 CI_PARAMETERS: dict[str, dict] = {
     "02_backbone_aspp_heads": {"backbone": "hrnet_w18_small", "input_size": 128},
     "05_inference_and_evaluation": {"max_images": 4},
-    "06_reproduce_tables": {"table": 3, "demo_images": 2, "demo_train_iters": 2},
+    "06_reproduce_tables": {"table": 3, "demo_images": 2, "demo_train_iters": 2, "overwrite": True},
     "07_representations": {"search_images": 3, "tsne_points": 256, "tsne_iterations": 250},
 }
 NOTEBOOK_TIMEOUT_S = 900
