@@ -230,7 +230,8 @@ def _errors(nb: dict) -> list[str]:
 def run_in_lab(page, lab: Lab, name: str) -> dict:
     """Open, run all, wait, save; return the saved notebook (JSON)."""
     page.goto(f"{lab.base}/lab/tree/notebooks/{name}.ipynb?reset&token={lab.token}")
-    page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for(timeout=120_000)
+    # the first page load builds JupyterLab's whole front end: minutes on a starved 2-core machine
+    page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for(timeout=600_000)
     _wait_kernel_idle(lab, name, 180, settle=2)
     session = lab.sessions(name)[0]
     assert session["path"] == f"notebooks/{name}.ipynb"
