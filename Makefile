@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-NOTEBOOK_SRC := $(sorted $(wildcard notebooks/[0-9][0-9]_*.py))
+NOTEBOOK_SRC := $(sort $(wildcard notebooks/[0-9][0-9]_*.py))
 NOTEBOOKS := $(NOTEBOOK_SRC:.py=.ipynb)
 # timm's hub is unreachable offline: fail fast instead of hanging on it.
 export HF_HUB_OFFLINE := 1
@@ -12,12 +12,22 @@ export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 TABLE ?= 5
 DEMO_OUT ?= runs/demo
+# make lab: JupyterLab on the kit's root (LAB_IP=0.0.0.0 to reach it from another machine)
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+ifndef LAB_TOKEN
+LAB_TOKEN := $(shell od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+endif
+# nbval executes every notebook with its defaults (kernel started in notebooks/, as JupyterLab does)
+NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1200
 
-.PHONY: help install notebooks demo test test-fast nbval reproduce bench clean
+.PHONY: help install notebooks demo test test-fast nbval lab reproduce bench clean
 
 help:
 	@echo "make demo      - set up .venv, generate SynthCrowd, run the main job into $(DEMO_OUT)/"
 	@echo "make test      - set up .venv, run every test (notebooks included)"
+	@echo "make lab       - set up .venv, build the notebooks, start JupyterLab on the kit and print its URL"
+	@echo "make notebooks - build notebooks/NN_topic.ipynb from the committed jupytext .py files"
 	@echo "make reproduce TABLE=n - reproduce one of the paper's Tables 1-7 (papermill)"
 	@echo "make bench     - print the benchmark figures"
 
@@ -38,13 +48,22 @@ demo: $(STAMP) notebooks
 	$(PY) -m boir_core demo --out $(DEMO_OUT)
 
 test: $(STAMP) notebooks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q tests $(NOTEBOOKS) $(NBVAL)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" --ignore=tests/notebooks
 
 nbval: $(STAMP) notebooks
-	$(PY) -m pytest -q --nbval-lax --nbval-current-env $(NOTEBOOKS)
+	$(PY) -m pytest -q $(NOTEBOOKS) $(NBVAL)
+
+# The kernel is registered inside .venv (python3, this interpreter); kernels get no forced MPLBACKEND.
+lab: $(STAMP) notebooks
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
+	@echo "JupyterLab for BoIR Kit: open http://$(LAB_IP):$(LAB_PORT)/lab/tree/notebooks?token=$(LAB_TOKEN)"
+	@echo "(notebooks/NN_topic.ipynb; or right-click a notebooks/NN_topic.py > Open With > Jupytext Notebook)"
+	env -u MPLBACKEND $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=$(CURDIR) \
+	  --ServerApp.ip=$(LAB_IP) --ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 \
+	  --IdentityProvider.token=$(LAB_TOKEN) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 reproduce: $(STAMP) notebooks
 	$(PY) -m boir_core reproduce --table $(TABLE)

@@ -27,8 +27,8 @@
 # CrowdPose / OCHuman fixture images when they are present.
 
 # %% tags=["parameters"]
-data_root = None  # None: generate a small SynthCrowd into a temporary folder
-real_fixtures = "../shared/fixtures/real"  # real COCO / CrowdPose / OCHuman samples (skipped if absent)
+data_root = None  # None: generate a small SynthCrowd into a temporary folder; relative paths: from the kit's root
+real_fixtures = None  # real COCO / CrowdPose / OCHuman samples; None: ../shared/fixtures/real (skipped if absent)
 input_size = 256  # S_in; the output maps are S_in / 4
 num_train = 6  # SynthCrowd images to generate when data_root is None
 num_val = 2
@@ -43,6 +43,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from boir_core import paths
 from boir_core.data import PROFILES, KeypointDataset, collate_train, get_profile
 from boir_core.data.targets import gaussian_radius, gaussian_sigma
 from boir_core.data.transforms import apply_affine, denormalize_image, eval_resize
@@ -62,8 +63,8 @@ if data_root is None:
     data_root = os.path.join(tempfile.gettempdir(), f"boir_nb01_synthcrowd_{num_train}_{num_val}_{seed}")
     if not Path(data_root, "annotations", "person_keypoints_train.json").exists():
         make_synthcrowd(data_root, num_train=num_train, num_val=num_val, seed=seed, num_keypoints=17)
-data_root = Path(data_root)
-print(sorted(p.name for p in (data_root / "annotations").iterdir()))
+data_root = paths.existing(data_root, "data_root")
+print(data_root, sorted(p.name for p in (data_root / "annotations").iterdir()))
 
 # %% [markdown]
 # ## 1 · The COCO keypoint format
@@ -143,6 +144,15 @@ for e, ax in enumerate(axes):
     ax.set_xlim(0, input_size), ax.set_ylim(input_size, 0)
 plt.show()
 train_ds.set_epoch(0)
+
+# %% [markdown]
+# **Explorer**: pin the augmentation yourself (scale, rotation, shift, flip) and watch the sample and the
+# chosen target follow (`boir_core.viz.explorers.AugmentationExplorer`).
+
+# %%
+from boir_core.viz.explorers import AugmentationExplorer, place
+
+augmentation_explorer = place(AugmentationExplorer(train_ds, index=0, skeleton=skel))
 
 # %% [markdown]
 # ### The flip: release vs. correct labels
@@ -249,15 +259,17 @@ for mode in ("correct", "release"):
 # unlabelled people show up in its ignore mask; CrowdPose has 14 keypoints and no area test.
 
 # %%
-real = Path(real_fixtures)
+real = paths.existing(real_fixtures, "real_fixtures") if real_fixtures else paths.real_fixtures_dir()
 files = {"coco": "test_coco.json", "crowdpose": "test_crowdpose.json", "ochuman": "test_ochuman.json"}
-if (real / "coco").is_dir():
+if real is not None:
+    print(f"real fixtures: {real}")
     for name, fname in files.items():
         ds = KeypointDataset(real / name, name, "test", input_size=input_size, ann_file=real / name / fname,
                              image_dir=real / name, seed=seed)
         show_targets(ds[len(ds) - 1], get_profile(name).skeleton, f"{name} ({len(ds)} images)")
 else:
-    print(f"real fixtures not found at {real.resolve()}; set real_fixtures to shared/fixtures/real")
+    print(f"real fixtures not found at {paths.repo_root().parent / 'shared' / 'fixtures' / 'real'}; "
+          "set real_fixtures (or BOIR_REAL_FIXTURES) to shared/fixtures/real")
 
 # %% [markdown]
 # ## 6 · Test-time resize (spec §6 step 1)

@@ -30,8 +30,8 @@
 backbone = "hrnet_w32"  # hrnet_w32 (paper), hrnet_w18_small (fastest); W48 is only counted below
 inst_channels = 64  # instance-head width: 64 for W32, 96 for W48
 input_size = 256  # S_in (the paper uses 512); maps are S_in / 4
-image_path = "../shared/fixtures/real/coco/000000197388.jpg"  # a real COCO image; drawn shapes if absent
-annotations = "../shared/fixtures/real/coco/test_coco.json"  # for the two people's centers (optional)
+image_path = None  # a real image; None: COCO 000000197388.jpg from the real fixtures, drawn shapes without them
+annotations = None  # COCO keypoint JSON for the two people's centers; None: the fixtures' (with the default image)
 checkpoint = None  # path to a released BoIR checkpoint or one of ours; None: untrained network
 device = "cpu"
 num_threads = 1  # CPU threads for PyTorch (1 is fastest on a busy shared machine; 0 keeps the default)
@@ -46,6 +46,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from boir_core import paths
 from boir_core.data.transforms import normalize_image
 from boir_core.model import BoIR, count_parameters, load_weights, parameter_table
 from boir_core.ops import sigmoid_clamp
@@ -53,7 +54,16 @@ from boir_core.ops import sigmoid_clamp
 if num_threads:
     torch.set_num_threads(num_threads)
 torch.manual_seed(seed)
-%matplotlib inline
+# %matplotlib inline
+
+# relative paths are read from the kit's root; a path you set must exist
+fixtures = paths.real_fixtures_dir()
+if image_path is None and fixtures is not None:
+    image_path = fixtures / "coco" / "000000197388.jpg"
+    annotations = annotations or fixtures / "coco" / "test_coco.json"
+image_path = paths.existing(image_path, "image_path") if image_path else None
+annotations = paths.existing(annotations, "annotations") if annotations else None
+checkpoint = paths.existing(checkpoint, "checkpoint") if checkpoint else None
 
 # %% [markdown]
 # ## The input image
@@ -97,15 +107,15 @@ def two_overlapping_people(anns):
     return centers
 
 
-if image_path and os.path.isfile(image_path):
-    rgb = cv2.cvtColor(cv2.imread(image_path), cv2.COLOR_BGR2RGB)
+if image_path is not None:
+    rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
     scale = input_size / max(rgb.shape[:2])
     canvas = np.zeros((input_size, input_size, 3), np.uint8)
     resized = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)))
     canvas[: resized.shape[0], : resized.shape[1]] = resized
     centers = [(input_size * 0.4, input_size * 0.5), (input_size * 0.6, input_size * 0.5)]
-    if annotations and os.path.isfile(annotations):
-        coco = json.load(open(annotations))
+    if annotations is not None:
+        coco = json.loads(annotations.read_text())
         name = os.path.basename(image_path)
         ids = [im["id"] for im in coco["images"] if im["file_name"] == name]
         anns = [a for a in coco["annotations"] if ids and a["image_id"] == ids[0]]
@@ -114,7 +124,7 @@ if image_path and os.path.isfile(image_path):
     source = f"{image_path} (scaled by {scale:.3f})"
 else:
     canvas, centers = drawn_people(input_size)
-    source = "drawn shapes"
+    source = "drawn shapes (no real fixtures found: set image_path, or BOIR_REAL_FIXTURES to shared/fixtures/real)"
 
 images = torch.from_numpy(normalize_image(canvas))[None].to(device)
 instance_coord = torch.tensor([[int(y / 4), int(x / 4)] for x, y in centers], device=device)  # (y, x)

@@ -53,7 +53,7 @@ from boir_core.viz.widgets import explore_terms, loss_explorer, similarity_viewe
 if num_threads:
     torch.set_num_threads(num_threads)
 torch.manual_seed(seed)
-%matplotlib inline
+# %matplotlib inline
 
 # %% [markdown]
 # ## 1 · A toy scene
@@ -282,16 +282,21 @@ if BoIR is not None:
 # **Loss explorer**: move and resize the boxes (drag one onto the other to make them overlap), change β,
 # D, the variant and the kernel; the three terms and every box's soft mask update.
 # **Similarity viewer**: pick a pixel and see its Gaussian-kernel similarity to the whole map
-# (`boir_core.viz.similarity.similarity_map`). Widgets need a live kernel; in a static render you see the
-# first drawing.
+# (`boir_core.viz.similarity.similarity_map`), on a map *trained* by the Bbox Mask Loss (the map itself
+# optimised for the toy boxes, `boir_core.viz.explorers.fit_embedding`).
+# **Frozen embedding, moved box**: the trained map stays fixed while you move one box away from its person;
+# its terms rise: a wrongly placed box is punished. Distance, kernel and the seed of the trained map are
+# controls too. Widgets need a live kernel; in a static render you see each explorer's first drawing.
 
 # %%
-from IPython.display import display
+from boir_core.viz.explorers import FrozenEmbeddingExplorer, fit_embedding, place
 
-explorer = loss_explorer(boxes=[tuple(b) for b in boxes.tolist()], size=size, dim=dim, beta=beta, noise=noise,
-                         seed=seed)
-display(explorer.widget)
+explorer = place(loss_explorer(boxes=[tuple(b) for b in boxes.tolist()], size=size, dim=dim, beta=beta,
+                               noise=noise, seed=seed))
 
 # %%
-viewer = similarity_viewer(net_emb if net_emb is not None else emb, beta=beta)
-display(viewer.widget)
+trained_emb = fit_embedding(boxes.tolist(), size=size, dim=dim, beta=beta, seed=seed)
+viewer = place(similarity_viewer(trained_emb, beta=beta))
+
+# %%
+frozen_explorer = place(FrozenEmbeddingExplorer(boxes.tolist(), size=size, dim=dim, beta=beta, seed=seed))

@@ -14,8 +14,9 @@
 # # 04 · Training BoIR
 #
 # This notebook explains the training loop of `boir_core.engine.train` and runs it. By default it trains the
-# CPU demo configuration on the embedded SynthCrowd data for a handful of iterations; papermill parameters
-# turn it into a full GPU run (`config`, `data_root`, `gpus`, `epochs`).
+# `tiny` configuration (its own schedule: 2 epochs of 3 iterations) on the embedded SynthCrowd data; papermill
+# parameters turn it into a full GPU run (`config`, `data_root`, `gpus`). A parameter left at `None` takes the
+# config's value, so `-p config coco_w32` trains exactly the paper's COCO schedule.
 #
 # What happens in one iteration (spec §5, paper §4.2):
 #
@@ -37,15 +38,15 @@
 # only rank 0 logs and saves.
 
 # %% tags=["parameters"]
-config = "demo"  # a name in configs/ or a YAML path
-data_root = "data/synthcrowd"  # SynthCrowd is generated here when missing
-run_dir = "runs/notebooks/04_training"
-epochs = 1
-max_iters_per_epoch = 6  # 0: whole epochs (the paper's schedule)
-batch_size = 4
+config = "tiny"  # a name in configs/ or a YAML path
+data_root = None  # None: the config's data.root (SynthCrowd is generated there when missing)
+run_dir = None  # None: runs/notebooks/04_training/<config name>; relative paths are read from the kit's root
+epochs = None  # None: the config's train.epochs
+max_iters_per_epoch = None  # None: the config's train.max_iters_per_epoch (0: whole epochs)
+batch_size = None  # None: the config's train.batch_size (images per GPU)
 gpus = 1  # > 1: launch torchrun with this many processes
-device = "auto"
-checkpoint = ""  # a trained run folder or weights file: plot its log instead of training
+device = None  # None: the config's train.device
+checkpoint = None  # a trained run folder or weights file: plot its log instead of training
 overrides = []  # extra config overrides, written as on the command line
 
 # %%
@@ -57,13 +58,22 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from boir_core import paths
 from boir_core.config import load_config
 from boir_core.engine.schedule import warmup_cosine_schedule
 from boir_core.engine.train import train
 
-cfg = load_config(config, [f"data.root={data_root}", f"train.epochs={epochs}",
-                           f"train.max_iters_per_epoch={max_iters_per_epoch}", f"train.batch_size={batch_size}",
-                           f"train.device={device}", *overrides])
+# %matplotlib inline
+
+# the parameters you set become overrides; the ones left at None keep the config's values
+mirrors = {"data.root": data_root, "train.epochs": epochs, "train.max_iters_per_epoch": max_iters_per_epoch,
+           "train.batch_size": batch_size, "train.device": device}
+set_here = [f"{k}={v}" for k, v in mirrors.items() if v is not None]
+cfg = load_config(config, [*set_here, *overrides])
+cfg = cfg.override(f"data.root={paths.resolve(cfg.data.root)}")  # relative to the kit's root, not notebooks/
+run_dir = paths.resolve(run_dir) if run_dir else paths.resolve(f"runs/notebooks/04_training/{cfg.name}")
+checkpoint = paths.existing(checkpoint, "checkpoint") if checkpoint else None
+print("overrides:", [*set_here, *overrides] or "none (the config as it is)")
 print(cfg.to_yaml())
 
 # %% [markdown]
@@ -78,8 +88,8 @@ paper = warmup_cosine_schedule(140 * 708, 10 * 708)
 fig, ax = plt.subplots(1, 2, figsize=(11, 3))
 ax[0].plot(np.arange(len(paper)) / 708, paper)
 ax[0].set(title="paper schedule (COCO)", xlabel="epoch", ylabel="lr")
-ipe = max(1, max_iters_per_epoch or 1)
-ours = warmup_cosine_schedule(max(1, epochs * ipe), cfg.train.warmup_epochs * ipe, cfg.train.lr)
+ipe = max(1, cfg.train.max_iters_per_epoch or 1)  # (whole epochs: the data set's length sets the real count)
+ours = warmup_cosine_schedule(max(1, cfg.train.epochs * ipe), cfg.train.warmup_epochs * ipe, cfg.train.lr)
 ax[1].plot(ours, marker=".")
 ax[1].set(title=f"this run ({len(ours)} iterations)", xlabel="iteration")
 plt.tight_layout()
@@ -105,20 +115,20 @@ if cfg.data.dataset.startswith("synthcrowd"):
 
 # %%
 if checkpoint:
-    ck = Path(checkpoint)
+    ck = checkpoint
     run = ck if ck.is_dir() else (ck.parent.parent if ck.parent.name == "checkpoints" else ck.parent)
     print(f"using the finished run in {run}")
 elif gpus > 1:
-    run = Path(run_dir)
+    run = run_dir
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={gpus}", "-m", "boir_core", "train",
-           "--config", str(config), "--run-dir", str(run), f"data.root={data_root}", f"train.epochs={epochs}",
-           f"train.max_iters_per_epoch={max_iters_per_epoch}", f"train.batch_size={batch_size}", *overrides]
+           "--config", str(config), "--run-dir", str(run), *set_here, *overrides, f"data.root={cfg.data.root}"]
     print(" ".join(cmd))
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, cwd=paths.repo_root())
 else:
-    run = Path(run_dir)
+    run = run_dir
     summary = train(cfg, run, resume="or-restart", progress=False)  # changed parameters: start over
     print(f"{summary.iterations} iterations in {summary.seconds:.1f} s, weights in {summary.final_weights}")
+print(f"run folder: {run} (config.yaml, metrics.jsonl, final.pt)")
 
 # %% [markdown]
 # ## Loss curves

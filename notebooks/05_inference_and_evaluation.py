@@ -18,17 +18,18 @@
 # This notebook draws every step of the released decoding (spec §6) on one image, then evaluates a model
 # with the COCO keypoint protocol and shows the metrics table.
 #
-# By default it uses the demo model trained by `make demo` (`runs/demo/train/final.pt`) when it exists,
-# else it trains the tiny configuration for a few iterations so the notebook always runs.
+# By default it uses the kit's default trained weights (`boir_core.paths.default_checkpoint()`: the demo model
+# that `make demo` trains into `runs/demo/train/final.pt`) when they exist, else it trains the tiny
+# configuration for a few iterations so the notebook always runs, and says so.
 
 # %% tags=["parameters"]
-config = "demo"
-data_root = "data/synthcrowd"
-checkpoint = "runs/demo/train/final.pt"  # our weights, a run folder or a released .pth; trained if missing
-fallback_run_dir = "runs/notebooks/05_tiny"
+config = None  # None: the config saved with the weights (else demo); e.g. coco_w32 for released weights
+data_root = None  # None: the config's data.root; relative paths are read from the kit's root
+checkpoint = None  # our weights, a run folder or a released .pth; None: the default weights (make demo's)
+fallback_run_dir = "runs/notebooks/05_tiny"  # where a tiny model is trained when there are no default weights
 image_index = 0  # which validation image to decode step by step
-max_images = 20  # images evaluated (0: the whole split)
-device = "cpu"
+max_images = None  # None: the config's test.max_images (0: the whole split)
+device = None  # None: the config's train.device
 
 # %%
 from pathlib import Path
@@ -37,30 +38,47 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data import KeypointDataset, get_profile
 from boir_core.data.transforms import denormalize_image
 from boir_core.engine.decode import decode, decode_kwargs_from_config
-from boir_core.engine.runner import load_inference_model, run_evaluation
+from boir_core.engine.runner import checkpoint_config, load_inference_model, run_evaluation
 from boir_core.viz.draw import draw_poses
 
-cfg = load_config(config, [f"data.root={data_root}", f"train.device={device}", f"test.max_images={max_images}"])
-if cfg.data.dataset.startswith("synthcrowd"):
-    from boir_core.data.synthetic import ensure_synthcrowd
-
-    ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
+# %matplotlib inline
 
 # %% [markdown]
 # ## A model (guarded: load if present, else train briefly)
 
 # %%
-if not Path(checkpoint).exists():
+# the parameters you set become overrides; the ones left at None keep the config's values
+mirrors = {"data.root": data_root, "train.device": device, "test.max_images": max_images}
+set_here = [f"{k}={v}" for k, v in mirrors.items() if v is not None]
+if checkpoint:  # a path you named must exist: no silent fallback
+    checkpoint = paths.existing(checkpoint, "checkpoint")
+else:
+    checkpoint = paths.default_checkpoint("boir")
+if checkpoint is not None:
+    cfg = checkpoint_config(checkpoint, config, set_here)
+    print(f"weights: {checkpoint} ({cfg.name} config)")
+else:
+    print("no trained weights yet (`make demo` trains them into "
+          f"{paths.resolve(paths.DEMO_WEIGHTS)}): training the tiny config for 4 iterations instead")
+    # a toy model: a few iterations, and 20 validation images unless you set max_images
+    cfg = load_config("tiny", ["train.epochs=1", "train.max_iters_per_epoch=4", "test.max_images=20", *set_here])
+cfg = cfg.override(f"data.root={paths.resolve(cfg.data.root)}")  # relative to the kit's root, not notebooks/
+if cfg.data.dataset.startswith("synthcrowd"):
+    from boir_core.data.synthetic import ensure_synthcrowd
+
+    ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
+if checkpoint is None:
     from boir_core.engine.train import train
 
-    print(f"{checkpoint} not found: training the tiny config for a few iterations instead")
-    cfg = load_config("tiny", [f"data.root={data_root}", f"train.device={device}", f"test.max_images={max_images}",
-                               "train.epochs=1", "train.max_iters_per_epoch=4"])
-    checkpoint = str(train(cfg, fallback_run_dir, resume="or-restart", progress=False).final_weights)
+    checkpoint = train(cfg, paths.resolve(fallback_run_dir), resume="or-restart", progress=False).final_weights
+    print(f"weights: {checkpoint} (tiny, 4 iterations)")
+print(f"data: {cfg.data.root}")
+device = cfg.train.device if cfg.train.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
 model, report = load_inference_model(cfg, checkpoint, device)
 print(report)
 
@@ -144,12 +162,23 @@ plt.axis("off")
 plt.show()
 
 # %% [markdown]
+# **Explorer**: the decoding knobs (center threshold, pooling kernel, proposals, OKS-NMS threshold, flip test)
+# on this image; the poses are decoded again and redrawn, with the counts at each stage.
+
+# %%
+from boir_core.viz.explorers import DecodingExplorer, place
+
+decoding_explorer = place(DecodingExplorer(model, sample, original, kwargs, prof.skeleton))
+
+# %% [markdown]
 # ## Evaluation
 # `run_evaluation` decodes the test split, scores it with pycocotools (COCO / OCHuman; CrowdPose uses its
 # own protocol) and writes a metrics JSON next to the weights — the file the table notebook (06) reads.
 
 # %%
-out = run_evaluation(cfg, checkpoint, out_dir=Path(fallback_run_dir) / "eval", progress=False)
+eval_dir = paths.resolve(fallback_run_dir) / "eval"
+out = run_evaluation(cfg, checkpoint, out_dir=eval_dir, progress=False)
+print(f"results and metrics.json in {eval_dir}")
 m = out["metrics"]
 print(f"{'metric':<8} value")
 for k, v in m.items():

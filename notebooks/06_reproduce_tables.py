@@ -36,7 +36,7 @@
 # %% tags=["parameters"]
 table = 0  # 1-7, or 0 for all tables
 data_root = "data"  # holds coco/, crowdpose/, ochuman/ as prepared by data_scripts/prepare_data.py
-checkpoint_dir = "checkpoints"  # released or our weights, named as described above
+checkpoint_dir = "checkpoints"  # released or our weights, named as described above (paths from the kit's root)
 train = False  # Tables 4 / 7: train each ablation config (real data) instead of only evaluating weights
 gpus = 1  # GPUs to use (0: CPU); > 1 trains under torchrun
 results_dir = "runs/reproduce/results"  # where the metrics JSON files go
@@ -44,7 +44,7 @@ demo = "auto"  # "auto": demo mode when the real data are absent; True / False f
 demo_ablation_rows = 2  # demo: how many ablation rows to train (a number, "all", or a list of keys)
 demo_images = 4  # demo: SynthCrowd val images evaluated per row
 demo_train_iters = 4  # demo: iterations of each small training run
-demo_checkpoint = "runs/demo/train/final.pt"  # demo: BoIR weights from `make demo`, used when present
+demo_checkpoint = None  # demo: BoIR weights for the BoIR rows; None: the default weights (make demo's) if any
 latency_repeats = 5  # Table 5: timed forward passes (after warm-up)
 overwrite = False  # re-run rows whose metrics file exists
 num_threads = "auto"  # torch CPU threads; "auto": 1 in demo mode (small models, shared CPUs), else default
@@ -56,9 +56,18 @@ from pathlib import Path
 import torch
 from IPython.display import Markdown, display
 
+from boir_core import paths
 from boir_core.engine import reproduce as rp
 from boir_core.io import atomic_write_text
 from boir_core.paper import TABLES
+
+# relative paths are read from the kit's root (the kernel may start in notebooks/); a path you set must exist
+data_root, checkpoint_dir, results_dir = (paths.resolve(p) for p in (data_root, checkpoint_dir, results_dir))
+if demo_checkpoint:
+    demo_checkpoint = paths.existing(demo_checkpoint, "demo_checkpoint")
+else:
+    demo_checkpoint = paths.default_checkpoint("boir")
+print(f"data_root: {data_root}\ncheckpoint_dir: {checkpoint_dir}\nresults_dir: {results_dir}")
 
 demo_mode = rp.detect_demo(demo, data_root)
 if num_threads == "auto":

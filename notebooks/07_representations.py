@@ -24,18 +24,19 @@
 # * **Figures 4–6**: predictions, center heatmap, t-SNE and the similarity of the top-1 instance parameter
 #   (L2 distance + Gaussian kernel), and failure cases.
 #
-# By default the models are the `make demo` BoIR (`runs/demo/train/final.pt`) when present, else a tiny BoIR
-# trained for a few iterations, and a tiny CID trained the same way, on SynthCrowd. Such models have not
+# By default the models are the kit's default trained weights (`boir_core.paths.default_checkpoint`: the
+# `make demo` BoIR, `runs/demo/train/final.pt`) when present, else a tiny BoIR trained for a few iterations,
+# and a tiny CID trained the same way, on SynthCrowd. Such models have not
 # learnt much: the maps show the method, not the paper's result. Pass released checkpoints
 # (`boir_config="coco_w32"`, `cid_config="cid_coco_w32"`) and real `images` to see the paper's pictures.
 
 # %% tags=["parameters"]
-boir_config = "demo"  # config of the BoIR checkpoint (e.g. coco_w32 for the released W32 weights)
-boir_checkpoint = "runs/demo/train/final.pt"  # trained briefly (tiny) when missing
-cid_config = "cid_coco_w32"  # config of the CID checkpoint; with no CID checkpoint a tiny CID is trained
-cid_checkpoint = ""  # e.g. checkpoints/cid_coco_w32.pth
+boir_config = None  # config of the BoIR weights (e.g. coco_w32 for the released W32); None: the one saved with them
+boir_checkpoint = None  # None: the default weights (make demo's); a tiny BoIR is trained briefly when there are none
+cid_config = None  # config of the CID weights (e.g. cid_coco_w32); None: the one saved with them
+cid_checkpoint = None  # e.g. checkpoints/cid_coco_w32.pth; None: the default CID weights, else a tiny CID
 images = []  # real image paths; empty: SynthCrowd val images
-data_root = "data/synthcrowd"  # SynthCrowd (a small set is generated under work_dir if missing)
+data_root = None  # SynthCrowd; None: data/synthcrowd if generated, else a small set under work_dir
 search_images = 8  # SynthCrowd val images searched for the most overlapping pair and for a failure case
 train_iters = 6  # iterations of the fallback tiny models (0: random weights)
 work_dir = "runs/notebooks/07"  # where fallback models are trained
@@ -53,12 +54,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data import get_profile
 from boir_core.data.dataset import read_image
 from boir_core.engine.decode import decode, decode_kwargs_from_config
-from boir_core.engine.runner import load_inference_model
+from boir_core.engine.runner import checkpoint_config, load_inference_model
 from boir_core.viz import figures as fg
+
+# %matplotlib inline
 
 if int(num_threads) > 0:
     torch.set_num_threads(int(num_threads))
@@ -81,20 +85,29 @@ def show(fig):
 # %%
 from boir_core.data.synthetic import ensure_synthcrowd
 
-if not (Path(data_root) / "annotations" / "person_keypoints_val.json").is_file():
-    # no SynthCrowd there: a small set of our own (never overwrite someone's full set)
-    data_root = str(Path(work_dir) / "synthcrowd")
+# relative paths are read from the kit's root (the kernel may start in notebooks/); a path you set must exist
+work_dir = paths.resolve(work_dir)
+images = [paths.existing(p, "image") for p in images]
+boir_checkpoint = paths.existing(boir_checkpoint, "boir_checkpoint") if boir_checkpoint else paths.default_checkpoint("boir")
+cid_checkpoint = paths.existing(cid_checkpoint, "cid_checkpoint") if cid_checkpoint else paths.default_checkpoint("cid")
+if data_root:
+    data_root = paths.existing(data_root, "data_root")
+elif (paths.resolve("data/synthcrowd") / "annotations" / "person_keypoints_val.json").is_file():
+    data_root = paths.resolve("data/synthcrowd")
+else:  # no SynthCrowd generated yet: a small set of our own (never overwrite someone's full set)
+    data_root = work_dir / "synthcrowd"
     ensure_synthcrowd(data_root, num_train=16, num_val=max(int(search_images), 1))
+print(f"SynthCrowd: {data_root}")
 
 
 def get_model(arch, config, checkpoint):
-    """(cfg, model) for ``checkpoint`` with ``config``; a tiny model trained ``train_iters`` iterations if the
-    checkpoint is missing."""
-    if checkpoint and Path(checkpoint).exists():
-        cfg_file = Path(checkpoint).parent / "config.yaml"
-        cfg = load_config(cfg_file if cfg_file.is_file() and config == "demo" else config,
-                          [f"train.device={device}"])
+    """(cfg, model, source) for ``checkpoint`` with ``config``; a tiny model trained ``train_iters`` iterations
+    when there is no checkpoint (said in the output)."""
+    if checkpoint is not None:
+        cfg = checkpoint_config(checkpoint, config, [f"train.device={device}"])
         return cfg, load_inference_model(cfg, checkpoint, device)[0], f"{checkpoint}"
+    print(f"no trained {arch.upper()} weights (`make demo` trains a BoIR into {paths.resolve(paths.DEMO_WEIGHTS)}): "
+          f"a tiny {arch.upper()} trained for {train_iters} iterations stands in")
     ov = [f"data.root={data_root}", f"train.device={device}", "train.epochs=1",
           f"train.max_iters_per_epoch={max(int(train_iters), 1)}", "train.log_every=1000", f"name={arch}_tiny"]
     if arch == "cid":
@@ -104,7 +117,7 @@ def get_model(arch, config, checkpoint):
         return cfg, load_inference_model(cfg, None, device)[0], "random weights"
     from boir_core.engine.train import train
 
-    weights = train(cfg, Path(work_dir) / f"{arch}_tiny_it{train_iters}", resume="or-restart",
+    weights = train(cfg, work_dir / f"{arch}_tiny_it{train_iters}", resume="or-restart",
                     progress=False).final_weights
     return cfg, load_inference_model(cfg, weights, device)[0], f"tiny, {train_iters} iterations"
 
@@ -135,7 +148,7 @@ else:
     pictures = []
     for im in ann["images"][: int(search_images)]:
         people = by_image.get(im["id"], [])
-        pictures.append((im["file_name"], read_image(Path(data_root) / "images" / "val" / im["file_name"]),
+        pictures.append((im["file_name"], read_image(data_root / "images" / "val" / im["file_name"]),
                          {"boxes": [a["bbox"] for a in people], "count": len(people)}))
 print(f"{len(pictures)} images")
 
@@ -206,6 +219,16 @@ if len(boxes_orig) == 2:
         print(f"{name}: mean similarity of A's center inside B's box {inside[0]:.2f}, of B's inside A's {inside[1]:.2f}")
 else:
     print("fewer than two people found: no Figure 1 panel")
+
+# %% [markdown]
+# **Explorer**: pick any query pixel (row / column of the stride-4 map) and compare BoIR's and CID's
+# similarity maps side by side, on the same image.
+
+# %%
+from boir_core.viz.explorers import SimilarityPairExplorer, place
+
+pair_explorer = place(SimilarityPairExplorer(analyse(fig1_index, "BoIR")["prep"]["canvas"],
+                                             {name: analyse(fig1_index, name)["features"] for name in ("BoIR", "CID")}))
 
 # %% [markdown]
 # ## Figure 3: t-SNE of the backbone features as RGB

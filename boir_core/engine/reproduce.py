@@ -399,15 +399,20 @@ def reproduce(table: Union[int, str] = 0, *, data_root: Union[str, os.PathLike] 
               checkpoint_dir: Union[str, os.PathLike] = "checkpoints", train: bool = False, gpus: int = 1,
               results_dir: Union[str, os.PathLike] = "runs/reproduce/results", demo: Union[str, bool] = "auto",
               demo_ablation_rows: Union[int, str, Sequence[str]] = 2, demo_images: int = 4,
-              demo_train_iters: int = 2, demo_checkpoint: Optional[str] = "runs/demo/train/final.pt",
+              demo_train_iters: int = 2, demo_checkpoint: Optional[str] = "default",
               overwrite: bool = False, latency_repeats: int = 10,
               log: Callable[[str], None] = _log_default) -> ReproduceReport:
     """Run what ``table`` (0 = all) needs and write its metrics files; see the module docstring.
 
     Existing metrics files are kept unless ``overwrite``. Returns a :class:`ReproduceReport`; render with
     :func:`table_results` + :func:`boir_core.paper.render_table`, or :func:`render_report`.
+    ``demo_checkpoint="default"`` means :func:`boir_core.paths.default_checkpoint` (None: train a tiny BoIR).
     """
     t0 = time.time()
+    if demo_checkpoint == "default":
+        from ..paths import default_checkpoint
+
+        demo_checkpoint = default_checkpoint("boir")
     is_demo = detect_demo(demo, data_root)
     device = _device(gpus)
     rep = ReproduceReport(int(str(table).replace("all", "0")), is_demo, Path(results_dir), device)
@@ -474,8 +479,9 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
         if not any(a == arch for a, _ in needed):
             continue
         if arch == "boir" and demo_checkpoint and Path(demo_checkpoint).is_file():
-            cfg_file = Path(demo_checkpoint).parent / "config.yaml"
-            cfg = load_config(cfg_file if cfg_file.is_file() else "demo", [f"data.root={roots[17]}", dev])
+            from .runner import checkpoint_config
+
+            cfg = checkpoint_config(demo_checkpoint, None, [f"data.root={roots[17]}", dev])
             out[(arch, 17)] = (cfg, Path(demo_checkpoint))
             rep.notes.append(f"BoIR rows: the make-demo weights {demo_checkpoint} ({cfg.name} config)")
         else:

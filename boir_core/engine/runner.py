@@ -18,7 +18,7 @@ from ..config import Config
 from ..io import atomic_write_json
 from .distributed import device_name
 
-__all__ = ["resolve_checkpoint", "load_inference_model", "decode_dataset", "run_evaluation"]
+__all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "decode_dataset", "run_evaluation"]
 
 DEMO_DATASETS = ("synthcrowd", "synthcrowd14")
 
@@ -34,6 +34,31 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
     return p
+
+
+def checkpoint_config(checkpoint: str | os.PathLike | None, config: str | os.PathLike | None = None,
+                      overrides: list[str] | tuple[str, ...] = (), fallback: str = "demo") -> Config:
+    """The config to use with ``checkpoint``: ``config`` when given; else the one saved with the weights (the
+    run folder's ``config.yaml`` beside them, or the config stored inside our ``final.pt``); else ``fallback``.
+    ``overrides`` (``key=value``) are applied last."""
+    from ..config import load_config
+
+    if config is not None and str(config) != "":
+        return load_config(config, list(overrides))
+    if checkpoint is not None:
+        path = resolve_checkpoint(checkpoint)
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        for cand in (run_dir / "config.yaml",):
+            if cand.is_file():
+                return load_config(cand, list(overrides))
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        saved = (obj.get("extra") or {}).get("config") if isinstance(obj, dict) else None
+        if isinstance(saved, dict):
+            return Config.from_dict(saved, source=f"{path} (saved config)").override(*overrides)
+    return load_config(fallback, list(overrides))
 
 
 def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, device: torch.device | str = "cpu"):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..losses.bbox_mask import VARIANTS, bbox_mask_terms, box_masks, instance_pixels
+from .explorers import figure_png
 from .similarity import similarity_map
 
 __all__ = ["toy_embedding", "explore_terms", "LossExplorer", "SimilarityViewer", "loss_explorer", "similarity_viewer"]
@@ -101,13 +102,15 @@ class LossExplorer:
         self.dim = w.Dropdown(options=[1, 8, 16, 32, 64, 128], value=dim, description="D")
         self.variant = w.Dropdown(options=list(VARIANTS), value="paper", description="variant")
         self.kernel = w.Dropdown(options=["ae", "contrastive"], value="ae", description="kernel")
-        self.output = w.Output()
+        self.image = w.Image(format="png")
         self.text = w.HTML()
         for c in self.controls:
             c.observe(lambda change: self.update(), names="value")
         self.widget = w.VBox([*(w.HBox(r) for r in self.box_sliders), w.HBox([self.beta, self.dim]),
-                              w.HBox([self.variant, self.kernel]), self.text, self.output])
+                              w.HBox([self.variant, self.kernel]), self.text, self.image])
+        self.widget.add_class("boir-explorer")  # how the browser test finds every explorer on the page
         self.last: dict = {}
+        self.png = b""
 
     @property
     def controls(self):
@@ -127,9 +130,8 @@ class LossExplorer:
                            f"push_out = {res['push_out']:.4f}, push_inst = {res['push_inst']:.4f}, "
                            f"total = {res['total']:.4f}")
         if draw:
-            self.output.clear_output(wait=True)
-            with self.output:
-                _show(draw_soft_masks(res, self.boxes))
+            self.png = figure_png(draw_soft_masks(res, self.boxes))
+            self.image.value = self.png
         return res
 
 
@@ -160,49 +162,39 @@ class SimilarityViewer:
         if emb.dim() != 3:
             raise ValueError(f"emb must be [D, H, W], got shape {tuple(emb.shape)}")
         w = _widgets()
-        self.emb, self.image = emb, image
+        self.emb, self.picture = emb, image
         _, h, wd = emb.shape
         self.row = w.IntSlider(value=h // 2, min=0, max=h - 1, description="row", continuous_update=False)
         self.col = w.IntSlider(value=wd // 2, min=0, max=wd - 1, description="column", continuous_update=False)
         self.beta = w.FloatLogSlider(value=beta, base=10, min=-1, max=2, step=0.05, description="β",
                                      continuous_update=False)
         self.kernel = w.Dropdown(options=["gaussian", "release", "cosine"], value=kernel, description="kernel")
-        self.output = w.Output()
+        self.image = w.Image(format="png")
         for c in (self.row, self.col, self.beta, self.kernel):
             c.observe(lambda change: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.row, self.col]), w.HBox([self.beta, self.kernel]), self.output])
+        self.widget = w.VBox([w.HBox([self.row, self.col]), w.HBox([self.beta, self.kernel]), self.image])
+        self.widget.add_class("boir-explorer")
+        self.png = b""
 
     def update(self, draw: bool = True) -> torch.Tensor:
         sim = similarity_map(self.emb, point=(self.row.value, self.col.value), beta=float(self.beta.value),
                              kernel=self.kernel.value)
         if draw:
-            self.output.clear_output(wait=True)
-            with self.output:
-                import matplotlib.pyplot as plt
+            import matplotlib.pyplot as plt
 
-                panels = 2 if self.image is not None else 1
-                fig, axes = plt.subplots(1, panels, figsize=(3.5 * panels, 3.5), squeeze=False)
-                if self.image is not None:
-                    axes[0, 0].imshow(self.image)
-                    axes[0, 0].set_axis_off()
-                ax = axes[0, -1]
-                ax.imshow(sim.numpy(), cmap="magma", vmin=-1 if self.kernel.value == "cosine" else 0, vmax=1)
-                ax.plot(self.col.value, self.row.value, "c+", ms=10)
-                ax.set_title(f"{self.kernel.value} similarity to ({self.row.value}, {self.col.value})")
-                ax.set_axis_off()
-                _show(fig)
+            panels = 2 if self.picture is not None else 1
+            fig, axes = plt.subplots(1, panels, figsize=(3.5 * panels, 3.5), squeeze=False)
+            if self.picture is not None:
+                axes[0, 0].imshow(self.picture)
+                axes[0, 0].set_axis_off()
+            ax = axes[0, -1]
+            ax.imshow(sim.numpy(), cmap="magma", vmin=-1 if self.kernel.value == "cosine" else 0, vmax=1)
+            ax.plot(self.col.value, self.row.value, "c+", ms=10)
+            ax.set_title(f"{self.kernel.value} similarity to ({self.row.value}, {self.col.value})")
+            ax.set_axis_off()
+            self.png = figure_png(fig)
+            self.image.value = self.png
         return sim
-
-
-def _show(fig) -> None:
-    """Display a figure inside the current Output widget (in a notebook), then free it."""
-    import matplotlib.pyplot as plt
-
-    if _in_notebook():
-        from IPython.display import display
-
-        display(fig)
-    plt.close(fig)
 
 
 def _in_notebook() -> bool:

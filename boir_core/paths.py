@@ -1,0 +1,103 @@
+"""Where things are: the kit's root folder, paths resolved against it, and the default weights.
+
+A notebook's kernel starts in ``notebooks/`` under JupyterLab and in the repository root under papermill or
+the Makefile; the CLI runs wherever its user is. Notebooks therefore never use a bare relative path: every
+default (``data/synthcrowd``, ``runs/...``) goes through :func:`resolve`, which reads a relative path as
+relative to the kit's root (:func:`repo_root`), whatever the working folder. A path the user named and that
+does not exist is an error naming it (:func:`existing`), never a silent fallback.
+
+:func:`default_checkpoint` is the one place that decides which trained weights a notebook uses when the user
+names none.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Optional, Union
+
+__all__ = ["repo_root", "resolve", "existing", "default_checkpoint", "real_fixtures_dir", "DEMO_WEIGHTS",
+           "PathNotFound"]
+
+PathLike = Union[str, os.PathLike]
+MARKER = "pyproject.toml"  # with configs/ beside it: the kit's root
+ROOT_ENV = "BOIR_KIT_ROOT"
+DEMO_WEIGHTS = "runs/demo/train/final.pt"  # what `make demo` trains (relative to the root)
+
+
+class PathNotFound(FileNotFoundError):
+    """A path the user named does not exist; the message names it (as given and as resolved)."""
+
+
+def _is_root(d: Path) -> bool:
+    return (d / MARKER).is_file() and (d / "configs").is_dir()
+
+
+@lru_cache(maxsize=None)
+def _find_root(env: Optional[str], cwd: str) -> Path:
+    if env:
+        d = Path(env).expanduser().resolve()
+        if not _is_root(d):
+            raise PathNotFound(f"{ROOT_ENV}={env} is not a BoIR Kit folder (no {MARKER} and configs/ in {d})")
+        return d
+    here = Path(__file__).resolve().parent.parent  # the checkout holding this package (editable install)
+    if _is_root(here):
+        return here
+    for d in (Path(cwd), *Path(cwd).parents):  # an installed package: the checkout we are working in
+        if _is_root(d) and (d / "boir_core").is_dir():
+            return d
+    raise PathNotFound(f"cannot find the BoIR Kit folder: boir_core is installed at {here} without {MARKER} and "
+                       f"configs/ beside it, and neither {cwd} nor a folder above it is a checkout; set {ROOT_ENV}")
+
+
+def repo_root() -> Path:
+    """The kit's root folder (absolute): ``$BOIR_KIT_ROOT`` if set, else the checkout that holds this package
+    (found from the package's location and the marker ``pyproject.toml`` + ``configs/``), else the checkout
+    containing the working folder."""
+    return _find_root(os.environ.get(ROOT_ENV) or None, os.getcwd())
+
+
+def resolve(path: Optional[PathLike]) -> Optional[Path]:
+    """``path`` as an absolute path: ``~`` expanded, a relative path read against :func:`repo_root` (not the
+    working folder). ``None`` and ``""`` stay ``None`` (unset)."""
+    if path is None or str(path) == "":
+        return None
+    p = Path(path).expanduser()
+    return (p if p.is_absolute() else repo_root() / p).resolve()
+
+
+def existing(path: PathLike, what: str = "path") -> Path:
+    """:func:`resolve` ``path`` and require it to exist; otherwise :class:`PathNotFound` naming ``what``, the
+    path as given and where it was looked for."""
+    p = resolve(path)
+    if p is None:
+        raise PathNotFound(f"{what}: no path given")
+    if not p.exists():
+        given = str(path)
+        where = "" if given == str(p) else f" (looked for {p}; relative paths are read from the kit's root)"
+        raise PathNotFound(f"{what} not found: {given}{where}")
+    return p
+
+
+def default_checkpoint(arch: str = "boir") -> Optional[Path]:
+    """The trained weights a notebook uses when the user names none, or ``None`` when there are none yet.
+
+    The one place that chooses them: today ``runs/demo/train/final.pt`` (what ``make demo`` trains) for
+    ``arch="boir"``, and nothing for ``arch="cid"`` (the demo trains no CID). Callers that get ``None`` fall
+    back to a briefly trained tiny model and say so, naming ``make demo``.
+    """
+    if arch not in ("boir", "cid"):
+        raise ValueError(f"arch must be 'boir' or 'cid', got {arch!r}")
+    if arch == "boir":
+        p = resolve(DEMO_WEIGHTS)
+        if p is not None and p.is_file():
+            return p
+    return None
+
+
+def real_fixtures_dir() -> Optional[Path]:
+    """The real COCO / CrowdPose / OCHuman fixture images: ``$BOIR_REAL_FIXTURES``, else
+    ``<root>/../shared/fixtures/real``; ``None`` when absent."""
+    env = os.environ.get("BOIR_REAL_FIXTURES")
+    d = resolve(env) if env else (repo_root().parent / "shared" / "fixtures" / "real").resolve()
+    return d if d is not None and (d / "coco").is_dir() else None
