@@ -62,6 +62,7 @@ __all__ = [
     "weight_candidates", "resolve_weights", "data_present", "detect_demo", "metrics_path", "table5_path",
     "real_config", "config_overrides_between", "ABLATION_SWITCHES", "demo_ablation_config", "ReproduceReport", "reproduce",
     "table_results", "render_report", "identical_configs", "held_out_keypoint_loss", "seed_study",
+    "demo_data_root", "demo_pair_configs",
 ]
 
 REAL_DATASETS = ("coco", "crowdpose", "ochuman")
@@ -376,6 +377,20 @@ def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: st
         loss = instance_heatmap_loss(logits, batch["instance_heatmap"].to(device), batch["instance_mask"].to(device),
                                      max_instances=0)
     return float(loss)
+
+
+def demo_data_root(results_dir: Union[str, os.PathLike], num_keypoints: int = 17, num_val: int = 4) -> Path:
+    """The SynthCrowd set demo mode uses under ``results_dir`` (generated once)."""
+    return _demo_data(_base(results_dir, True), num_keypoints, num_val)
+
+
+def demo_pair_configs(data_root: Union[str, os.PathLike], iters: int = 4, device: str = "cpu") -> dict[str, Config]:
+    """The tiny BoIR and the tiny CID that stand in for the paper's BoIR-vs-CID comparison in demo mode."""
+    ov = [f"data.root={data_root}", f"train.device={device}", "train.epochs=1",
+          f"train.max_iters_per_epoch={int(iters)}", "train.log_every=1000"]
+    return {"BoIR": load_config("tiny", [*ov, "name=boir_demo"]),
+            "CID": load_config("tiny", [*ov, "name=cid_demo", "model.arch=cid", "model.bbox_head=false",
+                                        "loss.bbox_mask=false"])}
 
 
 def seed_study(configs: dict[str, Config], seeds: Sequence[int], work_dir: Union[str, os.PathLike], *,
