@@ -25,6 +25,8 @@
 # Without a checkpoint the network is untrained: the pictures then show the *plumbing* (shapes, where
 # information flows), not learned behaviour. Set `checkpoint` to a released BoIR file (COCO, K = 17) to
 # see trained outputs.
+#
+# Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
 # %% tags=["parameters"]
 backbone = "hrnet_w32"  # hrnet_w32 (paper), hrnet_w18_small (fastest); W48 is only counted below

@@ -26,6 +26,8 @@
 # (Table 7) and the kernel / distance choices (Table 4 right), run the loss on a real network's
 # embedding map, show the released bbox head receiving no gradient, and end with two interactive
 # explorers.
+#
+# Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
 # %% tags=["parameters"]
 size = 32  # toy map size (output pixels)

@@ -35,6 +35,8 @@
 # Several GPUs or machines: `torchrun` starts one process per GPU and the loop wraps the model in
 # DistributedDataParallel (NCCL on GPU, gloo on CPU) with a distributed sampler reshuffled every epoch;
 # only rank 0 logs and saves.
+#
+# Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
 # %% tags=["parameters"]
 config = "demo"  # a name in configs/ or a YAML path
