@@ -266,10 +266,10 @@ show(fig)
 # scikit-learn's t-SNE (and the reference implementation) first runs 250 iterations with the affinities P
 # multiplied by 12 ("early exaggeration", momentum 0.5), which lets clusters form and move apart; only then
 # does it minimise the actual KL divergence. Stopped at 250 — the paper's setting, reproduced above — the
-# embedding has not started the real optimisation: scikit-learn reports no KL divergence for it, and it
-# is still compressed and far from a solution. Beside it, the same pixels run to 1000 iterations. (On
-# 256 pixels, to stay cheap on a CPU; `trustworthiness` measures how many of each pixel's 5 nearest
-# neighbours in feature space stay neighbours in the embedding.)
+# embedding has not started the real optimisation, and scikit-learn reports no KL divergence for it.
+# Beside it, the same pixels run to 1000 iterations. (On 256 pixels, to stay cheap on a CPU;
+# `trustworthiness` measures how many of each pixel's 5 nearest neighbours in feature space stay neighbours
+# in the embedding: compare the two runs' values.)
 
 # %%
 exaggeration = fg.tsne_exaggeration_iterations()
