@@ -176,7 +176,8 @@ if n_train and not checkpoint and gpus <= 1:  # the log of the run we just train
 
 # %% [markdown]
 # ## The loss of one batch, term by term (paper Eq. 5, spec §4)
-# One batch of this run's data through the network (this run's weights when present, else untrained), with
+# One batch (at most 4 images, on the CPU) of this run's data through the network (this run's weights when
+# present, else untrained), with
 # every term of `boir_core.losses.total_loss`:
 #
 # * `multi_heatmap`: the **focal loss** (notebook 01) on [BUK ∥ center] — Eq. 5's L_center + L_buk as
@@ -214,7 +215,7 @@ except Exception as err:  # another architecture, or no weights: the untrained n
     source = f"untrained network ({type(err).__name__})"
 net.train()
 ds = KeypointDataset.from_config(cfg, train=True)
-batch = collate_train([ds[i] for i in range(min(cfg.train.batch_size, len(ds)))])
+batch = collate_train([ds[i] for i in range(min(cfg.train.batch_size, 4, len(ds)))])  # ≤ 4 images: CPU-cheap
 with torch.no_grad():
     outputs = net.forward_train(batch["image"], batch["instance_coord"], batch["instance_imgid"])
 print(f"{source}; {batch['image'].shape[0]} images, {len(batch['instance_coord'])} people")
