@@ -26,6 +26,41 @@
 # Everything runs on **SynthCrowd**, the kit's embedded synthetic crowd data set, and on the real COCO /
 # CrowdPose / OCHuman fixture images when they are present.
 
+# %% [markdown]
+# <a id="glossary"></a>
+# ## Glossary and notation (the other notebooks link here)
+#
+# | term | meaning |
+# |---|---|
+# | **BoIR** | this paper: CID's pipeline plus an ASPP neck with auxiliary heads and the Bbox Mask Loss |
+# | **CID** | *Contextual Instance Decoupling* (Wang & Zhang, CVPR 2022), the single-stage method BoIR builds on and compares with: detect people by a center heatmap, then predict each person's keypoints from the backbone map conditioned on the feature at its center |
+# | **IIA / GFD** | CID's two modules: *Instance Information Abstraction* (center heatmap, the feature at each center, a contrastive loss on those features) and *Global Feature Decoupling* (the instance head: channel + spatial attention from a center feature). BoIR keeps GFD (notebook 02) and replaces IIA's loss |
+# | **single-stage** | finds people (centers) and their keypoints in one network, without a person detector (top-down) or keypoint grouping (bottom-up) |
+# | **BUK** | bottom-up keypoint heatmaps: K maps holding *every* person's joints (an auxiliary head) |
+# | **focal loss** | CornerNet's pixel-wise loss for heatmaps with Gaussian targets (§5 below) |
+# | **CIoU** | *Complete IoU* box loss: IoU minus a center-distance and an aspect-ratio penalty (notebook 04) |
+# | **AE** | *Associative Embedding* (Newell et al. 2017): embeddings pulled together within a person and pushed apart across people with a Gaussian kernel exp(−β·d); the Bbox Mask Loss uses its kernel (Table 4 "AE") |
+# | **InfoNCE** | a contrastive loss: cross-entropy over similarities / τ with the matching pair as the target (CID's loss; Table 4 "Contrastive") |
+# | **Bbox Mask Loss** | BoIR's embedding loss from boxes: `pull_in`, `push_out`, `push_inst` (notebook 03) |
+# | **BG level** | the release's `BBOX_MASK_LOSS_BG_SAMPLE_LEVEL`: 1 = one background mean per image, push-only (main configs; kit: `release-image`), 0 = per-instance pull and out-box push (finetune configs; kit: `release-instance`) |
+# | **OKS** | *Object Keypoint Similarity*: exp(−d²/(2·s²·k²)) averaged over labelled keypoints, s² = the person's area, k = 2σ per keypoint: the "IoU" of poses (notebook 05) |
+# | **AP / AR** | average precision / recall over OKS thresholds 0.50, 0.55, …, 0.95 (AP50, AP75: one threshold; M / L: medium / large people) |
+# | **AP^E / AP^M / AP^H** | CrowdPose's AP on its easy / medium / hard images, split by *crowd index* < 0.2, < 0.8, ≥ 0.8 (notebook 05) |
+# | **warm-up / cosine** | the learning rate rises linearly, then decays along a half cosine (notebook 04) |
+# | **paper / release** | every place the released code differs from the paper is a config switch (README) |
+#
+# | symbol | meaning |
+# |---|---|
+# | B, K | images per batch (per GPU); keypoints per person (17 COCO / OCHuman, 14 CrowdPose) |
+# | N (n) | people in one image (in the batch) |
+# | S_in, S_out = S_in/4 | input size; output map size (stride 4); H×W the map |
+# | F, C_b | the backbone's stride-4 feature map and its channels (480 for HRNet-W32) |
+# | c, k^bu, b, e | center map, BUK maps, box map (l, t, r, b), embedding map (D channels, L2-normalised) |
+# | D, β | embedding dimension (128); Gaussian-kernel scale (10), ψ(d) = exp(−β/D·d) |
+# | B_i, p_i, p̄_i, p̄ᶜ_i | pixels in person i's box; e at its center; the soft-masked in-box mean; the out-box mean |
+# | r, σ | Gaussian radius of a target and its σ = (2r + 1)/6 (§4) |
+# | (x, y) vs (y, x) | points are (x, y); `instance_coord` is (row, column) = (y, x) |
+
 # %% tags=["parameters"]
 data_root = None  # None: generate a small SynthCrowd into a temporary folder; relative paths: from the kit's root
 real_fixtures = None  # real COCO / CrowdPose / OCHuman samples; None: ../shared/fixtures/real (skipped if absent)
@@ -191,6 +226,52 @@ for h, w in [(16, 8), (32, 16), (64, 32), (100, 60)]:
     print(f"  {h:>3d}×{w:<3d} -> r = {r:2d}, σ = {float(gaussian_sigma(r)):.2f}")
 
 
+# %% [markdown]
+# ### Where the constants come from
+# * **min_overlap = 0.7** is CornerNet's rule: pick the largest r such that a box whose corners each move
+#   by up to r still has IoU ≥ 0.7 with the true box (three cases: the box shifted diagonally, shrunk, or
+#   grown by r per side). The release copies CornerNet's code, whose quadratic roots are not divided by 2a,
+#   so its r ≈ 0.18·(h + w) is about **3× the bound it meant**: boxes moved by that r keep IoU ≈ 0.2–0.4.
+#   In practice min_overlap just sets a Gaussian about a third of the person's size.
+# * **σ = (2r + 1)/6**: the drawn kernel is d = 2r + 1 pixels wide and d = 6σ covers ±3σ, so at the edge of
+#   its support the Gaussian has fallen to exp(−r²/2σ²) = exp(−18r²/(2r+1)²) (→ e^−4.5 ≈ 0.011) and is cut
+#   to 0 beyond it.
+# Both are computed below from the kit's target code.
+
+# %%
+from boir_core.data.targets import gaussian_maps
+
+
+def worst_iou(h, w, r):
+    """Lowest IoU with an h×w box when its corners move by r: shifted diagonally, shrunk, grown."""
+    shifted = (h - r) * (w - r) / (2 * h * w - (h - r) * (w - r))
+    shrunk = max(h - 2 * r, 0) * max(w - 2 * r, 0) / (h * w)
+    grown = h * w / ((h + 2 * r) * (w + 2 * r))
+    return min(shifted, shrunk, grown)
+
+
+def intended_radius(h, w, overlap=0.7):
+    lo, hi = 0.0, min(h, w) / 2  # bisection on the monotone worst IoU
+    for _ in range(60):
+        lo, hi = ((lo + hi) / 2, hi) if worst_iou(h, w, (lo + hi) / 2) >= overlap else (lo, (lo + hi) / 2)
+    return lo
+
+
+print(" h×w    release r  IoU at r   CornerNet's intended r (IoU = 0.7)")
+for h, w in [(16, 8), (32, 16), (64, 32), (100, 60)]:
+    r = int(gaussian_radius(h, w))
+    r0 = intended_radius(h, w)
+    print(f"{h:>3d}×{w:<3d}  {r:>6d}     {worst_iou(h, w, r):6.2f}     {r0:6.2f}")
+    assert abs(worst_iou(h, w, r0) - 0.7) < 1e-6 and worst_iou(h, w, r) < 0.5 and r > 2 * r0
+
+r = 5
+peak = gaussian_maps(np.array([[10.0, 10.0]]), np.array([True]), np.array([r]), 32)[0]
+edge = float(np.exp(-r ** 2 / (2 * float(gaussian_sigma(r)) ** 2)))
+print(f"r = {r}: value at the support edge {peak[10, 10 + r]:.4f} (closed form {edge:.4f}), one pixel further "
+      f"{peak[10, 11 + r]:.1f}")
+assert abs(peak[10, 10 + r] - edge) < 1e-6 and peak[10, 11 + r] == 0 and peak[10, 10] == 1.0
+
+
 # %%
 def show_targets(sample, skeleton, title):
     k = sample["multi_heatmap"].shape[0] - 1
@@ -239,6 +320,57 @@ for key, v in s.items():
 batch = collate_train([train_ds[i] for i in range(min(4, len(train_ds)))])
 print({k: tuple(v.shape) for k, v in batch.items()})
 print("instance_imgid:", batch["instance_imgid"].tolist())
+
+# %% [markdown]
+# ### How these targets are scored: the focal loss (spec §4.1–4.3, paper §3.4)
+# The center, BUK and instance heatmaps are all trained with CornerNet's **focal loss** on probabilities
+# P = sigmoid(logit) (clamped to [1e-4, 1 − 1e-4]) against a target Y whose peaks are exactly 1:
+#
+# L = −1/N_pos · [ Σ_{Y=1} M·(1 − P)²·log P + Σ_{Y<1} M·(1 − Y)⁴·P²·log(1 − P) ],  N_pos = Σ_{Y=1} M
+#
+# (1 − P)² and P² down-weight pixels that are already right (α = 2); (1 − Y)⁴ forgives confident pixels
+# *near* a peak, where the Gaussian target is almost 1 (β = 4); M is the ignore mask. One normaliser N_pos
+# covers the whole call, and **center + BUK are one call** on the stacked [BUK ∥ center] maps: the center
+# channel shares its normaliser with all K keypoint channels (it is not a separate mean). Below, the
+# library against a five-line version on this batch, with a stand-in prediction (noisy logits that are
+# higher on the targets; an untrained network predicts P = σ(−4.595) = 0.01 everywhere).
+
+# %%
+import torch
+
+from boir_core.losses import focal_loss, instance_heatmap_loss, multi_heatmap_loss
+from boir_core.ops import sigmoid_clamp
+
+
+def focal_by_hand(P, Y, M):
+    pos, neg = (Y == 1).double() * M, (Y < 1).double() * M
+    pos_term = (pos * (1 - P) ** 2 * torch.log(P)).sum()
+    neg_term = (neg * (1 - Y) ** 4 * P ** 2 * torch.log(1 - P)).sum()
+    return -(pos_term + neg_term) / pos.sum() if pos.sum() > 0 else -neg_term
+
+
+g = torch.Generator().manual_seed(seed)
+Y, M = batch["multi_heatmap"].double(), batch["multi_mask"].double()
+logits = 4 * Y - 3 + torch.randn(Y.shape, generator=g, dtype=torch.float64)
+buk_logits, center_logits = logits[:, :-1], logits[:, -1:]
+lib = multi_heatmap_loss(center_logits, buk_logits, Y, M)
+hand = focal_by_hand(sigmoid_clamp(logits), Y, M)
+separate = focal_loss(sigmoid_clamp(center_logits), Y[:, -1:], M) + focal_loss(sigmoid_clamp(buk_logits), Y[:, :-1], M)
+n_center, n_buk = int((Y[:, -1:] == 1).sum()), int((Y[:, :-1] == 1).sum())
+print(f"center + BUK focal loss: library {float(lib):.6f}, by hand {float(hand):.6f}")
+print(f"positives: {n_center} center peaks, {n_buk} keypoint peaks share one normaliser; two separate means "
+      f"would give {float(separate):.4f} instead")
+assert torch.allclose(lib, hand, rtol=1e-10) and not torch.isclose(lib, separate)
+
+inst_logits = 4 * batch["instance_heatmap"].double() - 3 + torch.randn(batch["instance_heatmap"].shape, generator=g,
+                                                                        dtype=torch.float64)
+inst_lib = instance_heatmap_loss(inst_logits, batch["instance_heatmap"], batch["instance_mask"])
+inst_hand = focal_by_hand(sigmoid_clamp(inst_logits), batch["instance_heatmap"].double(),
+                          batch["instance_mask"].double()[:, :, None, None])
+prior = multi_heatmap_loss(torch.full_like(center_logits, -4.595), torch.full_like(buk_logits, -4.595), Y, M)
+print(f"instance keypoint focal loss: library {float(inst_lib):.6f}, by hand {float(inst_hand):.6f} "
+      f"(other people's joints are negatives here); untrained prior P = 0.01: {float(prior):.3f}")
+assert torch.allclose(inst_lib, inst_hand, rtol=1e-10)
 
 # %% [markdown]
 # ### Box clipping: release vs. correct

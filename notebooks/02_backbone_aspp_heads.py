@@ -25,6 +25,8 @@
 # Without a checkpoint the network is untrained: the pictures then show the *plumbing* (shapes, where
 # information flows), not learned behaviour. Set `checkpoint` to a released BoIR file (COCO, K = 17) to
 # see trained outputs.
+#
+# Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
 # %% tags=["parameters"]
 backbone = "hrnet_w32"  # hrnet_w32 (paper), hrnet_w18_small (fastest); W48 is only counted below
@@ -204,6 +206,59 @@ plt.axis("off")
 plt.show()
 
 # %% [markdown]
+# ### Two claims about the neck, checked
+# **"This design reduces the number of trainable parameters of ASPP by 50 %"** (paper §3.3). The paper
+# compares with its ASPP squeezed from 256 to 128 channels per branch; the released neck is DeepLabV3's
+# ASPP (a 1×1, three dilated 3×3 and an image-pool branch, then a 1×1 projection), not DeepLab v2's
+# "ASPPv2" the paper cites, so we count against the same module with 256-channel branches. Per branch a
+# k×k conv from C_b channels costs k²·C_b·m weights plus 2m BatchNorm parameters; the projection
+# 5m·256 + 2·256. The count below comes from the modules themselves and from that closed form.
+#
+# **The dilations 12 / 24 / 36 are sized for a 128² map** (512 px input). A dilated 3×3 conv has one center
+# tap and 8 taps r pixels away; a tap that falls outside the map reads zero padding. Per axis, the share
+# of pixels whose +r (or −r) neighbour is inside an S-pixel map is (S − r)/S, so on average
+# (4·(S − r)/S + 4·((S − r)/S)²)/8 of the off-center taps see the image. At this notebook's smaller map the
+# dilation-36 branch mostly reads padding, i.e. it degenerates towards a 1×1 conv; the demo config scales
+# the rates down (3, 6, 9 at 32²) for that reason.
+
+# %%
+from boir_core.model.neck import ASPP
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def aspp_closed_form(c_b, out=256, m=128, n_atrous=3):
+    branches = (1 + 9 * n_atrous + 1) * c_b * m + 2 * m * (n_atrous + 2)
+    return branches + (n_atrous + 2) * m * out + 2 * out
+
+
+with torch.device("meta"):
+    counts = {m: n_params(ASPP(480, 256, m)) for m in (128, 256)}
+for m, n in counts.items():
+    assert n == aspp_closed_form(480, m=m)
+print(f"ASPP on HRNet-W32 (C_b = 480): {counts[128]:,} parameters with 128-channel branches, {counts[256]:,} "
+      f"with 256: {100 * (1 - counts[128] / counts[256]):.1f} % fewer")
+assert abs(counts[128] / counts[256] - 0.5) < 0.001  # the paper's "50 %" holds for this comparison
+
+
+def tap_coverage(size, r):
+    inside = max(size - r, 0) / size
+    return (4 * inside + 4 * inside ** 2) / 8
+
+
+s_map = images.shape[-1] // 4
+print(f"\nshare of the 8 off-center taps that read the image (not padding), averaged over the map:")
+print("dilation   128² map (512 px)   " + f"{s_map}² map (this notebook)")
+for r in aspp.atrous_rates:
+    ones = torch.ones(1, 1, s_map, s_map)
+    taps = torch.nn.functional.conv2d(ones, torch.ones(1, 1, 3, 3), padding=r, dilation=r)  # taps inside, per pixel
+    measured = float((taps - 1).mean() / 8)
+    assert abs(measured - tap_coverage(s_map, r)) < 1e-6
+    print(f"{r:>8d}   {tap_coverage(128, r):17.2f}   {measured:17.2f}")
+
+# %% [markdown]
 # ## 3 · The dense heads
 #
 # Each head is a BasicBlock (256→128, 1×1 conv shortcut) and a 3×3 output conv, producing raw values:
@@ -236,6 +291,21 @@ plt.show()
 print({k: tuple(v.shape) for k, v in out.items()})
 
 # %% [markdown]
+# ### The shortcut is 1×1, not 3×3
+# The appendix says "all convolution layers in the auxiliary task head have a 3×3 kernel size". The
+# released code (and the released checkpoints: `multihead.center_head.head.0.downsample.conv.weight` is
+# [128, 256, 1, 1]) uses a **1×1 projection shortcut** in each head's BasicBlock, because the block changes
+# 256 to 128 channels. The kit follows the release (otherwise the official weights would not load); the
+# kernel sizes below are read from the built heads.
+
+# %%
+for name in ("center_head", "buk_head", "emb_head", "bbox_head"):
+    head = getattr(model.multihead, name)
+    kernels = {n: tuple(m.kernel_size) for n, m in head.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    print(f"{name:12s}", kernels)
+    assert sorted(kernels.values()).count((1, 1)) == 1 and all(k in ((1, 1), (3, 3)) for k in kernels.values())
+
+# %% [markdown]
 # ## 4 · The instance keypoint head: channel and spatial attention
 #
 # For each person, the backbone vector p = F[:, y, x] at the center goes through two Linear + LayerNorm
@@ -265,6 +335,24 @@ for ax in axes[1:]:
 plt.show()
 cos = torch.nn.functional.cosine_similarity(att["channel"][0], att["channel"][1], dim=0)
 print(f"cosine similarity of the two people's channel attention: {cos:.3f}")
+
+# %% [markdown]
+# ### The /32 of the relative coordinates
+# The spatial attention's 5×5 conv reads three maps: the dot product s and the offsets (x_i − x)/32 and
+# (y_i − y)/32 from the person's center. Dividing by the constant 32 (CID's choice) keeps the offsets at a
+# few units — ±4 on a 128² map (512 px input), ±5 at 160² (W48) — so they sit on a scale comparable to s
+# rather than ±127. It does not adapt to the map size: on a smaller map the same offset in *pixels* gives
+# the same value, so the ramps are simply shorter.
+
+# %%
+from boir_core.model.instance_head import RELATIVE_COORD_SCALE, relative_coordinate_maps
+
+rel = relative_coordinate_maps(instance_coord, feats.shape[-2], feats.shape[-1])
+y0, x0 = instance_coord[0].tolist()
+xs = torch.arange(feats.shape[-1], dtype=torch.float32)
+assert RELATIVE_COORD_SCALE == 32 and torch.allclose(rel[0, 0, 0], (x0 - xs) / 32)
+print(f"this map ({feats.shape[-1]}²): x-offset channel of person 0 spans {rel[0, 0].min():.2f} … {rel[0, 0].max():.2f}; "
+      f"on a 128² map the range can reach ±{127 / 32:.2f}")
 
 # %% [markdown]
 # ## 5 · Table 5: parameter counts, measured

@@ -26,6 +26,8 @@
 # (Table 7) and the kernel / distance choices (Table 4 right), run the loss on a real network's
 # embedding map, show the released bbox head receiving no gradient, and end with two interactive
 # explorers.
+#
+# Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
 # %% tags=["parameters"]
 size = 32  # toy map size (output pixels)
@@ -160,10 +162,12 @@ print(f"L_emb = pull_in {float(terms.loss_pull_in):.4f} + push_out {float(terms.
       f" + push_inst {float(terms.loss_push_inst):.4f} = {float(terms.loss):.4f}   (Eq. 6)")
 
 # %% [markdown]
-# ## 7 · β and D (Table 7), and the "loss scale drop"
-# On unit vectors ‖a − b‖² ≤ 4, so ψ ≥ exp(−4β/D): with β = 10 and D = 128 every push is at least 0.73
-# and almost linear in the distance — the paper's appendix calls this the loss-scale drop. Smaller D
-# makes the kernel sharper.
+# ## 7 · β and D: the loss value on the toy scene, and the "loss scale drop"
+# Table 7 varies β and D and reports **AP** of trained models (notebook 06 has those numbers); here we only
+# look at what β and D do to the *loss value* on this toy scene. On unit vectors ‖a − b‖² ≤ 4, so
+# ψ ≥ exp(−4β/D): with β = 10 and D = 128 every push is at least 0.73 and almost linear in the distance —
+# the paper's appendix calls this the loss-scale drop. Smaller D makes the kernel sharper. (D = 1 is a
+# special case: §8b shows that it trains nothing.)
 
 # %%
 betas = [0.5, 1, 5, 10, 15]
@@ -176,12 +180,33 @@ for b, row in zip(betas, table):
 ax.set_xscale("log", base=2)
 ax.set_xlabel("D")
 ax.set_ylabel("L_emb on the toy scene")
+ax.set_title("loss value vs D and β (not Table 7's AP)", fontsize=9)
 ax.legend(fontsize=7)
 plt.show()
 print("lowest possible push per pair at D = 128:", {b: round(math.exp(-4 * b / 128), 3) for b in betas})
 
 # %% [markdown]
 # ## 8 · Paper vs release, side by side (spec §4.5, §9.1–9.2)
+#
+# Every piece of the loss as the paper writes it, as the released code computes it, and what the kit does
+# under each value of `loss.bbox_mask_variant` (`paper` is the default; `release-instance` is the release's
+# BG level 0, used by its CrowdPose finetune configs; `release-image` is BG level 1, used by every other
+# released config). ψ(a, b) = exp(−β/D·‖a − b‖²); sums over d run over the D channels.
+#
+# | piece | paper (Eqs. 1–4, 7–9) | release (BG level 0 / level 1) | kit: `paper` · `release-instance` · `release-image` |
+# |---|---|---|---|
+# | where p_i is read | e at the instance center | e at (⌊(x+w)/2⌋, ⌊(y+h)/2⌋), often outside the box (bug) | `paper`: ⌊keypoint-mean center⌋ (`loss.instance_point=center`) or ⌊x + w/2⌋, ⌊y + h/2⌋ (`=box`) · both release values: the release's point |
+# | box pixels B_i | "coordinates inside the box" | columns int(x)−1 … int(x+w) (one pixel dilated, half-open, clamped); boxes under 2 px skipped | `paper`: pixel centers in [x, x+w] × [y, y+h], plus the center pixel · release values: the release's |
+# | soft mask s_i(u) | ψ(d(e(u), p_i)), ψ and d left open (Eq. 1) | exp(−β·Σ_d (p_i − e(u))²), no 1/D; built from detached tensors; Σs < 1e-5 → p̄_i = p_i | `paper`: exp(−β/D·‖e(u) − p_i‖²), detached · release values: the release's |
+# | in-box pull | Eq. 7: (1/(D·N)) Σ_i ‖p_i − p̄_i‖² | level 0: **½**·‖p_i − p̄_i‖²/D per instance; level 1: **none** | `paper`: Eq. 7 · `release-instance`: ‖p_i − p̄_i‖²/(2D) · `release-image`: 0 |
+# | out-box push | Eq. 8: (1/N) Σ_i ψ(p_i, p̄ᶜ_i), p̄ᶜ_i = mean of e outside B_i | level 0: **1 +** ψ(**(p_i + p̄_i)/2**, p̄ᶜ_i); level 1: none per instance — one background mean bg (outside the *union* of boxes) joins the cross push | `paper`: Eq. 8 · `release-instance`: 1 + ψ((p_i + p̄_i)/2, p̄ᶜ_i) · `release-image`: bg in the cross push |
+# | cross push | Eq. 9: Σ_{i<j} ψ(p_i, p_j) / (N(N−1)/2) | [N′/2 + Σ_{i<j} ψ(u_i, u_j)] / (N′ − 1) per image, u = {p_i} (N′ = N) or {p_i} ∪ {bg} (N′ = N + 1) | `paper`: Eq. 9 · release values: the release's |
+# | over the batch | N = people of one image (images averaged, our reading) | Σ over images **÷ total instances** in the batch (dummies included) | `paper`: mean over the images where a term exists · release values: ÷ total instances |
+# | weight in L (Eq. 5) | 1 | 0.25, and every term ÷ B | `loss.weighting=paper` (1) · `loss.weighting=release` (`loss.bbox_mask_weight`, ÷ B) |
+#
+# The cell after the next checks the release columns: the kit's per-instance values equal these formulas
+# evaluated by hand from its p, p̄, p̄ᶜ, and its totals equal the loop transcription of the released code
+# (`boir_core.losses.reference.bbox_mask_release_ref`).
 # The released code differs in five places: p_i is read at ((x+w)/2, (y+h)/2) (often *outside* the box),
 # masks are dilated by one pixel and half-open, the soft mask uses exp(−β·Σ_d) (no 1/D, very sharp), the
 # AE push adds constants (N/(2(N−1)) and +1), and the main configs (BG level 1, `release-image`) drop the
@@ -195,10 +220,12 @@ print(f"{'variant':18s} {'pull_in':>8s} {'push_out':>9s} {'push_inst':>10s} {'to
 for v in variants:
     r = res[v]
     print(f"{v:18s} {r['pull_in']:8.4f} {r['push_out']:9.4f} {r['push_inst']:10.4f} {r['total']:7.4f}")
-for kernel, distance in [("ae", "cosine"), ("contrastive", "l2"), ("contrastive", "cosine")]:
+for kernel, distance, row in [("contrastive", "cosine", "Table 4 right, row 1"), ("contrastive", "l2", "Table 4 right, row 2"),
+                              ("ae", "l2", "Table 4 right, row 3 (the default)"),
+                              ("ae", "cosine", "not a Table 4 row: the AE kernel on the cosine distance, for comparison")]:
     t = bbox_mask_terms(emb[None], boxes, imgid, centers, beta=beta, kernel=kernel, distance=distance)
     print(f"paper {kernel}/{distance}: pull_in {float(t.loss_pull_in):.2e}, push_out {float(t.loss_push_out):.2e},"
-          f" push_inst {float(t.loss_push_inst):.2e}   (Table 4 right)")
+          f" push_inst {float(t.loss_push_inst):.2e}   ({row})")
 print("(InfoNCE with τ = 0.05 is already near 0 on this clean toy scene: its people are well separated)")
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 4))
@@ -210,6 +237,77 @@ for ax, v in zip(axes, ["paper", "release-instance"]):
     ax.set_title(f"{v}: soft masks and p_i")
     ax.set_axis_off()
 plt.show()
+
+# %%
+from boir_core.losses.reference import bbox_mask_release_ref
+
+rel0 = bbox_mask_terms(emb[None], boxes, imgid, variant="release-instance", beta=beta)
+psi = lambda a, b: torch.exp(-beta / dim * ((a - b) ** 2).sum(-1))
+mid = (rel0.p + rel0.p_bar) / 2
+assert torch.allclose(rel0.pull_in, ((rel0.p - rel0.p_bar) ** 2).sum(-1) / (2 * dim), atol=1e-12)
+assert torch.allclose(rel0.push_out, 1 + psi(mid, rel0.p_bar_out), atol=1e-12)
+pair_sum = sum(psi(rel0.p[i], rel0.p[j]) for i, j in pairs)
+assert torch.allclose(rel0.push_inst.sum(), (n / 2 + pair_sum) / (n - 1), atol=1e-12)  # one image: N' = N
+rel1 = bbox_mask_terms(emb[None], boxes, imgid, variant="release-image", beta=beta)
+assert float(rel1.pull_in.abs().sum()) == 0.0  # level 1: no pull at all
+for level, t in ((0, rel0), (1, rel1)):
+    ref, _ = bbox_mask_release_ref(emb[None], boxes, imgid, level=level, beta=beta)
+    print(f"release BG level {level}: kit {float(t.loss):.6f}, loop transcription of the release {float(ref):.6f}")
+    assert torch.allclose(t.loss, torch.as_tensor(ref, dtype=t.loss.dtype), atol=1e-9)
+
+# %% [markdown]
+# ## 8b · What each term does to the embedding map: ∂L/∂e
+# Training moves every pixel's embedding along −∂L/∂e(u). `boir_core.losses.term_gradients` returns the
+# gradient of each term with respect to the raw map; we draw its size per pixel. The support is the point:
+# **push_inst** reaches only the N pixels where p_i is read (CID's loss is just as sparse), **pull_in** only
+# pixels inside boxes, and **push_out** every pixel outside each box as well: that is the "spatially rich
+# supervision" of §3.2. The release-image variant (BG level 1, the main released configs) has no pull term,
+# so its pull gradient is zero.
+
+# %%
+from boir_core.losses import term_gradients
+
+grads = term_gradients(emb[None], boxes, imgid, centers, beta=beta)
+fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
+for ax, name in zip(axes, ("pull_in", "push_out", "push_inst")):
+    ax.imshow(grads[name][0].norm(dim=0).numpy(), cmap="magma")
+    show_boxes(ax, boxes)
+    ax.plot(points[:, 1], points[:, 0], "c+", ms=8)
+    ax.set_title(f"‖∂ {name} / ∂e(u)‖ (paper)")
+    ax.set_axis_off()
+plt.show()
+touched = {k: grads[k][0].norm(dim=0) > 0 for k in ("pull_in", "push_out", "push_inst")}
+at_points = torch.zeros(H, W, dtype=torch.bool)
+at_points[points[:, 0], points[:, 1]] = True
+inside_any = masks.any(0)
+assert torch.equal(touched["push_inst"], at_points)  # only the p_i pixels
+assert not (touched["pull_in"] & ~inside_any).any()  # nothing outside the boxes
+assert touched["push_out"][~inside_any].all()  # every background pixel
+print({k: f"{int(v.sum())} of {H * W} pixels" for k, v in touched.items()})
+g_image = term_gradients(emb[None], boxes, imgid, variant="release-image", beta=beta)
+assert float(g_image["pull_in"].abs().max()) == 0.0 and float(g_image["push_out"].abs().max()) > 0
+
+# %% [markdown]
+# ### D = 1 trains nothing
+# With one channel the L2-normalised embedding is e = x/|x| = ±1: a step function of the head's output,
+# whose derivative is 0 wherever x ≠ 0. Every term of every variant therefore sends *exactly* zero gradient
+# to the network, and Table 7's D = 1 row is in effect a run without the embedding loss — and, as Table 7
+# also drops the bbox head, the same training as Table 4's "neither" row. The paper reports different AP
+# for the two (below), a measure of how much two runs of one setting can differ (notebook 06).
+
+# %%
+from boir_core.paper import TABLES
+
+emb1 = toy_embedding(boxes.tolist(), size=size, dim=1, noise=noise, seed=seed)[None]
+for v in variants:
+    g1 = term_gradients(emb1, boxes, imgid, centers if v == "paper" else None, variant=v, beta=beta)
+    print(f"D = 1, {v:16s}: max |∂L/∂x| = {max(float(g.abs().max()) for g in g1.values())}")
+    assert all(float(g.abs().max()) == 0.0 for g in g1.values())
+x = torch.tensor([-0.7, 0.3, 2.0], dtype=torch.float64, requires_grad=True)
+torch.nn.functional.normalize(x[:, None], dim=1).sum().backward()  # the plain normalisation, in float64
+print("d(x/|x|)/dx by autograd through F.normalize:", x.grad.tolist(), "(zero up to rounding)")
+ap_d1, ap_none = TABLES["7R"].row("t7_dim_1").values["AP"], TABLES["4L"].row("t4_no_bmask_no_bbox").values["AP"]
+print(f"paper: D = 1 (no embedding gradient, no bbox head) {ap_d1} AP; neither loss nor head {ap_none} AP")
 
 # %% [markdown]
 # ## 9 · On a network's embedding map

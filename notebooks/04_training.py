@@ -36,6 +36,8 @@
 # Several GPUs or machines: `torchrun` starts one process per GPU and the loop wraps the model in
 # DistributedDataParallel (NCCL on GPU, gloo on CPU) with a distributed sampler reshuffled every epoch;
 # only rank 0 logs and saves.
+#
+# Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
 # %% tags=["parameters"]
 config = "tiny"  # a name in configs/ or a YAML path
@@ -81,17 +83,13 @@ print(cfg.to_yaml())
 #
 # Per iteration: linear warm-up from 1e-12 to 1e-3 over `warmup_epochs` epochs, then a cosine down to 1e-6.
 # Below, the paper's COCO schedule (140 epochs, 10 warm-up epochs, ≈708 iterations per epoch with 4 GPUs ×
-# 20 images) next to this notebook's run.
+# 20 images); this run's schedule follows once its data exist (it depends on the number of images).
 
 # %%
 paper = warmup_cosine_schedule(140 * 708, 10 * 708)
-fig, ax = plt.subplots(1, 2, figsize=(11, 3))
-ax[0].plot(np.arange(len(paper)) / 708, paper)
-ax[0].set(title="paper schedule (COCO)", xlabel="epoch", ylabel="lr")
-ipe = max(1, cfg.train.max_iters_per_epoch or 1)  # (whole epochs: the data set's length sets the real count)
-ours = warmup_cosine_schedule(max(1, cfg.train.epochs * ipe), cfg.train.warmup_epochs * ipe, cfg.train.lr)
-ax[1].plot(ours, marker=".")
-ax[1].set(title=f"this run ({len(ours)} iterations)", xlabel="iteration")
+fig, ax = plt.subplots(figsize=(5.5, 3))
+ax.plot(np.arange(len(paper)) / 708, paper)
+ax.set(title="paper schedule (COCO)", xlabel="epoch", ylabel="lr")
 plt.tight_layout()
 plt.show()
 
@@ -105,6 +103,35 @@ if cfg.data.dataset.startswith("synthcrowd"):
 
     info = ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
     print({k: v for k, v in info.items() if k in ("root", "generated", "seconds")})
+
+# %% [markdown]
+# ## This run's schedule
+# The loop counts iterations per epoch from the training set: each of the `gpus` processes sees
+# ⌈images / gpus⌉ images in batches of `batch_size` (an incomplete last batch is dropped when a full one
+# exists), capped by `max_iters_per_epoch` when it is > 0. With these defaults the run has a warm-up *and*
+# a decay; after training, the learning rates in its log are checked against this plan.
+
+# %%
+from boir_core.data import KeypointDataset
+from boir_core.engine.schedule import iterations_per_epoch
+
+n_train = len(KeypointDataset.from_config(cfg, train=True)) if not checkpoint else None
+if n_train:
+    ipe = iterations_per_epoch(n_train, cfg.train.batch_size, max(int(gpus), 1), cfg.train.max_iters_per_epoch)
+    ours = warmup_cosine_schedule(cfg.train.epochs * ipe, cfg.train.warmup_epochs * ipe, cfg.train.lr,
+                                  cfg.train.warmup_start_lr, cfg.train.min_lr)
+    n_warm = min(cfg.train.warmup_epochs * ipe, len(ours))
+    print(f"{n_train} training images, {ipe} iterations per epoch, {len(ours)} iterations: {n_warm} warm-up, "
+          f"{len(ours) - n_warm} cosine")
+    if len(ours) > n_warm:
+        print(f"lr peaks at {ours.max():.2e} and ends at {ours[-1]:.2e}")
+    else:
+        print("every iteration is warm-up: the learning rate never decays (raise epochs or lower warmup_epochs)")
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    ax.plot(ours, marker=".")
+    ax.axvline(n_warm - 0.5, ls="--", c="gray")
+    ax.set(title=f"this run ({len(ours)} iterations, {ipe} per epoch)", xlabel="iteration", ylabel="lr")
+    plt.show()
 
 # %% [markdown]
 # ## Train (guarded)
@@ -152,3 +179,90 @@ plt.tight_layout()
 plt.show()
 epochs_log = [r for r in records if r["type"] == "epoch"]
 print(f"last epoch: {epochs_log[-1]}")
+if n_train and not checkpoint and gpus <= 1:  # the log of the run we just trained follows the planned schedule
+    logged = {r["iter"]: r["lr"] for r in iters}
+    assert all(abs(lr - ours[i - 1]) <= 1e-12 * max(1.0, ours[i - 1]) for i, lr in logged.items()), logged
+    print(f"logged learning rates match the plotted schedule at iterations {sorted(logged)}")
+
+# %% [markdown]
+# ## The loss of one batch, term by term (paper Eq. 5, spec §4)
+# One batch (at most 4 images, on the CPU) of this run's data through the network (this run's weights when
+# present, else untrained), with
+# every term of `boir_core.losses.total_loss`:
+#
+# * `multi_heatmap`: the **focal loss** (notebook 01) on [BUK ∥ center] — Eq. 5's L_center + L_buk as
+#   *one* term with one normaliser;
+# * `instance_heatmap`: the focal loss on each person's own keypoint maps (L_kpt);
+# * `bbox`: **1 − CIoU** (below) at the 3×3 pixels around each center (L_bbox);
+# * `bbox_mask` = `pull_in` + `push_out` + `push_inst` (L_emb, notebook 03).
+#
+# Eq. 5 adds them with unit weights (`loss.weighting=paper`); the release weights them 1, 4, 0.25, 0.25
+# and divides by the images per GPU (`loss.weighting=release`). The totals are checked against the sum.
+#
+# **CIoU** of a predicted box p and the ground truth g: IoU − ρ²/c² − α·v, where ρ is the distance between
+# the box centers, c the diagonal of the smallest box enclosing both, v = 4/π²·(atan(w_g/h_g) − atan(w_p/h_p))²
+# the aspect-ratio mismatch and α = v/(1 − IoU + v) (a constant in the gradient). The head predicts the
+# distances (l, t, r, b) from the pixel to the box sides, so p = (x − l, y − t, l + r, t + b).
+
+# %%
+import dataclasses
+import math
+
+import torch
+
+from boir_core.data import collate_train
+from boir_core.losses import bbox_loss, ciou, total_loss
+from boir_core.losses.reference import bbox_loss_ref
+from boir_core.model import build_model, load_weights
+
+torch.manual_seed(0)
+net = build_model(cfg, train=True)
+weights = run / "final.pt"
+try:
+    load_weights(net, weights, allow_missing_aux_heads=True)
+    source = f"weights of {weights}"
+except Exception as err:  # another architecture, or no weights: the untrained network still shows the terms
+    source = f"untrained network ({type(err).__name__})"
+net.train()
+ds = KeypointDataset.from_config(cfg, train=True)
+batch = collate_train([ds[i] for i in range(min(cfg.train.batch_size, 4, len(ds)))])  # ≤ 4 images: CPU-cheap
+with torch.no_grad():
+    outputs = net.forward_train(batch["image"], batch["instance_coord"], batch["instance_imgid"])
+print(f"{source}; {batch['image'].shape[0]} images, {len(batch['instance_coord'])} people")
+rows = {}
+for weighting in ("paper", "release"):
+    rows[weighting] = total_loss(outputs, batch, dataclasses.replace(cfg.loss, weighting=weighting))
+lc, n_img = cfg.loss, batch["image"].shape[0]
+w_rel = {"multi_heatmap": lc.multi_heatmap_weight, "instance_heatmap": lc.single_heatmap_weight, "bbox": lc.bbox_weight,
+         "bbox_mask": lc.bbox_mask_weight}
+print(f"{'term':18s} {'value':>9s} {'paper weight':>13s} {'release weight':>15s}")
+for k in ("multi_heatmap", "instance_heatmap", "bbox", "bbox_mask", "pull_in", "push_out", "push_inst"):
+    if k in rows["paper"]:
+        wr = f"{w_rel[k]:g} / {n_img}" if k in w_rel else "(part)"
+        print(f"{k:18s} {float(rows['paper'][k]):9.4f} {'1' if k in w_rel else '(part)':>13s} {wr:>15s}")
+for weighting, t in rows.items():
+    w = {k: 1.0 for k in w_rel} if weighting == "paper" else w_rel
+    by_hand = sum(w[k] * float(t[k]) for k in w_rel if k in t) / (1 if weighting == "paper" else n_img)
+    print(f"total ({weighting}): {float(t['total']):.4f} = by hand {by_hand:.4f}")
+    assert math.isclose(float(t["total"]), by_hand, rel_tol=1e-6)
+assert math.isclose(float(rows["paper"]["bbox_mask"]), sum(float(rows["paper"][k]) for k in ("pull_in", "push_out", "push_inst")),
+                    rel_tol=1e-6)
+
+if "bbox" in outputs:  # CIoU by hand at the first person's center pixel
+    yc, xc = batch["instance_coord"][0].tolist()
+    l, t_, r, b = outputs["bbox"][batch["instance_imgid"][0], :, yc, xc].double().tolist()
+    px, py, pw, ph = xc - l, yc - t_, l + r, t_ + b
+    gx, gy, gw, gh = batch["instance_bbox"][0].double().tolist()
+    iw = max(0.0, min(px + pw, gx + gw) - max(px, gx))
+    ih = max(0.0, min(py + ph, gy + gh) - max(py, gy))
+    iou = iw * ih / (pw * ph + gw * gh - iw * ih)
+    rho2 = (px + pw / 2 - gx - gw / 2) ** 2 + (py + ph / 2 - gy - gh / 2) ** 2
+    c2 = (max(px + pw, gx + gw) - min(px, gx)) ** 2 + (max(py + ph, gy + gh) - min(py, gy)) ** 2
+    v = 4 / math.pi ** 2 * (math.atan(gw / gh) - math.atan(pw / ph)) ** 2
+    alpha = v / (1 - iou + v) if v > 0 else 0.0
+    lib = float(ciou(torch.tensor([px, py, pw, ph], dtype=torch.float64), torch.tensor([gx, gy, gw, gh], dtype=torch.float64)))
+    print(f"person 0: predicted box {np.round([px, py, pw, ph], 2).tolist()}, truth {np.round([gx, gy, gw, gh], 2).tolist()}: "
+          f"IoU {iou:.3f}, ρ²/c² {rho2 / c2:.3f}, α·v {alpha * v:.4f} -> CIoU {iou - rho2 / c2 - alpha * v:.4f} (library {lib:.4f})")
+    assert abs(lib - (iou - rho2 / c2 - alpha * v)) < 1e-6
+    args = (outputs["bbox"].double(), batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"].double())
+    assert torch.allclose(bbox_loss(*args), torch.as_tensor(bbox_loss_ref(*args), dtype=torch.float64), atol=1e-9)

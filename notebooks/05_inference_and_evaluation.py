@@ -184,3 +184,85 @@ print(f"{'metric':<8} value")
 for k, v in m.items():
     print(f"{k:<8} {v:.3f}")
 print(f"timings per image: {out['timings']}")
+
+# %% [markdown]
+# ## What the numbers mean: OKS, AP, AR and CrowdPose's easy / medium / hard
+# (Terms: [glossary in notebook 01](01_data_and_targets.ipynb#glossary).)
+#
+# **OKS** (object keypoint similarity) plays the role IoU plays for boxes. For a prediction d and a person g
+# with area s² (the annotation's `area`), over g's labelled keypoints (v > 0):
+#
+# OKS = mean_k exp(−‖d_k − g_k‖² / (2·s²·(2σ_k)²))
+#
+# σ_k is how much annotators disagree on keypoint k (0.026 for the nose, 0.107 for the hips, times the
+# person's size), so a few pixels cost more on an eye than on a hip, and more on a small person.
+#
+# **AP at a threshold t**: every image keeps its 20 best-scored predictions; walking them by score, each
+# is matched to the unmatched person with the highest OKS ≥ t (a true positive) or to nobody (a false
+# positive). Pooled over images and sorted by score, the counts give a precision–recall curve; precision is
+# made non-increasing and averaged at 101 recall points. **AP** averages AP(t) over t = 0.50, 0.55, …, 0.95
+# (AP50, AP75: one threshold; AP_M / AP_L: only medium (32²–96² px) or large people). **AR** averages the
+# final recall over the same thresholds.
+#
+# `boir_core.engine.coco_ap` writes this out in plain loops. A model trained for a few iterations scores 0,
+# so to get telling numbers we score a *stand-in* for predictions: the ground truth with noise added, some
+# people left out and some random poses added. The plain version must reproduce pycocotools.
+
+# %%
+import json
+
+from boir_core.engine.coco_ap import crowd_index, keypoint_ap, oks_matrix
+from boir_core.engine.evaluate import evaluate_results
+
+gt_file = Path(cfg.data.root) / "annotations" / f"person_keypoints_{cfg.data.test_split}.json"
+gt_all = json.loads(gt_file.read_text())
+keep = {im["id"] for im in gt_all["images"][: max_images or None]}
+gt_sub = {**gt_all, "images": [im for im in gt_all["images"] if im["id"] in keep],
+          "annotations": [a for a in gt_all["annotations"] if a["image_id"] in keep]}
+rng = np.random.default_rng(0)
+stand_in = []
+for a in gt_sub["annotations"]:
+    if rng.random() < 0.15:  # a missed person
+        continue
+    k = np.array(a["keypoints"], float).reshape(-1, 3)
+    k[:, :2] += rng.normal(0, rng.uniform(0.5, 8), (len(k), 2))  # some people precise, some sloppy
+    k[:, 2] = 1
+    stand_in.append({"image_id": a["image_id"], "category_id": 1, "keypoints": k.ravel().tolist(),
+                     "score": float(rng.random())})
+for im in gt_sub["images"][::2]:  # a false pose in every other image
+    k = np.column_stack([rng.uniform(0, im["width"], prof.num_keypoints), rng.uniform(0, im["height"], prof.num_keypoints),
+                         np.ones(prof.num_keypoints)])
+    stand_in.append({"image_id": im["id"], "category_id": 1, "keypoints": k.ravel().tolist(), "score": float(rng.random())})
+
+first = gt_sub["images"][0]["id"]
+people = [a for a in gt_sub["annotations"] if a["image_id"] == first]
+dets = [r for r in stand_in if r["image_id"] == first]
+print(f"OKS of image {first}'s predictions (rows) with its people (columns):")
+print(np.round(oks_matrix([d["keypoints"] for d in dets], people, prof.sigmas), 3))
+plain = keypoint_ap(stand_in, gt_sub, prof.sigmas)
+coco = evaluate_results(stand_in, gt_sub, cfg.data.dataset, sigmas=prof.sigmas)
+print(f"{len(stand_in)} stand-in predictions for {len(gt_sub['annotations'])} people on {len(keep)} images")
+print(f"{'metric':6s} {'plain':>8s} {'pycocotools':>12s}")
+for k in ("AP", "AP50", "AP75", "AR"):
+    print(f"{k:6s} {plain[k]:8.4f} {coco[k]:12.4f}")
+    assert abs(plain[k] - coco[k]) < 1e-9, k
+assert coco["AP50"] >= coco["AP"] >= 0  # looser thresholds can only match more
+
+# %% [markdown]
+# **CrowdPose** reports AP over the whole test set and over three subsets of images, split by the **crowd
+# index**: per person, the labelled joints of *other* people inside its box divided by its own, averaged
+# over the image's people. Easy: index < 0.2, medium: < 0.8, hard: ≥ 0.8. The CrowdPose files store the
+# index per image (`crowdIndex`, rounded to 0.01); we recompute it from the annotations of the real
+# fixture images when they are present.
+
+# %%
+cp_file = Path("../shared/fixtures/real/crowdpose/test_crowdpose.json")
+if cp_file.is_file():
+    cp = json.loads(cp_file.read_text())
+    for im in cp["images"]:
+        ci = crowd_index([a for a in cp["annotations"] if a["image_id"] == im["id"]])
+        subset = "easy" if ci < 0.2 else "medium" if ci < 0.8 else "hard"
+        print(f"{im['file_name']}: crowd index {ci:.3f} (file: {im['crowdIndex']}) -> {subset}")
+        assert abs(ci - im["crowdIndex"]) <= 0.005 + 1e-9
+else:
+    print(f"real fixtures not found at {cp_file.resolve()}: no crowd-index example")

@@ -45,6 +45,7 @@ tsne_iterations = 250  # as in the paper
 bandwidth = "median"  # Gaussian kernel width h in exp(-d²/h): "median" of d² over the map, or a number
 device = "cpu"
 num_threads = 1  # torch CPU threads (0: torch's default)
+annotations = ""  # COCO-format JSON with the ground truth of `images` (Figure 1 then pairs its most overlapping people)
 
 # %%
 import json
@@ -78,6 +79,18 @@ def show(fig):
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
     display(Image(buf.getvalue()))
+
+# %% [markdown]
+# ## CID, the baseline
+# **CID** (*Contextual Instance Decoupling*, Wang & Zhang, CVPR 2022) is the single-stage method BoIR is built
+# on. It predicts a center heatmap (one 1×1 conv on the backbone map F, together with the keypoint heatmaps:
+# its "IIA" module), reads the backbone vector at each center and decodes that person's keypoints from F
+# with channel and spatial attention conditioned on it ("GFD", the instance head of notebook 02). Its only
+# instance-embedding loss is InfoNCE on those center vectors, so the supervision is **sparse**: one vector
+# per person. BoIR keeps the instance head and replaces the rest: an ASPP neck with center, bottom-up
+# keypoint, box and embedding heads, and the Bbox Mask Loss on a separate embedding map, which supervises
+# every pixel (notebook 03). Both networks expose the same backbone map F, which is what this notebook
+# compares. (Terms: [glossary in notebook 01](01_data_and_targets.ipynb#glossary).)
 
 # %% [markdown]
 # ## Two models: BoIR and CID (guarded: load if present, else train a tiny one briefly)
@@ -131,7 +144,12 @@ for name, arch, config, ckpt in (("CID", "cid", cid_config, cid_checkpoint),
           f"keypoints ({source})")
 names = list(models)
 input_size = min(c.data.input_size for c, _ in models.values())
-prof = get_profile("coco")
+# each model decodes and draws with its own data set's keypoints (flip index, OKS sigmas, skeleton)
+profiles = {name: get_profile(cfg.data.dataset) for name, (cfg, _) in models.items()}
+for name, (cfg, _) in models.items():
+    assert profiles[name].num_keypoints == cfg.num_keypoints, (name, cfg.data.dataset)
+    print(f"{name}: profile {profiles[name].name} ({profiles[name].num_keypoints} keypoints)")
+prof = profiles["BoIR"]
 
 # %% [markdown]
 # ## Images
@@ -139,7 +157,15 @@ prof = get_profile("coco")
 
 # %%
 if images:
-    pictures = [(Path(p).name, read_image(p), None) for p in images]
+    truth = {}
+    if annotations:  # ground-truth boxes of the given images, matched by file name
+        gt = json.loads(Path(annotations).read_text())
+        names_by_id = {im["id"]: Path(im["file_name"]).name for im in gt["images"]}
+        for a in gt["annotations"]:
+            if not a.get("iscrowd", 0) and a.get("num_keypoints", 1) > 0:
+                truth.setdefault(names_by_id.get(a["image_id"]), []).append(a["bbox"])
+    pictures = [(Path(p).name, read_image(p), {"boxes": truth[Path(p).name], "count": len(truth[Path(p).name])}
+                 if Path(p).name in truth else None) for p in images]
 else:
     ann = json.loads((Path(data_root) / "annotations" / "person_keypoints_val.json").read_text())
     by_image = {}
@@ -163,7 +189,7 @@ def analyse(index, name):
     cfg, model = models[name]
     _, image, _ = pictures[index]
     prep = fg.prepare_image(image, input_size)
-    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    kwargs = decode_kwargs_from_config(cfg.test, profiles[name].flip_index, profiles[name].sigmas)
     res = decode(model, prep["image"], prep["meta"], return_intermediates=True, **kwargs)
     maps = fg.model_maps(model, prep["image"])
     peaks = res.intermediates["peaks_yx"]
@@ -184,25 +210,32 @@ def tsne_of(index, name):
 
 # %% [markdown]
 # ## Figure 1 (b–f): similarity from the centers of two overlapping boxes
-# We pick the pair of people whose boxes overlap most. The feature at each box center (the paper's
+# We pick the pair of ground-truth people whose boxes overlap most (SynthCrowd, or `images` with
+# `annotations`; without ground truth, the most overlapping pair of confident BoIR predictions, and we say
+# so). The feature at each box center (the paper's
 # "center feature", the instance parameter p) is compared with every pixel's feature by
 # exp(−‖f − p‖² / h). A disentangled representation lights up its own person and stays dark on the other.
 
 # %%
-if pictures[0][2] is not None:
-    pairs = [(i, fg.most_overlapping_pair(info["boxes"])) for i, (_, _, info) in enumerate(pictures)]
-    pairs = [(i, p) for i, p in pairs if p is not None]
+pairs = [(i, fg.most_overlapping_pair(info["boxes"])) for i, (_, _, info) in enumerate(pictures) if info is not None]
+pairs = [(i, p) for i, p in pairs if p is not None]
+if pairs:  # ground truth: the most overlapping pair over all images
     fig1_index, (ia, ib, iou) = max(pairs, key=lambda t: t[1][2])
     boxes_orig = [pictures[fig1_index][2]["boxes"][ia], pictures[fig1_index][2]["boxes"][ib]]
-    print(f"image {pictures[fig1_index][0]}: people {ia} and {ib}, box IoU {iou:.2f}")
-else:  # real images: the two most confident BoIR people, boxes from their keypoints
+    all_boxes = pictures[fig1_index][2]["boxes"]
+    assert iou == max(fg.box_iou(a, b) for k, a in enumerate(all_boxes) for b in all_boxes[k + 1:])
+    print(f"image {pictures[fig1_index][0]}: ground-truth people {ia} and {ib}, box IoU {iou:.2f} (the largest)")
+else:  # no ground truth: the most overlapping pair of confident BoIR predictions, boxes from their keypoints
     fig1_index = 0
-    poses = sorted(analyse(0, "BoIR")["poses"], key=lambda p: -p["score"])[:2]
     inv = np.linalg.inv(np.vstack([analyse(0, "BoIR")["prep"]["matrix"], [0, 0, 1]]))[:2]
-    boxes_orig = []
-    for p in poses:
+    predicted = []
+    for p in [p for p in analyse(0, "BoIR")["poses"] if p["score"] >= 0.1]:
         kp = np.asarray(p["keypoints"]).reshape(-1, 3)[:, :2] @ inv[:, :2].T + inv[:, 2]
-        boxes_orig.append([*kp.min(0), *(kp.max(0) - kp.min(0))])
+        predicted.append([*kp.min(0), *(kp.max(0) - kp.min(0))])
+    best = fg.most_overlapping_pair(predicted)
+    boxes_orig = [predicted[best[0]], predicted[best[1]]] if best else []
+    print("no ground truth for these images (pass `annotations`): using the most overlapping pair of confident "
+          f"BoIR predictions" + (f", box IoU {best[2]:.2f}" if best else ""))
 if len(boxes_orig) == 2:
     canvas = analyse(fig1_index, "BoIR")["prep"]["canvas"]
     boxes = fg.boxes_to_canvas(boxes_orig, analyse(fig1_index, "BoIR")["prep"]["matrix"])
@@ -252,6 +285,40 @@ fig.tight_layout()
 show(fig)
 
 # %% [markdown]
+# ### 250 iterations is only t-SNE's early-exaggeration phase
+# scikit-learn's t-SNE (and the reference implementation) first runs 250 iterations with the affinities P
+# multiplied by 12 ("early exaggeration", momentum 0.5), which lets clusters form and move apart; only then
+# does it minimise the actual KL divergence. Stopped at 250 — the paper's setting, reproduced above — the
+# embedding has not started the real optimisation, and scikit-learn reports no KL divergence for it.
+# Beside it, the same pixels run to 1000 iterations. (On 256 pixels, to stay cheap on a CPU;
+# `trustworthiness` measures how many of each pixel's 5 nearest neighbours in feature space stay neighbours
+# in the embedding: compare the two runs' values.)
+
+# %%
+exaggeration = fg.tsne_exaggeration_iterations()
+print(f"scikit-learn: {exaggeration} early-exaggeration iterations; this notebook (and the paper) run "
+      f"{tsne_iterations}" + (": exaggeration only" if int(tsne_iterations) <= exaggeration else ""))
+side_points = 256
+a = analyse(fig1_index, "BoIR")
+h, w = a["prep"]["canvas"].shape[:2]
+runs = {}
+for n_it in (int(tsne_iterations), 1000):
+    info = {}
+    runs[n_it] = (fg.tsne_rgb(a["features"], max_points=side_points, n_iter=n_it, out_size=(h, w), info=info), info)
+    kl = "none reported" if info["kl_divergence"] is None else f"{info['kl_divergence']:.3f}"
+    print(f"{n_it:5d} iterations: ran {info['n_iter']}, KL {kl}, spread {info['spread']:.3g}, "
+          f"trustworthiness {info['trustworthiness']:.3f}")
+assert runs[1000][1]["n_iter"] > exaggeration and runs[1000][1]["kl_divergence"] is not None
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+axes[0].imshow(a["prep"]["canvas"])
+for ax, (n_it, (rgb, info)) in zip(axes[1:], runs.items()):
+    ax.imshow(rgb)
+    ax.set_title(f"BoIR t-SNE, {n_it} iterations ({side_points} px)")
+for ax in axes:
+    ax.axis("off")
+show(fig)
+
+# %% [markdown]
 # ## Figures 4 and 5: comparative panels
 # Per model: predictions, the center heatmap, the t-SNE colours and the similarity of the top-1 instance
 # parameter (the feature at the highest center peak) to the whole map.
@@ -264,7 +331,7 @@ def panel(idx, title):
         a = analyse(idx, name)
         sim = None if a["top_yx"] is None else fg.similarity_from_point(a["features"], a["top_yx"], bandwidth)
         entries[name] = {"poses": a["poses"], "center": a["center"], "tsne": tsne_of(idx, name),
-                         "similarity": sim, "top_yx": a["top_yx"]}
+                         "similarity": sim, "top_yx": a["top_yx"], "skeleton": profiles[name].skeleton}
     fig = fg.comparison_figure(analyse(idx, names[0])["prep"]["canvas"], entries, title=title,
                                skeleton=prof.skeleton)
     show(fig)

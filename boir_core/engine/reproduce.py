@@ -61,7 +61,8 @@ __all__ = [
     "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "table_numbers", "table_ids", "plan", "ablation_subset",
     "weight_candidates", "resolve_weights", "data_present", "detect_demo", "metrics_path", "table5_path",
     "real_config", "config_overrides_between", "ABLATION_SWITCHES", "demo_ablation_config", "ReproduceReport", "reproduce",
-    "table_results", "render_report",
+    "table_results", "render_report", "identical_configs", "held_out_keypoint_loss", "seed_study",
+    "demo_data_root", "demo_pair_configs",
 ]
 
 REAL_DATASETS = ("coco", "crowdpose", "ochuman")
@@ -336,6 +337,77 @@ def demo_ablation_config(key: str, data_root: Union[str, os.PathLike], *, iters:
     return load_config(base, [*switches, f"name={key}", f"data.root={data_root}", f"train.device={device}",
                               "train.epochs=1", f"train.max_iters_per_epoch={int(iters)}",
                               "train.log_every=1000"])
+
+
+def identical_configs(keys: Optional[Iterable[str]] = None, ignore: Iterable[str] = ("name",)
+                      ) -> list[tuple[str, ...]]:
+    """Groups (≥ 2 keys) of ablation rows whose resolved configs are identical apart from ``ignore``.
+
+    ``keys`` default to every ablation row. Each config is loaded with its ``base:`` chain and defaults,
+    so rows that spell one setting differently (or not at all) still match. Groups keep the table order.
+    """
+    keys = [k for k in (keys if keys is not None else (k for k, r in RUNS.items() if r.kind == "ablation"))]
+    skip = set(ignore)
+    groups: dict[tuple, list[str]] = {}
+    for k in keys:
+        flat = _flatten(load_config(RUNS[k].config_path).to_dict())
+        sig = tuple(sorted((n, repr(v)) for n, v in flat.items() if n not in skip))
+        groups.setdefault(sig, []).append(k)
+    return [tuple(g) for g in groups.values() if len(g) > 1]
+
+
+def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
+    """The instance keypoint focal loss (the primary task, common to BoIR and CID) of ``weights`` on the first
+    ``max_images`` images of the test split, without augmentation, at the ground-truth centers (inference
+    network, eval mode). A continuous score where a few training iterations leave AP at 0."""
+    import torch
+
+    from ..data import KeypointDataset, collate_train
+    from ..losses import instance_heatmap_loss
+    from .runner import load_inference_model
+
+    model, _ = load_inference_model(cfg, weights, device)
+    ds = KeypointDataset.from_config(cfg, split=cfg.data.test_split, train=True, flip=0.0, max_rotation=0.0,
+                                     min_scale=1.0, max_scale=1.0, max_translate=0, center_jitter=False)
+    n = len(ds) if max_images <= 0 else min(len(ds), int(max_images))
+    batch = collate_train([ds[i] for i in range(n)])
+    with torch.no_grad():
+        feats = model.features(batch["image"].to(device))
+        logits = model.instance_heatmaps(feats, batch["instance_coord"].to(device), batch["instance_imgid"].to(device))
+        loss = instance_heatmap_loss(logits, batch["instance_heatmap"].to(device), batch["instance_mask"].to(device),
+                                     max_instances=0)
+    return float(loss)
+
+
+def demo_data_root(results_dir: Union[str, os.PathLike], num_keypoints: int = 17, num_val: int = 4) -> Path:
+    """The SynthCrowd set demo mode uses under ``results_dir`` (generated once)."""
+    return _demo_data(_base(results_dir, True), num_keypoints, num_val)
+
+
+def demo_pair_configs(data_root: Union[str, os.PathLike], iters: int = 4, device: str = "cpu") -> dict[str, Config]:
+    """The tiny BoIR and the tiny CID that stand in for the paper's BoIR-vs-CID comparison in demo mode."""
+    ov = [f"data.root={data_root}", f"train.device={device}", "train.epochs=1",
+          f"train.max_iters_per_epoch={int(iters)}", "train.log_every=1000"]
+    return {"BoIR": load_config("tiny", [*ov, "name=boir_demo"]),
+            "CID": load_config("tiny", [*ov, "name=cid_demo", "model.arch=cid", "model.bbox_head=false",
+                                        "loss.bbox_mask=false"])}
+
+
+def seed_study(configs: dict[str, Config], seeds: Sequence[int], work_dir: Union[str, os.PathLike], *,
+               val_images: int = 8, device: str = "cpu") -> dict[str, list[float]]:
+    """Train every config once per seed (``train.seed``) and score it with :func:`held_out_keypoint_loss`.
+
+    Returns ``{name: [score of seed s for s in seeds]}``: the same seed gives both configs the same data
+    order and augmentation, so the lists are paired by position. Finished runs are reused.
+    """
+    out: dict[str, list[float]] = {}
+    for name, cfg in configs.items():
+        out[name] = []
+        for s in seeds:
+            c = cfg.override(f"train.seed={int(s)}", f"train.device={device}")
+            weights = _train(c, Path(work_dir) / f"{name}_seed{int(s)}", 1, _log_default)
+            out[name].append(held_out_keypoint_loss(c, weights, val_images, device))
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------

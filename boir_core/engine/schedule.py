@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["warmup_cosine_schedule", "set_lr"]
+__all__ = ["warmup_cosine_schedule", "iterations_per_epoch", "set_lr"]
 
 
 def warmup_cosine_schedule(
@@ -31,6 +31,22 @@ def warmup_cosine_schedule(
     i = np.arange(n_rest)
     cos = min_lr + 0.5 * (base_lr - min_lr) * (1 + np.cos(math.pi * i / max(n_rest, 1)))
     return np.concatenate([warm, cos]).astype(np.float64)
+
+
+def iterations_per_epoch(num_images: int, batch_size: int, world_size: int = 1,
+                         max_iters_per_epoch: int = 0) -> int:
+    """Iterations of one epoch per process, as the training loop counts them.
+
+    Each of ``world_size`` processes sees ceil(num_images / world_size) images (the distributed sampler pads
+    the last share); incomplete batches are dropped whenever at least one full batch exists (a batch of one
+    image would break BatchNorm in ASPP's image-pool branch); ``max_iters_per_epoch`` > 0 caps the count.
+    """
+    if num_images <= 0 or batch_size <= 0 or world_size <= 0:
+        raise ValueError(f"num_images, batch_size and world_size must be positive, got {num_images}, "
+                         f"{batch_size}, {world_size}")
+    per_rank = math.ceil(num_images / world_size)
+    n = per_rank // batch_size if per_rank >= batch_size else 1
+    return min(n, max_iters_per_epoch) if max_iters_per_epoch > 0 else n
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

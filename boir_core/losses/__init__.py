@@ -11,7 +11,7 @@
 Every function is vectorised over images and people and computes in fp32 (float64 passes through).
 """
 from .bbox_mask import (BboxMaskTerms, bbox_mask_loss, bbox_mask_terms, box_masks, box_rows_cols, distance_r,
-                        instance_pixels, normalize_embedding, pull_in, push_inst, push_out)
+                        instance_pixels, normalize_embedding, pull_in, push_inst, push_out, term_gradients)
 from .box import bbox_loss, center_windows, ciou, decode_ltrb
 from .contrastive import cid_contrastive_loss, info_nce_per_instance
 from .focal import focal_loss, instance_heatmap_loss, multi_heatmap_loss
@@ -21,6 +21,6 @@ __all__ = [
     "focal_loss", "multi_heatmap_loss", "instance_heatmap_loss",
     "ciou", "decode_ltrb", "center_windows", "bbox_loss",
     "BboxMaskTerms", "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out", "push_inst",
-    "normalize_embedding", "box_rows_cols", "box_masks", "instance_pixels", "distance_r",
+    "normalize_embedding", "box_rows_cols", "box_masks", "instance_pixels", "distance_r", "term_gradients",
     "cid_contrastive_loss", "info_nce_per_instance", "total_loss",
 ]

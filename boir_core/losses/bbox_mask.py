@@ -74,7 +74,7 @@ from .bbox_mask_sums import BboxMaskTerms, BoxSums, EmbeddingMap, Instances, pai
 __all__ = [
     "VARIANTS", "KERNELS", "DISTANCES", "INSTANCE_POINTS", "RELEASE_TINY_MASK_SUM",
     "BboxMaskTerms", "normalize_embedding", "box_rows_cols", "box_masks", "instance_pixels", "distance_r",
-    "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out", "push_inst",
+    "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out", "push_inst", "term_gradients",
 ]
 
 VARIANTS = ("paper", "release-image", "release-instance")
@@ -281,3 +281,24 @@ def push_out(emb, instance_bbox, instance_imgid, instance_center=None, **options
 def push_inst(emb, instance_bbox, instance_imgid, instance_center=None, **options) -> torch.Tensor:
     """Cross-instance push per instance [N] (Eq. 4 / Eq. 9); its image mean is Eq. 9."""
     return bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, **options).push_inst
+
+
+def term_gradients(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_imgid: torch.Tensor,
+                   instance_center: Optional[torch.Tensor] = None, **options) -> dict[str, torch.Tensor]:
+    """∂L/∂emb of each part of the Bbox Mask Loss: ``pull_in``, ``push_out``, ``push_inst`` and ``total``.
+
+    ``emb`` [B, D, H, W] is the raw map (it is detached and copied here). Each value has the shape of
+    ``emb``; a term that does not depend on the map (the release-image variant has no pull) gives zeros.
+    Options are those of :func:`bbox_mask_terms`.
+    """
+    x = as_float(emb).detach().clone().requires_grad_(True)
+    t = bbox_mask_terms(x, instance_bbox, instance_imgid, instance_center, **options)
+    parts = {"pull_in": t.loss_pull_in, "push_out": t.loss_push_out, "push_inst": t.loss_push_inst, "total": t.loss}
+    out = {}
+    for name, value in parts.items():
+        if not value.requires_grad:
+            out[name] = torch.zeros_like(x)
+            continue
+        (g,) = torch.autograd.grad(value, x, retain_graph=True, allow_unused=True)
+        out[name] = torch.zeros_like(x) if g is None else g.detach()
+    return out

@@ -65,6 +65,10 @@ class EmbeddingMap:
     @classmethod
     def of(cls, emb: torch.Tensor, similarity_emb: Optional[torch.Tensor] = None) -> "EmbeddingMap":
         x = as_float(emb)
+        if x.ndim == 4 and x.shape[1] == 1:
+            # D = 1: the unit "vector" of a pixel is its sign, ±1 (the value F.normalize gives for |x| ≥ 1e-12).
+            # sign() makes explicit that its derivative is 0: with D = 1 no term sends any gradient to the map.
+            x = torch.sign(x)
         inv, unit_sq = _inverse_norms(x)
         if similarity_emb is None:
             return cls(x, inv, x.detach(), inv.detach(), unit_sq.detach())

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 __all__ = [
-    "tsne_iteration_argument", "grid_stride", "tsne_rgb", "feature_at", "gaussian_similarity",
+    "tsne_iteration_argument", "tsne_exaggeration_iterations", "grid_stride", "tsne_rgb", "feature_at", "gaussian_similarity",
     "similarity_from_point", "box_center", "box_iou", "most_overlapping_pair", "overlay", "model_maps",
     "prepare_image", "to_canvas", "boxes_to_canvas", "similarity_figure", "comparison_figure",
 ]
@@ -45,6 +45,14 @@ def tsne_iteration_argument() -> str:
     return "max_iter" if "max_iter" in params else "n_iter"
 
 
+def tsne_exaggeration_iterations() -> int:
+    """How many of scikit-learn's t-SNE iterations run with early exaggeration (P × 12, momentum 0.5) before
+    the actual optimisation starts (250 in every release so far)."""
+    from sklearn.manifold import TSNE
+
+    return int(getattr(TSNE, "_EXPLORATION_MAX_ITER", 250))
+
+
 def grid_stride(height: int, width: int, max_points: int) -> int:
     """The smallest stride s such that a regular s-grid over H×W has at most ``max_points`` points."""
     if max_points < 1:
@@ -56,12 +64,15 @@ def grid_stride(height: int, width: int, max_points: int) -> int:
 
 
 def tsne_rgb(features: ArrayLike, *, max_points: int = 1024, n_iter: int = 250, perplexity: float = 30.0,
-             seed: int = 0, out_size: Optional[tuple[int, int]] = None) -> np.ndarray:
+             seed: int = 0, out_size: Optional[tuple[int, int]] = None, info: Optional[dict] = None) -> np.ndarray:
     """t-SNE of a feature map [C, H, W] as an RGB image [H, W, 3] (or ``out_size`` = (H', W')) in [0, 1].
 
     The feature vectors of a regular grid (at most ``max_points`` pixels) are embedded in 3 dimensions with
     ``n_iter`` iterations (the paper: 250); each dimension is min-max normalised to [0, 1] and the colour
-    image is upsampled bilinearly to the map (or ``out_size``).
+    image is upsampled bilinearly to the map (or ``out_size``). A dict passed as ``info`` receives
+    ``n_iter`` (iterations run), ``kl_divergence`` (None when scikit-learn reports none: a run that stops at
+    the end of early exaggeration), ``spread`` (standard deviation of the raw embedding) and
+    ``trustworthiness`` (how well 5-nearest-neighbourhoods survive, in [0, 1]).
     """
     import cv2
     from sklearn.manifold import TSNE
@@ -80,6 +91,12 @@ def tsne_rgb(features: ArrayLike, *, max_points: int = 1024, n_iter: int = 250, 
     tsne = TSNE(n_components=3, perplexity=float(min(perplexity, (n - 1) / 3)), init="pca",
                 random_state=seed, **{tsne_iteration_argument(): int(n_iter)})
     y = tsne.fit_transform(x.astype(np.float64))
+    if info is not None:
+        from sklearn.manifold import trustworthiness
+
+        kl = float(tsne.kl_divergence_)
+        info.update(n_iter=int(getattr(tsne, "n_iter_", n_iter)) + 1, kl_divergence=kl if kl < 1e300 else None,
+                    spread=float(y.std()), trustworthiness=float(trustworthiness(x, y, n_neighbors=5)))
     lo, hi = y.min(axis=0), y.max(axis=0)
     y = (y - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
     rgb = y.reshape(gh, gw, 3).astype(np.float32)
@@ -265,6 +282,7 @@ def comparison_figure(canvas: np.ndarray, entries: Mapping[str, Mapping[str, Any
     the similarity of the top-1 instance parameter to the feature map.
 
     ``entries`` = ``{model name: {"poses": [...] in canvas pixels, "center": [H, W], "tsne": [H, W, 3],
+    "skeleton": that model's skeleton (optional, default ``skeleton``),
     "similarity": [H, W] or None, "top_yx": (y, x) map position of the top center or None}}``; the maps are
     at stride 4 and drawn over / beside ``canvas`` (RGB uint8).
     """
@@ -276,7 +294,7 @@ def comparison_figure(canvas: np.ndarray, entries: Mapping[str, Mapping[str, Any
     fig, axes = plt.subplots(rows, 4, figsize=(13, 3.3 * rows), squeeze=False)
     for r, (name, e) in enumerate(entries.items()):
         ax = axes[r]
-        ax[0].imshow(draw_poses(canvas, e.get("poses", []), skeleton, min_score=min_score))
+        ax[0].imshow(draw_poses(canvas, e.get("poses", []), e.get("skeleton", skeleton), min_score=min_score))
         n_people = sum(p.get("score", 1.0) >= min_score for p in e.get("poses", []))
         ax[0].set_title(f"{name}: {n_people} people")
         ax[1].imshow(overlay(canvas, e["center"] / max(float(np.max(e["center"])), 1e-6)))

@@ -34,3 +34,21 @@ def test_set_lr_writes_every_group():
     opt = torch.optim.AdamW([{"params": [p1]}, {"params": [p2], "lr": 5.0}], lr=1.0)
     set_lr(opt, 0.25)
     assert [g["lr"] for g in opt.param_groups] == [0.25, 0.25]
+
+
+@pytest.mark.parametrize("num_images,batch_size,world_size,cap", [
+    (16, 8, 1, 0), (17, 8, 1, 0), (7, 8, 1, 0), (1, 4, 1, 0), (17, 4, 2, 0), (5, 4, 3, 0), (100, 8, 1, 6),
+    (100, 8, 4, 0), (3, 2, 2, 0),
+])
+def test_iterations_per_epoch_matches_the_training_loader(num_images, batch_size, world_size, cap):
+    """The count the notebooks plot the schedule with equals len() of the loader the training loop builds."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from boir_core.engine.schedule import iterations_per_epoch
+
+    data = list(range(num_images))
+    for rank in range(world_size):
+        sampler = DistributedSampler(data, num_replicas=world_size, rank=rank, shuffle=True, drop_last=False)
+        loader = DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=len(sampler) >= batch_size)
+        expected = len(loader) if cap <= 0 else min(len(loader), cap)
+        assert iterations_per_epoch(num_images, batch_size, world_size, cap) == expected
