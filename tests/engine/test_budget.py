@@ -112,23 +112,28 @@ def _iters(run_dir) -> list[dict]:
     return [r for r in lines if r["type"] == "iter"]
 
 
-def test_a_time_budget_fixes_the_step_count_from_the_measured_step_time(tiny_cfg, tmp_path, monkeypatch):
-    # 0.5 s per step, 2 s of set-up: the 8 timed steps and the set-up use 6 s of the 13 s budget -> 14 steps
+@pytest.fixture()
+def small_cfg(tiny_cfg):
+    return tiny_cfg.override("data.input_size=64", "data.output_size=16")  # 4x less work per step
+
+
+def test_a_time_budget_fixes_the_step_count_from_the_measured_step_time(small_cfg, tmp_path, monkeypatch):
+    # 0.5 s per step, 2 s of set-up: the 8 timed steps and the set-up use 6 s of the 9.9 s budget -> 7 steps
     clock = _fake_step_time(monkeypatch, 0.5, setup_s=2.0)
-    cfg = tiny_cfg.override("train.time_budget_s=13", "train.epochs=4", "train.warmup_epochs=1",
-                            "train.max_iters_per_epoch=3", "train.log_every=1", "train.save_every=1")
+    cfg = small_cfg.override("train.time_budget_s=9.9", "train.epochs=4", "train.warmup_epochs=1",
+                             "train.max_iters_per_epoch=3", "train.log_every=1", "train.save_every=1")
     s = train(cfg, tmp_path / "budget", progress=False)
-    expected = math.floor((13 - 2.0 - CALIBRATION_STEPS * 0.5) / 0.5)
-    assert expected == 14
+    expected = math.floor((9.9 - 2.0 - CALIBRATION_STEPS * 0.5) / 0.5)
+    assert expected == 7
     assert s.total_steps == expected and s.iterations == expected and len(s.losses) == expected
     assert s.step_seconds == pytest.approx(0.5)
     assert clock.calls["n"] == CALIBRATION_STEPS + expected  # the timed steps are the only extra ones
     plan = json.loads((tmp_path / "budget" / "schedule.json").read_text())
     assert plan["total_steps"] == expected and plan["source"] == "time_budget"
     assert plan["measured_step_s"] == pytest.approx(0.5) and plan["setup_s"] == pytest.approx(6.0)
-    assert plan["calibration_steps"] == CALIBRATION_STEPS and plan["time_budget_s"] == 13
+    assert plan["calibration_steps"] == CALIBRATION_STEPS and plan["time_budget_s"] == 9.9
     assert plan["reproduce_with"] == f"train.max_steps={expected} train.time_budget_s=0"
-    assert plan["epochs"] == 5 and plan["warmup_steps"] == round(expected / 4)  # 14 = 3+3+3+3+2
+    assert plan["epochs"] == 3 and plan["warmup_steps"] == round(expected / 4) == 2  # 7 = 3+3+1
     # the learning rate followed warm-up + cosine over exactly that many steps
     lrs = warmup_cosine_schedule(expected, plan["warmup_steps"], cfg.train.lr, cfg.train.warmup_start_lr,
                                  cfg.train.min_lr)
@@ -136,16 +141,16 @@ def test_a_time_budget_fixes_the_step_count_from_the_measured_step_time(tiny_cfg
     assert [r["iter"] for r in logged] == list(range(1, expected + 1))
     assert np.allclose([r["lr"] for r in logged], lrs)
     # the weights and the checkpoint record the plan too
-    assert torch.load(tmp_path / "budget" / "final.pt", weights_only=False)["extra"]["plan"]["total_steps"] == 14
+    assert torch.load(tmp_path / "budget" / "final.pt", weights_only=False)["extra"]["plan"]["total_steps"] == 7
     assert load_training_state(tmp_path / "budget" / "checkpoints" / "last.pt")["extra"]["plan"] == plan
 
 
-def test_a_budgeted_run_is_reproduced_exactly_by_its_step_count(tiny_cfg, tmp_path, monkeypatch):
+def test_a_budgeted_run_is_reproduced_exactly_by_its_step_count(small_cfg, tmp_path, monkeypatch):
     # the timed steps are undone: rerunning with max_steps=N gives the same losses and the same weights
     _fake_step_time(monkeypatch, 1.0)
-    base = tiny_cfg.override("train.epochs=3", "train.max_iters_per_epoch=3", "train.warmup_epochs=1")
-    budgeted = train(base.override("train.time_budget_s=15"), tmp_path / "budget", progress=False)
-    assert budgeted.total_steps == 15 - CALIBRATION_STEPS
+    base = small_cfg.override("train.epochs=3", "train.max_iters_per_epoch=3", "train.warmup_epochs=1")
+    budgeted = train(base.override("train.time_budget_s=12"), tmp_path / "budget", progress=False)
+    assert budgeted.total_steps == 12 - CALIBRATION_STEPS
     exact_cfg = base.override(*budgeted.plan["reproduce_with"].split())
     exact = train(exact_cfg, tmp_path / "exact", progress=False)
     assert exact.plan["source"] == "max_steps" and exact.step_seconds is None
@@ -156,17 +161,17 @@ def test_a_budgeted_run_is_reproduced_exactly_by_its_step_count(tiny_cfg, tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_resumed_budgeted_run_keeps_its_step_count(tiny_cfg, tmp_path, monkeypatch):
+def test_a_resumed_budgeted_run_keeps_its_step_count(small_cfg, tmp_path, monkeypatch):
     clock = _fake_step_time(monkeypatch, 1.0)
-    cfg = tiny_cfg.override("train.time_budget_s=18", "train.epochs=3", "train.max_iters_per_epoch=3",
-                            "train.save_every=1")
-    with pytest.raises(TrainingInterrupted):  # killed after the epoch-2 checkpoint
-        train(cfg, tmp_path / "run", progress=False, stop_after_iters=7)
-    assert load_training_state(tmp_path / "run" / "checkpoints" / "last.pt")["extra"]["plan"]["total_steps"] == 10
+    cfg = small_cfg.override("train.time_budget_s=13", "train.epochs=3", "train.max_iters_per_epoch=3",
+                             "train.save_every=1")
+    with pytest.raises(TrainingInterrupted):  # killed after the epoch-1 checkpoint
+        train(cfg, tmp_path / "run", progress=False, stop_after_iters=4)
+    assert load_training_state(tmp_path / "run" / "checkpoints" / "last.pt")["extra"]["plan"]["total_steps"] == 5
     clock.calls["n"] = 0
     monkeypatch.setattr(train_mod, "_step", _slower(train_mod._step, clock, 9.0))  # the machine got busy
     resumed = train(cfg, tmp_path / "run", progress=False)
-    assert resumed.total_steps == 10 and resumed.iterations == 4  # 10 steps planned, 6 done before the kill
+    assert resumed.total_steps == 5 and resumed.iterations == 2  # 5 steps planned, 3 done before the kill
     assert resumed.step_seconds == pytest.approx(1.0)  # the plan measured at the start, not re-timed
 
 
@@ -177,17 +182,17 @@ def _slower(step, clock, extra):
     return f
 
 
-def test_max_steps_wins_over_a_budget_and_nothing_is_timed(tiny_cfg, tmp_path, monkeypatch):
+def test_max_steps_wins_over_a_budget_and_nothing_is_timed(small_cfg, tmp_path, monkeypatch):
     clock = _fake_step_time(monkeypatch, 1.0)
-    cfg = tiny_cfg.override("train.time_budget_s=1000", "train.max_steps=4", "train.max_iters_per_epoch=3")
+    cfg = small_cfg.override("train.time_budget_s=1000", "train.max_steps=4", "train.max_iters_per_epoch=3")
     s = train(cfg, tmp_path / "run", progress=False)
     assert s.total_steps == 4 and s.iterations == 4 and clock.calls["n"] == 4
     assert json.loads((tmp_path / "run" / "schedule.json").read_text())["source"] == "max_steps"
 
 
-def test_a_checkpoint_from_before_the_new_fields_still_resumes(tiny_cfg, tmp_path):
+def test_a_checkpoint_from_before_the_new_fields_still_resumes(small_cfg, tmp_path):
     # a run folder written before train.max_steps / train.time_budget_s existed holds a config without them
-    cfg = tiny_cfg.override("train.epochs=2", "train.max_iters_per_epoch=2", "train.save_every=1")
+    cfg = small_cfg.override("train.epochs=2", "train.max_iters_per_epoch=2", "train.save_every=1")
     with pytest.raises(TrainingInterrupted):
         train(cfg, tmp_path / "old", progress=False, stop_after_iters=3)
     ckpt = tmp_path / "old" / "checkpoints" / "last.pt"
