@@ -144,7 +144,8 @@ def export_demo_weights(run_dir: str | os.PathLike, arch: str, *, command: str,
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
               if '"epoch"' in line] if log_rel else []
     epochs = [r for r in epochs if r.get("type") == "epoch"]
-    training = {"steps": plan.get("total_steps"), "batch_size": extra.get("config", {}).get("train", {})
+    steps = plan.get("total_steps") or (epochs[-1].get("iter") if epochs else None)  # older runs: from the log
+    training = {"steps": steps, "batch_size": extra.get("config", {}).get("train", {})
                 .get("batch_size"), "seconds": round(sum(r.get("seconds", 0.0) for r in epochs), 1),
                 "final_loss": epochs[-1].get("total") if epochs else None, "log": log_rel,
                 "schedule": plan}
