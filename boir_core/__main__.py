@@ -40,8 +40,9 @@ def cmd_train(args) -> int:
     run_dir = Path(args.run_dir or Path(cfg.output_dir) / cfg.name)
     summary = train(cfg, run_dir, resume=not args.no_resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"[train] done: {summary.iterations} iterations in {summary.seconds:.0f} s; weights: "
-              f"{summary.final_weights}")
+        step = f", {summary.step_seconds:.3f} s per step measured" if summary.step_seconds else ""
+        print(f"[train] done: {summary.iterations} iterations in {summary.seconds:.0f} s (run of "
+              f"{summary.total_steps} steps{step}; {run_dir / 'schedule.json'}); weights: {summary.final_weights}")
     return 0
 
 

@@ -111,6 +111,10 @@ class TrainConfig:
     compile: bool = False
     save_every: int = 2
     max_iters_per_epoch: int = 0  # 0: the whole epoch
+    # the run's length (boir_core.engine.budget): max_steps > 0 runs exactly that many steps (it wins over the
+    # budget); time_budget_s > 0 times a few steps on this machine and runs as many as fit in the budget
+    max_steps: int = 0
+    time_budget_s: float = 0.0
     transfer_from: Optional[str] = None  # COCO -> CrowdPose finetune (spec §5)
     max_nonfinite_in_a_row: int = 5
     log_every: int = 10

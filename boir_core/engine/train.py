@@ -4,6 +4,8 @@ One call, :func:`train`, runs a whole training job from a :class:`~boir_core.con
 folder::
 
     <run_dir>/config.yaml         the resolved config (written first)
+    <run_dir>/schedule.json       the run's length: steps, warm-up, and the measured step time of a
+                                  time-budgeted run (``train.time_budget_s``; see :mod:`.budget`)
     <run_dir>/metrics.jsonl       one JSON line per logged iteration and per epoch
     <run_dir>/checkpoints/last.pt full training state (atomic), every ``train.save_every`` epochs and at the end
     <run_dir>/final.pt            the trained weights alone (the kit's own checkpoint format)
@@ -34,7 +36,8 @@ import numpy as np
 import torch
 
 from ..config import Config
-from .checkpointing import load_training_state, save_training_state, set_rng_state
+from .budget import CALIBRATION_STEPS, StepPlan, plan_from_config, steps_for_budget, time_steps
+from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, init_distributed
 from .schedule import set_lr, warmup_cosine_schedule
 
@@ -82,6 +85,13 @@ class TrainSummary:
     resumed_from_epoch: int | None = None
     seconds: float = 0.0
     final_weights: Path | None = None
+    total_steps: int = 0  # steps of the whole run (its plan), not only of this call
+    step_seconds: float | None = None  # measured by a time-budgeted run before its first step
+    plan: dict[str, Any] | None = None  # as in <run_dir>/schedule.json
+
+
+#: The clock that sizes a time-budgeted run (tests replace it with a fake one).
+_budget_clock = time.perf_counter
 
 
 def seed_everything(seed: int) -> None:
@@ -236,25 +246,77 @@ def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True,
     kill would (tests use it to check auto-resume).
     """
     t_start = time.time()
+    t_budget = _budget_clock()
     run_dir = Path(run_dir)
     if resume not in (True, False, "or-restart"):
         raise ValueError(f"resume must be True, False or 'or-restart', got {resume!r}")
     dinfo = init_distributed(cfg.train.device)
     try:
         try:
-            return _train(cfg, run_dir, dinfo, bool(resume), progress, stop_after_iters, t_start)
+            return _train(cfg, run_dir, dinfo, bool(resume), progress, stop_after_iters, t_start, t_budget)
         except ResumeMismatchError as e:
             if resume != "or-restart":
                 raise
             if dinfo.is_main:
                 print(f"[train] {e}\n[train] starting over in {run_dir}")
-            return _train(cfg, run_dir, dinfo, False, progress, stop_after_iters, t_start)
+            return _train(cfg, run_dir, dinfo, False, progress, stop_after_iters, t_start, t_budget)
     finally:
         if dinfo.distributed:
             cleanup_distributed()
 
 
-def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> TrainSummary:
+def _with_defaults(old: dict, defaults: dict) -> dict:
+    """``old`` with the keys it lacks taken from ``defaults``: a checkpoint written before a config field
+    existed was trained with that field's default."""
+    out = dict(old)
+    for k, v in defaults.items():
+        if k not in out:
+            out[k] = v
+        elif isinstance(v, dict) and isinstance(out[k], dict):
+            out[k] = _with_defaults(out[k], v)
+    return out
+
+
+def _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen, dinfo, use_amp, amp_dtype,
+                      iters_per_epoch: int, t_budget: float) -> StepPlan:
+    """Time a few real steps, undo them (weights, optimizer, RNGs), and size the run to the budget."""
+    import copy
+
+    from .distributed import device_name
+
+    tc = cfg.train
+    saved = (copy.deepcopy(core.state_dict()), copy.deepcopy(optimizer.state_dict()),
+             copy.deepcopy(scaler.state_dict()), rng_state())
+    batches = _epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank)
+    loss_gen = torch.Generator(device="cpu").manual_seed(tc.seed)
+    set_lr(optimizer, tc.warmup_start_lr)
+    model.train()
+
+    def one(_i):
+        nonlocal batches
+        try:
+            batch = next(batches)
+        except StopIteration:  # a training set of fewer batches than the timed steps
+            batches = _epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank)
+            batch = next(batches)
+        _step(model, optimizer, scaler, batch, cfg, dinfo, use_amp, amp_dtype, loss_gen)
+
+    step_s = time_steps(one, clock=_budget_clock)
+    if dinfo.distributed:  # every rank runs the same number of steps: size them by the slowest
+        t = torch.tensor([step_s], dtype=torch.float64, device=dinfo.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        step_s = float(t.item())
+    core.load_state_dict(saved[0])
+    optimizer.load_state_dict(saved[1])
+    scaler.load_state_dict(saved[2])
+    set_rng_state(saved[3])
+    spent = _budget_clock() - t_budget
+    steps = steps_for_budget(tc.time_budget_s, step_s, spent)
+    return plan_from_config(tc, iters_per_epoch, total_steps=steps, measured_step_s=step_s,
+                            calibration_steps=CALIBRATION_STEPS, setup_s=spent, device=device_name(dinfo.device))
+
+
+def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_budget) -> TrainSummary:
     tc = cfg.train
     seed_everything(tc.seed + dinfo.rank)
     _, sampler, loader, gen = _build_loader(cfg, dinfo)
@@ -266,15 +328,14 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
     iters_per_epoch = len(loader) if tc.max_iters_per_epoch <= 0 else min(len(loader), tc.max_iters_per_epoch)
     if iters_per_epoch == 0:
         raise RuntimeError(f"training set is smaller than one batch of {tc.batch_size} images per process")
-    lrs = warmup_cosine_schedule(tc.epochs * iters_per_epoch, tc.warmup_epochs * iters_per_epoch, tc.lr,
-                                 tc.warmup_start_lr, tc.min_lr)
 
     summary = TrainSummary(run_dir=run_dir)
     start_epoch, global_iter, nonfinite_total = 0, 0, 0
+    plan: StepPlan | None = None
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     if resume and ckpt_path.exists():
         state = load_training_state(ckpt_path)
-        changed = config_changes(state["config"], cfg.to_dict())
+        changed = config_changes(_with_defaults(state["config"], Config().to_dict()), cfg.to_dict())
         if changed:
             raise ResumeMismatchError(
                 f"{ckpt_path} was written with a different config; resuming would mix two runs. Changed: "
@@ -286,13 +347,31 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
         set_rng_state(state["rng"])
         start_epoch, global_iter = state["epoch"], state["global_iter"]
         nonfinite_total = state["extra"].get("skipped_nonfinite", 0)
+        if state["extra"].get("plan"):  # a time-budgeted run keeps the length it measured at its start
+            plan = StepPlan.from_dict(state["extra"]["plan"])
         summary.resumed_from_epoch = start_epoch
         if dinfo.is_main:
             print(f"[train] resumed from {ckpt_path} at epoch {start_epoch}, iteration {global_iter}")
 
+    if plan is None:
+        if tc.time_budget_s > 0 and tc.max_steps <= 0:
+            plan = _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen, dinfo, use_amp,
+                                     amp_dtype, iters_per_epoch, t_budget)
+        else:
+            plan = plan_from_config(tc, iters_per_epoch)
+    lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, tc.lr, tc.warmup_start_lr, tc.min_lr)
+    summary.total_steps, summary.step_seconds, summary.plan = plan.total_steps, plan.measured_step_s, plan.to_dict()
+
     if dinfo.is_main:  # only now: a refused resume must leave the run folder's config as it was
+        from ..io import atomic_write_json
+
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump(run_dir / "config.yaml")
+        atomic_write_json(run_dir / "schedule.json", plan.to_dict())
+        if plan.source == "time_budget" and start_epoch == 0 and progress:
+            print(f"[train] time budget {tc.time_budget_s:.0f} s: {plan.measured_step_s:.3f} s per step measured "
+                  f"on {plan.device} -> {plan.total_steps} steps (rerun exactly with "
+                  f"{' '.join(plan.reproduce_overrides())})")
         if start_epoch == 0 and (run_dir / "metrics.jsonl").exists():
             (run_dir / "metrics.jsonl").unlink()  # a fresh start: the old log belongs to another run
     log = _MetricsLog(run_dir, dinfo.is_main)
@@ -300,19 +379,20 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
     nonfinite_in_a_row = 0
     iters_this_call = 0
     try:
-        for epoch in range(start_epoch, tc.epochs):
+        for epoch in range(start_epoch, plan.epochs):
             model.train()
             batches = _epoch_batches(loader, sampler, gen, tc.seed, epoch, dinfo.rank)
             loss_gen.manual_seed(tc.seed * 7919 + epoch)
             bar = None
+            n_iters = plan.iters_in_epoch(epoch)
             if progress and dinfo.is_main:
                 from tqdm.auto import tqdm
 
-                bar = tqdm(total=iters_per_epoch, desc=f"epoch {epoch + 1}/{tc.epochs}", leave=False,
+                bar = tqdm(total=n_iters, desc=f"epoch {epoch + 1}/{plan.epochs}", leave=False,
                            disable=None)  # no bar when the output is not a terminal (logs, CI)
             sums: dict[str, float] = {}
             n_ok, t_epoch, n_images = 0, time.time(), 0
-            for it in range(iters_per_epoch):
+            for it in range(n_iters):
                 batch = next(batches)
                 lr = float(lrs[global_iter])
                 set_lr(optimizer, lr)
@@ -337,7 +417,7 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
                     for k, v in terms.items():
                         sums[k] = sums.get(k, 0.0) + v
                     summary.losses.append(terms["total"])
-                if dinfo.is_main and (global_iter % max(tc.log_every, 1) == 0 or it == iters_per_epoch - 1):
+                if dinfo.is_main and (global_iter % max(tc.log_every, 1) == 0 or it == n_iters - 1):
                     log.write({"type": "iter", "epoch": epoch, "iter": global_iter, "lr": lr,
                                "grad_norm": grad_norm, "scale": float(scaler.get_scale()) if use_scaler else 1.0,
                                **terms})
@@ -356,13 +436,13 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
                 rec.update({k: v / max(n_ok, 1) for k, v in sums.items()})
                 log.write(rec)
                 if progress:
-                    print(f"[train] epoch {epoch + 1}/{tc.epochs} loss {rec.get('total', float('nan')):.4f} "
+                    print(f"[train] epoch {epoch + 1}/{plan.epochs} loss {rec.get('total', float('nan')):.4f} "
                           f"({rec['images_per_s']:.1f} img/s)")
-            last = epoch + 1 == tc.epochs
+            last = epoch + 1 == plan.epochs
             if dinfo.is_main and ((epoch + 1) % max(tc.save_every, 1) == 0 or last):
                 save_training_state(ckpt_path, model=core, optimizer=optimizer, scaler=scaler, epoch=epoch + 1,
                                     global_iter=global_iter, config=cfg.to_dict(),
-                                    extra={"skipped_nonfinite": nonfinite_total})
+                                    extra={"skipped_nonfinite": nonfinite_total, "plan": plan.to_dict()})
             if dinfo.distributed:
                 torch.distributed.barrier()
     finally:
@@ -371,7 +451,8 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start) -> 
     if dinfo.is_main:
         from ..model import save_checkpoint
 
-        summary.final_weights = save_checkpoint(core, run_dir / "final.pt", extra={"config": cfg.to_dict()})
+        summary.final_weights = save_checkpoint(core, run_dir / "final.pt",
+                                                extra={"config": cfg.to_dict(), "plan": plan.to_dict()})
     summary.seconds = time.time() - t_start
     return summary
 

@@ -1,0 +1,83 @@
+"""make demo's job: shipped weights evaluated (all / crowded / sparse), a fresh run sized by the demo's
+budget, its AP beside the shipped one, and a summary that names every output."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import boir_core.engine.demo as demo_mod
+from boir_core.config import load_config
+from boir_core.model import build_model, save_checkpoint
+from boir_core.model.demo_weights import export_demo_weights
+
+SMALL = ["data.input_size=64", "data.output_size=16"]  # 4x less work per step
+
+
+def _ship_tiny(tmp_path, tiny_synth):
+    """A weights folder with a tiny BoIR and CID, as export_demo_weights writes the real ones."""
+    out = tmp_path / "weights"
+    for arch in ("boir", "cid"):
+        ov = [f"data.root={tiny_synth}", "train.device=cpu", "data.input_size=64", "data.output_size=16"]
+        ov += ["model.arch=cid", "model.bbox_head=false", "loss.bbox_mask=false"] if arch == "cid" else []
+        cfg = load_config("tiny", ov)
+        run = tmp_path / f"run_{arch}"
+        save_checkpoint(build_model(cfg, train=True), run / "final.pt", extra={"config": cfg.to_dict()})
+        export_demo_weights(run, arch, command=f"train {arch}", weights_dir=out)
+    return out
+
+
+def test_demo_evaluates_shipped_weights_trains_fresh_and_reports_everything(tiny_synth, tmp_path, capsys):
+    weights = _ship_tiny(tmp_path, tiny_synth)
+    out = tmp_path / "demo"
+    s = demo_mod.run_demo(out, config="tiny", overrides=[f"data.root={tiny_synth}", "train.device=cpu", *SMALL,
+                                                           "train.max_steps=2"],
+                          notebooks=False, weights_dir=weights, draw_images=2, generate_data=False)
+    assert set(s["results"]) == {"shipped_boir", "shipped_cid", "fresh"}
+    n_val = len(json.loads((tiny_synth / "annotations" / "person_keypoints_val.json").read_text())["images"])
+    for r in s["results"].values():
+        assert r["images"] == n_val and r["crowded"]["images"] + r["sparse"]["images"] == n_val
+        assert 0.0 <= r["AP"] <= 1.0
+    assert s["results"]["shipped_cid"]["weights"].endswith("demo_cid.pt")
+    assert s["fresh_training"]["steps"] == 2 and s["fresh_training"]["steps_this_run"] == 2
+    assert (out / "shipped" / "cid" / "config.yaml").is_file() and (out / "train" / "schedule.json").is_file()
+    assert s["drawn"]["images"] == 2 and len(list((out / "predictions").iterdir())) == 2
+    assert json.loads((out / "demo_summary.json").read_text()) == s
+    for path in s["outputs"].values():
+        assert type(out)(path).exists(), path
+    printed = capsys.readouterr().out
+    assert "shipped BoIR" in printed and "shipped CID" in printed and "fresh (this run)" in printed
+    assert "crowded AP" in printed and "time per stage" in printed and str(out / "predictions") in printed
+    # a second demo resumes the finished run instead of training again
+    again = demo_mod.run_demo(out, config="tiny", overrides=[f"data.root={tiny_synth}", "train.device=cpu", *SMALL,
+                                                               "train.max_steps=2"],
+                              notebooks=False, weights_dir=weights, draw_images=1, generate_data=False)
+    assert again["fresh_training"]["steps_this_run"] == 0
+    assert again["results"]["fresh"]["AP"] == pytest.approx(s["results"]["fresh"]["AP"])
+
+
+def test_demo_without_shipped_weights_says_so_and_uses_the_fresh_model(tiny_synth, tmp_path, capsys):
+    s = demo_mod.run_demo(tmp_path / "demo", config="tiny",
+                          overrides=[f"data.root={tiny_synth}", "train.device=cpu", *SMALL, "train.max_steps=1"],
+                          notebooks=False, weights_dir=tmp_path / "none", draw_images=1, generate_data=False)
+    assert set(s["results"]) == {"fresh"}
+    assert "ships no demo weights" in capsys.readouterr().out
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_demo_trains_within_its_time_budget_unless_a_length_is_given(tiny_synth, tmp_path, monkeypatch):
+    seen = []
+
+    def fake_train(cfg, run_dir, **kw):
+        seen.append((cfg.train.time_budget_s, cfg.train.max_steps))
+        raise _Stop
+
+    monkeypatch.setattr("boir_core.engine.train.train", fake_train)
+    for ov in ([], ["train.max_steps=7"], ["train.time_budget_s=30"]):
+        with pytest.raises(_Stop):
+            demo_mod.run_demo(tmp_path / "d", config="tiny", overrides=[f"data.root={tiny_synth}", *ov],
+                              notebooks=False, weights_dir=tmp_path / "none", generate_data=False)
+    assert seen == [(demo_mod.DEMO_TIME_BUDGET_S, 0), (0.0, 7), (30.0, 0)]
