@@ -80,14 +80,22 @@ def existing(path: PathLike, what: str = "path") -> Path:
 
 
 def default_checkpoint(arch: str = "boir") -> Optional[Path]:
-    """The trained weights a notebook uses when the user names none, or ``None`` when there are none yet.
+    """The trained weights a notebook uses when the user names none, or ``None`` when there are none.
 
-    The one place that chooses them: today ``runs/demo/train/final.pt`` (what ``make demo`` trains) for
-    ``arch="boir"``, and nothing for ``arch="cid"`` (the demo trains no CID). Callers that get ``None`` fall
-    back to a briefly trained tiny model and say so, naming ``make demo``.
+    The one place that chooses them: the demo weights shipped inside the package
+    (``boir_core/weights/demo_{arch}.pt``, SHA-256 checked by
+    :func:`boir_core.model.demo_weights.shipped_checkpoint`; a corrupted file is an error, not a fallback).
+    Only when the package ships none (a trimmed install) does ``arch="boir"`` fall back to
+    ``runs/demo/train/final.pt`` (what ``make demo`` trains). Callers that get ``None`` fall back to a
+    briefly trained tiny model and say so, naming ``make demo``.
     """
     if arch not in ("boir", "cid"):
         raise ValueError(f"arch must be 'boir' or 'cid', got {arch!r}")
+    # model sits above this module in the package's order: import it only when weights are asked for
+    from .model.demo_weights import MANIFEST_NAME, WEIGHTS_DIR, shipped_checkpoint
+
+    if (Path(WEIGHTS_DIR) / MANIFEST_NAME).is_file():
+        return shipped_checkpoint(arch)
     if arch == "boir":
         p = resolve(DEMO_WEIGHTS)
         if p is not None and p.is_file():

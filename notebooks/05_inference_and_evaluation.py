@@ -18,8 +18,8 @@
 # This notebook draws every step of the released decoding (spec §6) on one image, then evaluates a model
 # with the COCO keypoint protocol and shows the metrics table.
 #
-# By default it uses the kit's default trained weights (`boir_core.paths.default_checkpoint()`: the demo model
-# that `make demo` trains into `runs/demo/train/final.pt`) when they exist, else it trains the tiny
+# By default it uses the kit's default trained weights (`boir_core.paths.default_checkpoint()`: the demo BoIR
+# shipped inside the package, `boir_core/weights/demo_boir.pt`, checksum-verified) when they exist, else it trains the tiny
 # configuration for a few iterations so the notebook always runs, and says so.
 
 # %% tags=["parameters"]

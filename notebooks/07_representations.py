@@ -25,8 +25,8 @@
 #   (L2 distance + Gaussian kernel), and failure cases.
 #
 # By default the models are the kit's default trained weights (`boir_core.paths.default_checkpoint`: the
-# `make demo` BoIR, `runs/demo/train/final.pt`) when present, else a tiny BoIR trained for a few iterations,
-# and a tiny CID trained the same way, on SynthCrowd. Such models have not
+# demo BoIR and CID shipped inside the package, `boir_core/weights/`, trained alike for 3,000 steps on
+# SynthCrowd), else a tiny BoIR and CID trained for a few iterations. Such models have not
 # learnt much: the maps show the method, not the paper's result. Pass released checkpoints
 # (`boir_config="coco_w32"`, `cid_config="cid_coco_w32"`) and real `images` to see the paper's pictures.
 

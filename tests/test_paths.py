@@ -57,7 +57,18 @@ def test_root_from_environment_and_a_clear_error_for_a_wrong_one(tmp_path, monke
         paths.repo_root()
 
 
-def test_default_checkpoint_is_make_demos_weights_when_they_exist(tmp_path, monkeypatch):
+def test_default_checkpoint_is_the_shipped_demo_weights():
+    from boir_core.model import demo_weights
+
+    for arch in ("boir", "cid"):
+        assert paths.default_checkpoint(arch) == demo_weights.shipped_checkpoint(arch)
+        assert paths.default_checkpoint(arch).name == f"demo_{arch}.pt"
+
+
+def test_default_checkpoint_is_make_demos_weights_when_none_are_shipped(tmp_path, monkeypatch):
+    from boir_core.model import demo_weights
+
+    monkeypatch.setattr(demo_weights, "WEIGHTS_DIR", tmp_path / "no_weights")  # a trimmed install
     root = _fake_kit(tmp_path)
     monkeypatch.setenv(paths.ROOT_ENV, str(root))
     assert paths.default_checkpoint("boir") is None and paths.default_checkpoint("cid") is None
