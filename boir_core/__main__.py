@@ -19,8 +19,6 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 
 def _config(args):
     from .config import load_config
@@ -161,10 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         args.inputs = [a for a in args.inputs if a not in args.overrides]
     from .config import ConfigError
     from .engine.train import ResumeMismatchError
+    from .model import CheckpointError
 
     try:
         return args.func(args)
-    except (ConfigError, ResumeMismatchError) as e:
+    except (ConfigError, ResumeMismatchError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
