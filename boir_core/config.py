@@ -355,8 +355,8 @@ def _merge_into(obj: Any, d: dict[str, Any], prefix: str, source: str) -> None:
 def apply_overrides(cfg: Config, items: list[str], source: str = "override", _presets: bool = True) -> Config:
     """Apply ``a.b=value`` strings in place (values parsed as YAML scalars).
 
-    A ``preset=...`` item (or ``release_settings=...``) also sets the preset's switches, except the ones
-    these items set themselves: the items win over the preset whatever their order."""
+    A ``preset=...`` item also sets the preset's switches, except the ones these items set themselves: the
+    items win over the preset whatever their order."""
     pairs = _split_items(items, source)
     for (key, raw), item in zip(pairs, items):
         parts = key.split(".")
@@ -365,7 +365,7 @@ def apply_overrides(cfg: Config, items: list[str], source: str = "override", _pr
         for p in reversed(parts):
             nested = {p: nested}
         _merge_into(cfg, nested, prefix="", source=f"{source} {item!r}")
-    if _presets and any(k in ("preset", "release_settings") for k, _ in pairs):
+    if _presets and any(k == "preset" for k, _ in pairs):
         _apply_preset(cfg, {k for k, _ in pairs}, source)
         # the items win: re-apply the ones that name a preset switch
         switch = [it for (k, _), it in zip(pairs, items) if k in preset_values(cfg)]
