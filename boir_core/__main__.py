@@ -1,7 +1,8 @@
 """The BoIR Kit command line: ``python -m boir_core <command> [options] [key=value ...]``.
 
 Commands
-    train      train a config into a run folder (auto-resumes); works under ``torchrun`` (DDP)
+    train      train a config into a run folder (auto-resumes); works under ``torchrun`` (DDP);
+               ``--dry-run``: the pre-flight of a long run (one batch, a few steps, nothing written)
     evaluate   evaluate a checkpoint on the config's test split; writes a metrics JSON
     predict    predict poses on images, a folder or a video; writes COCO-format JSON (+ drawings)
     profile    parameter counts (Table 5) and network / decoding latency
@@ -19,8 +20,6 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 
 def _config(args):
     from .config import load_config
@@ -37,6 +36,13 @@ def cmd_train(args) -> int:
     from .engine.train import train
 
     cfg = _config(args)
+    if args.dry_run:
+        from .engine.dryrun import dry_run, format_dry_run
+
+        report = dry_run(cfg, steps=args.dry_run_steps)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(format_dry_run(report))
+        return 0
     run_dir = Path(args.run_dir or Path(cfg.output_dir) / cfg.name)
     summary = train(cfg, run_dir, resume=not args.no_resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -110,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--run-dir", default=None, help="run folder (default: <output_dir>/<name>)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in the run folder")
+    p.add_argument("--dry-run", action="store_true",
+                   help="pre-flight: build data, model, optimizer and schedule, run a few steps on one batch, print "
+                        "the resolved config, ImageNet source, total steps, images per step, parameters, step "
+                        "time and peak memory; writes nothing")
+    p.add_argument("--dry-run-steps", type=int, default=2,
+                   help="steps of the dry run (the first includes warm-up; default 2)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -162,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         args.inputs = [a for a in args.inputs if a not in args.overrides]
     from .config import ConfigError
     from .engine.train import ResumeMismatchError
+    from .model import CheckpointError
 
     try:
         return args.func(args)
-    except (ConfigError, ResumeMismatchError) as e:
+    except (ConfigError, ResumeMismatchError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -7,6 +7,17 @@ every key and value against the dataclass types, prints as YAML and is dumped ne
 Names follow the paper and the released settings (spec §1). Where the release and the paper differ, one
 switch says which behaviour you get (``model.bbox_head_init: release``, ``loss.bbox_mask_variant:
 release-image``, ...); the defaults are the paper's method with the release's bugs fixed.
+
+``preset: release`` (in a YAML file or as the override ``preset=release``) turns the six release switches of
+:data:`RELEASE_PRESET` on at once; ``preset: paper`` (the default) leaves them at the paper's values. A
+preset only fills the switches that are not written explicitly: a switch set in the YAML chain or in a
+``key=value`` override wins over it. A config may list extra ``key=value`` pairs its released setting
+changed under the release preset (``release_settings``, e.g. the finetune configs' per-instance Bbox Mask
+Loss). :func:`preset_label` names what produced a resolved config ("paper", "release", or "paper +
+loss.weighting=release" where a switch departs from its preset).
+
+The non-release side of four switches is spelled ``working`` / ``correct`` / ``xy``; ``paper`` is accepted
+as an alias for each (stored in the old spelling).
 """
 from __future__ import annotations
 
@@ -30,6 +41,11 @@ __all__ = [
     "Config",
     "load_config",
     "apply_overrides",
+    "PRESETS",
+    "RELEASE_PRESET",
+    "PAPER_PRESET",
+    "preset_values",
+    "preset_label",
 ]
 
 
@@ -64,7 +80,10 @@ class DataConfig:
 class ModelConfig:
     arch: Literal["boir", "cid"] = "boir"
     backbone: str = "hrnet_w32"
-    pretrained: Optional[str] = None  # path to ImageNet weights, "hub", or None
+    # ImageNet initialisation of the backbone (spec §2.2): "timm" (timm's weights through its hub, cached;
+    # "hub" is an alias), a local file (the official hrnetv2_w*_imagenet_pretrained.pth or a timm
+    # checkpoint), or none (from scratch, on purpose). See boir_core.model.pretrained.
+    pretrained: Optional[str] = None
     neck_channels: int = 256
     neck_middle_channels: int = 128
     atrous_rates: list[int] = field(default_factory=lambda: [12, 24, 36])
@@ -135,6 +154,10 @@ class TestConfig:
 class Config:
     name: str = "default"
     output_dir: str = "runs"
+    # which released behaviour the six paper-vs-release switches default to (RELEASE_PRESET)
+    preset: Literal["paper", "release"] = "paper"
+    # key=value pairs the release preset also sets for this setting (what its released yaml changed)
+    release_settings: list[str] = field(default_factory=list)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -158,7 +181,9 @@ class Config:
         return cfg
 
     def override(self, *items: str) -> "Config":
-        """Return a copy with ``key=value`` overrides applied."""
+        """Return a copy with ``key=value`` overrides applied.
+
+        ``preset=...`` among them sets the preset's switches (except those overridden in the same call)."""
         new = Config.from_dict(self.to_dict())
         apply_overrides(new, list(items))
         return new
@@ -172,6 +197,82 @@ class Config:
     @property
     def num_keypoints(self) -> int:
         return 14 if self.data.dataset in ("crowdpose", "synthcrowd14") else 17
+
+
+# ---- presets ---------------------------------------------------------------------------------------
+
+#: The six behaviours of the README's "Paper vs release" table, as the release had them.
+RELEASE_PRESET: dict[str, str] = {
+    "model.bbox_head_init": "release",
+    "loss.bbox_mask_variant": "release-image",
+    "loss.bbox_decode": "release",
+    "loss.weighting": "release",
+    "data.flip_alignment": "release",
+    "data.box_clipping": "release",
+}
+#: The same switches with the paper's method (the defaults).
+PAPER_PRESET: dict[str, str] = {
+    "model.bbox_head_init": "working",
+    "loss.bbox_mask_variant": "paper",
+    "loss.bbox_decode": "xy",
+    "loss.weighting": "paper",
+    "data.flip_alignment": "correct",
+    "data.box_clipping": "correct",
+}
+PRESETS = {"paper": PAPER_PRESET, "release": RELEASE_PRESET}
+
+#: ``paper`` as an alias of the older spelling of the non-release side of a switch.
+_ALIASES: dict[str, dict[str, str]] = {
+    "model.bbox_head_init": {"paper": "working"},
+    "data.flip_alignment": {"paper": "correct"},
+    "data.box_clipping": {"paper": "correct"},
+    "loss.bbox_decode": {"paper": "xy"},
+}
+
+
+def _split_items(items: list[str], source: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{source}: {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        out.append((key.strip(), raw))
+    return out
+
+
+def preset_values(cfg: "Config", preset: Optional[str] = None) -> dict[str, Any]:
+    """``{dotted key: value}`` that ``preset`` (default: ``cfg.preset``) gives the switches of ``cfg``: the
+    six :data:`RELEASE_PRESET` / :data:`PAPER_PRESET` values, plus ``cfg.release_settings`` for release."""
+    preset = cfg.preset if preset is None else preset
+    if preset not in PRESETS:
+        raise ConfigError(f"preset={preset!r} is not one of {list(PRESETS)}")
+    values: dict[str, Any] = dict(PRESETS[preset])
+    if preset == "release":
+        for key, raw in _split_items(list(cfg.release_settings), "release_settings"):
+            values[key] = yaml.safe_load(raw)
+    return values
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _apply_preset(cfg: "Config", explicit: set[str], source: str) -> None:
+    """Set the preset's switches of ``cfg`` that are not in ``explicit`` (dotted keys written by hand)."""
+    items = [f"{k}={v}" for k, v in preset_values(cfg).items() if k not in explicit]
+    apply_overrides(cfg, items, source=f"{source} (preset={cfg.preset})", _presets=False)
+
+
+def preset_label(cfg: "Config | dict") -> str:
+    """What produced ``cfg``: ``"paper"``, ``"release"``, or the preset plus the switches that depart from it
+    (``"paper + loss.weighting=release"``)."""
+    if isinstance(cfg, dict):
+        cfg = Config.from_dict(cfg, source="<config dict>")
+    diffs = [f"{k}={_get(cfg, k)}" for k, v in preset_values(cfg).items() if _get(cfg, k) != v]
+    return cfg.preset + (" + " + ", ".join(diffs) if diffs else "")
 
 
 # ---- type checking and merging ---------------------------------------------------------------
@@ -191,6 +292,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key, source)
     if origin is Literal:
+        value = _ALIASES.get(key, {}).get(value, value) if isinstance(value, str) else value
         if value not in args:
             raise ConfigError(f"{source}: {key}={value!r} is not one of {list(args)}")
         return value
@@ -254,18 +356,24 @@ def _merge_into(obj: Any, d: dict[str, Any], prefix: str, source: str) -> None:
             setattr(obj, k, _coerce(v, types[k], f"{prefix}{k}", source))
 
 
-def apply_overrides(cfg: Config, items: list[str], source: str = "override") -> Config:
-    """Apply ``a.b=value`` strings in place (values parsed as YAML scalars)."""
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"{source}: {item!r} is not of the form key=value")
-        key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
+def apply_overrides(cfg: Config, items: list[str], source: str = "override", _presets: bool = True) -> Config:
+    """Apply ``a.b=value`` strings in place (values parsed as YAML scalars).
+
+    A ``preset=...`` item also sets the preset's switches, except the ones these items set themselves: the
+    items win over the preset whatever their order."""
+    pairs = _split_items(items, source)
+    for (key, raw), item in zip(pairs, items):
+        parts = key.split(".")
         value = yaml.safe_load(raw) if raw.strip() != "" else ""
         nested: Any = value
         for p in reversed(parts):
             nested = {p: nested}
         _merge_into(cfg, nested, prefix="", source=f"{source} {item!r}")
+    if _presets and any(k == "preset" for k, _ in pairs):
+        _apply_preset(cfg, {k for k, _ in pairs}, source)
+        # the items win: re-apply the ones that name a preset switch
+        switch = [it for (k, _), it in zip(pairs, items) if k in preset_values(cfg)]
+        apply_overrides(cfg, switch, source=source, _presets=False)
     return cfg
 
 
@@ -303,16 +411,33 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | No
     ``path`` may also be a bare name such as ``demo`` or ``coco_w32``, looked up in ``configs/``.
     """
     cfg = Config()
+    explicit: set[str] = set()
     if path is not None:
         p = Path(path)
-        if not p.exists() and not p.suffix:
+        if not p.exists() and p.suffix not in (".yaml", ".yml"):  # a bare name (t7_beta_0.5 too)
             candidate = configs_dir() / f"{p}.yaml"
             if candidate.exists():
                 p = candidate
-        cfg = Config.from_dict(_read_yaml(p), source=str(p))
+        d = _read_yaml(p)
+        cfg = Config.from_dict(d, source=str(p))
+        explicit |= set(_flatten_keys(d))
+    overrides = list(overrides or [])
     if overrides:
-        apply_overrides(cfg, overrides)
+        apply_overrides(cfg, overrides, _presets=False)
+        explicit |= {k for k, _ in _split_items(overrides, "override")}
+    # the preset fills the switches that neither the YAML chain nor an override writes itself
+    _apply_preset(cfg, explicit, str(path) if path is not None else "defaults")
     return cfg
+
+
+def _flatten_keys(d: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += _flatten_keys(v, f"{prefix}{k}.")
+        else:
+            out.append(prefix + k)
+    return out
 
 
 def configs_dir() -> Path:

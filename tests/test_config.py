@@ -77,3 +77,77 @@ def test_dump_is_atomic_and_printable(tmp_path):
     assert p.exists() and not list(p.parent.glob("*.tmp"))
     assert "bbox_mask_variant: paper" in str(cfg)
     assert cfg.num_keypoints == 17 and cfg.override("data.dataset=crowdpose").num_keypoints == 14
+
+
+# ---- presets ---------------------------------------------------------------------------------------
+
+SIX = {"model.bbox_head_init": "release", "loss.bbox_mask_variant": "release-image", "loss.bbox_decode": "release",
+       "loss.weighting": "release", "data.flip_alignment": "release", "data.box_clipping": "release"}
+PAPER_SIDE = {"model.bbox_head_init": "working", "loss.bbox_mask_variant": "paper", "loss.bbox_decode": "xy",
+              "loss.weighting": "paper", "data.flip_alignment": "correct", "data.box_clipping": "correct"}
+
+
+def _switches(cfg):
+    d = cfg.to_dict()
+    return {k: d[k.split(".")[0]][k.split(".")[1]] for k in SIX}
+
+
+def test_release_preset_turns_on_the_six_release_behaviours_at_once():
+    from boir_core.config import preset_label
+
+    paper = load_config("coco_w32")
+    assert paper.preset == "paper" and _switches(paper) == PAPER_SIDE and preset_label(paper) == "paper"
+    rel = load_config("coco_w32", ["preset=release"])
+    assert rel.preset == "release" and _switches(rel) == SIX and preset_label(rel) == "release"
+    # the same through Config.override and through a YAML field
+    assert _switches(paper.override("preset=release")) == SIX
+    assert _switches(rel.override("preset=paper")) == PAPER_SIDE
+    # every other field is untouched
+    a, b = paper.to_dict(), rel.to_dict()
+    for section in ("data", "model", "loss"):
+        for k in a[section]:
+            if f"{section}.{k}" not in SIX:
+                assert a[section][k] == b[section][k], k
+
+
+def test_explicit_keys_win_over_the_preset_in_any_order(tmp_path):
+    from boir_core.config import preset_label
+
+    for items in (["preset=release", "loss.weighting=paper"], ["loss.weighting=paper", "preset=release"]):
+        cfg = load_config("coco_w32", items)
+        assert cfg.loss.weighting == "paper" and cfg.data.flip_alignment == "release"
+        assert preset_label(cfg) == "release + loss.weighting=paper"
+        assert Config().override(*items).loss.weighting == "paper"
+    # a switch written in the YAML file wins too: the demo keeps its release weighting under the paper preset
+    demo = load_config("demo")
+    assert demo.preset == "paper" and demo.loss.weighting == "release"
+    assert preset_label(demo) == "paper + loss.weighting=release"
+    yml = tmp_path / "mine.yaml"
+    yml.write_text("base: " + str(configs_dir() / "coco_w32.yaml") + "\nname: mine\npreset: release\n"
+                   "data:\n  box_clipping: correct\n")
+    mine = load_config(yml)
+    assert mine.data.box_clipping == "correct" and mine.loss.bbox_decode == "release"
+    with pytest.raises(ConfigError, match="preset='releases'"):
+        load_config("coco_w32", ["preset=releases"])
+
+
+def test_resolved_config_records_the_preset_and_reloads_identically(tmp_path):
+    cfg = load_config("crowdpose_w32_finetune", ["preset=release"])
+    # the released finetune yaml used the per-instance algorithm (BG_SAMPLE_LEVEL absent -> 0)
+    assert cfg.loss.bbox_mask_variant == "release-instance" and cfg.loss.weighting == "release"
+    assert load_config("crowdpose_w32_finetune").loss.bbox_mask_variant == "paper"
+    dumped = cfg.dump(tmp_path / "config.yaml")
+    text = dumped.read_text()
+    assert "preset: release" in text
+    again = load_config(dumped)
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_paper_is_an_alias_of_the_old_spellings():
+    cfg = Config().override("model.bbox_head_init=paper", "data.flip_alignment=paper", "data.box_clipping=paper",
+                            "loss.bbox_decode=paper")
+    assert (cfg.model.bbox_head_init, cfg.data.flip_alignment, cfg.data.box_clipping, cfg.loss.bbox_decode) == \
+        ("working", "correct", "correct", "xy")
+    assert Config().override("model.bbox_head_init=working").model.bbox_head_init == "working"  # old spelling
+    with pytest.raises(ConfigError, match="data.box_clipping"):
+        Config().override("data.box_clipping=papers")

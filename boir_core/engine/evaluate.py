@@ -242,18 +242,19 @@ def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, metrics: Mapping[str, Any],
                        config: Any = None, checkpoint: str | os.PathLike | None = None,
                        timings: Mapping[str, Any] | Any | None = None, params: Mapping[str, Any] | None = None,
-                       key: str | None = None, demo: bool = False) -> Path:
+                       key: str | None = None, demo: bool = False, preset: str | None = None) -> Path:
     """Write one evaluation's metrics with its provenance, atomically. Returns the path.
 
     Schema (top-level keys are fixed; ``boir_core.paper`` reads them)::
 
         {"dataset", "split", "key", "model": {"arch", "backbone"}, "config_name", "config",
          "checkpoint": {"path", "sha256"}, "metrics": {...fractions...},
-         "timings": {"network_ms", "decode_ms", "device"}, "params": {...}, "demo": bool, "date"}
+         "timings": {"network_ms", "decode_ms", "device"}, "params": {...}, "demo": bool, "date", "preset"}
 
     ``config`` is a :class:`~boir_core.config.Config` (or its dict); ``checkpoint`` a file whose SHA-256 is
     computed here; ``timings`` a dict with those keys or a ``DecodeResult``; ``params`` free-form numbers
-    (e.g. parameter counts); ``key`` the paper-table row this run reproduces; ``demo`` marks toy runs.
+    (e.g. parameter counts); ``key`` the paper-table row this run reproduces; ``demo`` marks toy runs;
+    ``preset`` what produced the weights (default: :func:`boir_core.config.preset_label` of ``config``).
     """
     if timings is not None and not isinstance(timings, Mapping):
         timings = timings_from_decode(timings)
@@ -262,6 +263,13 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
     if unknown:
         raise ValueError(f"timings: unknown keys {sorted(unknown)} (allowed: network_ms, decode_ms, device)")
     config_dict, config_name, model = _config_parts(config)
+    if preset is None and config_dict:
+        from ..config import ConfigError, preset_label
+
+        try:
+            preset = preset_label(config_dict)
+        except (ConfigError, TypeError, AttributeError):  # a foreign or older config dict
+            preset = None
     record = {
         "dataset": dataset,
         "split": split,
@@ -276,5 +284,6 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
         "params": dict(params or {}),
         "demo": bool(demo),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "preset": preset,
     }
     return atomic_write_json(path, record, indent=2)

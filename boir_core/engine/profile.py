@@ -24,7 +24,7 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
     from .decode import decode, decode_kwargs_from_config
     from .distributed import device_name, resolve_device
 
-    train_model = build_model(cfg, train=True)
+    train_model = build_model(cfg, train=True, initialise=False)  # counting: no ImageNet weights needed
     train_counts = count_parameters(train_model)
     del train_model
     model = build_model(cfg, train=False)

@@ -7,6 +7,9 @@ table is rendered from (:func:`boir_core.paper.render_table`).
 
 Two modes
 ---------
+Every metrics file records the preset that produced its weights (``preset``: ``paper``, ``release``,
+``release (released weights)``, or a preset plus the switches departing from it) and each rendered row shows it.
+
 * **real** (the paper's protocol): the data prepared under ``data_root`` (``coco/``, ``crowdpose/``,
   ``ochuman/``, laid out as :mod:`boir_core.data.profiles` expects) and weights under ``checkpoint_dir``.
   Tables 1, 2, 3, 6 evaluate released (or our own) checkpoints; Tables 4 and 7 train (``train=True``) and
@@ -526,8 +529,14 @@ def _run_real(rep: ReproduceReport, *, data_root, checkpoint_dir, train: bool, g
             rep.status[run.key] = f"skipped: no weights in {checkpoint_dir} (tried {tried}, ...)"
             continue
         log(f"[reproduce] evaluating {run.key}: {run.config} with {weights}")
-        _evaluate(cfg, weights, out, run.key)
-        rep.status[run.key] = f"evaluated {weights} -> {out}"
+        res = _evaluate(cfg, weights, out, run.key)
+        rep.status[run.key] = f"evaluated {weights} -> {out} (preset {_preset_of(res)})"
+
+
+def _preset_of(result: dict) -> str:
+    import json
+
+    return json.loads(Path(result["metrics_path"]).read_text()).get("preset") or "not recorded"
 
 
 # ---- demo mode --------------------------------------------------------------------------------------
@@ -653,12 +662,14 @@ def _table5(rep: ReproduceReport, *, repeats: int, log) -> None:
                                                                        warmup=2 if repeats > 2 else 1)
         lat = latency_cache[lat_cfg.name + lat_cfg.model.arch]["latency"]
         ev = metrics_path(rep.results_dir, key, rep.demo)
-        metrics = json.loads(ev.read_text())["metrics"] if ev.is_file() else {}
+        evaluation = json.loads(ev.read_text()) if ev.is_file() else {}
+        metrics = evaluation.get("metrics", {})
         path = table5_path(rep.results_dir, key, rep.demo)
         write_metrics_json(
             path, dataset="synthcrowd" if rep.demo else "coco", split="val", metrics=metrics, config=real_cfg,
             timings={"network_ms": lat["network_ms"], "decode_ms": lat["decode_ms"], "device": lat["device"]},
-            params={"inference": params["inference"], "total": params["total"]}, key=key, demo=rep.demo)
+            params={"inference": params["inference"], "total": params["total"]}, key=key, demo=rep.demo,
+            preset=evaluation.get("preset"))  # the weights behind the AP column (counts / times: any preset)
         rep.profiles[key] = {"config": cfg_name, "params": params, "latency": lat,
                              "timed_config": lat_cfg.name}
         rep.status[f"table5:{key}"] = (f"{params['inference']:,} parameters ({cfg_name}); "

@@ -74,10 +74,29 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e:
             raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        train_config = None
         if isinstance(obj, dict) and str(obj.get("format", "")).startswith("boir-kit-train-state"):
             source = obj["model_state"]  # our training state: its weights (training-only heads are dropped)
+            train_config = obj.get("config")
+        elif isinstance(obj, dict):
+            train_config = (obj.get("extra") or {}).get("config") if isinstance(obj.get("extra"), dict) else None
         report = load_weights(model, source)
+        model.weights_preset = _weights_preset(report.kind, train_config)
     return model.to(device).eval(), report
+
+
+def _weights_preset(kind: str, train_config: Any) -> str:
+    """What produced a weights file: the authors' release, or the preset of the config that trained ours."""
+    if kind.endswith("-release") or kind.endswith("-release-training"):
+        return "release (released weights)"
+    if isinstance(train_config, dict):
+        from ..config import ConfigError, preset_label
+
+        try:
+            return preset_label(train_config)
+        except (ConfigError, TypeError, AttributeError):
+            pass
+    return "not recorded in the weights"
 
 
 def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_images: int = 0,
@@ -183,7 +202,7 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
         out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
         checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None, timings=timings,
         params={"inference": params["inference"], "total": params["total"]}, key=key,
-        demo=cfg.data.dataset in DEMO_DATASETS)
+        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None))
     return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
             "images": n, "processes": processes, "testdev_upload": upload}
 

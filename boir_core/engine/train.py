@@ -204,13 +204,11 @@ def _build_loader(cfg: Config, dinfo: DistInfo):
 
 
 def _build_model(cfg: Config, dinfo: DistInfo) -> tuple[torch.nn.Module, torch.nn.Module]:
-    from ..model import build_model, load_weights
+    from ..model import build_model
 
-    model = build_model(cfg, train=True)
-    if cfg.train.transfer_from:
-        report = load_weights(model, cfg.train.transfer_from, transfer=True, allow_missing_aux_heads=True)
-        if dinfo.is_main:
-            print(f"[train] transfer: {report}")
+    model = build_model(cfg, train=True)  # + ImageNet weights (model.pretrained) or train.transfer_from
+    if dinfo.is_main and model.init_report is not None:
+        print(f"[train] initialisation: {model.init_report}")
     model.to(dinfo.device)
     if cfg.train.channels_last:  # NHWC: faster convolutions on recent GPUs and on CPUs with oneDNN
         model = model.to(memory_format=torch.channels_last)

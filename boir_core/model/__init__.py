@@ -5,7 +5,9 @@
 * :func:`build_model` — from a :class:`~boir_core.config.Config`;
 * :func:`count_parameters`, :func:`parameter_table` — Table 5;
 * :func:`load_weights`, :func:`save_checkpoint`, :func:`load_model`, :func:`export_released` — released,
-  ImageNet and our own checkpoints, loaded strictly.
+  ImageNet and our own checkpoints, loaded strictly;
+* :func:`initialise`, :func:`load_imagenet` — where a training run starts (``model.pretrained``:
+  ``timm``, a file or none; ``train.transfer_from``), called by :func:`build_model`.
 """
 from .backbone import HRNetBackbone
 from .boir import BoIR
@@ -17,9 +19,11 @@ from .heads import AUX_HEADS, MultiHead
 from .instance_head import InstanceKeypointHead, relative_coordinate_maps, sample_instance_params
 from .neck import ASPP
 from .params import count_parameters, parameter_table
+from .pretrained import InitReport, PretrainedUnavailable, initialise, load_imagenet
 
 __all__ = [
     "BoIR", "CID", "build_model", "HRNetBackbone", "ASPP", "MultiHead", "InstanceKeypointHead", "AUX_HEADS",
     "relative_coordinate_maps", "sample_instance_params", "count_parameters", "parameter_table",
     "CheckpointError", "LoadReport", "load_weights", "save_checkpoint", "load_model", "export_released",
+    "InitReport", "PretrainedUnavailable", "initialise", "load_imagenet",
 ]

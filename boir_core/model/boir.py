@@ -40,7 +40,6 @@ class BoIR(nn.Module):
         bbox_head: build the bbox head at all (``False``: Table 4 ablation).
         bbox_head_init: ``"working"`` (default: only the output conv weight zeroed) or ``"release"``
             (every conv zeroed, as released — the head then never learns; spec §9.1).
-        pretrained: ImageNet weights for the backbone: a local file, ``"hub"`` (timm hub), or None.
         neck_channels, neck_middle_channels, atrous_rates, head_channels: ASPP / head widths (spec §2.3).
     """
 
@@ -48,13 +47,14 @@ class BoIR(nn.Module):
 
     def __init__(self, num_keypoints: int, backbone: str = "hrnet_w32", inst_channels: int = 64,
                  emb_dim: int = 128, train_heads: bool = True, bbox_head: bool = True,
-                 bbox_head_init: Literal["working", "release"] = "working", pretrained: Optional[str] = None,
+                 bbox_head_init: Literal["working", "release"] = "working",
                  neck_channels: int = 256, neck_middle_channels: int = 128,
                  atrous_rates: Sequence[int] = (12, 24, 36), head_channels: int = 128):
         super().__init__()
         if num_keypoints < 1:
             raise ValueError(f"num_keypoints must be positive, got {num_keypoints}")
-        #: constructor arguments (without ``pretrained``), enough to rebuild the network from a checkpoint
+        #: constructor arguments, enough to rebuild the network from a checkpoint (weights are loaded by
+        #: :func:`~boir_core.model.build_model` / :func:`~boir_core.model.load_weights`, never here)
         self.config: dict[str, Any] = dict(
             num_keypoints=num_keypoints, backbone=backbone, inst_channels=inst_channels, emb_dim=emb_dim,
             train_heads=train_heads, bbox_head=bbox_head, bbox_head_init=bbox_head_init,
@@ -68,11 +68,6 @@ class BoIR(nn.Module):
                                    neck_channels=neck_channels, neck_middle_channels=neck_middle_channels,
                                    atrous_rates=atrous_rates, head_channels=head_channels)
         self.kpt_head = InstanceKeypointHead(cb, inst_channels, num_keypoints)
-        self.pretrained_report = None
-        if pretrained:
-            from .checkpoints import load_weights  # local import: checkpoints imports this module
-
-            self.pretrained_report = load_weights(self, pretrained, expect="imagenet")
 
     # ---- the shared API (CONTRIBUTING.md "The networks") ---------------------------------------------
     def features(self, images: torch.Tensor) -> torch.Tensor:

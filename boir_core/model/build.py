@@ -1,32 +1,46 @@
 """Build the network a :class:`~boir_core.config.Config` describes (the only place the model reads a Config)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch.nn as nn
 
 from ..config import Config
 from .boir import BoIR
 from .cid import CID
+from .pretrained import initialise as _initialise
 
 __all__ = ["build_model"]
 
 
-def build_model(cfg: Config, train: bool) -> nn.Module:
+def build_model(cfg: Config, train: bool, *, initialise: Optional[bool] = None) -> nn.Module:
     """``cfg.model.arch`` = ``boir`` → :class:`BoIR`, ``cid`` → :class:`CID`, with K = ``cfg.num_keypoints``.
 
-    ``train=True`` builds the training-only heads and loads ``cfg.model.pretrained`` (ImageNet weights:
-    a file or ``"hub"``) into the backbone; ``train=False`` builds the inference model and loads nothing
-    (the caller loads a checkpoint with :func:`boir_core.model.load_weights`). For CID,
-    ``cfg.model.inst_channels`` is the GFD width (32 in the CID configs).
+    ``train=True`` builds the training-only heads; ``train=False`` builds the inference model (the caller
+    loads a checkpoint with :func:`boir_core.model.load_weights`). For CID, ``cfg.model.inst_channels`` is
+    the GFD width (32 in the CID configs).
+
+    ``initialise`` (default: ``train``) loads the starting weights of a training run
+    (:func:`boir_core.model.pretrained.initialise`): ``train.transfer_from`` when set (a finetune), else the
+    ImageNet weights of ``model.pretrained`` (``timm``, a file, or none). ``initialise=False`` leaves the
+    random initialisation (parameter counting, a model about to load a checkpoint). The model gets
+    ``init_report`` (an :class:`~boir_core.model.pretrained.InitReport` or None) and ``pretrained_report``
+    (the ImageNet :class:`~boir_core.model.LoadReport` or None).
     """
     m = cfg.model
-    pretrained = m.pretrained if train else None
     if m.arch == "boir":
-        return BoIR(cfg.num_keypoints, backbone=m.backbone, inst_channels=m.inst_channels, emb_dim=m.emb_dim,
-                    train_heads=train, bbox_head=m.bbox_head, bbox_head_init=m.bbox_head_init,
-                    pretrained=pretrained, neck_channels=m.neck_channels,
-                    neck_middle_channels=m.neck_middle_channels, atrous_rates=m.atrous_rates,
-                    head_channels=m.head_channels)
-    if m.arch == "cid":
-        return CID(cfg.num_keypoints, backbone=m.backbone, inst_channels=m.inst_channels, train_heads=train,
-                   pretrained=pretrained)
-    raise ValueError(f"model.arch={m.arch!r} is not one of ['boir', 'cid']")
+        model: nn.Module = BoIR(cfg.num_keypoints, backbone=m.backbone, inst_channels=m.inst_channels,
+                                emb_dim=m.emb_dim, train_heads=train, bbox_head=m.bbox_head,
+                                bbox_head_init=m.bbox_head_init, neck_channels=m.neck_channels,
+                                neck_middle_channels=m.neck_middle_channels, atrous_rates=m.atrous_rates,
+                                head_channels=m.head_channels)
+    elif m.arch == "cid":
+        model = CID(cfg.num_keypoints, backbone=m.backbone, inst_channels=m.inst_channels, train_heads=train)
+    else:
+        raise ValueError(f"model.arch={m.arch!r} is not one of ['boir', 'cid']")
+    model.init_report = None
+    model.pretrained_report = None
+    if train if initialise is None else initialise:
+        model.init_report = _initialise(model, m.pretrained, cfg.train.transfer_from)
+        model.pretrained_report = model.init_report.imagenet
+    return model

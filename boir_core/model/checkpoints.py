@@ -13,7 +13,7 @@ kind                      what it is
 ``cid-release``           a released CID model (``backbone.*``, ``iia.*``, ``gfd.*``)
 ``boir-kit``              our own file written by :func:`save_checkpoint`
 ``imagenet``              ImageNet HRNet weights (timm ``hrnet_w32`` naming or the official HRNet
-                          classification W48 file) from a local file, or ``"hub"`` for timm's hub. Only the
+                          classification file) from a local file, or ``"timm"`` for timm's hub. Only the
                           backbone is filled; classification-head keys (:data:`IMAGENET_HEAD_PREFIXES`)
                           are dropped
 ========================  ===================================================================================
@@ -145,19 +145,6 @@ def _read_file(path: Path) -> Any:
                               f"{str(e).splitlines()[0] if str(e) else ''})") from None
 
 
-def _hub_state_dict(backbone: str) -> dict[str, torch.Tensor]:
-    import timm
-
-    try:
-        net = timm.create_model(backbone, pretrained=True)
-    except Exception as e:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-        why = "HF_HUB_OFFLINE is set and the weights are not in the local cache" if offline else "download failed"
-        raise CheckpointError(f"hub:{backbone}: ImageNet weights unavailable ({why}: {type(e).__name__}). "
-                              f"Pass a local file instead, e.g. model.pretrained=path/to/{backbone}.pth") from None
-    return net.state_dict()
-
-
 def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
@@ -219,19 +206,20 @@ def _fmt(keys, n: int = 40) -> str:
 
 def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]], *,
                  transfer: bool = False, allow_missing_aux_heads: bool = False,
-                 expect: Optional[str] = None) -> LoadReport:
+                 expect: Optional[str] = None, source_name: Optional[str] = None) -> LoadReport:
     """Load weights into a :class:`~boir_core.model.BoIR` or :class:`~boir_core.model.CID` model, strictly.
 
     Args:
         model: the network to fill (its tensors are overwritten in place).
-        source: a file path, an in-memory state_dict / checkpoint dict, or ``"hub"`` (ImageNet weights of
-            ``model``'s backbone from timm's hub; fails fast when ``HF_HUB_OFFLINE=1``).
+        source: a file path, an in-memory state_dict / checkpoint dict, or ``"timm"`` / ``"hub"`` (ImageNet
+            weights of ``model``'s backbone from timm's hub or its cache, see :mod:`boir_core.model.pretrained`).
         transfer: drop the four keypoint-output tensors (:data:`TRANSFER_KEYS`) and keep their initial
             values: fine-tuning a COCO (K=17) model on CrowdPose (K=14), spec §5.
         allow_missing_aux_heads: let a training model load a checkpoint without the BUK / emb / bbox
             heads (they stay initialised; the report lists them).
         expect: if given (e.g. ``"imagenet"``), the file must be of that layout (``boir``, ``cid``,
             ``imagenet``).
+        source_name: how reports and errors name an in-memory ``source`` (default ``"<state_dict>"``).
 
     Returns:
         a :class:`LoadReport`.
@@ -244,10 +232,11 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
         raise TypeError(f"load_weights expects a BoIR or CID model, got {type(model).__name__}")
 
     if isinstance(source, Mapping):
-        name, obj = "<state_dict>", source
-    elif isinstance(source, str) and (source == "hub" or source.startswith("hub:")):
-        bb = source[4:] or model.backbone.name
-        name, obj = f"hub:{bb}", _hub_state_dict(bb)
+        name, obj = source_name or "<state_dict>", source
+    elif isinstance(source, str) and source in ("hub", "timm"):
+        from .pretrained import _timm_state_dict  # local import: pretrained imports this module
+
+        obj, name = _timm_state_dict(model.backbone.name)
     else:
         name = str(source)
         obj = _read_file(Path(source))

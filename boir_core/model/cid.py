@@ -14,7 +14,7 @@ the name table in :data:`boir_core.model.checkpoints.RELEASED_NAMES`.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -98,7 +98,7 @@ class CID(nn.Module):
     arch = "cid"
 
     def __init__(self, num_keypoints: int, backbone: str = "hrnet_w32", inst_channels: int = 32,
-                 train_heads: bool = True, pretrained: Optional[str] = None):
+                 train_heads: bool = True):
         super().__init__()
         self.config: dict[str, Any] = dict(num_keypoints=num_keypoints, backbone=backbone,
                                            inst_channels=inst_channels, train_heads=train_heads)
@@ -106,11 +106,6 @@ class CID(nn.Module):
         self.backbone = HRNetBackbone(backbone)
         self.iia = CIDHeatmapHead(self.backbone.out_channels, num_keypoints)
         self.gfd = GFDHead(self.backbone.out_channels, inst_channels, num_keypoints)
-        self.pretrained_report = None
-        if pretrained:
-            from .checkpoints import load_weights
-
-            self.pretrained_report = load_weights(self, pretrained, expect="imagenet")
 
     @property
     def heatmap_head(self) -> CIDHeatmapHead:

@@ -6,6 +6,8 @@ between the two printed numbers, so the three always agree. Metrics files hold f
 in percent like the paper. Table 5 reads ``params.inference`` (shown in M) and ``timings.network_ms +
 timings.decode_ms`` (ms) and adds the device each time was measured on.
 
+The last column names the metrics file of each row and the preset that produced its weights (``paper``,
+``release``, ``release (released weights)``, or a preset plus the switches that depart from it).
 Rows without a result say which command produces them; rows of other methods say "paper only". Results on
 SynthCrowd (``demo``) are tagged ``[demo]`` in every cell and announced by a banner above the table: they
 check the pipeline and are not COCO / CrowdPose / OCHuman numbers.
@@ -165,7 +167,8 @@ def _status(row: Row, results: dict[str, Result], table: Table) -> str:
         if r is not None:
             name = r.source.replace("\\", "/").rsplit("/", 1)[-1]
             tag = f" {DEMO_TAG} on {DATASET_NAMES.get(r.dataset, r.dataset)}" if r.demo else ""
-            parts.append(f"ours: `{key}` ({name}){tag}")
+            preset = f"preset {r.preset}" if r.preset else "preset not recorded"
+            parts.append(f"ours: `{key}` ({name}; {preset}){tag}")
         elif len(row.run_keys()) == 1:
             parts.append(f"no result yet; run `{row.command}`" + (
                 f" (all rows: `{table.command}`)" if row.config and table.command else ""))

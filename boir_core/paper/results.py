@@ -7,7 +7,12 @@ One metrics file per evaluation run (written by :mod:`boir_core.engine`)::
      "checkpoint": {"path": ..., "sha256": ...},
      "metrics": {"AP": 0.706, "AP50": ..., "AR": ..., "AP_easy": ..., ...},
      "timings": {"network_ms": ..., "decode_ms": ..., "device": "NVIDIA H100"},
-     "params": {"inference": 31830000, "total": 33430000}, "demo": false, "date": "..."}
+     "params": {"inference": 31830000, "total": 33430000}, "demo": false, "date": "...",
+     "preset": "paper"}
+
+``preset`` says what produced the weights: ``paper`` / ``release`` (the config preset of the training run,
+plus any switch that departs from it, :func:`boir_core.config.preset_label`), or ``release (released
+weights)`` for the authors' files.
 
 Metrics are fractions in [0, 1] as pycocotools reports them (-1, pycocotools' "no such objects", reads as
 missing). Extra keys are ignored. ``key`` says which paper-table row the run fills (see
@@ -66,6 +71,7 @@ class Result:
     backbone: Optional[str] = None
     config_name: Optional[str] = None
     date: Optional[str] = None
+    preset: Optional[str] = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -171,6 +177,7 @@ def parse_result(obj: Any, source: str = "<dict>") -> Result:
         backbone=_opt_str(model, "model.", "backbone", source),
         config_name=_opt_str(obj, "", "config_name", source),
         date=_opt_str(obj, "", "date", source),
+        preset=_opt_str(obj, "", "preset", source),
         raw=MappingProxyType(dict(obj)),
     )
 

@@ -207,9 +207,13 @@ def test_imagenet_timm_file_fills_only_the_backbone(tmp_path):
     assert f"filled {len(body)} of {len(body)} backbone tensors" in rep.notes[0]
     _assert_all_equal(model.backbone, body)
     assert torch.equal(model.multihead.neck[0].project[0].weight, neck_before)
-    # the same file through the constructor's `pretrained` argument
-    m2 = BoIR(17, "hrnet_w18_small", inst_channels=8, pretrained=str(path))
-    assert m2.pretrained_report.kind == "imagenet"
+    # the same file through the config's model.pretrained (build_model loads it)
+    from boir_core.config import Config
+    from boir_core.model import build_model
+
+    m2 = build_model(Config().override("model.backbone=hrnet_w18_small", "model.inst_channels=8",
+                                       f"model.pretrained={path}"), train=True)
+    assert m2.pretrained_report.kind == "imagenet" and m2.init_report.imagenet is m2.pretrained_report
     _assert_all_equal(m2.backbone, body)
     with pytest.raises(CheckpointError, match="shape mismatches"):
         load_weights(BoIR(17, "hrnet_w18_small_v2", inst_channels=8, train_heads=False), path)
@@ -236,5 +240,6 @@ def test_imagenet_hrnet_classification_w48_naming_without_num_batches_tracked():
 def test_hub_fails_fast_and_clearly_when_offline(monkeypatch, tiny_inference_model):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = tiny_inference_model
-    with pytest.raises(CheckpointError, match="hub:hrnet_w18_small.*HF_HUB_OFFLINE"):
-        load_weights(model, "hub")
+    for name in ("hub", "timm"):
+        with pytest.raises(CheckpointError, match="hrnet_w18_small.ms_in1k.*HF_HUB_OFFLINE"):
+            load_weights(model, name)

@@ -176,3 +176,12 @@ def test_render_all_and_display(capsys):
     assert shown == render_paper_table(7)
     assert "t7_dim_128" in shown and "t7_beta_0.5" in shown
     capsys.readouterr()
+
+
+def test_each_row_names_the_preset_of_its_weights():
+    text = render_table(6, [_result(metrics={"AP": 0.7}, preset="release (released weights)"),
+                            _result(key="cid_w32_coco_val", metrics={"AP": 0.65})])
+    assert "ours: `boir_w32_coco_val` (<dict #0>; preset release (released weights))" in text
+    assert "ours: `cid_w32_coco_val` (<dict #1>; preset not recorded)" in text
+    with pytest.raises(ResultsError, match="'preset'"):
+        render_table(6, [_result(metrics={"AP": 0.7}, preset=3)])
