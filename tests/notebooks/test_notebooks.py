@@ -104,7 +104,8 @@ def test_notebook_04_papermill_trains_the_configs_schedule(tmp_path):
     out = tmp_path / "04.out.ipynb"
     small = ["data.input_size=64", "data.output_size=16", "data.workers=0", "model.backbone=hrnet_w18_small",
              "model.neck_channels=16", "model.neck_middle_channels=8", "model.atrous_rates=[1,2,3]",
-             "model.head_channels=8", "model.emb_dim=4", "model.inst_channels=8", "train.log_every=1"]
+             "model.head_channels=8", "model.emb_dim=4", "model.inst_channels=8", "train.log_every=1",
+             "model.pretrained=none"]  # offline: no ImageNet file for coco_w32 here
     papermill.execute_notebook(str(src), str(out), kernel_name="python3", cwd=str(REPO), progress_bar=False,
                                parameters={"config": "coco_w32", "data_root": str(data), "run_dir": str(run_dir),
                                            "epochs": 1, "max_iters_per_epoch": 2, "device": "cpu",
