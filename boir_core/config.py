@@ -292,6 +292,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key, source)
     if origin is Literal:
+        if isinstance(value, bool) and ("off" if not value else "on") in args:
+            value = "off" if not value else "on"  # YAML 1.1 reads a bare off / on as a boolean
         value = _ALIASES.get(key, {}).get(value, value) if isinstance(value, str) else value
         if value not in args:
             raise ConfigError(f"{source}: {key}={value!r} is not one of {list(args)}")

@@ -151,3 +151,15 @@ def test_paper_is_an_alias_of_the_old_spellings():
     assert Config().override("model.bbox_head_init=working").model.bbox_head_init == "working"  # old spelling
     with pytest.raises(ConfigError, match="data.box_clipping"):
         Config().override("data.box_clipping=papers")
+
+
+def test_amp_off_is_accepted_from_yaml_and_overrides(tmp_path):
+    """YAML 1.1 reads a bare `off` as False: `train.amp=off` and `amp: off` must still mean "off"."""
+    from boir_core.config import configs_dir, load_config
+
+    assert load_config("tiny", ["train.amp=off"]).train.amp == "off"
+    f = tmp_path / "c.yaml"
+    f.write_text(f"base: {configs_dir() / 'tiny.yaml'}\ntrain:\n  amp: off\n")
+    assert load_config(f).train.amp == "off"
+    with pytest.raises(Exception, match="train.amp"):
+        load_config("tiny", ["train.amp=true"])  # "on" is no amp mode: still an error naming the key
