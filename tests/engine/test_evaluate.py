@@ -232,7 +232,7 @@ def test_write_metrics_json_schema(tmp_path):
                              params={"total": 29.4e6}, key="coco_w32", demo=True)
     d = json.loads(out.read_text())
     assert list(d) == ["dataset", "split", "key", "model", "config_name", "config", "checkpoint", "metrics",
-                       "timings", "params", "demo", "date"]
+                       "timings", "params", "demo", "date", "preset"]
     assert d["model"] == {"arch": cfg.model.arch, "backbone": cfg.model.backbone}
     assert d["config_name"] == cfg.name and d["config"] == cfg.to_dict()
     assert d["checkpoint"] == {"path": str(ckpt), "sha256": hashlib.sha256(b"weights" * 1000).hexdigest()}
