@@ -1,0 +1,181 @@
+"""Inference backends: who runs the network while :func:`boir_core.engine.decode.decode` decodes.
+
+``test.backend`` chooses one (``predict``, ``evaluate`` and the notebooks read it through
+:func:`make_runner`):
+
+* ``torch`` (default): PyTorch, with eval-only speed-ups that keep the output: BatchNorm folded into the
+  convolutions (:mod:`boir_core.model.fold`), the instance head computed for all people of all views in
+  a few matrix products (:mod:`boir_core.model.fast_instance`), ``torch.inference_mode``;
+* ``onnxruntime``: the two ONNX graphs of :mod:`boir_core.engine.export`, exported in memory from the
+  loaded weights and run by ONNX Runtime (``pip install 'boir-kit[onnx]'``);
+* ``openvino``: the same graphs run by OpenVINO in fp32 (``pip install 'boir-kit[openvino]'``).
+
+A runner has two calls, both on torch tensors, so the decoding around them is shared:
+``dense(images)`` with ``images`` [V, 3, H', W'] (view 0 the image, views 1.. its mirror) returns the
+aligned features [V, C_b, H, W] and the center logits [V, 1, H, W]; ``instances(features, coords)``
+returns the instance logits [V·n, K, H, W] of every center (y, x) in every view, view-major.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+__all__ = ["BACKENDS", "EXTRAS", "make_runner", "TorchRunner", "OnnxRuntimeRunner", "OpenVinoRunner",
+           "BackendUnavailable"]
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+#: the pip extra that installs each optional backend
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
+
+
+class BackendUnavailable(ImportError):
+    """The chosen backend's package is not installed; the message names the pip extra."""
+
+
+def _require(module: str, backend: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise BackendUnavailable(
+            f"test.backend={backend} needs the Python package {module!r}, which is not installed ({e}). "
+            f"Install it with: pip install 'boir-kit[{EXTRAS[backend]}]' (or pip install -e '.[{EXTRAS[backend]}]' "
+            f"in a clone)") from None
+
+
+def _threads(threads: int | None) -> int:
+    return int(threads) if threads else torch.get_num_threads()
+
+
+class TorchRunner:
+    """PyTorch on the model's device. ``fold_bn``, ``fast_instance`` and ``channels_last`` can be switched
+    off one by one (the benchmark times each); ``fold_bn=False, fast_instance=False`` is plain eager."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, *, fold_bn: bool = True, fast_instance: bool = True,
+                 channels_last: bool = False):
+        self.device = next(model.parameters()).device
+        model = model.eval()
+        if fold_bn:
+            from ..model.fold import fold_batchnorm
+
+            probe = torch.zeros(1, 3, 64, 64, device=self.device)
+            model, self.folded = fold_batchnorm(model, lambda m: m.center_logits(m.features(probe)))
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.fast_instance = fast_instance
+        self.channels_last = channels_last
+        self.variant = "+".join([v for v, on in (("fold_bn", fold_bn), ("fast_instance", fast_instance),
+                                                 ("channels_last", channels_last)) if on]) or "eager"
+
+    def dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            x = images.to(self.device)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            feats = self.model.features(x)
+            feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
+            center = self.model.center_logits(feats)
+            if self.channels_last:
+                feats = feats.contiguous()
+            return feats, center.contiguous()
+
+    def instances(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.fast_instance:
+                from ..model.fast_instance import views_heatmaps
+
+                return views_heatmaps(self.model.kpt_head, features, coords)
+            v, n = features.shape[0], coords.shape[0]
+            imgid = torch.arange(v, device=features.device).repeat_interleave(n)
+            return self.model.instance_heatmaps(features, coords.repeat(v, 1), imgid)
+
+
+class _GraphRunner:
+    """Shared by the ONNX Runtime and OpenVINO runners: tensors in, tensors out, on the CPU."""
+
+    device = torch.device("cpu")
+
+    def dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, center = self._run("dense", {"images": images.detach().cpu().float().contiguous().numpy()})
+        return torch.from_numpy(feats), torch.from_numpy(center)
+
+    def instances(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        (out,) = self._run("instance", {"features": features.detach().cpu().contiguous().numpy(),
+                                        "coords": coords.detach().cpu().to(torch.int64).contiguous().numpy()})
+        return torch.from_numpy(out)
+
+
+def _graphs(model: nn.Module) -> dict[str, bytes]:
+    from .export import onnx_graphs
+
+    model = model.eval()
+    if next(model.parameters()).device.type != "cpu":
+        import copy
+
+        model = copy.deepcopy(model).cpu()
+    return onnx_graphs(model)
+
+
+class OnnxRuntimeRunner(_GraphRunner):
+    """ONNX Runtime (CPU execution provider) on the two exported graphs; ``threads`` defaults to torch's."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: nn.Module, *, threads: int | None = None, graphs: dict[str, bytes] | None = None):
+        ort = _require("onnxruntime", "onnxruntime")
+        graphs = graphs or _graphs(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = _threads(threads)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.sessions = {k: ort.InferenceSession(v, opts, providers=["CPUExecutionProvider"])
+                         for k, v in graphs.items()}
+        self.variant = f"onnxruntime {ort.__version__}"
+
+    def _run(self, graph: str, feeds: dict[str, Any]):
+        return self.sessions[graph].run(None, feeds)
+
+
+class OpenVinoRunner(_GraphRunner):
+    """OpenVINO (CPU plug-in, fp32 inference precision: no bf16 even on AMX CPUs) on the two graphs."""
+
+    name = "openvino"
+
+    def __init__(self, model: nn.Module, *, threads: int | None = None, graphs: dict[str, bytes] | None = None):
+        ov = _require("openvino", "openvino")
+        graphs = graphs or _graphs(model)
+        core = ov.Core()
+        cfg = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": _threads(threads),
+               "PERFORMANCE_HINT": "LATENCY"}
+        self.compiled = {}
+        with tempfile.TemporaryDirectory() as tmp:  # OpenVINO reads ONNX from a file
+            for k, data in graphs.items():
+                path = Path(tmp) / f"{k}.onnx"
+                path.write_bytes(data)
+                self.compiled[k] = core.compile_model(core.read_model(str(path)), "CPU", cfg)
+        self.requests = {k: c.create_infer_request() for k, c in self.compiled.items()}
+        self.variant = "openvino " + str(getattr(ov, "__version__", "")).split("-")[0]
+
+    def _run(self, graph: str, feeds: dict[str, Any]):
+        req = self.requests[graph]
+        req.infer(feeds)
+        return [req.get_output_tensor(i).data.copy() for i in range(len(self.compiled[graph].outputs))]
+
+
+def make_runner(backend: str, model: nn.Module, **kwargs: Any):
+    """The runner of ``backend`` (one of :data:`BACKENDS`) for a loaded inference ``model``."""
+    if backend == "torch":
+        return TorchRunner(model, **kwargs)
+    if backend == "onnxruntime":
+        return OnnxRuntimeRunner(model, **kwargs)
+    if backend == "openvino":
+        return OpenVinoRunner(model, **kwargs)
+    raise ValueError(f"test.backend={backend!r} is not one of {list(BACKENDS)}")
