@@ -53,49 +53,113 @@ def _threads(threads: int | None) -> int:
 
 
 class TorchRunner:
-    """PyTorch on the model's device. ``fold_bn``, ``fast_instance`` and ``channels_last`` can be switched
-    off one by one (the benchmark times each); ``fold_bn=False, fast_instance=False`` is plain eager."""
+    """PyTorch on the model's device.
+
+    ``fold_bn``, ``fast_instance`` and ``channels_last`` can be switched off one by one (the benchmark
+    times each); ``fold_bn=False, fast_instance=False`` is plain eager. For GPUs: ``half`` runs the network
+    in float16 (decoding stays fp32), ``mode="compile"`` wraps both calls in ``torch.compile`` (dynamic
+    shapes), ``mode="cudagraphs"`` captures one CUDA graph per input shape and number of people and
+    replays it (CUDA only).
+    """
 
     name = "torch"
+    MODES = ("eager", "compile", "cudagraphs")
 
     def __init__(self, model: nn.Module, *, fold_bn: bool = True, fast_instance: bool = True,
-                 channels_last: bool = False):
+                 channels_last: bool = False, half: bool = False, mode: str = "eager"):
+        if mode not in self.MODES:
+            raise ValueError(f"mode={mode!r} is not one of {list(self.MODES)}")
         self.device = next(model.parameters()).device
+        if mode == "cudagraphs" and self.device.type != "cuda":
+            raise ValueError(f"mode='cudagraphs' needs the model on a CUDA device, it is on {self.device}")
         model = model.eval()
+        self.folded = 0
         if fold_bn:
             from ..model.fold import fold_batchnorm
 
             probe = torch.zeros(1, 3, 64, 64, device=self.device)
             model, self.folded = fold_batchnorm(model, lambda m: m.center_logits(m.features(probe)))
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        if half or channels_last:
+            import copy
+
+            model = copy.deepcopy(model) if not fold_bn else model  # never change the caller's model
+            if half:
+                model = model.half()
+            if channels_last:
+                model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.fast_instance = fast_instance
         self.channels_last = channels_last
-        self.variant = "+".join([v for v, on in (("fold_bn", fold_bn), ("fast_instance", fast_instance),
-                                                 ("channels_last", channels_last)) if on]) or "eager"
+        self.dtype = torch.float16 if half else torch.float32
+        self.mode = mode
+        self._graphs: dict = {}
+        self._dense = self._dense_impl
+        self._inst = self._instances_impl
+        if mode == "compile":
+            self._dense = torch.compile(self._dense_impl, dynamic=True)
+            self._inst = torch.compile(self._instances_impl, dynamic=True)
+        parts = [v for v, on in (("fold_bn", fold_bn), ("fast_instance", fast_instance),
+                                 ("channels_last", channels_last), ("fp16", half)) if on]
+        self.variant = "+".join(parts) or "eager"
+        if mode != "eager":
+            self.variant += f" [{mode}]"
+
+    # the two network calls, as plain functions of tensors (what compile / CUDA graphs wrap)
+    def _dense_impl(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.features(x)
+        feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
+        return feats, self.model.center_logits(feats)
+
+    def _instances_impl(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        if self.fast_instance:
+            from ..model.fast_instance import views_heatmaps
+
+            return views_heatmaps(self.model.kpt_head, features, coords)
+        v, n = features.shape[0], coords.shape[0]
+        imgid = torch.arange(v, device=features.device).repeat_interleave(n)
+        return self.model.instance_heatmaps(features, coords.repeat(v, 1), imgid)
+
+    def _graphed(self, name: str, fn, *inputs: torch.Tensor):
+        key = (name,) + tuple(tuple(t.shape) for t in inputs)
+        if key not in self._graphs:
+            static_in = [t.clone() for t in inputs]
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):  # warm-up outside the graph (allocator, cuDNN algorithm choice)
+                    fn(*static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = fn(*static_in)
+            self._graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._graphs[key]
+        for dst, src in zip(static_in, inputs):
+            dst.copy_(src)
+        graph.replay()
+        if isinstance(static_out, tuple):
+            return tuple(o.clone() for o in static_out)
+        return static_out.clone()
 
     def dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.inference_mode():
-            x = images.to(self.device)
+            x = images.to(self.device, self.dtype)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            feats = self.model.features(x)
-            feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
-            center = self.model.center_logits(feats)
-            if self.channels_last:
-                feats = feats.contiguous()
-            return feats, center.contiguous()
+            if self.mode == "cudagraphs":
+                feats, center = self._graphed("dense", self._dense_impl, x)
+            else:
+                feats, center = self._dense(x)
+            return feats.contiguous(), center.float().contiguous()
 
     def instances(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            if self.fast_instance:
-                from ..model.fast_instance import views_heatmaps
-
-                return views_heatmaps(self.model.kpt_head, features, coords)
-            v, n = features.shape[0], coords.shape[0]
-            imgid = torch.arange(v, device=features.device).repeat_interleave(n)
-            return self.model.instance_heatmaps(features, coords.repeat(v, 1), imgid)
+            coords = coords.to(self.device)
+            if self.mode == "cudagraphs":
+                out = self._graphed("instance", self._instances_impl, features, coords)
+            else:
+                out = self._inst(features, coords)
+            return out.float()
 
 
 class _GraphRunner:
