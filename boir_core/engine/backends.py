@@ -66,7 +66,8 @@ class TorchRunner:
     MODES = ("eager", "compile", "cudagraphs")
 
     def __init__(self, model: nn.Module, *, fold_bn: bool = True, fast_instance: bool = True,
-                 channels_last: bool = False, half: bool = False, mode: str = "eager"):
+                 channels_last: bool = False, half: bool = False, mode: str = "eager",
+                 compile_backend: str = "inductor"):
         if mode not in self.MODES:
             raise ValueError(f"mode={mode!r} is not one of {list(self.MODES)}")
         self.device = next(model.parameters()).device
@@ -96,8 +97,8 @@ class TorchRunner:
         self._dense = self._dense_impl
         self._inst = self._instances_impl
         if mode == "compile":
-            self._dense = torch.compile(self._dense_impl, dynamic=True)
-            self._inst = torch.compile(self._instances_impl, dynamic=True)
+            self._dense = torch.compile(self._dense_impl, dynamic=True, backend=compile_backend)
+            self._inst = torch.compile(self._instances_impl, dynamic=True, backend=compile_backend)
         parts = [v for v, on in (("fold_bn", fold_bn), ("fast_instance", fast_instance),
                                  ("channels_last", channels_last), ("fp16", half)) if on]
         self.variant = "+".join(parts) or "eager"

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["DenseGraph", "InstanceGraph", "onnx_graphs", "export_onnx", "OPSET", "FORMATS"]
+__all__ = ["DenseGraph", "InstanceGraph", "onnx_graphs", "export_onnx", "export_checkpoint", "OPSET", "FORMATS"]
 
 OPSET = 17
 FORMATS = ("onnx",)
@@ -122,3 +122,21 @@ def export_onnx(model: nn.Module, out_dir: str | os.PathLike, *, meta: dict[str,
             **(meta or {})}
     paths["meta"] = atomic_write_json(out / "meta.json", info)
     return paths
+
+
+def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
+                      output: str | os.PathLike | None = None) -> dict[str, Path]:
+    """What ``python -m boir_core export`` runs: load ``checkpoint`` (any file the kit reads, released
+    weights included) into ``cfg``'s inference network and write its graphs into the folder ``output``
+    (default ``<output_dir>/<name>/onnx``)."""
+    from .runner import load_inference_model, resolve_checkpoint
+
+    if fmt not in FORMATS:
+        raise ValueError(f"export format {fmt!r} is not one of {list(FORMATS)}")
+    model, _ = load_inference_model(cfg, checkpoint, "cpu")
+    out = Path(output) if output is not None else Path(cfg.output_dir) / cfg.name / "onnx"
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--output {out} is a file; export writes a folder (dense.onnx, instance.onnx, "
+                                 "meta.json)")
+    return export_onnx(model, out, meta={"config": cfg.name, "checkpoint": str(resolve_checkpoint(checkpoint)),
+                                         "flip_test": cfg.test.flip_test})
