@@ -11,9 +11,9 @@ image by image, so a change in machine load hits all of them alike. For each it 
 decoding time per image (decoding: peaks, flip average, refinement, OKS-NMS, as openpifpaf's t_dec), the
 ratio to torch eager, and the largest keypoint difference from torch eager's poses in image pixels.
 
-CPU variants: ``eager`` (the plain model, the baseline), ``inference_mode``, ``fold_bn``,
-``fast_instance``, ``torch`` (fold_bn + fast_instance: what ``test.backend=torch`` runs),
-``channels_last`` (torch + channels_last), ``onnxruntime``, ``openvino`` (skipped when not installed).
+CPU variants: ``eager`` (the plain model, the baseline), then each speed-up alone (``inference_mode``,
+``fold_bn``, ``fast_instance``, ``channels_last``), ``torch`` (all of them: what ``test.backend=torch``
+runs on a CPU), ``onnxruntime``, ``openvino`` (skipped when not installed).
 CUDA variants (``--device cuda``): {fp32, fp16} × {eager, compile, cudagraphs}, batch 1 with flip, as
 Table 5 measures. To see what a plain AVX2 CPU does on an AVX-512 / AMX machine, run under
 ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` (ONNX Runtime's own kernels ignore both; the
@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from boir_core.engine.decode import decode  # noqa: E402
 
-CPU_VARIANTS = ("eager", "inference_mode", "fold_bn", "fast_instance", "torch", "channels_last",
+CPU_VARIANTS = ("eager", "inference_mode", "fold_bn", "fast_instance", "channels_last", "torch",
                 "onnxruntime", "openvino")
 CUDA_VARIANTS = tuple(f"{p}-{m}" for p in ("fp32", "fp16") for m in ("eager", "compile", "cudagraphs"))
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
@@ -89,15 +89,15 @@ def make_variant(name: str, model, threads: int):
     if name == "eager":
         return model
     if name == "inference_mode":
-        return TorchRunner(model, fold_bn=False, fast_instance=False)
+        return TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False)
     if name == "fold_bn":
-        return TorchRunner(model, fold_bn=True, fast_instance=False)
+        return TorchRunner(model, fold_bn=True, fast_instance=False, channels_last=False)
     if name == "fast_instance":
-        return TorchRunner(model, fold_bn=False, fast_instance=True)
-    if name == "torch":
-        return TorchRunner(model)
+        return TorchRunner(model, fold_bn=False, fast_instance=True, channels_last=False)
     if name == "channels_last":
-        return TorchRunner(model, channels_last=True)
+        return TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=True)
+    if name == "torch":  # what test.backend=torch runs
+        return TorchRunner(model)
     if name in ("onnxruntime", "openvino"):
         return make_runner(name, model, threads=threads)
     if name in CUDA_VARIANTS:

@@ -61,8 +61,8 @@ def test_torch_runner_gives_the_plain_models_poses(arch):
     model = small(arch)
     images = random_images(SIZES)
     ref = decode_all(model, images)
-    for runner in (TorchRunner(model), TorchRunner(model, fold_bn=False, fast_instance=False),
-                   TorchRunner(model, channels_last=True)):
+    for runner in (TorchRunner(model), TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False),
+                   TorchRunner(model, channels_last=False)):
         assert_same_poses(decode_all(runner, images), ref)
     assert_same_poses(decode_all(TorchRunner(model), images, flip=False), decode_all(model, images, flip=False))
     assert TorchRunner(model).folded > 0
@@ -135,7 +135,7 @@ def test_gpu_modes_on_the_cpu_for_shape():
     ref = decode_all(model, images)
     compiled = TorchRunner(model, mode="compile", compile_backend="eager")
     assert_same_poses(decode_all(compiled, images), ref)
-    half = TorchRunner(model, half=True, fold_bn=False)
+    half = TorchRunner(model, half=True, fold_bn=False, channels_last=False)
     feats, center = half.dense(images[0][0][None].repeat(2, 1, 1, 1))
     assert feats.dtype == torch.float16 and center.dtype == torch.float32 and center.shape == (2, 1, 32, 48)
     inst = half.instances(feats, torch.tensor([[3, 4], [10, 20]]))
