@@ -8,6 +8,7 @@ Commands
     profile    parameter counts (Table 5) and network / decoding latency
     demo       the whole main job on the embedded SynthCrowd data (what ``make demo`` runs)
     reproduce  execute the table notebook for one of the paper's tables (papermill)
+    export     write the inference network as ONNX graphs (backbone + center head, instance head)
 
 Every command takes ``--config`` (a YAML path or a name in configs/) and ``key=value`` overrides, e.g.
 ``python -m boir_core train --config demo train.epochs=2``.
@@ -73,6 +74,15 @@ def cmd_predict(args) -> int:
                      draw_min_score=min_score, progress=not args.quiet)
     print(f"[predict] {report['num_poses']} poses on {report['num_images']} images -> {args.output}"
           + (f" ({report['skipped']} unreadable inputs skipped)" if report["skipped"] else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .engine.export import export_checkpoint
+
+    cfg = _config(args)
+    paths = export_checkpoint(cfg, args.checkpoint, fmt=args.format, output=args.output)
+    print(f"[export] {args.format}: " + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
@@ -144,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="image files, folders or video files; key=value overrides too")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser("export", help="export the inference network (ONNX)")
+    _add_common(p)
+    p.add_argument("--checkpoint", required=True, help="our checkpoint, a run folder, or a released .pth")
+    p.add_argument("--format", default="onnx", choices=["onnx"])
+    p.add_argument("--output", "-o", default=None,
+                   help="output folder for dense.onnx, instance.onnx, meta.json (default <output_dir>/<name>/onnx)")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("profile", help="parameter counts and latency (Table 5)")
     _add_common(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -173,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
         args.inputs = [a for a in args.inputs if a not in args.overrides]
     from .config import ConfigError
+    from .engine.backends import BackendUnavailable
     from .engine.train import ResumeMismatchError
     from .model import CheckpointError
 
     try:
         return args.func(args)
-    except (ConfigError, ResumeMismatchError, CheckpointError) as e:
+    except (ConfigError, ResumeMismatchError, CheckpointError, BackendUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

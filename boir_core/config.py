@@ -148,6 +148,8 @@ class TestConfig:
     oks_nms_threshold: float = 0.8  # 0.7 for OCHuman
     evaluator: Literal["pycocotools", "faster-coco-eval"] = "pycocotools"
     max_images: int = 0  # 0: all
+    # who runs the network (boir_core.engine.backends); onnxruntime / openvino are pip extras
+    backend: Literal["torch", "onnxruntime", "openvino"] = "torch"
 
 
 @dataclass

@@ -200,7 +200,8 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
 
     Args:
         model: anything with ``features``, ``center_logits`` and ``instance_heatmaps`` (CONTRIBUTING.md);
-            it is switched to eval mode.
+            it is switched to eval mode. Or a backend runner (``dense`` and ``instances``,
+            :mod:`boir_core.engine.backends`): the same decoding around another network engine.
         image: [3, H', W'] normalised input canvas (a test sample's ``image``).
         meta: the test sample's ``meta``; only ``trans_inv`` (2×3, canvas → original pixels) is read,
             plus ``image_id`` when the argument is None.
@@ -225,9 +226,10 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
     if max_proposals < 1:
         raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
 
+    runner = hasattr(model, "dense") and hasattr(model, "instances")  # boir_core.engine.backends
     if hasattr(model, "eval"):
         model.eval()
-    device = _model_device(model, image.device)
+    device = model.device if runner else _model_device(model, image.device)
     clock = _Clock(device)
     inter: dict[str, Any] = {} if return_intermediates else None  # type: ignore[assignment]
 
@@ -236,15 +238,18 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
     if flip_test:
         x = torch.cat([x, torch.flip(x, dims=[3])], dim=0)
     clock.lap("decode")
-    feats = model.features(x)
-    clock.lap("network")
-    if flip_test:
-        feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
-    clock.lap("decode")
-
-    # 3. mean center map of the aligned maps.
-    center_logits = model.center_logits(feats)
-    clock.lap("network")
+    if runner:  # a backend runner does steps 1-3 of the network in one call
+        feats, center_logits = model.dense(x)
+        clock.lap("network")
+    else:
+        feats = model.features(x)
+        clock.lap("network")
+        if flip_test:
+            feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
+        clock.lap("decode")
+        # 3. mean center map of the aligned maps.
+        center_logits = model.center_logits(feats)
+        clock.lap("network")
     center_raw = sigmoid_clamp(center_logits).mean(dim=0)[0]  # [H, W]
     h, w = center_raw.shape
 
@@ -266,7 +271,10 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
     inst_coord = coords.repeat(views, 1)
     inst_imgid = torch.arange(views, device=device).repeat_interleave(n)
     clock.lap("decode")
-    inst_logits = model.instance_heatmaps(feats, inst_coord, inst_imgid)
+    if runner:  # every center in every view, view-major: the same rows as inst_coord / inst_imgid
+        inst_logits = model.instances(feats, coords)
+    else:
+        inst_logits = model.instance_heatmaps(feats, inst_coord, inst_imgid)
     clock.lap("network")
     inst = sigmoid_clamp(inst_logits)  # [views·n, K, H, W]
     k = inst.shape[1]

@@ -73,11 +73,13 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
     from ..data.transforms import eval_resize, normalize_image, warp
     from ..viz.draw import draw_poses
     from .decode import decode, decode_kwargs_from_config
+    from .backends import make_runner
     from .distributed import resolve_device
     from .runner import load_inference_model
 
     device = resolve_device(cfg.train.device)
     model, _ = load_inference_model(cfg, checkpoint, device)
+    net = make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
     prof = get_profile(cfg.data.dataset)
     kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     results: list[dict] = []
@@ -95,7 +97,7 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
         tr = eval_resize(w, h, cfg.data.input_size)
         canvas = warp(img, tr.matrix, tr.canvas)
         x = torch.from_numpy(normalize_image(canvas))
-        r = decode(model, x, {"trans_inv": tr.trans_inv}, image_id=image_id, **kwargs)
+        r = decode(net, x, {"trans_inv": tr.trans_inv}, image_id=image_id, **kwargs)
         results.extend(r.poses)
         if draw_dir is not None:
             drawn = draw_poses(img, r.poses, prof.skeleton, min_score=draw_min_score)

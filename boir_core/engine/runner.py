@@ -107,6 +107,7 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
     images (0: all): image i belongs to rank ``i % world_size``. :func:`run_evaluation` merges the shares.
     """
     from ..data import get_profile
+    from .backends import make_runner
     from .decode import decode, decode_kwargs_from_config
 
     if not 0 <= rank < world_size:
@@ -115,6 +116,7 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
     kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     results, t_net, t_dec = [], 0.0, 0.0
+    net = make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
     mine = range(rank, n, world_size)
     it = mine
     if progress:
@@ -123,7 +125,7 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
         it = tqdm(it, desc="decode", leave=False)
     for i in it:
         s = dataset[i]
-        r = decode(model, s["image"], s["meta"], image_id=s["image_id"], **kwargs)
+        r = decode(net, s["image"], s["meta"], image_id=s["image_id"], **kwargs)
         results.extend(r.poses)
         t_net += r.time_network
         t_dec += r.time_decode

@@ -1,0 +1,238 @@
+"""Inference time per image of every backend and variant, against torch eager, in one run (spec §6).
+
+    python benchmarks/bench_inference.py [--backbone hrnet_w32] [--size 512] [--images 3] [--threads N]
+                                         [--variants eager,torch,onnxruntime,...] [--no-flip] [--json F]
+    python benchmarks/bench_inference.py --device cuda --backbone hrnet_w48      # the GPU table
+
+The same images (the real COCO / CrowdPose / OCHuman fixtures when present, else random images of the
+same sizes) and the same seeded weights (:func:`boir_core.model.random_weights.seeded_trained_like_`:
+trained-like activations, about 30 proposals per image) go through every variant; the variants take turns
+image by image, so a change in machine load hits all of them alike. For each it prints the network and
+decoding time per image (decoding: peaks, flip average, refinement, OKS-NMS, as openpifpaf's t_dec), the
+ratio to torch eager, and the largest keypoint difference from torch eager's poses in image pixels.
+
+CPU variants: ``eager`` (the plain model, the baseline), then each speed-up alone (``inference_mode``,
+``fold_bn``, ``fast_instance``, ``channels_last``), ``torch`` (all of them: what ``test.backend=torch``
+runs on a CPU), ``onnxruntime``, ``openvino`` (skipped when not installed).
+CUDA variants (``--device cuda``): {fp32, fp16} × {eager, compile, cudagraphs}, batch 1 with flip, as
+Table 5 measures. To see what a plain AVX2 CPU does on an AVX-512 / AMX machine, run under
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` (ONNX Runtime's own kernels ignore both; the
+header says which instruction sets each library reports). Not a test: it prints figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from boir_core.engine.decode import decode  # noqa: E402
+
+CPU_VARIANTS = ("eager", "inference_mode", "fold_bn", "fast_instance", "channels_last", "torch",
+                "onnxruntime", "openvino")
+CUDA_VARIANTS = tuple(f"{p}-{m}" for p in ("fp32", "fp16") for m in ("eager", "compile", "cudagraphs"))
+COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+COCO_SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
+               0.107, 0.107, 0.087, 0.087, 0.089, 0.089]
+#: sizes of the real fixtures, used with random pixels when the fixtures are absent
+FALLBACK_SIZES = [(640, 425), (427, 640), (1920, 1080)]
+
+
+def load_images(count: int, size: int, seed: int = 0):
+    """(name, canvas [3, H', W'] float32, trans_inv) for ``count`` images resized as for evaluation."""
+    import cv2
+
+    from boir_core.data.transforms import eval_resize, normalize_image, warp
+
+    root = Path(os.environ.get("BOIR_REAL_FIXTURES", Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+                               / "real"))
+    files = sorted(p for d in ("coco", "crowdpose", "ochuman") for p in (root / d).glob("*.jpg"))
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        if files:
+            f = files[i * max(1, len(files) // count) % len(files)]
+            img = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
+            name = f"{f.parent.name}/{f.name}"
+        else:
+            w, h = FALLBACK_SIZES[i % len(FALLBACK_SIZES)]
+            img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            name = f"random {w}x{h}"
+        h, w = img.shape[:2]
+        tr = eval_resize(w, h, size)
+        out.append((name, torch.from_numpy(normalize_image(warp(img, tr.matrix, tr.canvas))), tr.trans_inv))
+    return out
+
+
+def build_model(backbone: str, seed: int, device: str, **model_kw):
+    from boir_core.model import BoIR, CID
+    from boir_core.model.random_weights import seeded_trained_like_
+
+    cls = CID if model_kw.pop("arch", "boir") == "cid" else BoIR
+    model = cls(17, backbone=backbone, train_heads=False, **model_kw)
+    return seeded_trained_like_(model, seed=seed).to(device)
+
+
+def make_variant(name: str, model, threads: int):
+    """A decode-able object for one variant name (the model itself for ``eager``)."""
+    from boir_core.engine.backends import TorchRunner, make_runner
+
+    if name == "eager":
+        return model
+    if name == "inference_mode":
+        return TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False)
+    if name == "fold_bn":
+        return TorchRunner(model, fold_bn=True, fast_instance=False, channels_last=False)
+    if name == "fast_instance":
+        return TorchRunner(model, fold_bn=False, fast_instance=True, channels_last=False)
+    if name == "channels_last":
+        return TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=True)
+    if name == "torch":  # what test.backend=torch runs
+        return TorchRunner(model)
+    if name in ("onnxruntime", "openvino"):
+        return make_runner(name, model, threads=threads)
+    if name in CUDA_VARIANTS:
+        prec, mode = name.split("-")
+        return TorchRunner(model, half=prec == "fp16", mode=mode)
+    raise ValueError(f"unknown variant {name!r}; choose from {list(CPU_VARIANTS + CUDA_VARIANTS)}")
+
+
+def cpu_report(threads: int) -> dict:
+    info = {"threads": threads, "load_average": os.getloadavg(), "torch": torch.__version__}
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        model = next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")).split(":", 1)[1].strip()
+        info["cpu"] = model
+        info["isa_flags"] = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+                             if f in flags.split()]
+    except (OSError, StopIteration):
+        pass
+    info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    info["ATEN_CPU_CAPABILITY"] = os.environ.get("ATEN_CPU_CAPABILITY")
+    info["ONEDNN_MAX_CPU_ISA"] = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    info["onnxruntime_note"] = ("ONNX Runtime's MLAS kernels pick the widest ISA the CPU has (AVX-512 here if "
+                                "present) and ignore ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA")
+    return info
+
+
+def max_pose_diff(ref: list, out: list) -> float:
+    """Largest |Δx|, |Δy| in image pixels between two pose lists (inf if the people differ)."""
+    if len(ref) != len(out):
+        return float("inf")
+    if not ref:
+        return 0.0
+    a = np.array([p["keypoints"] for p in ref]).reshape(len(ref), -1, 3)[..., :2]
+    b = np.array([p["keypoints"] for p in out]).reshape(len(out), -1, 3)[..., :2]
+    return float(np.abs(a - b).max())
+
+
+def run(variants, images, model, *, flip: bool, threads: int, repeats: int = 1, warmup: bool = True,
+        log=print) -> dict:
+    kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
+    built, build_s = {}, {}
+    for v in variants:
+        t0 = time.perf_counter()
+        try:
+            built[v] = make_variant(v, model, threads)
+        except ImportError as e:
+            log(f"  {v}: skipped ({e})")
+            continue
+        build_s[v] = time.perf_counter() - t0
+    names = list(built)
+    if warmup:  # one untimed pass per variant on the smallest image (allocators, ONNX Runtime's first run)
+        small = min(images, key=lambda it: it[1].numel())
+        for v in names:
+            decode(built[v], small[1], {"trans_inv": small[2]}, **kw)
+    times = {v: {"network": [], "decode": []} for v in names}
+    poses = {v: [] for v in names}
+    for i, (name, img, inv) in enumerate(images):
+        order = names[i % len(names):] + names[:i % len(names)]  # rotate who goes first
+        for v in order:
+            for r in range(repeats):
+                res = decode(built[v], img, {"trans_inv": inv, "image_id": i}, **kw)
+                times[v]["network"].append(res.time_network)
+                times[v]["decode"].append(res.time_decode)
+            poses[v].append(res.poses)
+        log(f"  image {i + 1}/{len(images)} {name} {tuple(img.shape)}: " + ", ".join(
+            f"{v} {times[v]['network'][-1] + times[v]['decode'][-1]:.2f}s" for v in names))
+    base = names[0]
+    table = {}
+    for v in names:
+        net = statistics.mean(times[v]["network"])
+        dec = statistics.mean(times[v]["decode"])
+        tot_ratio = [(a + b) / (c + d) for a, b, c, d in zip(times[v]["network"], times[v]["decode"],
+                                                             times[base]["network"], times[base]["decode"])]
+        table[v] = {"network_s": net, "decode_s": dec, "total_s": net + dec,
+                    "ratio_total": (net + dec) / (statistics.mean(times[base]["network"])
+                                                 + statistics.mean(times[base]["decode"])),
+                    "ratio_network": net / statistics.mean(times[base]["network"]),
+                    "ratio_total_per_image_median": statistics.median(tot_ratio),
+                    "max_keypoint_diff_px": max(max_pose_diff(a, b) for a, b in zip(poses[base], poses[v])),
+                    "poses": sum(len(p) for p in poses[v]), "build_s": build_s[v],
+                    "what": getattr(built[v], "variant", "plain model")}
+    return table
+
+
+def format_table(table: dict, baseline: str) -> str:
+    lines = [f"{'variant':<16}{'network s':>11}{'decode s':>10}{'total s':>9}{'ratio':>8}{'ratio(net)':>11}"
+             f"{'max Δ px':>10}  what"]
+    for v, r in table.items():
+        lines.append(f"{v:<16}{r['network_s']:>11.3f}{r['decode_s']:>10.3f}{r['total_s']:>9.3f}"
+                     f"{r['ratio_total']:>8.2f}{r['ratio_network']:>11.2f}{r['max_keypoint_diff_px']:>10.1e}  "
+                     f"{r['what']}")
+    lines.append(f"(per image, mean over images and repeats; ratios against {baseline})")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backbone", default="hrnet_w32")
+    ap.add_argument("--arch", default="boir", choices=["boir", "cid"])
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--images", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (default: every core)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--variants", default=None, help="comma-separated; default: all of the device's")
+    ap.add_argument("--no-flip", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = ap.parse_args(argv)
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("no CUDA device: the CUDA variants need one (run with --device cpu)")
+        return 1
+    variants = args.variants.split(",") if args.variants else list(
+        CPU_VARIANTS if args.device == "cpu" else ("eager",) + CUDA_VARIANTS)
+    if variants[0] != "eager":
+        variants.insert(0, "eager")  # the baseline every ratio refers to
+    info = cpu_report(threads)
+    if args.device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    print(f"bench_inference: {args.arch} {args.backbone}, {args.size} px, flip={not args.no_flip}, "
+          f"{args.images} images, device {args.device}")
+    print("machine: " + json.dumps(info))
+    model = build_model(args.backbone, args.seed, args.device, arch=args.arch)
+    images = load_images(args.images, args.size, args.seed)
+    table = run(variants, images, model, flip=not args.no_flip, threads=threads, repeats=args.repeats)
+    info["load_average_end"] = os.getloadavg()
+    print(format_table(table, "eager"))
+    print(f"load average at the start {info['load_average']}, at the end {info['load_average_end']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "machine": info, "table": table}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Inference backends: who runs the network while :func:`boir_core.engine.decode.decode` decodes.
+
+``test.backend`` chooses one (``predict``, ``evaluate`` and the notebooks read it through
+:func:`make_runner`):
+
+* ``torch`` (default): PyTorch, with eval-only speed-ups that keep the output: BatchNorm folded into the
+  convolutions (:mod:`boir_core.model.fold`), the instance head computed for all people of all views in
+  a few matrix products (:mod:`boir_core.model.fast_instance`), channels-last (NHWC) tensors on a CPU,
+  ``torch.inference_mode``;
+* ``onnxruntime``: the two ONNX graphs of :mod:`boir_core.engine.export`, exported in memory from the
+  loaded weights and run by ONNX Runtime (``pip install 'boir-kit[onnx]'``);
+* ``openvino``: the same graphs run by OpenVINO in fp32 (``pip install 'boir-kit[openvino]'``).
+
+A runner has two calls, both on torch tensors, so the decoding around them is shared:
+``dense(images)`` with ``images`` [V, 3, H', W'] (view 0 the image, views 1.. its mirror) returns the
+aligned features [V, C_b, H, W] and the center logits [V, 1, H, W]; ``instances(features, coords)``
+returns the instance logits [V·n, K, H, W] of every center (y, x) in every view, view-major.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+__all__ = ["BACKENDS", "EXTRAS", "make_runner", "TorchRunner", "OnnxRuntimeRunner", "OpenVinoRunner",
+           "BackendUnavailable"]
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+#: the pip extra that installs each optional backend
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
+
+
+class BackendUnavailable(ImportError):
+    """The chosen backend's package is not installed; the message names the pip extra."""
+
+
+def _require(module: str, backend: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise BackendUnavailable(
+            f"test.backend={backend} needs the Python package {module!r}, which is not installed ({e}). "
+            f"Install it with: pip install 'boir-kit[{EXTRAS[backend]}]' (or pip install -e '.[{EXTRAS[backend]}]' "
+            f"in a clone)") from None
+
+
+def _threads(threads: int | None) -> int:
+    return int(threads) if threads else torch.get_num_threads()
+
+
+class TorchRunner:
+    """PyTorch on the model's device.
+
+    ``fold_bn``, ``fast_instance`` and ``channels_last`` (default: on for a CPU model) can be switched off
+    one by one (the benchmark times each); all three off is plain eager (in ``inference_mode``). For GPUs: ``half`` runs the network
+    in float16 (decoding stays fp32), ``mode="compile"`` wraps both calls in ``torch.compile`` (dynamic
+    shapes), ``mode="cudagraphs"`` captures one CUDA graph per input shape and number of people and
+    replays it (CUDA only).
+    """
+
+    name = "torch"
+    MODES = ("eager", "compile", "cudagraphs")
+
+    def __init__(self, model: nn.Module, *, fold_bn: bool = True, fast_instance: bool = True,
+                 channels_last: bool | None = None, half: bool = False, mode: str = "eager",
+                 compile_backend: str = "inductor"):
+        if mode not in self.MODES:
+            raise ValueError(f"mode={mode!r} is not one of {list(self.MODES)}")
+        self.device = next(model.parameters()).device
+        if mode == "cudagraphs" and self.device.type != "cuda":
+            raise ValueError(f"mode='cudagraphs' needs the model on a CUDA device, it is on {self.device}")
+        if channels_last is None:  # NHWC convolutions: ~2x faster on a CPU (oneDNN), see bench_inference
+            channels_last = self.device.type == "cpu"
+        model = model.eval()
+        self.folded = 0
+        if fold_bn:
+            from ..model.fold import fold_batchnorm
+
+            probe = torch.zeros(1, 3, 64, 64, device=self.device)
+            model, self.folded = fold_batchnorm(model, lambda m: m.center_logits(m.features(probe)))
+        if half or channels_last:
+            import copy
+
+            model = copy.deepcopy(model) if not fold_bn else model  # never change the caller's model
+            if half:
+                model = model.half()
+            if channels_last:
+                model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.fast_instance = fast_instance
+        self.channels_last = channels_last
+        self.dtype = torch.float16 if half else torch.float32
+        self.mode = mode
+        self._graphs: dict = {}
+        self._dense = self._dense_impl
+        self._inst = self._instances_impl
+        if mode == "compile":
+            self._dense = torch.compile(self._dense_impl, dynamic=True, backend=compile_backend)
+            self._inst = torch.compile(self._instances_impl, dynamic=True, backend=compile_backend)
+        parts = [v for v, on in (("fold_bn", fold_bn), ("fast_instance", fast_instance),
+                                 ("channels_last", channels_last), ("fp16", half)) if on]
+        self.variant = "+".join(parts) or "eager"
+        if mode != "eager":
+            self.variant += f" [{mode}]"
+
+    # the two network calls, as plain functions of tensors (what compile / CUDA graphs wrap)
+    def _dense_impl(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.features(x)
+        feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
+        return feats, self.model.center_logits(feats)
+
+    def _instances_impl(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        if self.fast_instance:
+            from ..model.fast_instance import views_heatmaps
+
+            return views_heatmaps(self.model.kpt_head, features, coords)
+        v, n = features.shape[0], coords.shape[0]
+        imgid = torch.arange(v, device=features.device).repeat_interleave(n)
+        return self.model.instance_heatmaps(features, coords.repeat(v, 1), imgid)
+
+    def _graphed(self, name: str, fn, *inputs: torch.Tensor):
+        key = (name,) + tuple(tuple(t.shape) for t in inputs)
+        if key not in self._graphs:
+            static_in = [t.clone() for t in inputs]
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):  # warm-up outside the graph (allocator, cuDNN algorithm choice)
+                    fn(*static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                static_out = fn(*static_in)
+            self._graphs[key] = (graph, static_in, static_out)
+        graph, static_in, static_out = self._graphs[key]
+        for dst, src in zip(static_in, inputs):
+            dst.copy_(src)
+        graph.replay()
+        if isinstance(static_out, tuple):
+            return tuple(o.clone() for o in static_out)
+        return static_out.clone()
+
+    def dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.inference_mode():
+            x = images.to(self.device, self.dtype)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.mode == "cudagraphs":
+                feats, center = self._graphed("dense", self._dense_impl, x)
+            else:
+                feats, center = self._dense(x)
+            return feats.contiguous(), center.float().contiguous()
+
+    def instances(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            coords = coords.to(self.device)
+            if self.mode == "cudagraphs":
+                out = self._graphed("instance", self._instances_impl, features, coords)
+            else:
+                out = self._inst(features, coords)
+            return out.float()
+
+
+class _GraphRunner:
+    """Shared by the ONNX Runtime and OpenVINO runners: tensors in, tensors out, on the CPU."""
+
+    device = torch.device("cpu")
+
+    def dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, center = self._run("dense", {"images": images.detach().cpu().float().contiguous().numpy()})
+        return torch.from_numpy(feats), torch.from_numpy(center)
+
+    def instances(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        (out,) = self._run("instance", {"features": features.detach().cpu().contiguous().numpy(),
+                                        "coords": coords.detach().cpu().to(torch.int64).contiguous().numpy()})
+        return torch.from_numpy(out)
+
+
+def _graphs(model: nn.Module) -> dict[str, bytes]:
+    from .export import onnx_graphs
+
+    model = model.eval()
+    if next(model.parameters()).device.type != "cpu":
+        import copy
+
+        model = copy.deepcopy(model).cpu()
+    return onnx_graphs(model)
+
+
+class OnnxRuntimeRunner(_GraphRunner):
+    """ONNX Runtime (CPU execution provider) on the two exported graphs; ``threads`` defaults to torch's."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: nn.Module, *, threads: int | None = None, graphs: dict[str, bytes] | None = None):
+        ort = _require("onnxruntime", "onnxruntime")
+        graphs = graphs or _graphs(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = _threads(threads)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.sessions = {k: ort.InferenceSession(v, opts, providers=["CPUExecutionProvider"])
+                         for k, v in graphs.items()}
+        self.variant = f"onnxruntime {ort.__version__}"
+
+    def _run(self, graph: str, feeds: dict[str, Any]):
+        return self.sessions[graph].run(None, feeds)
+
+
+class OpenVinoRunner(_GraphRunner):
+    """OpenVINO (CPU plug-in, fp32 inference precision: no bf16 even on AMX CPUs) on the two graphs."""
+
+    name = "openvino"
+
+    def __init__(self, model: nn.Module, *, threads: int | None = None, graphs: dict[str, bytes] | None = None):
+        ov = _require("openvino", "openvino")
+        graphs = graphs or _graphs(model)
+        core = ov.Core()
+        cfg = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": _threads(threads),
+               "PERFORMANCE_HINT": "LATENCY"}
+        self.compiled = {}
+        with tempfile.TemporaryDirectory() as tmp:  # OpenVINO reads ONNX from a file
+            for k, data in graphs.items():
+                path = Path(tmp) / f"{k}.onnx"
+                path.write_bytes(data)
+                self.compiled[k] = core.compile_model(core.read_model(str(path)), "CPU", cfg)
+        self.requests = {k: c.create_infer_request() for k, c in self.compiled.items()}
+        self.variant = "openvino " + str(getattr(ov, "__version__", "")).split("-")[0]
+
+    def _run(self, graph: str, feeds: dict[str, Any]):
+        req = self.requests[graph]
+        req.infer(feeds)
+        return [req.get_output_tensor(i).data.copy() for i in range(len(self.compiled[graph].outputs))]
+
+
+def make_runner(backend: str, model: nn.Module, **kwargs: Any):
+    """The runner of ``backend`` (one of :data:`BACKENDS`) for a loaded inference ``model``."""
+    if backend == "torch":
+        return TorchRunner(model, **kwargs)
+    if backend == "onnxruntime":
+        return OnnxRuntimeRunner(model, **kwargs)
+    if backend == "openvino":
+        return OpenVinoRunner(model, **kwargs)
+    raise ValueError(f"test.backend={backend!r} is not one of {list(BACKENDS)}")

@@ -1,0 +1,198 @@
+"""Inference backends (test.backend) and ONNX export give the poses of the plain PyTorch network."""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from boir_core.engine.backends import BackendUnavailable, OnnxRuntimeRunner, TorchRunner, make_runner
+from boir_core.engine.decode import decode
+from boir_core.model import BoIR, CID, count_parameters, save_checkpoint
+from boir_core.model.random_weights import seeded_trained_like_
+
+COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+SIGMAS = [0.05] * 17
+TOL_PX = 1e-3
+
+
+def small(arch: str, train_heads: bool = False, seed: int = 0):
+    if arch == "boir":
+        m = BoIR(17, backbone="hrnet_w18_small", train_heads=train_heads, neck_channels=32, neck_middle_channels=16,
+                 head_channels=16, inst_channels=16, emb_dim=8)
+    else:
+        m = CID(17, backbone="hrnet_w18_small", inst_channels=16)
+    return seeded_trained_like_(m, seed=seed)
+
+
+def keypoints(poses) -> np.ndarray:
+    return np.array([p["keypoints"] for p in poses], dtype=np.float64).reshape(len(poses), -1, 3)
+
+
+def assert_same_poses(out, ref, tol=TOL_PX):
+    assert len(out) == len(ref) > 0
+    a, b = keypoints(out), keypoints(ref)
+    assert np.abs(a[..., :2] - b[..., :2]).max() <= tol
+    np.testing.assert_allclose(a[..., 2], b[..., 2], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose([p["score"] for p in out], [p["score"] for p in ref], rtol=1e-4, atol=1e-6)
+
+
+def decode_all(net, images, flip=True, max_proposals=30):
+    poses = []
+    for i, (img, inv) in enumerate(images):
+        poses += decode(net, img, {"trans_inv": inv, "image_id": i}, flip_test=flip, flip_index=COCO_FLIP,
+                        oks_sigmas=SIGMAS, max_proposals=max_proposals).poses
+    return poses
+
+
+def random_images(sizes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    inv = np.array([[2.0, 0.0, 3.0], [0.0, 2.0, 5.0]])
+    return [(torch.randn(3, h, w, generator=g), inv) for h, w in sizes]
+
+
+SIZES = [(128, 192), (192, 128)]  # landscape and portrait: the image size is dynamic in the graphs
+
+
+@pytest.mark.parametrize("arch", ["boir", "cid"])
+def test_torch_runner_gives_the_plain_models_poses(arch):
+    model = small(arch)
+    images = random_images(SIZES)
+    ref = decode_all(model, images)
+    for runner in (TorchRunner(model), TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False),
+                   TorchRunner(model, channels_last=False)):
+        assert_same_poses(decode_all(runner, images), ref)
+    assert_same_poses(decode_all(TorchRunner(model), images, flip=False), decode_all(model, images, flip=False))
+    assert TorchRunner(model).folded > 0
+
+
+@pytest.mark.parametrize("arch", ["boir", "cid"])
+def test_onnx_export_round_trips_through_onnxruntime(arch, tmp_path):
+    """Export to files, run them in ONNX Runtime: the poses of PyTorch, for two image sizes, with and
+    without flip, and with a different number of people than at export time (3)."""
+    pytest.importorskip("onnxruntime")
+    from boir_core.engine.export import export_onnx
+
+    model = small(arch)
+    paths = export_onnx(model, tmp_path / "onnx")
+    meta = json.loads(paths["meta"].read_text())
+    assert meta["arch"] == arch and meta["num_keypoints"] == 17
+    graphs = {k: paths[k].read_bytes() for k in ("dense", "instance")}
+    runner = OnnxRuntimeRunner(model, graphs=graphs)
+    images = random_images(SIZES, seed=1)
+    assert_same_poses(decode_all(runner, images), decode_all(model, images))
+    assert_same_poses(decode_all(runner, images, flip=False, max_proposals=7),
+                      decode_all(model, images, flip=False, max_proposals=7))
+
+
+def test_exported_graph_holds_only_the_inference_network(tmp_path):
+    """A model built with the training heads exports the same weights as the inference model: the BUK,
+    embedding and box heads are not in the graphs."""
+    onnx = pytest.importorskip("onnx")
+    from boir_core.engine.export import onnx_graphs
+
+    def weights(model):
+        total = 0
+        for data in onnx_graphs(model).values():
+            g = onnx.load_from_string(data).graph
+            total += sum(int(np.prod(t.dims)) for t in g.initializer)
+        return total
+
+    full = small("boir", train_heads=True)
+    infer = small("boir", train_heads=False)
+    infer.load_state_dict({k: v for k, v in full.state_dict().items() if k in infer.state_dict()})
+    n_full, n_infer = weights(full), weights(infer)
+    assert n_full == n_infer
+    counts = count_parameters(full)
+    aux = counts["total"] - counts["inference"]
+    # the graphs hold the inference weights (BN folded into the convs by the exporter), not the aux heads
+    assert aux > 0 and abs(n_infer - counts["inference"]) < aux / 2
+
+
+def test_openvino_gives_the_same_poses():
+    pytest.importorskip("openvino")
+    model = small("boir")
+    images = random_images(SIZES[:1], seed=2)
+    assert_same_poses(decode_all(make_runner("openvino", model), images), decode_all(model, images))
+
+
+@pytest.mark.parametrize("backend,extra", [("onnxruntime", "onnx"), ("openvino", "openvino")])
+def test_missing_backend_names_the_extra(backend, extra, monkeypatch):
+    monkeypatch.setitem(sys.modules, backend, None)  # import fails as if not installed
+    with pytest.raises(BackendUnavailable, match=rf"boir-kit\[{extra}\]"):
+        make_runner(backend, small("cid"))
+    with pytest.raises(ValueError, match="tensorrt"):
+        make_runner("tensorrt", small("cid"))
+
+
+def test_gpu_modes_on_the_cpu_for_shape():
+    """The benchmark's GPU variants, checked where no GPU is: fp16 weights, torch.compile tracing (with
+    dynamo's eager back end, so no compiler runs) and CUDA graphs refusing a CPU model."""
+    model = small("boir")
+    images = random_images(SIZES[:1], seed=3)
+    ref = decode_all(model, images)
+    compiled = TorchRunner(model, mode="compile", compile_backend="eager")
+    assert_same_poses(decode_all(compiled, images), ref)
+    half = TorchRunner(model, half=True, fold_bn=False, channels_last=False)
+    feats, center = half.dense(images[0][0][None].repeat(2, 1, 1, 1))
+    assert feats.dtype == torch.float16 and center.dtype == torch.float32 and center.shape == (2, 1, 32, 48)
+    inst = half.instances(feats, torch.tensor([[3, 4], [10, 20]]))
+    assert inst.shape == (4, 17, 32, 48) and inst.dtype == torch.float32 and torch.isfinite(inst).all()
+    with pytest.raises(ValueError, match="CUDA"):
+        TorchRunner(model, mode="cudagraphs")
+
+
+def test_export_cli_and_predict_with_each_backend(tmp_path, capsys):
+    """``export`` writes the graphs from a checkpoint; ``predict`` with test.backend=onnxruntime writes the
+    poses of test.backend=torch."""
+    pytest.importorskip("onnxruntime")
+    import cv2
+
+    from boir_core.__main__ import main
+
+    ckpt = save_checkpoint(small("boir"), tmp_path / "w.pt")
+    over = ["model.neck_channels=32", "model.neck_middle_channels=16", "model.head_channels=16",
+            "model.inst_channels=16", "model.emb_dim=8", "model.backbone=hrnet_w18_small", "train.device=cpu"]
+    assert main(["export", "--config", "tiny", "--checkpoint", str(ckpt), "--output", str(tmp_path / "x"),
+                 *over]) == 0
+    assert {p.name for p in (tmp_path / "x").iterdir()} == {"dense.onnx", "instance.onnx", "meta.json"}
+    (tmp_path / "file").write_text("")
+    with pytest.raises(NotADirectoryError, match="folder"):
+        main(["export", "--config", "tiny", "--checkpoint", str(ckpt), "--output", str(tmp_path / "file"), *over])
+    img = tmp_path / "img.png"
+    cv2.imwrite(str(img), np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8))
+    outs = {}
+    for backend in ("torch", "onnxruntime"):
+        outs[backend] = tmp_path / f"{backend}.json"
+        assert main(["predict", "--config", "tiny", "--checkpoint", str(ckpt), "--output", str(outs[backend]),
+                     "--quiet", str(img), *over, f"test.backend={backend}"]) == 0
+    assert_same_poses(json.loads(outs["onnxruntime"].read_text()), json.loads(outs["torch"].read_text()))
+
+
+@pytest.mark.real
+def test_backends_agree_on_the_real_fixtures(real_fixtures):
+    """Every backend against plain PyTorch on the real COCO / CrowdPose / OCHuman images (512 px canvas,
+    flip test, seeded trained-like weights of a small HRNet): keypoints within 1e-3 px."""
+    import cv2
+
+    from boir_core.data.transforms import eval_resize, normalize_image, warp
+
+    images = []
+    for f in sorted(p for d in ("coco", "crowdpose", "ochuman") for p in (real_fixtures / d).glob("*.jpg")):
+        img = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
+        tr = eval_resize(img.shape[1], img.shape[0], 256)
+        images.append((torch.from_numpy(normalize_image(warp(img, tr.matrix, tr.canvas))), tr.trans_inv))
+    assert len(images) == 9
+    model = small("boir")
+    ref = decode_all(model, images)
+    backends = ["torch"] + [b for b in ("onnxruntime", "openvino") if _importable(b)]
+    for b in backends:
+        assert_same_poses(decode_all(make_runner(b, model), images), ref)
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
