@@ -73,3 +73,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf runs/ notebooks/*.ipynb .pytest_cache
+
+# Mutation testing (tools/mutation.py): mutmut over decode, targets, losses, the schedule, the train step and
+# evaluate, against the fast tests that cover them; prints the survival rate per module and every survivor.
+# Not part of `make test` (hours on 2 cores); one group at a time: make mutation GROUPS="losses schedule".
+.PHONY: mutation
+GROUPS ?=
+mutation: $(STAMP)
+	$(PY) -m pip install -q -e '.[mutation]'
+	nice -n 10 $(PY) tools/mutation.py $(GROUPS)

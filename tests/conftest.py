@@ -11,7 +11,11 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+from boir_skips import skip_or_fail_in_ci  # noqa: E402  (tests/ is on sys.path: this conftest lives there)
+
+# BOIR_TEST_THREADS=1 for tools that fork the test process (make mutation): an OpenMP pool that has run
+# before a fork hangs the child
+torch.set_num_threads(int(os.environ.get("BOIR_TEST_THREADS", 0)) or max(1, min(2, os.cpu_count() or 1)))
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,7 +30,7 @@ def real_fixtures_dir() -> Path | None:
 def real_fixtures() -> Path:
     d = real_fixtures_dir()
     if d is None:
-        pytest.skip("real-data fixtures not found: set BOIR_REAL_FIXTURES to shared/fixtures/real")
+        skip_or_fail_in_ci("real-data fixtures not found: set BOIR_REAL_FIXTURES to shared/fixtures/real")
     return d
 
 

@@ -38,6 +38,14 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_
         return model, core
 
     train_mod._build_model = build
+    real_step = train_mod._step
+    seen_ids = []
+
+    def step(model, optimizer, scaler, batch, *args, **kwargs):  # the images this rank trains on
+        seen_ids.extend(batch["image_id"].tolist())
+        return real_step(model, optimizer, scaler, batch, *args, **kwargs)
+
+    train_mod._step = step
     summary = train_mod.train(cfg, run_dir, progress=False)
     h = hashlib.sha256()
     # parameters only: BatchNorm running statistics are per-process by design (DDP broadcasts rank 0's
@@ -46,7 +54,8 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_
         h.update(k.encode())
         h.update(v.detach().cpu().float().numpy().tobytes())
     with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
-        f.write(h.hexdigest() + "\n" + " ".join(f"{x:.8f}" for x in summary.losses))
+        f.write(h.hexdigest() + "\n" + " ".join(f"{x:.8f}" for x in summary.losses) + "\n"
+                + " ".join(str(i) for i in seen_ids))
 
 
 @pytest.mark.slow
@@ -58,6 +67,9 @@ def test_two_gloo_processes_keep_identical_replicas(tiny_cfg, tmp_path):
     r1 = (tmp_path / "rank1.txt").read_text().split("\n")
     assert r0[0] == r1[0], "the two replicas diverged"
     assert r0[1] == r1[1] and len(r0[1].split()) == 2  # logged losses are all-reduced means
+    # each rank trained on its own images: 2 steps x 2 images each, no image on both ranks
+    ids0, ids1 = set(r0[2].split()), set(r1[2].split())
+    assert len(r0[2].split()) == len(r1[2].split()) == 4 and len(ids0) == len(ids1) == 4 and not ids0 & ids1
     assert (tmp_path / "run" / "final.pt").exists()  # rank 0 saved
     # the initial weights differ from the trained ones (training did something)
     assert r0[0] != "" and len(r0[0]) == 64

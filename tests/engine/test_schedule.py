@@ -52,3 +52,22 @@ def test_iterations_per_epoch_matches_the_training_loader(num_images, batch_size
         loader = DataLoader(data, batch_size=batch_size, sampler=sampler, drop_last=len(sampler) >= batch_size)
         expected = len(loader) if cap <= 0 else min(len(loader), cap)
         assert iterations_per_epoch(num_images, batch_size, world_size, cap) == expected
+
+
+def test_schedule_defaults_are_the_release_values():
+    """Called with only the lengths and the base rate, the warm-up starts at 1e-12 and the cosine ends
+    towards 1e-6 (spec §5)."""
+    lrs = warmup_cosine_schedule(12, 2, base_lr=1e-3)
+    assert lrs[0] == pytest.approx(1e-12, rel=1e-9, abs=0)
+    n_rest = 10
+    assert lrs[-1] == pytest.approx(1e-6 + 0.5 * (1e-3 - 1e-6) * (1 + math.cos(math.pi * 9 / n_rest)), rel=1e-12)
+
+
+def test_schedule_of_one_iteration_and_one_warmup_step():
+    assert warmup_cosine_schedule(1, 0, base_lr=0.5).tolist() == [0.5]
+    # a warm-up of one iteration is that one iteration at the start rate, then the cosine
+    lrs = warmup_cosine_schedule(4, 1, base_lr=0.5, warmup_start_lr=0.1, min_lr=0.0)
+    assert lrs.shape == (4,) and lrs[0] == pytest.approx(0.1) and lrs[1] == pytest.approx(0.5)
+    assert lrs[2] == pytest.approx(0.25 * (1 + math.cos(math.pi / 3)))
+    with pytest.raises(ValueError, match="total_iters must be positive, got -2"):
+        warmup_cosine_schedule(-2, 0)

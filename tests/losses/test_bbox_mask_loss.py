@@ -192,3 +192,18 @@ def test_bad_input_errors_name_the_problem(make_batch):
         bbox_mask_terms(emb, bbox[:, :3], imgid, center)
     with pytest.raises(ValueError, match="disagree on N"):
         bbox_mask_terms(emb, bbox, imgid[:-1], center)
+
+
+def test_bbox_mask_loss_passes_every_option_through(make_batch):
+    """The dict wrapper computes what bbox_mask_terms computes with the same options (a dropped option would
+    silently train with the defaults: beta 10, the paper variant)."""
+    from boir_core.losses import bbox_mask_loss, bbox_mask_terms
+
+    outputs, batch = make_batch(counts=(3, 2), size=(10, 9))
+    args = (outputs["emb"], batch["instance_bbox"], batch["instance_imgid"], batch["instance_center"])
+    for options in ({"beta": 2.5}, {"distance": "cosine"}, {"variant": "release-instance"}):
+        got = bbox_mask_loss(*args, **options)
+        want = bbox_mask_terms(*args, **options)
+        default = bbox_mask_terms(*args)
+        assert torch.equal(got["bbox_mask"], want.loss) and not torch.equal(want.loss, default.loss), options
+        assert torch.equal(got["push_out"], want.loss_push_out)

@@ -87,3 +87,30 @@ def test_box_loss_fp32_under_autocast(make_batch):
     ref = bbox_loss(outputs["bbox"].bfloat16().double(), batch["instance_coord"], batch["instance_imgid"],
                     batch["instance_bbox"])
     assert out.dtype == torch.float32 and torch.allclose(out.double(), ref, atol=1e-5)
+
+
+def test_dummy_boxes_add_exactly_zero_loss_and_zero_gradient():
+    """An all-zero (dummy) box adds exactly 0 to the numerator, its window pixels still count in the
+    denominator, and no gradient reaches the pixels only its window covers. Expected value by hand: the real
+    person's 1 − CIoU summed over its window (ciou closed form per pixel) ÷ all window pixels."""
+    g = torch.Generator().manual_seed(5)
+    m = (torch.rand(1, 4, 9, 9, generator=g, dtype=torch.float64) * 3).requires_grad_()
+    real_box = torch.tensor([1.0, 1.5, 3.0, 2.5], dtype=torch.float64)
+    boxes = torch.stack([real_box, torch.zeros(4, dtype=torch.float64)])
+    coord = torch.tensor([[2, 2], [7, 7]])  # (y, x): windows rows/cols 1..3 and 6..8 do not overlap
+    imgid = torch.tensor([0, 0])
+    loss, per_instance, count = bbox_loss(m, coord, imgid, boxes, return_per_instance=True)
+    assert per_instance[1].item() == 0.0 and count.tolist() == [9.0, 9.0]
+    by_hand = 0.0
+    for y in (1, 2, 3):
+        for x in (1, 2, 3):
+            l, t, r, b = m[0, :, y, x].detach()
+            pred = torch.stack([x - l, y - t, l + r, t + b])
+            by_hand += 1 - float(ciou(pred, real_box))
+    assert loss.item() == pytest.approx(by_hand / 18, rel=1e-12)
+    loss.backward()
+    assert torch.count_nonzero(m.grad[0, :, 6:9, 6:9]) == 0  # the dummy's window gets no gradient
+    assert torch.count_nonzero(m.grad[0, :, 1:4, 1:4]) == 36  # the real one's does
+    # the same loss without the dummy row: numerator unchanged, denominator 9 instead of 18
+    alone = bbox_loss(m.detach(), coord[:1], imgid[:1], boxes[:1])
+    assert alone.item() == pytest.approx(by_hand / 9, rel=1e-12)

@@ -30,7 +30,9 @@ def _paper_text_path() -> Path | None:
 def paper_tables() -> dict[int, dict]:
     path = _paper_text_path()
     if path is None:
-        pytest.skip("paper text not found: set BOIR_PAPER_TEXT to shared/seeds/002_*.txt")
+        from boir_skips import skip_or_fail_in_ci
+
+        skip_or_fail_in_ci("paper text not found: set BOIR_PAPER_TEXT to shared/seeds/002_*.txt")
     return _parse_markdown_tables(path.read_text(encoding="utf-8"))
 
 
