@@ -4,14 +4,20 @@
   a bare section sign that is not the paper's ("paper §3.2", "appendix §6").
 * Every ``docs/<page>.md#<anchor>`` in a tracked file, and every relative ``<page>.md#<anchor>`` link
   inside ``docs/``, names an existing page and a heading of it, with GitHub's anchor rule.
+* Every config key the docs name (```loss.weighting```, ```data.flip_alignment=release```, a switch-table
+  cell ```model.bbox_head_init`: `working` → `release```) exists, and every value named for it is accepted
+  without a deprecation warning, so the docs cannot drift from the config's vocabulary.
 """
 from __future__ import annotations
 
 import re
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
+
+from boir_core.config import Config, ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -132,3 +138,39 @@ def test_every_docs_reference_resolves():
 @pytest.mark.parametrize("doc", ["README.md", "CONTRIBUTING.md"])
 def test_readme_and_contributing_point_to_docs(doc):
     assert "docs/" in (ROOT / doc).read_text(encoding="utf-8"), f"{doc} should point to docs/"
+
+
+CONFIG_SECTIONS = ("data", "model", "loss", "train", "test")
+#: `section.key` or `section.key=value`
+CONFIG_REF = re.compile(rf"`((?:{'|'.join(CONFIG_SECTIONS)})\.[a-z_]+)(?:=([^`\s]+))?`")
+#: a switch cell: `section.key`: `a` → `b` / `c`
+SWITCH_CELL = re.compile(rf"`((?:{'|'.join(CONFIG_SECTIONS)})\.[a-z_]+)`:\s*((?:`[^`]+`(?:\s*(?:→|/)\s*)?)+)")
+
+
+def _value_problem(key: str, value: str) -> str | None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            Config().override(f"{key}={value}")
+        except ConfigError as e:
+            return str(e)
+    deprecated = [str(w.message) for w in caught if "deprecat" in str(w.message).lower()]
+    return f"{key}={value} is deprecated: {deprecated[0]}" if deprecated else None
+
+
+def test_docs_name_real_config_keys_and_values():
+    problems = []
+    for page in sorted(DOCS.glob("*.md")):
+        for no, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            pairs = [(m.group(1), m.group(2)) for m in CONFIG_REF.finditer(line)]
+            for m in SWITCH_CELL.finditer(line):
+                pairs += [(m.group(1), v) for v in re.findall(r"`([^`]+)`", m.group(2))]
+            for key, value in pairs:
+                section, name = key.split(".")
+                if not hasattr(getattr(Config(), section), name):
+                    problems.append(f"docs/{page.name}:{no}: no config key {key}")
+                elif value is not None:
+                    problem = _value_problem(key, value)
+                    if problem:
+                        problems.append(f"docs/{page.name}:{no}: {problem}")
+    assert not problems, "docs name config keys or values the config does not accept:\n" + "\n".join(problems)
