@@ -27,7 +27,8 @@ TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini",
 SPEC_REF = re.compile(r"(?i)\bspec\s+" + SECTION)
 _NUM = r"\d+(?:\.\d+)?"
 #: the paper's own sections, possibly chained: "paper §3.2", "appendix §6", "paper §3.2, §3.3"
-PAPER_CHAIN = re.compile(rf"(?i)\b(?:paper|appendix)(?:'s)?\s+{SECTION}{_NUM}(?:(?:,\s*|\s+and\s+|[–-]){SECTION}?{_NUM})*")
+PAPER_CHAIN = re.compile(
+    rf"(?i)\b(?:paper|appendix)(?:'s)?\s+{SECTION}{_NUM}(?:(?:,\s*|\s+and\s+|[–-]){SECTION}?{_NUM})*")
 DOC_REF = re.compile(r"\bdocs/([\w./-]+?\.md)(?:#([\w-]+))?")
 LOCAL_LINK = re.compile(r"\]\((?!https?:)([\w./-]*?\.md)?(?:#([\w-]+))?\)")
 
