@@ -1,4 +1,4 @@
-"""Time the released decoding: network calls vs everything around them (spec §6), per image.
+"""Time the released decoding: network calls vs everything around them (docs/inference.md#decoding-steps), per image.
 
     python benchmarks/bench_decode.py [--size 512] [--backbone hrnet_w32] [--repeats 3] [--no-flip]
 

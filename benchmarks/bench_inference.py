@@ -1,4 +1,5 @@
-"""Inference time per image of every backend and variant, against torch eager, in one run (spec §6).
+"""Inference time per image of every backend and variant, against torch eager, in one run
+(docs/inference.md#decoding-steps).
 
     python benchmarks/bench_inference.py [--backbone hrnet_w32] [--size 512] [--images 3] [--threads N]
                                          [--variants eager,torch,onnxruntime,...] [--no-flip] [--json F]

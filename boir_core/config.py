@@ -4,9 +4,9 @@ A :class:`Config` is a tree of dataclasses. It loads from YAML (``configs/*.yaml
 ``base:`` file it extends), accepts ``key=value`` overrides with dotted keys (``train.epochs=5``), checks
 every key and value against the dataclass types, prints as YAML and is dumped next to every result.
 
-Names follow the paper and the released settings (spec §1). Where the release and the paper differ, one
-switch says which behaviour you get (``model.bbox_head_init: release``, ``loss.bbox_mask_variant:
-release-image``, ...); the defaults are the paper's method with the release's bugs fixed.
+Names follow the paper and the released settings (docs/training.md#released-settings). Where the release
+and the paper differ, one switch says which behaviour you get (``model.bbox_head_init: release``,
+``loss.bbox_mask_variant: release-image``, ...); the defaults are the paper's method with the release's bugs fixed.
 
 ``preset: release`` (in a YAML file or as the override ``preset=release``) turns the six release switches of
 :data:`RELEASE_PRESET` on at once; ``preset: paper`` (the default) leaves them at the paper's values. A
@@ -61,13 +61,13 @@ class DataConfig:
     test_split: str = "val"
     input_size: int = 512
     output_size: int = 128
-    # augmentation (spec §3.3)
+    # augmentation (docs/data_format.md#augmentation)
     flip: float = 0.5
     max_rotation: float = 30.0
     min_scale: float = 0.75
     max_scale: float = 1.5
     max_translate: int = 40
-    # release-vs-correct switches (spec §3.3 flip, §3.4 box clipping, center jitter)
+    # release-vs-correct switches (docs/release_vs_paper.md#switches)
     flip_alignment: Literal["correct", "release"] = "correct"
     box_clipping: Literal["correct", "release"] = "correct"
     center_jitter: bool = True
@@ -80,9 +80,10 @@ class DataConfig:
 class ModelConfig:
     arch: Literal["boir", "cid"] = "boir"
     backbone: str = "hrnet_w32"
-    # ImageNet initialisation of the backbone (spec §2.2): "timm" (timm's weights through its hub, cached;
-    # "hub" is an alias), a local file (the official hrnetv2_w*_imagenet_pretrained.pth or a timm
-    # checkpoint), or none (from scratch, on purpose). See boir_core.model.pretrained.
+    # ImageNet initialisation of the backbone (docs/model.md#backbone-hrnet): "timm" (timm's weights
+    # through its hub, cached; "hub" is an alias), a local file (the official
+    # hrnetv2_w*_imagenet_pretrained.pth or a timm checkpoint), or none (from scratch, on purpose). See
+    # boir_core.model.pretrained.
     pretrained: Optional[str] = None
     neck_channels: int = 256
     neck_middle_channels: int = 128
@@ -96,7 +97,8 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    weighting: Literal["paper", "release"] = "paper"  # Eq. 5 unit weights vs spec §4.6 weights and ÷B
+    # Eq. 5 unit weights vs the release's weights and ÷B (docs/release_vs_paper.md#loss-weighting)
+    weighting: Literal["paper", "release"] = "paper"
     multi_heatmap_weight: float = 1.0
     single_heatmap_weight: float = 4.0
     bbox_weight: float = 0.25
@@ -108,7 +110,8 @@ class LossConfig:
     beta: float = 10.0  # Table 7 left
     temperature: float = 0.05  # InfoNCE temperature for emb_loss=contrastive
     instance_point: Literal["center", "box"] = "center"  # where p_i is sampled (paper variant)
-    bbox_decode: Literal["xy", "release"] = "xy"  # release swaps x/y in dist2bbox (spec §4.4)
+    # release swaps x/y in dist2bbox (docs/release_vs_paper.md#box-loss-and-decoding)
+    bbox_decode: Literal["xy", "release"] = "xy"
     max_instances: int = 200
 
 
@@ -134,7 +137,7 @@ class TrainConfig:
     # budget); time_budget_s > 0 times a few steps on this machine and runs as many as fit in the budget
     max_steps: int = 0
     time_budget_s: float = 0.0
-    transfer_from: Optional[str] = None  # COCO -> CrowdPose finetune (spec §5)
+    transfer_from: Optional[str] = None  # COCO -> CrowdPose finetune (docs/training.md#transfer-to-crowdpose)
     max_nonfinite_in_a_row: int = 5
     log_every: int = 10
 

@@ -8,7 +8,8 @@ import torch
 #: Focal-loss prior used by the release for output-conv biases: -ln((1 - 0.01) / 0.01).
 PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
 
-#: Probabilities are clamped to this range after the sigmoid (spec §2.4, §2.5).
+#: Probabilities are clamped to this range after the sigmoid (docs/model.md#task-heads,
+#: docs/model.md#instance-keypoint-head).
 CLAMP_EPS = 1e-4
 
 

@@ -15,7 +15,7 @@
 #
 # BoIR learns from **COCO-format keypoint annotations** and turns each training image into a set of
 # *targets* at output resolution (stride 4). This notebook walks through every step of that pipeline
-# (spec §3) with `boir_core.data`:
+# (docs/data_format.md) with `boir_core.data`:
 #
 # 1. the COCO keypoint format and the three data-set **profiles** (COCO, CrowdPose, OCHuman);
 # 2. **augmentation**: random affine (scale, rotation, translation) and horizontal flip;
@@ -37,7 +37,7 @@
 # | **IIA / GFD** | CID's two modules: *Instance Information Abstraction* (center heatmap, the feature at each center, a contrastive loss on those features) and *Global Feature Decoupling* (the instance head: channel + spatial attention from a center feature). BoIR keeps GFD (notebook 02) and replaces IIA's loss |
 # | **single-stage** | finds people (centers) and their keypoints in one network, without a person detector (top-down) or keypoint grouping (bottom-up) |
 # | **BUK** | bottom-up keypoint heatmaps: K maps holding *every* person's joints (an auxiliary head) |
-# | **focal loss** | CornerNet's pixel-wise loss for heatmaps with Gaussian targets (§5 below) |
+# | **focal loss** | CornerNet's pixel-wise loss for heatmaps with Gaussian targets (section 5 below) |
 # | **CIoU** | *Complete IoU* box loss: IoU minus a center-distance and an aspect-ratio penalty (notebook 04) |
 # | **AE** | *Associative Embedding* (Newell et al. 2017): embeddings pulled together within a person and pushed apart across people with a Gaussian kernel exp(−β·d); the Bbox Mask Loss uses its kernel (Table 4 "AE") |
 # | **InfoNCE** | a contrastive loss: cross-entropy over similarities / τ with the matching pair as the target (CID's loss; Table 4 "Contrastive") |
@@ -58,7 +58,7 @@
 # | c, k^bu, b, e | center map, BUK maps, box map (l, t, r, b), embedding map (D channels, L2-normalised) |
 # | D, β | embedding dimension (128); Gaussian-kernel scale (10), ψ(d) = exp(−β/D·d) |
 # | B_i, p_i, p̄_i, p̄ᶜ_i | pixels in person i's box; e at its center; the soft-masked in-box mean; the out-box mean |
-# | r, σ | Gaussian radius of a target and its σ = (2r + 1)/6 (§4) |
+# | r, σ | Gaussian radius of a target and its σ = (2r + 1)/6 (section 4) |
 # | (x, y) vs (y, x) | points are (x, y); `instance_coord` is (row, column) = (y, x) |
 
 # %% tags=["parameters"]
@@ -122,7 +122,8 @@ print("bbox (xywh):", ann["bbox"], " num_keypoints:", ann["num_keypoints"])
 # %% [markdown]
 # ## 2 · Profiles: what differs between the data sets
 # The **flip index** says which keypoint a keypoint becomes when the image is mirrored (left ↔ right).
-# The release also applies different rules per data set (spec §3.1, §3.2, §3.4).
+# The release also applies different rules per data set (docs/data_format.md#data-sets-on-disk,
+# docs/data_format.md#ignore-mask, docs/data_format.md#targets).
 
 # %%
 print(f"{'profile':<13s} {'K':>3s}  {'train filter':<12s} {'small no ctr':<12s} {'crowd mask':<10s} crowdIndex")
@@ -160,7 +161,7 @@ def draw_people(ax, keypoints, skeleton, scale=1.0, boxes=None):
 
 
 # %% [markdown]
-# ## 3 · Augmentation (spec §3.3)
+# ## 3 · Augmentation (docs/data_format.md#augmentation)
 # One random affine per sample: the crop side is the short image side × U[0.75, 1.5), rotation
 # U(−30°, 30°), an integer shift of up to ±20 % of the crop, and a horizontal flip with probability ½
 # (keypoints are then permuted by the flip index). The same matrix, at ¼ scale, maps keypoints and box
@@ -210,7 +211,7 @@ for mode in ("correct", "release"):
     print(f"{mode:>8s}: label − true mirrored position = {err.mean():+.2f} output px")
 
 # %% [markdown]
-# ## 4 · Targets (spec §3.4)
+# ## 4 · Targets (docs/data_format.md#targets)
 # * **Center** of a person = the mean of its labelled keypoints (not the box center). On COCO-like
 #   data, people smaller than 32² input px² get no center (their center pixel stays a negative).
 # * Each person gets an **adaptive Gaussian**: CornerNet's radius from its box, σ = (2r + 1)/6.
@@ -220,7 +221,7 @@ for mode in ("correct", "release"):
 # * The **ignore mask** is 0 on crowd regions, on unlabelled people (COCO rule) and outside the image.
 
 # %%
-print("Gaussian size (spec examples): h×w -> r, σ")
+print("Gaussian size (worked examples of docs/data_format.md#gaussian-size): h×w -> r, σ")
 for h, w in [(16, 8), (32, 16), (64, 32), (100, 60)]:
     r = int(gaussian_radius(h, w))
     print(f"  {h:>3d}×{w:<3d} -> r = {r:2d}, σ = {float(gaussian_sigma(r)):.2f}")
@@ -322,7 +323,7 @@ print({k: tuple(v.shape) for k, v in batch.items()})
 print("instance_imgid:", batch["instance_imgid"].tolist())
 
 # %% [markdown]
-# ### How these targets are scored: the focal loss (spec §4.1–4.3, paper §3.4)
+# ### How these targets are scored: the focal loss (docs/training.md#losses, paper §3.4)
 # The center, BUK and instance heatmaps are all trained with CornerNet's **focal loss** on probabilities
 # P = sigmoid(logit) (clamped to [1e-4, 1 − 1e-4]) against a target Y whose peaks are exactly 1:
 #
@@ -404,7 +405,7 @@ else:
           "set real_fixtures (or BOIR_REAL_FIXTURES) to shared/fixtures/real")
 
 # %% [markdown]
-# ## 6 · Test-time resize (spec §6 step 1)
+# ## 6 · Test-time resize (docs/inference.md#test-time-resize)
 # At test time the short side becomes S_in and the long side is padded up to a multiple of 64; the
 # image center maps to the canvas center. `meta["trans_inv"]` maps canvas pixels back to the original
 # image, which is how predicted keypoints return to original coordinates.

@@ -13,7 +13,7 @@
 # %% [markdown]
 # # 02 · Backbone, ASPP neck and heads
 #
-# This notebook opens up the BoIR network (spec §2) with `boir_core.model`:
+# This notebook opens up the BoIR network (docs/model.md) with `boir_core.model`:
 #
 # 1. the **HRNet backbone** and its four branches, concatenated into one stride-4 map F;
 # 2. the **ASPP neck** and the receptive fields of its five branches;
@@ -145,9 +145,9 @@ plt.show()
 #
 # `BoIR(..., train_heads=True)` builds every head; the inference model (`train_heads=False`) keeps only
 # backbone, neck, center head and instance head. The release initialises every conv with N(0, 0.001²)
-# (spec §2.2, §2.4). With such tiny weights an *untrained* network in eval mode passes almost nothing
-# through its BatchNorms, so without a checkpoint we run it in training mode (batch statistics
-# re-scale every layer) — purely to get visible pictures.
+# (docs/model.md#backbone-hrnet, docs/model.md#task-heads). With such tiny weights an *untrained* network in eval
+# mode passes almost nothing through its BatchNorms, so without a checkpoint we run it in
+# training mode (batch statistics re-scale every layer) — purely to get visible pictures.
 
 # %%
 model = BoIR(17, backbone, inst_channels=inst_channels, train_heads=True).to(device)

@@ -22,10 +22,10 @@
 # * **push_inst** pushes the people of one image away from each other (Eqs. 4, 9).
 #
 # We build each term by hand on a toy embedding map and check it against `boir_core.losses`, then
-# compare the paper's equations with what the released code computes (spec §4.5), look at β and D
-# (Table 7) and the kernel / distance choices (Table 4 right), run the loss on a real network's
-# embedding map, show the released bbox head receiving no gradient, and end with two interactive
-# explorers.
+# compare the paper's equations with what the released code computes
+# (docs/release_vs_paper.md#bbox-mask-loss), look at β and D (Table 7) and the kernel / distance choices (Table 4
+# right), run the loss on a real network's embedding map, show the released bbox head receiving no gradient, and
+# end with two interactive explorers.
 #
 # Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
@@ -167,7 +167,7 @@ print(f"L_emb = pull_in {float(terms.loss_pull_in):.4f} + push_out {float(terms.
 # look at what β and D do to the *loss value* on this toy scene. On unit vectors ‖a − b‖² ≤ 4, so
 # ψ ≥ exp(−4β/D): with β = 10 and D = 128 every push is at least 0.73 and almost linear in the distance —
 # the paper's appendix calls this the loss-scale drop. Smaller D makes the kernel sharper. (D = 1 is a
-# special case: §8b shows that it trains nothing.)
+# special case: section 8b shows that it trains nothing.)
 
 # %%
 betas = [0.5, 1, 5, 10, 15]
@@ -186,7 +186,7 @@ plt.show()
 print("lowest possible push per pair at D = 128:", {b: round(math.exp(-4 * b / 128), 3) for b in betas})
 
 # %% [markdown]
-# ## 8 · Paper vs release, side by side (spec §4.5, §9.1–9.2)
+# ## 8 · Paper vs release, side by side (docs/release_vs_paper.md#formulas-side-by-side)
 #
 # Every piece of the loss as the paper writes it, as the released code computes it, and what the kit does
 # under each value of `loss.bbox_mask_variant` (`paper` is the default; `release-instance` is the release's
@@ -261,8 +261,8 @@ for level, t in ((0, rel0), (1, rel1)):
 # gradient of each term with respect to the raw map; we draw its size per pixel. The support is the point:
 # **push_inst** reaches only the N pixels where p_i is read (CID's loss is just as sparse), **pull_in** only
 # pixels inside boxes, and **push_out** every pixel outside each box as well: that is the "spatially rich
-# supervision" of §3.2. The release-image variant (BG level 1, the main released configs) has no pull term,
-# so its pull gradient is zero.
+# supervision" of paper §3.2. The release-image variant (BG level 1, the main released
+# configs) has no pull term, so its pull gradient is zero.
 
 # %%
 from boir_core.losses import term_gradients
@@ -345,7 +345,7 @@ if BoIR is not None:
     plt.show()
 
 # %% [markdown]
-# ## 10 · One backward pass: the released bbox head is dead (spec §2.4, §9.1 bug 2)
+# ## 10 · One backward pass: the released bbox head is dead (docs/release_vs_paper.md#bbox-head-initialisation)
 # The release zero-initialises *every* conv of the bbox head, so its hidden block outputs exactly 0 and
 # only the four output biases can learn: no gradient reaches the head's weights, the neck or the backbone.
 # The `working` init zeroes only the output conv's weight, which gives the neck a gradient from the

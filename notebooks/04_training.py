@@ -18,7 +18,7 @@
 # parameters turn it into a full GPU run (`config`, `data_root`, `gpus`). A parameter left at `None` takes the
 # config's value, so `-p config coco_w32` trains exactly the paper's COCO schedule.
 #
-# What happens in one iteration (spec §5, paper §4.2):
+# What happens in one iteration (docs/training.md#training-procedure, paper §4.2):
 #
 # 1. a batch of augmented images with their targets (notebook 01) goes through the network (notebook 02):
 #    backbone → ASPP neck → center / BUK / embedding / bbox heads, and the instance keypoint head at the
@@ -185,7 +185,7 @@ if n_train and not checkpoint and gpus <= 1:  # the log of the run we just train
     print(f"logged learning rates match the plotted schedule at iterations {sorted(logged)}")
 
 # %% [markdown]
-# ## The loss of one batch, term by term (paper Eq. 5, spec §4)
+# ## The loss of one batch, term by term (paper Eq. 5, docs/training.md#losses)
 # One batch (at most 4 images, on the CPU) of this run's data through the network (this run's weights when
 # present, else untrained), with
 # every term of `boir_core.losses.total_loss`:

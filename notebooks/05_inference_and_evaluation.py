@@ -15,8 +15,8 @@
 #
 # At test time BoIR runs only the backbone, the ASPP neck, the center head and the instance keypoint head:
 # the BUK, embedding and bbox heads were there to shape the features during training and cost nothing now.
-# This notebook draws every step of the released decoding (spec §6) on one image, then evaluates a model
-# with the COCO keypoint protocol and shows the metrics table.
+# This notebook draws every step of the released decoding (docs/inference.md#decoding-steps) on one
+# image, then evaluates a model with the COCO keypoint protocol and shows the metrics table.
 #
 # By default it uses the kit's default trained weights (`boir_core.paths.default_checkpoint()`: the demo BoIR
 # shipped inside the package, `boir_core/weights/demo_boir.pt`, checksum-verified) when they exist, else it trains the tiny

@@ -2,8 +2,9 @@
 
 - :mod:`.profiles`: COCO / CrowdPose / OCHuman / SynthCrowd facts (names, skeleton, flip index, sigmas,
   file layout, release rules); :func:`get_profile`.
-- :mod:`.transforms`: the training random affine + flip and the test-time resize (spec §3.3, §6.1).
-- :mod:`.targets`: centers, Gaussian radii, multi / instance heatmaps, boxes (spec §3.4).
+- :mod:`.transforms`: the training random affine + flip and the test-time resize (docs/data_format.md#augmentation,
+  docs/inference.md#test-time-resize).
+- :mod:`.targets`: centers, Gaussian radii, multi / instance heatmaps, boxes (docs/data_format.md#targets).
 - :mod:`.dataset`: :class:`KeypointDataset` (training and test samples, input checks).
 - :mod:`.collate`: :func:`collate_train`, :func:`collate_test`.
 - ``synthetic`` / ``prepare``: the SynthCrowd generator and the real-data preparation (imported on use).

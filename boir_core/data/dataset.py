@@ -1,10 +1,12 @@
-"""`KeypointDataset`: any COCO-format person-keypoint JSON -> training or test samples (spec §3, §6.1).
+"""`KeypointDataset`: any COCO-format person-keypoint JSON -> training or test samples (docs/data_format.md,
+docs/inference.md#test-time-resize).
 
-Training sample (``train=True``): random affine + flip (spec §3.3), ignore mask (§3.2) and every target
-(§3.4); the keys are exactly those of CONTRIBUTING.md. Test sample (``train=False``): the image resized so
-its short side is ``input_size`` and its long side brought to a multiple of 64 the release's way (§6 step 1,
-:func:`boir_core.data.transforms.eval_resize_size`), with ``meta["trans_inv"]``
-mapping canvas pixels back to the original image.
+Training sample (``train=True``): random affine + flip (docs/data_format.md#augmentation), ignore mask
+(docs/data_format.md#ignore-mask) and every target (docs/data_format.md#targets); the keys are exactly those of
+CONTRIBUTING.md. Test sample (``train=False``): the image resized so its short side is ``input_size`` and its long side
+brought to a multiple of 64 the release's way (docs/inference.md#test-time-resize,
+:func:`boir_core.data.transforms.eval_resize_size`), with ``meta["trans_inv"]`` mapping canvas pixels
+back to the original image.
 
 Annotations are checked once, when the data set is built. What is really broken raises :class:`DataError`
 naming the file, the image and the annotation id: a malformed file, a missing image, a keypoint list of the
@@ -15,9 +17,10 @@ next good one.
 
 Valid but unusual real data loads without loss: a **labelled keypoint outside the image** (annotators label
 truncated people this way; PoseTrack's files hold such points) keeps its annotation. Like every point it is
-transformed with the augmentation and drawn only if its pixel lands inside the output map (spec §3.4); it
-still counts in its person's center and keeps its instance mask of 1. ``dataset.summary()`` counts such
-keypoints. Boolean ``iscrowd``, float keypoints, nested ``file_name`` paths and extra keys load as well.
+transformed with the augmentation and drawn only if its pixel lands inside the output map
+(docs/data_format.md#targets); it still counts in its person's center and keeps its instance mask of 1.
+``dataset.summary()`` counts such keypoints. Boolean ``iscrowd``, float keypoints, nested ``file_name`` paths and
+extra keys load as well.
 """
 from __future__ import annotations
 
@@ -126,7 +129,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         split: ``train``, ``val``, ``test``, ``trainval``...
         train: training samples (augmentation + targets) or test samples (resize + meta).
         input_size, output_size: S_in and S_out (default S_in // 4).
-        flip, max_rotation, min_scale, max_scale, max_translate: augmentation (spec §3.3).
+        flip, max_rotation, min_scale, max_scale, max_translate: augmentation (docs/data_format.md#augmentation).
         flip_alignment: ``"correct"`` (labels follow the image flip exactly) or ``"release"``.
         box_clipping: ``"correct"`` (clip corners) or ``"release"`` (clip x, y, w, h separately).
         center_jitter: jitter instance coordinates by ±1 px (release: on).

@@ -1,6 +1,7 @@
 """Data-set profiles: everything that differs between COCO, CrowdPose, OCHuman and the embedded SynthCrowd.
 
-A :class:`DatasetProfile` is a small frozen record of facts (spec §1 and §3.1):
+A :class:`DatasetProfile` is a small frozen record of facts (docs/training.md#released-settings,
+docs/data_format.md#data-sets-on-disk):
 
 * the keypoint names, the skeleton (pairs of 0-based keypoint indices) and the **flip index** (which
   keypoint a keypoint becomes when the image is mirrored: left and right swap);
@@ -83,11 +84,12 @@ class DatasetProfile:
     #: image folder pattern relative to the data root, ``{split}`` is filled in.
     image_pattern: str
     #: "coco": keep a training image if it has a non-crowd person with >= 1 labelled keypoint;
-    #: "any": keep it if it has any annotation at all (spec §3.1).
+    #: "any": keep it if it has any annotation at all (docs/data_format.md#data-sets-on-disk).
     train_filter: Literal["coco", "any"]
-    #: True: people smaller than 32² input px² get no center (trained as a center negative), spec §3.4.
+    #: True: people smaller than 32² input px² get no center (trained as a center negative),
+    #: docs/data_format.md#targets.
     small_person_no_center: bool
-    #: True: crowd regions and unlabelled people form the ignore mask (spec §3.2); else all ones.
+    #: True: crowd regions and unlabelled people form the ignore mask (docs/data_format.md#ignore-mask); else all ones.
     crowd_ignore_mask: bool
     #: True: each image carries a CrowdPose ``crowdIndex`` (easy/medium/hard split in evaluation).
     has_crowd_index: bool

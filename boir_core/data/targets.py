@@ -1,4 +1,4 @@
-"""Training targets at output resolution (spec §3.4), vectorised with numpy.
+"""Training targets at output resolution (docs/data_format.md#targets), vectorised with numpy.
 
 Inputs are the people of one augmented sample, already in output-map coordinates:
 
@@ -126,7 +126,7 @@ def boxes_from_corners(corners: np.ndarray, output_size: int, box_clipping: str 
 
     ``"correct"``: clip the extent's corners to [0, S_out - 1], then w = x2 - x1, h = y2 - y1.
     ``"release"``: [min_x, min_y, max_x - min_x, max_y - min_y] with each number clipped on its own to
-    [0, S_out - 1] (spec §3.4 [QUIRK/BUG]: a box starting left of the map keeps its full width).
+    [0, S_out - 1] (docs/release_vs_paper.md#box-clipping: a box starting left of the map keeps its full width).
     """
     lo = corners.min(axis=1)
     hi = corners.max(axis=1)
@@ -149,7 +149,7 @@ def select_instances(
     center_jitter: bool = True,
     max_instances: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Which people become instances, in which order, and at which (y, x) (spec §3.4 instance targets).
+    """Which people become instances, in which order, and at which (y, x) (docs/data_format.md#instances).
 
     Returns (person indices [n] in ascending area order, coords [n, 2] (y, x) int64). A person is skipped
     when its center is invalid or int(center) (truncation toward zero) is outside the map; the coordinate
@@ -202,7 +202,7 @@ def build_targets(
     rng: np.random.Generator | None = None,
     max_instances: int | None = None,
 ) -> Targets:
-    """Every target of spec §3.4 for P people with K keypoints (P may be 0)."""
+    """Every target of docs/data_format.md#targets for P people with K keypoints (P may be 0)."""
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.ndim != 3 or keypoints.shape[-1] != 3:
         raise ValueError(f"keypoints must be [P, K, 3], got shape {keypoints.shape}")

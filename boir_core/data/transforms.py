@@ -1,5 +1,5 @@
-"""Geometric transforms of the data pipeline: the training random affine + flip (spec §3.3) and the
-test-time resize with its inverse (spec §6 step 1).
+"""Geometric transforms of the data pipeline: the training random affine + flip
+(docs/data_format.md#augmentation) and the test-time resize with its inverse (docs/inference.md#test-time-resize).
 
 Conventions
 -----------
@@ -9,9 +9,9 @@ exactly proportional: an input pixel x_in corresponds to the output coordinate x
 
 Horizontal flip. Mirroring the S_in-wide input image maps x_in -> S_in - 1 - x_in. In output coordinates
 that is x_out -> (S_in - 1 - 4·x_out)/4 = S_out - 0.25 - x_out. The release labels flipped samples with
-x_out -> S_out - 1 - x_out instead (0.75 output px off, spec §3.3 [QUIRK]). ``flip_alignment="correct"``
-(the default) folds the exact flip into the affine itself, so image, ignore mask, keypoints and boxes go
-through one consistent transform; ``"release"`` reproduces the released behaviour.
+x_out -> S_out - 1 - x_out instead (0.75 output px off, docs/release_vs_paper.md#flip-alignment).
+``flip_alignment="correct"`` (the default) folds the exact flip into the affine itself, so image, ignore
+mask, keypoints and boxes go through one consistent transform; ``"release"`` reproduces the released behaviour.
 """
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 @dataclass(frozen=True)
 class AffineParams:
-    """One draw of the training augmentation (spec §3.3, HigherHRNet's "scale = size / 200" convention).
+    """One draw of the training augmentation (docs/data_format.md#augmentation, HigherHRNet's "scale =
+    size / 200" convention).
 
     ``center`` (x, y) in original pixels, ``scale`` such that the square crop side is 200·scale original
     pixels, ``rotation`` in degrees (counter-clockwise on screen), ``flip`` whether to mirror.
@@ -88,7 +89,7 @@ def sample_affine_params(
     max_translate: float = 40.0,
     flip_prob: float = 0.5,
 ) -> AffineParams:
-    """Draw scale, rotation, integer translation and flip as the release does (spec §3.3).
+    """Draw scale, rotation, integer translation and flip as the release does (docs/data_format.md#augmentation).
 
     Base center (w/2, h/2), base scale min(h, w)/200; s = s0·U[min_scale, max_scale); rotation
     U(-max_rotation, max_rotation); translation randint(-max_translate·s, max_translate·s) per axis.
@@ -165,7 +166,7 @@ def denormalize_image(chw) -> np.ndarray:
     return (arr.transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN).clip(0, 1)
 
 
-# ---- test-time resize (spec §6 step 1) ----------------------------------------------------------
+# ---- test-time resize (docs/inference.md#test-time-resize) ----------------------------------------------------------
 
 def eval_resize_size(width: int, height: int, input_size: int) -> tuple[int, int]:
     """Canvas (W', H'): the short side becomes ``input_size``; the long side is computed as the release does.
@@ -196,7 +197,7 @@ class EvalResize:
 
 
 def eval_resize(width: int, height: int, input_size: int) -> EvalResize:
-    """Rotation-free affine of spec §6 step 1.
+    """Rotation-free affine of docs/inference.md#test-time-resize.
 
     The image center, rounded to integers (int(w/2 + 0.5), int(h/2 + 0.5)), maps to the canvas center;
     the scale factor is S_in / short side, so padding (or, see :func:`eval_resize_size`, the sub-pixel

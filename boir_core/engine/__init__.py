@@ -1,7 +1,7 @@
 """boir_core.engine: training, inference decoding, evaluation, prediction, profiling and the demo.
 
 - :mod:`.train`: :func:`~boir_core.engine.train.train` (AdamW, warm-up + cosine, AMP, DDP, checkpoints)
-- :mod:`.decode`: the released inference decoding (spec §6); :mod:`.oks`: OKS and OKS-NMS
+- :mod:`.decode`: the released inference decoding (docs/inference.md#decoding-steps); :mod:`.oks`: OKS and OKS-NMS
 - :mod:`.evaluate`: COCO / OCHuman (pycocotools, faster-coco-eval) and CrowdPose protocols, metrics JSON
 - :mod:`.runner`: load a model from any known checkpoint and evaluate a data set
 - :mod:`.predict`, :mod:`.profile`, :mod:`.demo`: the CLI's other jobs

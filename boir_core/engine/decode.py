@@ -1,7 +1,7 @@
-"""The released BoIR/CID inference decoding (spec §6), step by step.
+"""The released BoIR/CID inference decoding (docs/inference.md#decoding-steps), step by step.
 
-Given one resized test image (a [3, H', W'] tensor, spec §6.1) and its ``meta``, :func:`decode` returns the
-people it finds as COCO keypoint results::
+Given one resized test image (a [3, H', W'] tensor, docs/inference.md#test-time-resize) and its ``meta``,
+:func:`decode` returns the people it finds as COCO keypoint results::
 
     {"image_id": 785, "category_id": 1, "keypoints": [x1, y1, s1, ..., xK, yK, sK], "score": 0.71}
 
@@ -196,7 +196,8 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
            center_pool_kernel: int = 3, oks_nms_threshold: float = 0.8,
            oks_sigmas: Sequence[float] | torch.Tensor, image_id: int | None = None, stride: int = 4,
            return_intermediates: bool = False) -> DecodeResult:
-    """Decode the people in one test image exactly as the release does (module docstring, spec §6).
+    """Decode the people in one test image exactly as the release does (module docstring,
+    docs/inference.md#decoding-steps).
 
     Args:
         model: anything with ``features``, ``center_logits`` and ``instance_heatmaps`` (CONTRIBUTING.md);

@@ -1,4 +1,4 @@
-"""Keypoint evaluation for COCO, OCHuman, CrowdPose and SynthCrowd (spec §7), and the metrics JSON.
+"""Keypoint evaluation for COCO, OCHuman, CrowdPose and SynthCrowd (docs/inference.md#evaluation), and the metrics JSON.
 
 Two protocols:
 

@@ -1,10 +1,10 @@
 """Export the inference network to ONNX: two graphs around the shared decoder (``python -m boir_core export``).
 
-Decoding needs the network twice per image, with the peak search in between (spec §6): first the dense
-maps, then the instance head at the centers that the peak search found. The peak search (smoothing,
-max-pool NMS, top-k above a threshold) is decoding and stays shared Python/PyTorch code
-(:mod:`boir_core.engine.decode`), so the network is exported as **two graphs** rather than one graph that
-would have to re-implement top-k and thresholds in ONNX operators:
+Decoding needs the network twice per image, with the peak search in between
+(docs/inference.md#decoding-steps): first the dense maps, then the instance head at the centers that the peak search
+found. The peak search (smoothing, max-pool NMS, top-k above a threshold) is decoding and stays
+shared Python/PyTorch code (:mod:`boir_core.engine.decode`), so the network is exported as **two graphs**
+rather than one graph that would have to re-implement top-k and thresholds in ONNX operators:
 
 ``dense.onnx``
     ``images`` [V, 3, H', W'] (view 0 the image, views 1.. its mirror; V = 2 with flip test, 1 without)
@@ -47,7 +47,8 @@ class DenseGraph(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.model.features(images)
-        # flip the mirrored views back at the feature level (spec §6.3); with V = 1 the second part is empty
+        # flip the mirrored views back at the feature level (docs/inference.md#decoding-steps); with V = 1
+        # the second part is empty
         feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
         return feats, self.model.center_logits(feats)
 

@@ -1,4 +1,4 @@
-"""Object Keypoint Similarity (OKS) and the greedy OKS-NMS of the released decoder (spec §6 step 10).
+"""Object Keypoint Similarity (OKS) and the greedy OKS-NMS of the released decoder (docs/inference.md#oks-nms).
 
 OKS measures how well two poses of the same K keypoints agree, like IoU does for boxes::
 

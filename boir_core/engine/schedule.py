@@ -1,4 +1,4 @@
-"""The learning-rate schedule of the paper and the release (spec §5).
+"""The learning-rate schedule of the paper and the release (docs/training.md#learning-rate-schedule).
 
 Per iteration, precomputed for the whole run: a linear warm-up from ``warmup_start_lr`` to ``base_lr`` over
 ``warmup_iters`` steps (both endpoints included), then a cosine from ``base_lr`` down to ``min_lr``::

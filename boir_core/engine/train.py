@@ -192,8 +192,8 @@ def _build_loader(cfg: Config, dinfo: DistInfo):
     # (epoch, index) pairs: the workers stay alive across epochs and still follow the epoch's augmentation
     sampler = EpochSampler(DistributedSampler(dataset, num_replicas=dinfo.world_size, rank=dinfo.rank,
                                               shuffle=True, seed=cfg.train.seed, drop_last=False))
-    # A final batch of one image would break BatchNorm on ASPP's image-pool branch (spec §9.3): drop
-    # incomplete batches whenever at least one full batch exists.
+    # A final batch of one image would break BatchNorm on ASPP's image-pool branch
+    # (docs/release_vs_paper.md#release-quirks): drop incomplete batches whenever at least one full batch exists.
     drop_last = len(sampler) >= cfg.train.batch_size
     gen = torch.Generator()
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.data.workers,

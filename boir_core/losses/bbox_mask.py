@@ -1,4 +1,4 @@
-r"""The Bbox Mask Loss (paper §3.2, Eqs. 1–4, appendix Eqs. 7–9; release: spec §4.5).
+r"""The Bbox Mask Loss (paper §3.2, Eqs. 1–4, appendix Eqs. 7–9; release: docs/release_vs_paper.md#bbox-mask-loss).
 
 Notation. e is the embedding map, L2-normalised over its D channels at every pixel. For instance i of an
 image with N instances, b_i = (x, y, w, h) is its box in output pixels and p_i = e at one pixel (below).
@@ -47,10 +47,10 @@ the softmax ignores). The soft mask becomes exp(ℓ(e, p_i)) ∈ (0, 1], and, pe
 two agree on unit vectors and differ on the means p̄ and p̄ᶜ, which are shorter than 1.
 
 ``"release-instance"`` (BG_SAMPLE_LEVEL 0) and ``"release-image"`` (level 1) reproduce the released
-algorithm of spec §4.5 exactly: dilated half-open box masks, p at ((x+w)/2, (y+h)/2), soft mask
-exp(−β·Σ_d (p − e)²) without 1/D, the Σs < 1e-5 rule, the AE "zeroed diagonal" constant N/(2(N−1)), the +1
-in the out-box push, the single background mean per image (level 1) and the ÷ total_instances normaliser.
-Their per-instance values split each image's loss exactly (they sum to it); they live in
+algorithm of docs/release_vs_paper.md#release-algorithm exactly: dilated half-open box masks, p at
+((x+w)/2, (y+h)/2), soft mask exp(−β·Σ_d (p − e)²) without 1/D, the Σs < 1e-5 rule, the AE "zeroed diagonal"
+constant N/(2(N−1)), the +1 in the out-box push, the single background mean per image (level 1) and the ÷
+total_instances normaliser. Their per-instance values split each image's loss exactly (they sum to it); they live in
 :mod:`.bbox_mask_release`.
 
 Everything is vectorised: one padded ``bmm`` per map for the soft masks, all-pairs matrices with a
@@ -93,7 +93,7 @@ def box_rows_cols(instance_bbox: torch.Tensor, height: int, width: int, variant:
 
     paper: a column u is in when u + ½ ∈ [x, x + w], or when it contains x + w/2 (clipped to the map).
     release: columns clamp(int(x) − 1) … clamp(int(x + w) + 1) − 1 (half-open), valid only if both
-    extents are ≥ 2 (spec §4.5; :func:`.bbox_mask_release.release_rows_cols`).
+    extents are ≥ 2 (docs/release_vs_paper.md#bbox-mask-loss; :func:`.bbox_mask_release.release_rows_cols`).
     """
     check_choice("variant", variant, VARIANTS)
     if variant != "paper":

@@ -1,5 +1,5 @@
-"""Box loss (spec §4.4): anchor-free (YOLOv6-style) l, t, r, b distances read at the 3×3 window around
-every instance center, decoded to boxes and scored with 1 − CIoU.
+"""Box loss (docs/release_vs_paper.md#box-loss-and-decoding): anchor-free (YOLOv6-style) l, t, r, b distances read
+at the 3×3 window around every instance center, decoded to boxes and scored with 1 − CIoU.
 
 At a window pixel with column x and row y, the bbox head predicts o = (l, t, r, b) and the box is
 
@@ -26,7 +26,7 @@ from ._common import as_float, check_choice, check_same_length, check_shape, fp3
 
 __all__ = ["ciou", "decode_ltrb", "center_windows", "bbox_loss", "CIOU_EPS"]
 
-#: eps of the release's CIoU (spec §4.4).
+#: eps of the release's CIoU (docs/release_vs_paper.md#box-loss-and-decoding).
 CIOU_EPS = 1e-10
 
 

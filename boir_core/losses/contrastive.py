@@ -1,4 +1,4 @@
-"""CID's instance contrastive loss (spec §8), the baseline BoIR replaced with the Bbox Mask Loss.
+"""CID's instance contrastive loss (docs/model.md#boir-vs-cid), the baseline BoIR replaced with the Bbox Mask Loss.
 
 For the instances of one image, take the backbone vectors f_i at their (jittered) centers, L2-normalise them
 and score every pair with logits cos(f_i, f_j)/τ (τ = 0.05). Each instance must pick itself out of its

@@ -1,4 +1,4 @@
-"""Heatmap focal losses (spec §4.1–4.3): the CornerNet/CenterNet focal loss, the multi heatmap loss
+"""Heatmap focal losses (docs/training.md#losses): the CornerNet/CenterNet focal loss, the multi heatmap loss
 (center + bottom-up keypoints, one normaliser) and the instance keypoint loss.
 
 The focal loss on a probability map P and a Gaussian target Y (peaks exactly 1), with mask M:
@@ -43,7 +43,7 @@ def focal_loss(prob: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Te
 @fp32_loss
 def multi_heatmap_loss(center: torch.Tensor, buk: Optional[torch.Tensor], multi_heatmap: torch.Tensor,
                        multi_mask: torch.Tensor) -> torch.Tensor:
-    """Center + bottom-up keypoint ("BUK") focal loss with one normaliser (spec §4.2).
+    """Center + bottom-up keypoint ("BUK") focal loss with one normaliser (docs/training.md#multi-heatmap-loss).
 
     ``center`` [B,1,H,W] and ``buk`` [B,K,H,W] are logits; they are stacked as [BUK ∥ center] to match
     ``multi_heatmap`` [B,K+1,H,W]. For CID pass its [B,K+1,H,W] ``heatmap`` as ``center`` and
@@ -60,7 +60,8 @@ def multi_heatmap_loss(center: torch.Tensor, buk: Optional[torch.Tensor], multi_
 
 def select_instances(num_instances: int, max_instances: int, generator: Optional[torch.Generator] = None,
                      device: torch.device | str = "cpu") -> Optional[torch.Tensor]:
-    """Indices of a random subset of ``max_instances`` instances, or None when all are kept (spec §4.3).
+    """Indices of a random subset of ``max_instances`` instances, or None when all are kept
+    (docs/training.md#instance-keypoint-loss).
 
     ``num_instances`` is a shape, so this reads nothing back from the device.
     """
@@ -74,7 +75,8 @@ def select_instances(num_instances: int, max_instances: int, generator: Optional
 def instance_heatmap_loss(instance_logits: torch.Tensor, instance_heatmap: torch.Tensor,
                           instance_mask: torch.Tensor, max_instances: int = 200,
                           generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Instance keypoint focal loss (spec §4.3): one focal call over [N,K,H,W] with the per-keypoint mask.
+    """Instance keypoint focal loss (docs/training.md#instance-keypoint-loss): one focal call over [N,K,H,W]
+    with the per-keypoint mask.
 
     When N > ``max_instances`` a random subset (drawn with ``generator``) is used. N = 0 gives 0.
     """

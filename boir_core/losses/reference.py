@@ -3,7 +3,8 @@
 They loop over images, instances, window pixels and box rows/columns in plain Python, as the equations
 read, and exist to check the vectorised losses (tests) and to measure their speed-up (benchmarks). Do not
 train with them. Conventions (pixel sets, kernels, averages) are those documented in
-:mod:`boir_core.losses.bbox_mask`; the release oracles follow the pseudo-code of spec §4.5 literally.
+:mod:`boir_core.losses.bbox_mask`; the release oracles follow the pseudo-code of
+docs/release_vs_paper.md#release-algorithm literally.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _unit_map(emb: torch.Tensor) -> torch.Tensor:
 # ---- focal ----------------------------------------------------------------------------------------
 
 def focal_loss_ref(prob: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Element by element CornerNet focal loss (spec §4.1)."""
+    """Element by element CornerNet focal loss (docs/training.md#focal-loss)."""
     m = torch.ones_like(prob) if mask is None else mask.expand_as(prob)
     pos_sum, neg_sum, num_pos = 0.0, 0.0, 0.0
     for P, Y, M in zip(prob.reshape(-1), target.reshape(-1), m.reshape(-1)):
@@ -168,7 +169,8 @@ def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None
 # ---- Bbox Mask Loss, release ---------------------------------------------------------------------
 
 def ae_loss_ref(groups_or_matrix, beta: float = 10.0) -> torch.Tensor:
-    """The release's AE loss (spec §4.5, "Kernel"): list of [M_g, D] groups, or an [N, D] matrix."""
+    """The release's AE loss (docs/release_vs_paper.md#release-algorithm): list of [M_g, D]
+    groups, or an [N, D] matrix."""
     if isinstance(groups_or_matrix, (list, tuple)):
         pull = 0.0
         means = []
@@ -195,7 +197,7 @@ def ae_loss_ref(groups_or_matrix, beta: float = 10.0) -> torch.Tensor:
 
 def bbox_mask_release_ref(emb, instance_bbox, instance_imgid, level: int = 1, beta: float = 10.0,
                           similarity_emb=None):
-    """The released BboxMaskLoss, following the pseudo-code of spec §4.5 line by line.
+    """The released BboxMaskLoss, following the pseudo-code of docs/release_vs_paper.md#release-algorithm line by line.
 
     Returns (loss, per_image) where per_image[b] = L_inst + L_cross added by image b (before ÷ N).
     """

@@ -1,4 +1,4 @@
-"""The total training loss (paper Eq. 5; release weighting spec §4.6).
+"""The total training loss (paper Eq. 5; release weighting docs/release_vs_paper.md#loss-weighting).
 
     weighting="paper":   L = L_multi + L_kpt + L_bbox + L_emb                         (Eq. 5, unit weights)
     weighting="release": L = (w_multi·L_multi + w_single·L_kpt + w_bbox·L_bbox + w_emb·L_emb) / B

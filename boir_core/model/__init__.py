@@ -1,4 +1,4 @@
-"""boir_core.model — the networks (spec §2, §8) and their weights.
+"""boir_core.model — the networks (docs/model.md, docs/model.md#boir-vs-cid) and their weights.
 
 * :class:`BoIR` — HRNet backbone, ASPP neck, center / BUK / emb / bbox heads, instance keypoint head;
 * :class:`CID` — the baseline with the same API;

@@ -1,4 +1,4 @@
-"""HRNet backbone with the all-branch output used by CID and BoIR (spec §2.2).
+"""HRNet backbone with the all-branch output used by CID and BoIR (docs/model.md#backbone-hrnet).
 
 HRNet keeps four parallel branches at strides 4, 8, 16 and 32 with widths [W, 2W, 4W, 8W]. BoIR does not
 use HRNet's classification head: it upsamples branches 1-3 bilinearly (``align_corners=False``) to the
@@ -87,7 +87,8 @@ class HRNetBackbone(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Release initialisation (spec §2.2): every conv weight ~ N(0, 0.001²), BN weight 1 and bias 0."""
+        """Release initialisation (docs/model.md#backbone-hrnet): every conv weight ~ N(0, 0.001²),
+        BN weight 1 and bias 0."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.001)

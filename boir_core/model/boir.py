@@ -1,4 +1,4 @@
-"""The BoIR network: HRNet backbone, ASPP neck + dense heads, and the instance keypoint head (spec §2).
+"""The BoIR network: HRNet backbone, ASPP neck + dense heads, and the instance keypoint head (docs/model.md).
 
 ::
 
@@ -39,8 +39,9 @@ class BoIR(nn.Module):
             backbone, neck, center head and instance head only.
         bbox_head: build the bbox head at all (``False``: Table 4 ablation).
         bbox_head_init: ``"working"`` (default: only the output conv weight zeroed) or ``"release"``
-            (every conv zeroed, as released — the head then never learns; spec §9.1).
-        neck_channels, neck_middle_channels, atrous_rates, head_channels: ASPP / head widths (spec §2.3).
+            (every conv zeroed, as released — the head then never learns;
+            docs/release_vs_paper.md#bbox-head-initialisation).
+        neck_channels, neck_middle_channels, atrous_rates, head_channels: ASPP / head widths (docs/model.md#neck-aspp).
     """
 
     arch = "boir"

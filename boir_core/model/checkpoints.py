@@ -18,17 +18,17 @@ kind                      what it is
                           are dropped
 ========================  ===================================================================================
 
-Loading is **strict**, unlike the release's ``strict=False`` (spec §9.3, which silently loads nothing from
-a training checkpoint). Every missing, unexpected or mis-shaped tensor is reported by name in a
-:class:`CheckpointError`. The only exceptions are documented, opt-in or structural, and each one is listed
-in the returned :class:`LoadReport`:
+Loading is **strict**, unlike the release's ``strict=False`` (docs/release_vs_paper.md#checkpoint-loading, which
+silently loads nothing from a training checkpoint). Every missing, unexpected or mis-shaped tensor
+is reported by name in a :class:`CheckpointError`. The only exceptions are documented, opt-in or
+structural, and each one is listed in the returned :class:`LoadReport`:
 
 * tensors of training-only heads (BUK, emb, bbox) that the model does not build (an inference model, or
   ``bbox_head=False``) are dropped: the model has no place for them by design;
 * ``allow_missing_aux_heads=True`` lets a training model load an inference checkpoint; its BUK / emb / bbox
   heads keep their initial values;
-* ``transfer=True`` (COCO → CrowdPose, spec §5) drops exactly the four keypoint-output tensors
-  (:data:`TRANSFER_KEYS`), which then keep their initial values;
+* ``transfer=True`` (COCO → CrowdPose, docs/training.md#transfer-to-crowdpose) drops exactly the
+  four keypoint-output tensors (:data:`TRANSFER_KEYS`), which then keep their initial values;
 * ImageNet files leave everything but the backbone initialised, and may lack ``num_batches_tracked``.
 """
 from __future__ import annotations
@@ -70,8 +70,8 @@ RELEASED_NAMES: dict[str, dict[str, str]] = {
     "cid": {"backbone.": "backbone.", "iia.": "iia.", "gfd.": "gfd."},
 }
 
-#: Tensors that depend on K and are dropped when transferring between datasets (spec §5). For CID the
-#: analogue: its K+1 heatmap conv and the GFD output conv.
+#: Tensors that depend on K and are dropped when transferring between datasets
+#: (docs/training.md#transfer-to-crowdpose). For CID the analogue: its K+1 heatmap conv and the GFD output conv.
 TRANSFER_KEYS: dict[str, tuple[str, ...]] = {
     "boir": ("multihead.buk_head.head.1.weight", "multihead.buk_head.head.1.bias",
              "kpt_head.heatmap_conv.weight", "kpt_head.heatmap_conv.bias"),
@@ -214,7 +214,7 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
         source: a file path, an in-memory state_dict / checkpoint dict, or ``"timm"`` / ``"hub"`` (ImageNet
             weights of ``model``'s backbone from timm's hub or its cache, see :mod:`boir_core.model.pretrained`).
         transfer: drop the four keypoint-output tensors (:data:`TRANSFER_KEYS`) and keep their initial
-            values: fine-tuning a COCO (K=17) model on CrowdPose (K=14), spec §5.
+            values: fine-tuning a COCO (K=17) model on CrowdPose (K=14), docs/training.md#transfer-to-crowdpose.
         allow_missing_aux_heads: let a training model load a checkpoint without the BUK / emb / bbox
             heads (they stay initialised; the report lists them).
         expect: if given (e.g. ``"imagenet"``), the file must be of that layout (``boir``, ``cid``,

@@ -1,4 +1,4 @@
-"""CID, the baseline BoIR builds on (Wang & Zhang, CVPR 2022; spec §8), with BoIR's API.
+"""CID, the baseline BoIR builds on (Wang & Zhang, CVPR 2022; docs/model.md#boir-vs-cid), with BoIR's API.
 
 CID has no neck and no auxiliary heads:
 

@@ -1,8 +1,8 @@
 """The instance head for decoding, rewritten to do the same arithmetic with less work (inference only).
 
 At test time every person center (y, x) is looked up in every view of the image (the image and its
-mirror, spec §6.6), so the head runs for ``V · n`` people that share only ``V`` maps G = conv_down(F).
-The readable head (:class:`~boir_core.model.InstanceKeypointHead`, CID's
+mirror, docs/inference.md#decoding-steps), so the head runs for ``V · n`` people that share only
+``V`` maps G = conv_down(F). The readable head (:class:`~boir_core.model.InstanceKeypointHead`, CID's
 :class:`~boir_core.model.cid.GFDHead`) copies G once per person and concatenates the two attended copies
 [G ⊙ a_i, G ⊙ m_i] (2c channels) before the 1×1 fuse conv W = [W_1 | W_2]. Because the fuse conv is linear,
 

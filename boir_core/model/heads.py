@@ -1,4 +1,4 @@
-"""The four dense task heads that read the neck output (spec §2.4).
+"""The four dense task heads that read the neck output (docs/model.md#task-heads).
 
 Every head is ``BasicBlock(256 → 128)`` followed by a 3×3 output conv with bias, producing raw logits:
 
@@ -88,9 +88,9 @@ def _init_release_(module: nn.Module) -> None:
 def init_bbox_head_(head: Head, mode: Literal["working", "release"]) -> None:
     """Initialise the bbox head.
 
-    * ``"release"``: every conv weight 0 and the output bias 1.0 — what the released code does (spec §2.4,
-      [BUG]): the hidden block outputs exactly 0, so no gradient ever reaches its weights, the output
-      weight, the neck or the backbone; only the four output biases learn.
+    * ``"release"``: every conv weight 0 and the output bias 1.0 — what the released code does
+      (docs/release_vs_paper.md#bbox-head-initialisation, [BUG]): the hidden block outputs exactly 0, so no gradient
+      ever reaches its weights, the output weight, the neck or the backbone; only the four output biases learn.
     * ``"working"``: YOLOv6-style, only the *output* conv weight is 0 (bias 1.0); the hidden block keeps
       PyTorch's standard init. The first step trains the output weight, after which gradient flows into the
       hidden block and the shared features.

@@ -1,4 +1,5 @@
-"""BoIR's instance keypoint head (InstKptHead, spec §2.5) and the pieces it shares with CID's GFD.
+"""BoIR's instance keypoint head (InstKptHead, docs/model.md#instance-keypoint-head) and the pieces
+it shares with CID's GFD.
 
 For every person i, a vector p_i (by default the backbone vector F[:, y_i, x_i] at the person's center)
 conditions a shared map G = conv1×1(F) in two ways:
@@ -29,7 +30,7 @@ __all__ = [
     "RELATIVE_COORD_SCALE",
 ]
 
-#: The relative-coordinate maps are divided by this (spec §2.5, as in CID).
+#: The relative-coordinate maps are divided by this (docs/model.md#instance-keypoint-head, as in CID).
 RELATIVE_COORD_SCALE = 32.0
 
 

@@ -1,4 +1,4 @@
-"""The ASPP "neck" between the backbone and the task heads (spec §2.3).
+"""The ASPP "neck" between the backbone and the task heads (docs/model.md#neck-aspp).
 
 DeepLabV3-style atrous spatial pyramid pooling. Five parallel branches look at the backbone map F with
 different receptive fields, each giving ``middle_channels`` (128) channels:
@@ -38,8 +38,9 @@ class ImagePooling(nn.Sequential):
     """Global average pool → 1×1 conv + BN + ReLU → bilinear upsample back to H×W.
 
     The release applies BatchNorm to a [B, C, 1, 1] tensor, which PyTorch refuses in training mode when
-    B = 1 (one value per channel; spec §9.3). Here a training batch of one image uses the BN running
-    statistics for this branch instead of crashing (and leaves them unchanged); B > 1 behaves as released.
+    B = 1 (one value per channel; docs/release_vs_paper.md#release-quirks). Here a training batch of one
+    image uses the BN running statistics for this branch instead of crashing (and leaves them unchanged);
+    B > 1 behaves as released.
     """
 
     def __init__(self, cin: int, cout: int):

@@ -1,4 +1,4 @@
-"""Parameter counts per part (the paper's Table 5, spec §2.6).
+"""Parameter counts per part (the paper's Table 5, docs/model.md#parameter-counts).
 
 Table 5 counts the *inference* model: backbone + neck + center head + instance head for BoIR (31.8 M for
 W32, 68.9 M for W48), backbone + 1×1 heatmap conv + GFD for CID (29.4 M). The training-only heads (BUK,

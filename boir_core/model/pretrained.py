@@ -1,4 +1,5 @@
-"""Where a training run's backbone starts: ImageNet weights (spec §2.2), a transfer checkpoint, or nothing.
+"""Where a training run's backbone starts: ImageNet weights (docs/model.md#backbone-hrnet), a
+transfer checkpoint, or nothing.
 
 ``model.pretrained`` takes one of
 
@@ -14,8 +15,9 @@
 * ``none``: from scratch, on purpose (the CPU demo).
 
 :func:`initialise` is what :func:`~boir_core.model.build_model` calls for a training model. A finetune
-(``train.transfer_from``, spec §5) loads the COCO checkpoint instead: its backbone tensors would replace every
-ImageNet tensor, so the ImageNet weights are not read at all (the release loads them and overwrites them).
+(``train.transfer_from``, docs/training.md#transfer-to-crowdpose) loads the COCO checkpoint instead: its backbone
+tensors would replace every ImageNet tensor, so the ImageNet weights are not read at all (the release loads
+them and overwrites them).
 """
 from __future__ import annotations
 

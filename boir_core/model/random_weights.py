@@ -1,12 +1,12 @@
 """Seeded random weights with trained-like statistics, for speed and agreement checks without a checkpoint.
 
-The release initialises every conv with N(0, 0.001²) (spec §2.2). Untrained, such a network outputs nearly
-flat maps, and its activations shrink layer after layer into float32 denormals, which CPUs process tens of
-times slower: neither its timings nor its argmaxes tell anything about a trained model. These weights fix
-both: PyTorch's default (Kaiming-uniform) initialisation, then every BatchNorm's running statistics
-estimated on a random probe batch, so each BN normalises its input as in a trained network. The center
-bias is raised so that about ``max_proposals`` peaks pass the 0.01 threshold and the decoder does its full
-work. Used by ``benchmarks/bench_inference.py`` and the backend tests.
+The release initialises every conv with N(0, 0.001²) (docs/model.md#backbone-hrnet). Untrained, such
+a network outputs nearly flat maps, and its activations shrink layer after layer into float32 denormals,
+which CPUs process tens of times slower: neither its timings nor its argmaxes tell anything about a trained
+model. These weights fix both: PyTorch's default (Kaiming-uniform) initialisation, then every
+BatchNorm's running statistics estimated on a random probe batch, so each BN normalises its input as in a
+trained network. The center bias is raised so that about ``max_proposals`` peaks pass the 0.01 threshold and
+the decoder does its full work. Used by ``benchmarks/bench_inference.py`` and the backend tests.
 """
 from __future__ import annotations
 

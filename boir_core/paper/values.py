@@ -13,9 +13,9 @@ Table 4 and Table 7 are two side-by-side tables in the paper; here they are two 
 ``4R``, ``7L``, ``7R``), whose rows carry their settings (``{"Bbox Mask Loss": True, "Bbox Head": False}``,
 ``{"β": 0.5}``) instead of a method and backbone.
 
-Known inconsistency (spec §9.5): the paper's Table 3 lists CID's OCHuman AP as 44.9 (val) / 44.0 (test),
-while the BoIR README lists 45.7 / 44.6. The paper's numbers are the values here; the README's are kept
-in the row's ``alt_values`` with their source in ``note``.
+Known inconsistency (docs/release_vs_paper.md#paper-inconsistencies): the paper's Table 3 lists CID's OCHuman AP as
+44.9 (val) / 44.0 (test), while the BoIR README lists 45.7 / 44.6. The paper's numbers are the values
+here; the README's are kept in the row's ``alt_values`` with their source in ``note``.
 """
 from __future__ import annotations
 
@@ -362,7 +362,7 @@ TABLE3 = Table(
         _t3("CID", "[52]", "HRNet-W32", (69.8, 75.4, 44.9, _N, 44.0, _N), "cid_w32",
             alt_values={"OCHuman val AP": 45.7, "OCHuman test AP": 44.6},
             note="The BoIR README lists CID's OCHuman AP as 45.7 (val) / 44.6 (test); the paper's Table 3 "
-                 "says 44.9 / 44.0 (spec §9.5). The paper's values are shown."),
+                 "says 44.9 / 44.0 (docs/release_vs_paper.md#paper-inconsistencies). The paper's values are shown."),
         _t3("CID", "[52]", "HRNet-W48", (_N, _N, 46.1, _N, 45.0, _N)),
         _t3("BoIR", "", "HRNet-W32", (70.6, 76.3, 47.4, 80.1, 47.0, 80.3), "boir_w32"),
         _t3("BoIR", "", "HRNet-W48", (72.5, 78.3, 49.4, 80.8, 48.5, 80.7), "boir_w48"),
@@ -423,8 +423,8 @@ TABLE5 = Table(
     rows=(
         _t5("CID", "HRNet-W32", (29.3, 86.7, 69.8), "cid_w32_coco_val"),
         _t5("CID", "HRNet-W48", (65.4, _N, _N),
-            note="CID released no W48 weights; its parameter count (65.41 M, spec §2.6) follows from the "
-                 "architecture alone: python -m boir_core profile --config <a CID W48 config> --params-only."),
+            note="CID released no W48 weights; its parameter count (65.41 M, docs/model.md#parameter-counts) "
+                 "follows from the architecture alone: python -m boir_core profile --config <a CID W48 config> --params-only."),
         _t5("ED-Pose", "ResNet-50", (47.9, 113.9, 71.6)),
         _t5("ED-Pose", "Swin-L", (218.8, 272.1, 74.3)),
         _t5("BoIR", "HRNet-W32", (31.8, 110.6, 70.6), "boir_w32_coco_val"),

@@ -309,8 +309,8 @@ class FrozenEmbeddingExplorer(Explorer):
 
 # ---------------------------------------------------------------- notebook 05: decoding knobs
 class DecodingExplorer(Explorer):
-    """Decode one test sample with the knobs of spec §6 and draw the poses on the original image, with counts
-    (center peaks kept → people after OKS-NMS → people drawn above ``min_score``)."""
+    """Decode one test sample with the knobs of docs/inference.md#decoding-steps and draw the poses on the
+    original image, with counts (center peaks kept → people after OKS-NMS → people drawn above ``min_score``)."""
 
     def __init__(self, model, sample: Mapping[str, Any], original: np.ndarray, decode_kwargs: Mapping[str, Any],
                  skeleton: Sequence[tuple[int, int]], min_score: float = 0.05):

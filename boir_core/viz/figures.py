@@ -202,9 +202,10 @@ def model_maps(model, image: ArrayLike) -> dict[str, np.ndarray]:
 
 
 def prepare_image(image: np.ndarray, input_size: int) -> dict[str, Any]:
-    """The test-time resize of an RGB image (spec §6 step 1): ``image`` (normalised tensor [3, H', W'] for
-    the model), ``canvas`` (RGB uint8 as the model sees it), ``matrix`` (original → canvas) and ``meta``
-    (``trans_inv``: canvas → original, what :func:`boir_core.engine.decode.decode` needs)."""
+    """The test-time resize of an RGB image (docs/inference.md#test-time-resize): ``image``
+    (normalised tensor [3, H', W'] for the model), ``canvas`` (RGB uint8 as the model sees it), ``matrix``
+    (original → canvas) and ``meta`` (``trans_inv``: canvas → original, what
+    :func:`boir_core.engine.decode.decode` needs)."""
     import torch
 
     from ..data.transforms import eval_resize, normalize_image, warp

@@ -37,7 +37,7 @@ def test_keypoint_counts_and_rules():
     assert get_profile("coco").train_filter == "coco" and get_profile("crowdpose").train_filter == "any"
     assert get_profile("crowdpose").has_crowd_index and not get_profile("coco").has_crowd_index
     assert get_profile("synthcrowd").train_filter == "coco" and get_profile("synthcrowd14").has_crowd_index
-    # CrowdPose sigmas (spec §1: OKS_SIGMAS / 10), COCO's standard values
+    # CrowdPose sigmas (docs/training.md#released-settings: OKS_SIGMAS / 10), COCO's standard values
     assert get_profile("crowdpose").sigmas[6] == pytest.approx(0.107)
     assert get_profile("coco").sigmas[:3] == pytest.approx((0.026, 0.025, 0.025))
 

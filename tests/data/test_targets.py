@@ -1,4 +1,5 @@
-"""Targets (spec §3.4) against loop-based oracles and the spec's worked examples."""
+"""Targets (docs/data_format.md#targets) against loop-based oracles and the worked examples of
+docs/data_format.md#gaussian-size."""
 from __future__ import annotations
 
 import math
@@ -174,7 +175,7 @@ def test_jitter_stays_within_one_pixel_and_inside_the_map():
 
 
 def test_box_clipping_correct_vs_release():
-    # spec §3.4: a box starting at x = -20 with w = 60 -> release [0, 60], correct [0, 40]
+    # docs/release_vs_paper.md#box-clipping: a box starting at x = -20 with w = 60 -> release [0, 60], correct [0, 40]
     corners = np.array([[[-20, 5], [40, 5], [-20, 25], [40, 25]]], float)
     correct = boxes_from_corners(corners, 64, "correct")[0]
     release = boxes_from_corners(corners, 64, "release")[0]

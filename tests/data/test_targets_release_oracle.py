@@ -1,4 +1,4 @@
-"""Every training target of a sample against an independent implementation of spec §3.2–3.4.
+"""Every training target of a sample against an independent implementation of docs/data_format.md.
 
 The oracle below is written from the spec's text, one person and one keypoint at a time (plain Python
 loops, numpy only for a kernel and a slice), and shares no code with ``boir_core.data``. Samples are made
@@ -34,11 +34,12 @@ STD = np.array([0.229, 0.224, 0.225])
 REAL = {"coco": "test_coco.json", "crowdpose": "test_crowdpose.json", "ochuman": "test_ochuman.json"}
 
 
-# ---- the oracle (spec §3.2–3.4), written independently ---------------------------------------------
+# ---- the oracle (docs/data_format.md), written independently ---------------------------------------------
 
 def oracle_affine(center, scale, size, rotation):
-    """Spec §3.3: the square crop of side 200·scale centred at ``center`` onto size², then a rotation by
-    ``rotation`` degrees about the output center (positive = counter-clockwise on screen, as cv2)."""
+    """docs/data_format.md#augmentation: the square crop of side 200·scale centred at ``center`` onto
+    size², then a rotation by ``rotation`` degrees about the output center (positive =
+    counter-clockwise on screen, as cv2)."""
     f = size / (200.0 * scale)
     m = np.array([[f, 0.0, size / 2.0 - f * center[0]], [0.0, f, size / 2.0 - f * center[1]], [0.0, 0.0, 1.0]])
     rot = np.vstack([cv2.getRotationMatrix2D((size / 2.0, size / 2.0), rotation, 1.0), [0.0, 0.0, 1.0]])
@@ -77,7 +78,7 @@ def paste(heatmap, x, y, r):
 
 
 def oracle_sample(img, anns, params, profile, stats):
-    """The release's sample (spec §3.2–3.4) for one image, its annotations and one augmentation draw."""
+    """The release's sample (docs/data_format.md) for one image, its annotations and one augmentation draw."""
     h_img, w_img = img.shape[:2]
     k = profile.num_keypoints
     m_in = oracle_affine(params.center, params.scale, S_IN, params.rotation)
@@ -86,7 +87,8 @@ def oracle_sample(img, anns, params, profile, stats):
     def labelled(a):
         return a.get("num_keypoints", sum(1 for v in a["keypoints"][2::3] if v > 0))
 
-    # §3.2 ignore mask: crowd regions and unlabelled people (COCO only), warped, > 0.5; outside the image 0
+    # docs/data_format.md#ignore-mask ignore mask: crowd regions and unlabelled people (COCO only), warped, >
+    # 0.5; outside the image 0
     valid = np.ones((h_img, w_img), np.uint8)
     if profile.name == "coco":
         acc = np.zeros((h_img, w_img))
@@ -106,7 +108,8 @@ def oracle_sample(img, anns, params, profile, stats):
     image = cv2.warpAffine(img, m_in[:2], (S_IN, S_IN), flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    # §3.1 people: not crowd, at least one labelled keypoint; §3.3 keypoints and box corners to S_out
+    # docs/data_format.md#data-sets-on-disk people: not crowd, at least one labelled keypoint;
+    # docs/data_format.md#augmentation keypoints and box corners to S_out
     people = []
     for a in anns:
         if a.get("iscrowd") or labelled(a) == 0:
@@ -118,7 +121,8 @@ def oracle_sample(img, anns, params, profile, stats):
         area = w * h * (S_IN / (200.0 * params.scale)) ** 2
         people.append({"kp": kp, "corners": corners, "area": area})
 
-    # §3.3 flip, the release's way: mirror the arrays, x <- S_out - 1 - x, swap the keypoints and corners
+    # docs/data_format.md#augmentation flip, the release's way: mirror the arrays, x <- S_out - 1 - x, swap
+    # the keypoints and corners
     if params.flip:
         image = image[:, ::-1]
         mask = mask[:, ::-1]
@@ -128,7 +132,7 @@ def oracle_sample(img, anns, params, profile, stats):
             c = [[S_OUT - 1 - x, y] for x, y in p["corners"]]
             p["corners"] = [c[1], c[0], c[3], c[2]]
 
-    # §3.4 centers and Gaussian sizes
+    # docs/data_format.md#gaussian-size centers and Gaussian sizes
     for p in people:
         vis = [(x, y) for x, y, v in p["kp"] if v > 0]
         p["center"] = (sum(x for x, _ in vis) / len(vis), sum(y for _, y in vis) / len(vis)) if vis else None

@@ -1,4 +1,5 @@
-"""Training affine, flip alignment and the test-time resize (spec §3.3, §6.1)."""
+"""Training affine, flip alignment and the test-time resize (docs/release_vs_paper.md#flip-alignment,
+docs/inference.md#test-time-resize)."""
 from __future__ import annotations
 
 import math

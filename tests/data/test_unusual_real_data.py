@@ -3,7 +3,7 @@
 The file built here has what real exports hold: boolean ``iscrowd``, float keypoints, labelled keypoints
 outside the frame (25 px above it, 12 px right of it), nested ``file_name`` paths and extra keys at every
 level. Strict mode must load every image and every annotation; the summary counts the out-of-frame points;
-the targets treat them as spec §3.4 says the release does.
+the targets treat them as docs/data_format.md#targets says the release does.
 """
 from __future__ import annotations
 

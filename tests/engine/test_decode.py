@@ -1,4 +1,4 @@
-"""The released decoding (spec §6) against a fake network whose maps are known in closed form.
+"""The released decoding (docs/inference.md#decoding-steps) against a fake network whose maps are known in closed form.
 
 The fake network (``GaussianNet``) reads its center map straight from the image: every 4×4 block of image
 channel 0 holds one center logit, so ``features`` = 4×4 average pooling reproduces it at stride 4. Its

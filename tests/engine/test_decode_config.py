@@ -12,7 +12,8 @@ from boir_core.config import load_config
 from boir_core.data import get_profile
 from boir_core.engine.decode import DecodeResult, decode_kwargs_from_config
 
-# written out from the released settings (spec §6): center pool kernel 11 and OKS-NMS 0.7 for OCHuman only
+# written out from the released settings (docs/inference.md#decoding-steps): center pool kernel 11 and
+# OKS-NMS 0.7 for OCHuman only
 EXPECTED = {
     "coco_w32": dict(center_pool_kernel=3, oks_nms_threshold=0.8, max_proposals=30, keypoint_threshold=0.01,
                      flip_test=True, k=17),

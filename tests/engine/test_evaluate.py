@@ -216,7 +216,7 @@ def test_sigmas_are_the_evaluators_own():
 
     assert np.allclose(COCO_OKS_SIGMAS, Params(iouType="keypoints").kpt_oks_sigmas)  # pycocotools' hard-coded
     crowdpose_api = np.array([.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79]) / 10.0
-    assert np.allclose(CROWDPOSE_OKS_SIGMAS, crowdpose_api)  # the CrowdPose API's (spec §7)
+    assert np.allclose(CROWDPOSE_OKS_SIGMAS, crowdpose_api)  # the CrowdPose API's (docs/inference.md#crowdpose)
 
 
 # ---- files -------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Warm-up + cosine schedule against its closed form (spec §5)."""
+"""Warm-up + cosine schedule against its closed form (docs/training.md#learning-rate-schedule)."""
 import math
 
 import numpy as np
@@ -56,7 +56,7 @@ def test_iterations_per_epoch_matches_the_training_loader(num_images, batch_size
 
 def test_schedule_defaults_are_the_release_values():
     """Called with only the lengths and the base rate, the warm-up starts at 1e-12 and the cosine ends
-    towards 1e-6 (spec §5)."""
+    towards 1e-6 (docs/training.md#training-procedure)."""
     lrs = warmup_cosine_schedule(12, 2, base_lr=1e-3)
     assert lrs[0] == pytest.approx(1e-12, rel=1e-9, abs=0)
     n_rest = 10

@@ -33,7 +33,8 @@ def _one_thread():
 
 
 def _closed_form_lr(i, total, warmup, base, start, end):
-    """Warm-up (linear, both endpoints included) then cosine to ``end`` (spec §5), written out per index."""
+    """Warm-up (linear, both endpoints included) then cosine to ``end`` (docs/training.md#learning-rate-schedule),
+    written out per index."""
     if i < warmup:
         return start + (base - start) * (i / (warmup - 1) if warmup > 1 else 0.0)
     rest = total - warmup

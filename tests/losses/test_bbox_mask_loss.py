@@ -50,7 +50,8 @@ def test_release_variants_match_pseudo_code(make_batch, variant, level, beta):
 
 
 def test_release_closed_forms_single_instance():
-    """Spec §4.5 closed forms for one person: level 1 gives 1 + ψ(p, bg); level 0 pull + 1 + ψ(m, p̄ᶜ)."""
+    """Closed forms for one person (docs/release_vs_paper.md#bbox-mask-loss): level 1 gives 1 + ψ(p, bg); level 0
+    pull + 1 + ψ(m, p̄ᶜ)."""
     g = torch.Generator().manual_seed(5)
     emb = torch.randn(1, 4, 10, 10, generator=g, dtype=torch.float64)
     bbox = torch.tensor([[2.0, 1.0, 5.0, 6.0]], dtype=torch.float64)

@@ -1,4 +1,5 @@
-"""Anchor-free decoding and the 1 − CIoU box loss (spec §4.4) against a loop oracle and closed forms."""
+"""Anchor-free decoding and the 1 − CIoU box loss (docs/release_vs_paper.md#box-loss-and-decoding) against a loop
+oracle and closed forms."""
 from __future__ import annotations
 
 import math

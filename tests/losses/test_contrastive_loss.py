@@ -1,4 +1,4 @@
-"""CID's InfoNCE contrastive loss (spec §8) against a per-image cross-entropy loop."""
+"""CID's InfoNCE contrastive loss (docs/model.md#boir-vs-cid) against a per-image cross-entropy loop."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,4 @@
-"""Focal, multi heatmap and instance keypoint losses against the element-by-element oracle (spec §4.1–4.3)."""
+"""Focal, multi heatmap and instance keypoint losses against the element-by-element oracle (docs/training.md#losses)."""
 from __future__ import annotations
 
 import pytest

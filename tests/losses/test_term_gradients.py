@@ -1,4 +1,4 @@
-"""term_gradients: what each Bbox Mask term sends to the embedding map (notebook 03 §8b)."""
+"""term_gradients: what each Bbox Mask term sends to the embedding map (notebook 03, section 8b)."""
 import torch
 
 

@@ -53,7 +53,8 @@ def test_release_init_of_neck_and_heads():
     mh = _small_multihead("working")
     for name in ("center_head", "buk_head", "emb_head"):
         out_conv = getattr(mh, name).output_conv
-        assert torch.allclose(out_conv.bias, torch.full_like(out_conv.bias, PRIOR_BIAS))  # emb too (§9.3)
+        # emb too (docs/release_vs_paper.md#release-quirks)
+        assert torch.allclose(out_conv.bias, torch.full_like(out_conv.bias, PRIOR_BIAS))
     convs = [m for m in mh.neck.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(m.bias is None for m in convs)
     w = torch.cat([m.weight.flatten() for m in convs])

@@ -1,4 +1,5 @@
-"""The instance keypoint heads (BoIR §2.5, CID GFD §8) against loop-based per-person oracles."""
+"""The instance keypoint heads (docs/model.md#instance-keypoint-head, docs/model.md#boir-vs-cid) against
+loop-based per-person oracles."""
 from __future__ import annotations
 
 import pytest
@@ -145,7 +146,8 @@ def test_release_init_prior_and_bad_input(batch):
     feats, coord, imgid = batch
     with torch.no_grad():
         prob = torch.sigmoid(head(feats, coord, imgid))
-    assert torch.allclose(prob, torch.full_like(prob, 0.01), atol=2e-3)  # spec §10 sanity value
+    # sanity value of docs/model.md#values-at-initialisation
+    assert torch.allclose(prob, torch.full_like(prob, 0.01), atol=2e-3)
     with pytest.raises(ValueError, match="outside the feature map"):
         head(feats, torch.tensor([[H, 0]]), torch.tensor([0]))
     with pytest.raises(ValueError, match="outside the feature map"):

@@ -157,8 +157,9 @@ def test_table3_fills_each_column_from_its_own_run():
     assert row[2:6] == ["70.6", "76.3", "47.4", "80.1"]
     assert row[6:8] == [_expected_cell(47.0, 4712), _expected_cell(80.3, 8026)]
     assert "configs/ochuman_w32.yaml" in row[-1] and "no `boir_w32_coco_val` yet" in row[-1]
-    # spec §9.5: CID's OCHuman numbers differ between paper and README; the note says so
-    assert "45.7" in text and "44.6" in text and "§9.5" in text
+    # docs/release_vs_paper.md#paper-inconsistencies: CID's OCHuman numbers differ between paper and
+    # README; the note says so
+    assert "45.7" in text and "44.6" in text and "docs/release_vs_paper.md#paper-inconsistencies" in text
 
 
 def test_format_diff_signs():

@@ -217,7 +217,7 @@ def test_keys_and_commands():
     boir = t3.row("boir_w32_ochuman_test")
     assert boir.key_for(t3.column("OCHuman test AR")) == "boir_w32_ochuman_test"
     assert boir.key_for(t3.column("COCO val AP")) == "boir_w32_coco_val"
-    # spec §9.5: README numbers kept apart from the paper's
+    # docs/release_vs_paper.md#paper-inconsistencies: README numbers kept apart from the paper's
     cid = t3.row("cid_w32_ochuman_val")
     assert cid.values["OCHuman val AP"] == 44.9 and cid.alt_values["OCHuman val AP"] == 45.7
     assert "README" in cid.note
