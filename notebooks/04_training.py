@@ -102,7 +102,7 @@ if cfg.data.dataset.startswith("synthcrowd"):
     from boir_core.data.synthetic import ensure_synthcrowd
 
     info = ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
-    print({k: v for k, v in info.items() if k in ("root", "generated", "seconds")})
+    print({k: v for k, v in info.items() if k in ("root", "seconds")})
 
 # %% [markdown]
 # ## This run's schedule

@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from boir_skips import skip_or_fail_in_ci
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "runs" / "browser"
@@ -53,15 +54,15 @@ def _ensure_chromium() -> Path:
     if CHROMIUM.is_file():
         return CHROMIUM
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(f"{CHROMIUM} is missing and apt-get cannot install it (not root or no apt-get): "
+        skip_or_fail_in_ci(f"{CHROMIUM} is missing and apt-get cannot install it (not root or no apt-get): "
                     "`apt-get install chromium` as root enables the browser test")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
         r = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if r.returncode != 0:
-            pytest.skip(f"`{' '.join(cmd)}` failed ({r.returncode}): {r.stderr.strip()[-300:]}")
+            skip_or_fail_in_ci(f"`{' '.join(cmd)}` failed ({r.returncode}): {r.stderr.strip()[-300:]}")
     if not CHROMIUM.is_file():
-        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is not there")
+        skip_or_fail_in_ci(f"apt-get installed chromium but {CHROMIUM} is not there")
     return CHROMIUM
 
 
@@ -358,6 +359,8 @@ def drive_explorers(page, name: str) -> int:
         slider = ex.locator(".widget-slider").first
         handle = slider.locator(".noUi-handle").first
         track = slider.locator(".noUi-target").first
+        handle.scroll_into_view_if_needed()  # a tall explorer: its top is in view, its sliders may not be
+        time.sleep(0.3)
         hb, tb = handle.bounding_box(), track.bounding_box()
         x0, y0 = hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2
         x1 = x0 + tb["width"] / 4 if x0 + tb["width"] / 4 < tb["x"] + tb["width"] else x0 - tb["width"] / 4
