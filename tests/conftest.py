@@ -20,6 +20,16 @@ torch.set_num_threads(int(os.environ.get("BOIR_TEST_THREADS", 0)) or max(1, min(
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module: on a shared 2-core machine two OpenMP threads spin-wait for a busy core.
+    Use it with ``pytestmark = pytest.mark.usefixtures("one_thread")`` (tests/model uses it for every test)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def real_fixtures_dir() -> Path | None:
     """The real COCO / CrowdPose / OCHuman fixtures (``BOIR_REAL_FIXTURES``, default ../shared/fixtures/real)."""
     d = Path(os.environ.get("BOIR_REAL_FIXTURES", REPO.parent / "shared" / "fixtures" / "real"))

@@ -6,7 +6,6 @@ import json
 import shutil
 
 import pytest
-import torch
 
 from boir_core.config import load_config
 from boir_core.engine.runner import run_evaluation
@@ -15,13 +14,7 @@ from boir_core.engine.train import train
 STEPS = 200  # 60 steps halved the loss but left AP at 0 on the fresh-clone run; 200 find the people
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: on a shared 2-core machine two OpenMP threads spin-wait for a busy core (tests/model too)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _one_image_set(root):

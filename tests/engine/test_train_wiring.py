@@ -23,13 +23,7 @@ from boir_core.losses import total_loss
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which the engine uses
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One thread: on a shared 2-core machine two OpenMP threads spin-wait for a busy core (tests/model too)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _closed_form_lr(i, total, warmup, base, start, end):

@@ -3,12 +3,8 @@ up to 100x slower (threads spin-wait for a busy core). The previous setting is r
 from __future__ import annotations
 
 import pytest
-import torch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    """Every model test runs on one thread (tests/conftest.py's ``one_thread``)."""
