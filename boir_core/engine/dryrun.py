@@ -49,7 +49,7 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) 
     from ..model import count_parameters
     from .distributed import cleanup_distributed, device_name, init_distributed
     from .schedule import set_lr, warmup_cosine_schedule
-    from .train import _build_loader, _build_model, _epoch_batches, _step, amp_settings, seed_everything
+    from .train import _build_loader, _build_model, _epoch_batches, _optimization, _step, seed_everything
 
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -65,12 +65,7 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) 
         t_model = time.perf_counter()
         model, core = _build_model(cfg, dinfo)
         t_model = time.perf_counter() - t_model
-        optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        use_amp, amp_dtype, use_scaler = amp_settings(tc.amp, dinfo.device)
-        scaler = torch.amp.GradScaler("cuda", init_scale=16384.0, enabled=use_scaler)
-        iters_per_epoch = len(loader) if tc.max_iters_per_epoch <= 0 else min(len(loader), tc.max_iters_per_epoch)
-        if iters_per_epoch == 0:
-            raise RuntimeError(f"training set is smaller than one batch of {tc.batch_size} images per process")
+        optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = _optimization(cfg, model, dinfo, loader)
         total_steps = tc.epochs * iters_per_epoch
         lrs = warmup_cosine_schedule(total_steps, tc.warmup_epochs * iters_per_epoch, tc.lr, tc.warmup_start_lr,
                                      tc.min_lr)

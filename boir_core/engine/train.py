@@ -275,6 +275,19 @@ def _with_defaults(old: dict, defaults: dict) -> dict:
     return out
 
 
+def _optimization(cfg: Config, model, dinfo: DistInfo, loader):
+    """AdamW, the AMP settings and their GradScaler, and the iterations per epoch of ``loader`` (train and
+    the dry run build them the same way): (optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch)."""
+    tc = cfg.train
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    use_amp, amp_dtype, use_scaler = amp_settings(tc.amp, dinfo.device)
+    scaler = torch.amp.GradScaler("cuda", init_scale=16384.0, enabled=use_scaler)
+    iters_per_epoch = len(loader) if tc.max_iters_per_epoch <= 0 else min(len(loader), tc.max_iters_per_epoch)
+    if iters_per_epoch == 0:
+        raise RuntimeError(f"training set is smaller than one batch of {tc.batch_size} images per process")
+    return optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch
+
+
 def _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen, dinfo, use_amp, amp_dtype,
                       iters_per_epoch: int, t_budget: float) -> StepPlan:
     """Time a few real steps, undo them (weights, optimizer, RNGs), and size the run to the budget."""
@@ -319,13 +332,7 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
     seed_everything(tc.seed + dinfo.rank)
     _, sampler, loader, gen = _build_loader(cfg, dinfo)
     model, core = _build_model(cfg, dinfo)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    use_amp, amp_dtype, use_scaler = amp_settings(tc.amp, dinfo.device)
-    scaler = torch.amp.GradScaler("cuda", init_scale=16384.0, enabled=use_scaler)
-
-    iters_per_epoch = len(loader) if tc.max_iters_per_epoch <= 0 else min(len(loader), tc.max_iters_per_epoch)
-    if iters_per_epoch == 0:
-        raise RuntimeError(f"training set is smaller than one batch of {tc.batch_size} images per process")
+    optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = _optimization(cfg, model, dinfo, loader)
 
     summary = TrainSummary(run_dir=run_dir)
     start_epoch, global_iter, nonfinite_total = 0, 0, 0
