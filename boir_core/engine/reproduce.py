@@ -565,7 +565,7 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
 
             cfg = checkpoint_config(demo_checkpoint, None, [f"data.root={roots[17]}", dev])
             out[(arch, 17)] = (cfg, Path(demo_checkpoint))
-            rep.notes.append(f"BoIR rows: the make-demo weights {demo_checkpoint} ({cfg.name} config)")
+            rep.notes.append(f"BoIR rows: the trained demo weights {demo_checkpoint} ({cfg.name} config)")
         else:
             ov = [f"data.root={roots[17]}", dev, *short, f"name={arch}_demo"]
             if arch == "cid":

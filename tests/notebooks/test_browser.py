@@ -254,12 +254,19 @@ def run_in_lab(page, lab: Lab, name: str) -> dict:
             raise AssertionError(f"{name}: {missing} code cells never ran in JupyterLab")
 
 
+# The JupyterLab run and the reference run share the kit's run folders (runs/notebooks/..., runs/reproduce/...):
+# the second of them finds the first's finished run (same config) and says it resumed it. That line tells the
+# order the two ran in, nothing about the results, which must still match line for line.
+RUN_ORDER_LINE = re.compile(r"^\[train\] resumed from .*\n?", re.M)
+
+
 def _signature(nb: dict) -> list[tuple[int, str, int]]:
     """Per code cell: its printed text with digits masked (times differ) and its number of figures."""
     sig = []
     for i, c in enumerate(_code_cells(nb)):
         text = "".join("".join(o.get("text", "")) for o in c.get("outputs", [])
                        if o.get("output_type") == "stream" and o.get("name") == "stdout")
+        text = RUN_ORDER_LINE.sub("", text)
         figures = sum("image/png" in o.get("data", {}) for o in c.get("outputs", []))
         sig.append((i, re.sub(r"\d+", "#", text), figures))
     return sig
