@@ -49,3 +49,12 @@ def empty_model(cls, *args, **kwargs):
     with torch.device("meta"):
         m = cls(*args, **kwargs)
     return m.to_empty(device="cpu")
+
+
+def randomise(module, seed=0):
+    """Every parameter of ``module`` drawn from N(0, 0.3²) with a seeded generator (in place; returns it)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return module

@@ -9,20 +9,13 @@ from boir_core.model.cid import GFDHead
 from boir_core.model.fast_instance import views_heatmaps
 from boir_core.model.fold import fold_batchnorm
 from boir_core.model.random_weights import seeded_trained_like_
-
-
-def _randomise(head, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in head.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return head
+from model_helpers import randomise
 
 
 @pytest.mark.parametrize("head", [InstanceKeypointHead(24, 8, 5), GFDHead(24, 8, 5)], ids=["boir", "cid"])
 @pytest.mark.parametrize("views", [1, 2])
 def test_views_heatmaps_equal_the_readable_head(head, views):
-    _randomise(head)
+    randomise(head)
     feats = torch.randn(views, 24, 9, 13, generator=torch.Generator().manual_seed(1))
     coords = torch.tensor([[0, 0], [8, 12], [4, 5], [0, 12]])  # corners and the middle
     imgid = torch.arange(views).repeat_interleave(len(coords))

@@ -9,16 +9,9 @@ import torch.nn.functional as F
 from boir_core.model import InstanceKeypointHead, relative_coordinate_maps, sample_instance_params
 from boir_core.model.cid import GFDHead
 from boir_core.ops import PRIOR_BIAS
+from model_helpers import randomise
 
 C_B, C, K, H, W = 12, 6, 5, 7, 9
-
-
-def _randomise(head, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in head.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return head
 
 
 def _layer_norm(z, ln):
@@ -89,7 +82,7 @@ def batch():
 
 
 def test_boir_instance_head_matches_loop_oracle(batch):
-    head = _randomise(InstanceKeypointHead(C_B, C, K))
+    head = randomise(InstanceKeypointHead(C_B, C, K))
     feats, coord, imgid = batch
     with torch.no_grad():
         out = head(feats, coord, imgid)
@@ -99,14 +92,14 @@ def test_boir_instance_head_matches_loop_oracle(batch):
 
 
 def test_cid_gfd_head_matches_loop_oracle(batch):
-    head = _randomise(GFDHead(C_B, C, K), seed=3)
+    head = randomise(GFDHead(C_B, C, K), seed=3)
     feats, coord, imgid = batch
     with torch.no_grad():
         assert torch.allclose(head(feats, coord, imgid), cid_oracle(head, feats, coord, imgid), atol=1e-4)
 
 
 def test_instances_are_independent_and_zero_people_work(batch):
-    head = _randomise(InstanceKeypointHead(C_B, C, K))
+    head = randomise(InstanceKeypointHead(C_B, C, K))
     feats, coord, imgid = batch
     with torch.no_grad():
         full = head(feats, coord, imgid)
@@ -120,7 +113,7 @@ def test_instances_are_independent_and_zero_people_work(batch):
 
 
 def test_params_default_to_backbone_vectors_at_the_centers(batch):
-    head = _randomise(InstanceKeypointHead(C_B, C, K))
+    head = randomise(InstanceKeypointHead(C_B, C, K))
     feats, coord, imgid = batch
     params = sample_instance_params(feats, coord, imgid)
     for i in range(4):
