@@ -48,7 +48,9 @@ def _inverse_norms(x: torch.Tensor):
     """1/max(‖x‖, 1e-12) per pixel and ‖x/max(‖x‖, 1e-12)‖² (1, or 0 for an all-zero vector), both [B, HW];
     the same convention as ``F.normalize``."""
     sumsq = (x * x).sum(1).reshape(x.shape[0], -1)
-    inv = 1 / sumsq.sqrt().clamp(min=1e-12)
+    # clamp before the square root (max(sqrt(s), 1e-12) == sqrt(max(s, 1e-24))): sqrt's gradient at an
+    # all-zero pixel is infinite, and clamping after it would turn that into NaN gradients
+    inv = 1 / sumsq.clamp(min=1e-24).sqrt()
     return inv, sumsq * inv * inv
 
 

@@ -208,3 +208,24 @@ def test_bbox_mask_loss_passes_every_option_through(make_batch):
         default = bbox_mask_terms(*args)
         assert torch.equal(got["bbox_mask"], want.loss) and not torch.equal(want.loss, default.loss), options
         assert torch.equal(got["push_out"], want.loss_push_out)
+
+
+@pytest.mark.parametrize("options", [dict(), dict(distance="cosine"), dict(kernel="contrastive"),
+                                     dict(variant="release-instance"), dict(variant="release-image")],
+                         ids=["paper-l2", "paper-cosine", "paper-contrastive", "release-instance", "release-image"])
+def test_all_zero_embedding_pixels_give_finite_gradients(make_batch, options):
+    """A pixel whose embedding is exactly zero (a dead ReLU channel block, zero padding) has norm 0: its unit
+    vector is 0 as in F.normalize, the loss equals the oracle's and no gradient is NaN (sqrt'(0) is infinite)."""
+    emb, bbox, imgid, center = _setup(make_batch)
+    emb = emb.detach().clone()
+    emb[:, :, 2:6, 3:8] = 0.0  # inside several boxes and outside others
+    emb.requires_grad_(True)
+    t = bbox_mask_terms(emb, bbox, imgid, center, **options)
+    t.loss.sum().backward()
+    assert torch.isfinite(t.loss).all() and torch.isfinite(emb.grad).all(), options
+    variant = options.get("variant", "paper")
+    if variant == "paper":
+        ref = bbox_mask_paper_ref(emb.detach(), bbox, imgid, center, **options)["bbox_mask"]
+    else:
+        ref = bbox_mask_release_ref(emb.detach(), bbox, imgid, level={"release-instance": 0, "release-image": 1}[variant])[0]
+    assert torch.allclose(t.loss.detach(), ref, atol=1e-6)
