@@ -223,17 +223,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "predict":  # split key=value overrides from input paths
         args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
         args.inputs = [a for a in args.inputs if a not in args.overrides]
-    from .config import ConfigError
-    from .engine.backends import BackendUnavailable
-    from .engine.train import ResumeMismatchError
-    from .model import CheckpointError
-    from .paths import NeedsCheckout
-
     try:
         return args.func(args)
-    except (ConfigError, ResumeMismatchError, CheckpointError, BackendUnavailable, NeedsCheckout) as e:
+    except Exception as e:
+        if not _user_error(e):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+#: Errors in what the user asked for (printed as one line, exit status 2), by module: the classes of the modules
+#: that import torch are looked up only when loaded (an instance of one means its module is), so a command that
+#: needs no network (``--help``, ``reproduce`` without a checkout) answers without importing torch.
+USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
+               ("boir_core.engine.train", "ResumeMismatchError"), ("boir_core.model.checkpoints", "CheckpointError"),
+               ("boir_core.engine.backends", "BackendUnavailable"))
+
+
+def _user_error(e: BaseException) -> bool:
+    return any(isinstance(e, getattr(sys.modules[mod], name)) for mod, name in USER_ERRORS if mod in sys.modules)
 
 
 if __name__ == "__main__":

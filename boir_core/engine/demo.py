@@ -109,14 +109,15 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     ``weights_dir``: where the shipped weights and their manifest are (default: inside the package).
     ``generate_data=False`` uses the SynthCrowd set already at ``data.root`` as it is.
     """
-    from ..data import get_profile
-    from ..data.synthetic import ensure_synthcrowd
     from ..paths import checkout_root
-    from .predict import predict
-    from .train import train
 
     # before any work: the last step executes the checkout's notebooks
     repo = checkout_root("the demo's last step (executing the notebooks)", NO_CHECKOUT_HINT) if notebooks else None
+    from ..data import get_profile
+    from ..data.synthetic import ensure_synthcrowd
+    from .predict import predict
+    from .train import train
+
     t0 = time.time()
     stages: dict[str, float] = {}
     out_dir = Path(out_dir)
