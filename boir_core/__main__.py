@@ -1,4 +1,5 @@
-"""The BoIR Kit command line: ``python -m boir_core <command> [options] [key=value ...]``.
+"""The BoIR Kit command line: ``boir <command> [options] [key=value ...]`` (the console script a ``pip install``
+adds), or ``python -m boir_core <command> ...``.
 
 Commands
     train      train a config into a run folder (auto-resumes); works under ``torchrun`` (DDP);
@@ -10,8 +11,14 @@ Commands
     reproduce  execute the table notebook for one of the paper's tables (papermill)
     export     write the inference network as ONNX graphs (backbone + center head, instance head)
 
-Every command takes ``--config`` (a YAML path or a name in configs/) and ``key=value`` overrides, e.g.
-``python -m boir_core train --config demo train.epochs=2``.
+Every command takes ``--config`` (a YAML file, or the name of one of the kit's configs: ``coco_w32``, ``demo``,
+``t4_full``; they ship inside the package) and ``key=value`` overrides, e.g. ``boir train --config demo
+train.epochs=2``. ``--checkpoint shipped:boir`` (or ``shipped:cid``) names the demo weights shipped inside the
+package; with it and no ``--config``, the config they were trained with is used.
+
+Relative paths (outputs ``runs/...``, data ``data/...``) are read from the working folder; a config on the
+embedded SynthCrowd data generates it there when it is missing (train, evaluate), and says so. ``demo`` and
+``reproduce`` execute the notebooks, which need a checkout of the kit (``git clone``), not only the package.
 """
 from __future__ import annotations
 
@@ -24,12 +31,28 @@ from pathlib import Path
 
 def _config(args):
     from .config import load_config
+    from .model.demo_weights import shipped_arch, shipped_config
 
+    ckpt = getattr(args, "checkpoint", None)
+    arch = shipped_arch(ckpt) if args.config is None and ckpt and not Path(ckpt).exists() else None
+    if arch is not None:  # the shipped weights' own config (recorded in their manifest)
+        print(f"[{args.command}] config: the one {ckpt} was trained with (its manifest); --config to change it",
+              file=sys.stderr)
+        return shipped_config(arch, args.overrides)
     return load_config(args.config, args.overrides)
 
 
+def _data(cfg) -> None:
+    """The embedded SynthCrowd, generated at ``data.root`` (from the working folder) when it is missing."""
+    from .engine.runner import prepare_demo_data
+
+    prepare_demo_data(cfg, say=lambda m: print(m, file=sys.stderr))
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", "-c", default=None, help="YAML file or name in configs/ (default: built-in defaults)")
+    p.add_argument("--config", "-c", default=None,
+                   help="YAML file or the name of one of the kit's configs (coco_w32, demo, t4_full, ...; default: "
+                        "built-in defaults)")
     p.add_argument("overrides", nargs="*", default=[], help="key=value overrides, e.g. train.epochs=5")
 
 
@@ -45,6 +68,7 @@ def cmd_train(args) -> int:
             print(format_dry_run(report))
         return 0
     run_dir = Path(args.run_dir or Path(cfg.output_dir) / cfg.name)
+    _data(cfg)
     summary = train(cfg, run_dir, resume=not args.no_resume, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:
         step = f", {summary.step_seconds:.3f} s per step measured" if summary.step_seconds else ""
@@ -57,6 +81,7 @@ def cmd_evaluate(args) -> int:
     from .engine.runner import run_evaluation
 
     cfg = _config(args)
+    _data(cfg)
     out = run_evaluation(cfg, args.checkpoint, out_dir=args.out, key=args.key, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process returns the same result
         print(json.dumps(out["metrics"], indent=2))
@@ -118,7 +143,8 @@ def cmd_reproduce(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m boir_core", description=__doc__,
+    prog = "boir" if Path(sys.argv[0]).name == "boir" else "python -m boir_core"
+    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -137,15 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate a checkpoint, write a metrics JSON")
     _add_common(p)
-    p.add_argument("--checkpoint", required=True, help="our checkpoint, a run folder, or a released .pth")
-    p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
+    p.add_argument("--checkpoint", required=True,
+                   help="our checkpoint, a run folder, a released .pth, or shipped:boir / shipped:cid")
+    p.add_argument("--out", default=None, help="output folder (default: eval/ next to the checkpoint; for the "
+                                              "shipped weights <output_dir>/<name>/eval in the working folder)")
     p.add_argument("--key", default=None, help="table row key recorded in the metrics JSON")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict poses on images / a folder / a video")
-    p.add_argument("--config", "-c", default=None)
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--config", "-c", default=None,
+                   help="YAML file or config name (default: the shipped weights' own config for shipped:boir / "
+                        "shipped:cid, else the built-in defaults)")
+    p.add_argument("--checkpoint", required=True, help="weights file, run folder, released .pth, or shipped:boir / "
+                                                       "shipped:cid (the demo weights inside the package)")
     p.add_argument("--output", "-o", required=True, help="COCO-format results JSON")
     p.add_argument("--draw", default=None, help="folder for images with drawn skeletons")
     p.add_argument("--draw-min-score", type=float, default=None,
@@ -156,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export the inference network (ONNX)")
     _add_common(p)
-    p.add_argument("--checkpoint", required=True, help="our checkpoint, a run folder, or a released .pth")
+    p.add_argument("--checkpoint", required=True,
+                   help="our checkpoint, a run folder, a released .pth, or shipped:boir / shipped:cid")
     p.add_argument("--format", default="onnx", choices=["onnx"])
     p.add_argument("--output", "-o", default=None,
                    help="output folder for dense.onnx, instance.onnx, meta.json (default <output_dir>/<name>/onnx)")
@@ -171,13 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true")
     p.set_defaults(func=cmd_profile)
 
-    p = sub.add_parser("demo", help="the main job on SynthCrowd")
+    p = sub.add_parser("demo", help="the main job on SynthCrowd (executing the notebooks needs a checkout)")
     _add_common(p)
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--no-notebooks", action="store_true")
+    p.add_argument("--no-notebooks", action="store_true",
+                   help="skip executing the notebooks (what an installed package without a checkout can run)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("reproduce", help="reproduce one of the paper's tables")
+    p = sub.add_parser("reproduce", help="reproduce one of the paper's tables (its notebook: needs a checkout)")
     p.add_argument("--table", type=int, required=True, choices=range(0, 8), help="1-7, or 0 for all")
     p.add_argument("--out", default="runs/reproduce")
     p.add_argument("overrides", nargs="*", default=[], help="notebook parameters as key=value")
@@ -190,16 +223,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "predict":  # split key=value overrides from input paths
         args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
         args.inputs = [a for a in args.inputs if a not in args.overrides]
-    from .config import ConfigError
-    from .engine.backends import BackendUnavailable
-    from .engine.train import ResumeMismatchError
-    from .model import CheckpointError
-
     try:
         return args.func(args)
-    except (ConfigError, ResumeMismatchError, CheckpointError, BackendUnavailable) as e:
+    except Exception as e:
+        if not _user_error(e):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+#: Errors in what the user asked for (printed as one line, exit status 2), by module: the classes of the modules
+#: that import torch are looked up only when loaded (an instance of one means its module is), so a command that
+#: needs no network (``--help``, ``reproduce`` without a checkout) answers without importing torch.
+USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
+               ("boir_core.engine.train", "ResumeMismatchError"), ("boir_core.model.checkpoints", "CheckpointError"),
+               ("boir_core.engine.backends", "BackendUnavailable"))
+
+
+def _user_error(e: BaseException) -> bool:
+    return any(isinstance(e, getattr(sys.modules[mod], name)) for mod, name in USER_ERRORS if mod in sys.modules)
 
 
 if __name__ == "__main__":

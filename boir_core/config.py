@@ -1,8 +1,9 @@
 """One typed configuration for the whole kit.
 
-A :class:`Config` is a tree of dataclasses. It loads from YAML (``configs/*.yaml``; a file may name a
-``base:`` file it extends), accepts ``key=value`` overrides with dotted keys (``train.epochs=5``), checks
-every key and value against the dataclass types, prints as YAML and is dumped next to every result.
+A :class:`Config` is a tree of dataclasses. It loads from YAML (one of the kit's configs by name, shipped in
+``boir_core/configs/``, or any YAML file; a file may name a ``base:`` file or config it extends), accepts
+``key=value`` overrides with dotted keys (``train.epochs=5``), checks every key and value against the
+dataclass types, prints as YAML and is dumped next to every result.
 
 Names follow the paper and the released settings (docs/training.md#released-settings). Where the release
 and the paper differ, one switch says which behaviour you get (``model.bbox_head_init: release``,
@@ -40,6 +41,9 @@ __all__ = [
     "TestConfig",
     "Config",
     "load_config",
+    "configs_dir",
+    "config_names",
+    "find_config",
     "apply_overrides",
     "PRESETS",
     "RELEASE_PRESET",
@@ -398,8 +402,26 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base = d.pop("base", None)
     if base is None:
         return d
-    parent = _read_yaml((path.parent / base), seen + (path.resolve(),))
+    parent = _read_yaml(_base_path(path, base), seen + (path.resolve(),))
     return _deep_merge(parent, d)
+
+
+def _base_path(path: Path, base: Any) -> Path:
+    """The file that ``base:`` in ``path`` names: a path read from ``path``'s folder (absolute paths as they
+    are); when no such file exists and ``base`` is a bare name (``coco_w32``, ``coco_w32.yaml``,
+    ``ablations/t4_full``), the kit's config of that name (:func:`find_config`). Neither: an error naming
+    both places."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: key 'base': expected a config file or a config name, got {base!r}")
+    here = path.parent / Path(base).expanduser()
+    if here.is_file():
+        return here
+    if not Path(base).is_absolute():
+        named = find_config(base)
+        if named is not None:
+            return named
+    raise ConfigError(f"{path}: key 'base': {base!r} is neither a file ({here} does not exist) nor the name of "
+                      f"one of the kit's configs in {configs_dir()} ({', '.join(config_names()[:6])}, ...)")
 
 
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -415,16 +437,25 @@ def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> Config:
     """Load a YAML config (or the defaults when ``path`` is None) and apply overrides.
 
-    ``path`` may also be a bare name such as ``demo`` or ``coco_w32``, looked up in ``configs/``.
+    ``path`` is a YAML file (relative paths from the working folder), or the name of one of the kit's
+    configs (``coco_w32``, ``demo``, ``t4_full`` or ``ablations/t4_full``; :func:`find_config`), which ship
+    inside the package and are found from any folder. A file of that name in the working folder wins.
     """
     cfg = Config()
     explicit: set[str] = set()
     if path is not None:
-        p = Path(path)
-        if not p.exists() and p.suffix not in (".yaml", ".yml"):  # a bare name (t7_beta_0.5 too)
-            candidate = configs_dir() / f"{p}.yaml"
-            if candidate.exists():
-                p = candidate
+        p = Path(path).expanduser()
+        if not p.is_file():
+            named = find_config(path) if p.suffix not in (".yaml", ".yml") or not p.parent.parts else None
+            if named is None:
+                close = difflib.get_close_matches(str(path), config_names(), n=3)
+                hint = (f"; a config of the kit is named without its folder (--config {Path(str(path)).stem})"
+                        if find_config(Path(str(path)).stem) is not None else
+                        f"; did you mean {' or '.join(close)}?" if close else
+                        f"; the kit's configs: {', '.join(config_names())}")
+                raise ConfigError(f"config file not found: {path} (no such file from {Path.cwd()}, and no "
+                                  f"config of that name in {configs_dir()}){hint}")
+            p = named
         d = _read_yaml(p)
         cfg = Config.from_dict(d, source=str(p))
         explicit |= set(_flatten_keys(d))
@@ -448,5 +479,31 @@ def _flatten_keys(d: dict[str, Any], prefix: str = "") -> list[str]:
 
 
 def configs_dir() -> Path:
-    """The repository's ``configs/`` folder."""
-    return Path(__file__).resolve().parent.parent / "configs"
+    """The kit's configs: ``boir_core/configs/`` inside the package (package data, so an installed wheel has
+    them too). A checkout also reaches them as ``configs/``, a relative link to this folder."""
+    return Path(__file__).resolve().parent / "configs"
+
+
+def config_names() -> list[str]:
+    """Names of the kit's configs: the released settings, then ``ablations/<key>`` for Tables 4 and 7."""
+    d = configs_dir()
+    return [p.stem for p in sorted(d.glob("*.yaml"))] + [f"ablations/{p.stem}"
+                                                          for p in sorted((d / "ablations").glob("*.yaml"))]
+
+
+def find_config(name: str | os.PathLike) -> Optional[Path]:
+    """The kit's config file called ``name`` (``coco_w32``, ``coco_w32.yaml``, ``ablations/t4_full`` or just
+    ``t4_full``), or ``None``. A name with other folders than ``ablations/`` is no config name."""
+    text = str(name)
+    stem = text[:-5] if text.endswith(".yaml") else text[:-4] if text.endswith(".yml") else text
+    if not stem or stem.startswith(("/", ".", "~")) or "\\" in stem:
+        return None
+    parts = stem.split("/")
+    d = configs_dir()
+    if len(parts) == 2 and parts[0] == "ablations":
+        cands = [d / "ablations" / f"{parts[1]}.yaml"]
+    elif len(parts) == 1:
+        cands = [d / f"{stem}.yaml", d / "ablations" / f"{stem}.yaml"]
+    else:
+        return None
+    return next((c for c in cands if c.is_file()), None)

@@ -1,5 +1,17 @@
 """Where things are: the kit's root folder, paths resolved against it, and the default weights.
 
+Three kinds of files, found three ways:
+
+* **package data** (the configs in ``boir_core/configs/``, the demo weights in ``boir_core/weights/``) ships
+  inside the package, so a ``pip install``-ed wheel has it: found from the package's own location
+  (:func:`boir_core.config.configs_dir`, :mod:`boir_core.model.demo_weights`), from any working folder;
+* **the checkout** (``notebooks/``, ``data_scripts/``, the Makefile) exists only in a clone of the kit:
+  :func:`repo_root` finds it, and :func:`checkout_root` says clearly, naming what needed it, when there is
+  none (executing the notebooks, ``boir demo``, ``boir reproduce`` from an installed wheel);
+* **user outputs and data**: the command line reads and writes relative paths (``runs/...``,
+  ``data/synthcrowd``) from the working folder, never inside the installed package; ``make`` runs from the
+  checkout's root, so there they land in ``<root>/runs`` and ``<root>/data``.
+
 A notebook's kernel starts in ``notebooks/`` under JupyterLab and in the repository root under papermill or
 the Makefile; the CLI runs wherever its user is. Notebooks therefore never use a bare relative path: every
 default (``data/synthcrowd``, ``runs/...``) goes through :func:`resolve`, which reads a relative path as
@@ -16,8 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional, Union
 
-__all__ = ["repo_root", "resolve", "existing", "default_checkpoint", "real_fixtures_dir", "DEMO_WEIGHTS",
-           "PathNotFound"]
+__all__ = ["repo_root", "checkout_root", "resolve", "existing", "default_checkpoint", "real_fixtures_dir",
+           "package_dir", "inside_package", "DEMO_WEIGHTS", "PathNotFound", "NeedsCheckout"]
 
 PathLike = Union[str, os.PathLike]
 MARKER = "pyproject.toml"  # with configs/ beside it: the kit's root
@@ -27,6 +39,11 @@ DEMO_WEIGHTS = "runs/demo/train/final.pt"  # what `make demo` trains (relative t
 
 class PathNotFound(FileNotFoundError):
     """A path the user named does not exist; the message names it (as given and as resolved)."""
+
+
+class NeedsCheckout(PathNotFound):
+    """What was asked for needs a checkout of the kit (its notebooks, its Makefile), and there is none: the
+    package is installed (``pip install``) and the working folder is not inside a clone."""
 
 
 def _is_root(d: Path) -> bool:
@@ -48,6 +65,31 @@ def _find_root(env: Optional[str], cwd: str) -> Path:
             return d
     raise PathNotFound(f"cannot find the BoIR Kit folder: boir_core is installed at {here} without {MARKER} and "
                        f"configs/ beside it, and neither {cwd} nor a folder above it is a checkout; set {ROOT_ENV}")
+
+
+def package_dir() -> Path:
+    """The folder of the ``boir_core`` package itself (inside site-packages for an installed wheel)."""
+    return Path(__file__).resolve().parent
+
+
+def inside_package(path: PathLike) -> bool:
+    """Is ``path`` inside the ``boir_core`` package folder (where no output may be written)?"""
+    return Path(path).resolve().is_relative_to(package_dir())
+
+
+def checkout_root(purpose: str, hint: str = "") -> Path:
+    """:func:`repo_root` for something that needs the checkout itself (``purpose``, e.g. "executing the
+    notebooks"); without one, :class:`NeedsCheckout` naming ``purpose``, where the package is installed, the
+    working folder, and what to do (``hint`` adds to it)."""
+    try:
+        return repo_root()
+    except PathNotFound:
+        here = package_dir()
+        raise NeedsCheckout(
+            f"{purpose} needs a checkout of BoIR Kit (a git clone: notebooks/ and the Makefile are not part of the "
+            f"installed package). boir_core is installed at {here}, and neither {os.getcwd()} nor a folder above "
+            f"it is a checkout: run it inside a clone of the kit, or set {ROOT_ENV}=<the clone>."
+            + (f" {hint}" if hint else "")) from None
 
 
 def repo_root() -> Path:
@@ -97,7 +139,10 @@ def default_checkpoint(arch: str = "boir") -> Optional[Path]:
     if (Path(WEIGHTS_DIR) / MANIFEST_NAME).is_file():
         return shipped_checkpoint(arch)
     if arch == "boir":
-        p = resolve(DEMO_WEIGHTS)
+        try:
+            p = resolve(DEMO_WEIGHTS)
+        except PathNotFound:  # an installed package without weights and without a checkout: make demo trains none
+            return None
         if p is not None and p.is_file():
             return p
     return None

@@ -163,3 +163,70 @@ def test_amp_off_is_accepted_from_yaml_and_overrides(tmp_path):
     assert load_config(f).train.amp == "off"
     with pytest.raises(Exception, match="train.amp"):
         load_config("tiny", ["train.amp=true"])  # "on" is no amp mode: still an error naming the key
+
+
+def test_configs_ship_inside_the_package_and_the_checkouts_configs_links_there():
+    import boir_core
+
+    pkg = Path(boir_core.__file__).resolve().parent
+    assert configs_dir() == pkg / "configs"
+    root_link = Path(__file__).resolve().parents[1] / "configs"
+    assert root_link.is_symlink() and root_link.resolve() == configs_dir()  # one copy of every YAML
+    assert (configs_dir() / "coco_w32.yaml").is_file() and (configs_dir() / "ablations" / "t4_full.yaml").is_file()
+
+
+def test_configs_are_found_by_name_from_any_folder(tmp_path, monkeypatch):
+    from boir_core.config import config_names, find_config
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    by_path = load_config(configs_dir() / "ablations" / "t7_beta_0.5.yaml").to_dict()
+    for name in ("t7_beta_0.5", "ablations/t7_beta_0.5", "t7_beta_0.5.yaml", "ablations/t7_beta_0.5.yaml"):
+        assert find_config(name) == configs_dir() / "ablations" / "t7_beta_0.5.yaml", name
+    assert load_config("t7_beta_0.5").to_dict() == load_config("ablations/t7_beta_0.5").to_dict() == by_path
+    assert load_config("coco_w32.yaml").to_dict() == load_config(configs_dir() / "coco_w32.yaml").to_dict()
+    names = config_names()
+    assert "coco_w32" in names and "ablations/t4_full" in names
+    assert len(names) == len(ALL_CONFIGS)
+    for bad in ("../coco_w32", "/coco_w32", "other/coco_w32", "ablations/coco_w32", "nothing"):
+        assert find_config(bad) is None, bad
+    # a file of the same name in the working folder wins over the kit's config
+    (tmp_path / "coco_w32.yaml").write_text("base: tiny\nname: local\n")
+    assert load_config("coco_w32.yaml").name == "local" and load_config("coco_w32").name == "coco_w32"
+
+
+def test_a_missing_config_names_the_file_the_folder_and_what_exists(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"config file not found: coco_w23 .*no config of that name in .*configs"
+                                          r".*did you mean coco_w32"):
+        load_config("coco_w23")
+    with pytest.raises(ConfigError, match=r"the kit's configs: cid_coco_w32, .*ablations/t4_full"):
+        load_config("zzz")
+    # a checkout's path used outside the checkout: the message gives the name that works
+    with pytest.raises(ConfigError, match=r"configs/coco_w32\.yaml .*--config coco_w32\)"):
+        load_config("configs/coco_w32.yaml")
+    with pytest.raises(ConfigError, match=r"--config t4_full"):
+        load_config("configs/ablations/t4_full.yaml")
+
+
+def test_base_is_a_file_beside_or_the_name_of_a_kit_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    coco = load_config("coco_w32")
+    for base in ("coco_w32", "coco_w32.yaml", str(configs_dir() / "coco_w32.yaml")):
+        (tmp_path / "mine.yaml").write_text(f"base: {base}\nname: mine\nloss:\n  beta: 5.0\n")
+        mine = load_config("mine.yaml")
+        assert mine.to_dict() == coco.override("name=mine", "loss.beta=5.0").to_dict(), base
+    # a file beside the YAML wins over the kit's config of that name
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "coco_w32.yaml").write_text("base: tiny\nname: local_base\n")
+    (tmp_path / "sub" / "mine.yaml").write_text("base: coco_w32.yaml\nname: mine\n")
+    assert load_config(tmp_path / "sub" / "mine.yaml").model.emb_dim == load_config("tiny").model.emb_dim
+    # an ablation name works as a base too; and a wrong base is named with both places looked at
+    (tmp_path / "abl.yaml").write_text("base: t7_dim_16\nname: abl\n")
+    assert load_config("abl.yaml").model.emb_dim == 16
+    (tmp_path / "bad.yaml").write_text("base: coco_w23\nname: bad\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: key 'base': 'coco_w23' is neither a file .*coco_w23 does "
+                                          r"not exist.* nor the name of one of the kit's configs"):
+        load_config("bad.yaml")
+    (tmp_path / "bad2.yaml").write_text("base: [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"bad2\.yaml: key 'base'"):
+        load_config("bad2.yaml")

@@ -105,3 +105,30 @@ def test_checkpoint_config_prefers_the_named_then_the_saved_config(tmp_path):
     assert checkpoint_config(bare, fallback="tiny").name == "tiny"
     with pytest.raises(FileNotFoundError, match="not found"):
         checkpoint_config(tmp_path / "missing.pt")
+
+
+def test_checkout_root_says_what_needs_the_checkout_when_there_is_none(tmp_path, monkeypatch):
+    monkeypatch.delenv(paths.ROOT_ENV, raising=False)
+    assert paths.checkout_root("executing the notebooks") == REPO  # in a checkout: its root
+    # an installed package (no pyproject.toml + configs/ beside it), run from a folder outside any checkout
+    monkeypatch.setattr(paths, "__file__", str(tmp_path / "site-packages" / "boir_core" / "paths.py"))
+    paths._find_root.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    try:
+        with pytest.raises(paths.NeedsCheckout, match=r"executing the notebooks needs a checkout of BoIR Kit .*"
+                                                      r"site-packages/boir_core.*BOIR_KIT_ROOT.* try --other"):
+            paths.checkout_root("executing the notebooks", "try --other")
+        # inside a checkout the installed package finds it from the working folder
+        monkeypatch.chdir(REPO / "notebooks")
+        assert paths.checkout_root("x") == REPO
+    finally:
+        paths._find_root.cache_clear()
+
+
+def test_inside_package_is_the_boir_core_folder_only(tmp_path):
+    from boir_core.model.demo_weights import shipped_checkpoint
+
+    assert paths.inside_package(shipped_checkpoint("boir"))
+    assert paths.inside_package(paths.package_dir() / "configs" / "x.yaml")
+    assert not paths.inside_package(tmp_path / "final.pt")
+    assert not paths.inside_package(REPO / "runs" / "demo" / "final.pt")

@@ -14,6 +14,8 @@
    to ``demo_summary.json``.
 
 Without shipped weights (a checkout that has none) steps 2 and 4 use the fresh model instead, and say so.
+Step 4 executes the checkout's notebooks: from an installed wheel (no checkout) the demo stops before any
+work and says so, and ``notebooks=False`` (``boir demo --no-notebooks``) runs the other steps.
 A second run is fast: the finished training run is resumed, not repeated.
 """
 from __future__ import annotations
@@ -26,9 +28,11 @@ from typing import Any
 
 from ..config import load_config
 
-__all__ = ["run_demo", "execute_notebook", "reproduce_table", "REPO"]
+__all__ = ["run_demo", "execute_notebook", "reproduce_table"]
 
-REPO = Path(__file__).resolve().parents[2]
+#: What to do without a checkout (an installed wheel): the demo's other steps need only the package.
+NO_CHECKOUT_HINT = ("`boir demo --no-notebooks` runs the demo's other steps (data, shipped weights, training, "
+                    "drawings) from the installed package, into the working folder.")
 
 #: Seconds of fresh training in ``make demo`` (``train.time_budget_s``), sized so that the whole demo, set-up
 #: excluded, stays under 12 minutes on a 2-core AVX2 CPU in fp32 (README, "The ladder of run sizes").
@@ -44,12 +48,16 @@ DEMO_WEIGHT_PARAMETERS = {"04": ("checkpoint",), "05": ("checkpoint",), "06": ("
 
 
 def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None) -> Path:
-    """Build ``notebooks/<name>.ipynb`` from its jupytext ``.py`` and execute it with papermill."""
+    """Build ``notebooks/<name>.ipynb`` from its jupytext ``.py`` and execute it with papermill (kernel in the
+    checkout's root). The notebooks exist only in a checkout: without one, :class:`~boir_core.paths.NeedsCheckout`."""
+    from ..paths import checkout_root
+
+    repo = checkout_root(f"executing notebooks/{name}")
     import jupytext
     import nbformat
     import papermill
 
-    src = REPO / "notebooks" / f"{name}.py"
+    src = repo / "notebooks" / f"{name}.py"
     if not src.is_file():
         raise FileNotFoundError(f"no notebook {src}")
     out_dir = Path(out_dir)
@@ -58,7 +66,7 @@ def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str
     nbformat.write(jupytext.read(src), built)
     out = out_dir / f"{name}.ipynb"
     papermill.execute_notebook(str(built), str(out), parameters=parameters or {}, kernel_name="python3",
-                               cwd=str(REPO), progress_bar=False)
+                               cwd=str(repo), progress_bar=False)
     built.unlink()
     return out
 
@@ -101,6 +109,10 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     ``weights_dir``: where the shipped weights and their manifest are (default: inside the package).
     ``generate_data=False`` uses the SynthCrowd set already at ``data.root`` as it is.
     """
+    from ..paths import checkout_root
+
+    # before any work: the last step executes the checkout's notebooks
+    repo = checkout_root("the demo's last step (executing the notebooks)", NO_CHECKOUT_HINT) if notebooks else None
     from ..data import get_profile
     from ..data.synthetic import ensure_synthcrowd
     from .predict import predict
@@ -161,7 +173,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     if notebooks:
         print(f"[demo] 5/5 executing the notebooks (papermill) with the {'shipped' if shipped else 'fresh'} weights")
         nb_params = _notebook_parameters(shipped, run_dir, out_dir)
-        for src in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py")):
+        for src in sorted((repo / "notebooks").glob("[0-9][0-9]_*.py")):
             params = {name: value for name, value in nb_params.get(src.stem[:2], {}).items() if _takes(src, name)}
             executed.append(execute_notebook(src.stem, out_dir / "notebooks", params))
     stages["notebooks"] = time.time() - t

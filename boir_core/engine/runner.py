@@ -18,14 +18,22 @@ from ..config import Config
 from ..io import atomic_write_json
 from .distributed import device_name
 
-__all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "decode_dataset", "run_evaluation"]
+__all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "decode_dataset", "run_evaluation",
+           "default_eval_dir", "prepare_demo_data"]
 
 DEMO_DATASETS = ("synthcrowd", "synthcrowd14")
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A run folder means its ``final.pt`` (or ``checkpoints/last.pt`` while training)."""
+    """A run folder means its ``final.pt`` (or ``checkpoints/last.pt`` while training); ``shipped:boir`` /
+    ``shipped:cid`` mean the demo weights shipped inside the package (checksum verified; a file of that name
+    in the working folder wins)."""
+    from ..model.demo_weights import shipped_arch, shipped_checkpoint
+
     p = Path(path)
+    arch = None if p.exists() else shipped_arch(str(path))
+    if arch is not None:
+        return shipped_checkpoint(arch)
     if p.is_dir():
         for cand in (p / "final.pt", p / "checkpoints" / "last.pt"):
             if cand.is_file():
@@ -158,7 +166,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
         if model is None:
             model, _ = load_inference_model(cfg, checkpoint, dinfo.device)
         if out_dir is None:
-            out_dir = (resolve_checkpoint(checkpoint).parent if checkpoint else Path(cfg.output_dir)) / "eval"
+            out_dir = default_eval_dir(cfg, checkpoint)
         out_dir = Path(out_dir)
         dataset = KeypointDataset.from_config(cfg, train=False)
         share = decode_dataset(cfg, model, dataset, progress=progress and dinfo.is_main,
@@ -173,6 +181,47 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
     finally:
         if owns_group and dinfo.distributed:
             cleanup_distributed()
+
+
+def default_eval_dir(cfg: Config, checkpoint: str | os.PathLike | None) -> Path:
+    """Where ``evaluate`` writes without ``--out``: ``eval/`` beside the checkpoint, except for weights inside
+    the package (the shipped ones; never written into) and no weights: ``<output_dir>/<name>/eval`` (from the
+    working folder)."""
+    from ..paths import inside_package
+
+    if checkpoint:
+        ckpt = resolve_checkpoint(checkpoint)
+        if not inside_package(ckpt):
+            return ckpt.parent / "eval"
+    return Path(cfg.output_dir) / cfg.name / "eval"
+
+
+def prepare_demo_data(cfg: Config, say=print) -> bool:
+    """Generate SynthCrowd (the kit's embedded data set, :func:`boir_core.data.synthetic.ensure_synthcrowd` with
+    its defaults, as ``make demo`` does) at ``data.root`` when the config uses it and nothing is there yet, e.g.
+    a ``pip install``-ed kit run in a fresh folder; ``say`` tells where and how much. An existing folder is used
+    as it is. Returns whether it generated."""
+    if cfg.data.dataset not in DEMO_DATASETS:
+        return False
+    root = Path(cfg.data.root).expanduser()
+    if root.exists():
+        return False
+    from ..data import get_profile
+    from ..data import synthetic
+
+    k = get_profile(cfg.data.dataset).num_keypoints
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the processes would race writing the same files
+        raise FileNotFoundError(f"no {cfg.data.dataset} data at data.root={cfg.data.root} ({root.resolve()}); under "
+                                f"torchrun generate it first, in one process: python -c \"from "
+                                f"boir_core.data.synthetic import ensure_synthcrowd; ensure_synthcrowd('{root}', "
+                                f"num_keypoints={k})\"")
+    say(f"[data] no {cfg.data.dataset} data at data.root={cfg.data.root} ({root.resolve()}): generating the kit's "
+        f"embedded SynthCrowd there ({synthetic.DEFAULT_TRAIN} train + {synthetic.DEFAULT_VAL} val images, {k} "
+        f"keypoints; once)")
+    s = synthetic.ensure_synthcrowd(root, num_keypoints=k, num_train=synthetic.DEFAULT_TRAIN,
+                                    num_val=synthetic.DEFAULT_VAL)
+    say(f"[data] SynthCrowd generated in {s.get('seconds', 0):.0f} s: {root.resolve()}")
+    return True
 
 
 def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir: Path, key: str | None,

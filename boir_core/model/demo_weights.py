@@ -23,7 +23,8 @@ import torch
 
 from .checkpoints import CheckpointError
 
-__all__ = ["WEIGHTS_DIR", "MANIFEST_NAME", "MAX_BYTES", "ARCHS", "ChecksumError", "shipped_checkpoint",
+__all__ = ["WEIGHTS_DIR", "MANIFEST_NAME", "MAX_BYTES", "ARCHS", "SHIPPED_PREFIX", "ChecksumError", "shipped_arch",
+           "shipped_checkpoint",
            "shipped_config", "shipped_manifest", "shipped_entry", "sha256_of", "export_demo_weights"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -31,6 +32,8 @@ MANIFEST_NAME = "demo_weights.json"
 MAX_BYTES = 5 * 1024 * 1024  # each shipped file: at most 5 MiB
 ARCHS = ("boir", "cid")
 FORMAT = "boir-kit-demo-weights"
+#: The command line names the shipped weights ``shipped:boir`` / ``shipped:cid`` (``--checkpoint shipped:boir``).
+SHIPPED_PREFIX = "shipped:"
 
 
 class ChecksumError(CheckpointError):
@@ -48,6 +51,18 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def _arch(arch: str) -> str:
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    return arch
+
+
+def shipped_arch(name: Any) -> str | None:
+    """``"boir"`` for the name ``shipped:boir`` (``"cid"`` for ``shipped:cid``); ``None`` for anything that is not
+    such a name (a path). ``shipped:<other>`` is a :class:`CheckpointError` naming the valid names."""
+    if not isinstance(name, str) or not name.startswith(SHIPPED_PREFIX):
+        return None
+    arch = name[len(SHIPPED_PREFIX):]
+    if arch not in ARCHS:
+        raise CheckpointError(f"checkpoint {name!r}: the shipped demo weights are named "
+                              f"{', '.join(SHIPPED_PREFIX + a for a in ARCHS)}")
     return arch
 
 

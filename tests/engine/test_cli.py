@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,78 @@ def test_draw_poses_leaves_out_people_below_min_score():
     assert out[:, :60].any() and not out[:, 60:].any()
     assert draw_poses(blank, [left, right], [(0, 1)])[:, 60:].any()  # min_score 0 draws both
     assert not blank.any()  # drawn on a copy
+
+
+def test_shipped_weights_are_named_shipped_boir_and_shipped_cid(tmp_path, monkeypatch):
+    from boir_core.engine.runner import resolve_checkpoint
+    from boir_core.model import CheckpointError
+    from boir_core.model.demo_weights import shipped_arch, shipped_checkpoint
+
+    assert resolve_checkpoint("shipped:boir") == shipped_checkpoint("boir")
+    assert resolve_checkpoint("shipped:cid") == shipped_checkpoint("cid")
+    assert shipped_arch("runs/demo/final.pt") is None and shipped_arch(tmp_path) is None
+    with pytest.raises(CheckpointError, match=r"'shipped:hrnet'.*shipped:boir, shipped:cid"):
+        resolve_checkpoint("shipped:hrnet")
+    monkeypatch.chdir(tmp_path)  # a file of that name in the working folder wins
+    (tmp_path / "shipped:boir").write_bytes(b"x")
+    assert resolve_checkpoint("shipped:boir").resolve() == (tmp_path / "shipped:boir").resolve()
+
+
+def test_evaluate_never_writes_into_the_package(tmp_path, monkeypatch):
+    from boir_core.config import load_config
+    from boir_core.engine.runner import default_eval_dir
+
+    cfg = load_config("tiny", ["name=t1", "output_dir=out"])
+    assert default_eval_dir(cfg, "shipped:boir") == Path("out") / "t1" / "eval"  # from the working folder
+    assert default_eval_dir(cfg, None) == Path("out") / "t1" / "eval"
+    w = tmp_path / "run" / "final.pt"
+    w.parent.mkdir()
+    w.write_bytes(b"x")
+    assert default_eval_dir(cfg, w) == w.parent / "eval"
+    assert default_eval_dir(cfg, w.parent) == w.parent / "eval"
+
+
+def test_cli_predict_with_the_shipped_weights_uses_their_config(tiny_synth, tmp_path, capsys):
+    from boir_core.model.demo_weights import shipped_config
+
+    img = sorted((tiny_synth / "images" / "val").glob("*.jpg"))[0]
+    out = tmp_path / "p.json"
+    assert main(["predict", "--checkpoint", "shipped:cid", "--output", str(out), str(img), "train.device=cpu",
+                 "test.flip_test=false"]) == 0
+    err = capsys.readouterr().err
+    assert "shipped:cid was trained with" in err
+    poses = json.loads(out.read_text())
+    assert poses and all(len(p["keypoints"]) == 3 * 17 for p in poses)
+    assert shipped_config("cid").model.arch == "cid"
+    # with another --config the shipped weights do not fit: a clear error, not a silent partial load
+    assert main(["predict", "--config", "tiny", "--checkpoint", "shipped:cid", "--output", str(out), str(img),
+                 "train.device=cpu"]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_missing_synthcrowd_is_generated_where_the_config_points_and_said(tmp_path, monkeypatch, capsys):
+    from boir_core.config import load_config
+    from boir_core.data import synthetic
+    from boir_core.engine.runner import prepare_demo_data
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(synthetic, "DEFAULT_TRAIN", 2)  # the kit's defaults, made small for the test
+    monkeypatch.setattr(synthetic, "DEFAULT_VAL", 1)
+    cfg = load_config("tiny")  # data.root: data/synthcrowd, from the working folder
+    said: list[str] = []
+    assert prepare_demo_data(cfg, said.append) is True
+    root = tmp_path / "data" / "synthcrowd"
+    marker = json.loads((root / synthetic.MARKER_NAME).read_text())
+    assert marker["args"]["num_train"] == 2 and marker["args"]["num_val"] == 1
+    assert len(list((root / "images" / "val").glob("*.jpg"))) == 1
+    assert str(root) in said[0] and "generating" in said[0] and "2 train + 1 val" in said[0]
+    assert prepare_demo_data(cfg, said.append) is False and len(said) == 2  # there now: used as it is
+    # an existing folder is never regenerated, whatever it holds; real data sets are never generated
+    own = tmp_path / "mine"
+    own.mkdir()
+    assert prepare_demo_data(cfg.override(f"data.root={own}"), said.append) is False and not list(own.iterdir())
+    assert prepare_demo_data(load_config("coco_w32", [f"data.root={tmp_path / 'coco'}"]), said.append) is False
+    assert not (tmp_path / "coco").exists()
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: no racing writers, a clear error instead
+    with pytest.raises(FileNotFoundError, match="under torchrun generate it first"):
+        prepare_demo_data(cfg.override(f"data.root={tmp_path / 'other'}"), said.append)
