@@ -16,6 +16,7 @@ import torch
 
 from ..config import Config
 from ..io import atomic_write_json
+from .checkpointing import FORMAT as TRAIN_STATE_FORMAT
 from .distributed import device_name
 
 __all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "decode_dataset", "run_evaluation"]
@@ -75,7 +76,7 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
         except Exception as e:
             raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
         train_config = None
-        if isinstance(obj, dict) and str(obj.get("format", "")).startswith("boir-kit-train-state"):
+        if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
             source = obj["model_state"]  # our training state: its weights (training-only heads are dropped)
             train_config = obj.get("config")
         elif isinstance(obj, dict):
