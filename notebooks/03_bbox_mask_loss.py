@@ -348,13 +348,13 @@ if BoIR is not None:
 # ## 10 · One backward pass: the released bbox head is dead (docs/release_vs_paper.md#bbox-head-initialisation)
 # The release zero-initialises *every* conv of the bbox head, so its hidden block outputs exactly 0 and
 # only the four output biases can learn: no gradient reaches the head's weights, the neck or the backbone.
-# The `working` init zeroes only the output conv's weight, which gives the neck a gradient from the
-# second step on; we show the gradient of the box loss after one step (a plain SGD update of the output
-# conv first), for both.
+# The paper-side init (`bbox_head_init="paper"`, the kit's default) zeroes only the output conv's weight,
+# which gives the neck a gradient from the second step on; we show the gradient of the box loss after one
+# step (a plain SGD update of the output conv first), for both.
 
 # %%
 if BoIR is not None:
-    for init in ("release", "working"):
+    for init in ("release", "paper"):
         torch.manual_seed(seed)
         m = BoIR(num_keypoints=17, backbone=backbone, bbox_head_init=init).train()
         head = m.multihead.bbox_head

@@ -39,6 +39,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from ..config import switch_value
 from .profiles import DatasetProfile, get_profile
 from .targets import build_targets
 from .transforms import (
@@ -130,8 +131,8 @@ class KeypointDataset(torch.utils.data.Dataset):
         train: training samples (augmentation + targets) or test samples (resize + meta).
         input_size, output_size: S_in and S_out (default S_in // 4).
         flip, max_rotation, min_scale, max_scale, max_translate: augmentation (docs/data_format.md#augmentation).
-        flip_alignment: ``"correct"`` (labels follow the image flip exactly) or ``"release"``.
-        box_clipping: ``"correct"`` (clip corners) or ``"release"`` (clip x, y, w, h separately).
+        flip_alignment: ``"paper"`` (labels follow the image flip exactly) or ``"release"``.
+        box_clipping: ``"paper"`` (clip corners) or ``"release"`` (clip x, y, w, h separately).
         center_jitter: jitter instance coordinates by ±1 px (release: on).
         max_instances: at most this many instances per image (release: 200).
         seed: None for fresh randomness; an int makes sample ``i`` of epoch ``e`` reproducible
@@ -153,8 +154,8 @@ class KeypointDataset(torch.utils.data.Dataset):
         min_scale: float = 0.75,
         max_scale: float = 1.5,
         max_translate: float = 40.0,
-        flip_alignment: str = "correct",
-        box_clipping: str = "correct",
+        flip_alignment: str = "paper",
+        box_clipping: str = "paper",
         center_jitter: bool = True,
         max_instances: int = 200,
         seed: int | None = None,
@@ -170,10 +171,8 @@ class KeypointDataset(torch.utils.data.Dataset):
         self.output_size = int(output_size) if output_size is not None else self.input_size // 4
         if self.input_size <= 0 or self.output_size <= 0:
             raise ValueError(f"input_size and output_size must be positive, got {input_size}, {output_size}")
-        if flip_alignment not in ("correct", "release"):
-            raise ValueError(f"flip_alignment must be 'correct' or 'release', got {flip_alignment!r}")
-        if box_clipping not in ("correct", "release"):
-            raise ValueError(f"box_clipping must be 'correct' or 'release', got {box_clipping!r}")
+        flip_alignment = switch_value("data.flip_alignment", flip_alignment, name="flip_alignment")
+        box_clipping = switch_value("data.box_clipping", box_clipping, name="box_clipping")
         if not 0.0 < min_scale <= max_scale:
             raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
         self.flip = float(flip)

@@ -10,7 +10,7 @@ exactly proportional: an input pixel x_in corresponds to the output coordinate x
 Horizontal flip. Mirroring the S_in-wide input image maps x_in -> S_in - 1 - x_in. In output coordinates
 that is x_out -> (S_in - 1 - 4·x_out)/4 = S_out - 0.25 - x_out. The release labels flipped samples with
 x_out -> S_out - 1 - x_out instead (0.75 output px off, docs/release_vs_paper.md#flip-alignment).
-``flip_alignment="correct"`` (the default) folds the exact flip into the affine itself, so image, ignore
+``flip_alignment="paper"`` (the default) folds the exact flip into the affine itself, so image, ignore
 mask, keypoints and boxes go through one consistent transform; ``"release"`` reproduces the released behaviour.
 """
 from __future__ import annotations
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from ..config import switch_value
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -109,19 +111,18 @@ def hflip_matrix(width: float) -> np.ndarray:
 
 
 def train_affines(params: AffineParams, input_size: int, output_size: int,
-                  flip_alignment: str = "correct") -> tuple[np.ndarray, np.ndarray]:
+                  flip_alignment: str = "paper") -> tuple[np.ndarray, np.ndarray]:
     """(M_in, M_out): original pixels -> input canvas, original pixels -> output map.
 
-    With ``flip_alignment="correct"`` and ``params.flip``, the exact mirror is folded into both matrices
-    (x_in -> S_in - 1 - x_in, equivalently x_out -> S_out - 0.25 - x_out when S_in = 4·S_out). With
+    With ``flip_alignment="paper"`` (old spelling ``"correct"``) and ``params.flip``, the exact mirror is
+    folded into both matrices (x_in -> S_in - 1 - x_in, equivalently x_out -> S_out - 0.25 - x_out when S_in = 4·S_out). With
     ``"release"`` the matrices never flip; the caller mirrors the arrays and labels afterwards
     (:func:`boir_core.data.dataset` does it the release's way).
     """
-    if flip_alignment not in ("correct", "release"):
-        raise ValueError(f"flip_alignment must be 'correct' or 'release', got {flip_alignment!r}")
+    flip_alignment = switch_value("data.flip_alignment", flip_alignment, name="flip_alignment")
     m_in = crop_affine(params.center, params.scale, input_size, params.rotation)
     m_out = crop_affine(params.center, params.scale, output_size, params.rotation)
-    if params.flip and flip_alignment == "correct":
+    if params.flip and flip_alignment == "paper":
         ratio = input_size / output_size
         f_in = hflip_matrix(input_size)
         # the same mirror expressed in output coordinates: x_out -> (S_in - 1)/ratio - x_out

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..config import Config
+from ..config import Config, upgrade_config_dict
 from ..io import atomic_write_json
 from .checkpointing import FORMAT as TRAIN_STATE_FORMAT
 from .distributed import device_name
@@ -58,7 +58,8 @@ def checkpoint_config(checkpoint: str | os.PathLike | None, config: str | os.Pat
             raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
         saved = (obj.get("extra") or {}).get("config") if isinstance(obj, dict) else None
         if isinstance(saved, dict):
-            return Config.from_dict(saved, source=f"{path} (saved config)").override(*overrides)
+            # a stored record, possibly in an older kit's switch words: read without a deprecation warning
+            return Config.from_dict(upgrade_config_dict(saved), source=f"{path} (saved config)").override(*overrides)
     return load_config(fallback, list(overrides))
 
 

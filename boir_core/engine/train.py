@@ -35,7 +35,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from ..config import Config
+from ..config import Config, upgrade_config_dict
 from .budget import CALIBRATION_STEPS, StepPlan, plan_from_config, steps_for_budget, time_steps
 from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, init_distributed
@@ -340,7 +340,8 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     if resume and ckpt_path.exists():
         state = load_training_state(ckpt_path)
-        changed = config_changes(_with_defaults(state["config"], Config().to_dict()), cfg.to_dict())
+        changed = config_changes(_with_defaults(upgrade_config_dict(state["config"]), Config().to_dict()),
+                                 cfg.to_dict())
         if changed:
             raise ResumeMismatchError(
                 f"{ckpt_path} was written with a different config; resuming would mix two runs. Changed: "

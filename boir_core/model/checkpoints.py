@@ -42,6 +42,7 @@ from typing import Any, Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
+from ..config import DEPRECATED_VALUES
 from ..io import atomic_open
 from .backbone import IMAGENET_HEAD_PREFIXES
 from .boir import BoIR
@@ -368,6 +369,15 @@ def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], extra: Opti
     return path
 
 
+def upgrade_model_config(cfg: dict) -> dict:
+    """A stored ``model_config`` with an older kit's spelling of ``bbox_head_init`` (``working``) in the
+    current word, silently: a record that cannot be rewritten (docs/release_vs_paper.md#switches)."""
+    old = cfg.get("bbox_head_init")
+    if isinstance(old, str):
+        cfg["bbox_head_init"] = DEPRECATED_VALUES["model.bbox_head_init"].get(old, old)
+    return cfg
+
+
 def load_model(path: Union[str, os.PathLike], train_heads: Optional[bool] = None) -> nn.Module:
     """Rebuild a network saved by :func:`save_checkpoint` and load its weights.
 
@@ -377,7 +387,7 @@ def load_model(path: Union[str, os.PathLike], train_heads: Optional[bool] = None
     if not (isinstance(obj, Mapping) and obj.get("format") == FORMAT_TAG):
         raise CheckpointError(f"{path}: not a BoIR Kit checkpoint (no format tag {FORMAT_TAG!r}); build the "
                               f"model yourself and call load_weights")
-    cfg = dict(obj["model_config"])
+    cfg = upgrade_model_config(dict(obj["model_config"]))
     if train_heads is not None:
         cfg["train_heads"] = train_heads
     cls = ARCHS.get(obj.get("arch"))

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from ..config import Config, apply_overrides, upgrade_config_dict
 from .checkpoints import CheckpointError
 
 __all__ = ["WEIGHTS_DIR", "MANIFEST_NAME", "MAX_BYTES", "ARCHS", "ChecksumError", "shipped_checkpoint",
@@ -97,10 +98,9 @@ def shipped_checkpoint(arch: str = "boir", weights_dir: str | os.PathLike | None
 def shipped_config(arch: str = "boir", overrides: list[str] | None = None,
                    weights_dir: str | os.PathLike | None = None):
     """The :class:`~boir_core.config.Config` the shipped ``arch`` weights were trained with (+ overrides)."""
-    from ..config import Config, apply_overrides
-
     entry = shipped_entry(arch, weights_dir)
-    cfg = Config.from_dict(entry["config"], source=f"{MANIFEST_NAME}[{arch}]")
+    # the manifest records the config in the words of the kit that trained it (old switch spellings)
+    cfg = Config.from_dict(upgrade_config_dict(entry["config"]), source=f"{MANIFEST_NAME}[{arch}]")
     return apply_overrides(cfg, list(overrides or []), source="override") if overrides else cfg
 
 
