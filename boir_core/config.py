@@ -53,6 +53,7 @@ __all__ = [
     "preset_values",
     "preset_label",
     "DEPRECATED_VALUES",
+    "DEPRECATED_KEYS",
     "switch_value",
     "upgrade_config_dict",
 ]
@@ -80,7 +81,9 @@ class DataConfig:
     flip_alignment: Literal["paper", "release"] = "paper"
     box_clipping: Literal["paper", "release"] = "paper"
     center_jitter: bool = True
-    max_instances: int = 200
+    # at most this many people of one image become instances, smallest first (the release's
+    # DATASET.MAX_INSTANCES; loss.max_instances is the cap of the instance loss over the whole batch)
+    max_instances_per_image: int = 200
     workers: int = 0
     skip_bad_samples: bool = False
 
@@ -121,6 +124,7 @@ class LossConfig:
     instance_point: Literal["center", "box"] = "center"  # where p_i is sampled (paper variant)
     # release swaps x/y in dist2bbox (docs/release_vs_paper.md#box-loss-and-decoding)
     bbox_decode: Literal["paper", "release"] = "paper"
+    # the instance keypoint loss uses a random subset of this many of the batch's instances (0: all)
     max_instances: int = 200
 
 
@@ -244,6 +248,10 @@ DEPRECATED_VALUES: dict[str, dict[str, str]] = {
     "loss.bbox_decode": {"xy": "paper"},
 }
 
+#: Old names of config keys → the current ones (same section), accepted with a DeprecationWarning until the next
+#: release. ``data.max_instances`` was renamed because ``loss.max_instances`` means another cap.
+DEPRECATED_KEYS: dict[str, str] = {"data.max_instances": "data.max_instances_per_image"}
+
 # show each deprecated-spelling warning once (Python hides DeprecationWarnings outside __main__ by default)
 warnings.filterwarnings("once", category=DeprecationWarning, module=r"boir_core\.config$")
 
@@ -272,6 +280,11 @@ def upgrade_config_dict(d: Any) -> Any:
     if not isinstance(d, dict):
         return d
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+    for old, new in DEPRECATED_KEYS.items():
+        section, old_name = old.split(".")
+        sub = out.get(section)
+        if isinstance(sub, dict) and old_name in sub and new.split(".")[1] not in sub:
+            sub[new.split(".")[1]] = sub.pop(old_name)
     for key, table in DEPRECATED_VALUES.items():
         section, field_name = key.split(".")
         sub = out.get(section)
@@ -400,6 +413,13 @@ def _merge_into(obj: Any, d: dict[str, Any], prefix: str, source: str) -> None:
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {d!r}")
     types = _field_types(obj)
     for k, v in d.items():
+        if prefix + k in DEPRECATED_KEYS:  # an old key name: warn, then read it as the new one
+            new = DEPRECATED_KEYS[prefix + k]
+            if new.split(".")[-1] in d:
+                raise ConfigError(f"{source}: both {prefix + k!r} (its old name) and {new!r} are set; keep {new!r}")
+            warnings.warn(f"{source}: config key {prefix + k!r} is deprecated, it is the old name of {new!r} "
+                          f"(accepted until the next release)", DeprecationWarning)
+            k = new.split(".")[-1]
         if k not in types:
             raise _unknown(k, prefix, list(types), source)
         cur = getattr(obj, k)

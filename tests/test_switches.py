@@ -176,3 +176,24 @@ def test_the_docs_switch_table_lists_exactly_the_values_the_config_accepts():
     for key, values in rows.items():
         assert len(values) == len(set(values)), f"{key}: {values} names a value twice"
         assert set(values) == _allowed(key), f"{key}: the table says {values}, the config accepts {_allowed(key)}"
+
+
+def test_the_old_name_of_the_per_image_instance_cap_loads_with_a_warning(tmp_path):
+    """data.max_instances became data.max_instances_per_image (loss.max_instances is the loss's cap)."""
+    from boir_core.config import ConfigError, upgrade_config_dict
+
+    f = tmp_path / "old.yaml"
+    f.write_text(yaml.safe_dump({"base": str(configs_dir() / "tiny.yaml"), "data": {"max_instances": 7}}))
+    with pytest.warns(DeprecationWarning, match=r"'data.max_instances'.*'data.max_instances_per_image'"):
+        cfg = load_config(f)
+    assert cfg.data.max_instances_per_image == 7 and cfg.loss.max_instances == 200
+    assert yaml.safe_load(cfg.dump(tmp_path / "config.yaml").read_text())["data"]["max_instances_per_image"] == 7
+    with pytest.warns(DeprecationWarning, match="data.max_instances"):
+        assert load_config("tiny", ["data.max_instances=5"]).data.max_instances_per_image == 5
+    with pytest.raises(ConfigError, match="both 'data.max_instances'"):
+        Config.from_dict({"data": {"max_instances": 5, "max_instances_per_image": 6}})
+    stored = Config().to_dict()
+    stored["data"]["max_instances"] = stored["data"].pop("max_instances_per_image") - 1
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=DeprecationWarning, module=r"boir_core\.")
+        assert Config.from_dict(upgrade_config_dict(stored)).data.max_instances_per_image == 199

@@ -213,7 +213,7 @@ class KeypointDataset(torch.utils.data.Dataset):
             train=train, input_size=d.input_size, output_size=d.output_size, flip=d.flip,
             max_rotation=d.max_rotation, min_scale=d.min_scale, max_scale=d.max_scale,
             max_translate=d.max_translate, flip_alignment=d.flip_alignment, box_clipping=d.box_clipping,
-            center_jitter=d.center_jitter, max_instances=d.max_instances, seed=cfg.train.seed,
+            center_jitter=d.center_jitter, max_instances=d.max_instances_per_image, seed=cfg.train.seed,
             skip_bad_samples=d.skip_bad_samples,
         )
         kwargs.update(overrides)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from boir_core.io import atomic_open, atomic_write_json, atomic_write_text
-from boir_core.data.profiles import get_profile
+from boir_core.data.profiles import REAL_DATASETS, get_profile
 
 __all__ = [
     "Archive",
@@ -66,7 +66,7 @@ __all__ = [
     "main",
 ]
 
-DATASETS = ("coco", "crowdpose", "ochuman")
+DATASETS = REAL_DATASETS  # the data sets this module prepares: the registry's real ones
 #: how many missing file names a report lists per split
 SHOW_MISSING = 5
 _STAGING = ".prepare"

@@ -42,7 +42,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
-from boir_core.data.profiles import COCO_SIGMAS, CROWDPOSE_SIGMAS
+from boir_core.data.profiles import COCO_SIGMAS, CROWDPOSE_SIGMAS, PROFILES
 from boir_core.engine.results import atomic_write_json, load_results_json, validate_results
 
 __all__ = [
@@ -67,14 +67,9 @@ COCO_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR
 CROWDPOSE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium",
                                       "AP_hard")
 
-#: data set -> (protocol, sigmas)
+#: data set -> (protocol, sigmas), from the data-set profiles
 DATASET_PROTOCOLS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "coco": ("coco", COCO_OKS_SIGMAS),
-    "ochuman": ("coco", COCO_OKS_SIGMAS),
-    "synthcrowd": ("coco", COCO_OKS_SIGMAS),
-    "crowdpose": ("crowdpose", CROWDPOSE_OKS_SIGMAS),
-    "synthcrowd14": ("crowdpose", CROWDPOSE_OKS_SIGMAS),
-}
+    name: (p.protocol, p.sigmas) for name, p in PROFILES.items()}
 
 Backend = Literal["pycocotools", "faster-coco-eval"]
 

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from ..config import Config, configs_dir, load_config
+from ..data.profiles import REAL_DATASETS, get_profile
 
 __all__ = [
     "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "table_numbers", "table_ids", "plan", "ablation_subset",
@@ -68,7 +69,6 @@ __all__ = [
     "demo_data_root", "demo_pair_configs",
 ]
 
-REAL_DATASETS = ("coco", "crowdpose", "ochuman")
 WEIGHT_SUFFIXES = (".pth", ".pth.tar", ".pt")
 
 
@@ -93,7 +93,7 @@ class Run:
 
     @property
     def num_keypoints(self) -> int:
-        return 14 if self.dataset == "crowdpose" else 17
+        return get_profile(self.dataset).num_keypoints
 
     @property
     def config_path(self) -> Path:
@@ -249,8 +249,6 @@ def _profile_split(dataset: str, split: str) -> str:
 
 def data_present(data_root: Union[str, os.PathLike], dataset: str, split: str) -> bool:
     """Are ``<data_root>/<dataset>``'s annotation file and image folder of ``split`` there?"""
-    from ..data import get_profile
-
     prof = get_profile(dataset)
     root = Path(data_root) / dataset
     s = _profile_split(dataset, split)

@@ -15,13 +15,13 @@ from typing import Any
 import torch
 
 from ..config import Config, upgrade_config_dict
+from ..data.profiles import DEMO_DATASETS
 from ..io import atomic_write_json
 from .checkpointing import FORMAT as TRAIN_STATE_FORMAT
 from .distributed import device_name
 
 __all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "decode_dataset", "run_evaluation"]
 
-DEMO_DATASETS = ("synthcrowd", "synthcrowd14")
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
