@@ -37,6 +37,8 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from .io import atomic_write_text
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -208,8 +210,6 @@ class Config:
 
     def dump(self, path: str | os.PathLike) -> Path:
         """Write the resolved config as YAML, atomically."""
-        from .io import atomic_write_text
-
         return atomic_write_text(path, self.to_yaml())
 
     @property

@@ -45,9 +45,9 @@ from .targets import build_targets
 from .transforms import (
     AffineParams,
     apply_affine,
+    eval_input,
     normalize_image,
     sample_affine_params,
-    eval_resize,
     train_affines,
     warp,
 )
@@ -484,10 +484,10 @@ class KeypointDataset(torch.utils.data.Dataset):
         rec = self.records[index]
         img = self.read(index)
         h, w = img.shape[:2]
-        tr = eval_resize(w, h, self.input_size)
-        canvas = warp(img, tr.matrix, tr.canvas)
+        x = eval_input(img, self.input_size)
+        tr = x.resize
         return {
-            "image": torch.from_numpy(normalize_image(canvas)),
+            "image": torch.from_numpy(x.image),
             "image_id": int(rec["image_id"]),
             "meta": {
                 "center": np.asarray(tr.center, np.float64),

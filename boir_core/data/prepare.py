@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from tqdm.auto import tqdm
+
 from boir_core.io import atomic_open, atomic_write_json, atomic_write_text
 from boir_core.data.profiles import REAL_DATASETS, get_profile
 
@@ -301,8 +303,6 @@ def check_file(path: str | os.PathLike, size: int | None = None, md5: str | None
 
 
 def _progress(total: int | None, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                 disable=not enabled, leave=False)
 
@@ -395,8 +395,6 @@ def extract(archive: str | os.PathLike, out_dir: str | os.PathLike, progress: bo
 
     Members that would land outside ``out_dir`` are refused. An existing ``out_dir`` is returned as is.
     """
-    from tqdm.auto import tqdm
-
     archive, out_dir = Path(archive), Path(out_dir)
     if out_dir.is_dir():
         return out_dir

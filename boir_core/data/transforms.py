@@ -38,6 +38,8 @@ __all__ = [
     "eval_resize_size",
     "eval_resize",
     "EvalResize",
+    "eval_input",
+    "EvalInput",
 ]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -211,3 +213,22 @@ def eval_resize(width: int, height: int, input_size: int) -> EvalResize:
     inv = np.array([[1.0 / f, 0.0, cx - cw / 2.0 / f], [0.0, 1.0 / f, cy - ch / 2.0 / f]])
     return EvalResize(matrix=m, trans_inv=inv, canvas=(cw, ch), center=(cx, cy),
                       scale=(cw / f / 200.0, ch / f / 200.0))
+
+
+@dataclass(frozen=True)
+class EvalInput:
+    """One image made ready for the network at test time (:func:`eval_input`)."""
+
+    image: np.ndarray  # [3, H', W'] float32, ImageNet-normalised: the network's input
+    canvas: np.ndarray  # [H', W', 3] uint8 RGB: the resized image as the network sees it
+    resize: EvalResize  # the affine (``matrix``: original -> canvas, ``trans_inv``: canvas -> original)
+
+
+def eval_input(image: np.ndarray, input_size: int) -> EvalInput:
+    """The test-time sequence :func:`eval_resize` → :func:`warp` → :func:`normalize_image` of an RGB uint8
+    image (docs/inference.md#test-time-resize): the one place it is written, for the test data set,
+    ``predict`` and the figures."""
+    h, w = image.shape[:2]
+    tr = eval_resize(w, h, input_size)
+    canvas = warp(image, tr.matrix, tr.canvas)
+    return EvalInput(image=normalize_image(canvas), canvas=canvas, resize=tr)

@@ -60,6 +60,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from ..config import Config, configs_dir, load_config
 from ..data.profiles import REAL_DATASETS, get_profile
+from .checkpointing import run_weights
 
 __all__ = [
     "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "table_numbers", "table_ids", "plan", "ablation_subset",
@@ -238,7 +239,7 @@ def resolve_weights(run: Union[Run, str], checkpoint_dir: Union[str, os.PathLike
     for p in weight_candidates(run, checkpoint_dir):
         if p.is_file():
             return p
-        if p.is_dir() and ((p / "final.pt").is_file() or (p / "checkpoints" / "last.pt").is_file()):
+        if p.is_dir() and run_weights(p) is not None:
             return p
     return None
 

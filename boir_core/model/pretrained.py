@@ -123,7 +123,7 @@ def _file_state_dict(path: Path, backbone: str) -> tuple[dict[str, torch.Tensor]
         raise CheckpointError(f"model.pretrained={path}: file not found. {_ways_out(backbone)}")
     if path.suffix == ".safetensors":
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # local: optional package, only .safetensors files need it
         except ImportError:  # pragma: no cover - safetensors comes with timm
             raise CheckpointError(f"{path}: reading .safetensors needs the safetensors package") from None
         try:

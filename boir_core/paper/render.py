@@ -264,7 +264,7 @@ def display_table(number: Union[int, str], results: Optional[ResultsSource] = No
     """Show paper table ``number`` in a notebook (IPython Markdown); prints it elsewhere. Returns the text."""
     text = render_paper_table(number, results)
     try:
-        from IPython.display import Markdown, display
+        from IPython.display import Markdown, display  # local: optional, only a notebook displays Markdown
     except ImportError:
         print(text)
     else:
