@@ -13,7 +13,8 @@ kind                      what it is
 ``cid-release``           a released CID model (``backbone.*``, ``iia.*``, ``gfd.*``)
 ``boir-kit``              our own file written by :func:`save_checkpoint`
 ``imagenet``              ImageNet HRNet weights (timm ``hrnet_w32`` naming or the official HRNet
-                          classification file) from a local file, or ``"timm"`` for timm's hub. Only the
+                          classification file), from a file or the state_dict that
+                          :func:`~boir_core.model.load_imagenet` reads (timm's hub too). Only the
                           backbone is filled; classification-head keys (:data:`IMAGENET_HEAD_PREFIXES`)
                           are dropped
 ========================  ===================================================================================
