@@ -29,6 +29,10 @@ import sys
 from pathlib import Path
 
 
+# Each subcommand imports its engine module inside its function: those imports pull in torch, timm, cv2
+# and pycocotools (seconds), which `--help` and the other subcommands do not need.
+
+
 def _config(args):
     from .config import load_config
     from .model.demo_weights import shipped_arch, shipped_config

@@ -17,8 +17,13 @@ changed under the release preset (``release_settings``, e.g. the finetune config
 Loss). :func:`preset_label` names what produced a resolved config ("paper", "release", or "paper +
 loss.weighting=release" where a switch departs from its preset).
 
-The non-release side of four switches is spelled ``working`` / ``correct`` / ``xy``; ``paper`` is accepted
-as an alias for each (stored in the old spelling).
+Every two-way switch says ``paper`` or ``release`` (a switch with a third value, ``loss.bbox_mask_variant``,
+names its release values ``release-image`` / ``release-instance``). The paper side of four switches used to be
+spelled ``working`` (``model.bbox_head_init``), ``correct`` (``data.flip_alignment``, ``data.box_clipping``)
+and ``xy`` (``loss.bbox_decode``): :data:`DEPRECATED_VALUES`. Those spellings still load, for one release,
+with a :class:`DeprecationWarning` naming the key, the old and the new value, and are stored as ``paper``.
+Configs the kit itself stored with the old words (inside weights files and the shipped demo manifest) are
+read through :func:`upgrade_config_dict`, without a warning.
 """
 from __future__ import annotations
 
@@ -26,11 +31,14 @@ import dataclasses
 import difflib
 import os
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
+
+from .io import atomic_write_text
 
 __all__ = [
     "ConfigError",
@@ -50,6 +58,10 @@ __all__ = [
     "PAPER_PRESET",
     "preset_values",
     "preset_label",
+    "DEPRECATED_VALUES",
+    "DEPRECATED_KEYS",
+    "switch_value",
+    "upgrade_config_dict",
 ]
 
 
@@ -71,11 +83,13 @@ class DataConfig:
     min_scale: float = 0.75
     max_scale: float = 1.5
     max_translate: int = 40
-    # release-vs-correct switches (docs/release_vs_paper.md#switches)
-    flip_alignment: Literal["correct", "release"] = "correct"
-    box_clipping: Literal["correct", "release"] = "correct"
+    # paper-vs-release switches (docs/release_vs_paper.md#switches)
+    flip_alignment: Literal["paper", "release"] = "paper"
+    box_clipping: Literal["paper", "release"] = "paper"
     center_jitter: bool = True
-    max_instances: int = 200
+    # at most this many people of one image become instances, smallest first (the release's
+    # DATASET.MAX_INSTANCES; loss.max_instances is the cap of the instance loss over the whole batch)
+    max_instances_per_image: int = 200
     workers: int = 0
     skip_bad_samples: bool = False
 
@@ -96,7 +110,7 @@ class ModelConfig:
     emb_dim: int = 128
     inst_channels: int = 64  # 64 for W32, 96 for W48, 32 for CID
     bbox_head: bool = True  # Table 4 ablation: train with the bbox head or not
-    bbox_head_init: Literal["working", "release"] = "working"
+    bbox_head_init: Literal["paper", "release"] = "paper"
 
 
 @dataclass
@@ -115,7 +129,8 @@ class LossConfig:
     temperature: float = 0.05  # InfoNCE temperature for emb_loss=contrastive
     instance_point: Literal["center", "box"] = "center"  # where p_i is sampled (paper variant)
     # release swaps x/y in dist2bbox (docs/release_vs_paper.md#box-loss-and-decoding)
-    bbox_decode: Literal["xy", "release"] = "xy"
+    bbox_decode: Literal["paper", "release"] = "paper"
+    # the instance keypoint loss uses a random subset of this many of the batch's instances (0: all)
     max_instances: int = 200
 
 
@@ -199,8 +214,6 @@ class Config:
 
     def dump(self, path: str | os.PathLike) -> Path:
         """Write the resolved config as YAML, atomically."""
-        from .io import atomic_write_text
-
         return atomic_write_text(path, self.to_yaml())
 
     @property
@@ -221,22 +234,67 @@ RELEASE_PRESET: dict[str, str] = {
 }
 #: The same switches with the paper's method (the defaults).
 PAPER_PRESET: dict[str, str] = {
-    "model.bbox_head_init": "working",
+    "model.bbox_head_init": "paper",
     "loss.bbox_mask_variant": "paper",
-    "loss.bbox_decode": "xy",
+    "loss.bbox_decode": "paper",
     "loss.weighting": "paper",
-    "data.flip_alignment": "correct",
-    "data.box_clipping": "correct",
+    "data.flip_alignment": "paper",
+    "data.box_clipping": "paper",
 }
 PRESETS = {"paper": PAPER_PRESET, "release": RELEASE_PRESET}
 
-#: ``paper`` as an alias of the older spelling of the non-release side of a switch.
-_ALIASES: dict[str, dict[str, str]] = {
-    "model.bbox_head_init": {"paper": "working"},
-    "data.flip_alignment": {"paper": "correct"},
-    "data.box_clipping": {"paper": "correct"},
-    "loss.bbox_decode": {"paper": "xy"},
+#: Old spellings of a switch value → the current word, per dotted key. Accepted, with a DeprecationWarning,
+#: until the next release.
+DEPRECATED_VALUES: dict[str, dict[str, str]] = {
+    "model.bbox_head_init": {"working": "paper"},
+    "data.flip_alignment": {"correct": "paper"},
+    "data.box_clipping": {"correct": "paper"},
+    "loss.bbox_decode": {"xy": "paper"},
 }
+
+#: Old names of config keys → the current ones (same section), accepted with a DeprecationWarning until the next
+#: release. ``data.max_instances`` was renamed because ``loss.max_instances`` means another cap.
+DEPRECATED_KEYS: dict[str, str] = {"data.max_instances": "data.max_instances_per_image"}
+
+# show each deprecated-spelling warning once (Python hides DeprecationWarnings outside __main__ by default)
+warnings.filterwarnings("once", category=DeprecationWarning, module=r"boir_core\.config$")
+
+
+def switch_value(key: str, value: Any, name: Optional[str] = None,
+                 choices: tuple[str, ...] = ("paper", "release")) -> Any:
+    """``value`` of the switch ``key`` (dotted config key) in the current words: an old spelling
+    (:data:`DEPRECATED_VALUES`) gives a DeprecationWarning naming the key, the old and the new value, and
+    returns the new one; a value outside ``choices`` is a ValueError naming ``name`` (default: ``key``).
+    Library functions that take a switch value as an argument call this with their argument's name."""
+    new = DEPRECATED_VALUES.get(key, {}).get(value) if isinstance(value, str) else None
+    if new is not None:
+        shown = key if name is None or name == key else f"{name} (config key {key})"
+        warnings.warn(f"{shown}: {value!r} is deprecated, it is the old spelling of {new!r} (accepted until "
+                      f"the next release; write {key.rsplit('.', 1)[-1]}: {new})", DeprecationWarning)
+        return new
+    if choices and value not in choices:
+        raise ValueError(f"{name or key} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def upgrade_config_dict(d: Any) -> Any:
+    """A copy of a stored config dict (``Config.to_dict()`` written by an older kit: a weights file's
+    config, the shipped demo manifest) with the old switch spellings replaced by the current ones, silently:
+    the words changed, not the behaviour, and such records cannot be rewritten."""
+    if not isinstance(d, dict):
+        return d
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in d.items()}
+    for old, new in DEPRECATED_KEYS.items():
+        section, old_name = old.split(".")
+        sub = out.get(section)
+        if isinstance(sub, dict) and old_name in sub and new.split(".")[1] not in sub:
+            sub[new.split(".")[1]] = sub.pop(old_name)
+    for key, table in DEPRECATED_VALUES.items():
+        section, field_name = key.split(".")
+        sub = out.get(section)
+        if isinstance(sub, dict) and isinstance(sub.get(field_name), str) and sub[field_name] in table:
+            sub[field_name] = table[sub[field_name]]
+    return out
 
 
 def _split_items(items: list[str], source: str) -> list[tuple[str, str]]:
@@ -278,8 +336,8 @@ def _apply_preset(cfg: "Config", explicit: set[str], source: str) -> None:
 def preset_label(cfg: "Config | dict") -> str:
     """What produced ``cfg``: ``"paper"``, ``"release"``, or the preset plus the switches that depart from it
     (``"paper + loss.weighting=release"``)."""
-    if isinstance(cfg, dict):
-        cfg = Config.from_dict(cfg, source="<config dict>")
+    if isinstance(cfg, dict):  # a stored record: old switch spellings are read silently
+        cfg = Config.from_dict(upgrade_config_dict(cfg), source="<config dict>")
     diffs = [f"{k}={_get(cfg, k)}" for k, v in preset_values(cfg).items() if _get(cfg, k) != v]
     return cfg.preset + (" + " + ", ".join(diffs) if diffs else "")
 
@@ -303,7 +361,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     if origin is Literal:
         if isinstance(value, bool) and ("off" if not value else "on") in args:
             value = "off" if not value else "on"  # YAML 1.1 reads a bare off / on as a boolean
-        value = _ALIASES.get(key, {}).get(value, value) if isinstance(value, str) else value
+        if isinstance(value, str) and value in DEPRECATED_VALUES.get(key, {}):
+            value = switch_value(key, value, choices=())  # an old spelling: warns, gives the new word
         if value not in args:
             raise ConfigError(f"{source}: {key}={value!r} is not one of {list(args)}")
         return value
@@ -358,6 +417,13 @@ def _merge_into(obj: Any, d: dict[str, Any], prefix: str, source: str) -> None:
         raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {d!r}")
     types = _field_types(obj)
     for k, v in d.items():
+        if prefix + k in DEPRECATED_KEYS:  # an old key name: warn, then read it as the new one
+            new = DEPRECATED_KEYS[prefix + k]
+            if new.split(".")[-1] in d:
+                raise ConfigError(f"{source}: both {prefix + k!r} (its old name) and {new!r} are set; keep {new!r}")
+            warnings.warn(f"{source}: config key {prefix + k!r} is deprecated, it is the old name of {new!r} "
+                          f"(accepted until the next release)", DeprecationWarning)
+            k = new.split(".")[-1]
         if k not in types:
             raise _unknown(k, prefix, list(types), source)
         cur = getattr(obj, k)

@@ -191,10 +191,10 @@ from boir_core.viz.explorers import AugmentationExplorer, place
 augmentation_explorer = place(AugmentationExplorer(train_ds, index=0, skeleton=skel))
 
 # %% [markdown]
-# ### The flip: release vs. correct labels
+# ### The flip: release vs. exact labels
 # The input image is S_in = 4·S_out pixels wide, and mirroring it maps x_in → S_in − 1 − x_in, i.e.
 # x_out → S_out − 0.25 − x_out in output coordinates. The release labels flipped samples with
-# x_out → S_out − 1 − x_out: **0.75 output px (3 input px) off**. `flip_alignment="correct"` (default)
+# x_out → S_out − 1 − x_out: **0.75 output px (3 input px) off**. `flip_alignment="paper"` (default)
 # builds the mirror into the affine so image, mask and labels agree exactly; `"release"` reproduces
 # the original behaviour.
 
@@ -202,7 +202,7 @@ augmentation_explorer = place(AugmentationExplorer(train_ds, index=0, skeleton=s
 no_aug = dict(min_scale=1.0, max_scale=1.0, max_rotation=0.0, max_translate=0.0, center_jitter=False, seed=seed)
 plain = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=0.0, **no_aug)[0]
 fi = list(get_profile("synthcrowd").flip_index)
-for mode in ("correct", "release"):
+for mode in ("paper", "release"):
     f = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=1.0,
                         flip_alignment=mode, **no_aug)[0]
     # where the mirrored image puts each labelled point, in output px: S_out - 0.25 - x
@@ -374,13 +374,13 @@ print(f"instance keypoint focal loss: library {float(inst_lib):.6f}, by hand {fl
 assert torch.allclose(inst_lib, inst_hand, rtol=1e-10)
 
 # %% [markdown]
-# ### Box clipping: release vs. correct
+# ### Box clipping: release vs. corner clipping
 # The release clips x, y, w and h *separately* to [0, S_out − 1], so a box that starts left of the map
-# keeps its full width. `box_clipping="correct"` clips the corners and recomputes w and h.
+# keeps its full width. `box_clipping="paper"` (default) clips the corners and recomputes w and h.
 
 # %%
 zoom = dict(min_scale=0.75, max_scale=0.75, max_rotation=0.0, max_translate=0.0, flip=0.0, seed=seed)
-for mode in ("correct", "release"):
+for mode in ("paper", "release"):
     b = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, box_clipping=mode,
                         **zoom)[0]["instance_bbox"]
     over = (b[:, 0] + b[:, 2] > output_size - 1) | (b[:, 1] + b[:, 3] > output_size - 1)

@@ -49,6 +49,7 @@ from matplotlib.patches import Rectangle
 
 from boir_core.losses import (bbox_loss, bbox_mask_terms, box_masks, instance_pixels, normalize_embedding,
                               pull_in, push_inst, push_out)
+from boir_core.model import BoIR
 from boir_core.viz.similarity import similarity_map
 from boir_core.viz.widgets import explore_terms, loss_explorer, similarity_viewer, toy_embedding
 
@@ -315,65 +316,56 @@ print(f"paper: D = 1 (no embedding gradient, no bbox head) {ap_d1} AP; neither l
 # nearly identical (the head starts at a constant bias), so every push sits near its maximum 1.
 
 # %%
-try:
-    from boir_core.model import BoIR
-except ImportError as err:  # the model room may not be there yet
-    BoIR = None
-    print(f"boir_core.model.BoIR is not available ({err}); skipping the network sections.")
-
-net_emb = None
-if BoIR is not None:
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randn(1, 3, input_size, input_size, generator=g)
-    s_out = input_size // 4
-    net_boxes = torch.tensor([[4.0, 6.0, 10.0, 18.0], [11.0, 8.0, 10.0, 16.0]]) * s_out / 32
-    net_centers = net_boxes[:, :2] + net_boxes[:, 2:] / 2
-    coord = net_centers.floor().long().flip(1)  # (y, x)
-    ids = torch.zeros(2, dtype=torch.long)
-    model = BoIR(num_keypoints=17, backbone=backbone).train()
-    out = model.forward_train(images, coord, ids)
-    with torch.no_grad():
-        t = bbox_mask_terms(out["emb"], net_boxes, ids, net_centers, beta=beta)
-    print(f"untrained network: pull_in {float(t.loss_pull_in):.4f}, push_out {float(t.loss_push_out):.4f},"
-          f" push_inst {float(t.loss_push_inst):.4f}")
-    net_emb = out["emb"][0].detach()
-    sim = similarity_map(net_emb, point=tuple(coord[0].tolist()), beta=beta)
-    plt.figure(figsize=(3.5, 3.5))
-    plt.imshow(sim.numpy(), vmin=0, vmax=1, cmap="magma")
-    plt.title("similarity to person 0's center (untrained)")
-    plt.axis("off")
-    plt.show()
+g = torch.Generator().manual_seed(seed)
+images = torch.randn(1, 3, input_size, input_size, generator=g)
+s_out = input_size // 4
+net_boxes = torch.tensor([[4.0, 6.0, 10.0, 18.0], [11.0, 8.0, 10.0, 16.0]]) * s_out / 32
+net_centers = net_boxes[:, :2] + net_boxes[:, 2:] / 2
+coord = net_centers.floor().long().flip(1)  # (y, x)
+ids = torch.zeros(2, dtype=torch.long)
+model = BoIR(num_keypoints=17, backbone=backbone).train()
+out = model.forward_train(images, coord, ids)
+with torch.no_grad():
+    t = bbox_mask_terms(out["emb"], net_boxes, ids, net_centers, beta=beta)
+print(f"untrained network: pull_in {float(t.loss_pull_in):.4f}, push_out {float(t.loss_push_out):.4f},"
+      f" push_inst {float(t.loss_push_inst):.4f}")
+net_emb = out["emb"][0].detach()
+sim = similarity_map(net_emb, point=tuple(coord[0].tolist()), beta=beta)
+plt.figure(figsize=(3.5, 3.5))
+plt.imshow(sim.numpy(), vmin=0, vmax=1, cmap="magma")
+plt.title("similarity to person 0's center (untrained)")
+plt.axis("off")
+plt.show()
 
 # %% [markdown]
 # ## 10 · One backward pass: the released bbox head is dead (docs/release_vs_paper.md#bbox-head-initialisation)
 # The release zero-initialises *every* conv of the bbox head, so its hidden block outputs exactly 0 and
 # only the four output biases can learn: no gradient reaches the head's weights, the neck or the backbone.
-# The `working` init zeroes only the output conv's weight, which gives the neck a gradient from the
-# second step on; we show the gradient of the box loss after one step (a plain SGD update of the output
-# conv first), for both.
+# The paper-side init (`bbox_head_init="paper"`, the kit's default) zeroes only the output conv's weight,
+# which gives the neck a gradient from the second step on; we show the gradient of the box loss after one
+# step (a plain SGD update of the output conv first), for both.
 
 # %%
-if BoIR is not None:
-    for init in ("release", "working"):
-        torch.manual_seed(seed)
-        m = BoIR(num_keypoints=17, backbone=backbone, bbox_head_init=init).train()
-        head = m.multihead.bbox_head
-        for step in range(2):
-            m.zero_grad()
-            o = m.forward_train(images, coord, ids)
-            loss = bbox_loss(o["bbox"], coord, ids, net_boxes)
-            loss.backward()
-            if step == 0:  # one SGD step on the head, so that a zero output weight can move
-                with torch.no_grad():
-                    for prm in head.parameters():
-                        if prm.grad is not None:
-                            prm -= 0.1 * prm.grad
-        grads = {name: (0.0 if prm.grad is None else float(prm.grad.abs().max())) for name, prm in head.named_parameters()}
-        neck = max(float(prm.grad.abs().max()) for prm in m.multihead.neck.parameters() if prm.grad is not None) \
-            if any(prm.grad is not None for prm in m.multihead.neck.parameters()) else 0.0
-        nonzero = [k for k, v in grads.items() if v > 0]
-        print(f"bbox_head_init={init!r}: box loss {float(loss):.3f}; parameters with gradient: {nonzero}; "
-              f"max |grad| in the neck: {neck:.2e}")
+for init in ("release", "paper"):
+    torch.manual_seed(seed)
+    m = BoIR(num_keypoints=17, backbone=backbone, bbox_head_init=init).train()
+    head = m.multihead.bbox_head
+    for step in range(2):
+        m.zero_grad()
+        o = m.forward_train(images, coord, ids)
+        loss = bbox_loss(o["bbox"], coord, ids, net_boxes)
+        loss.backward()
+        if step == 0:  # one SGD step on the head, so that a zero output weight can move
+            with torch.no_grad():
+                for prm in head.parameters():
+                    if prm.grad is not None:
+                        prm -= 0.1 * prm.grad
+    grads = {name: (0.0 if prm.grad is None else float(prm.grad.abs().max())) for name, prm in head.named_parameters()}
+    neck = max(float(prm.grad.abs().max()) for prm in m.multihead.neck.parameters() if prm.grad is not None) \
+        if any(prm.grad is not None for prm in m.multihead.neck.parameters()) else 0.0
+    nonzero = [k for k, v in grads.items() if v > 0]
+    print(f"bbox_head_init={init!r}: box loss {float(loss):.3f}; parameters with gradient: {nonzero}; "
+          f"max |grad| in the neck: {neck:.2e}")
 
 # %% [markdown]
 # ## 11 · Explore

@@ -12,7 +12,7 @@ ALL_CONFIGS = sorted(configs_dir().glob("*.yaml")) + sorted((configs_dir() / "ab
 def test_defaults_are_the_papers_method():
     cfg = Config()
     assert cfg.loss.weighting == "paper" and cfg.loss.bbox_mask_variant == "paper"
-    assert cfg.model.bbox_head_init == "working" and cfg.loss.bbox_decode == "xy"
+    assert cfg.model.bbox_head_init == "paper" and cfg.loss.bbox_decode == "paper"
     assert (cfg.train.lr, cfg.train.weight_decay, cfg.train.clip_grad) == (1e-3, 0.025, 10.0)
 
 
@@ -83,8 +83,8 @@ def test_dump_is_atomic_and_printable(tmp_path):
 
 SIX = {"model.bbox_head_init": "release", "loss.bbox_mask_variant": "release-image", "loss.bbox_decode": "release",
        "loss.weighting": "release", "data.flip_alignment": "release", "data.box_clipping": "release"}
-PAPER_SIDE = {"model.bbox_head_init": "working", "loss.bbox_mask_variant": "paper", "loss.bbox_decode": "xy",
-              "loss.weighting": "paper", "data.flip_alignment": "correct", "data.box_clipping": "correct"}
+PAPER_SIDE = {"model.bbox_head_init": "paper", "loss.bbox_mask_variant": "paper", "loss.bbox_decode": "paper",
+              "loss.weighting": "paper", "data.flip_alignment": "paper", "data.box_clipping": "paper"}
 
 
 def _switches(cfg):
@@ -124,9 +124,9 @@ def test_explicit_keys_win_over_the_preset_in_any_order(tmp_path):
     assert preset_label(demo) == "paper + loss.weighting=release"
     yml = tmp_path / "mine.yaml"
     yml.write_text("base: " + str(configs_dir() / "coco_w32.yaml") + "\nname: mine\npreset: release\n"
-                   "data:\n  box_clipping: correct\n")
+                   "data:\n  box_clipping: paper\n")
     mine = load_config(yml)
-    assert mine.data.box_clipping == "correct" and mine.loss.bbox_decode == "release"
+    assert mine.data.box_clipping == "paper" and mine.loss.bbox_decode == "release"
     with pytest.raises(ConfigError, match="preset='releases'"):
         load_config("coco_w32", ["preset=releases"])
 
@@ -143,12 +143,13 @@ def test_resolved_config_records_the_preset_and_reloads_identically(tmp_path):
     assert again.to_dict() == cfg.to_dict()
 
 
-def test_paper_is_an_alias_of_the_old_spellings():
+def test_paper_is_the_word_for_the_paper_side_of_every_switch():
     cfg = Config().override("model.bbox_head_init=paper", "data.flip_alignment=paper", "data.box_clipping=paper",
                             "loss.bbox_decode=paper")
     assert (cfg.model.bbox_head_init, cfg.data.flip_alignment, cfg.data.box_clipping, cfg.loss.bbox_decode) == \
-        ("working", "correct", "correct", "xy")
-    assert Config().override("model.bbox_head_init=working").model.bbox_head_init == "working"  # old spelling
+        ("paper", "paper", "paper", "paper")
+    with pytest.warns(DeprecationWarning, match="model.bbox_head_init"):  # the old spelling: stored as paper
+        assert Config().override("model.bbox_head_init=working").model.bbox_head_init == "paper"
     with pytest.raises(ConfigError, match="data.box_clipping"):
         Config().override("data.box_clipping=papers")
 

@@ -39,14 +39,15 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from ..config import switch_value
 from .profiles import DatasetProfile, get_profile
 from .targets import build_targets
 from .transforms import (
     AffineParams,
     apply_affine,
+    eval_input,
     normalize_image,
     sample_affine_params,
-    eval_resize,
     train_affines,
     warp,
 )
@@ -130,8 +131,8 @@ class KeypointDataset(torch.utils.data.Dataset):
         train: training samples (augmentation + targets) or test samples (resize + meta).
         input_size, output_size: S_in and S_out (default S_in // 4).
         flip, max_rotation, min_scale, max_scale, max_translate: augmentation (docs/data_format.md#augmentation).
-        flip_alignment: ``"correct"`` (labels follow the image flip exactly) or ``"release"``.
-        box_clipping: ``"correct"`` (clip corners) or ``"release"`` (clip x, y, w, h separately).
+        flip_alignment: ``"paper"`` (labels follow the image flip exactly) or ``"release"``.
+        box_clipping: ``"paper"`` (clip corners) or ``"release"`` (clip x, y, w, h separately).
         center_jitter: jitter instance coordinates by ±1 px (release: on).
         max_instances: at most this many instances per image (release: 200).
         seed: None for fresh randomness; an int makes sample ``i`` of epoch ``e`` reproducible
@@ -153,8 +154,8 @@ class KeypointDataset(torch.utils.data.Dataset):
         min_scale: float = 0.75,
         max_scale: float = 1.5,
         max_translate: float = 40.0,
-        flip_alignment: str = "correct",
-        box_clipping: str = "correct",
+        flip_alignment: str = "paper",
+        box_clipping: str = "paper",
         center_jitter: bool = True,
         max_instances: int = 200,
         seed: int | None = None,
@@ -170,10 +171,8 @@ class KeypointDataset(torch.utils.data.Dataset):
         self.output_size = int(output_size) if output_size is not None else self.input_size // 4
         if self.input_size <= 0 or self.output_size <= 0:
             raise ValueError(f"input_size and output_size must be positive, got {input_size}, {output_size}")
-        if flip_alignment not in ("correct", "release"):
-            raise ValueError(f"flip_alignment must be 'correct' or 'release', got {flip_alignment!r}")
-        if box_clipping not in ("correct", "release"):
-            raise ValueError(f"box_clipping must be 'correct' or 'release', got {box_clipping!r}")
+        flip_alignment = switch_value("data.flip_alignment", flip_alignment, name="flip_alignment")
+        box_clipping = switch_value("data.box_clipping", box_clipping, name="box_clipping")
         if not 0.0 < min_scale <= max_scale:
             raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
         self.flip = float(flip)
@@ -214,7 +213,7 @@ class KeypointDataset(torch.utils.data.Dataset):
             train=train, input_size=d.input_size, output_size=d.output_size, flip=d.flip,
             max_rotation=d.max_rotation, min_scale=d.min_scale, max_scale=d.max_scale,
             max_translate=d.max_translate, flip_alignment=d.flip_alignment, box_clipping=d.box_clipping,
-            center_jitter=d.center_jitter, max_instances=d.max_instances, seed=cfg.train.seed,
+            center_jitter=d.center_jitter, max_instances=d.max_instances_per_image, seed=cfg.train.seed,
             skip_bad_samples=d.skip_bad_samples,
         )
         kwargs.update(overrides)
@@ -485,10 +484,10 @@ class KeypointDataset(torch.utils.data.Dataset):
         rec = self.records[index]
         img = self.read(index)
         h, w = img.shape[:2]
-        tr = eval_resize(w, h, self.input_size)
-        canvas = warp(img, tr.matrix, tr.canvas)
+        x = eval_input(img, self.input_size)
+        tr = x.resize
         return {
-            "image": torch.from_numpy(normalize_image(canvas)),
+            "image": torch.from_numpy(x.image),
             "image_id": int(rec["image_id"]),
             "meta": {
                 "center": np.asarray(tr.center, np.float64),

@@ -42,8 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from tqdm.auto import tqdm
+
 from boir_core.io import atomic_open, atomic_write_json, atomic_write_text
-from boir_core.data.profiles import get_profile
+from boir_core.data.profiles import REAL_DATASETS, get_profile
 
 __all__ = [
     "Archive",
@@ -66,7 +68,7 @@ __all__ = [
     "main",
 ]
 
-DATASETS = ("coco", "crowdpose", "ochuman")
+DATASETS = REAL_DATASETS  # the data sets this module prepares: the registry's real ones
 #: how many missing file names a report lists per split
 SHOW_MISSING = 5
 _STAGING = ".prepare"
@@ -301,8 +303,6 @@ def check_file(path: str | os.PathLike, size: int | None = None, md5: str | None
 
 
 def _progress(total: int | None, initial: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                 disable=not enabled, leave=False)
 
@@ -395,8 +395,6 @@ def extract(archive: str | os.PathLike, out_dir: str | os.PathLike, progress: bo
 
     Members that would land outside ``out_dir`` are refused. An existing ``out_dir`` is returned as is.
     """
-    from tqdm.auto import tqdm
-
     archive, out_dir = Path(archive), Path(out_dir)
     if out_dir.is_dir():
         return out_dir

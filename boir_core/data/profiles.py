@@ -12,6 +12,9 @@ docs/data_format.md#data-sets-on-disk):
   CrowdPose ``crowdIndex``.
 
 ``get_profile("coco")`` returns one; unknown names raise a :class:`KeyError` that lists the known ones.
+:data:`PROFILES` is the one registry of data-set names: :data:`DATASETS`, :data:`REAL_DATASETS`,
+:data:`DEMO_DATASETS`, each data set's number of keypoints, evaluation protocol and printed title are read
+from it everywhere (``Config.data.dataset`` accepts exactly these names; ``tests/data`` checks it).
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ __all__ = [
     "CROWDPOSE_SIGMAS",
     "DatasetProfile",
     "PROFILES",
+    "DATASETS",
+    "REAL_DATASETS",
+    "DEMO_DATASETS",
     "get_profile",
 ]
 
@@ -95,6 +101,15 @@ class DatasetProfile:
     has_crowd_index: bool
     #: the evaluator named by the release ("pycocotools" or the CrowdPose API "crowdposetools").
     evaluator: str = "pycocotools"
+    #: how tables and reports print the name ("CrowdPose").
+    title: str = ""
+    #: True: the embedded synthetic set the kit generates itself (demo results, not the paper's data).
+    synthetic: bool = False
+
+    @property
+    def protocol(self) -> str:
+        """The evaluation protocol: ``"crowdpose"`` (easy / medium / hard, faster-coco-eval) or ``"coco"``."""
+        return "crowdpose" if self.evaluator == "crowdposetools" else "coco"
 
     @property
     def num_keypoints(self) -> int:
@@ -109,36 +124,50 @@ class DatasetProfile:
         return Path(root) / self.image_pattern.format(split=split)
 
 
-def _coco_like(name: str, ann_pattern: str, image_pattern: str) -> DatasetProfile:
+def _coco_like(name: str, ann_pattern: str, image_pattern: str, title: str,
+               synthetic: bool = False) -> DatasetProfile:
     return DatasetProfile(
         name=name, keypoints=COCO_KEYPOINTS, skeleton=COCO_SKELETON, flip_index=COCO_FLIP_INDEX,
         sigmas=COCO_SIGMAS, ann_pattern=ann_pattern, image_pattern=image_pattern, train_filter="coco",
-        small_person_no_center=True, crowd_ignore_mask=True, has_crowd_index=False,
+        small_person_no_center=True, crowd_ignore_mask=True, has_crowd_index=False, title=title,
+        synthetic=synthetic,
     )
 
 
-def _crowdpose_like(name: str, ann_pattern: str, image_pattern: str, has_crowd_index: bool) -> DatasetProfile:
+def _crowdpose_like(name: str, ann_pattern: str, image_pattern: str, has_crowd_index: bool, title: str,
+                    synthetic: bool = False) -> DatasetProfile:
     return DatasetProfile(
         name=name, keypoints=CROWDPOSE_KEYPOINTS, skeleton=CROWDPOSE_SKELETON,
         flip_index=CROWDPOSE_FLIP_INDEX, sigmas=CROWDPOSE_SIGMAS, ann_pattern=ann_pattern,
         image_pattern=image_pattern, train_filter="any", small_person_no_center=False,
-        crowd_ignore_mask=False, has_crowd_index=has_crowd_index, evaluator="crowdposetools",
+        crowd_ignore_mask=False, has_crowd_index=has_crowd_index, evaluator="crowdposetools", title=title,
+        synthetic=synthetic,
     )
 
 
 PROFILES: dict[str, DatasetProfile] = {
-    "coco": _coco_like("coco", "annotations/coco_{split}.json", "images/{split}2017"),
-    "crowdpose": _crowdpose_like("crowdpose", "annotations/crowdpose_{split}.json", "images", True),
+    "coco": _coco_like("coco", "annotations/coco_{split}.json", "images/{split}2017", "COCO"),
+    "crowdpose": _crowdpose_like("crowdpose", "annotations/crowdpose_{split}.json", "images", True, "CrowdPose"),
     "ochuman": DatasetProfile(
         name="ochuman", keypoints=COCO_KEYPOINTS, skeleton=COCO_SKELETON, flip_index=COCO_FLIP_INDEX,
         sigmas=COCO_SIGMAS, ann_pattern="annotations/ochuman_{split}.json", image_pattern="images",
         train_filter="any", small_person_no_center=True, crowd_ignore_mask=False, has_crowd_index=False,
+        title="OCHuman",
     ),
-    # the embedded synthetic sets (engineer B's generator): COCO rules / CrowdPose rules
-    "synthcrowd": _coco_like("synthcrowd", "annotations/person_keypoints_{split}.json", "images/{split}"),
+    # the embedded synthetic sets (boir_core.data.synthetic): COCO rules / CrowdPose rules
+    "synthcrowd": _coco_like("synthcrowd", "annotations/person_keypoints_{split}.json", "images/{split}",
+                             "SynthCrowd", synthetic=True),
     "synthcrowd14": _crowdpose_like(
-        "synthcrowd14", "annotations/person_keypoints_{split}.json", "images/{split}", True),
+        "synthcrowd14", "annotations/person_keypoints_{split}.json", "images/{split}", True, "SynthCrowd-14",
+        synthetic=True),
 }
+
+#: Every data-set name the kit knows, in registry order.
+DATASETS: tuple[str, ...] = tuple(PROFILES)
+#: The paper's data sets (prepared from downloads by :mod:`boir_core.data.prepare`).
+REAL_DATASETS: tuple[str, ...] = tuple(n for n, p in PROFILES.items() if not p.synthetic)
+#: The embedded synthetic sets (results on them are demo results).
+DEMO_DATASETS: tuple[str, ...] = tuple(n for n, p in PROFILES.items() if p.synthetic)
 
 
 def get_profile(name: str | DatasetProfile) -> DatasetProfile:

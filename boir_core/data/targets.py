@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import switch_value
+
 __all__ = [
     "SMALL_PERSON_AREA",
     "gaussian_radius",
@@ -121,23 +123,25 @@ def gaussian_maps(points: np.ndarray, valid: np.ndarray, radius: np.ndarray, siz
     return (gy.astype(np.float32)[..., :, None] * gx.astype(np.float32)[..., None, :])
 
 
-def boxes_from_corners(corners: np.ndarray, output_size: int, box_clipping: str = "correct") -> np.ndarray:
+def boxes_from_corners(corners: np.ndarray, output_size: int, box_clipping: str = "paper") -> np.ndarray:
     """Axis-aligned xywh boxes [P, 4] (output px) from the 4 transformed corners.
 
-    ``"correct"``: clip the extent's corners to [0, S_out - 1], then w = x2 - x1, h = y2 - y1.
+    ``"paper"`` (old spelling ``"correct"``): clip the extent's corners to [0, S_out - 1], then
+    w = x2 - x1, h = y2 - y1.
     ``"release"``: [min_x, min_y, max_x - min_x, max_y - min_y] with each number clipped on its own to
     [0, S_out - 1] (docs/release_vs_paper.md#box-clipping: a box starting left of the map keeps its full width).
     """
     lo = corners.min(axis=1)
     hi = corners.max(axis=1)
     s1 = output_size - 1
-    if box_clipping == "correct":
+    box_clipping = switch_value("data.box_clipping", box_clipping, name="box_clipping")
+    if box_clipping == "paper":
         lo = np.clip(lo, 0, s1)
         hi = np.clip(hi, 0, s1)
         return np.concatenate([lo, hi - lo], axis=-1).astype(np.float32)
     if box_clipping == "release":
         return np.clip(np.concatenate([lo, hi - lo], axis=-1), 0, s1).astype(np.float32)
-    raise ValueError(f"box_clipping must be 'correct' or 'release', got {box_clipping!r}")
+    raise AssertionError(box_clipping)  # pragma: no cover - switch_value checked it
 
 
 def select_instances(
@@ -197,7 +201,7 @@ def build_targets(
     output_size: int,
     *,
     small_person_no_center: bool = True,
-    box_clipping: str = "correct",
+    box_clipping: str = "paper",
     center_jitter: bool = True,
     rng: np.random.Generator | None = None,
     max_instances: int | None = None,

@@ -10,7 +10,7 @@ exactly proportional: an input pixel x_in corresponds to the output coordinate x
 Horizontal flip. Mirroring the S_in-wide input image maps x_in -> S_in - 1 - x_in. In output coordinates
 that is x_out -> (S_in - 1 - 4·x_out)/4 = S_out - 0.25 - x_out. The release labels flipped samples with
 x_out -> S_out - 1 - x_out instead (0.75 output px off, docs/release_vs_paper.md#flip-alignment).
-``flip_alignment="correct"`` (the default) folds the exact flip into the affine itself, so image, ignore
+``flip_alignment="paper"`` (the default) folds the exact flip into the affine itself, so image, ignore
 mask, keypoints and boxes go through one consistent transform; ``"release"`` reproduces the released behaviour.
 """
 from __future__ import annotations
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from ..config import switch_value
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -36,6 +38,8 @@ __all__ = [
     "eval_resize_size",
     "eval_resize",
     "EvalResize",
+    "eval_input",
+    "EvalInput",
 ]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -109,19 +113,18 @@ def hflip_matrix(width: float) -> np.ndarray:
 
 
 def train_affines(params: AffineParams, input_size: int, output_size: int,
-                  flip_alignment: str = "correct") -> tuple[np.ndarray, np.ndarray]:
+                  flip_alignment: str = "paper") -> tuple[np.ndarray, np.ndarray]:
     """(M_in, M_out): original pixels -> input canvas, original pixels -> output map.
 
-    With ``flip_alignment="correct"`` and ``params.flip``, the exact mirror is folded into both matrices
-    (x_in -> S_in - 1 - x_in, equivalently x_out -> S_out - 0.25 - x_out when S_in = 4·S_out). With
+    With ``flip_alignment="paper"`` (old spelling ``"correct"``) and ``params.flip``, the exact mirror is
+    folded into both matrices (x_in -> S_in - 1 - x_in, equivalently x_out -> S_out - 0.25 - x_out when S_in = 4·S_out). With
     ``"release"`` the matrices never flip; the caller mirrors the arrays and labels afterwards
     (:func:`boir_core.data.dataset` does it the release's way).
     """
-    if flip_alignment not in ("correct", "release"):
-        raise ValueError(f"flip_alignment must be 'correct' or 'release', got {flip_alignment!r}")
+    flip_alignment = switch_value("data.flip_alignment", flip_alignment, name="flip_alignment")
     m_in = crop_affine(params.center, params.scale, input_size, params.rotation)
     m_out = crop_affine(params.center, params.scale, output_size, params.rotation)
-    if params.flip and flip_alignment == "correct":
+    if params.flip and flip_alignment == "paper":
         ratio = input_size / output_size
         f_in = hflip_matrix(input_size)
         # the same mirror expressed in output coordinates: x_out -> (S_in - 1)/ratio - x_out
@@ -210,3 +213,22 @@ def eval_resize(width: int, height: int, input_size: int) -> EvalResize:
     inv = np.array([[1.0 / f, 0.0, cx - cw / 2.0 / f], [0.0, 1.0 / f, cy - ch / 2.0 / f]])
     return EvalResize(matrix=m, trans_inv=inv, canvas=(cw, ch), center=(cx, cy),
                       scale=(cw / f / 200.0, ch / f / 200.0))
+
+
+@dataclass(frozen=True)
+class EvalInput:
+    """One image made ready for the network at test time (:func:`eval_input`)."""
+
+    image: np.ndarray  # [3, H', W'] float32, ImageNet-normalised: the network's input
+    canvas: np.ndarray  # [H', W', 3] uint8 RGB: the resized image as the network sees it
+    resize: EvalResize  # the affine (``matrix``: original -> canvas, ``trans_inv``: canvas -> original)
+
+
+def eval_input(image: np.ndarray, input_size: int) -> EvalInput:
+    """The test-time sequence :func:`eval_resize` → :func:`warp` → :func:`normalize_image` of an RGB uint8
+    image (docs/inference.md#test-time-resize): the one place it is written, for the test data set,
+    ``predict`` and the figures."""
+    h, w = image.shape[:2]
+    tr = eval_resize(w, h, input_size)
+    canvas = warp(image, tr.matrix, tr.canvas)
+    return EvalInput(image=normalize_image(canvas), canvas=canvas, resize=tr)

@@ -18,12 +18,17 @@ returns the instance logits [V·n, K, H, W] of every center (y, x) in every view
 """
 from __future__ import annotations
 
+import copy
+import importlib
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
+
+from ..model.fast_instance import views_heatmaps
+from ..model.fold import fold_batchnorm
 
 __all__ = ["BACKENDS", "EXTRAS", "make_runner", "TorchRunner", "OnnxRuntimeRunner", "OpenVinoRunner",
            "BackendUnavailable"]
@@ -38,8 +43,6 @@ class BackendUnavailable(ImportError):
 
 
 def _require(module: str, backend: str):
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as e:
@@ -79,13 +82,9 @@ class TorchRunner:
         model = model.eval()
         self.folded = 0
         if fold_bn:
-            from ..model.fold import fold_batchnorm
-
             probe = torch.zeros(1, 3, 64, 64, device=self.device)
             model, self.folded = fold_batchnorm(model, lambda m: m.center_logits(m.features(probe)))
         if half or channels_last:
-            import copy
-
             model = copy.deepcopy(model) if not fold_bn else model  # never change the caller's model
             if half:
                 model = model.half()
@@ -116,8 +115,6 @@ class TorchRunner:
 
     def _instances_impl(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         if self.fast_instance:
-            from ..model.fast_instance import views_heatmaps
-
             return views_heatmaps(self.model.kpt_head, features, coords)
         v, n = features.shape[0], coords.shape[0]
         imgid = torch.arange(v, device=features.device).repeat_interleave(n)
@@ -182,12 +179,12 @@ class _GraphRunner:
 
 
 def _graphs(model: nn.Module) -> dict[str, bytes]:
+    # local import, a genuine circle: export's export_checkpoint loads weights through runner, which
+    # imports this module (and only the onnxruntime / openvino backends need the exporter)
     from .export import onnx_graphs
 
     model = model.eval()
     if next(model.parameters()).device.type != "cpu":
-        import copy
-
         model = copy.deepcopy(model).cpu()
     return onnx_graphs(model)
 

@@ -21,9 +21,20 @@ import torch
 
 from ..io import atomic_open
 
-__all__ = ["atomic_torch_save", "save_training_state", "load_training_state", "rng_state", "set_rng_state"]
+__all__ = ["atomic_torch_save", "save_training_state", "load_training_state", "rng_state", "set_rng_state",
+           "run_weights"]
 
 FORMAT = "boir-kit-train-state/1"
+
+
+def run_weights(run_dir: str | os.PathLike) -> Path | None:
+    """The weights of a run folder: its ``final.pt``, else (while it trains) ``checkpoints/last.pt``, else
+    None. The one place that maps a run folder to its weights file."""
+    d = Path(run_dir)
+    for cand in (d / "final.pt", d / "checkpoints" / "last.pt"):
+        if cand.is_file():
+            return cand
+    return None
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

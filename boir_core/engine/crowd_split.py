@@ -12,6 +12,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from .evaluate import evaluate_results
+from .results import load_results_json
+
 __all__ = ["CROWDED_THRESHOLD", "split_by_crowd_index", "crowd_split_metrics"]
 
 CROWDED_THRESHOLD = 0.5
@@ -41,9 +44,6 @@ def crowd_split_metrics(results: Sequence[dict[str, Any]] | str | os.PathLike, g
                         backend: str = "pycocotools") -> dict[str, dict[str, float]]:
     """``{"crowded": metrics, "sparse": metrics}``, each with ``images`` (how many) and ``crowd_index``
     (their mean), for a results file (or list) on ``gt_json``."""
-    from .evaluate import evaluate_results
-    from .results import load_results_json
-
     gt = json.loads(Path(gt_json).read_text())
     if isinstance(results, (str, os.PathLike)):
         results = load_results_json(results)

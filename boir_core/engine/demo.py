@@ -26,7 +26,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..config import load_config
+from ..data import get_profile
+from ..data.synthetic import ensure_synthcrowd
+from ..io import atomic_write_json
+from ..model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
+from ..paths import checkout_root
+from .crowd_split import crowd_split_metrics
+from .predict import predict
+from .runner import run_evaluation
+from . import train as training  # train() through its module (tests stand in for it there)
 
 __all__ = ["run_demo", "execute_notebook", "reproduce_table"]
 
@@ -50,9 +61,8 @@ DEMO_WEIGHT_PARAMETERS = {"04": ("checkpoint",), "05": ("checkpoint",), "06": ("
 def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None) -> Path:
     """Build ``notebooks/<name>.ipynb`` from its jupytext ``.py`` and execute it with papermill (kernel in the
     checkout's root). The notebooks exist only in a checkout: without one, :class:`~boir_core.paths.NeedsCheckout`."""
-    from ..paths import checkout_root
-
     repo = checkout_root(f"executing notebooks/{name}")
+    # local: papermill takes seconds to import and only this call (notebook execution) needs the three
     import jupytext
     import nbformat
     import papermill
@@ -73,10 +83,6 @@ def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str
 
 def _evaluate(cfg, weights: Path, out_dir: Path, key: str) -> dict[str, Any]:
     """AP of ``weights`` on the config's test split, overall and on crowded / sparse images."""
-    from ..data import get_profile
-    from .crowd_split import crowd_split_metrics
-    from .runner import run_evaluation
-
     ev = run_evaluation(cfg, weights, out_dir=out_dir, key=key, progress=False)
     ann = get_profile(cfg.data.dataset).ann_file(cfg.data.root, cfg.data.test_split)
     split = crowd_split_metrics(ev["results_path"], ann, dataset=cfg.data.dataset, backend=cfg.test.evaluator)
@@ -90,8 +96,6 @@ def _evaluate(cfg, weights: Path, out_dir: Path, key: str) -> dict[str, Any]:
 
 def _shipped(data_root: str, weights_dir) -> dict[str, tuple[Any, Path]]:
     """{arch: (config, verified weights path)} of the shipped demo weights; {} when the kit ships none."""
-    from ..model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
-
     try:
         listed = shipped_manifest(weights_dir)["weights"]
     except FileNotFoundError:
@@ -109,14 +113,8 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     ``weights_dir``: where the shipped weights and their manifest are (default: inside the package).
     ``generate_data=False`` uses the SynthCrowd set already at ``data.root`` as it is.
     """
-    from ..paths import checkout_root
-
     # before any work: the last step executes the checkout's notebooks
     repo = checkout_root("the demo's last step (executing the notebooks)", NO_CHECKOUT_HINT) if notebooks else None
-    from ..data import get_profile
-    from ..data.synthetic import ensure_synthcrowd
-    from .predict import predict
-    from .train import train
 
     t0 = time.time()
     stages: dict[str, float] = {}
@@ -152,7 +150,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
           + (f"within a {budget:.0f} s budget (steps fixed from this CPU's measured step time)" if budget > 0
              and cfg.train.max_steps <= 0 else f"for {cfg.train.max_steps or 'its epochs of'} steps"))
     t = time.time()
-    summary = train(cfg, run_dir, resume="or-restart", progress=True)  # a changed demo config starts over
+    summary = training.train(cfg, run_dir, resume="or-restart", progress=True)  # a changed config starts over
     stages["train"] = time.time() - t
     t = time.time()
     results["fresh"] = _evaluate(cfg, run_dir / "final.pt", out_dir / "eval", "demo_synthcrowd_val")
@@ -198,8 +196,6 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
         "notebooks": [str(p) for p in executed],
         "drawn": {"images": pred["num_images"], "poses": pred["num_poses"]},
     }
-    from ..io import atomic_write_json
-
     atomic_write_json(out_dir / "demo_summary.json", summary_out, indent=2)
     print(format_summary(summary_out))
     return summary_out
@@ -246,7 +242,7 @@ def format_summary(s: dict[str, Any]) -> str:
 
 def _takes(src: Path, name: str) -> bool:
     """Does the notebook's parameters cell define ``name``?"""
-    import jupytext
+    import jupytext  # local: only notebook runs need it (see execute_notebook)
 
     nb = jupytext.read(src)
     for c in nb.cells:
@@ -268,6 +264,4 @@ def reproduce_table(table: int, out_dir: str | os.PathLike = "runs/reproduce",
 
 
 def _parse(v: Any) -> Any:
-    import yaml
-
     return yaml.safe_load(v) if isinstance(v, str) else v

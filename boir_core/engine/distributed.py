@@ -6,6 +6,7 @@ Launch with ``torchrun --nproc_per_node=N -m boir_core train --config ...``: tor
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -47,8 +48,6 @@ def device_name(device: torch.device) -> str:
     """A readable name of ``device`` for reports: the GPU model, or the CPU with its thread count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
-
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 

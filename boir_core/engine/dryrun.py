@@ -17,9 +17,14 @@ import sys
 import time
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from ..config import Config, preset_label
+from ..model import count_parameters
+from .distributed import cleanup_distributed, device_name, init_distributed
+from .schedule import set_lr, warmup_cosine_schedule
+from .train import _build_loader, _build_model, _epoch_batches, _optimization, _step, seed_everything
 
 __all__ = ["dry_run", "format_dry_run", "peak_rss_bytes"]
 
@@ -44,13 +49,6 @@ def _cpu_name() -> str:
 def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Build the training job of ``cfg``, run ``steps`` steps on its first batch and return the figures
     (``log`` prints progress on rank 0). See the module docstring."""
-    import numpy as np
-
-    from ..model import count_parameters
-    from .distributed import cleanup_distributed, device_name, init_distributed
-    from .schedule import set_lr, warmup_cosine_schedule
-    from .train import _build_loader, _build_model, _epoch_batches, _optimization, _step, seed_everything
-
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     t0 = time.perf_counter()

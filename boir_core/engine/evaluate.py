@@ -40,9 +40,13 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
+import faster_coco_eval
 import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
-from boir_core.data.profiles import COCO_SIGMAS, CROWDPOSE_SIGMAS
+from boir_core.config import ConfigError, preset_label
+from boir_core.data.profiles import COCO_SIGMAS, CROWDPOSE_SIGMAS, PROFILES
 from boir_core.engine.results import atomic_write_json, load_results_json, validate_results
 
 __all__ = [
@@ -67,14 +71,9 @@ COCO_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR
 CROWDPOSE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium",
                                       "AP_hard")
 
-#: data set -> (protocol, sigmas)
+#: data set -> (protocol, sigmas), from the data-set profiles
 DATASET_PROTOCOLS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "coco": ("coco", COCO_OKS_SIGMAS),
-    "ochuman": ("coco", COCO_OKS_SIGMAS),
-    "synthcrowd": ("coco", COCO_OKS_SIGMAS),
-    "crowdpose": ("crowdpose", CROWDPOSE_OKS_SIGMAS),
-    "synthcrowd14": ("crowdpose", CROWDPOSE_OKS_SIGMAS),
-}
+    name: (p.protocol, p.sigmas) for name, p in PROFILES.items()}
 
 Backend = Literal["pycocotools", "faster-coco-eval"]
 
@@ -126,9 +125,6 @@ def _silent() -> contextlib.AbstractContextManager:
 
 
 def _stats_pycocotools(gt: dict[str, Any], results: list[dict[str, Any]], sigmas: Sequence[float]) -> np.ndarray:
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     with _silent():
         coco_gt = COCO()
         coco_gt.dataset = gt
@@ -145,12 +141,10 @@ def _stats_pycocotools(gt: dict[str, Any], results: list[dict[str, Any]], sigmas
 
 def _stats_faster(gt: dict[str, Any], results: list[dict[str, Any]], sigmas: Sequence[float],
                   protocol: str) -> np.ndarray:
-    from faster_coco_eval import COCO, COCOeval_faster
-
-    coco_gt = COCO(gt)  # a fresh evaluator every call: the crowd split mutates params.imgIds
+    coco_gt = faster_coco_eval.COCO(gt)  # a fresh evaluator every call: the crowd split mutates params.imgIds
     coco_dt = coco_gt.loadRes(results)
     crowd = protocol == "crowdpose"
-    ev = COCOeval_faster(coco_gt, coco_dt, "keypoints_crowd" if crowd else "keypoints",
+    ev = faster_coco_eval.COCOeval_faster(coco_gt, coco_dt, "keypoints_crowd" if crowd else "keypoints",
                          kpt_oks_sigmas=np.asarray(sigmas, dtype=np.float64), use_area=not crowd,
                          print_function=lambda *a, **k: None)
     assert ev.params.maxDets == [20], ev.params.maxDets
@@ -264,8 +258,6 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
         raise ValueError(f"timings: unknown keys {sorted(unknown)} (allowed: network_ms, decode_ms, device)")
     config_dict, config_name, model = _config_parts(config)
     if preset is None and config_dict:
-        from ..config import ConfigError, preset_label
-
         try:
             preset = preset_label(config_dict)
         except (ConfigError, TypeError, AttributeError):  # a foreign or older config dict

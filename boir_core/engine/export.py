@@ -32,6 +32,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..io import atomic_open, atomic_write_json
+from ..model.fast_instance import views_heatmaps
+from .runner import load_inference_model, resolve_checkpoint
+
 __all__ = ["DenseGraph", "InstanceGraph", "onnx_graphs", "export_onnx", "export_checkpoint", "OPSET", "FORMATS"]
 
 OPSET = 17
@@ -61,8 +65,6 @@ class InstanceGraph(nn.Module):
         self.model = model
 
     def forward(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        from ..model.fast_instance import views_heatmaps
-
         return views_heatmaps(self.model.kpt_head, features, coords)
 
 
@@ -101,8 +103,6 @@ def onnx_graphs(model: nn.Module, *, opset: int = OPSET, probe_size: int = 64) -
 def export_onnx(model: nn.Module, out_dir: str | os.PathLike, *, meta: dict[str, Any] | None = None,
                 opset: int = OPSET) -> dict[str, Path]:
     """Write ``dense.onnx``, ``instance.onnx`` and ``meta.json`` into ``out_dir`` (each file atomically)."""
-    from ..io import atomic_open, atomic_write_json
-
     graphs = onnx_graphs(model, opset=opset)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,8 +130,6 @@ def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
     """What ``python -m boir_core export`` runs: load ``checkpoint`` (any file the kit reads, released
     weights included) into ``cfg``'s inference network and write its graphs into the folder ``output``
     (default ``<output_dir>/<name>/onnx``)."""
-    from .runner import load_inference_model, resolve_checkpoint
-
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r} is not one of {list(FORMATS)}")
     model, _ = load_inference_model(cfg, checkpoint, "cpu")

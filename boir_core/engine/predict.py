@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from ..config import Config
+from ..data import get_profile
+from ..data.transforms import eval_input
 from ..io import atomic_write_json
+from .draw import draw_poses
+from . import backends
+from . import decode as decode_mod
+from . import runner
+from .distributed import resolve_device
 
 __all__ = ["predict", "iter_inputs", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "DRAW_MIN_SCORE"]
 
@@ -69,19 +76,11 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
     ``output`` keeps every pose (AP needs the low-scored ones too); the images in ``draw_dir`` show only
     the people scored at least ``draw_min_score``, so the long tail of weak proposals does not bury them.
     """
-    from ..data import get_profile
-    from ..data.transforms import eval_resize, normalize_image, warp
-    from ..viz.draw import draw_poses
-    from .decode import decode, decode_kwargs_from_config
-    from .backends import make_runner
-    from .distributed import resolve_device
-    from .runner import load_inference_model
-
     device = resolve_device(cfg.train.device)
-    model, _ = load_inference_model(cfg, checkpoint, device)
-    net = make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
+    model, _ = runner.load_inference_model(cfg, checkpoint, device)
+    net = backends.make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
     prof = get_profile(cfg.data.dataset)
-    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    kwargs = decode_mod.decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     results: list[dict] = []
     skipped: list[str] = []
     n_images = 0
@@ -93,11 +92,9 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
             warnings.warn(f"cannot read {name}: skipped ({len(skipped)} so far)")
             continue
         n_images += 1
-        h, w = img.shape[:2]
-        tr = eval_resize(w, h, cfg.data.input_size)
-        canvas = warp(img, tr.matrix, tr.canvas)
-        x = torch.from_numpy(normalize_image(canvas))
-        r = decode(net, x, {"trans_inv": tr.trans_inv}, image_id=image_id, **kwargs)
+        x = eval_input(img, cfg.data.input_size)
+        r = decode_mod.decode(net, torch.from_numpy(x.image), {"trans_inv": x.resize.trans_inv}, image_id=image_id,
+                              **kwargs)
         results.extend(r.poses)
         if draw_dir is not None:
             drawn = draw_poses(img, r.poses, prof.skeleton, min_score=draw_min_score)

@@ -12,6 +12,10 @@ import numpy as np
 import torch
 
 from ..config import Config
+from ..data import get_profile
+from ..model import build_model, count_parameters
+from .decode import decode, decode_kwargs_from_config
+from .distributed import device_name, resolve_device
 
 __all__ = ["profile", "format_profile"]
 
@@ -19,11 +23,6 @@ __all__ = ["profile", "format_profile"]
 def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = None, repeats: int = 10,
             warmup: int = 2, flip_test: bool = True, num_people: int = 10) -> dict[str, Any]:
     """Parameter counts of the training and inference networks and, unless ``params_only``, latency."""
-    from ..data import get_profile
-    from ..model import build_model, count_parameters
-    from .decode import decode, decode_kwargs_from_config
-    from .distributed import device_name, resolve_device
-
     train_model = build_model(cfg, train=True, initialise=False)  # counting: no ImageNet weights needed
     train_counts = count_parameters(train_model)
     del train_model

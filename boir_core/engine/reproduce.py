@@ -59,6 +59,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from ..config import Config, configs_dir, load_config
+from ..data.profiles import REAL_DATASETS, get_profile
+from .checkpointing import run_weights
 
 __all__ = [
     "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "table_numbers", "table_ids", "plan", "ablation_subset",
@@ -68,7 +70,6 @@ __all__ = [
     "demo_data_root", "demo_pair_configs",
 ]
 
-REAL_DATASETS = ("coco", "crowdpose", "ochuman")
 WEIGHT_SUFFIXES = (".pth", ".pth.tar", ".pt")
 
 
@@ -93,7 +94,7 @@ class Run:
 
     @property
     def num_keypoints(self) -> int:
-        return 14 if self.dataset == "crowdpose" else 17
+        return get_profile(self.dataset).num_keypoints
 
     @property
     def config_path(self) -> Path:
@@ -238,7 +239,7 @@ def resolve_weights(run: Union[Run, str], checkpoint_dir: Union[str, os.PathLike
     for p in weight_candidates(run, checkpoint_dir):
         if p.is_file():
             return p
-        if p.is_dir() and ((p / "final.pt").is_file() or (p / "checkpoints" / "last.pt").is_file()):
+        if p.is_dir() and run_weights(p) is not None:
             return p
     return None
 
@@ -249,8 +250,6 @@ def _profile_split(dataset: str, split: str) -> str:
 
 def data_present(data_root: Union[str, os.PathLike], dataset: str, split: str) -> bool:
     """Are ``<data_root>/<dataset>``'s annotation file and image folder of ``split`` there?"""
-    from ..data import get_profile
-
     prof = get_profile(dataset)
     root = Path(data_root) / dataset
     s = _profile_split(dataset, split)

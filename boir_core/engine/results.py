@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..data.profiles import get_profile
 from ..io import atomic_write_json
 
 __all__ = [
@@ -104,5 +105,6 @@ def write_testdev_results(results: Sequence[dict[str, Any]], out_dir: str | os.P
     ``image_ids`` (from ``image_info_test-dev2017.json``), when given, is checked to contain every result's
     image. Zip the file before uploading to the evaluation server.
     """
-    validate_results(results, num_keypoints=17, image_ids=image_ids, source="test-dev results")
+    validate_results(results, num_keypoints=get_profile("coco").num_keypoints, image_ids=image_ids,
+                     source="test-dev results")
     return atomic_write_json(Path(out_dir) / coco_testdev_filename(alg), list(results))

@@ -13,31 +13,42 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
 
-from ..config import Config
+from ..config import Config, ConfigError, load_config, preset_label, upgrade_config_dict
+from ..data import KeypointDataset, get_profile, synthetic
+from ..data.profiles import DEMO_DATASETS
 from ..io import atomic_write_json
-from .distributed import device_name
+from ..model import build_model, count_parameters, load_weights
+from ..model.demo_weights import shipped_arch, shipped_checkpoint
+from ..paths import inside_package
+from . import backends
+from . import decode as decode_mod  # called through the module: tests stand in for decode there
+from .checkpointing import FORMAT as TRAIN_STATE_FORMAT
+from .checkpointing import run_weights
+from .distributed import (all_gather_objects, broadcast_object, cleanup_distributed, device_name,
+                          init_distributed)
+from .evaluate import evaluate_results, write_metrics_json
+from .results import write_testdev_results
 
 __all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "decode_dataset", "run_evaluation",
            "default_eval_dir", "prepare_demo_data"]
 
-DEMO_DATASETS = ("synthcrowd", "synthcrowd14")
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A run folder means its ``final.pt`` (or ``checkpoints/last.pt`` while training); ``shipped:boir`` /
     ``shipped:cid`` mean the demo weights shipped inside the package (checksum verified; a file of that name
     in the working folder wins)."""
-    from ..model.demo_weights import shipped_arch, shipped_checkpoint
-
     p = Path(path)
     arch = None if p.exists() else shipped_arch(str(path))
     if arch is not None:
         return shipped_checkpoint(arch)
     if p.is_dir():
-        for cand in (p / "final.pt", p / "checkpoints" / "last.pt"):
-            if cand.is_file():
-                return cand
+        weights = run_weights(p)
+        if weights is not None:
+            return weights
         raise FileNotFoundError(f"{p} is a folder without final.pt or checkpoints/last.pt")
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}")
@@ -49,8 +60,6 @@ def checkpoint_config(checkpoint: str | os.PathLike | None, config: str | os.Pat
     """The config to use with ``checkpoint``: ``config`` when given; else the one saved with the weights (the
     run folder's ``config.yaml`` beside them, or the config stored inside our ``final.pt``); else ``fallback``.
     ``overrides`` (``key=value``) are applied last."""
-    from ..config import load_config
-
     if config is not None and str(config) != "":
         return load_config(config, list(overrides))
     if checkpoint is not None:
@@ -65,14 +74,13 @@ def checkpoint_config(checkpoint: str | os.PathLike | None, config: str | os.Pat
             raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
         saved = (obj.get("extra") or {}).get("config") if isinstance(obj, dict) else None
         if isinstance(saved, dict):
-            return Config.from_dict(saved, source=f"{path} (saved config)").override(*overrides)
+            # a stored record, possibly in an older kit's switch words: read without a deprecation warning
+            return Config.from_dict(upgrade_config_dict(saved), source=f"{path} (saved config)").override(*overrides)
     return load_config(fallback, list(overrides))
 
 
 def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, device: torch.device | str = "cpu"):
     """The inference network of ``cfg`` with ``checkpoint`` loaded strictly (None: random weights)."""
-    from ..model import build_model, load_weights
-
     model = build_model(cfg, train=False)
     report = None
     if checkpoint is not None:
@@ -83,7 +91,7 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
         except Exception as e:
             raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
         train_config = None
-        if isinstance(obj, dict) and str(obj.get("format", "")).startswith("boir-kit-train-state"):
+        if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
             source = obj["model_state"]  # our training state: its weights (training-only heads are dropped)
             train_config = obj.get("config")
         elif isinstance(obj, dict):
@@ -98,8 +106,6 @@ def _weights_preset(kind: str, train_config: Any) -> str:
     if kind.endswith("-release") or kind.endswith("-release-training"):
         return "release (released weights)"
     if isinstance(train_config, dict):
-        from ..config import ConfigError, preset_label
-
         try:
             return preset_label(train_config)
         except (ConfigError, TypeError, AttributeError):
@@ -114,26 +120,20 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
     With ``world_size`` > 1 this process decodes only its round-robin share of the first ``max_images``
     images (0: all): image i belongs to rank ``i % world_size``. :func:`run_evaluation` merges the shares.
     """
-    from ..data import get_profile
-    from .backends import make_runner
-    from .decode import decode, decode_kwargs_from_config
-
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
     prof = get_profile(cfg.data.dataset)
-    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    kwargs = decode_mod.decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     results, t_net, t_dec = [], 0.0, 0.0
-    net = make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
+    net = backends.make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
     mine = range(rank, n, world_size)
     it = mine
     if progress:
-        from tqdm.auto import tqdm
-
         it = tqdm(it, desc="decode", leave=False)
     for i in it:
         s = dataset[i]
-        r = decode(net, s["image"], s["meta"], image_id=s["image_id"], **kwargs)
+        r = decode_mod.decode(net, s["image"], s["meta"], image_id=s["image_id"], **kwargs)
         results.extend(r.poses)
         t_net += r.time_network
         t_dec += r.time_decode
@@ -155,11 +155,6 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
     share of the images on its own device; rank 0 merges the shares, evaluates and writes the files, and
     every process returns the same dictionary. Timings stay per image on one device.
     """
-    import torch.distributed as dist
-
-    from ..data import KeypointDataset
-    from .distributed import all_gather_objects, broadcast_object, cleanup_distributed, init_distributed
-
     owns_group = not (dist.is_available() and dist.is_initialized())
     dinfo = init_distributed(cfg.train.device)
     try:
@@ -187,8 +182,6 @@ def default_eval_dir(cfg: Config, checkpoint: str | os.PathLike | None) -> Path:
     """Where ``evaluate`` writes without ``--out``: ``eval/`` beside the checkpoint, except for weights inside
     the package (the shipped ones; never written into) and no weights: ``<output_dir>/<name>/eval`` (from the
     working folder)."""
-    from ..paths import inside_package
-
     if checkpoint:
         ckpt = resolve_checkpoint(checkpoint)
         if not inside_package(ckpt):
@@ -206,9 +199,6 @@ def prepare_demo_data(cfg: Config, say=print) -> bool:
     root = Path(cfg.data.root).expanduser()
     if root.exists():
         return False
-    from ..data import get_profile
-    from ..data import synthetic
-
     k = get_profile(cfg.data.dataset).num_keypoints
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the processes would race writing the same files
         raise FileNotFoundError(f"no {cfg.data.dataset} data at data.root={cfg.data.root} ({root.resolve()}); under "
@@ -226,9 +216,6 @@ def prepare_demo_data(cfg: Config, say=print) -> bool:
 
 def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir: Path, key: str | None,
                         device: torch.device, processes: int) -> dict[str, Any]:
-    from ..model import count_parameters
-    from .evaluate import evaluate_results, write_metrics_json
-
     results, t_net, t_dec, n = merged
     out_dir.mkdir(parents=True, exist_ok=True)
     split = cfg.data.test_split
@@ -239,8 +226,6 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
     upload = None
     if cfg.data.dataset == "coco" and split in ("test", "test-dev"):
         # COCO test-dev has no public labels: write the evaluation server's upload file instead
-        from .results import write_testdev_results
-
         upload = write_testdev_results(results, out_dir, alg=cfg.model.arch, image_ids=dataset.image_ids)
         metrics: dict[str, Any] = {}
     else:

@@ -23,6 +23,7 @@ functions cast their inputs).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import random
@@ -34,11 +35,17 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
 
-from ..config import Config
+from ..config import Config, upgrade_config_dict
+from ..data import EpochSampler, KeypointDataset, collate_train
+from ..io import atomic_write_json
+from .. import losses as loss_fns  # total_loss through the package (tests stand in for it there)
+from ..model import build_model, save_checkpoint
 from .budget import CALIBRATION_STEPS, StepPlan, plan_from_config, steps_for_budget, time_steps
 from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
-from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, init_distributed
+from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, device_name, init_distributed
 from .schedule import set_lr, warmup_cosine_schedule
 
 __all__ = ["train", "TrainSummary", "TrainingInterrupted", "NonFiniteLossError", "ResumeMismatchError",
@@ -145,11 +152,6 @@ def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    model = getattr(model, "_orig_mod", model)  # torch.compile
-    return getattr(model, "module", model)  # DDP
-
-
 class _MetricsLog:
     """metrics.jsonl (+ TensorBoard when installed), written by rank 0 only."""
 
@@ -159,7 +161,8 @@ class _MetricsLog:
         self.tb = None
         if enabled:
             try:
-                from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+                # optional dependency: the tensorboard package (and its slow import) only when installed
+                from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(run_dir / "tb"))
             except Exception:
@@ -182,10 +185,6 @@ class _MetricsLog:
 
 
 def _build_loader(cfg: Config, dinfo: DistInfo):
-    from torch.utils.data import DataLoader, DistributedSampler
-
-    from ..data import EpochSampler, KeypointDataset, collate_train
-
     dataset = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
     if len(dataset) == 0:
         raise RuntimeError(f"training set {cfg.data.root} ({cfg.data.train_split}) has no usable images")
@@ -204,8 +203,6 @@ def _build_loader(cfg: Config, dinfo: DistInfo):
 
 
 def _build_model(cfg: Config, dinfo: DistInfo) -> tuple[torch.nn.Module, torch.nn.Module]:
-    from ..model import build_model
-
     model = build_model(cfg, train=True)  # + ImageNet weights (model.pretrained) or train.transfer_from
     if dinfo.is_main and model.init_report is not None:
         print(f"[train] initialisation: {model.init_report}")
@@ -291,10 +288,6 @@ def _optimization(cfg: Config, model, dinfo: DistInfo, loader):
 def _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen, dinfo, use_amp, amp_dtype,
                       iters_per_epoch: int, t_budget: float) -> StepPlan:
     """Time a few real steps, undo them (weights, optimizer, RNGs), and size the run to the budget."""
-    import copy
-
-    from .distributed import device_name
-
     tc = cfg.train
     saved = (copy.deepcopy(core.state_dict()), copy.deepcopy(optimizer.state_dict()),
              copy.deepcopy(scaler.state_dict()), rng_state())
@@ -340,7 +333,8 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     if resume and ckpt_path.exists():
         state = load_training_state(ckpt_path)
-        changed = config_changes(_with_defaults(state["config"], Config().to_dict()), cfg.to_dict())
+        changed = config_changes(_with_defaults(upgrade_config_dict(state["config"]), Config().to_dict()),
+                                 cfg.to_dict())
         if changed:
             raise ResumeMismatchError(
                 f"{ckpt_path} was written with a different config; resuming would mix two runs. Changed: "
@@ -368,8 +362,6 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
     summary.total_steps, summary.step_seconds, summary.plan = plan.total_steps, plan.measured_step_s, plan.to_dict()
 
     if dinfo.is_main:  # only now: a refused resume must leave the run folder's config as it was
-        from ..io import atomic_write_json
-
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.dump(run_dir / "config.yaml")
         atomic_write_json(run_dir / "schedule.json", plan.to_dict())
@@ -391,8 +383,6 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
             bar = None
             n_iters = plan.iters_in_epoch(epoch)
             if progress and dinfo.is_main:
-                from tqdm.auto import tqdm
-
                 bar = tqdm(total=n_iters, desc=f"epoch {epoch + 1}/{plan.epochs}", leave=False,
                            disable=None)  # no bar when the output is not a terminal (logs, CI)
             sums: dict[str, float] = {}
@@ -454,8 +444,6 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
         log.close()
     summary.iterations = iters_this_call
     if dinfo.is_main:
-        from ..model import save_checkpoint
-
         summary.final_weights = save_checkpoint(core, run_dir / "final.pt",
                                                 extra={"config": cfg.to_dict(), "plan": plan.to_dict()})
     summary.seconds = time.time() - t_start
@@ -464,8 +452,6 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
 
 def _step(model, optimizer, scaler, batch, cfg: Config, dinfo: DistInfo, use_amp, amp_dtype, loss_gen):
     """One optimisation step. Returns (loss terms as floats, grad norm, finite?)."""
-    from ..losses import total_loss
-
     batch = move_batch(batch, dinfo.device)
     images = batch["image"]
     if cfg.train.channels_last:
@@ -473,7 +459,7 @@ def _step(model, optimizer, scaler, batch, cfg: Config, dinfo: DistInfo, use_amp
     ctx = torch.autocast(dinfo.device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
     with ctx:
         outputs = model(images, batch["instance_coord"], batch["instance_imgid"])
-    losses = total_loss(outputs, batch, cfg.loss, generator=loss_gen)  # fp32, outside autocast
+    losses = loss_fns.total_loss(outputs, batch, cfg.loss, generator=loss_gen)  # fp32, outside autocast
     total = losses["total"]
     finite = torch.isfinite(total.detach())
     if dinfo.distributed:  # every rank must agree to skip

@@ -3,7 +3,7 @@ at the 3×3 window around every instance center, decoded to boxes and scored wit
 
 At a window pixel with column x and row y, the bbox head predicts o = (l, t, r, b) and the box is
 
-    x1 = x − l,  y1 = y − t,  w = l + r,  h = t + b          (decode="xy", correct)
+    x1 = x − l,  y1 = y − t,  w = l + r,  h = t + b          (decode="paper"; old spelling "xy")
     x1 = y − l,  y1 = x − t,  w = l + r,  h = t + b          (decode="release": the released code passes
                                                                the anchor as (y, x), swapping the axes)
 
@@ -22,7 +22,8 @@ import math
 
 import torch
 
-from ._common import as_float, check_choice, check_same_length, check_shape, fp32_loss
+from ..config import switch_value
+from ._common import as_float, check_same_length, check_shape, fp32_loss
 
 __all__ = ["ciou", "decode_ltrb", "center_windows", "bbox_loss", "CIOU_EPS"]
 
@@ -52,10 +53,10 @@ def ciou(pred_xywh: torch.Tensor, gt_xywh: torch.Tensor, eps: float = CIOU_EPS) 
     return iou - (rho2 / c2 + v * alpha)
 
 
-def decode_ltrb(ltrb: torch.Tensor, x: torch.Tensor, y: torch.Tensor, decode: str = "xy") -> torch.Tensor:
+def decode_ltrb(ltrb: torch.Tensor, x: torch.Tensor, y: torch.Tensor, decode: str = "paper") -> torch.Tensor:
     """Distances (l, t, r, b) [..., 4] at anchor pixels (column ``x``, row ``y``) -> xywh boxes [..., 4]."""
-    check_choice("decode", decode, ("xy", "release"))
-    ax, ay = (x, y) if decode == "xy" else (y, x)
+    decode = switch_value("loss.bbox_decode", decode, name="decode")
+    ax, ay = (x, y) if decode == "paper" else (y, x)
     ax, ay = ax.to(ltrb.dtype), ay.to(ltrb.dtype)
     l, t, r, b = ltrb.unbind(-1)
     return torch.stack([ax - l, ay - t, l + r, t + b], dim=-1)
@@ -74,7 +75,7 @@ def center_windows(instance_coord: torch.Tensor, height: int, width: int):
 
 @fp32_loss
 def bbox_loss(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_imgid: torch.Tensor,
-              instance_bbox: torch.Tensor, decode: str = "xy", return_per_instance: bool = False):
+              instance_bbox: torch.Tensor, decode: str = "paper", return_per_instance: bool = False):
     """Mean 1 − CIoU over the 3×3 windows around the (jittered) instance centers.
 
     ``bbox_map`` [B,4,H,W] raw l, t, r, b; ``instance_coord`` [N,2] (y, x); ``instance_imgid`` [N];
@@ -88,7 +89,7 @@ def bbox_loss(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_img
     check_shape("instance_bbox", instance_bbox, 2, 4)
     check_shape("instance_imgid", instance_imgid, 1)
     check_same_length(instance_coord=instance_coord, instance_imgid=instance_imgid, instance_bbox=instance_bbox)
-    check_choice("decode", decode, ("xy", "release"))
+    decode = switch_value("loss.bbox_decode", decode, name="decode")
     bbox_map = as_float(bbox_map)
     _, _, height, width = bbox_map.shape
     ys, xs, valid = center_windows(instance_coord.long(), height, width)

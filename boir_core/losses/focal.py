@@ -18,7 +18,7 @@ import torch
 from ..ops import sigmoid_clamp
 from ._common import as_float, check_shape, fp32_loss
 
-__all__ = ["focal_loss", "multi_heatmap_loss", "instance_heatmap_loss", "select_instances"]
+__all__ = ["focal_loss", "multi_heatmap_loss", "instance_heatmap_loss", "subsample_instances"]
 
 
 @fp32_loss
@@ -58,10 +58,12 @@ def multi_heatmap_loss(center: torch.Tensor, buk: Optional[torch.Tensor], multi_
     return focal_loss(sigmoid_clamp(logits), multi_heatmap, multi_mask)
 
 
-def select_instances(num_instances: int, max_instances: int, generator: Optional[torch.Generator] = None,
-                     device: torch.device | str = "cpu") -> Optional[torch.Tensor]:
-    """Indices of a random subset of ``max_instances`` instances, or None when all are kept
-    (docs/training.md#instance-keypoint-loss).
+def subsample_instances(num_instances: int, max_instances: int, generator: Optional[torch.Generator] = None,
+                        device: torch.device | str = "cpu") -> Optional[torch.Tensor]:
+    """Indices of a random subset of ``max_instances`` of the batch's instances for the instance keypoint loss,
+    or None when all are kept (docs/training.md#instance-keypoint-loss). Not to be confused with
+    :func:`boir_core.data.targets.select_instances`, which chooses the people of one image that become
+    instances.
 
     ``num_instances`` is a shape, so this reads nothing back from the device.
     """
@@ -89,7 +91,7 @@ def instance_heatmap_loss(instance_logits: torch.Tensor, instance_heatmap: torch
                          f"{instance_mask.shape[0]} instances, the predictions {n}")
     if n == 0:  # a shape, not data: no synchronisation
         return as_float(instance_logits).sum() * 0
-    keep = select_instances(n, max_instances, generator, instance_logits.device)
+    keep = subsample_instances(n, max_instances, generator, instance_logits.device)
     if keep is not None:
         instance_logits, instance_heatmap, instance_mask = (
             instance_logits[keep], instance_heatmap[keep], instance_mask[keep])

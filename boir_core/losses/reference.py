@@ -64,8 +64,11 @@ def ciou_ref(pred, gt, eps: float = 1e-10):
     return iou - (rho2 / c2 + v * alpha)
 
 
-def bbox_loss_ref(bbox_map, instance_coord, instance_imgid, instance_bbox, decode: str = "xy"):
-    """Σ over instances and clipped 3×3 window pixels of 1 − CIoU, ÷ number of window pixels."""
+def bbox_loss_ref(bbox_map, instance_coord, instance_imgid, instance_bbox, decode: str = "paper"):
+    """Σ over instances and clipped 3×3 window pixels of 1 − CIoU, ÷ number of window pixels.
+    ``decode``: ``paper`` (or its old spelling ``xy``) reads the anchor as (x, y), ``release`` as (y, x)."""
+    if decode not in ("paper", "xy", "release"):
+        raise ValueError(f"decode={decode!r} is not one of ['paper', 'release']")
     _, _, H, W = bbox_map.shape
     total, count = 0.0, 0
     for i in range(instance_coord.shape[0]):
@@ -79,7 +82,7 @@ def bbox_loss_ref(bbox_map, instance_coord, instance_imgid, instance_bbox, decod
                 if dummy:
                     continue
                 l, t, r, bt = (bbox_map[b, k, y, x] for k in range(4))
-                ax, ay = (x, y) if decode == "xy" else (y, x)
+                ax, ay = (y, x) if decode == "release" else (x, y)
                 pred = [ax - l, ay - t, l + r, t + bt]
                 total = total + (1 - ciou_ref(pred, gt))
     return total / max(count, 1) * torch.ones((), dtype=bbox_map.dtype)

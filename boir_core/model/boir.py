@@ -20,6 +20,7 @@ from typing import Any, Literal, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from ..config import switch_value
 from .backbone import HRNetBackbone
 from .heads import MultiHead
 from .instance_head import InstanceKeypointHead, check_instances
@@ -38,7 +39,7 @@ class BoIR(nn.Module):
         train_heads: build the training-only heads (BUK, emb, bbox). ``False`` builds the inference model:
             backbone, neck, center head and instance head only.
         bbox_head: build the bbox head at all (``False``: Table 4 ablation).
-        bbox_head_init: ``"working"`` (default: only the output conv weight zeroed) or ``"release"``
+        bbox_head_init: ``"paper"`` (default: only the output conv weight zeroed) or ``"release"``
             (every conv zeroed, as released — the head then never learns;
             docs/release_vs_paper.md#bbox-head-initialisation).
         neck_channels, neck_middle_channels, atrous_rates, head_channels: ASPP / head widths (docs/model.md#neck-aspp).
@@ -48,12 +49,13 @@ class BoIR(nn.Module):
 
     def __init__(self, num_keypoints: int, backbone: str = "hrnet_w32", inst_channels: int = 64,
                  emb_dim: int = 128, train_heads: bool = True, bbox_head: bool = True,
-                 bbox_head_init: Literal["working", "release"] = "working",
+                 bbox_head_init: Literal["paper", "release"] = "paper",
                  neck_channels: int = 256, neck_middle_channels: int = 128,
                  atrous_rates: Sequence[int] = (12, 24, 36), head_channels: int = 128):
         super().__init__()
         if num_keypoints < 1:
             raise ValueError(f"num_keypoints must be positive, got {num_keypoints}")
+        bbox_head_init = switch_value("model.bbox_head_init", bbox_head_init, name="bbox_head_init")
         #: constructor arguments, enough to rebuild the network from a checkpoint (weights are loaded by
         #: :func:`~boir_core.model.build_model` / :func:`~boir_core.model.load_weights`, never here)
         self.config: dict[str, Any] = dict(

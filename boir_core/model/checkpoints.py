@@ -13,7 +13,8 @@ kind                      what it is
 ``cid-release``           a released CID model (``backbone.*``, ``iia.*``, ``gfd.*``)
 ``boir-kit``              our own file written by :func:`save_checkpoint`
 ``imagenet``              ImageNet HRNet weights (timm ``hrnet_w32`` naming or the official HRNet
-                          classification file) from a local file, or ``"timm"`` for timm's hub. Only the
+                          classification file), from a file or the state_dict that
+                          :func:`~boir_core.model.load_imagenet` reads (timm's hub too). Only the
                           backbone is filled; classification-head keys (:data:`IMAGENET_HEAD_PREFIXES`)
                           are dropped
 ========================  ===================================================================================
@@ -42,8 +43,11 @@ from typing import Any, Mapping, Optional, Union
 import torch
 import torch.nn as nn
 
+from ..config import DEPRECATED_VALUES
 from ..io import atomic_open
 from .backbone import IMAGENET_HEAD_PREFIXES
+from .boir import BoIR
+from .cid import CID
 
 __all__ = [
     "CheckpointError",
@@ -52,7 +56,7 @@ __all__ = [
     "save_checkpoint",
     "load_model",
     "export_released",
-    "RELEASED_NAMES",
+    "ARCHS",
     "TRANSFER_KEYS",
     "AUX_HEAD_PREFIXES",
     "FORMAT_TAG",
@@ -62,13 +66,10 @@ __all__ = [
 FORMAT_TAG = "boir_kit.model"
 FORMAT_VERSION = 1
 
-#: Our state-dict prefix → the released prefix, per architecture. Our module names were chosen to equal the
-#: released ones, so every entry is the identity; should a released name turn out different (CID's names
-#: come from reading kennethwdk/CID lib/models/cid.py and cid_module.py), correct it here only.
-RELEASED_NAMES: dict[str, dict[str, str]] = {
-    "boir": {"backbone.": "backbone.", "multihead.": "multihead.", "kpt_head.": "kpt_head."},
-    "cid": {"backbone.": "backbone.", "iia.": "iia.", "gfd.": "gfd."},
-}
+#: The networks this module loads and saves, by their ``arch``. Their module names equal the released ones
+#: (``backbone.*``, ``multihead.*``, ``kpt_head.*`` / ``iia.*``, ``gfd.*``), so released state_dicts load as
+#: they are, with no renaming.
+ARCHS: dict[str, type[nn.Module]] = {"boir": BoIR, "cid": CID}
 
 #: Tensors that depend on K and are dropped when transferring between datasets
 #: (docs/training.md#transfer-to-crowdpose). For CID the analogue: its K+1 heatmap conv and the GFD output conv.
@@ -185,18 +186,6 @@ def _layout(sd: Mapping[str, torch.Tensor]) -> Optional[str]:
     return None
 
 
-def _released_to_ours(sd: dict[str, torch.Tensor], arch: str) -> dict[str, torch.Tensor]:
-    table = {rel: ours for ours, rel in RELEASED_NAMES[arch].items()}
-    out = {}
-    for k, v in sd.items():
-        for rel, ours in table.items():
-            if k.startswith(rel):
-                k = ours + k[len(rel):]
-                break
-        out[k] = v
-    return out
-
-
 def _fmt(keys, n: int = 40) -> str:
     keys = list(keys)
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
@@ -211,8 +200,8 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
 
     Args:
         model: the network to fill (its tensors are overwritten in place).
-        source: a file path, an in-memory state_dict / checkpoint dict, or ``"timm"`` / ``"hub"`` (ImageNet
-            weights of ``model``'s backbone from timm's hub or its cache, see :mod:`boir_core.model.pretrained`).
+        source: a file path or an in-memory state_dict / checkpoint dict. (timm's ImageNet weights are read
+            by :func:`boir_core.model.load_imagenet`, which hands them to this function.)
         transfer: drop the four keypoint-output tensors (:data:`TRANSFER_KEYS`) and keep their initial
             values: fine-tuning a COCO (K=17) model on CrowdPose (K=14), docs/training.md#transfer-to-crowdpose.
         allow_missing_aux_heads: let a training model load a checkpoint without the BUK / emb / bbox
@@ -228,15 +217,15 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
         CheckpointError: unreadable file, unknown layout, or any missing / unexpected / mis-shaped tensor.
     """
     arch = getattr(model, "arch", None)
-    if arch not in RELEASED_NAMES:
+    if arch not in ARCHS:
         raise TypeError(f"load_weights expects a BoIR or CID model, got {type(model).__name__}")
 
     if isinstance(source, Mapping):
         name, obj = source_name or "<state_dict>", source
     elif isinstance(source, str) and source in ("hub", "timm"):
-        from .pretrained import _timm_state_dict  # local import: pretrained imports this module
-
-        obj, name = _timm_state_dict(model.backbone.name)
+        raise CheckpointError(f"load_weights({source!r}): timm's ImageNet weights are loaded by "
+                              f"boir_core.model.load_imagenet(model, {source!r}) (or model.pretrained={source} "
+                              f"through build_model)")
     else:
         name = str(source)
         obj = _read_file(Path(source))
@@ -264,7 +253,6 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
     if container == "training":
         report.notes.append(f"took the '{header['container_key']}' entry of a training checkpoint")
 
-    sd = _released_to_ours(sd, arch)
     target = model.state_dict()
     allowed_missing: dict[str, str] = {}
 
@@ -355,17 +343,9 @@ def _load_imagenet(model: nn.Module, sd: dict[str, torch.Tensor], name: str) -> 
 def export_released(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
     """The model's weights in the released key layout (a plain state_dict on the CPU), e.g. to share them
     with the official code. Contains the training-only heads only if the model built them."""
-    arch = getattr(model, "arch", None)
-    if arch not in RELEASED_NAMES:
+    if getattr(model, "arch", None) not in ARCHS:
         raise TypeError(f"export_released expects a BoIR or CID model, got {type(model).__name__}")
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-    for k, v in model.state_dict().items():
-        for ours, rel in RELEASED_NAMES[arch].items():
-            if k.startswith(ours):
-                k = rel + k[len(ours):]
-                break
-        out[k] = v.detach().cpu().clone()
-    return out
+    return OrderedDict((k, v.detach().cpu().clone()) for k, v in model.state_dict().items())
 
 
 def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], extra: Optional[dict] = None) -> Path:
@@ -376,7 +356,7 @@ def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], extra: Opti
     e.g. epoch or metrics). :func:`load_weights` reads it back exactly.
     """
     arch = getattr(model, "arch", None)
-    if arch not in RELEASED_NAMES:
+    if arch not in ARCHS:
         raise TypeError(f"save_checkpoint expects a BoIR or CID model, got {type(model).__name__}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -390,22 +370,28 @@ def save_checkpoint(model: nn.Module, path: Union[str, os.PathLike], extra: Opti
     return path
 
 
+def upgrade_model_config(cfg: dict) -> dict:
+    """A stored ``model_config`` with an older kit's spelling of ``bbox_head_init`` (``working``) in the
+    current word, silently: a record that cannot be rewritten (docs/release_vs_paper.md#switches)."""
+    old = cfg.get("bbox_head_init")
+    if isinstance(old, str):
+        cfg["bbox_head_init"] = DEPRECATED_VALUES["model.bbox_head_init"].get(old, old)
+    return cfg
+
+
 def load_model(path: Union[str, os.PathLike], train_heads: Optional[bool] = None) -> nn.Module:
     """Rebuild a network saved by :func:`save_checkpoint` and load its weights.
 
     ``train_heads=False`` rebuilds the inference model from a training checkpoint (aux heads dropped).
     """
-    from .boir import BoIR
-    from .cid import CID
-
     obj = _read_file(Path(path))
     if not (isinstance(obj, Mapping) and obj.get("format") == FORMAT_TAG):
         raise CheckpointError(f"{path}: not a BoIR Kit checkpoint (no format tag {FORMAT_TAG!r}); build the "
                               f"model yourself and call load_weights")
-    cfg = dict(obj["model_config"])
+    cfg = upgrade_model_config(dict(obj["model_config"]))
     if train_heads is not None:
         cfg["train_heads"] = train_heads
-    cls = {"boir": BoIR, "cid": CID}.get(obj.get("arch"))
+    cls = ARCHS.get(obj.get("arch"))
     if cls is None:
         raise CheckpointError(f"{path}: unknown arch {obj.get('arch')!r}")
     model = cls(**cfg)

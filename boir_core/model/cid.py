@@ -9,8 +9,8 @@ CID has no neck and no auxiliary heads:
   **sigmoid** spatial mask instead of InstanceNorm, and no InstanceNorm after the fuse conv.
 
 State-dict keys follow the released CID code (``backbone.*``, ``iia.keypoint_center_conv.*``,
-``gfd.{conv_down, c_attn.atn, s_attn.atn, s_attn.conv, fuse_attn, heatmap_conv}.*``); the loader keeps
-the name table in :data:`boir_core.model.checkpoints.RELEASED_NAMES`.
+``gfd.{conv_down, c_attn.atn, s_attn.atn, s_attn.conv, fuse_attn, heatmap_conv}.*``), so
+:func:`boir_core.model.load_weights` reads released CID files without renaming.
 """
 from __future__ import annotations
 

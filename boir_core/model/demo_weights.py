@@ -9,7 +9,8 @@ the exact command that reproduces it, a summary of its training log (the log its
     path = shipped_checkpoint("boir")   # verified against the manifest's SHA-256, else ChecksumError
     cfg = shipped_config("boir")        # the config it was trained with
 
-:func:`export_demo_weights` writes them from a finished run folder (fp16, at most :data:`MAX_BYTES`).
+:func:`export_demo_weights` writes them from a finished run folder (fp16, at most :data:`MAX_BYTES`);
+``python -m boir_core.engine.ship_demo`` (:mod:`boir_core.engine.ship_demo`) exports, evaluates and records them.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from typing import Any
 
 import torch
 
+from ..config import Config, apply_overrides, upgrade_config_dict
+from ..io import atomic_open, atomic_write_json, atomic_write_text
 from .checkpoints import CheckpointError
 
 __all__ = ["WEIGHTS_DIR", "MANIFEST_NAME", "MAX_BYTES", "ARCHS", "SHIPPED_PREFIX", "ChecksumError", "shipped_arch",
@@ -112,10 +115,9 @@ def shipped_checkpoint(arch: str = "boir", weights_dir: str | os.PathLike | None
 def shipped_config(arch: str = "boir", overrides: list[str] | None = None,
                    weights_dir: str | os.PathLike | None = None):
     """The :class:`~boir_core.config.Config` the shipped ``arch`` weights were trained with (+ overrides)."""
-    from ..config import Config, apply_overrides
-
     entry = shipped_entry(arch, weights_dir)
-    cfg = Config.from_dict(entry["config"], source=f"{MANIFEST_NAME}[{arch}]")
+    # the manifest records the config in the words of the kit that trained it (old switch spellings)
+    cfg = Config.from_dict(upgrade_config_dict(entry["config"]), source=f"{MANIFEST_NAME}[{arch}]")
     return apply_overrides(cfg, list(overrides or []), source="override") if overrides else cfg
 
 
@@ -129,8 +131,6 @@ def export_demo_weights(run_dir: str | os.PathLike, arch: str, *, command: str,
     other) with every floating-point tensor in fp16; the training log (``metrics.jsonl``) is copied to
     ``logs/demo_<arch>.metrics.jsonl``. Refuses a file larger than ``max_bytes``. Returns the manifest entry.
     """
-    from ..io import atomic_open, atomic_write_json, atomic_write_text
-
     _arch(arch)
     run_dir = Path(run_dir)
     out = Path(weights_dir or WEIGHTS_DIR)
@@ -174,46 +174,3 @@ def export_demo_weights(run_dir: str | os.PathLike, arch: str, *, command: str,
     manifest["weights"][arch] = entry
     atomic_write_json(out / MANIFEST_NAME, manifest, indent=2)
     return entry
-
-
-def _evaluate_shipped(arch: str, weights_dir, out_dir: Path) -> dict[str, Any]:
-    """SynthCrowd val AP of the exported (fp16) file: all images, crowded and sparse ones."""
-    from ..data import get_profile
-    from ..engine.crowd_split import crowd_split_metrics
-    from ..engine.runner import run_evaluation
-
-    cfg = shipped_config(arch, weights_dir=weights_dir)
-    ev = run_evaluation(cfg, shipped_checkpoint(arch, weights_dir=weights_dir), out_dir=out_dir, progress=False)
-    ann = get_profile(cfg.data.dataset).ann_file(cfg.data.root, cfg.data.test_split)
-    split = crowd_split_metrics(ev["results_path"], ann, dataset=cfg.data.dataset, backend=cfg.test.evaluator)
-    return {"split": f"{cfg.data.dataset} {cfg.data.test_split}", "all": ev["metrics"], **split}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m boir_core.model.demo_weights --arch boir --config CONFIG --run-dir RUN [--curve JSON]``:
-    export a finished run as the shipped weights, evaluate the exported file and record its AP."""
-    import argparse
-    import shlex
-
-    ap = argparse.ArgumentParser(description="export a finished run as the kit's shipped demo weights")
-    ap.add_argument("--arch", choices=ARCHS, required=True)
-    ap.add_argument("--config", required=True, help="the config file the run was trained with")
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--command", default=None, help="the exact training command (default: the kit's train "
-                                                     "command for --config and --run-dir, one thread)")
-    ap.add_argument("--curve", default=None, help="JSON file: [{steps, AP, ...}] of intermediate checkpoints")
-    ap.add_argument("--weights-dir", default=None)
-    args = ap.parse_args(argv)
-    command = args.command or ("OMP_NUM_THREADS=1 python -m boir_core train --config "
-                               f"{shlex.quote(args.config)} --run-dir {shlex.quote(args.run_dir)}")
-    curve = json.loads(Path(args.curve).read_text()) if args.curve else []
-    kw = dict(command=command, weights_dir=args.weights_dir, learning_curve=curve, config_file=args.config)
-    export_demo_weights(args.run_dir, args.arch, **kw)
-    metrics = _evaluate_shipped(args.arch, args.weights_dir, Path(args.run_dir) / "eval_shipped")
-    entry = export_demo_weights(args.run_dir, args.arch, metrics=metrics, **kw)  # same bytes, AP recorded
-    print(json.dumps({k: entry[k] for k in ("file", "sha256", "bytes", "metrics")}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,6 +17,7 @@ from typing import Literal, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from ..config import switch_value
 from ..ops import PRIOR_BIAS
 from .neck import ASPP
 
@@ -85,18 +86,17 @@ def _init_release_(module: nn.Module) -> None:
                 nn.init.constant_(m.bias, PRIOR_BIAS if isinstance(m, nn.Conv2d) else 0.0)
 
 
-def init_bbox_head_(head: Head, mode: Literal["working", "release"]) -> None:
+def init_bbox_head_(head: Head, mode: Literal["paper", "release"]) -> None:
     """Initialise the bbox head.
 
     * ``"release"``: every conv weight 0 and the output bias 1.0 — what the released code does
       (docs/release_vs_paper.md#bbox-head-initialisation, [BUG]): the hidden block outputs exactly 0, so no gradient
       ever reaches its weights, the output weight, the neck or the backbone; only the four output biases learn.
-    * ``"working"``: YOLOv6-style, only the *output* conv weight is 0 (bias 1.0); the hidden block keeps
-      PyTorch's standard init. The first step trains the output weight, after which gradient flows into the
-      hidden block and the shared features.
+    * ``"paper"`` (old spelling ``"working"``): YOLOv6-style, only the *output* conv weight is 0 (bias
+      1.0); the hidden block keeps PyTorch's standard init. The first step trains the output weight, after
+      which gradient flows into the hidden block and the shared features.
     """
-    if mode not in ("working", "release"):
-        raise ValueError(f"bbox_head_init must be 'working' or 'release', got {mode!r}")
+    mode = switch_value("model.bbox_head_init", mode, name="bbox_head_init")
     if mode == "release":
         for m in head.modules():
             if isinstance(m, nn.Conv2d):
@@ -113,11 +113,11 @@ class MultiHead(nn.Module):
         num_keypoints: K (channels of the BUK head).
         train_heads: build the training-only heads (BUK, emb, and bbox if ``bbox_head``).
         bbox_head: build the bbox head (False: the Table 4 ablation without it).
-        bbox_head_init: ``"working"`` (default) or ``"release"``; see :func:`init_bbox_head_`.
+        bbox_head_init: ``"paper"`` (default) or ``"release"``; see :func:`init_bbox_head_`.
     """
 
     def __init__(self, in_channels: int, num_keypoints: int, *, emb_dim: int = 128, train_heads: bool = True,
-                 bbox_head: bool = True, bbox_head_init: Literal["working", "release"] = "working",
+                 bbox_head: bool = True, bbox_head_init: Literal["paper", "release"] = "paper",
                  neck_channels: int = 256, neck_middle_channels: int = 128,
                  atrous_rates: Sequence[int] = (12, 24, 36), head_channels: int = 128):
         super().__init__()

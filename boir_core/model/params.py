@@ -12,6 +12,9 @@ from typing import Iterable
 import torch
 import torch.nn as nn
 
+from .boir import BoIR
+from .cid import CID
+
 __all__ = ["count_parameters", "parameter_table", "PARTS"]
 
 #: Parts reported for BoIR, in Table 5 order.
@@ -56,9 +59,6 @@ def parameter_table(backbones: Iterable[str] = ("hrnet_w32", "hrnet_w48"), num_k
     ``inference`` and ``total``. The instance head
     uses 64 hidden channels for W32 and 96 for W48 (32 for CID), as released.
     """
-    from .boir import BoIR
-    from .cid import CID
-
     rows = []
     for name in backbones:
         inst = 96 if name == "hrnet_w48" else 64

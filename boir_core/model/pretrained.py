@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .checkpoints import CheckpointError, LoadReport, load_weights
+from .checkpoints import CheckpointError, LoadReport, _read_file, load_weights
 
 __all__ = ["TIMM_WEIGHTS", "PretrainedUnavailable", "InitReport", "pretrained_source", "imagenet_state_dict",
            "load_imagenet", "initialise"]
@@ -100,7 +100,7 @@ def _ways_out(backbone: str) -> str:
 
 
 def _timm_state_dict(backbone: str) -> tuple[dict[str, torch.Tensor], str]:
-    import timm
+    import timm  # local import: timm is slow to import (seconds) and only a timm source needs it
 
     tag = TIMM_WEIGHTS.get(backbone)
     if tag is None:
@@ -123,15 +123,13 @@ def _file_state_dict(path: Path, backbone: str) -> tuple[dict[str, torch.Tensor]
         raise CheckpointError(f"model.pretrained={path}: file not found. {_ways_out(backbone)}")
     if path.suffix == ".safetensors":
         try:
-            from safetensors.torch import load_file
+            from safetensors.torch import load_file  # local: optional package, only .safetensors files need it
         except ImportError:  # pragma: no cover - safetensors comes with timm
             raise CheckpointError(f"{path}: reading .safetensors needs the safetensors package") from None
         try:
             return dict(load_file(str(path))), str(path)
         except Exception as e:
             raise CheckpointError(f"{path}: cannot be read as a safetensors file ({type(e).__name__}: {e})") from None
-    from .checkpoints import _read_file  # the checked, weights_only reader
-
     return _read_file(path), str(path)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from ..data.profiles import PROFILES
 from .results import Result, ResultsError, ResultsSource, as_results
 from .values import TABLES, Column, Row, Table, get_table, tables_for
 
@@ -37,8 +38,7 @@ __all__ = [
 
 MINUS = "−"  # U+2212, as in typeset tables
 DEMO_TAG = "[demo]"
-DATASET_NAMES = {"coco": "COCO", "crowdpose": "CrowdPose", "ochuman": "OCHuman",
-                 "synthcrowd": "SynthCrowd", "synthcrowd14": "SynthCrowd-14"}
+DATASET_NAMES = {name: p.title for name, p in PROFILES.items()}  # printed names, from the profiles
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,7 @@ def display_table(number: Union[int, str], results: Optional[ResultsSource] = No
     """Show paper table ``number`` in a notebook (IPython Markdown); prints it elsewhere. Returns the text."""
     text = render_paper_table(number, results)
     try:
-        from IPython.display import Markdown, display
+        from IPython.display import Markdown, display  # local: optional, only a notebook displays Markdown
     except ImportError:
         print(text)
     else:

@@ -30,6 +30,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Optional, Union
 
+from ..data.profiles import DATASETS, DEMO_DATASETS
+
 __all__ = [
     "DATASETS",
     "DEMO_DATASETS",
@@ -40,8 +42,6 @@ __all__ = [
     "as_results",
 ]
 
-DATASETS = ("coco", "crowdpose", "ochuman", "synthcrowd", "synthcrowd14")
-DEMO_DATASETS = ("synthcrowd", "synthcrowd14")
 #: JSON files larger than this are not opened while scanning a folder (prediction files), unless their name
 #: starts with "metrics".
 SCAN_SIZE_LIMIT = 4 * 1024 * 1024

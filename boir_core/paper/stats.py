@@ -35,7 +35,7 @@ class PairedTTest:
 def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTTest:
     """Two-sided paired t-test of ``a`` against ``b`` (same length ≥ 2). All-equal differences give
     t = 0, p = 1 when they are 0 and t = ±inf, p = 0 otherwise."""
-    from scipy.stats import t as student_t
+    from scipy.stats import t as student_t  # local: scipy.stats is a slow import (~0.5 s), for notebook 06 only
 
     if len(a) != len(b):
         raise ValueError(f"paired_t_test: {len(a)} scores against {len(b)}; pairs must match one to one")
@@ -55,7 +55,7 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTTest:
 
 def t_for_p(p: float, df: int) -> float:
     """The |t| at which a two-sided test with ``df`` degrees of freedom gives p-value ``p``."""
-    from scipy.stats import t as student_t
+    from scipy.stats import t as student_t  # local: scipy.stats is a slow import (~0.5 s), for notebook 06 only
 
     if not 0 < p < 1:
         raise ValueError(f"p must lie in (0, 1), got {p}")

@@ -21,8 +21,17 @@ from __future__ import annotations
 import io
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from ..data.transforms import AffineParams, denormalize_image
+from ..engine.decode import decode
+from ..losses.bbox_mask import bbox_mask_terms
+from .draw import draw_poses
+from .figures import feature_at, similarity_from_point
 
 __all__ = ["Explorer", "AugmentationExplorer", "FrozenEmbeddingExplorer", "DecodingExplorer",
            "SimilarityPairExplorer", "place", "figure_png", "fit_embedding"]
@@ -36,8 +45,6 @@ def _widgets():
 
 def figure_png(fig, dpi: int = 80) -> bytes:
     """The PNG bytes of a figure (any matplotlib backend), then the figure is closed."""
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -46,8 +53,6 @@ def figure_png(fig, dpi: int = 80) -> bytes:
 
 def _figure(*args, **kwargs):
     """A figure that pyplot does not track (nothing is shown twice by the inline backend)."""
-    from matplotlib.figure import Figure
-
     fig = Figure(*args, **kwargs)
     return fig
 
@@ -93,7 +98,7 @@ class Explorer:
 
 def place(explorer: Explorer) -> Explorer:
     """Show ``explorer`` in a notebook: its first drawing as an ordinary output, then the live widget."""
-    from IPython.display import HTML, Image, display
+    from IPython.display import HTML, Image, display  # local: optional, only a notebook shows explorers
 
     if not explorer.png:
         explorer.update()
@@ -139,8 +144,6 @@ class AugmentationExplorer(Explorer):
         super().__init__([[self.scale, self.rotation], [self.dx, self.dy], [self.flip, self.view]])
 
     def params(self):
-        from ..data.transforms import AffineParams
-
         w, h = self.size
         return AffineParams(center=(w / 2.0 + float(self.dx.value), h / 2.0 + float(self.dy.value)),
                             scale=min(w, h) / 200.0 * float(self.scale.value), rotation=float(self.rotation.value),
@@ -155,8 +158,6 @@ class AugmentationExplorer(Explorer):
         return f"{n} people with a center, {k} labelled keypoints on the map"
 
     def draw(self, s: dict):
-        from ..data.transforms import denormalize_image
-
         fig = _figure(figsize=(9, 4.6))
         ax0, ax1 = fig.subplots(1, 2)
         s_in = s["image"].shape[-1]
@@ -214,8 +215,6 @@ _FITTED: dict = {}
 
 
 def _fit_embedding(boxes, size, dim, beta, steps, lr, seed) -> torch.Tensor:
-    from ..losses.bbox_mask import bbox_mask_terms
-
     g = torch.Generator().manual_seed(int(seed))
     emb = (0.1 * torch.randn(dim, size, size, generator=g, dtype=torch.float64)).requires_grad_(True)
     bbox = torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4)
@@ -262,7 +261,7 @@ class FrozenEmbeddingExplorer(Explorer):
         return out
 
     def compute(self) -> dict:
-        from .widgets import explore_terms
+        from .widgets import explore_terms  # local: a genuine circle, widgets imports figure_png from here
 
         emb = self.embedding()
         kw = dict(beta=self.beta, kernel=self.kernel.value, distance=self.distance.value, emb=emb)
@@ -276,8 +275,6 @@ class FrozenEmbeddingExplorer(Explorer):
         return f"box {k} (true → moved): {parts}; total {r['true']['total']:.4f} → {r['moved']['total']:.4f}"
 
     def draw(self, r: dict):
-        from matplotlib.patches import Rectangle
-
         k = int(self.box.value)
         e = torch.nn.functional.normalize(r["emb"], dim=0)[:3]
         rgb = ((e - e.min()) / (e.max() - e.min() + 1e-12)).permute(1, 2, 0).numpy()
@@ -327,8 +324,6 @@ class DecodingExplorer(Explorer):
         super().__init__([[self.threshold, self.proposals, self.nms], [self.flip, self.kernel]])
 
     def compute(self):
-        from ..engine.decode import decode
-
         kw = {**self.kwargs, "keypoint_threshold": float(self.threshold.value),
               "max_proposals": int(self.proposals.value), "oks_nms_threshold": float(self.nms.value),
               "center_pool_kernel": int(self.kernel.value), "flip_test": self.flip.value == "flip test"}
@@ -343,8 +338,6 @@ class DecodingExplorer(Explorer):
         return f"{peaks} center peaks → {kept} people after OKS-NMS → {shown} drawn (score ≥ {self.min_score})"
 
     def draw(self, res):
-        from .draw import draw_poses
-
         fig = _figure(figsize=(5.5, 5))
         ax = fig.subplots()
         ax.imshow(draw_poses(self.original, res.poses, self.skeleton, min_score=self.min_score))
@@ -362,8 +355,6 @@ class SimilarityPairExplorer(Explorer):
     BANDWIDTHS = {"median": "median", "median / 4": 0.25, "median × 4": 4.0}
 
     def __init__(self, canvas: np.ndarray, features: Mapping[str, Any], similarity: Optional[Callable] = None):
-        from .figures import similarity_from_point
-
         self.canvas = canvas
         self.features = {k: (v.detach().cpu().numpy() if torch.is_tensor(v) else np.asarray(v))
                          for k, v in features.items()}
@@ -381,8 +372,6 @@ class SimilarityPairExplorer(Explorer):
         choice = self.BANDWIDTHS[self.bandwidth.value]
         if choice == "median":
             return "median"
-        from .figures import feature_at
-
         d2 = ((feats - feature_at(feats, yx)[:, None, None]) ** 2).sum(0)
         return float(np.median(d2) * choice) + 1e-12
 

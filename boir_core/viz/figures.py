@@ -20,7 +20,16 @@ import inspect
 import math
 from typing import Any, Mapping, Optional, Sequence, Union
 
+import cv2
+import matplotlib
+import matplotlib.patches as patches
+import matplotlib.pyplot as plt
 import numpy as np
+import torch
+
+from ..data.transforms import eval_input
+from ..ops import sigmoid_clamp
+from .draw import draw_poses
 
 __all__ = [
     "tsne_iteration_argument", "tsne_exaggeration_iterations", "grid_stride", "tsne_rgb", "feature_at", "gaussian_similarity",
@@ -39,7 +48,7 @@ def _np(x: ArrayLike) -> np.ndarray:
 
 def tsne_iteration_argument() -> str:
     """``max_iter`` (scikit-learn >= 1.5) or ``n_iter`` (older) — the name of TSNE's iteration count."""
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # local: a slow import (~1 s), only t-SNE needs it
 
     params = inspect.signature(TSNE.__init__).parameters
     return "max_iter" if "max_iter" in params else "n_iter"
@@ -48,7 +57,7 @@ def tsne_iteration_argument() -> str:
 def tsne_exaggeration_iterations() -> int:
     """How many of scikit-learn's t-SNE iterations run with early exaggeration (P × 12, momentum 0.5) before
     the actual optimisation starts (250 in every release so far)."""
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # local: a slow import (~1 s), only t-SNE needs it
 
     return int(getattr(TSNE, "_EXPLORATION_MAX_ITER", 250))
 
@@ -74,8 +83,7 @@ def tsne_rgb(features: ArrayLike, *, max_points: int = 1024, n_iter: int = 250, 
     the end of early exaggeration), ``spread`` (standard deviation of the raw embedding) and
     ``trustworthiness`` (how well 5-nearest-neighbourhoods survive, in [0, 1]).
     """
-    import cv2
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # local: a slow import (~1 s), only t-SNE needs it
 
     f = _np(features).astype(np.float32)
     if f.ndim != 3:
@@ -92,7 +100,7 @@ def tsne_rgb(features: ArrayLike, *, max_points: int = 1024, n_iter: int = 250, 
                 random_state=seed, **{tsne_iteration_argument(): int(n_iter)})
     y = tsne.fit_transform(x.astype(np.float64))
     if info is not None:
-        from sklearn.manifold import trustworthiness
+        from sklearn.manifold import trustworthiness  # local: slow import (see above)
 
         kl = float(tsne.kl_divergence_)
         info.update(n_iter=int(getattr(tsne, "n_iter_", n_iter)) + 1, kl_divergence=kl if kl < 1e300 else None,
@@ -175,9 +183,6 @@ def most_overlapping_pair(boxes: Sequence[Sequence[float]]) -> Optional[tuple[in
 
 def overlay(image: np.ndarray, heat: ArrayLike, alpha: float = 0.55, cmap: str = "jet") -> np.ndarray:
     """Blend a [h, w] map in [0, 1] (resized to the image) over an RGB uint8 image; returns uint8 RGB."""
-    import cv2
-    import matplotlib
-
     m = np.clip(_np(heat).astype(np.float32), 0, 1)
     m = cv2.resize(m, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     colour = (matplotlib.colormaps[cmap](m)[..., :3] * 255).astype(np.float32)
@@ -188,10 +193,6 @@ def overlay(image: np.ndarray, heat: ArrayLike, alpha: float = 0.55, cmap: str =
 def model_maps(model, image: ArrayLike) -> dict[str, np.ndarray]:
     """Backbone features [C, H, W] and the center heatmap [H, W] (probabilities) of ``model`` on one
     normalised input canvas [3, H', W'] (a test sample's ``image``)."""
-    import torch
-
-    from ..ops import sigmoid_clamp
-
     x = image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image))
     device = next(model.parameters()).device
     model.eval()
@@ -206,15 +207,9 @@ def prepare_image(image: np.ndarray, input_size: int) -> dict[str, Any]:
     (normalised tensor [3, H', W'] for the model), ``canvas`` (RGB uint8 as the model sees it), ``matrix``
     (original → canvas) and ``meta`` (``trans_inv``: canvas → original, what
     :func:`boir_core.engine.decode.decode` needs)."""
-    import torch
-
-    from ..data.transforms import eval_resize, normalize_image, warp
-
-    h, w = image.shape[:2]
-    tr = eval_resize(w, h, input_size)
-    canvas = warp(image, tr.matrix, tr.canvas)
-    return {"image": torch.from_numpy(normalize_image(canvas)), "canvas": canvas, "matrix": tr.matrix,
-            "meta": {"trans_inv": tr.trans_inv}}
+    x = eval_input(image, input_size)
+    return {"image": torch.from_numpy(x.image), "canvas": x.canvas, "matrix": x.resize.matrix,
+            "meta": {"trans_inv": x.resize.trans_inv}}
 
 
 def to_canvas(poses: Sequence[Mapping[str, Any]], matrix: ArrayLike) -> list[dict[str, Any]]:
@@ -238,8 +233,6 @@ def boxes_to_canvas(boxes: Sequence[Sequence[float]], matrix: ArrayLike) -> list
 # figures
 
 def _draw_box(ax, box_xywh, colour: str, label: str) -> None:
-    import matplotlib.patches as patches
-
     x, y, w, h = box_xywh
     ax.add_patch(patches.Rectangle((x, y), w, h, fill=False, edgecolor=colour, linewidth=2))
     cy, cx = box_center(box_xywh)
@@ -252,8 +245,6 @@ def similarity_figure(canvas: np.ndarray, boxes: Sequence[Sequence[float]],
     """Fig. 1 (b)-(f): the canvas with the boxes (b), then per model one panel per box: the similarity of
     the feature at that box's center to the whole map, over the canvas. ``boxes`` are ``xywh`` in canvas
     pixels; ``similarities`` = ``{model name: [map for box A, map for box B]}``."""
-    import matplotlib.pyplot as plt
-
     colours = ("tab:blue", "tab:red", "tab:green", "tab:orange")
     n = 1 + sum(len(v) for v in similarities.values())
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.4))
@@ -287,10 +278,6 @@ def comparison_figure(canvas: np.ndarray, entries: Mapping[str, Mapping[str, Any
     "similarity": [H, W] or None, "top_yx": (y, x) map position of the top center or None}}``; the maps are
     at stride 4 and drawn over / beside ``canvas`` (RGB uint8).
     """
-    import matplotlib.pyplot as plt
-
-    from .draw import draw_poses
-
     rows = len(entries)
     fig, axes = plt.subplots(rows, 4, figsize=(13, 3.3 * rows), squeeze=False)
     for r, (name, e) in enumerate(entries.items()):

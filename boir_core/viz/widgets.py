@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.patches import Rectangle
 
 from ..losses.bbox_mask import VARIANTS, bbox_mask_terms, box_masks, instance_pixels
 from .explorers import figure_png
@@ -137,9 +139,6 @@ class LossExplorer:
 
 def draw_soft_masks(res: dict, boxes: Sequence[Sequence[float]]):
     """One panel per box: its soft mask s_i inside B_i, the box outline and p_i (red dot)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
     k = len(res["soft_masks"])
     fig, axes = plt.subplots(1, k, figsize=(3 * k, 3), squeeze=False)
     for i, ax in enumerate(axes[0]):
@@ -180,8 +179,6 @@ class SimilarityViewer:
         sim = similarity_map(self.emb, point=(self.row.value, self.col.value), beta=float(self.beta.value),
                              kernel=self.kernel.value)
         if draw:
-            import matplotlib.pyplot as plt
-
             panels = 2 if self.picture is not None else 1
             fig, axes = plt.subplots(1, panels, figsize=(3.5 * panels, 3.5), squeeze=False)
             if self.picture is not None:
@@ -199,7 +196,7 @@ class SimilarityViewer:
 
 def _in_notebook() -> bool:
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # local: optional outside notebooks
 
         return get_ipython() is not None
     except ImportError:  # pragma: no cover

@@ -64,3 +64,31 @@ def test_names_and_skeleton_match_the_real_files(real_fixtures):
     assert one_based == {tuple(sorted(e)) for e in get_profile("coco").skeleton}
     cp = json.loads((real_fixtures / "crowdpose" / "test_crowdpose.json").read_text())["categories"][0]
     assert tuple(cp["keypoints"]) == get_profile("crowdpose").keypoints
+
+
+def test_the_profiles_are_the_one_registry_of_data_set_names():
+    """Everything that names data sets reads the registry; the config (the lowest room, which cannot import
+    it) spells the names and K out and is held to it here."""
+    import typing
+
+    from boir_core.config import Config, DataConfig
+    from boir_core.data.prepare import DATASETS as PREPARED
+    from boir_core.data.profiles import DATASETS, DEMO_DATASETS, REAL_DATASETS
+    from boir_core.engine.evaluate import DATASET_PROTOCOLS
+    from boir_core.engine.reproduce import REAL_DATASETS as REPRODUCED
+    from boir_core.paper import DATASETS as PAPER_DATASETS, DEMO_DATASETS as PAPER_DEMO
+    from boir_core.paper.render import DATASET_NAMES
+
+    assert DATASETS == ("coco", "crowdpose", "ochuman", "synthcrowd", "synthcrowd14")
+    assert REAL_DATASETS == ("coco", "crowdpose", "ochuman") and DEMO_DATASETS == ("synthcrowd", "synthcrowd14")
+    assert PREPARED == REPRODUCED == REAL_DATASETS
+    assert PAPER_DATASETS == DATASETS and PAPER_DEMO == DEMO_DATASETS
+    assert set(typing.get_args(typing.get_type_hints(DataConfig)["dataset"])) == set(DATASETS)
+    assert {n: DATASET_PROTOCOLS[n][0] for n in DATASETS} == {
+        "coco": "coco", "crowdpose": "crowdpose", "ochuman": "coco", "synthcrowd": "coco",
+        "synthcrowd14": "crowdpose"}
+    assert all(DATASET_PROTOCOLS[n][1] == get_profile(n).sigmas for n in DATASETS)
+    assert DATASET_NAMES == {"coco": "COCO", "crowdpose": "CrowdPose", "ochuman": "OCHuman",
+                             "synthcrowd": "SynthCrowd", "synthcrowd14": "SynthCrowd-14"}
+    for name in DATASETS:
+        assert Config().override(f"data.dataset={name}").num_keypoints == get_profile(name).num_keypoints, name

@@ -121,18 +121,18 @@ def test_coco_test_dev_writes_the_upload_file(trained, tiny_synth, tmp_path, mon
 
 
 def test_predict_draws_only_confident_people_but_keeps_every_pose(trained, tiny_synth, tmp_path, monkeypatch):
-    import boir_core.viz.draw as draw_mod
+    import boir_core.engine.predict as predict_mod
     from boir_core.engine.predict import DRAW_MIN_SCORE
 
     drawn_scores: list[list[float]] = []
-    real = draw_mod.draw_poses
+    real = predict_mod.draw_poses
 
     def spy(image, poses, skeleton, **kw):  # what actually lands on the image
         out = real(image, poses, skeleton, **kw)
         drawn_scores.append([p["score"] for p in poses if p["score"] >= kw["min_score"]])
         return out
 
-    monkeypatch.setattr(draw_mod, "draw_poses", spy)
+    monkeypatch.setattr(predict_mod, "draw_poses", spy)
     img = sorted((tiny_synth / "images" / "val").glob("*.jpg"))[0]
     args = ["predict", "--config", "tiny", "--checkpoint", str(trained), "--draw", str(tmp_path / "d"), "--quiet",
             str(img), f"data.root={tiny_synth}", "train.device=cpu", "test.keypoint_threshold=0.0"]

@@ -238,8 +238,13 @@ def test_imagenet_hrnet_classification_w48_naming_without_num_batches_tracked():
 
 
 def test_hub_fails_fast_and_clearly_when_offline(monkeypatch, tiny_inference_model):
+    from boir_core.model import load_imagenet
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = tiny_inference_model
     for name in ("hub", "timm"):
         with pytest.raises(CheckpointError, match="hrnet_w18_small.ms_in1k.*HF_HUB_OFFLINE"):
+            load_imagenet(model, name)
+        # load_weights reads files and state_dicts only: it names the function that reads timm's weights
+        with pytest.raises(CheckpointError, match=r"load_imagenet\(model, '" + name + "'\)"):
             load_weights(model, name)
