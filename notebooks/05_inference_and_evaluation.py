@@ -183,7 +183,7 @@ decoding_explorer = place(DecodingExplorer(net, sample, original, kwargs, prof.s
 
 # %%
 eval_dir = paths.resolve(fallback_run_dir) / "eval"
-out = run_evaluation(cfg, checkpoint, out_dir=eval_dir, progress=False, model=model)  # through test.backend
+out = run_evaluation(cfg, checkpoint, out_dir=eval_dir, progress=False, model=model, runner=net)  # test.backend
 print(f"results and metrics.json in {eval_dir}")
 m = out["metrics"]
 print(f"{'metric':<8} value")

@@ -280,3 +280,17 @@ def test_bench_inference_stage_profile_accounts_for_every_second():
             assert st[s] > 0, (v, s)
         assert sum(st.values()) == pytest.approx(p["network_s"] + p["decode_s"], rel=1e-6), v
     assert "stage4" in bench.format_stages({"eager": p, "other": p}, "random")
+
+
+def test_a_runner_handed_to_the_evaluation_must_be_the_configs_backend():
+    """run_evaluation / decode_dataset reuse a notebook's runner only when it is test.backend's: the metrics
+    record test.backend, so a different runner is an error naming both."""
+    from boir_core.config import load_config
+    from boir_core.engine.runner import decode_dataset
+
+    model = small("boir")
+    cfg = load_config("tiny", ["test.backend=onnxruntime"])
+    with pytest.raises(ValueError, match=r"'torch' runner but test.backend='onnxruntime'"):
+        decode_dataset(cfg, model, [], progress=False, runner=TorchRunner(model))
+    assert decode_dataset(cfg.override("test.backend=torch"), model, [], progress=False,
+                          runner=TorchRunner(model)) == ([], 0.0, 0.0, 0)
