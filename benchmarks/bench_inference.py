@@ -346,7 +346,8 @@ def format_stages(profiles: dict, image: str) -> str:
     for s in STAGES + ("total",):
         vals = {n: (totals[n] if s == "total" else p["stages"][s]) for n, p in profiles.items()}
         row = f"{s:<15}" + "".join(f"{vals[n]:>13.3f} ({100 * vals[n] / max(totals[n], 1e-12):4.1f}%)" for n in names)
-        row += "".join(f"{(vals[n] / vals[names[0]] if vals[names[0]] > 0 else float('nan')):>22.2f}"
+        base = vals[names[0]]  # no ratio to a stage the baseline barely has (eager's flip-back is decoding)
+        row += "".join(f"{vals[n] / base:>22.2f}" if base >= 0.01 * totals[names[0]] else f"{'-':>22}"
                        for n in names[1:])
         lines.append(row)
     for n, p in profiles.items():

@@ -152,7 +152,8 @@ def test_a_named_path_that_does_not_exist_is_an_error_naming_it(name, parameter,
 def test_notebook_05_papermill_runs_the_network_through_the_chosen_backend(tmp_path):
     """`-p backend onnxruntime`: the notebook decodes and evaluates through ONNX Runtime (it says so, and the
     dumped config records it), and its poses are the plain PyTorch model's on the same images within 1e-3 px.
-    About 30 s on a 2-core CPU (demo weights at 128 px, 4 images)."""
+    Demo weights at 128 px, 4 images: the notebook's cells took 47 s on the shared 2-core machine at load 10
+    (the whole test 170-210 s wall there at load 6-13, kernel start and imports included)."""
     pytest.importorskip("onnxruntime")
     import json
 
