@@ -17,20 +17,33 @@ CPU variants: ``eager`` (the plain model, the baseline), then each speed-up alon
 runs on a CPU), ``onnxruntime``, ``openvino`` (skipped when not installed).
 CUDA variants (``--device cuda``): {fp32, fp16} × {eager, compile, cudagraphs}, batch 1 with flip, as
 Table 5 measures. To see what a plain AVX2 CPU does on an AVX-512 / AMX machine, run under
-``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` (ONNX Runtime's own kernels ignore both; the
-header says which instruction sets each library reports). Not a test: it prints figures.
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``: PyTorch and oneDNN obey these, OpenVINO obeys
+``ONEDNN_MAX_CPU_ISA`` for its oneDNN kernels and ``OV_CPU_MAX_ISA`` for its own (set here to the same value;
+``--stages`` shows its kernel names, e.g. ``brgconv_avx2_f32``), ONNX Runtime's MLAS kernels obey nothing
+and pick the widest instruction set the CPU has: its figures in such a run are marked and are not an AVX2
+CPU's. Not a test: it prints figures.
+
+``--stages`` then profiles one image stage by stage (stem, layer1, stage2-4 with their transitions, the branch
+concat, neck, center head, instance head, decoding) for torch eager and the fastest variant (or the
+variants named: ``--stages eager,torch,openvino``): forward hooks for PyTorch, ONNX Runtime's trace and
+OpenVINO's per-node counters for the graphs (which also name the kernels, i.e. the instruction set used).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
+from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("ONEDNN_MAX_CPU_ISA"):  # OpenVINO's own kernels read their own cap (oneDNN's only its kernels)
+    os.environ.setdefault("OV_CPU_MAX_ISA", os.environ["ONEDNN_MAX_CPU_ISA"])
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
@@ -40,6 +53,9 @@ from boir_core.engine.decode import decode  # noqa: E402
 
 CPU_VARIANTS = ("eager", "inference_mode", "fold_bn", "fast_instance", "channels_last", "torch",
                 "onnxruntime", "openvino")
+#: variants whose kernels no environment variable caps to a smaller instruction set (ONNX Runtime's MLAS
+#: dispatches on cpuid alone)
+UNCAPPED = ("onnxruntime",)
 CUDA_VARIANTS = tuple(f"{p}-{m}" for p in ("fp32", "fp16") for m in ("eager", "compile", "cudagraphs"))
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 COCO_SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
@@ -121,9 +137,15 @@ def cpu_report(threads: int) -> dict:
     info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     info["ATEN_CPU_CAPABILITY"] = os.environ.get("ATEN_CPU_CAPABILITY")
     info["ONEDNN_MAX_CPU_ISA"] = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    info["OV_CPU_MAX_ISA"] = os.environ.get("OV_CPU_MAX_ISA")
     info["onnxruntime_note"] = ("ONNX Runtime's MLAS kernels pick the widest ISA the CPU has (AVX-512 here if "
                                 "present) and ignore ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA")
     return info
+
+
+def isa_capped() -> bool:
+    """Whether this run emulates a smaller CPU (ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA set)."""
+    return bool(os.environ.get("ATEN_CPU_CAPABILITY") or os.environ.get("ONEDNN_MAX_CPU_ISA"))
 
 
 def max_pose_diff(ref: list, out: list) -> float:
@@ -164,7 +186,7 @@ def run(variants, images, model, *, flip: bool, threads: int, repeats: int = 1, 
                 times[v]["network"].append(res.time_network)
                 times[v]["decode"].append(res.time_decode)
             poses[v].append(res.poses)
-        log(f"  image {i + 1}/{len(images)} {name} {tuple(img.shape)}: " + ", ".join(
+        log(f"  image {i + 1}/{len(images)} {name} {tuple(img.shape)}, load {os.getloadavg()[0]:.1f}: " + ", ".join(
             f"{v} {times[v]['network'][-1] + times[v]['decode'][-1]:.2f}s" for v in names))
     base = names[0]
     table = {}
@@ -180,8 +202,161 @@ def run(variants, images, model, *, flip: bool, threads: int, repeats: int = 1, 
                     "ratio_total_per_image_median": statistics.median(tot_ratio),
                     "max_keypoint_diff_px": max(max_pose_diff(a, b) for a, b in zip(poses[base], poses[v])),
                     "poses": sum(len(p) for p in poses[v]), "build_s": build_s[v],
-                    "what": getattr(built[v], "variant", "plain model")}
+                    "what": getattr(built[v], "variant", "plain model"),
+                    "obeys_isa_cap": not (isa_capped() and v in UNCAPPED)}
     return table
+
+
+# ---- per-stage profile ------------------------------------------------------------------------------------
+
+STAGES = ("stem", "layer1", "stage2", "stage3", "stage4", "branch concat", "neck", "center head", "other network",
+          "instance head", "decoding")
+NETWORK_STAGES = STAGES[:8]
+
+
+def stage_of(name: str) -> str | None:
+    """The stage a module path (``backbone.stage2.0``) or an ONNX / OpenVINO node name
+    (``/backbone/stage2/stage2.0/.../Conv``) belongs to; None when it names no stage."""
+    t = [x for x in re.split(r"[/.]", name) if x]
+    while t and t[0] in ("model", "multihead"):
+        t = t[1:]
+    if not t:
+        return None
+    if t[0] == "backbone":
+        if len(t) == 1:
+            return None
+        x = t[1]
+        if x in ("conv1", "bn1", "act1", "conv2", "bn2", "act2"):
+            return "stem"
+        if x == "layer1":
+            return "layer1"
+        for k in (2, 3, 4):
+            if x in (f"transition{k - 1}", f"stage{k}"):
+                return f"stage{k}"
+        return "branch concat"  # the upsampling and concatenation of the four branches
+    if t[0] == "neck":
+        return "neck"
+    if t[0] in ("center_head", "iia"):
+        return "center head"
+    if t[0] in ("kpt_head", "gfd"):
+        return "instance head"
+    return None
+
+
+@contextmanager
+def torch_stage_hooks(module, acc: dict):
+    """Forward hooks adding each stage's wall time to ``acc`` (and the whole backbone to ``acc['_backbone']``).
+    The instance head is left to the call timer (the fused head calls its parts directly)."""
+    import torch.nn as nn
+
+    handles = []
+
+    def hook(mod, stage):
+        def pre(m, args):
+            m._bench_t0 = time.perf_counter()
+
+        def post(m, args, out):
+            acc[stage] += time.perf_counter() - m._bench_t0
+
+        handles.extend([mod.register_forward_pre_hook(pre), mod.register_forward_hook(post)])
+
+    def visit(mod, name, parent):
+        st = stage_of(name) if name else None
+        if st == "instance head":
+            return
+        if st is not None and st != parent:
+            for c in (mod.children() if isinstance(mod, (nn.ModuleList, nn.ModuleDict, nn.Sequential)) else [mod]):
+                hook(c, st)
+            return
+        for cn, c in mod.named_children():
+            visit(c, f"{name}.{cn}" if name else cn, st)
+
+    visit(module, "", None)
+    if hasattr(module, "backbone"):
+        hook(module.backbone, "_backbone")
+    try:
+        yield acc
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def timed_call(obj, method: str, acc: dict, key: str):
+    """Time every call of ``obj.method`` into ``acc[key]`` (an instance attribute, removed afterwards)."""
+    inner = getattr(obj, method)
+
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return inner(*a, **k)
+        finally:
+            acc[key] += time.perf_counter() - t0
+
+    setattr(obj, method, wrapper)
+    try:
+        yield
+    finally:
+        delattr(obj, method)
+
+
+def profile_stages(variant: str, model, image, inv, *, flip: bool, threads: int) -> dict:
+    """Seconds per stage of one decode of ``image`` by ``variant`` (after one untimed decode)."""
+    from boir_core.engine.backends import OnnxRuntimeRunner, OpenVinoRunner
+
+    kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
+    if variant in ("onnxruntime", "openvino"):
+        cls = OnnxRuntimeRunner if variant == "onnxruntime" else OpenVinoRunner
+        net = cls(model, threads=threads, profiling=True)
+    else:
+        net = make_variant(variant, model, threads)
+    decode(net, image, {"trans_inv": inv}, **kw)  # warm-up
+    acc: dict = defaultdict(float)
+    module = model if net is model else getattr(net, "model", None)
+    inst_method = "instance_heatmaps" if net is model else "instances"
+    with timed_call(net, inst_method, acc, "instance head"):
+        if module is not None:
+            with torch_stage_hooks(module, acc):
+                res = decode(net, image, {"trans_inv": inv}, **kw)
+        else:
+            res = decode(net, image, {"trans_inv": inv}, **kw)
+    out = {"network_s": res.time_network, "decode_s": res.time_decode, "kernels": {}}
+    if module is None:  # ONNX Runtime / OpenVINO: their per-node times of the dense graph
+        kernels: dict = defaultdict(float)
+        for node, (sec, kernel) in net.layer_times("dense").items():
+            acc[stage_of(node) or "other network"] += sec
+            kernels[kernel] += sec
+        out["kernels"] = dict(sorted(kernels.items(), key=lambda kv: -kv[1]))
+    elif "_backbone" in acc:
+        acc["branch concat"] += max(0.0, acc.pop("_backbone") - sum(acc[s] for s in NETWORK_STAGES[:5]))
+    # the rest of the network time: flip-back, layout copies, unnamed graph nodes and the graphs' overhead
+    acc["other network"] = max(0.0, res.time_network - sum(acc[s] for s in NETWORK_STAGES) - acc["instance head"])
+    acc["decoding"] = res.time_decode
+    out["stages"] = {s: acc[s] for s in STAGES}
+    out["what"] = getattr(net, "variant", "plain model")
+    return out
+
+
+def format_stages(profiles: dict, image: str) -> str:
+    names = list(profiles)
+    lines = [f"per-stage profile of one image ({image}), seconds and share of the total:",
+             f"{'stage':<15}" + "".join(f"{n:>22}" for n in names)
+             + ("".join(f"{n + '/' + names[0]:>22}" for n in names[1:]) if len(names) > 1 else "")]
+    totals = {n: sum(p["stages"].values()) for n, p in profiles.items()}
+    for s in STAGES + ("total",):
+        vals = {n: (totals[n] if s == "total" else p["stages"][s]) for n, p in profiles.items()}
+        row = f"{s:<15}" + "".join(f"{vals[n]:>13.3f} ({100 * vals[n] / max(totals[n], 1e-12):4.1f}%)" for n in names)
+        base = vals[names[0]]  # no ratio to a stage the baseline barely has (eager's flip-back is decoding)
+        row += "".join(f"{vals[n] / base:>22.2f}" if base >= 0.01 * totals[names[0]] else f"{'-':>22}"
+                       for n in names[1:])
+        lines.append(row)
+    for n, p in profiles.items():
+        if p["kernels"]:
+            top = ", ".join(f"{k or '?'} {v:.3f}s" for k, v in list(p["kernels"].items())[:6])
+            lines.append(f"{n} kernels (dense graph, by time): {top}")
+    lines.append("(other network: flip-back, layout copies, graph overhead; the stage times of the graphs are "
+                 "their own per-node timers)")
+    return "\n".join(lines)
 
 
 def format_table(table: dict, baseline: str) -> str:
@@ -190,8 +365,11 @@ def format_table(table: dict, baseline: str) -> str:
     for v, r in table.items():
         lines.append(f"{v:<16}{r['network_s']:>11.3f}{r['decode_s']:>10.3f}{r['total_s']:>9.3f}"
                      f"{r['ratio_total']:>8.2f}{r['ratio_network']:>11.2f}{r['max_keypoint_diff_px']:>10.1e}  "
-                     f"{r['what']}")
+                     f"{r['what']}" + ("" if r.get("obeys_isa_cap", True) else "  [ignores the ISA cap]"))
     lines.append(f"(per image, mean over images and repeats; ratios against {baseline})")
+    if not all(r.get("obeys_isa_cap", True) for r in table.values()):
+        lines.append("[ignores the ISA cap]: this library ran its widest kernels (AVX-512 on this CPU), not the "
+                     "capped instruction set: not a figure for the emulated CPU")
     return "\n".join(lines)
 
 
@@ -208,6 +386,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-flip", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--stages", nargs="?", const="best", default=None,
+                    help="then profile the first image stage by stage for eager and the fastest variant (in a "
+                         "run with an ISA cap, the fastest that obeys it), or these, comma-separated")
     args = ap.parse_args(argv)
     threads = args.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
@@ -230,8 +411,19 @@ def main(argv=None) -> int:
     info["load_average_end"] = os.getloadavg()
     print(format_table(table, "eager"))
     print(f"load average at the start {info['load_average']}, at the end {info['load_average_end']}")
+    stages = {}
+    if args.stages:
+        fastest = min((v for v in table if v != "eager" and table[v]["obeys_isa_cap"]),
+                      key=lambda v: table[v]["ratio_total"], default=None)
+        chosen = ["eager", fastest] if args.stages == "best" else args.stages.split(",")
+        for v in dict.fromkeys(c for c in chosen if c):
+            stages[v] = profile_stages(v, model, images[0][1], images[0][2], flip=not args.no_flip,
+                                       threads=threads)
+        print(format_stages(stages, images[0][0]))
+        print(f"load average after the stage profile {os.getloadavg()}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "machine": info, "table": table}, indent=1))
+        Path(args.json).write_text(json.dumps({"args": vars(args), "machine": info, "table": table,
+                                               "stages": stages}, indent=1))
     return 0
 
 

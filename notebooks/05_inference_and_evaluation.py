@@ -16,7 +16,9 @@
 # At test time BoIR runs only the backbone, the ASPP neck, the center head and the instance keypoint head:
 # the BUK, embedding and bbox heads were there to shape the features during training and cost nothing now.
 # This notebook draws every step of the released decoding (docs/inference.md#decoding-steps) on one
-# image, then evaluates a model with the COCO keypoint protocol and shows the metrics table.
+# image, then evaluates a model with the COCO keypoint protocol and shows the metrics table. The network runs
+# through `backend` (the config's `test.backend`: `torch`, `onnxruntime` or `openvino`, README "Inference
+# backends"); the decoding drawn here is the same code for all three.
 #
 # By default it uses the kit's default trained weights (`boir_core.paths.default_checkpoint()`: the demo BoIR
 # shipped inside the package, `boir_core/weights/demo_boir.pt`, checksum-verified) when they exist, else it trains the tiny
@@ -30,6 +32,7 @@ fallback_run_dir = "runs/notebooks/05_tiny"  # where a tiny model is trained whe
 image_index = 0  # which validation image to decode step by step
 max_images = None  # None: the config's test.max_images (0: the whole split)
 device = None  # None: the config's train.device
+backend = None  # None: the config's test.backend (torch); onnxruntime / openvino run the exported ONNX graphs
 
 # %%
 from pathlib import Path
@@ -42,6 +45,7 @@ from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data import KeypointDataset, get_profile
 from boir_core.data.transforms import denormalize_image
+from boir_core.engine.backends import make_runner
 from boir_core.engine.decode import decode, decode_kwargs_from_config
 from boir_core.engine.runner import checkpoint_config, load_inference_model, run_evaluation
 from boir_core.viz.draw import draw_poses
@@ -53,7 +57,7 @@ from boir_core.viz.draw import draw_poses
 
 # %%
 # the parameters you set become overrides; the ones left at None keep the config's values
-mirrors = {"data.root": data_root, "train.device": device, "test.max_images": max_images}
+mirrors = {"data.root": data_root, "train.device": device, "test.max_images": max_images, "test.backend": backend}
 set_here = [f"{k}={v}" for k, v in mirrors.items() if v is not None]
 if checkpoint:  # a path you named must exist: no silent fallback
     checkpoint = paths.existing(checkpoint, "checkpoint")
@@ -81,6 +85,8 @@ print(f"data: {cfg.data.root}")
 device = cfg.train.device if cfg.train.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
 model, report = load_inference_model(cfg, checkpoint, device)
 print(report)
+net = make_runner(cfg.test.backend, model)  # who runs the network; decode() does the rest
+print(f"network: test.backend={cfg.test.backend} ({net.variant})")
 
 # %% [markdown]
 # ## Step 1 · the test-time resize
@@ -108,7 +114,7 @@ plt.show()
 
 # %%
 kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
-res = decode(model, sample["image"], sample["meta"], image_id=sample["image_id"], return_intermediates=True,
+res = decode(net, sample["image"], sample["meta"], image_id=sample["image_id"], return_intermediates=True,
              **kwargs)
 it = res.intermediates
 fig, ax = plt.subplots(1, 3, figsize=(13, 4))
@@ -168,7 +174,7 @@ plt.show()
 # %%
 from boir_core.viz.explorers import DecodingExplorer, place
 
-decoding_explorer = place(DecodingExplorer(model, sample, original, kwargs, prof.skeleton))
+decoding_explorer = place(DecodingExplorer(net, sample, original, kwargs, prof.skeleton))
 
 # %% [markdown]
 # ## Evaluation
@@ -177,7 +183,7 @@ decoding_explorer = place(DecodingExplorer(model, sample, original, kwargs, prof
 
 # %%
 eval_dir = paths.resolve(fallback_run_dir) / "eval"
-out = run_evaluation(cfg, checkpoint, out_dir=eval_dir, progress=False)
+out = run_evaluation(cfg, checkpoint, out_dir=eval_dir, progress=False, model=model, runner=net)  # test.backend
 print(f"results and metrics.json in {eval_dir}")
 m = out["metrics"]
 print(f"{'metric':<8} value")

@@ -44,6 +44,7 @@ tsne_points = 1024  # pixels embedded by t-SNE (a regular grid; colours upsample
 tsne_iterations = 250  # as in the paper
 bandwidth = "median"  # Gaussian kernel width h in exp(-d²/h): "median" of d² over the map, or a number
 device = "cpu"
+backend = None  # None: each config's test.backend (torch); onnxruntime / openvino decode the poses with the ONNX graphs
 num_threads = 1  # torch CPU threads (0: torch's default)
 annotations = ""  # COCO-format JSON with the ground truth of `images` (Figure 1 then pairs its most overlapping people)
 
@@ -59,6 +60,7 @@ from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data import get_profile
 from boir_core.data.dataset import read_image
+from boir_core.engine.backends import make_runner
 from boir_core.engine.decode import decode, decode_kwargs_from_config
 from boir_core.engine.runner import checkpoint_config, load_inference_model
 from boir_core.viz import figures as fg
@@ -116,12 +118,13 @@ print(f"SynthCrowd: {data_root}")
 def get_model(arch, config, checkpoint):
     """(cfg, model, source) for ``checkpoint`` with ``config``; a tiny model trained ``train_iters`` iterations
     when there is no checkpoint (said in the output)."""
+    chosen = [f"train.device={device}"] + ([f"test.backend={backend}"] if backend else [])
     if checkpoint is not None:
-        cfg = checkpoint_config(checkpoint, config, [f"train.device={device}"])
+        cfg = checkpoint_config(checkpoint, config, chosen)
         return cfg, load_inference_model(cfg, checkpoint, device)[0], f"{checkpoint}"
     print(f"no trained {arch.upper()} weights (`make demo` trains a BoIR into {paths.resolve(paths.DEMO_WEIGHTS)}): "
           f"a tiny {arch.upper()} trained for {train_iters} iterations stands in")
-    ov = [f"data.root={data_root}", f"train.device={device}", "train.epochs=1",
+    ov = [f"data.root={data_root}", *chosen, "train.epochs=1",
           f"train.max_iters_per_epoch={max(int(train_iters), 1)}", "train.log_every=1000", f"name={arch}_tiny"]
     if arch == "cid":
         ov += ["model.arch=cid", "model.bbox_head=false", "loss.bbox_mask=false"]
@@ -135,13 +138,14 @@ def get_model(arch, config, checkpoint):
     return cfg, load_inference_model(cfg, weights, device)[0], f"tiny, {train_iters} iterations"
 
 
-models = {}
+models, runners = {}, {}
 for name, arch, config, ckpt in (("CID", "cid", cid_config, cid_checkpoint),
                                  ("BoIR", "boir", boir_config, boir_checkpoint)):
     cfg, model, source = get_model(arch, config, ckpt)
     models[name] = (cfg, model)
+    runners[name] = make_runner(cfg.test.backend, model)  # decodes the poses; the maps below read the model
     print(f"{name}: {cfg.model.arch} {cfg.model.backbone}, input {cfg.data.input_size} px, {cfg.num_keypoints} "
-          f"keypoints ({source})")
+          f"keypoints ({source}); poses through test.backend={cfg.test.backend} ({runners[name].variant})")
 names = list(models)
 input_size = min(c.data.input_size for c, _ in models.values())
 # each model decodes and draws with its own data set's keypoints (flip index, OKS sigmas, skeleton)
@@ -190,7 +194,7 @@ def analyse(index, name):
     _, image, _ = pictures[index]
     prep = fg.prepare_image(image, input_size)
     kwargs = decode_kwargs_from_config(cfg.test, profiles[name].flip_index, profiles[name].sigmas)
-    res = decode(model, prep["image"], prep["meta"], return_intermediates=True, **kwargs)
+    res = decode(runners[name], prep["image"], prep["meta"], return_intermediates=True, **kwargs)
     maps = fg.model_maps(model, prep["image"])
     peaks = res.intermediates["peaks_yx"]
     top = tuple(int(v) for v in peaks[0]) if len(peaks) else None

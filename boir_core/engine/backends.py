@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -194,13 +195,19 @@ class OnnxRuntimeRunner(_GraphRunner):
 
     name = "onnxruntime"
 
-    def __init__(self, model: nn.Module, *, threads: int | None = None, graphs: dict[str, bytes] | None = None):
+    def __init__(self, model: nn.Module, *, threads: int | None = None, graphs: dict[str, bytes] | None = None,
+                 profiling: bool = False):
         ort = _require("onnxruntime", "onnxruntime")
         graphs = graphs or _graphs(model)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = _threads(threads)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.profiling = profiling
+        if profiling:  # ONNX Runtime's own per-node timer (a JSON trace, read by layer_times)
+            self._trace_dir = tempfile.TemporaryDirectory(prefix="boir_ort_trace_")
+            opts.enable_profiling = True
+            opts.profile_file_prefix = str(Path(self._trace_dir.name) / "trace")
         self.sessions = {k: ort.InferenceSession(v, opts, providers=["CPUExecutionProvider"])
                          for k, v in graphs.items()}
         self.variant = f"onnxruntime {ort.__version__}"
@@ -208,18 +215,41 @@ class OnnxRuntimeRunner(_GraphRunner):
     def _run(self, graph: str, feeds: dict[str, Any]):
         return self.sessions[graph].run(None, feeds)
 
+    def layer_times(self, graph: str) -> dict[str, tuple[float, str]]:
+        """{node name: (seconds, operator)} of the last run of ``graph`` (``"dense"`` or ``"instance"``), from
+        ONNX Runtime's trace; needs ``profiling=True`` and ends that graph's profiling."""
+        if not self.profiling:
+            raise RuntimeError("layer_times needs an OnnxRuntimeRunner built with profiling=True")
+        trace = Path(self.sessions[graph].end_profiling())
+        events = json.loads(trace.read_text())
+        trace.unlink()
+        runs = [e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"]
+        if not runs:
+            raise RuntimeError(f"the {graph} graph has not run since profiling started")
+        lo, hi = runs[-1]["ts"], runs[-1]["ts"] + runs[-1]["dur"]
+        out: dict[str, tuple[float, str]] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and lo <= e["ts"] <= hi:
+                name = e["name"][: -len("_kernel_time")]
+                out[name] = (out.get(name, (0.0, ""))[0] + e["dur"] / 1e6, e.get("args", {}).get("op_name", ""))
+        return out
+
 
 class OpenVinoRunner(_GraphRunner):
     """OpenVINO (CPU plug-in, fp32 inference precision: no bf16 even on AMX CPUs) on the two graphs."""
 
     name = "openvino"
 
-    def __init__(self, model: nn.Module, *, threads: int | None = None, graphs: dict[str, bytes] | None = None):
+    def __init__(self, model: nn.Module, *, threads: int | None = None, graphs: dict[str, bytes] | None = None,
+                 profiling: bool = False):
         ov = _require("openvino", "openvino")
         graphs = graphs or _graphs(model)
         core = ov.Core()
         cfg = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": _threads(threads),
                "PERFORMANCE_HINT": "LATENCY"}
+        self.profiling = profiling
+        if profiling:  # OpenVINO's per-node counters (read by layer_times)
+            cfg["PERF_COUNT"] = True
         self.compiled = {}
         with tempfile.TemporaryDirectory() as tmp:  # OpenVINO reads ONNX from a file
             for k, data in graphs.items():
@@ -233,6 +263,17 @@ class OpenVinoRunner(_GraphRunner):
         req = self.requests[graph]
         req.infer(feeds)
         return [req.get_output_tensor(i).data.copy() for i in range(len(self.compiled[graph].outputs))]
+
+    def layer_times(self, graph: str) -> dict[str, tuple[float, str]]:
+        """{node name: (seconds, kernel)} of the last run of ``graph``; the kernel is OpenVINO's exec type,
+        which names the instruction set it runs (e.g. ``brgconv_avx512_FP32``). Needs ``profiling=True``."""
+        if not self.profiling:
+            raise RuntimeError("layer_times needs an OpenVinoRunner built with profiling=True")
+        out: dict[str, tuple[float, str]] = {}
+        for info in self.requests[graph].get_profiling_info():
+            if str(info.status).endswith("EXECUTED"):
+                out[info.node_name] = (info.real_time.total_seconds(), info.exec_type)
+        return out
 
 
 def make_runner(backend: str, model: nn.Module, **kwargs: Any):

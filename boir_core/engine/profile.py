@@ -2,7 +2,9 @@
 
 Latency follows the paper's protocol: one image per forward pass, flip test on, single scale; network time
 (backbone, neck, center head and instance head) and decoding time (peaks, refinement, OKS-NMS) are
-timed separately because bottom-up users care about post-processing time.
+timed separately because bottom-up users care about post-processing time. The network runs through
+``test.backend`` (:func:`boir_core.engine.backends.make_runner`), as ``predict`` and ``evaluate`` run it, so
+``profile test.backend=onnxruntime`` times ONNX Runtime; the result names the backend and its variant.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import torch
 from ..config import Config
 from ..data import get_profile
 from ..model import build_model, count_parameters
+from .backends import make_runner
 from .decode import decode, decode_kwargs_from_config
 from .distributed import device_name, resolve_device
 
@@ -44,10 +47,11 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
     gen = torch.Generator().manual_seed(0)
     image = torch.randn(3, size, size, generator=gen)
     meta = {"trans_inv": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "image_id": 0}
+    runner = make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
     net, dec = [], []
     with torch.no_grad():
         for i in range(warmup + repeats):
-            r = decode(model, image, meta, **kwargs)
+            r = decode(runner, image, meta, **kwargs)
             if i >= warmup:
                 net.append(r.time_network * 1000)
                 dec.append(r.time_decode * 1000)
@@ -55,7 +59,8 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
         "input_size": size, "batch": 1, "flip_test": flip_test, "repeats": repeats,
         "network_ms": float(np.median(net)), "decode_ms": float(np.median(dec)),
         "total_ms": float(np.median(np.add(net, dec))),
-        "device": device_name(device),
+        "device": device_name(runner.device),
+        "backend": cfg.test.backend, "variant": runner.variant,
         "note": "random weights and a random image: decoding cost depends on how many centers pass the threshold",
     }
     return out
@@ -71,5 +76,6 @@ def format_profile(res: dict[str, Any]) -> str:
     if "latency" in res:
         lt = res["latency"]
         lines.append(f"  latency @ {lt['input_size']} px, batch 1, flip {lt['flip_test']} on {lt['device']}: "
-                     f"network {lt['network_ms']:.1f} ms + decoding {lt['decode_ms']:.1f} ms")
+                     f"network {lt['network_ms']:.1f} ms + decoding {lt['decode_ms']:.1f} ms "
+                     f"(test.backend={lt['backend']}: {lt['variant']})")
     return "\n".join(lines)

@@ -114,11 +114,13 @@ def _weights_preset(kind: str, train_config: Any) -> str:
 
 
 def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_images: int = 0,
-                   rank: int = 0, world_size: int = 1):
+                   rank: int = 0, world_size: int = 1, runner=None):
     """Decode the images of a test-mode dataset. Returns (results, seconds network, seconds decode, n decoded).
 
     With ``world_size`` > 1 this process decodes only its round-robin share of the first ``max_images``
     images (0: all): image i belongs to rank ``i % world_size``. :func:`run_evaluation` merges the shares.
+    ``runner``: an already built :func:`~boir_core.engine.backends.make_runner` of ``cfg.test.backend`` for
+    ``model`` (default: built here).
     """
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
@@ -126,7 +128,13 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
     kwargs = decode_mod.decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     results, t_net, t_dec = [], 0.0, 0.0
-    net = backends.make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
+    if runner is None:
+        net = backends.make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
+    elif getattr(runner, "name", None) != cfg.test.backend:
+        raise ValueError(f"the runner given is a {getattr(runner, 'name', type(runner).__name__)!r} runner but "
+                         f"test.backend={cfg.test.backend!r} (the metrics would name the wrong backend)")
+    else:
+        net = runner
     mine = range(rank, n, world_size)
     it = mine
     if progress:
@@ -148,8 +156,11 @@ def _merge_shares(shares: list, image_ids: list) -> tuple[list, float, float, in
 
 
 def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir: str | os.PathLike | None = None,
-                   key: str | None = None, progress: bool = True, model=None) -> dict[str, Any]:
+                   key: str | None = None, progress: bool = True, model=None, runner=None) -> dict[str, Any]:
     """Decode the test split, evaluate it and write ``metrics.json`` (+ the results JSON) into ``out_dir``.
+
+    ``model`` (already loaded) and ``runner`` (its ``test.backend`` runner, e.g. a notebook's) skip loading
+    and building them again.
 
     Launched by ``torchrun --nproc_per_node=N`` (one process per GPU), every process decodes a round-robin
     share of the images on its own device; rank 0 merges the shares, evaluates and writes the files, and
@@ -165,7 +176,8 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
         out_dir = Path(out_dir)
         dataset = KeypointDataset.from_config(cfg, train=False)
         share = decode_dataset(cfg, model, dataset, progress=progress and dinfo.is_main,
-                               max_images=cfg.test.max_images, rank=dinfo.rank, world_size=dinfo.world_size)
+                               max_images=cfg.test.max_images, rank=dinfo.rank, world_size=dinfo.world_size,
+                               runner=runner)
         shares = all_gather_objects(share)
         out = None
         if dinfo.is_main:  # only rank 0 merges, evaluates and writes

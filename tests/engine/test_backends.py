@@ -196,3 +196,103 @@ def _importable(name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(name) is not None
+
+
+def test_profile_times_the_network_through_test_backend(monkeypatch):
+    """`python -m boir_core profile test.backend=onnxruntime` times ONNX Runtime's sessions (one dense pass per
+    timed or warm-up image), and the default times the torch runner without touching ONNX Runtime (22 s
+    at load 5)."""
+    pytest.importorskip("onnxruntime")
+    from boir_core.config import load_config
+    from boir_core.engine.profile import format_profile, profile
+
+    calls = []
+    real_run = OnnxRuntimeRunner._run
+    monkeypatch.setattr(OnnxRuntimeRunner, "_run", lambda self, graph, feeds: calls.append(graph)
+                        or real_run(self, graph, feeds))
+    cfg = load_config("tiny", ["train.device=cpu", "test.backend=onnxruntime"])
+    res = profile(cfg, input_size=64, repeats=2, warmup=1)["latency"]
+    assert calls.count("dense") == 3 and res["network_ms"] > 0
+    assert res["backend"] == "onnxruntime" and res["variant"].startswith("onnxruntime ")
+    calls.clear()
+    res = profile(cfg.override("test.backend=torch"), input_size=64, repeats=2, warmup=1)
+    assert calls == [] and res["latency"]["backend"] == "torch" and "fold_bn" in res["latency"]["variant"]
+    assert "test.backend=torch: fold_bn+fast_instance+channels_last" in format_profile(res)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_graph_runners_time_their_nodes_when_asked(backend):
+    """profiling=True keeps the poses and gives per-node times of the last run: the backbone's stages are
+    among the node names, and the node times add up to no more than the call's wall time (~10 s each when
+    idle; 80-120 s at load 10)."""
+    pytest.importorskip(backend)
+    import time
+
+    from boir_core.engine.backends import OpenVinoRunner
+    from boir_core.engine.export import onnx_graphs
+
+    cls = OnnxRuntimeRunner if backend == "onnxruntime" else OpenVinoRunner
+    model = small("boir")
+    graphs = onnx_graphs(model)
+    images = random_images(SIZES[:1], seed=4)
+    runner = cls(model, profiling=True, graphs=graphs)
+    assert_same_poses(decode_all(runner, images), decode_all(model, images))
+    x = images[0][0][None].repeat(2, 1, 1, 1)
+    t0 = time.perf_counter()
+    runner.dense(x)
+    wall = time.perf_counter() - t0
+    nodes = runner.layer_times("dense")
+    assert any("/backbone/stage4/" in name for name in nodes) and any("center_head" in name for name in nodes)
+    total = sum(sec for sec, _ in nodes.values())
+    assert 0 < total <= wall
+    assert all(isinstance(kernel, str) for _, kernel in nodes.values())
+    with pytest.raises(RuntimeError, match="profiling=True"):
+        cls(model, graphs=graphs).layer_times("dense")
+
+
+def test_bench_inference_stage_profile_accounts_for_every_second():
+    """benchmarks/bench_inference.py --stages: module paths and graph node names map to the same stages, and
+    each variant's stages add up to its network + decoding time (31 s at load 5)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_inference.py"
+    spec = importlib.util.spec_from_file_location("bench_inference", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for module_path, node, stage in [
+            ("backbone.conv1", "/backbone/conv1/Conv", "stem"), ("backbone.layer1.0", "/backbone/layer1/layer1.0/Add",
+                                                                   "layer1"),
+            ("backbone.transition1.1", "/backbone/transition1.1/transition1.1.0/Conv", "stage2"),
+            ("backbone.stage4.2", "/backbone/stage4/stage4.2/fuse_layers.0/Add", "stage4"),
+            (None, "/backbone/Resize_1", "branch concat"), ("multihead.neck.0", "/neck.0/project/Conv", "neck"),
+            ("multihead.center_head", "/center_head/head/Conv", "center head"), ("iia", None, "center head"),
+            ("kpt_head", None, "instance head"), ("backbone", "/Slice_2", None)]:
+        for name in (module_path, node):
+            if name is not None:
+                assert bench.stage_of(name) == stage, name
+    model = small("boir")
+    (img, inv), = random_images([(128, 192)], seed=5)
+    variants = ["eager", "torch"] + (["onnxruntime"] if importlib.util.find_spec("onnxruntime") else [])
+    for v in variants:
+        p = bench.profile_stages(v, model, img, inv, flip=True, threads=1)
+        st = p["stages"]
+        assert set(st) == set(bench.STAGES)
+        for s in ("stem", "layer1", "stage2", "stage3", "stage4", "neck", "center head", "instance head"):
+            assert st[s] > 0, (v, s)
+        assert sum(st.values()) == pytest.approx(p["network_s"] + p["decode_s"], rel=1e-6), v
+    assert "stage4" in bench.format_stages({"eager": p, "other": p}, "random")
+
+
+def test_a_runner_handed_to_the_evaluation_must_be_the_configs_backend():
+    """run_evaluation / decode_dataset reuse a notebook's runner only when it is test.backend's: the metrics
+    record test.backend, so a different runner is an error naming both."""
+    from boir_core.config import load_config
+    from boir_core.engine.runner import decode_dataset
+
+    model = small("boir")
+    cfg = load_config("tiny", ["test.backend=onnxruntime"])
+    with pytest.raises(ValueError, match=r"'torch' runner but test.backend='onnxruntime'"):
+        decode_dataset(cfg, model, [], progress=False, runner=TorchRunner(model))
+    assert decode_dataset(cfg.override("test.backend=torch"), model, [], progress=False,
+                          runner=TorchRunner(model)) == ([], 0.0, 0.0, 0)
