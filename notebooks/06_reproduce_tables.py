@@ -47,6 +47,7 @@ demo_train_iters = 4  # demo: iterations of each small training run
 demo_checkpoint = None  # demo: BoIR weights for the BoIR rows; None: the default weights (make demo's) if any
 latency_repeats = 5  # Table 5: timed forward passes (after warm-up)
 overwrite = False  # re-run rows whose metrics file exists
+overrides = []  # real mode: key=value overrides for every run's config, e.g. ["model.pretrained=/path/w32.pth"]
 num_threads = "auto"  # torch CPU threads; "auto": 1 in demo mode (small models, shared CPUs), else default
 seeds = 3  # seed-noise study: runs per method (demo: tiny BoIR vs tiny CID, demo_train_iters each); 0 skips it
 
@@ -102,7 +103,8 @@ t0 = time.time()
 report = rp.reproduce(table, data_root=data_root, checkpoint_dir=checkpoint_dir, train=train, gpus=gpus,
                       results_dir=results_dir, demo=demo_mode, demo_ablation_rows=demo_ablation_rows,
                       demo_images=demo_images, demo_train_iters=demo_train_iters,
-                      demo_checkpoint=demo_checkpoint, overwrite=overwrite, latency_repeats=latency_repeats)
+                      demo_checkpoint=demo_checkpoint, overwrite=overwrite, latency_repeats=latency_repeats,
+                      overrides=overrides)
 print(report.summary())
 
 # %% [markdown]

@@ -799,6 +799,10 @@ def _print_table(datasets: Sequence[str]) -> None:
             print(f"  {a.name:48s} {a.url or 'MANUAL: ' + a.page}  ({size}, checksum {a.describe_checksum()})")
 
 
+_SUBSET_HELP = ("the files are a subset of the release (a trial on a few images): every listed image must be "
+                "on disk, but the image and annotation counts are not compared with the full release's")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``prepare_data.py {coco,crowdpose,ochuman} --root data [--from DIR] [--download]`` / ``verify``."""
     ap = argparse.ArgumentParser(
@@ -817,10 +821,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--no-check", action="store_true", help="skip size / checksum checks")
         p.add_argument("--copy", action="store_true", help="copy supplied image folders instead of symlinking")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--subset", action="store_true", help=_SUBSET_HELP)
     v = sub.add_parser("verify", help="re-check prepared data sets")
     v.add_argument("datasets", nargs="*", default=None, metavar="DATASET",
                    help="coco / crowdpose / ochuman (default: all three)")
     v.add_argument("--root", default="data")
+    v.add_argument("--subset", action="store_true", help=_SUBSET_HELP)
     t = sub.add_parser("list", help="print the archive table (names, URLs, sizes, checksums)")
     t.add_argument("datasets", nargs="*", default=list(DATASETS), metavar="DATASET")
     args = ap.parse_args(argv)
@@ -831,15 +837,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         _print_table([d for d in args.datasets if d in ARCHIVES])
         return 0
+    expected = {} if args.subset else None  # a subset: every listed image on disk, but no release counts
     if args.command == "verify":
-        reports = [verify(ds, args.root) for ds in (args.datasets or DATASETS)]
+        reports = [verify(ds, args.root, expected=expected) for ds in (args.datasets or DATASETS)]
     else:
         if args.source and not Path(args.source).is_dir():
             print(f"--from {args.source}: not a folder", file=sys.stderr)
             return 1
         reports = [prepare(args.command, args.root, args.source, download_missing=args.download,
                            check=not args.no_check, link="copy" if args.copy else "symlink",
-                           progress=not args.quiet, download_dir=args.download_dir)]
+                           progress=not args.quiet, download_dir=args.download_dir, expected=expected)]
     for r in reports:
         print(r.format())
     return 0 if all(r.ok for r in reports) else 1

@@ -236,19 +236,21 @@ def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, metrics: Mapping[str, Any],
                        config: Any = None, checkpoint: str | os.PathLike | None = None,
                        timings: Mapping[str, Any] | Any | None = None, params: Mapping[str, Any] | None = None,
-                       key: str | None = None, demo: bool = False, preset: str | None = None) -> Path:
+                       key: str | None = None, demo: bool = False, preset: str | None = None,
+                       images: int | None = None) -> Path:
     """Write one evaluation's metrics with its provenance, atomically. Returns the path.
 
     Schema (top-level keys are fixed; ``boir_core.paper`` reads them)::
 
-        {"dataset", "split", "key", "model": {"arch", "backbone"}, "config_name", "config",
+        {"dataset", "split", "images", "key", "model": {"arch", "backbone"}, "config_name", "config",
          "checkpoint": {"path", "sha256"}, "metrics": {...fractions...},
          "timings": {"network_ms", "decode_ms", "device"}, "params": {...}, "demo": bool, "date", "preset"}
 
     ``config`` is a :class:`~boir_core.config.Config` (or its dict); ``checkpoint`` a file whose SHA-256 is
     computed here; ``timings`` a dict with those keys or a ``DecodeResult``; ``params`` free-form numbers
     (e.g. parameter counts); ``key`` the paper-table row this run reproduces; ``demo`` marks toy runs;
-    ``preset`` what produced the weights (default: :func:`boir_core.config.preset_label` of ``config``).
+    ``preset`` what produced the weights (default: :func:`boir_core.config.preset_label` of ``config``);
+    ``images`` how many images of the split were decoded and scored (``test.max_images`` may cap it).
     """
     if timings is not None and not isinstance(timings, Mapping):
         timings = timings_from_decode(timings)
@@ -265,6 +267,7 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
     record = {
         "dataset": dataset,
         "split": split,
+        "images": None if images is None else int(images),
         "key": key,
         "model": model,
         "config_name": config_name,

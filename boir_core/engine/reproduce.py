@@ -15,7 +15,11 @@ Every metrics file records the preset that produced its weights (``preset``: ``p
   Tables 1, 2, 3, 6 evaluate released (or our own) checkpoints; Tables 4 and 7 train (``train=True``) and
   evaluate one config per row (``configs/ablations/<key>.yaml``); Table 5 is measured live by
   :func:`boir_core.engine.profile.profile`. A run whose data or weights are missing is skipped and its row
-  shows the command that produces it.
+  shows the command that produces it. Data or weights that are there but wrong (a folder laid out another
+  way, a CrowdPose file without ``crowdIndex``, a weights file of another architecture, width or keypoint
+  count) stop the job before any run starts (:func:`preflight`, :class:`PreflightError`). ``overrides``
+  (``key=value``) reach every real config: ``model.pretrained=<ImageNet file>`` offline, or a trial run's
+  ``test.max_images=1 train.max_steps=2``; each metrics file records the config it ran.
 * **demo** (no real data; what CI runs): every table runs on SynthCrowd. One small BoIR (the ``demo``
   weights of ``make demo`` when present, else ``tiny`` trained for a few iterations) stands in for every
   BoIR row, a tiny CID for the CID rows; CrowdPose rows use the 14-keypoint ``synthcrowd14`` variant with
@@ -68,6 +72,7 @@ __all__ = [
     "real_config", "config_overrides_between", "ABLATION_SWITCHES", "demo_ablation_config", "ReproduceReport", "reproduce",
     "table_results", "render_report", "identical_configs", "held_out_keypoint_loss", "seed_study",
     "demo_data_root", "demo_pair_configs",
+    "PreflightError", "preflight",
 ]
 
 WEIGHT_SUFFIXES = (".pth", ".pth.tar", ".pt")
@@ -474,13 +479,16 @@ def reproduce(table: Union[int, str] = 0, *, data_root: Union[str, os.PathLike] 
               results_dir: Union[str, os.PathLike] = "runs/reproduce/results", demo: Union[str, bool] = "auto",
               demo_ablation_rows: Union[int, str, Sequence[str]] = 2, demo_images: int = 4,
               demo_train_iters: int = 2, demo_checkpoint: Optional[str] = "default",
-              overwrite: bool = False, latency_repeats: int = 10,
+              overwrite: bool = False, latency_repeats: int = 10, overrides: Sequence[str] = (),
               log: Callable[[str], None] = _log_default) -> ReproduceReport:
     """Run what ``table`` (0 = all) needs and write its metrics files; see the module docstring.
 
     Existing metrics files are kept unless ``overwrite``. Returns a :class:`ReproduceReport`; render with
     :func:`table_results` + :func:`boir_core.paper.render_table`, or :func:`render_report`.
     ``demo_checkpoint="default"`` means :func:`boir_core.paths.default_checkpoint` (None: train a tiny BoIR).
+    ``overrides``: ``key=value`` config overrides for every real-mode run (e.g. ``model.pretrained=<ImageNet
+    file>`` offline, ``test.max_images=500``); each metrics file records the config it ran. Real mode first
+    runs :func:`preflight` and raises :class:`PreflightError` before any run starts.
     """
     t0 = time.time()
     if demo_checkpoint == "default":
@@ -496,17 +504,19 @@ def reproduce(table: Union[int, str] = 0, *, data_root: Union[str, os.PathLike] 
         _run_demo(rep, numbers, demo_images=demo_images, iters=demo_train_iters,
                   demo_checkpoint=demo_checkpoint, overwrite=overwrite, log=log)
     else:
+        preflight(rep.runs, data_root=data_root, checkpoint_dir=checkpoint_dir, results_dir=rep.results_dir,
+                  train=train, overwrite=overwrite, overrides=overrides, device=device)
         _run_real(rep, data_root=data_root, checkpoint_dir=checkpoint_dir, train=train, gpus=gpus,
-                  overwrite=overwrite, log=log)
+                  overwrite=overwrite, overrides=overrides, log=log)
     if 5 in numbers:
-        _table5(rep, repeats=latency_repeats, log=log)
+        _table5(rep, repeats=latency_repeats, overrides=() if is_demo else overrides, log=log)
     rep.profiles.pop("_demo_models", None)  # the demo models handed to Table 5, never a Table 5 row
     rep.seconds = time.time() - t0
     return rep
 
 
 def _run_real(rep: ReproduceReport, *, data_root, checkpoint_dir, train: bool, gpus: int, overwrite: bool,
-              log) -> None:
+              overrides: Sequence[str], log) -> None:
     for run in rep.runs:
         out = metrics_path(rep.results_dir, run.key)
         if out.is_file() and not overwrite:
@@ -517,7 +527,7 @@ def _run_real(rep: ReproduceReport, *, data_root, checkpoint_dir, train: bool, g
             rep.status[run.key] = f"skipped: no {run.dataset} {split} under {Path(data_root) / run.dataset}"
             continue
         weights = resolve_weights(run, checkpoint_dir)
-        cfg = real_config(run, data_root, rep.device)
+        cfg = real_config(run, data_root, rep.device, overrides)
         if run.kind == "ablation" and train:
             if not data_present(data_root, run.dataset, cfg.data.train_split):
                 rep.status[run.key] = f"skipped: no {run.dataset} {cfg.data.train_split} split to train on"
@@ -531,6 +541,62 @@ def _run_real(rep: ReproduceReport, *, data_root, checkpoint_dir, train: bool, g
         log(f"[reproduce] evaluating {run.key}: {run.config} with {weights}")
         res = _evaluate(cfg, weights, out, run.key)
         rep.status[run.key] = f"evaluated {weights} -> {out} (preset {_preset_of(res)})"
+
+
+class PreflightError(ValueError):
+    """Real mode found problems before any run started; the message lists every one (data laid out
+    differently, a CrowdPose file without ``crowdIndex``, weights that do not fit their row's network)."""
+
+
+def preflight(runs: Sequence[Run], *, data_root, checkpoint_dir, results_dir=None, train: bool = False,
+              overwrite: bool = False, overrides: Sequence[str] = (), device: str = "cpu") -> None:
+    """Check what real mode will read, before it runs anything: every data set folder the runs use
+    (:func:`boir_core.data.layout.check_layout`) and every weights file it will evaluate
+    (:func:`boir_core.engine.runner.check_inference_weights`: the row's architecture, backbone width and
+    keypoint count, tensor by tensor). Missing data or weights are not problems (those rows are skipped);
+    runs whose metrics file is kept are not checked. Raises :class:`PreflightError` listing every problem.
+    """
+    from ..data.layout import DataLayoutError, check_layout
+    from ..model import CheckpointError
+    from .runner import check_inference_weights
+
+    problems: list[str] = []
+    needed: dict[str, list[str]] = {}
+    for run in runs:
+        needed.setdefault(run.dataset, []).append(_profile_split(run.dataset, run.split))
+        if run.kind == "ablation" and train:
+            needed[run.dataset].append(real_config(run, data_root, device, overrides).data.train_split)
+    present: dict[tuple[str, str], bool] = {}
+    for dataset, splits in needed.items():
+        try:
+            present.update({(dataset, s): ok for s, ok in check_layout(data_root, dataset, splits).items()})
+        except DataLayoutError as e:
+            problems.append(str(e))
+    checked: dict[tuple, Optional[str]] = {}
+    for run in runs:
+        if run.kind == "ablation" and train:
+            continue  # trained here: its weights do not exist yet
+        if results_dir is not None and metrics_path(results_dir, run.key).is_file() and not overwrite:
+            continue
+        if not present.get((run.dataset, _profile_split(run.dataset, run.split))):
+            continue
+        weights = resolve_weights(run, checkpoint_dir)
+        if weights is None:
+            continue
+        cfg = real_config(run, data_root, device, overrides)
+        sig = (str(weights), repr(cfg.model), cfg.num_keypoints)
+        if sig not in checked:
+            try:
+                check_inference_weights(cfg, weights)
+                checked[sig] = None
+            except (CheckpointError, FileNotFoundError) as e:
+                checked[sig] = str(e)
+        if checked[sig] is not None:
+            problems.append(f"{run.key} ({run.config}: {cfg.model.arch} {cfg.model.backbone}, "
+                            f"K={cfg.num_keypoints}) reads {weights}:\n  {checked[sig]}")
+    if problems:
+        raise PreflightError(f"real mode: {len(problems)} problem(s) found before any run started\n- "
+                             + "\n- ".join(problems))
 
 
 def _preset_of(result: dict) -> str:
@@ -631,7 +697,7 @@ def _run_demo(rep: ReproduceReport, numbers: list[int], *, demo_images: int, ite
 
 # ---- Table 5 ----------------------------------------------------------------------------------------
 
-def _table5(rep: ReproduceReport, *, repeats: int, log) -> None:
+def _table5(rep: ReproduceReport, *, repeats: int, overrides: Sequence[str] = (), log) -> None:
     """Parameter counts of the real W32 / W48 / CID architectures (exact) and latency, batch 1, flip.
 
     Real mode times the real configs on ``rep.device``; demo mode times the demo stand-in models. Each row
@@ -647,7 +713,7 @@ def _table5(rep: ReproduceReport, *, repeats: int, log) -> None:
     demo_models = rep.profiles.pop("_demo_models", {})
     latency_cache: dict[str, dict] = {}
     for key, cfg_name in TABLE5_CONFIGS.items():
-        real_cfg = load_config(cfg_name, [f"train.device={rep.device}"])
+        real_cfg = load_config(cfg_name, [f"train.device={rep.device}", *overrides])
         with torch.device("meta"):  # counting only: no weights are allocated, W48 takes a fraction of a second
             params = profile(real_cfg, params_only=True)["params"]
         if rep.demo:

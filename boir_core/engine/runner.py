@@ -20,7 +20,7 @@ from ..config import Config, ConfigError, load_config, preset_label, upgrade_con
 from ..data import KeypointDataset, get_profile, synthetic
 from ..data.profiles import DEMO_DATASETS
 from ..io import atomic_write_json
-from ..model import build_model, count_parameters, load_weights
+from ..model import build_model, check_weights, count_parameters, load_weights
 from ..model.demo_weights import shipped_arch, shipped_checkpoint
 from ..paths import inside_package
 from . import backends
@@ -32,8 +32,8 @@ from .distributed import (all_gather_objects, broadcast_object, cleanup_distribu
 from .evaluate import evaluate_results, write_metrics_json
 from .results import write_testdev_results
 
-__all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "decode_dataset", "run_evaluation",
-           "default_eval_dir", "prepare_demo_data"]
+__all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights",
+           "decode_dataset", "run_evaluation", "default_eval_dir", "prepare_demo_data"]
 
 
 
@@ -100,6 +100,25 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
         model.weights_preset = _weights_preset(report.kind, train_config)
     return model.to(device).eval(), report
 
+
+def check_inference_weights(cfg: Config, checkpoint: str | os.PathLike):
+    """Would :func:`load_inference_model` load ``checkpoint`` into ``cfg``'s network? Checked without building
+    real weights (the network on the ``meta`` device) or reading the tensors (the file is memory-mapped).
+
+    Returns the :class:`~boir_core.model.LoadReport` of the load; raises
+    :class:`~boir_core.model.CheckpointError` naming the file and every missing, unexpected or mis-shaped
+    tensor (another backbone width, another keypoint count, the other architecture).
+    """
+    path = resolve_checkpoint(checkpoint)
+    with torch.device("meta"):
+        model = build_model(cfg, train=False, initialise=False)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # not mappable or not readable: the weights-only reader names the problem
+        return check_weights(model, path)
+    if isinstance(obj, dict) and str(obj.get("format", "")).startswith("boir-kit-train-state"):
+        obj = obj["model_state"]  # our training state: its weights
+    return check_weights(model, obj, source_name=str(path))
 
 def _weights_preset(kind: str, train_config: Any) -> str:
     """What produced a weights file: the authors' release, or the preset of the config that trained ours."""
@@ -238,6 +257,7 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
     upload = None
     if cfg.data.dataset == "coco" and split in ("test", "test-dev"):
         # COCO test-dev has no public labels: write the evaluation server's upload file instead
+        split = "test-dev"  # the metrics file names it as Table 1 does (prepare's coco_test.json is test-dev)
         upload = write_testdev_results(results, out_dir, alg=cfg.model.arch, image_ids=dataset.image_ids)
         metrics: dict[str, Any] = {}
     else:
@@ -250,7 +270,7 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
         out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
         checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None, timings=timings,
         params={"inference": params["inference"], "total": params["total"]}, key=key,
-        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None))
+        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None), images=n)
     return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
             "images": n, "processes": processes, "testdev_upload": upload}
 

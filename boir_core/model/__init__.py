@@ -5,14 +5,14 @@
 * :func:`build_model` — from a :class:`~boir_core.config.Config`;
 * :func:`count_parameters`, :func:`parameter_table` — Table 5;
 * :func:`load_weights`, :func:`save_checkpoint`, :func:`load_model`, :func:`export_released` — released,
-  ImageNet and our own checkpoints, loaded strictly;
+  ImageNet and our own checkpoints, loaded strictly; :func:`check_weights` — the same checks, nothing loaded;
 * :func:`initialise`, :func:`load_imagenet` — where a training run starts (``model.pretrained``:
   ``timm``, a file or none; ``train.transfer_from``), called by :func:`build_model`.
 """
 from .backbone import HRNetBackbone
 from .boir import BoIR
 from .build import build_model
-from .checkpoints import (CheckpointError, LoadReport, export_released, load_model, load_weights,
+from .checkpoints import (CheckpointError, LoadReport, check_weights, export_released, load_model, load_weights,
                           save_checkpoint)
 from .cid import CID
 from .heads import AUX_HEADS, MultiHead
@@ -24,6 +24,6 @@ from .pretrained import InitReport, PretrainedUnavailable, initialise, load_imag
 __all__ = [
     "BoIR", "CID", "build_model", "HRNetBackbone", "ASPP", "MultiHead", "InstanceKeypointHead", "AUX_HEADS",
     "relative_coordinate_maps", "sample_instance_params", "count_parameters", "parameter_table",
-    "CheckpointError", "LoadReport", "load_weights", "save_checkpoint", "load_model", "export_released",
+    "CheckpointError", "LoadReport", "load_weights", "check_weights", "save_checkpoint", "load_model", "export_released",
     "InitReport", "PretrainedUnavailable", "initialise", "load_imagenet",
 ]

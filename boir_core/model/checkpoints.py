@@ -53,6 +53,7 @@ __all__ = [
     "CheckpointError",
     "LoadReport",
     "load_weights",
+    "check_weights",
     "save_checkpoint",
     "load_model",
     "export_released",
@@ -136,10 +137,17 @@ class LoadReport:
 
 # ---- reading ------------------------------------------------------------------------------------------
 
-def _read_file(path: Path) -> Any:
+def _read_file(path: Path, mmap: bool = False) -> Any:
+    """``torch.load`` of a weights-only file; ``mmap``: map it instead of reading it (a check that looks at
+    names and shapes only; an old-format file that cannot be mapped is read)."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
+        if mmap:
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError:  # not the zip format: no mapping possible
+                pass
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, not a torch file, or holds arbitrary objects
         raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: "
@@ -191,34 +199,26 @@ def _fmt(keys, n: int = 40) -> str:
     return ", ".join(keys[:n]) + (f", ... ({len(keys)} in all)" if len(keys) > n else "")
 
 
+def _keypoints(sd: Mapping[str, torch.Tensor], arch: str) -> Optional[int]:
+    """K of a state_dict in our names, read from its keypoint-output conv (None: not there)."""
+    key = {"boir": "kpt_head.heatmap_conv.bias", "cid": "gfd.heatmap_conv.bias"}[arch]
+    return int(sd[key].shape[0]) if key in sd else None
+
+
 # ---- loading ------------------------------------------------------------------------------------------
 
-def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]], *,
-                 transfer: bool = False, allow_missing_aux_heads: bool = False,
-                 expect: Optional[str] = None, source_name: Optional[str] = None) -> LoadReport:
-    """Load weights into a :class:`~boir_core.model.BoIR` or :class:`~boir_core.model.CID` model, strictly.
+def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]], *, transfer: bool,
+           allow_missing_aux_heads: bool, expect: Optional[str], source_name: Optional[str], caller: str,
+           mmap: bool = False) -> tuple[dict[str, torch.Tensor], LoadReport, dict[str, str]]:
+    """Read ``source`` and match its tensors to ``model``'s, by name and shape, without loading anything.
 
-    Args:
-        model: the network to fill (its tensors are overwritten in place).
-        source: a file path or an in-memory state_dict / checkpoint dict. (timm's ImageNet weights are read
-            by :func:`boir_core.model.load_imagenet`, which hands them to this function.)
-        transfer: drop the four keypoint-output tensors (:data:`TRANSFER_KEYS`) and keep their initial
-            values: fine-tuning a COCO (K=17) model on CrowdPose (K=14), docs/training.md#transfer-to-crowdpose.
-        allow_missing_aux_heads: let a training model load a checkpoint without the BUK / emb / bbox
-            heads (they stay initialised; the report lists them).
-        expect: if given (e.g. ``"imagenet"``), the file must be of that layout (``boir``, ``cid``,
-            ``imagenet``).
-        source_name: how reports and errors name an in-memory ``source`` (default ``"<state_dict>"``).
-
-    Returns:
-        a :class:`LoadReport`.
-
-    Raises:
-        CheckpointError: unreadable file, unknown layout, or any missing / unexpected / mis-shaped tensor.
+    Returns (the state_dict in our names, the report so far, model keys allowed to stay initialised); an
+    ImageNet file comes back unmatched (kind ``imagenet``). Raises :class:`CheckpointError` as
+    :func:`load_weights` documents.
     """
     arch = getattr(model, "arch", None)
     if arch not in ARCHS:
-        raise TypeError(f"load_weights expects a BoIR or CID model, got {type(model).__name__}")
+        raise TypeError(f"{caller} expects a BoIR or CID model, got {type(model).__name__}")
 
     if isinstance(source, Mapping):
         name, obj = source_name or "<state_dict>", source
@@ -228,7 +228,7 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
                               f"through build_model)")
     else:
         name = str(source)
-        obj = _read_file(Path(source))
+        obj = _read_file(Path(source), mmap=mmap)
 
     sd, container, header = _unwrap(obj, name)
     sd = _strip_module(sd)
@@ -239,7 +239,7 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
     if expect is not None and layout != expect:
         raise CheckpointError(f"{name}: expected a {expect} checkpoint, found a {layout} one")
     if layout == "imagenet":
-        return _load_imagenet(model, sd, name)
+        return sd, LoadReport(source=name, kind="imagenet"), {}
     if layout != arch:
         raise CheckpointError(f"{name}: holds a {layout.upper()} checkpoint but the model is "
                               f"{type(model).__name__} ({arch})")
@@ -290,16 +290,73 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} tensors: {_fmt(unexpected)}")
         if shapes:
-            hint = (" (a different number of keypoints? pass transfer=True)"
-                    if any(k.split(":")[0] in TRANSFER_KEYS[arch] for k in shapes) else "")
+            k_file = _keypoints(sd, arch)
+            k_model = _keypoints(target, arch)
+            hint = ""
+            if k_file is not None and k_model is not None and k_file != k_model:
+                hint = (f" (the file has K={k_file} keypoints, the model K={k_model}: weights of another "
+                        f"data set; a finetune passes transfer=True)")
             parts.append(f"{len(shapes)} shape mismatches: {_fmt(shapes)}{hint}")
         raise CheckpointError("\n  ".join(parts), missing=missing, unexpected=unexpected, mismatched=shapes)
+    return sd, report, allowed_missing
 
+
+def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]], *,
+                 transfer: bool = False, allow_missing_aux_heads: bool = False,
+                 expect: Optional[str] = None, source_name: Optional[str] = None) -> LoadReport:
+    """Load weights into a :class:`~boir_core.model.BoIR` or :class:`~boir_core.model.CID` model, strictly.
+
+    Args:
+        model: the network to fill (its tensors are overwritten in place).
+        source: a file path or an in-memory state_dict / checkpoint dict. (timm's ImageNet weights are read
+            by :func:`boir_core.model.load_imagenet`, which hands them to this function.)
+        transfer: drop the four keypoint-output tensors (:data:`TRANSFER_KEYS`) and keep their initial
+            values: fine-tuning a COCO (K=17) model on CrowdPose (K=14), docs/training.md#transfer-to-crowdpose.
+        allow_missing_aux_heads: let a training model load a checkpoint without the BUK / emb / bbox
+            heads (they stay initialised; the report lists them).
+        expect: if given (e.g. ``"imagenet"``), the file must be of that layout (``boir``, ``cid``,
+            ``imagenet``).
+        source_name: how reports and errors name an in-memory ``source`` (default ``"<state_dict>"``).
+
+    Returns:
+        a :class:`LoadReport`.
+
+    Raises:
+        CheckpointError: unreadable file, unknown layout, or any missing / unexpected / mis-shaped tensor.
+    """
+    sd, report, allowed_missing = _match(model, source, transfer=transfer,
+                                         allow_missing_aux_heads=allow_missing_aux_heads, expect=expect,
+                                         source_name=source_name, caller="load_weights")
+    if report.kind == "imagenet":
+        return _load_imagenet(model, sd, report.source)
+    target = model.state_dict()
     result = model.load_state_dict(sd, strict=False)
     # (BatchNorm fills an absent num_batches_tracked itself, so it may not be reported as missing)
     assert not result.unexpected_keys and set(result.missing_keys) <= set(allowed_missing), result
     report.loaded = list(sd)
     report.left_initialised = {k: allowed_missing[k] for k in target if k in allowed_missing}
+    return report
+
+
+def check_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]], *,
+                  transfer: bool = False, allow_missing_aux_heads: bool = False,
+                  source_name: Optional[str] = None) -> LoadReport:
+    """Would ``source`` load into ``model``? The same strict checks as :func:`load_weights` (layout,
+    architecture, every tensor's name and shape), nothing loaded.
+
+    ``model`` may live on the ``meta`` device (shapes only: a W48 check allocates no weights) and a file is
+    memory-mapped, not read, so a pre-flight over many released files costs little. ImageNet backbone files
+    are refused: they hold no heads to evaluate. Raises :class:`CheckpointError` naming the file and the
+    keys; returns the :class:`LoadReport` the load would give (``loaded`` = the tensors it would fill).
+    """
+    sd, report, allowed_missing = _match(model, source, transfer=transfer,
+                                         allow_missing_aux_heads=allow_missing_aux_heads, expect=None,
+                                         source_name=source_name, caller="check_weights", mmap=True)
+    if report.kind == "imagenet":
+        raise CheckpointError(f"{report.source}: ImageNet backbone weights (no neck, no heads), not a "
+                              f"{model.arch.upper()} checkpoint to evaluate")
+    report.loaded = list(sd)
+    report.left_initialised = dict(allowed_missing)
     return report
 
 

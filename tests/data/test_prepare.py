@@ -151,6 +151,13 @@ def test_coco_offline_end_to_end(tmp_path, capsys):
     rc = P.main(["verify", "coco", "--root", str(root)])
     out = capsys.readouterr().out
     assert rc == 1 and "lists 3 images, expected 5000" in out and "expected 118287" in out
+    # --subset (a trial on a few images): every listed image on disk, no release counts
+    assert P.main(["verify", "coco", "--root", str(root), "--subset"]) == 0
+    assert "COMPLETE" in capsys.readouterr().out
+    (coco / "images/val2017" / VAL[3]).unlink()
+    assert P.main(["verify", "coco", "--root", str(root), "--subset"]) == 1
+    assert "1 of 3 images missing" in capsys.readouterr().out
+    (coco / "images/val2017" / VAL[3]).write_bytes(_jpeg_bytes(3))
 
     # the loader opens the prepared COCO
     ds = KeypointDataset(coco, "coco", split="val", train=False, input_size=64)

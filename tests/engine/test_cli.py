@@ -118,6 +118,8 @@ def test_coco_test_dev_writes_the_upload_file(trained, tiny_synth, tmp_path, mon
     out = run_evaluation(cfg, trained, out_dir=tmp_path, progress=False)
     assert out["metrics"] == {} and out["testdev_upload"].name == "person_keypoints_test-dev2017_boir_results.json"
     assert isinstance(json.loads(out["testdev_upload"].read_text()), list)
+    m = json.loads(out["metrics_path"].read_text())
+    assert m["split"] == "test-dev" and m["images"] == out["images"]  # as Table 1 names it
 
 
 def test_predict_draws_only_confident_people_but_keeps_every_pose(trained, tiny_synth, tmp_path, monkeypatch):

@@ -229,10 +229,11 @@ def test_write_metrics_json_schema(tmp_path):
     out = write_metrics_json(tmp_path / "m" / "metrics.json", dataset="coco", split="val",
                              metrics={"AP": 0.5, "AR": 0.6}, config=cfg, checkpoint=ckpt,
                              timings={"network_ms": 12.5, "decode_ms": 3.0, "device": "cpu"},
-                             params={"total": 29.4e6}, key="coco_w32", demo=True)
+                             params={"total": 29.4e6}, key="coco_w32", demo=True, images=7)
     d = json.loads(out.read_text())
-    assert list(d) == ["dataset", "split", "key", "model", "config_name", "config", "checkpoint", "metrics",
-                       "timings", "params", "demo", "date", "preset"]
+    assert list(d) == ["dataset", "split", "images", "key", "model", "config_name", "config", "checkpoint",
+                       "metrics", "timings", "params", "demo", "date", "preset"]
+    assert d["images"] == 7
     assert d["model"] == {"arch": cfg.model.arch, "backbone": cfg.model.backbone}
     assert d["config_name"] == cfg.name and d["config"] == cfg.to_dict()
     assert d["checkpoint"] == {"path": str(ckpt), "sha256": hashlib.sha256(b"weights" * 1000).hexdigest()}

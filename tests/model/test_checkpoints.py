@@ -248,3 +248,47 @@ def test_hub_fails_fast_and_clearly_when_offline(monkeypatch, tiny_inference_mod
         # load_weights reads files and state_dicts only: it names the function that reads timm's weights
         with pytest.raises(CheckpointError, match=r"load_imagenet\(model, '" + name + "'\)"):
             load_weights(model, name)
+
+
+# ---- check_weights: the same checks, nothing loaded ----------------------------------------------------
+
+def test_check_weights_on_a_meta_model_names_the_file_and_the_keypoint_count(tmp_path):
+    from boir_core.model import check_weights
+
+    sd = random_state_dict(official_shapes("coco_w32", train=True), seed=1)
+    path = tmp_path / "boir_coco_w32.pth"
+    torch.save(sd, path)
+    with torch.device("meta"):  # shapes only: nothing allocated
+        coco = BoIR(17, "hrnet_w32", inst_channels=64, train_heads=False)
+        crowd = BoIR(14, "hrnet_w32", inst_channels=64, train_heads=False)
+        w48 = BoIR(17, "hrnet_w48", inst_channels=96, train_heads=False)
+    rep = check_weights(coco, path)
+    assert rep.kind == "boir-release" and set(rep.loaded) == set(coco.state_dict())
+    assert set(rep.dropped) == {k for k in sd if k.startswith(AUX)}  # the training-only heads
+    with pytest.raises(CheckpointError) as e:
+        check_weights(crowd, path)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "the file has K=17 keypoints, the model K=14" in msg
+    assert "kpt_head.heatmap_conv.weight: file (17, 64, 1, 1) vs model (14, 64, 1, 1)" in msg
+    with pytest.raises(CheckpointError) as e:
+        check_weights(w48, path)
+    assert "backbone.transition1.0.0.weight: file (32, 256, 3, 3) vs model (48, 256, 3, 3)" in str(e.value)
+    assert "the file has K=" not in str(e.value)  # the same K: no keypoint hint
+    imagenet = tmp_path / "hrnetv2_w32_imagenet_pretrained.pth"
+    torch.save({k[len("backbone."):]: v for k, v in sd.items()
+                if k.startswith("backbone.") and not k.endswith("num_batches_tracked")}, imagenet)
+    with pytest.raises(CheckpointError, match="ImageNet backbone weights .* not a BOIR checkpoint to evaluate"):
+        check_weights(coco, imagenet)
+
+
+def test_check_weights_leaves_the_model_untouched():
+    from boir_core.model import check_weights
+
+    torch.manual_seed(0)
+    model = BoIR(17, "hrnet_w18_small", inst_channels=8, train_heads=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    other = {k: v + 1 if v.is_floating_point() else v for k, v in export_released(model).items()}
+    check_weights(model, other)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    load_weights(model, other)  # the load itself does change them
+    assert not torch.equal(before["kpt_head.heatmap_conv.bias"], model.kpt_head.heatmap_conv.bias)
