@@ -10,6 +10,7 @@ kept and a second run only re-checks what changed.
     python tools/mutation.py losses schedule # some groups
     python tools/mutation.py --report        # only print the stored results
     python tools/mutation.py --minutes 30 decode   # stop a group after 30 minutes (reported as partial)
+    python tools/mutation.py --recheck decode      # re-test only the stored survivors (after adding tests)
 
 Prints, per module, the number of mutants, how many the tests killed, how many survived (with the
 survival rate) and the diff of every survivor. Not part of ``make test``.
@@ -123,6 +124,15 @@ def run(d: Path, filters: list[str], max_children: int, minutes: float | None) -
         return False
 
 
+def survivors(group: str) -> list[str]:
+    """The stored surviving mutants of a group (mutmut keeps a verdict until the mutant is named again)."""
+    d = WORK / group
+    if not (d / "mutants").exists():
+        return []
+    out = mutmut(d, "results", capture=True)
+    return [m.group(1) for m in re.finditer(r"^\s*([\w.ǁ]+__mutmut_\d+): survived\s*$", out, re.M)]
+
+
 def report(group: str) -> dict[str, dict[str, int]]:
     d = WORK / group
     if not (d / "mutants").exists():
@@ -162,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("groups", nargs="*", help=f"groups to run (default all): {', '.join(GROUPS)}")
     ap.add_argument("--report", action="store_true", help="only print the stored results")
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested in parallel (default 1)")
+    ap.add_argument("--recheck", action="store_true",
+                    help="re-test only the stored survivors of each group (new tests are copied in first)")
     ap.add_argument("--minutes", type=float, default=None,
                     help="wall-time limit per group; a group stopped there is reported as partial")
     a = ap.parse_args(argv)
@@ -176,7 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         for g in groups:
             d = prepare(g)
             print(f"== mutmut: {g} (in {d})", flush=True)
-            if not run(d, GROUPS[g][1], a.max_children, a.minutes):
+            names = GROUPS[g][1]
+            if a.recheck:
+                names = survivors(g)
+                print(f"   re-testing {len(names)} survivor(s)", flush=True)
+                if not names:
+                    continue
+            if not run(d, names, a.max_children, a.minutes):
                 partial.append(g)
     for g in groups:
         report(g)
