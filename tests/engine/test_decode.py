@@ -360,6 +360,7 @@ def test_decode_batch_different_sizes():
                        [{"trans_inv": TRANS_INV, "image_id": 1}, {"trans_inv": TRANS_INV, "image_id": 2}],
                        flip_index=FLIP, oks_sigmas=SIGMAS)
     assert res.num_images == 2 and [p["image_id"] for p in res.poses] == [1, 1, 2]
+    assert res.intermediates is None  # only with return_intermediates=True
     for got, exp in zip(res.poses, oracle_poses(cp1, CENTERS) + oracle_poses(cp2, [(9, 5)])):
         np.testing.assert_allclose(got["keypoints"], exp["keypoints"], rtol=1e-5, atol=1e-5)
 
