@@ -59,10 +59,11 @@ def test_radius_matches_scalar_oracle():
     assert got.tolist() == [radius_oracle(h, w) for h, w in hw]
 
 
-def test_radius_matches_scalar_oracle_on_every_integer_box_up_to_160():
+def test_radius_matches_scalar_oracle_on_every_integer_box_up_to_226():
     """The sides reach gaussian_radius rounded up, so integers are its whole domain in training: every box
-    from 0 x 0 to 160 x 160, degenerate and tiny boxes included."""
-    h, w = np.meshgrid(np.arange(161), np.arange(161), indexing="ij")
+    from 0 x 0 to 226 x 226 (a side of a rotated box clipped to the largest, 160-pixel, output map is at most
+    ceil(159·√2) = 225), degenerate and tiny boxes included."""
+    h, w = np.meshgrid(np.arange(227), np.arange(227), indexing="ij")
     got = gaussian_radius(h.ravel(), w.ravel())
     assert got.dtype == np.int64
     assert got.tolist() == [radius_oracle(a, b) for a, b in zip(h.ravel().tolist(), w.ravel().tolist())]
