@@ -435,3 +435,10 @@ def test_write_metrics_json_defaults_preset_and_checks(tmp_path):
         write_metrics_json(tmp_path / "c.json", dataset="coco", split="val", metrics={}, timings={"gpu_ms": 1.0})
     with pytest.raises(TypeError, match="config must be a Config, a dict or None, got int"):
         write_metrics_json(tmp_path / "c.json", dataset="coco", split="val", metrics={}, config=3)
+    # a foreign or older config dict that preset_label cannot read: no preset rather than a made-up one
+    old = json.loads(write_metrics_json(tmp_path / "d.json", dataset="coco", split="val", metrics={},
+                                        config={"name": "old", "preset": "weird"}).read_text())
+    assert old["preset"] is None and old["config_name"] == "old"
+    with pytest.raises(ValueError, match=r"metrics\['AP'\] = 70.5: metrics are fractions in \[0, 1\] \(-1: "
+                                         r"undefined\), not percentages"):
+        write_metrics_json(tmp_path / "e.json", dataset="coco", split="val", metrics={"AP": 70.5})
