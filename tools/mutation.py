@@ -9,6 +9,8 @@ kept and a second run only re-checks what changed.
     python tools/mutation.py                 # every group (hours on 2 cores)
     python tools/mutation.py losses schedule # some groups
     python tools/mutation.py --report        # only print the stored results
+    python tools/mutation.py --minutes 30 decode   # stop a group after 30 minutes (reported as partial)
+    python tools/mutation.py --recheck decode      # re-test only the stored survivors (after adding tests)
 
 Prints, per module, the number of mutants, how many the tests killed, how many survived (with the
 survival rate) and the diff of every survivor. Not part of ``make test``.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -30,6 +33,9 @@ WORK = REPO / "build" / "mutation"
 GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "schedule": (["boir_core/engine/schedule.py"], [], ["tests/engine/test_schedule.py"]),
     "losses": (["boir_core/losses/*"], [], ["tests/losses"]),
+    # the files a researcher's numbers depend on most: the box loss and the paper's Bbox Mask Loss path
+    "losses_paper": (["boir_core/losses/box.py", "boir_core/losses/bbox_mask.py",
+                      "boir_core/losses/bbox_mask_sums.py"], [], ["tests/losses"]),
     "decode": (["boir_core/engine/decode.py"], [],
                ["tests/engine/test_decode.py", "tests/engine/test_decode_config.py"]),
     "targets": (["boir_core/data/targets.py"], [], ["tests/data/test_targets.py"]),
@@ -79,6 +85,11 @@ def _env() -> dict[str, str]:
     env.pop("PYTHONPATH", None)  # mutmut puts its mutated copy first; the original must not shadow it
     # mutmut forks the test process for every mutant: an OpenMP pool that ran before the fork hangs the child
     env.update(BOIR_TEST_THREADS="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+    # the tests run from build/mutation/<group>/mutants/, where ../shared is not beside them: name the real
+    # fixtures explicitly so that the real-data tests run against the mutants too
+    fixtures = REPO.parent / "shared" / "fixtures" / "real"
+    if "BOIR_REAL_FIXTURES" not in env and fixtures.is_dir():
+        env["BOIR_REAL_FIXTURES"] = str(fixtures.resolve())
     return env
 
 
@@ -89,6 +100,37 @@ def mutmut(d: Path, *args: str, capture: bool = False) -> str:
     if capture:
         return r.stdout
     return ""
+
+
+def run(d: Path, filters: list[str], max_children: int, minutes: float | None) -> bool:
+    """``mutmut run`` in the group folder; True when it finished, False when stopped at the time limit.
+
+    At the limit mutmut gets a Ctrl-C (SIGINT): it stops its workers and keeps every verdict reached so far,
+    so a later run goes on from there."""
+    exe = Path(sys.executable).with_name("mutmut")
+    cmd = [str(exe) if exe.exists() else "mutmut", "run", *filters, "--max-children", str(max_children)]
+    proc = subprocess.Popen(cmd, cwd=d, env=_env())
+    try:
+        proc.wait(timeout=None if minutes is None else minutes * 60)
+        return True
+    except subprocess.TimeoutExpired:
+        print(f"\n== time limit of {minutes:g} min reached: stopping mutmut (results so far are kept)", flush=True)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return False
+
+
+def survivors(group: str) -> list[str]:
+    """The stored surviving mutants of a group (mutmut keeps a verdict until the mutant is named again)."""
+    d = WORK / group
+    if not (d / "mutants").exists():
+        return []
+    out = mutmut(d, "results", capture=True)
+    return [m.group(1) for m in re.finditer(r"^\s*([\w.ǁ]+__mutmut_\d+): survived\s*$", out, re.M)]
 
 
 def report(group: str) -> dict[str, dict[str, int]]:
@@ -130,18 +172,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("groups", nargs="*", help=f"groups to run (default all): {', '.join(GROUPS)}")
     ap.add_argument("--report", action="store_true", help="only print the stored results")
     ap.add_argument("--max-children", type=int, default=1, help="mutants tested in parallel (default 1)")
+    ap.add_argument("--recheck", action="store_true",
+                    help="re-test only the stored survivors of each group (new tests are copied in first)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="wall-time limit per group; a group stopped there is reported as partial")
     a = ap.parse_args(argv)
     groups = a.groups or list(GROUPS)
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         ap.error(f"unknown group(s) {unknown}; known: {', '.join(GROUPS)}")
+    if a.max_children < 1:
+        ap.error(f"--max-children must be >= 1, got {a.max_children}")
+    partial = []
     if not a.report:
         for g in groups:
             d = prepare(g)
             print(f"== mutmut: {g} (in {d})", flush=True)
-            mutmut(d, "run", *GROUPS[g][1], "--max-children", str(a.max_children))
+            names = GROUPS[g][1]
+            if a.recheck:
+                names = survivors(g)
+                print(f"   re-testing {len(names)} survivor(s)", flush=True)
+                if not names:
+                    continue
+            if not run(d, names, a.max_children, a.minutes):
+                partial.append(g)
     for g in groups:
         report(g)
+    if partial:
+        print(f"== partial (stopped at the time limit): {', '.join(partial)}")
     return 0
 
 

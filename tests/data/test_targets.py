@@ -59,6 +59,16 @@ def test_radius_matches_scalar_oracle():
     assert got.tolist() == [radius_oracle(h, w) for h, w in hw]
 
 
+def test_radius_matches_scalar_oracle_on_every_integer_box_up_to_226():
+    """The sides reach gaussian_radius rounded up, so integers are its whole domain in training: every box
+    from 0 x 0 to 226 x 226 (a side of a rotated box clipped to the largest, 160-pixel, output map is at most
+    ceil(159·√2) = 225), degenerate and tiny boxes included."""
+    h, w = np.meshgrid(np.arange(227), np.arange(227), indexing="ij")
+    got = gaussian_radius(h.ravel(), w.ravel())
+    assert got.dtype == np.int64
+    assert got.tolist() == [radius_oracle(a, b) for a, b in zip(h.ravel().tolist(), w.ravel().tolist())]
+
+
 def test_gaussian_maps_match_paste_oracle():
     rng = np.random.default_rng(2)
     size = 24
@@ -76,10 +86,11 @@ def test_gaussian_maps_match_paste_oracle():
 def test_points_in_minus_one_to_zero_are_drawn_at_pixel_zero():
     """The release takes pixels with Python's int(): x = -0.6 is drawn at column 0, x = -1.0 is not drawn."""
     pts = np.array([[-0.6, 5.5], [5.5, -0.3], [-0.99, -0.01], [-1.0, 5.0], [5.0, -1.2], [7.99, 7.99],
-                    [8.0, 3.0]])
+                    [8.0, 3.0], [3.0, 8.0]])
     maps = gaussian_maps(pts, np.ones(len(pts), bool), np.full(len(pts), 1), 8)
+    assert maps.dtype == np.float32
     assert maps[0, 5, 0] == 1.0 and maps[1, 0, 5] == 1.0 and maps[2, 0, 0] == 1.0 and maps[5, 7, 7] == 1.0
-    assert maps[3].max() == maps[4].max() == maps[6].max() == 0.0
+    assert maps[3].max() == maps[4].max() == maps[6].max() == maps[7].max() == 0.0
     # the center pixel and the instance coordinate follow the same int()
     idx, coords = select_instances(np.array([[-0.5, 3.2], [3.7, -0.9], [-1.0, 3.0]]), np.ones(3, bool),
                                    np.array([1.0, 2.0, 3.0]), 8, None, center_jitter=False)
@@ -101,13 +112,32 @@ def test_radius_uses_the_box_sides_rounded_up():
     # the corners are clipped to the map before the sides are measured: a box hanging off the left edge
     off = box - [14.0, 0.0]  # x from -4 to 4.1: w = 4.1 -> 5, h = 15.2 -> 16
     assert person_radii(off, 64).tolist() == [radius_oracle(16, 5)] != [radius_oracle(16, 9)]
+    # ... and to the last pixel, S - 1, on the right and at the bottom: x 30..80, y 56..90 on a 64 map is
+    # 33 x 7 (not 35 x 9 clipped to S + 1, 32 x 6 to S - 2, 50 x 34 unclipped)
+    tail = np.array([[[30.0, 56.0], [80.0, 56.0], [30.0, 90.0], [80.0, 90.0]]])
+    assert person_radii(tail, 64).tolist() == [radius_oracle(7, 33)] == [3]
+    assert {radius_oracle(9, 35), radius_oracle(6, 32), radius_oracle(34, 50)}.isdisjoint({3})
+
+
+def test_radius_per_person_from_the_sides_not_the_diagonals():
+    """Several people at once, each from its own height |TL - BL| and width |TL - TR|."""
+    from boir_core.data.targets import person_radii
+
+    def box(x0, y0, w, h):
+        return [[x0, y0], [x0 + w, y0], [x0, y0 + h], [x0 + w, y0 + h]]
+
+    boxes = np.array([box(2, 3, 40, 10), box(5, 5, 6, 50), box(20, 20, 3, 3)], float)
+    assert person_radii(boxes, 64).tolist() == [radius_oracle(10, 40), radius_oracle(50, 6), radius_oracle(3, 3)]
+    assert radius_oracle(10, 40) != radius_oracle(math.hypot(10, 40), 40)  # the diagonal would change it
 
 
 def test_keypoint_centers_average_labelled_points_only():
-    k = np.array([[[0, 0, 0], [2, 4, 1], [4, 8, 2]], [[9, 9, 0], [1, 1, 0], [5, 5, 0]]], float)
+    k = np.array([[[0, 0, 0], [2, 4, 1], [4, 8, 2]], [[9, 9, 0], [1, 1, 0], [5, 5, 0]],
+                  [[7, 3, 0], [6, 9, 1], [1, 1, 0]]], float)
     c, ok = keypoint_centers(k)
     np.testing.assert_allclose(c[0], [3, 6])
-    assert ok.tolist() == [True, False]
+    np.testing.assert_allclose(c[2], [6, 9])  # one labelled keypoint is its own center
+    assert ok.tolist() == [True, False, True]
 
 
 def _person(cx, cy, half, k=5, v=2):
@@ -143,6 +173,64 @@ def test_build_targets_peaks_order_and_small_person_rule():
     # CrowdPose rule: no area test
     t2 = build_targets(kp, corners, areas, s, small_person_no_center=False, center_jitter=False)
     assert t2.center_valid.all() and t2.person_index.tolist() == [2, 1, 0]
+    # every instance output has one row per instance, in the instance order
+    assert t.instance_heatmap.shape == (2, k, s, s) and t.instance_mask.shape == (2, k)
+    np.testing.assert_array_equal(t.instance_keypoints, kp[[1, 0]].astype(np.float32))
+    np.testing.assert_array_equal(t.instance_bbox, boxes_from_corners(corners, s)[[1, 0]])
+    # exactly 32² input px² is not small
+    t3 = build_targets(kp, corners, np.array([3000.0, 1500.0, 32.0 ** 2]), s, center_jitter=False)
+    assert t3.center_valid.tolist() == [True, True, True]
+
+
+def test_build_targets_dtypes_and_shapes():
+    """The dtypes CONTRIBUTING.md gives for every target (float32 maps and numbers, int64 indices)."""
+    kp, corners = _person(30, 30, 10)
+    t = build_targets(kp[None].astype(int), corners[None].astype(int), [5000], 64, center_jitter=False)
+    for name in ("multi_heatmap", "instance_heatmap", "instance_mask", "instance_bbox", "instance_keypoints",
+                 "instance_center"):
+        assert getattr(t, name).dtype == np.float32, name
+    assert t.instance_coord.dtype == np.int64 and t.radius.dtype == np.int64
+    assert t.instance_keypoints.shape == (1, 5, 3) and t.instance_center.shape == (1, 2)
+    assert boxes_from_corners(corners[None], 64, "release").dtype == np.float32
+
+
+def test_person_without_labelled_keypoints_has_no_center_whatever_its_area():
+    kp, corners = _person(30, 30, 10)
+    kp2 = kp.copy()
+    kp2[:, 2] = 0
+    t = build_targets(np.stack([kp, kp2]), np.stack([corners, corners]), [5000.0, 9000.0], 64,
+                      center_jitter=False)
+    assert t.center_valid.tolist() == [True, False] and t.person_index.tolist() == [0]
+
+
+def test_occluded_keypoints_v1_are_drawn_and_masked_like_visible_ones():
+    kp, corners = _person(30, 30, 10)
+    kp[:, 2] = [1, 2, 1, 1, 2]
+    t = build_targets(kp[None], corners[None], [5000.0], 64, center_jitter=False)
+    assert t.instance_mask[0].tolist() == [1, 1, 1, 1, 1]
+    for j in range(5):
+        assert t.multi_heatmap[j, int(kp[j, 1]), int(kp[j, 0])] == 1.0 == t.instance_heatmap[0, j].max()
+
+
+def test_build_targets_jitters_by_default_reproducibly_and_honours_max_instances():
+    """Jitter is on by default and drawn from the given generator (same seed, same targets); box_clipping
+    and max_instances reach the instances."""
+    people = [_person(8 + 12 * (i % 5), 8 + 12 * (i // 5), 4) for i in range(10)]
+    kp = np.stack([p[0] for p in people])
+    corners = np.stack([p[1] for p in people])
+    areas = np.arange(10) * 100.0 + 2000.0
+    a = build_targets(kp, corners, areas, 64, rng=np.random.default_rng(7))
+    b = build_targets(kp, corners, areas, 64, rng=np.random.default_rng(7), center_jitter=True)
+    still = build_targets(kp, corners, areas, 64, center_jitter=False)
+    np.testing.assert_array_equal(a.instance_coord, b.instance_coord)
+    assert (a.instance_coord != still.instance_coord).any()
+    few = build_targets(kp, corners, areas, 64, rng=np.random.default_rng(7), max_instances=3)
+    assert len(few.person_index) == 3 and few.instance_heatmap.shape[0] == 3
+    off = corners.copy()
+    off[0, :, 0] -= 10  # the smallest person's box: x from -6 to 2, where the two clipping rules differ
+    correct = build_targets(kp, off, areas, 64, center_jitter=False, box_clipping="correct").instance_bbox[0]
+    release = build_targets(kp, off, areas, 64, center_jitter=False, box_clipping="release").instance_bbox[0]
+    assert correct[2] == 2 and release[2] == 8
 
 
 def test_unlabelled_and_out_of_map_keypoints():
@@ -156,10 +244,27 @@ def test_unlabelled_and_out_of_map_keypoints():
 
 
 def test_duplicate_coordinates_keep_the_smaller_person():
-    centers = np.array([[10.2, 10.7], [10.9, 10.1], [30.0, 30.0]])
-    idx, coords = select_instances(centers, np.ones(3, bool), np.array([500.0, 100.0, 50.0]), 64, None,
-                                   center_jitter=False)
-    assert idx.tolist() == [2, 1] and coords.tolist() == [[30, 30], [10, 10]]
+    centers = np.array([[10.2, 10.7], [10.9, 10.1], [30.0, 30.0], [40.0, 10.5], [10.5, 40.0]])
+    idx, coords = select_instances(centers, np.ones(5, bool), np.array([500.0, 100.0, 50.0, 600.0, 700.0]), 64,
+                                   None, center_jitter=False)
+    # same row or same column is not the same coordinate
+    assert idx.tolist() == [2, 1, 3, 4] and coords.tolist() == [[30, 30], [10, 10], [10, 40], [40, 10]]
+    assert idx.dtype == np.int64 and coords.dtype == np.int64
+
+
+def test_equal_areas_keep_the_input_order():
+    """A stable sort: people of equal area stay in input order (which decides who wins a shared pixel)."""
+    rng = np.random.default_rng(4)
+    centers = np.stack([np.arange(30) * 2 + 0.5, np.full(30, 5.5)], 1)
+    areas = rng.integers(0, 3, size=30).astype(float)
+    idx, _ = select_instances(centers, np.ones(30, bool), areas, 64, None, center_jitter=False)
+    assert idx.tolist() == sorted(range(30), key=lambda i: areas[i])
+
+
+def test_centers_at_or_past_the_last_pixel_are_not_instances():
+    centers = np.array([[63.9, 10.0], [64.0, 10.0], [10.0, 64.5], [20.0, 20.0]])
+    idx, coords = select_instances(centers, np.ones(4, bool), np.arange(4.0), 64, None, center_jitter=False)
+    assert idx.tolist() == [0, 3] and coords.tolist() == [[10, 63], [20, 20]]
 
 
 def test_jitter_stays_within_one_pixel_and_inside_the_map():
@@ -169,6 +274,20 @@ def test_jitter_stays_within_one_pixel_and_inside_the_map():
                                    64, rng, center_jitter=True)
     base = np.trunc(centers[idx][:, ::-1])
     assert np.abs(coords - base).max() == 1 and (coords >= 0).all() and (coords < 64).all()
+    # each axis of each person is drawn on its own from {-1, 0, 1}: all nine offsets occur
+    assert {tuple(d) for d in (coords - base).astype(int).tolist()} == {(a, b) for a in (-1, 0, 1)
+                                                                         for b in (-1, 0, 1)}
+    # a jitter onto the first row / column is kept (only leaving the map reverts it)
+    edge = np.full((200, 2), 1.5)
+    idx, coords = select_instances(edge, np.ones(200, bool), np.arange(200.0), 64, np.random.default_rng(8))
+    assert {0, 1, 2} == set(coords[:, 0].tolist()) | set(coords[:, 1].tolist())
+    # with jitter on by default, from the generator given, or from a fresh one when none is given
+    grid = np.stack(np.meshgrid(np.arange(4) * 6 + 10.5, np.arange(4) * 6 + 20.5), -1).reshape(-1, 2)
+    ok, areas = np.ones(16, bool), np.arange(16.0)
+    same = [select_instances(grid, ok, areas, 64, np.random.default_rng(9))[1] for _ in range(2)]
+    np.testing.assert_array_equal(same[0], same[1])
+    assert (same[0] != select_instances(grid, ok, areas, 64, None, center_jitter=False)[1]).any()
+    assert len(select_instances(grid, ok, areas, 64, None)[0]) == 16
     assert len({tuple(c) for c in coords.tolist()}) == len(coords)  # no duplicates
     assert len(select_instances(centers, np.ones(len(centers), bool), np.ones(len(centers)), 64, rng,
                                 max_instances=7)[0]) == 7
@@ -187,6 +306,21 @@ def test_box_clipping_correct_vs_release():
     np.testing.assert_allclose(boxes_from_corners(rot, 64, "release"), [[20, 10, 20, 20]])
     with pytest.raises(ValueError, match="box_clipping"):
         boxes_from_corners(corners, 64, "sometimes")
+    np.testing.assert_array_equal(boxes_from_corners(corners, 64), correct[None])  # "correct" by default
+
+
+def test_box_clipping_at_the_right_and_bottom_edges():
+    """The last pixel is S - 1: a box past the right/bottom edge, one right of the map, one left of it, one
+    wider than the map."""
+    def box(x0, y0, x1, y1):
+        return [[x0, y0], [x1, y0], [x0, y1], [x1, y1]]
+
+    corners = np.array([box(50, 60, 70, 80), box(70, 5, 80, 25), box(-20, 5, -5, 25), box(-10, 5, 100, 25)],
+                       float)
+    np.testing.assert_allclose(boxes_from_corners(corners, 64, "correct"),
+                               [[50, 60, 13, 3], [63, 5, 0, 20], [0, 5, 0, 20], [0, 5, 63, 20]])
+    np.testing.assert_allclose(boxes_from_corners(corners, 64, "release"),
+                               [[50, 60, 20, 20], [63, 5, 10, 20], [0, 5, 15, 20], [0, 5, 63, 20]])
 
 
 def test_no_people_gives_empty_well_shaped_targets():
@@ -194,3 +328,10 @@ def test_no_people_gives_empty_well_shaped_targets():
     assert t.multi_heatmap.shape == (18, 32, 32) and t.multi_heatmap.max() == 0
     assert t.instance_heatmap.shape == (0, 17, 32, 32) and t.instance_coord.shape == (0, 2)
     assert t.instance_mask.shape == (0, 17) and t.instance_bbox.shape == (0, 4)
+    assert t.radius.shape == (0,) and t.radius.dtype == np.int64 and t.instance_bbox.dtype == np.float32
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 2), (5, 3)])
+def test_keypoints_of_the_wrong_shape_are_refused(shape):
+    with pytest.raises(ValueError, match=r"keypoints must be \[P, K, 3\]"):
+        build_targets(np.zeros(shape), np.zeros((2, 4, 2)), np.zeros(2), 32)

@@ -165,11 +165,29 @@ def test_smooth_heatmaps_matches_loop_oracle_with_zero_padding_counted():
         smooth_heatmaps(torch.ones(5, 5), 4)
 
 
+def test_smooth_heatmaps_kernel_1_and_batches_of_maps():
+    """Kernel 1 is a valid (identity) smoothing; 0 and negative kernels are refused; a [n, K, H, W] batch is
+    smoothed map by map (no average reaches across from one map into the next)."""
+    rng = np.random.default_rng(5)
+    m = torch.tensor(rng.random((2, 3, 6, 5)))
+    torch.testing.assert_close(smooth_heatmaps(m.clone(), 1), m, rtol=0, atol=0)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="odd"):
+            smooth_heatmaps(m, bad)
+    got = smooth_heatmaps(m.clone(), 3).numpy()
+    for i in range(2):
+        for k in range(3):
+            np.testing.assert_allclose(got[i, k], smooth_loop(m[i, k].numpy(), 3), rtol=1e-12)
+
+
 def test_peak_pool_kernel_grows_with_map_size():
     assert peak_pool_kernel(128, 128) == 3
     assert peak_pool_kernel(200, 200) == 3  # strictly greater than 200 needed
     assert peak_pool_kernel(128, 300) == 5  # (128 + 300)/2 = 214
     assert peak_pool_kernel(301, 301) == 7
+    # the boundaries: mean side 200 -> 3, 201 -> 5, 300 -> 5, 300.5 -> 7
+    assert [peak_pool_kernel(s, s) for s in (200, 201, 300)] == [3, 5, 5]
+    assert peak_pool_kernel(300, 301) == 7
 
 
 def test_find_peaks_nms_topk_and_threshold():
@@ -186,6 +204,8 @@ def test_find_peaks_nms_topk_and_threshold():
     assert coords.tolist() == [[2, 3], [8, 9]]
     coords, _, _ = find_peaks(c, 30, 0.5)
     assert coords.tolist() == [[2, 3], [8, 9]]
+    coords, _, _ = find_peaks(c, 30, 0.7)  # a score equal to the threshold does not exceed it
+    assert c[8, 9].item() == torch.tensor(0.7).item() and coords.tolist() == [[2, 3]]
 
 
 def test_find_peaks_kernel_depends_on_map_size():
@@ -207,6 +227,14 @@ def test_refine_quarter_pixel_hand_computed():
     assert xy[0, 1].tolist() == [5.0, 0.0]
     assert xy[0, 2].tolist() == [1.0, 3.0]
     assert val[0].tolist() == [1.0, 1.0, 1.0]
+    # one pixel in from the last column and the first row: both shifts still apply, towards the larger
+    # real neighbour (columns 3 and 5, rows 0 and 2), never towards the peak itself
+    m = torch.zeros(1, 1, 5, 6)
+    m[0, 0, 1, 4] = 1.0; m[0, 0, 1, 3] = 0.6; m[0, 0, 1, 5] = 0.2; m[0, 0, 0, 4] = 0.1; m[0, 0, 2, 4] = 0.7
+    assert refine_quarter_pixel(m)[0][0, 0].tolist() == [3.75, 1.25]
+    m = torch.zeros(1, 1, 6, 5)  # the same one pixel in from the first column and the last row
+    m[0, 0, 4, 1] = 1.0; m[0, 0, 4, 0] = 0.2; m[0, 0, 4, 2] = 0.6; m[0, 0, 3, 1] = 0.7; m[0, 0, 5, 1] = 0.1
+    assert refine_quarter_pixel(m)[0][0, 0].tolist() == [1.25, 3.75]
 
 
 def test_refine_matches_loop_oracle_on_random_maps():
@@ -225,8 +253,10 @@ def test_map_to_image_is_4x_plus_2_then_inverse_affine():
     canvas, image = map_to_image(xy, TRANS_INV)
     assert canvas.tolist() == [[2.0, 2.0], [43.0, 17.0]]
     assert image.tolist() == [[13.0, -17.0], [1.5 * 43 + 10, 1.5 * 17 - 20]]
-    with pytest.raises(ValueError, match="2x3"):
+    with pytest.raises(ValueError, match=r"meta\['trans_inv'\] must be a finite 2x3"):
         map_to_image(xy, np.eye(3))
+    # a float32 tensor (as a data loader collates it) gives the same float64 result as the numpy matrix
+    torch.testing.assert_close(map_to_image(xy, torch.tensor(TRANS_INV, dtype=torch.float32))[1], image)
 
 
 # ---- the whole decoder ------------------------------------------------------------------------------------
@@ -330,8 +360,57 @@ def test_decode_batch_different_sizes():
                        [{"trans_inv": TRANS_INV, "image_id": 1}, {"trans_inv": TRANS_INV, "image_id": 2}],
                        flip_index=FLIP, oks_sigmas=SIGMAS)
     assert res.num_images == 2 and [p["image_id"] for p in res.poses] == [1, 1, 2]
+    assert res.intermediates is None  # only with return_intermediates=True
     for got, exp in zip(res.poses, oracle_poses(cp1, CENTERS) + oracle_poses(cp2, [(9, 5)])):
         np.testing.assert_allclose(got["keypoints"], exp["keypoints"], rtol=1e-5, atol=1e-5)
+
+
+def test_decode_batch_passes_image_ids_and_returns_intermediates_per_image():
+    cp1, cp2 = center_map(16, 24, PEAKS), center_map(20, 12, {(9, 5): 0.8})
+    images = [make_image(cp1), make_image(cp2)]
+    metas = [{"trans_inv": TRANS_INV, "image_id": 1}, {"trans_inv": TRANS_INV, "image_id": 2}]
+    res = decode_batch(GaussianNet(), images, metas, image_ids=[31, 32], flip_index=FLIP, oks_sigmas=SIGMAS,
+                       return_intermediates=True)
+    assert [p["image_id"] for p in res.poses] == [31, 31, 32]
+    assert len(res.intermediates) == 2
+    assert [i["peaks_yx"].tolist() for i in res.intermediates] == [[list(c) for c in CENTERS], [[9, 5]]]
+    with pytest.raises(ValueError, match="2 images but 1 metas"):
+        decode_batch(GaussianNet(), images, metas[:1], flip_index=FLIP, oks_sigmas=SIGMAS)
+    with pytest.raises(ValueError, match="2 images but 3 image_ids"):
+        decode_batch(GaussianNet(), images, metas, image_ids=[1, 2, 3], flip_index=FLIP, oks_sigmas=SIGMAS)
+
+
+def test_decode_batch_sums_the_times_of_its_images(monkeypatch):
+    """The reported per-image times (Tables 5 and 7) are the sums over the images, from zero."""
+    import boir_core.engine.decode as decode_mod
+
+    times = iter([(0.25, 0.5), (1.0, 0.125)])
+
+    def fake(model, image, meta, **kwargs):
+        net, dec = next(times)
+        return decode_mod.DecodeResult([], net, dec, 1, None, "cpu:fake")
+
+    monkeypatch.setattr(decode_mod, "decode", fake)
+    res = decode_batch(None, [torch.zeros(3, 8, 8)] * 2, [{}, {}])
+    assert (res.time_network, res.time_decode, res.num_images, res.device) == (1.25, 0.625, 2, "cpu:fake")
+
+
+def test_clock_splits_time_into_network_and_decode_and_syncs_cuda(monkeypatch):
+    import boir_core.engine.decode as decode_mod
+
+    ticks = iter([10.0, 10.5, 12.0, 12.25])
+    syncs = []
+    monkeypatch.setattr(decode_mod.time, "perf_counter", lambda: next(ticks))
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: syncs.append(1))
+    clock = decode_mod._Clock(torch.device("cuda"))  # only the clock: nothing runs on a GPU
+    clock.lap("decode")
+    clock.lap("network")
+    clock.lap("decode")
+    assert (clock.network, clock.decode) == (1.5, 0.75) and len(syncs) == 4
+    ticks = iter([1.0, 2.0])
+    cpu = decode_mod._Clock(torch.device("cpu"))
+    cpu.lap("network")
+    assert (cpu.network, cpu.decode) == (1.0, 0.0) and len(syncs) == 4  # no CUDA sync on the CPU
 
 
 def test_bad_inputs_have_clear_errors():

@@ -331,3 +331,115 @@ def test_resize_decode_evaluate_end_to_end_real_coco(real_fixtures):
     m = evaluate_results(results, path, "coco")
     assert len(results) == 12  # every labelled person found once
     assert m["AP"] == pytest.approx(1.0) and m["AR"] == pytest.approx(1.0), m
+
+
+# ---- arguments, side effects and messages (found by mutation testing) ------------------------------------
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster-coco-eval"])
+def test_evaluation_uses_the_chosen_backend_changes_no_input_and_prints_nothing(backend, monkeypatch, capsys):
+    import boir_core.engine.evaluate as ev
+
+    gt = tiny_gt(seed=3, people=4)
+    res = perturbed(gt, 1, 17)
+    gt_before, res_before = copy.deepcopy(gt), copy.deepcopy(res)
+    used = []
+    for name in ("_stats_pycocotools", "_stats_faster"):
+        real = getattr(ev, name)
+        monkeypatch.setattr(ev, name, lambda *a, _real=real, _name=name: used.append(_name) or _real(*a))
+    evaluate_results(res, gt, "coco", backend)
+    assert used == ["_stats_pycocotools" if backend == "pycocotools" else "_stats_faster"]
+    assert gt == gt_before and res == res_before  # the libraries add keys to copies only
+    assert capsys.readouterr().out == ""
+
+
+def test_sigmas_argument_overrides_the_protocols():
+    gt = tiny_gt(seed=3, people=4)
+    res = perturbed(gt, 1, 17)
+    tight = [s / 4 for s in COCO_OKS_SIGMAS]
+    m = evaluate_results(res, gt, "coco", sigmas=tight)
+    expected = pycocotools_stats(gt, res, tight)
+    np.testing.assert_allclose([m[n] for n in COCO_METRICS], expected[:10], rtol=1e-12, atol=1e-12)
+    assert m["AP"] < evaluate_results(res, gt, "coco")["AP"]
+
+
+def _gt_file(tmp_path, edit):
+    gt = tiny_gt(k=14)
+    edit(gt)
+    path = tmp_path / "bad_gt.json"
+    path.write_text(json.dumps(gt))
+    return path
+
+
+@pytest.mark.parametrize("dataset, edit, message", [
+    ("coco", lambda g: g.pop("categories"), r"bad_gt.json: ground truth has no 'categories' list \(keys: "
+                                            r"\['annotations', 'images'\]\)"),
+    ("crowdpose", lambda g: g["annotations"][1].pop("bbox"), r"bad_gt.json: annotations\[1\] \(id 2\) has no 'bbox'"),
+    ("coco", lambda g: None, r"bad_gt.json: annotations\[0\] has 14 keypoints, the protocol expects 17"),
+    ("crowdpose", lambda g: g["images"][2].pop("crowdIndex"),
+     r"bad_gt.json: image 102 has no 'crowdIndex' \(the CrowdPose protocol splits images into easy/medium/hard"),
+])
+def test_bad_ground_truth_errors_name_the_file_the_entry_and_the_key(tmp_path, dataset, edit, message):
+    path = _gt_file(tmp_path, edit)
+    with pytest.raises(ValueError, match=message):
+        evaluate_results([], path, dataset)
+
+
+def test_coco_ground_truth_without_area_is_refused_by_name(tmp_path):
+    gt = tiny_gt()
+    del gt["annotations"][2]["area"]
+    path = tmp_path / "no_area.json"
+    path.write_text(json.dumps(gt))
+    with pytest.raises(ValueError, match=r"no_area.json: annotations\[2\] \(id 3\) has no 'area', which the COCO "
+                                         r"protocol uses as the person's scale"):
+        evaluate_results(gt_as_results(gt), path, "coco")
+    with pytest.raises(ValueError, match=r"<ground-truth dict>: annotations\[2\] \(id 3\) has no 'area'"):
+        evaluate_results(gt_as_results(gt), gt, "coco")
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match=r"broken.json: invalid JSON"):
+        evaluate_results([], tmp_path / "broken.json", "coco")
+    with pytest.raises(ValueError, match=r"unknown data set 'mpii'; known: coco, ochuman, synthcrowd, crowdpose"):
+        evaluation_backend("mpii", "pycocotools")
+
+
+def test_timings_are_per_image_from_any_decode_result():
+    from types import SimpleNamespace
+
+    from boir_core.engine.evaluate import timings_from_decode
+
+    one = SimpleNamespace(time_network=0.25, time_decode=0.125, num_images=1, device="cuda:0")
+    assert timings_from_decode(one) == {"network_ms": 250.0, "decode_ms": 125.0, "device": "cuda:0"}
+    bare = SimpleNamespace(time_network=0.5, time_decode=0.25)  # no num_images, no device: one image, unknown
+    assert timings_from_decode(bare) == {"network_ms": 500.0, "decode_ms": 250.0, "device": None}
+    assert timings_from_decode(bare, device="cpu")["device"] == "cpu"
+
+
+@pytest.mark.parametrize("value", [float("nan"), "0.5", True, -1.5, 1.5, 2.0])
+def test_metrics_outside_fractions_or_not_numbers_are_refused(tmp_path, value):
+    with pytest.raises(ValueError, match=r"metrics\['AP'\] = "):
+        write_metrics_json(tmp_path / "m.json", dataset="coco", split="val", metrics={"AP": value})
+
+
+def test_write_metrics_json_defaults_preset_and_checks(tmp_path):
+    from boir_core.config import Config, preset_label
+
+    cfg = Config()
+    d = json.loads(write_metrics_json(tmp_path / "a.json", dataset="coco", split="val",
+                                      metrics={"AP": 1.0, "AP_hard": -1.0}, config=cfg.to_dict()).read_text())
+    assert d["metrics"] == {"AP": 1.0, "AP_hard": -1.0}  # a perfect score and an undefined one are valid
+    assert d["demo"] is False and d["config"] == cfg.to_dict() and d["config_name"] == cfg.name
+    assert d["preset"] == preset_label(cfg.to_dict()) and d["preset"]
+    assert d["date"].endswith("+00:00")  # UTC, with its offset
+    given = json.loads(write_metrics_json(tmp_path / "b.json", dataset="coco", split="val", metrics={},
+                                          config=cfg, preset="released weights").read_text())
+    assert given["preset"] == "released weights"
+    with pytest.raises(ValueError, match=r"timings: unknown keys \['gpu_ms'\] \(allowed: network_ms"):
+        write_metrics_json(tmp_path / "c.json", dataset="coco", split="val", metrics={}, timings={"gpu_ms": 1.0})
+    with pytest.raises(TypeError, match="config must be a Config, a dict or None, got int"):
+        write_metrics_json(tmp_path / "c.json", dataset="coco", split="val", metrics={}, config=3)
+    # a foreign or older config dict that preset_label cannot read: no preset rather than a made-up one
+    old = json.loads(write_metrics_json(tmp_path / "d.json", dataset="coco", split="val", metrics={},
+                                        config={"name": "old", "preset": "weird"}).read_text())
+    assert old["preset"] is None and old["config_name"] == "old"
+    with pytest.raises(ValueError, match=r"metrics\['AP'\] = 70.5: metrics are fractions in \[0, 1\] \(-1: "
+                                         r"undefined\), not percentages"):
+        write_metrics_json(tmp_path / "e.json", dataset="coco", split="val", metrics={"AP": 70.5})

@@ -221,3 +221,96 @@ def test_ddp_ranks_see_disjoint_shares_that_cover_the_training_set(tiny_cfg, wor
         assert len(set(flat)) == n, "some images are never seen by any rank"
         assert len(flat) - len(set(flat)) == per_rank * world - n, "ranks train on the same images"
     assert any(orders[(0, r)] != orders[(1, r)] for r in range(world)), "the order does not change per epoch"
+
+
+# ---- one optimisation step (``_step``) on its own: the branches the two-step fp32 run above does not take -----
+
+def _step_parts(cfg):
+    """What ``train`` hands ``_step``: the network, its optimiser and scaler, and the first batch."""
+    dinfo = DistInfo()
+    torch.manual_seed(0)
+    model, _ = train_mod._build_model(cfg, dinfo)
+    dataset, sampler, loader, gen = train_mod._build_loader(cfg, dinfo)
+    optimizer, scaler, _, _, _, _ = train_mod._optimization(cfg, model, dinfo, loader)
+    batch = next(iter(train_mod._epoch_batches(loader, sampler, gen, cfg.train.seed, 0, 0)))
+    return model, optimizer, scaler, batch
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _moved(model, before):
+    """Whether the optimiser changed a parameter (a forward alone updates BatchNorm's statistics, not these)."""
+    return any(not torch.equal(before[k], v) for k, v in model.named_parameters())
+
+
+def test_step_runs_the_forward_under_the_configured_autocast_and_memory_format(tiny_cfg):
+    """train.amp=bf16 and train.channels_last=true: the network sees a channels_last batch under bf16
+    autocast even when the process default autocast dtype is another (fp16 here), and the step is taken."""
+    cfg = tiny_cfg.override("train.channels_last=true", "train.amp=bf16")
+    model, optimizer, scaler, batch = _step_parts(cfg)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(
+        (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"),
+         args[0].is_contiguous(memory_format=torch.channels_last))))
+    default = torch.get_autocast_dtype("cpu")
+    torch.set_autocast_dtype("cpu", torch.float16)
+    try:
+        before = _weights(model)
+        terms, grad_norm, finite = train_mod._step(model, optimizer, scaler, batch, cfg, DistInfo(), True,
+                                                   torch.bfloat16, torch.Generator().manual_seed(0))
+    finally:
+        torch.set_autocast_dtype("cpu", default)
+    assert seen == [(True, torch.bfloat16, True)]
+    assert finite and math.isfinite(grad_norm) and math.isfinite(terms["total"])
+    assert _moved(model, before)
+
+
+def test_step_draws_the_instance_subset_from_the_loss_generator(tiny_cfg):
+    """With more instances than loss.max_instances the kept subset comes from the seeded loss generator, not
+    from the global RNG: the same generator seed gives the same loss whatever the global seed; another
+    generator seed gives another loss (so the subset matters here)."""
+    cfg = tiny_cfg.override("loss.max_instances=1")
+    model, optimizer, scaler, batch = _step_parts(cfg)
+    assert batch["instance_coord"].shape[0] > 1
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def loss(global_seed, loss_seed):
+        model.load_state_dict(start)
+        torch.manual_seed(global_seed)
+        terms, _, _ = train_mod._step(model, optimizer, scaler, batch, cfg, DistInfo(), False, None,
+                                      torch.Generator().manual_seed(loss_seed))
+        return terms["total"]
+
+    same = {loss(g, 5) for g in (1, 2, 3)}
+    assert len(same) == 1
+    assert len({loss(1, s) for s in (5, 6, 7, 8)}) > 1
+
+
+@pytest.mark.parametrize("other_rank_finite", [True, False])
+def test_step_is_skipped_on_every_rank_when_any_rank_has_a_non_finite_loss(tiny_cfg, monkeypatch,
+                                                                         other_rank_finite):
+    """DDP: the ranks agree on skipping through an all-reduce MIN of their 'loss is finite' flags. Here this
+    rank's loss is finite; a stand-in all-reduce plays a second rank whose loss is finite or not."""
+    model, optimizer, scaler, batch = _step_parts(tiny_cfg)
+    ops = []
+
+    def all_reduce(tensor, op=torch.distributed.ReduceOp.SUM):
+        ops.append(op)
+        other = torch.tensor(1.0 if other_rank_finite else 0.0)
+        combined = {torch.distributed.ReduceOp.MIN: torch.minimum, torch.distributed.ReduceOp.SUM: torch.add,
+                    torch.distributed.ReduceOp.MAX: torch.maximum}[op](tensor, other)
+        tensor.copy_(combined)
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
+    before = _weights(model)
+    terms, grad_norm, finite = train_mod._step(model, optimizer, scaler, batch, tiny_cfg, DistInfo(world_size=2),
+                                               False, None, torch.Generator().manual_seed(0))
+    assert ops == [torch.distributed.ReduceOp.MIN]
+    assert math.isfinite(terms["total"])  # this rank's loss
+    changed = _moved(model, before)
+    if other_rank_finite:
+        assert finite and math.isfinite(grad_norm) and changed
+    else:
+        assert not finite and math.isnan(grad_norm) and not changed

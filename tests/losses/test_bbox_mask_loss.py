@@ -4,6 +4,7 @@ embeddings)."""
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -229,3 +230,24 @@ def test_all_zero_embedding_pixels_give_finite_gradients(make_batch, options):
     else:
         ref = bbox_mask_release_ref(emb.detach(), bbox, imgid, level={"release-instance": 0, "release-image": 1}[variant])[0]
     assert torch.allclose(t.loss.detach(), ref, atol=1e-6)
+
+
+def test_paper_box_pixels_match_a_loop_oracle_at_the_edges():
+    """The paper's B_i (module docstring): column u is in when its center u + ½ lies in [x, x + w] (both ends
+    included), or when it contains x + w/2, clipped to the map; rows likewise. Boxes with edges exactly on
+    pixel centers, thinner than a pixel, and partly or wholly outside the map."""
+    from boir_core.losses import box_rows_cols
+
+    def members(lo, size, n):
+        mid = min(max(math.floor(lo + size / 2), 0), n - 1)
+        return [lo <= u + 0.5 <= lo + size or u == mid for u in range(n)]
+
+    boxes = torch.tensor([[2.5, 1.5, 3.0, 2.0], [4.2, 3.1, 0.3, 0.2], [-3.0, 5.0, 4.0, 9.0], [9.5, -4.0, 3.0, 3.5],
+                          [12.0, 20.0, 2.0, 2.0], [0.0, 0.0, 10.0, 8.0], [6.1, 2.0, 2.8, 0.9], [4.6, 4.6, 0.8, 0.8]],
+                         dtype=torch.float64)
+    height, width = 8, 10
+    rows, cols, valid = box_rows_cols(boxes, height, width)
+    for i, (x, y, w, h) in enumerate(boxes.tolist()):
+        assert cols[i].tolist() == members(x, w, width), (i, "cols")
+        assert rows[i].tolist() == members(y, h, height), (i, "rows")
+    assert valid.all()

@@ -56,12 +56,25 @@ def test_ciou_closed_forms():
     assert torch.allclose(ciou(inner, box), torch.tensor(iou - v * v / (v - iou + 1), dtype=torch.float64), atol=1e-9)
 
 
-def test_decode_xy_versus_release():
+def test_decode_paper_versus_release():
     ltrb = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert decode_ltrb(ltrb, torch.tensor(10), torch.tensor(20)).tolist() == [9.0, 18.0, 4.0, 6.0]
+    assert decode_ltrb(ltrb, torch.tensor(10), torch.tensor(20), "paper").tolist() == [9.0, 18.0, 4.0, 6.0]
     assert decode_ltrb(ltrb, torch.tensor(10), torch.tensor(20), "release").tolist() == [19.0, 8.0, 4.0, 6.0]
-    with pytest.raises(ValueError, match="decode"):
+    with pytest.raises(ValueError, match=r"^decode must be one of \['paper', 'release'\], got 'yx'"):
         decode_ltrb(ltrb, torch.tensor(1), torch.tensor(1), "yx")
+
+
+def test_ciou_of_zero_height_boxes():
+    """eps is added to the heights: a flat box (h = 0, as a box wholly past the map's bottom edge is clipped
+    to) has w/h → +inf and atan → +π/2, not −π/2, whichever of the two boxes is flat."""
+    flat = torch.tensor([0.0, 0.0, 4.0, 0.0], dtype=torch.float64)
+    tall = torch.tensor([0.0, 0.0, 4.0, 2.0], dtype=torch.float64)
+    v = 4 / math.pi ** 2 * (math.atan(2) - math.pi / 2) ** 2  # atan(4/2) against atan(4/eps)
+    rho2_c2 = 1 / 20  # centers (2, 0) and (2, 1); enclosing box 4 x 2
+    expected = -rho2_c2 - v * v / (v + 1)  # IoU 0
+    for pred, gt in ((flat, tall), (tall, flat)):
+        assert ciou(pred, gt).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_degenerate_inputs_give_finite_values(make_batch):
