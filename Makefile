@@ -28,7 +28,7 @@ help:
 	@echo "make test      - set up .venv, run every test (notebooks included)"
 	@echo "make lab       - set up .venv, build the notebooks, start JupyterLab on the kit and print its URL"
 	@echo "make notebooks - build notebooks/NN_topic.ipynb from the committed jupytext .py files"
-	@echo "make reproduce TABLE=n - reproduce one of the paper's Tables 1-7 (papermill)"
+	@echo "make reproduce TABLE=n - reproduce one of the paper's Tables 1-7 (runs, then tables_n.md)"
 	@echo "make bench     - print the benchmark figures"
 
 $(STAMP): pyproject.toml

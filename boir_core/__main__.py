@@ -8,7 +8,7 @@ Commands
     predict    predict poses on images, a folder or a video; writes COCO-format JSON (+ drawings)
     profile    parameter counts (Table 5) and network / decoding latency
     demo       the whole main job on the embedded SynthCrowd data (what ``make demo`` runs)
-    reproduce  execute the table notebook for one of the paper's tables (papermill)
+    reproduce  run what one of the paper's tables needs (evaluate, train ablations, measure) and render it
     export     write the inference network as ONNX graphs (backbone + center head, instance head)
 
 Every command takes ``--config`` (a YAML file, or the name of one of the kit's configs: ``coco_w32``, ``demo``,
@@ -17,8 +17,8 @@ train.epochs=2``. ``--checkpoint shipped:boir`` (or ``shipped:cid``) names the d
 package; with it and no ``--config``, the config they were trained with is used.
 
 Relative paths (outputs ``runs/...``, data ``data/...``) are read from the working folder; a config on the
-embedded SynthCrowd data generates it there when it is missing (train, evaluate), and says so. ``demo`` and
-``reproduce`` execute the notebooks, which need a checkout of the kit (``git clone``), not only the package.
+embedded SynthCrowd data generates it there when it is missing (train, evaluate), and says so. ``demo``
+executes the notebooks, which need a checkout of the kit (``git clone``), not only the package.
 """
 from __future__ import annotations
 
@@ -139,11 +139,55 @@ def cmd_demo(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .engine.demo import reproduce_table
+    """The library's :func:`boir_core.paper.reproduce.reproduce`, then the tables rendered into
+    ``<results_dir>/tables_<n>.md`` and printed (no notebook: notebook 06 is a view over the same calls)."""
+    kwargs, overrides = _reproduce_arguments(args.overrides)  # a mistake is named before torch is imported
+    from .paper import reproduce as rp
 
-    path = reproduce_table(args.table, out_dir=args.out, parameters=dict(kv.split("=", 1) for kv in args.overrides))
-    print(f"[reproduce] Table {args.table}: {path}")
+    if args.results_dir:
+        kwargs["results_dir"] = args.results_dir
+    report = rp.reproduce(args.table, overrides=overrides, **kwargs)
+    print(report.summary())
+    path = rp.write_tables(report)
+    print(path.read_text())
+    print(f"[reproduce] Table {args.table or 'all'}: {path}")
     return 0
+
+
+#: ``reproduce``'s own arguments that ``key=value`` may set (a key with a dot is a config override instead).
+REPRODUCE_ARGUMENTS = {"data_root": str, "checkpoint_dir": str, "train": "bool", "gpus": int, "demo": "demo",
+                       "demo_ablation_rows": "rows", "demo_images": int, "demo_train_iters": int,
+                       "demo_checkpoint": str, "overwrite": "bool", "latency_repeats": int}
+
+
+def _reproduce_arguments(items: list[str]) -> tuple[dict, list[str]]:
+    """Split ``key=value`` items into reproduce()'s arguments and config overrides (``section.key=value``)."""
+    import yaml
+
+    kwargs: dict = {}
+    overrides: list[str] = []
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"reproduce: {item!r} is not key=value")
+        key, value = item.split("=", 1)
+        if "." in key:
+            overrides.append(item)
+            continue
+        kind = REPRODUCE_ARGUMENTS.get(key)
+        if kind is None:
+            raise SystemExit(f"reproduce: unknown argument {key!r}; one of {', '.join(REPRODUCE_ARGUMENTS)}, "
+                             f"or a config key with a dot (test.max_images=100)")
+        parsed = yaml.safe_load(value)
+        if kind == "bool" and not isinstance(parsed, bool):
+            raise SystemExit(f"reproduce: {key}={value!r} is not true / false")
+        if kind == "demo":
+            parsed = parsed if isinstance(parsed, bool) else str(value)
+        elif kind == "rows":
+            parsed = parsed if isinstance(parsed, (int, list)) else str(value)
+        elif kind in (int, str):
+            parsed = kind(value)
+        kwargs[key] = parsed
+    return kwargs, overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,10 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip executing the notebooks (what an installed package without a checkout can run)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("reproduce", help="reproduce one of the paper's tables (its notebook: needs a checkout)")
+    p = sub.add_parser("reproduce", help="run what one of the paper's tables needs and render it (paper / ours)")
     p.add_argument("--table", type=int, required=True, choices=range(0, 8), help="1-7, or 0 for all")
-    p.add_argument("--out", default="runs/reproduce")
-    p.add_argument("overrides", nargs="*", default=[], help="notebook parameters as key=value")
+    p.add_argument("--results-dir", default=None, help="where the metrics files and tables_<n>.md go "
+                                                          "(default: runs/reproduce/results)")
+    p.add_argument("overrides", nargs="*", default=[],
+                   help="reproduce's arguments as key=value (data_root=data checkpoint_dir=checkpoints train=true "
+                        "gpus=4 demo=auto overwrite=true ...) and config overrides for every run "
+                        "(model.pretrained=FILE test.max_images=100)")
     p.set_defaults(func=cmd_reproduce)
     return ap
 
@@ -238,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 
 #: Errors in what the user asked for (printed as one line, exit status 2), by module: the classes of the modules
 #: that import torch are looked up only when loaded (an instance of one means its module is), so a command that
-#: needs no network (``--help``, ``reproduce`` without a checkout) answers without importing torch.
+#: needs no network (``--help``, ``demo`` without a checkout) answers without importing torch.
 USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
                ("boir_core.engine.train", "ResumeMismatchError"), ("boir_core.model.checkpoints", "CheckpointError"),
                ("boir_core.engine.backends", "BackendUnavailable"))

@@ -39,7 +39,7 @@ data_root = "data"  # holds coco/, crowdpose/, ochuman/ as prepared by data_scri
 checkpoint_dir = "checkpoints"  # released or our weights, named as described above (paths from the kit's root)
 train = False  # Tables 4 / 7: train each ablation config (real data) instead of only evaluating weights
 gpus = 1  # GPUs to use (0: CPU); > 1 trains under torchrun
-results_dir = "runs/reproduce/results"  # where the metrics JSON files go
+results_dir = None  # where the metrics JSON files go; None: runs/reproduce/results (the CLI's default too)
 demo = "auto"  # "auto": demo mode when the real data are absent; True / False force it
 demo_ablation_rows = 2  # demo: how many ablation rows to train (a number, "all", or a list of keys)
 demo_images = 4  # demo: SynthCrowd val images evaluated per row
@@ -59,11 +59,12 @@ import torch
 from IPython.display import Markdown, display
 
 from boir_core import paths
-from boir_core.engine import reproduce as rp
-from boir_core.io import atomic_write_text
+from boir_core.paper import reproduce as rp
+from boir_core.paper import seeds as seeds_mod
 from boir_core.paper import TABLES
 
 # relative paths are read from the kit's root (the kernel may start in notebooks/); a path you set must exist
+results_dir = results_dir or rp.RESULTS_DIR
 data_root, checkpoint_dir, results_dir = (paths.resolve(p) for p in (data_root, checkpoint_dir, results_dir))
 if demo_checkpoint:
     demo_checkpoint = paths.existing(demo_checkpoint, "demo_checkpoint")
@@ -155,9 +156,8 @@ if report.profiles:
 rendered = rp.render_report(report)  # {table id: markdown}, from the metrics files of each row
 for tid, text in rendered.items():
     display(Markdown(text))
-# the same tables as one markdown file beside the results (`make reproduce` prints it)
-tables_md = atomic_write_text(Path(results_dir) / f"tables_{table or 'all'}.md", "\n\n".join(rendered.values()) + "\n")
-print(f"tables written to {tables_md}")
+# the same tables as one markdown file beside the results (what `make reproduce` writes and prints)
+print(f"tables written to {rp.write_tables(report)}")
 
 # %%
 print(f"notebook done in {time.time() - t0:.0f} s ({'DEMO' if demo_mode else 'real'} mode)")
@@ -209,9 +209,9 @@ print(f"paper: p = {p_paper:g} with 5 runs each needs |t| ≥ {t_for_p(p_paper, 
 scores = None
 if int(seeds) >= 2 and demo_mode:
     t_seed = time.time()
-    seed_root = rp.demo_data_root(results_dir, 17, demo_images)
-    pair = rp.demo_pair_configs(seed_root, iters=demo_train_iters)
-    scores = rp.seed_study(pair, range(int(seeds)), Path(results_dir) / "demo" / "seeds", val_images=demo_images)
+    seed_root = seeds_mod.demo_data_root(results_dir, 17, demo_images)
+    pair = seeds_mod.demo_pair_configs(seed_root, iters=demo_train_iters)
+    scores = seeds_mod.seed_study(pair, range(int(seeds)), Path(results_dir) / "demo" / "seeds", val_images=demo_images)
     metric = "held-out instance keypoint loss (lower is better)"
     print(f"{int(seeds)} seeds x 2 methods in {time.time() - t_seed:.0f} s")
 elif int(seeds) >= 2:

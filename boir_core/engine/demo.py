@@ -20,13 +20,11 @@ A second run is fast: the finished training run is resumed, not repeated.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..config import load_config
 from ..data import get_profile
@@ -39,7 +37,7 @@ from .predict import predict
 from .runner import run_evaluation
 from . import train as training  # train() through its module (tests stand in for it there)
 
-__all__ = ["run_demo", "execute_notebook", "reproduce_table"]
+__all__ = ["run_demo", "execute_notebook"]
 
 #: What to do without a checkout (an installed wheel): the demo's other steps need only the package.
 NO_CHECKOUT_HINT = ("`boir demo --no-notebooks` runs the demo's other steps (data, shipped weights, training, "
@@ -249,19 +247,3 @@ def _takes(src: Path, name: str) -> bool:
         if "parameters" in c.get("metadata", {}).get("tags", []):
             return any(line.split("=")[0].strip() == name for line in c.source.splitlines() if "=" in line)
     return False
-
-
-def reproduce_table(table: int, out_dir: str | os.PathLike = "runs/reproduce",
-                    parameters: dict[str, Any] | None = None) -> Path:
-    """Execute ``notebooks/06_reproduce_tables`` for one table (papermill), into ``out_dir``."""
-    params = {"table": int(table), **{k: _parse(v) for k, v in (parameters or {}).items()}}
-    out = execute_notebook("06_reproduce_tables", Path(out_dir) / f"table{table}", params)
-    tables = Path(params.get("results_dir", "runs/reproduce/results")) / f"tables_{table or 'all'}.md"
-    if tables.is_file():
-        print(tables.read_text())
-        print(f"[reproduce] tables: {tables}")
-    return out
-
-
-def _parse(v: Any) -> Any:
-    return yaml.safe_load(v) if isinstance(v, str) else v

@@ -1,5 +1,5 @@
 """The ablation configs that resolve to one run (notebook 06's finding is computed from the configs)."""
-from boir_core.engine.reproduce import identical_configs
+from boir_core.paper.plan import identical_configs
 
 
 def test_identical_ablation_configs():

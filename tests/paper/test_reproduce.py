@@ -1,4 +1,4 @@
-"""boir_core.engine.reproduce (row → run planning, weights names, demo detection) and notebooks 06 / 07.
+"""boir_core.paper.reproduce and boir_core.paper.plan (row → run planning, weights names, demo detection) and notebooks 06 / 07.
 
 The slow tests execute both notebooks with papermill in demo mode and read the executed outputs: every
 table rendered with its title and paper numbers, the DEMO label, and Table 5's measured 31.8 / 68.9 M.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from boir_core.engine import reproduce as rp
-from boir_core.paper import ABLATION_KEYS, TABLES
+from boir_core.paper import reproduce as rp
+from boir_core.paper import ABLATION_KEYS, TABLES, render_table
 from boir_core.paper.values import all_keys
 
 REPO = Path(__file__).resolve().parents[2]
@@ -240,3 +240,30 @@ def test_notebook_07_figures_demo(tmp_path):
     nb = nbformat.read(out, as_version=4)
     pngs = sum("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert pngs >= 4  # Figure 1, Figure 3, a comparative panel, a failure case
+
+
+def test_reproduce_cli_calls_the_library_and_writes_the_tables(tmp_path, monkeypatch, capsys):
+    """``python -m boir_core reproduce`` runs no notebook: it calls paper.reproduce.reproduce with the arguments
+    and config overrides split apart, then renders and writes ``tables_<n>.md`` itself."""
+    from boir_core.__main__ import main
+
+    seen = {}
+
+    def fake_reproduce(table, **kwargs):
+        seen.update(kwargs, table=table)
+        return rp.ReproduceReport(int(table), False, Path(kwargs["results_dir"]), "cpu")
+
+    monkeypatch.setattr(rp, "reproduce", fake_reproduce)
+    assert main(["reproduce", "--table", "3", "--results-dir", str(tmp_path / "res"), "data_root=/d",
+                 "checkpoint_dir=ck", "train=true", "gpus=0", "demo=false", "demo_ablation_rows=all",
+                 "test.max_images=5", "model.pretrained=/w.pth"]) == 0
+    assert seen == {"table": 3, "results_dir": str(tmp_path / "res"), "data_root": "/d", "checkpoint_dir": "ck",
+                    "train": True, "gpus": 0, "demo": False, "demo_ablation_rows": "all",
+                    "overrides": ["test.max_images=5", "model.pretrained=/w.pth"]}
+    md = (tmp_path / "res" / "tables_3.md").read_text()
+    assert md == "\n\n".join(render_table(t, {}) for t in rp.table_ids(3)) + "\n"
+    assert "Table 3" in capsys.readouterr().out
+    for bad, says in (("data_rot=x", "unknown argument 'data_rot'"), ("train=maybe", "is not true / false"),
+                      ("noequals", "is not key=value")):
+        with pytest.raises(SystemExit, match=says):
+            main(["reproduce", "--table", "3", bad])

@@ -29,393 +29,47 @@ Every metrics file records the preset that produced its weights (``preset``: ``p
   every cell and prints a DEMO banner. Table 5's parameter counts are the real W32 / W48 architectures
   (exact), its times the demo models on this machine.
 
-Weights file names (``checkpoint_dir``)
----------------------------------------
-The weights of a row are looked up by the name of the config that *trained* them, prefixed with the
-architecture, as the finetune configs' ``train.transfer_from`` already spell it::
-
-    boir_coco_w32      BoIR W32 COCO  (Tables 1, 3, 5, 6; OCHuman rows use these too, no finetuning)
-    boir_coco_w48      BoIR W48 COCO
-    cid_coco_w32       CID  W32 COCO
-    boir_crowdpose_w32 / boir_crowdpose_w48 / cid_crowdpose_w32                 CrowdPose from scratch
-    boir_crowdpose_w32_finetune / boir_crowdpose_w48_finetune / cid_crowdpose_w32_finetune   CrowdPose *
-    t4_full, t7_beta_0.5, ...                                                   one per ablation row
-
-each as ``<name>.pth``, ``<name>.pth.tar`` or ``<name>.pt`` (a released file or ours), or a run folder
-``<name>/`` holding ``final.pt``. The order ``<arch>_<backbone>_<dataset>`` (``boir_w32_coco.pth``) is
-accepted too. :func:`weight_candidates` lists every name tried.
-
-Results layout (``results_dir``)::
-
-    <results_dir>/<key>/metrics.json          one evaluation per run key (real data)
-    <results_dir>/table5/<key>.json           Table 5: live parameter counts and latency (+ the key's AP)
-    <results_dir>/train/<key>/                ablation training runs (train=True)
-    <results_dir>/demo/...                    the same layout for demo runs, plus demo/models/ and data
+Which runs each table needs, where weights and results are: :mod:`boir_core.paper.plan`; the
+seed-noise study of notebook 06: :mod:`boir_core.paper.seeds`.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
-from ..config import Config, configs_dir, load_config
-from ..data.profiles import REAL_DATASETS, get_profile
-from .checkpointing import run_weights
+import torch
+
+from ..config import Config, load_config
+from ..data.layout import DataLayoutError, check_layout
+from ..data.synthetic import ensure_synthcrowd
+from ..engine import train as training  # train() through its module (tests stand in for it there)
+from ..engine.evaluate import write_metrics_json
+from ..engine.profile import profile
+from ..engine.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
+from ..io import atomic_write_text
+from ..model import CheckpointError
+from ..paths import default_checkpoint
+from .plan import (ABLATION_SWITCHES, REAL_DATASETS, RESULTS_DIR, RUNS, TABLE5_CONFIGS, Run, _base,
+                   _profile_split, ablation_subset, config_overrides_between, data_present, demo_ablation_config,
+                   detect_demo,
+                   identical_configs, metrics_path, plan, real_config, resolve_weights, table5_path, table_ids,
+                   table_numbers, table_results, weight_candidates)
+from .render import render_table
 
 __all__ = [
-    "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "table_numbers", "table_ids", "plan", "ablation_subset",
-    "weight_candidates", "resolve_weights", "data_present", "detect_demo", "metrics_path", "table5_path",
-    "real_config", "config_overrides_between", "ABLATION_SWITCHES", "demo_ablation_config", "ReproduceReport", "reproduce",
-    "table_results", "render_report", "identical_configs", "held_out_keypoint_loss", "seed_study",
-    "demo_data_root", "demo_pair_configs",
-    "PreflightError", "preflight",
+    "ReproduceReport", "reproduce", "render_report", "write_tables", "PreflightError", "preflight",
+    # re-exported from boir_core.paper.plan (the names notebook 06 and the tests read here)
+    "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "RESULTS_DIR", "table_numbers", "table_ids", "plan",
+    "ablation_subset", "weight_candidates", "resolve_weights", "data_present", "detect_demo", "metrics_path",
+    "table5_path", "real_config", "config_overrides_between", "ABLATION_SWITCHES", "demo_ablation_config",
+    "identical_configs", "table_results",
 ]
-
-WEIGHT_SUFFIXES = (".pth", ".pth.tar", ".pt")
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run that fills table rows: evaluate ``config`` with ``weights`` on ``dataset`` ``split``.
-
-    ``kind``: ``"evaluate"`` (released / our weights) or ``"ablation"`` (trained from ``config`` when asked).
-    ``weights``: the weights file stem in ``checkpoint_dir`` (see the module docstring).
-    ``overrides``: extra ``key=value`` config overrides (OCHuman val: ``data.test_split=val``).
-    """
-
-    key: str
-    kind: str
-    config: str
-    weights: str
-    arch: str
-    dataset: str
-    split: str
-    overrides: tuple[str, ...] = ()
-    tables: tuple[str, ...] = ()
-
-    @property
-    def num_keypoints(self) -> int:
-        return get_profile(self.dataset).num_keypoints
-
-    @property
-    def config_path(self) -> Path:
-        return configs_dir() / f"{self.config}.yaml"
-
-
-def _runs() -> dict[str, Run]:
-    from ..paper import ABLATION_KEYS, rows_for_key
-    from ..paper.values import all_keys
-
-    och_val = ("data.test_split=val",)
-    # key: (config, weights, arch, dataset, split, overrides)
-    spec: dict[str, tuple] = {}
-    for arch, bbs in (("boir", ("w32", "w48")), ("cid", ("w32",))):
-        for bb in bbs:
-            pre = f"{arch}_{bb}"
-            coco = f"coco_{bb}" if arch == "boir" else f"cid_coco_{bb}"
-            crowd = f"crowdpose_{bb}" if arch == "boir" else f"cid_crowdpose_{bb}"
-            och = f"ochuman_{bb}" if arch == "boir" else f"cid_ochuman_{bb}"
-            coco_w = f"boir_coco_{bb}" if arch == "boir" else coco
-            crowd_w = f"boir_{crowd}" if arch == "boir" else crowd
-            spec[f"{pre}_coco_val"] = (coco, coco_w, arch, "coco", "val", ())
-            spec[f"{pre}_coco_testdev"] = (f"{coco}_testdev", coco_w, arch, "coco", "test-dev", ())
-            spec[f"{pre}_crowdpose_test"] = (crowd, crowd_w, arch, "crowdpose", "test", ())
-            spec[f"{pre}_crowdpose_finetune_test"] = (f"{crowd}_finetune", f"{crowd_w}_finetune", arch,
-                                                      "crowdpose", "test", ())
-            spec[f"{pre}_ochuman_val"] = (och, coco_w, arch, "ochuman", "val", och_val)
-            spec[f"{pre}_ochuman_test"] = (och, coco_w, arch, "ochuman", "test", ())
-    for key in ABLATION_KEYS:
-        spec[key] = (f"ablations/{key}", key, "boir", "coco", "val", ())
-    out = {}
-    for key in all_keys():
-        cfg, w, arch, ds, split, ov = spec[key]  # KeyError here: a new table key without a run
-        tables = tuple(t.id for t, _ in rows_for_key(key))
-        kind = "ablation" if key in ABLATION_KEYS else "evaluate"
-        out[key] = Run(key, kind, cfg, w, arch, ds, split, ov, tables)
-    return out
-
-
-#: Every run key of Tables 1-7 → its :class:`Run`.
-RUNS: dict[str, Run] = _runs()
-
-#: Table 5: which config's architecture each row's parameter count and latency are measured on.
-TABLE5_CONFIGS = {"boir_w32_coco_val": "coco_w32", "boir_w48_coco_val": "coco_w48",
-                  "cid_w32_coco_val": "cid_coco_w32"}
-
-
-# ---------------------------------------------------------------------------------------------------
-# planning
-
-def table_numbers(table: Union[int, str]) -> list[int]:
-    """``0`` (or "all") → [1, ..., 7]; ``n`` → [n]."""
-    if str(table).strip().lower() in ("0", "all"):
-        return list(range(1, 8))
-    n = int(table)
-    if not 1 <= n <= 7:
-        raise ValueError(f"table must be 1-7 or 0 (all), got {table!r}")
-    return [n]
-
-
-def table_ids(table: Union[int, str]) -> list[str]:
-    """Paper table ids (``4L``, ``4R``, ...) of ``table`` (0 = all)."""
-    from ..paper import tables_for
-
-    return [t.id for n in table_numbers(table) for t in tables_for(n)]
-
-
-def ablation_subset(table: Union[int, str], rows: Union[int, str, Sequence[str]]) -> list[str]:
-    """The ablation keys a demo trains: ``"all"``, a list of keys, or a count N — the first N rows of the
-    requested ablation tables taken round-robin over their parts (4L, 4R, 7L, 7R), so that N = 2 with
-    ``table=0`` trains one row of Table 4 and one of Table 7."""
-    from ..paper import TABLES
-
-    ids = [i for i in table_ids(table) if i[0] in "47"]
-    per_part = [[r.key for r in TABLES[i].rows] for i in ids]
-    everything = [k for part in per_part for k in part]
-    if isinstance(rows, str) and rows.strip().lower() == "all":
-        return everything
-    if isinstance(rows, (list, tuple)):
-        unknown = [k for k in rows if k not in RUNS or RUNS[k].kind != "ablation"]
-        if unknown:
-            raise ValueError(f"not ablation keys: {unknown}")
-        return [k for k in rows if k in everything]
-    n = int(rows)
-    # per table: its parts round-robin (4L[0], 4R[0], 4L[1], ...); then the tables interleaved
-    per_table: dict[str, list[str]] = {}
-    for i, part in zip(ids, per_part):
-        per_table.setdefault(i[0], []).append(part)
-    queues = []
-    for parts in per_table.values():
-        q = [part[j] for j in range(max(map(len, parts))) for part in parts if j < len(part)]
-        queues.append(q)
-    order = [q[j] for j in range(max(map(len, queues), default=0)) for q in queues if j < len(q)]
-    return order[:max(n, 0)]
-
-
-def plan(table: Union[int, str], *, demo: bool = False,
-         demo_ablation_rows: Union[int, str, Sequence[str]] = 2) -> list[Run]:
-    """The runs ``table`` (0 = all) needs, evaluations first, each key once.
-
-    Table 5 needs the COCO val evaluations of its rows (its AP column); its parameter counts and times are
-    measured by :func:`reproduce` itself. In demo mode only ``demo_ablation_rows`` ablation rows are run.
-    """
-    from ..paper import TABLES
-
-    keys: list[str] = []
-    for tid in table_ids(table):
-        for row in TABLES[tid].rows:
-            keys += [k for k in row.run_keys() if k not in keys]
-    runs = [RUNS[k] for k in keys]
-    evals = [r for r in runs if r.kind == "evaluate"]
-    abl = [r for r in runs if r.kind == "ablation"]
-    if demo:
-        chosen = ablation_subset(table, demo_ablation_rows)
-        abl = [RUNS[k] for k in chosen]
-    return evals + abl
-
-
-# ---------------------------------------------------------------------------------------------------
-# files and data
-
-def _weight_stems(run: Run) -> list[str]:
-    stems = [run.weights]
-    parts = run.weights.split("_")
-    # boir_coco_w32[_finetune] -> boir_w32_coco[_finetune]
-    if len(parts) >= 3 and parts[0] in ("boir", "cid") and parts[2].startswith("w"):
-        stems.append("_".join([parts[0], parts[2], parts[1], *parts[3:]]))
-    return stems
-
-
-def weight_candidates(run: Union[Run, str], checkpoint_dir: Union[str, os.PathLike]) -> list[Path]:
-    """Every path tried for ``run``'s weights, in order (files first, then run folders)."""
-    run = RUNS[run] if isinstance(run, str) else run
-    d = Path(checkpoint_dir)
-    stems = _weight_stems(run)
-    return [d / f"{s}{suf}" for s in stems for suf in WEIGHT_SUFFIXES] + [d / s for s in stems]
-
-
-def resolve_weights(run: Union[Run, str], checkpoint_dir: Union[str, os.PathLike]) -> Optional[Path]:
-    """The first existing weights of ``run`` in ``checkpoint_dir`` (a run folder needs ``final.pt`` or
-    ``checkpoints/last.pt``), or None."""
-    for p in weight_candidates(run, checkpoint_dir):
-        if p.is_file():
-            return p
-        if p.is_dir() and run_weights(p) is not None:
-            return p
-    return None
-
-
-def _profile_split(dataset: str, split: str) -> str:
-    return "test" if split == "test-dev" else split
-
-
-def data_present(data_root: Union[str, os.PathLike], dataset: str, split: str) -> bool:
-    """Are ``<data_root>/<dataset>``'s annotation file and image folder of ``split`` there?"""
-    prof = get_profile(dataset)
-    root = Path(data_root) / dataset
-    s = _profile_split(dataset, split)
-    return prof.ann_file(root, s).is_file() and prof.image_dir(root, s).is_dir()
-
-
-def detect_demo(demo: Union[str, bool], data_root: Union[str, os.PathLike]) -> bool:
-    """``demo="auto"``: demo mode exactly when none of COCO val, CrowdPose test, OCHuman val/test is under
-    ``data_root``; ``True`` / ``False`` (or "true" / "false") force it."""
-    if isinstance(demo, bool):
-        return demo
-    text = str(demo).strip().lower()
-    if text in ("true", "yes", "1", "on", "demo"):
-        return True
-    if text in ("false", "no", "0", "off", "real"):
-        return False
-    if text != "auto":
-        raise ValueError(f"demo must be 'auto', True or False, got {demo!r}")
-    probes = [("coco", "val"), ("crowdpose", "test"), ("ochuman", "val"), ("ochuman", "test")]
-    return not any(data_present(data_root, d, s) for d, s in probes)
-
-
-def _base(results_dir: Union[str, os.PathLike], demo: bool) -> Path:
-    return Path(results_dir) / "demo" if demo else Path(results_dir)
-
-
-def metrics_path(results_dir: Union[str, os.PathLike], key: str, demo: bool = False) -> Path:
-    """Where the evaluation of ``key`` writes its metrics JSON."""
-    return _base(results_dir, demo) / key / "metrics.json"
-
-
-def table5_path(results_dir: Union[str, os.PathLike], key: str, demo: bool = False) -> Path:
-    """Where the live Table 5 measurement of ``key`` is written."""
-    return _base(results_dir, demo) / "table5" / f"{key}.json"
-
-
-# ---------------------------------------------------------------------------------------------------
-# configs
-
-def real_config(run: Union[Run, str], data_root: Union[str, os.PathLike], device: str = "cpu",
-                extra: Sequence[str] = ()) -> Config:
-    """``run``'s config with its data under ``<data_root>/<dataset>`` and ``train.device``."""
-    run = RUNS[run] if isinstance(run, str) else run
-    return load_config(run.config_path, [*run.overrides, f"data.root={Path(data_root) / run.dataset}",
-                                         f"train.device={device}", *extra])
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def config_overrides_between(base: Config, target: Config, sections: Iterable[str] = ("model", "loss")
-                             ) -> list[str]:
-    """``key=value`` overrides that turn ``base`` into ``target`` within ``sections`` (YAML values)."""
-    import yaml
-
-    a, b = _flatten(base.to_dict()), _flatten(target.to_dict())
-    out = []
-    for k, v in b.items():
-        if k.split(".")[0] in sections and a.get(k) != v:
-            out.append(f"{k}={yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}")
-    return out
-
-
-#: The settings Tables 4 and 7 vary; a demo ablation run takes these from the row's config.
-ABLATION_SWITCHES = ("model.bbox_head", "model.emb_dim", "loss.bbox_mask", "loss.bbox_mask_variant",
-                     "loss.emb_loss", "loss.distance", "loss.beta", "loss.temperature", "loss.weighting",
-                     "loss.bbox_weight", "loss.bbox_mask_weight")
-
-
-def demo_ablation_config(key: str, data_root: Union[str, os.PathLike], *, iters: int = 2,
-                         device: str = "cpu", base: str = "tiny") -> Config:
-    """The demo stand-in of ablation row ``key``: ``base`` (tiny) with the row's switches
-    (:data:`ABLATION_SWITCHES` of ``configs/ablations/<key>.yaml``: heads, losses, β, D), ``iters``
-    iterations."""
-    import yaml
-
-    flat = _flatten(load_config(RUNS[key].config_path).to_dict())
-    switches = [f"{k}={yaml.safe_dump(flat[k], default_flow_style=True).strip().removesuffix('...').strip()}"
-                for k in ABLATION_SWITCHES]
-    return load_config(base, [*switches, f"name={key}", f"data.root={data_root}", f"train.device={device}",
-                              "train.epochs=1", f"train.max_iters_per_epoch={int(iters)}",
-                              "train.log_every=1000"])
-
-
-def identical_configs(keys: Optional[Iterable[str]] = None, ignore: Iterable[str] = ("name",)
-                      ) -> list[tuple[str, ...]]:
-    """Groups (≥ 2 keys) of ablation rows whose resolved configs are identical apart from ``ignore``.
-
-    ``keys`` default to every ablation row. Each config is loaded with its ``base:`` chain and defaults,
-    so rows that spell one setting differently (or not at all) still match. Groups keep the table order.
-    """
-    keys = [k for k in (keys if keys is not None else (k for k, r in RUNS.items() if r.kind == "ablation"))]
-    skip = set(ignore)
-    groups: dict[tuple, list[str]] = {}
-    for k in keys:
-        flat = _flatten(load_config(RUNS[k].config_path).to_dict())
-        sig = tuple(sorted((n, repr(v)) for n, v in flat.items() if n not in skip))
-        groups.setdefault(sig, []).append(k)
-    return [tuple(g) for g in groups.values() if len(g) > 1]
-
-
-def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
-    """The instance keypoint focal loss (the primary task, common to BoIR and CID) of ``weights`` on the first
-    ``max_images`` images of the test split, without augmentation, at the ground-truth centers (inference
-    network, eval mode). A continuous score where a few training iterations leave AP at 0."""
-    import torch
-
-    from ..data import KeypointDataset, collate_train
-    from ..losses import instance_heatmap_loss
-    from .runner import load_inference_model
-
-    model, _ = load_inference_model(cfg, weights, device)
-    ds = KeypointDataset.from_config(cfg, split=cfg.data.test_split, train=True, flip=0.0, max_rotation=0.0,
-                                     min_scale=1.0, max_scale=1.0, max_translate=0, center_jitter=False)
-    n = len(ds) if max_images <= 0 else min(len(ds), int(max_images))
-    batch = collate_train([ds[i] for i in range(n)])
-    with torch.no_grad():
-        feats = model.features(batch["image"].to(device))
-        logits = model.instance_heatmaps(feats, batch["instance_coord"].to(device), batch["instance_imgid"].to(device))
-        loss = instance_heatmap_loss(logits, batch["instance_heatmap"].to(device), batch["instance_mask"].to(device),
-                                     max_instances=0)
-    return float(loss)
-
-
-def demo_data_root(results_dir: Union[str, os.PathLike], num_keypoints: int = 17, num_val: int = 4) -> Path:
-    """The SynthCrowd set demo mode uses under ``results_dir`` (generated once)."""
-    return _demo_data(_base(results_dir, True), num_keypoints, num_val)
-
-
-def demo_pair_configs(data_root: Union[str, os.PathLike], iters: int = 4, device: str = "cpu") -> dict[str, Config]:
-    """The tiny BoIR and the tiny CID that stand in for the paper's BoIR-vs-CID comparison in demo mode."""
-    ov = [f"data.root={data_root}", f"train.device={device}", "train.epochs=1",
-          f"train.max_iters_per_epoch={int(iters)}", "train.log_every=1000"]
-    return {"BoIR": load_config("tiny", [*ov, "name=boir_demo"]),
-            "CID": load_config("tiny", [*ov, "name=cid_demo", "model.arch=cid", "model.bbox_head=false",
-                                        "loss.bbox_mask=false"])}
-
-
-def seed_study(configs: dict[str, Config], seeds: Sequence[int], work_dir: Union[str, os.PathLike], *,
-               val_images: int = 8, device: str = "cpu") -> dict[str, list[float]]:
-    """Train every config once per seed (``train.seed``) and score it with :func:`held_out_keypoint_loss`.
-
-    Returns ``{name: [score of seed s for s in seeds]}``: the same seed gives both configs the same data
-    order and augmentation, so the lists are paired by position. Finished runs are reused.
-    """
-    out: dict[str, list[float]] = {}
-    for name, cfg in configs.items():
-        out[name] = []
-        for s in seeds:
-            c = cfg.override(f"train.seed={int(s)}", f"train.device={device}")
-            weights = _train(c, Path(work_dir) / f"{name}_seed{int(s)}", 1, _log_default)
-            out[name].append(held_out_keypoint_loss(c, weights, val_images, device))
-    return out
-
 
 # ---------------------------------------------------------------------------------------------------
 # running
@@ -423,7 +77,6 @@ def seed_study(configs: dict[str, Config], seeds: Sequence[int], work_dir: Union
 @dataclass
 class ReproduceReport:
     """What :func:`reproduce` did: the mode, the plan, a status line per key and where results lie."""
-
     table: int
     demo: bool
     results_dir: Path
@@ -447,7 +100,6 @@ def _log_default(msg: str) -> None:
 
 
 def _device(gpus: int) -> str:
-    import torch
 
     return "cuda" if int(gpus) > 0 and torch.cuda.is_available() else "cpu"
 
@@ -462,21 +114,19 @@ def _train(cfg: Config, run_dir: Path, gpus: int, log: Callable[[str], None]) ->
         log("[reproduce] " + " ".join(cmd))
         subprocess.run(cmd, check=True)
         return run_dir / "final.pt"
-    from .train import train
 
     # a finished run with the same config is reused as it is; a changed config (e.g. a new demo config) retrains
-    return Path(train(cfg, run_dir, resume="or-restart", progress=False).final_weights)
+    return Path(training.train(cfg, run_dir, resume="or-restart", progress=False).final_weights)
 
 
 def _evaluate(cfg: Config, weights, out: Path, key: str, model=None) -> dict:
-    from .runner import run_evaluation
 
     return run_evaluation(cfg, weights, out_dir=out.parent, key=key, progress=False, model=model)
 
 
 def reproduce(table: Union[int, str] = 0, *, data_root: Union[str, os.PathLike] = "data",
               checkpoint_dir: Union[str, os.PathLike] = "checkpoints", train: bool = False, gpus: int = 1,
-              results_dir: Union[str, os.PathLike] = "runs/reproduce/results", demo: Union[str, bool] = "auto",
+              results_dir: Union[str, os.PathLike] = RESULTS_DIR, demo: Union[str, bool] = "auto",
               demo_ablation_rows: Union[int, str, Sequence[str]] = 2, demo_images: int = 4,
               demo_train_iters: int = 2, demo_checkpoint: Optional[str] = "default",
               overwrite: bool = False, latency_repeats: int = 10, overrides: Sequence[str] = (),
@@ -492,7 +142,6 @@ def reproduce(table: Union[int, str] = 0, *, data_root: Union[str, os.PathLike] 
     """
     t0 = time.time()
     if demo_checkpoint == "default":
-        from ..paths import default_checkpoint
 
         demo_checkpoint = default_checkpoint("boir")
     is_demo = detect_demo(demo, data_root)
@@ -556,10 +205,6 @@ def preflight(runs: Sequence[Run], *, data_root, checkpoint_dir, results_dir=Non
     keypoint count, tensor by tensor). Missing data or weights are not problems (those rows are skipped);
     runs whose metrics file is kept are not checked. Raises :class:`PreflightError` listing every problem.
     """
-    from ..data.layout import DataLayoutError, check_layout
-    from ..model import CheckpointError
-    from .runner import check_inference_weights
-
     problems: list[str] = []
     needed: dict[str, list[str]] = {}
     for run in runs:
@@ -600,7 +245,6 @@ def preflight(runs: Sequence[Run], *, data_root, checkpoint_dir, results_dir=Non
 
 
 def _preset_of(result: dict) -> str:
-    import json
 
     return json.loads(Path(result["metrics_path"]).read_text()).get("preset") or "not recorded"
 
@@ -608,7 +252,6 @@ def _preset_of(result: dict) -> str:
 # ---- demo mode --------------------------------------------------------------------------------------
 
 def _demo_data(base: Path, num_keypoints: int, num_val: int) -> Path:
-    from ..data.synthetic import ensure_synthcrowd
 
     root = base / "data" / ("synthcrowd" if num_keypoints == 17 else "synthcrowd14")
     ensure_synthcrowd(root, num_keypoints=num_keypoints, num_train=16, num_val=max(int(num_val), 1))
@@ -626,7 +269,6 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
         if not any(a == arch for a, _ in needed):
             continue
         if arch == "boir" and demo_checkpoint and Path(demo_checkpoint).is_file():
-            from .runner import checkpoint_config
 
             cfg = checkpoint_config(demo_checkpoint, None, [f"data.root={roots[17]}", dev])
             out[(arch, 17)] = (cfg, Path(demo_checkpoint))
@@ -649,7 +291,6 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
 
 def _run_demo(rep: ReproduceReport, numbers: list[int], *, demo_images: int, iters: int,
               demo_checkpoint: Optional[str], overwrite: bool, log) -> None:
-    from .runner import load_inference_model
 
     base = _base(rep.results_dir, True)
     evals = [r for r in rep.runs if r.kind == "evaluate"]
@@ -703,12 +344,8 @@ def _table5(rep: ReproduceReport, *, repeats: int, overrides: Sequence[str] = ()
     Real mode times the real configs on ``rep.device``; demo mode times the demo stand-in models. Each row
     gets ``table5/<key>.json`` with the key's AP (when its evaluation exists) beside them.
     """
-    import json
 
-    import torch
 
-    from .evaluate import write_metrics_json
-    from .profile import profile
 
     demo_models = rep.profiles.pop("_demo_models", {})
     latency_cache: dict[str, dict] = {}
@@ -743,26 +380,14 @@ def _table5(rep: ReproduceReport, *, repeats: int, overrides: Sequence[str] = ()
                                        f"{lat['device']})")
 
 
-# ---------------------------------------------------------------------------------------------------
-# reading back
-
-def table_results(table_id: str, results_dir: Union[str, os.PathLike], demo: bool = False) -> dict:
-    """``{key: Result}`` for one table id (``"1"``, ``"4L"``, ``"5"``, ...) from its files in
-    ``results_dir`` (missing files: no result, the row shows its command)."""
-    from ..paper import TABLES, load_results
-
-    t = TABLES[str(table_id)]
-    files = []
-    for row in t.rows:
-        for key in row.run_keys():
-            p = table5_path(results_dir, key, demo) if t.number == 5 else metrics_path(results_dir, key, demo)
-            if p.is_file():
-                files.append(p)
-    return load_results(files) if files else {}
-
-
 def render_report(rep: ReproduceReport) -> dict[str, str]:
     """Markdown of every table ``rep`` covers: ``{table id: text}``."""
-    from ..paper import render_table
-
     return {tid: render_table(tid, table_results(tid, rep.results_dir, rep.demo)) for tid in table_ids(rep.table)}
+
+
+def write_tables(rep: ReproduceReport) -> Path:
+    """Render every table ``rep`` covers and write them as one markdown file beside the results,
+    ``<results_dir>/tables_<table or 'all'>.md`` (atomically); returns its path."""
+    rendered = render_report(rep)
+    return atomic_write_text(Path(rep.results_dir) / f"tables_{rep.table or 'all'}.md",
+                             "\n\n".join(rendered.values()) + "\n")

@@ -1,0 +1,66 @@
+"""How large is run-to-run noise? Notebook 06's seed study: a tiny BoIR and a tiny CID trained once per seed
+on SynthCrowd and scored by a continuous held-out loss (a few iterations leave AP at 0)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence, Union
+
+import torch
+
+from ..config import Config, load_config
+from ..data import KeypointDataset, collate_train
+from ..engine.runner import load_inference_model
+from ..losses import instance_heatmap_loss
+from .plan import _base
+from .reproduce import _demo_data, _log_default, _train
+
+__all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "seed_study"]
+
+
+def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
+    """The instance keypoint focal loss (the primary task, common to BoIR and CID) of ``weights`` on the first
+    ``max_images`` images of the test split, without augmentation, at the ground-truth centers (inference
+    network, eval mode). A continuous score where a few training iterations leave AP at 0."""
+    model, _ = load_inference_model(cfg, weights, device)
+    ds = KeypointDataset.from_config(cfg, split=cfg.data.test_split, train=True, flip=0.0, max_rotation=0.0,
+                                     min_scale=1.0, max_scale=1.0, max_translate=0, center_jitter=False)
+    n = len(ds) if max_images <= 0 else min(len(ds), int(max_images))
+    batch = collate_train([ds[i] for i in range(n)])
+    with torch.no_grad():
+        feats = model.features(batch["image"].to(device))
+        logits = model.instance_heatmaps(feats, batch["instance_coord"].to(device), batch["instance_imgid"].to(device))
+        loss = instance_heatmap_loss(logits, batch["instance_heatmap"].to(device), batch["instance_mask"].to(device),
+                                     max_instances=0)
+    return float(loss)
+
+
+def demo_data_root(results_dir: Union[str, os.PathLike], num_keypoints: int = 17, num_val: int = 4) -> Path:
+    """The SynthCrowd set demo mode uses under ``results_dir`` (generated once)."""
+    return _demo_data(_base(results_dir, True), num_keypoints, num_val)
+
+
+def demo_pair_configs(data_root: Union[str, os.PathLike], iters: int = 4, device: str = "cpu") -> dict[str, Config]:
+    """The tiny BoIR and the tiny CID that stand in for the paper's BoIR-vs-CID comparison in demo mode."""
+    ov = [f"data.root={data_root}", f"train.device={device}", "train.epochs=1",
+          f"train.max_iters_per_epoch={int(iters)}", "train.log_every=1000"]
+    return {"BoIR": load_config("tiny", [*ov, "name=boir_demo"]),
+            "CID": load_config("tiny", [*ov, "name=cid_demo", "model.arch=cid", "model.bbox_head=false",
+                                        "loss.bbox_mask=false"])}
+
+
+def seed_study(configs: dict[str, Config], seeds: Sequence[int], work_dir: Union[str, os.PathLike], *,
+               val_images: int = 8, device: str = "cpu") -> dict[str, list[float]]:
+    """Train every config once per seed (``train.seed``) and score it with :func:`held_out_keypoint_loss`.
+
+    Returns ``{name: [score of seed s for s in seeds]}``: the same seed gives both configs the same data
+    order and augmentation, so the lists are paired by position. Finished runs are reused.
+    """
+    out: dict[str, list[float]] = {}
+    for name, cfg in configs.items():
+        out[name] = []
+        for s in seeds:
+            c = cfg.override(f"train.seed={int(s)}", f"train.device={device}")
+            weights = _train(c, Path(work_dir) / f"{name}_seed{int(s)}", 1, _log_default)
+            out[name].append(held_out_keypoint_loss(c, weights, val_images, device))
+    return out
