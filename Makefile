@@ -21,11 +21,11 @@ endif
 # nbval executes every notebook with its defaults (kernel started in notebooks/, as JupyterLab does)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1200
 
-.PHONY: help install notebooks demo test test-fast nbval lab reproduce bench clean
+.PHONY: help install notebooks demo test test-fast nbval lab reproduce bench clean lint
 
 help:
 	@echo "make demo      - set up .venv, generate SynthCrowd, run the main job into $(DEMO_OUT)/"
-	@echo "make test      - set up .venv, run every test (notebooks included)"
+	@echo "make test      - set up .venv, run ruff (make lint) and every test (notebooks included)"
 	@echo "make lab       - set up .venv, build the notebooks, start JupyterLab on the kit and print its URL"
 	@echo "make notebooks - build notebooks/NN_topic.ipynb from the committed jupytext .py files"
 	@echo "make reproduce TABLE=n - reproduce one of the paper's Tables 1-7 (runs, then tables_n.md)"
@@ -47,8 +47,12 @@ notebooks: $(NOTEBOOKS)
 demo: $(STAMP) notebooks
 	$(PY) -m boir_core demo --out $(DEMO_OUT)
 
-test: $(STAMP) notebooks
+test: $(STAMP) notebooks lint
 	$(PY) -m pytest -q tests $(NOTEBOOKS) $(NBVAL)
+
+# ruff: lint + import order over the package, tests, benchmarks, tools, data scripts and the notebook sources
+lint: $(STAMP)
+	$(VENV)/bin/ruff check boir_core tests benchmarks tools data_scripts $(NOTEBOOK_SRC)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" --ignore=tests/notebooks
