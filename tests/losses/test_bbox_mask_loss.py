@@ -251,3 +251,28 @@ def test_paper_box_pixels_match_a_loop_oracle_at_the_edges():
         assert cols[i].tolist() == members(x, w, width), (i, "cols")
         assert rows[i].tolist() == members(y, h, height), (i, "rows")
     assert valid.all()
+
+
+def test_lengths_of_every_instance_tensor_are_checked(make_batch):
+    """Each of the box, image-id and center tensors is held to the same N, and the error names them all."""
+    emb, bbox, imgid, center = _setup(make_batch)
+    for args in ((bbox[:-1], imgid, center), (bbox, imgid[:-1], center), (bbox, imgid, center[:-1])):
+        with pytest.raises(ValueError, match=r"disagree on N: \{'instance_bbox': \d+, 'instance_imgid': \d+, "
+                                             r"'instance_center': \d+\}"):
+            bbox_mask_terms(emb, *args)
+
+
+def test_a_box_whose_soft_weights_all_underflow_falls_back_to_p():
+    """Eq. 2's soft mean when every soft weight of the box is exactly 0 in float32 (the box's embeddings are far
+    from p, with a sharp kernel): p̄ falls back to p, so the pull term is 0, not d(p, 0) from 0/0; the default instance point is the
+    center (the call below leaves it out)."""
+    H, W, D = 6, 6, 4
+    emb = torch.zeros(1, D, H, W)
+    emb[0, :, 5, 5] = 1.0  # the instance's center pixel, outside its box
+    bbox = torch.tensor([[0.0, 0.0, 3.0, 3.0]])  # pixels (0..2, 0..2): embeddings 0, r(0, p/|p|) = 1
+    center = torch.tensor([[5.2, 5.3]])
+    imgid = torch.zeros(1, dtype=torch.long)
+    t = bbox_mask_terms(emb, bbox, imgid, center, beta=1e4)  # psi = exp(-beta / D * 1) = 0 in float32
+    assert t.soft_mask_sum[0] == 0  # every weight underflowed
+    assert t.pull_in[0] == 0 and torch.isfinite(t.loss)
+    assert torch.equal(t.loss, bbox_mask_terms(emb, bbox, imgid, center, beta=1e4, instance_point="center").loss)
