@@ -15,7 +15,7 @@ MUT = {
  "quarter_sign": ("boir_core/engine/decode.py", "x.float() + 0.25 * dx, y.float() + 0.25 * dy", "x.float() - 0.25 * dx, y.float() - 0.25 * dy", ["tests/engine/test_decode.py"]),
  "flip_perm": ("boir_core/engine/decode.py", "mirrored = inst[:n], inst[n:][:, perm]", "mirrored = inst[:n], inst[n:]", ["tests/engine/test_decode.py"]),
  "lr_per_epoch": ("boir_core/engine/train.py", "lr = float(lrs[global_iter])", "lr = float(lrs[it])", ["tests/engine/test_train_wiring.py", "-k", "closed_form"]),
- "no_weight_decay": ("boir_core/engine/train.py", "lr=tc.lr, weight_decay=tc.weight_decay)", "lr=tc.lr, weight_decay=0.0)", ["tests/engine/test_train_wiring.py", "-k", "weight_decay"]),
+ "no_weight_decay": ("boir_core/engine/optimization.py", "lr=tc.lr, weight_decay=tc.weight_decay)", "lr=tc.lr, weight_decay=0.0)", ["tests/engine/test_train_wiring.py", "-k", "weight_decay"]),
  "ddp_same_rank": ("boir_core/engine/train.py", "num_replicas=dinfo.world_size, rank=dinfo.rank,", "num_replicas=dinfo.world_size, rank=0,", ["tests/engine/test_train_wiring.py", "-k", "ddp"]),
  "no_transfer": ("boir_core/engine/train.py", "    if cfg.train.transfer_from:\n        report = load_weights(", "    if False:\n        report = load_weights(", ["tests/engine/test_checkpoint_wiring.py", "-k", "transfer_from_loads"]),
  "last_pt_unwrap": ("boir_core/engine/runner.py", '            source = obj["model_state"]', '            pass', ["tests/engine/test_checkpoint_wiring.py", "-k", "last_pt"]),
