@@ -28,7 +28,8 @@ from boir_core.config import load_config  # noqa: E402
 from boir_core.data import KeypointDataset, collate_train  # noqa: E402
 from boir_core.data.synthetic import ensure_synthcrowd  # noqa: E402
 from boir_core.engine.distributed import DistInfo  # noqa: E402
-from boir_core.engine.train import _step, cpu_has_native_bf16, move_batch  # noqa: E402
+from boir_core.engine.precision import cpu_has_native_bf16  # noqa: E402
+from boir_core.engine.train import _step, move_batch  # noqa: E402
 from boir_core.model import build_model  # noqa: E402
 
 

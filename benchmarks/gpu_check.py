@@ -132,7 +132,8 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
     import torch
 
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.train import _step, amp_settings, move_batch
+    from boir_core.engine.precision import amp_settings
+    from boir_core.engine.train import _step, move_batch
     from boir_core.model import build_model, count_parameters
 
     cfg = _train_cfg(name, tiny, device_name, batch, compile_)
@@ -219,7 +220,8 @@ def ddp_step(tiny: bool, device_name: str, batch: int, workdir: Path) -> dict:
     import torch.distributed as dist
 
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.train import _step, amp_settings, move_batch
+    from boir_core.engine.precision import amp_settings
+    from boir_core.engine.train import _step, move_batch
     from boir_core.model import build_model
 
     backend = "nccl" if device_name == "cuda" else "gloo"

@@ -288,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
 #: that import torch are looked up only when loaded (an instance of one means its module is), so a command that
 #: needs no network (``--help``, ``demo`` without a checkout) answers without importing torch.
 USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
-               ("boir_core.engine.train", "ResumeMismatchError"), ("boir_core.model.checkpoints", "CheckpointError"),
-               ("boir_core.engine.backends", "BackendUnavailable"))
+               ("boir_core.engine.resume_check", "ResumeMismatchError"),
+               ("boir_core.model.checkpoints", "CheckpointError"), ("boir_core.engine.backends", "BackendUnavailable"))
 
 
 def _user_error(e: BaseException) -> bool:

@@ -59,7 +59,7 @@ import torch
 from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data import get_profile
-from boir_core.data.dataset import read_image
+from boir_core.data.annotations import read_image
 from boir_core.engine.backends import make_runner
 from boir_core.engine.decode import decode, decode_kwargs_from_config
 from boir_core.engine.runner import checkpoint_config, load_inference_model

@@ -99,6 +99,9 @@ def test_the_wheel_holds_the_package_with_its_configs_and_weights_and_nothing_el
     assert configs <= set(names), sorted(configs - set(names))
     weights = {f"boir_core/weights/{f}" for f in ("demo_boir.pt", "demo_cid.pt", "demo_weights.json")}
     assert weights <= set(names)
+    modules = {f"boir_core/{p.relative_to(REPO / 'boir_core').as_posix()}" for p in (REPO / "boir_core").rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert "boir_core/config/schema.py" in modules and modules <= set(names), sorted(modules - set(names))
     assert not [n for n in names if n.endswith((".ipynb", ".pyc")) or "__pycache__" in n or "/tests/" in n]
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "boir = boir_core.__main__:main" in zipfile.ZipFile(installed.wheel).read(entry).decode()

@@ -82,7 +82,7 @@ MUTATIONS = [
              "lr = float(lrs[it])",
              ("tests/engine/test_train_wiring.py", "-k", "closed_form")),
     Mutation("no_weight_decay", "AdamW built without weight decay",
-             "boir_core/engine/train.py",
+             "boir_core/engine/optimization.py",
              "lr=tc.lr, weight_decay=tc.weight_decay)",
              "lr=tc.lr, weight_decay=0.0)",
              ("tests/engine/test_train_wiring.py", "-k", "weight_decay")),

@@ -5,12 +5,14 @@
 - :mod:`.transforms`: the training random affine + flip and the test-time resize (docs/data_format.md#augmentation,
   docs/inference.md#test-time-resize).
 - :mod:`.targets`: centers, Gaussian radii, multi / instance heatmaps, boxes (docs/data_format.md#targets).
-- :mod:`.dataset`: :class:`KeypointDataset` (training and test samples, input checks).
+- :mod:`.annotations`: reading, checking and indexing a COCO-format keypoint file (:class:`DataError`).
+- :mod:`.dataset`: :class:`KeypointDataset` (training and test samples).
 - :mod:`.collate`: :func:`collate_train`, :func:`collate_test`.
 - ``synthetic`` / ``prepare``: the SynthCrowd generator and the real-data preparation (imported on use).
 """
 from .collate import collate_test, collate_train
-from .dataset import DataError, EpochSampler, KeypointDataset, read_image
+from .annotations import DataError, read_image
+from .dataset import EpochSampler, KeypointDataset
 from .profiles import PROFILES, DatasetProfile, get_profile
 
 __all__ = [

@@ -8,7 +8,8 @@ brought to a multiple of 64 the release's way (docs/inference.md#test-time-resiz
 :func:`boir_core.data.transforms.eval_resize_size`), with ``meta["trans_inv"]`` mapping canvas pixels
 back to the original image.
 
-Annotations are checked once, when the data set is built. What is really broken raises :class:`DataError`
+Annotations are checked once, when the data set is built (:mod:`.annotations` reads, checks and indexes
+the file). What is really broken raises :class:`DataError`
 naming the file, the image and the annotation id: a malformed file, a missing image, a keypoint list of the
 wrong length, non-finite numbers, a visibility flag outside {0, 1, 2}, a degenerate box. With
 ``skip_bad_samples=True`` such images are dropped instead, with one warning that counts them
@@ -26,20 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from ..config import switch_value
+from .annotations import DataError, index_annotations, load_annotation_json, read_image
 from .profiles import DatasetProfile, get_profile
 from .targets import build_targets
 from .transforms import (
@@ -52,39 +51,7 @@ from .transforms import (
     warp,
 )
 
-__all__ = ["DataError", "KeypointDataset", "EpochSampler", "read_image"]
-
-class DataError(ValueError):
-    """Bad input data; the message names the file, image and annotation concerned."""
-
-
-def read_image(path: str | os.PathLike, image_id: Any = None) -> np.ndarray:
-    """Read an image as RGB uint8 [H, W, 3], ignoring EXIF orientation (as the release does)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: image file not found (image id {image_id})")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if img is None:
-        raise DataError(f"{path}: cannot decode image (image id {image_id})")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def _load_json(path: Path) -> dict:
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    try:
-        with open(path) as f:
-            d = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(d, dict):
-        raise DataError(f"{path}: top level must be an object with 'images' and 'annotations'")
-    for key in ("images", "annotations"):
-        if key not in d:
-            raise DataError(f"{path}: missing top-level key {key!r}")
-        if not isinstance(d[key], list):
-            raise DataError(f"{path}: {key!r} must be a list")
-    return d
+__all__ = ["DataError", "KeypointDataset", "EpochSampler", "read_image"]  # DataError, read_image: from .annotations
 
 
 def _box_corners(boxes: np.ndarray) -> np.ndarray:
@@ -191,10 +158,11 @@ class KeypointDataset(torch.utils.data.Dataset):
         self.image_dir = Path(image_dir) if image_dir is not None else self.profile.image_dir(self.root, split)
         self.skipped: list[str] = []
         self.num_load_skips = 0
-        self.stats: dict[str, int] = {}
 
-        data = _load_json(self.ann_file)
-        self.records = self._index(data)
+        data = load_annotation_json(self.ann_file)
+        self.records, counts = index_annotations(data, self.ann_file, self.profile, self.image_dir, self.train,
+                                                 self._bad)
+        self.stats = {"images": len(self.records), **counts, "skipped": len(self.skipped)}
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
             self.coco = COCO()
             self.coco.dataset = data
@@ -224,71 +192,6 @@ class KeypointDataset(torch.utils.data.Dataset):
             raise DataError(msg)
         self.skipped.append(msg)
 
-    def _index(self, data: dict) -> list[dict]:
-        """Check every image and annotation; keep the images the split uses, with numpy arrays."""
-        src = self.ann_file
-        k = self.profile.num_keypoints
-        images: dict[Any, dict] = {}
-        for i, im in enumerate(data["images"]):
-            if not isinstance(im, dict) or "id" not in im or "file_name" not in im:
-                raise DataError(f"{src}: images[{i}] lacks 'id' or 'file_name': {str(im)[:120]}")
-            images[im["id"]] = im
-        per_image: dict[Any, list[dict]] = {iid: [] for iid in images}
-        bad_images: set = set()
-        for j, a in enumerate(data["annotations"]):
-            if not isinstance(a, dict):
-                raise DataError(f"{src}: annotations[{j}] is not an object")
-            for key in ("id", "image_id"):
-                if key not in a:
-                    raise DataError(f"{src}: annotations[{j}] lacks {key!r}")
-            if a["image_id"] not in images:
-                raise DataError(f"{src}: annotation id {a['id']} refers to unknown image id {a['image_id']}")
-            im = images[a["image_id"]]
-            where = f"{src}: annotation id {a['id']} (image id {im['id']}, {im['file_name']})"
-            problem = self._check_annotation(a, im, k, where)
-            if problem:
-                self._bad(problem)
-                bad_images.add(im["id"])
-                continue
-            per_image[a["image_id"]].append(a)
-
-        records = []
-        stats = dict.fromkeys(("people", "labelled_keypoints", "keypoints_outside_image",
-                               "people_with_keypoints_outside", "ignored_annotations"), 0)
-        for iid, im in images.items():
-            if iid in bad_images:
-                continue
-            anns = per_image[iid]
-            people = [a for a in anns if not a.get("iscrowd", 0) and self._num_kpts(a) > 0]
-            if self.train:
-                if self.profile.train_filter == "coco" and not people:
-                    continue
-                if self.profile.train_filter == "any" and not anns:
-                    continue
-            path = self.image_dir / im["file_name"]
-            if not path.is_file():
-                ids = ", ".join(str(a["id"]) for a in anns) or "none"
-                self._bad(f"{path}: image file not found (image id {iid}, annotation ids {ids}, listed in {src})")
-                continue
-            kpts = np.array([a["keypoints"] for a in people], np.float64).reshape(-1, k, 3)
-            boxes = np.array([a["bbox"] for a in people], np.float64).reshape(-1, 4)
-            ignore = [a for a in anns if a.get("iscrowd", 0) or self._num_kpts(a) == 0]
-            records.append(dict(image_id=iid, path=path, width=im.get("width"), height=im.get("height"),
-                                keypoints=kpts, boxes=boxes, ignore=ignore,
-                                ann_ids=[a["id"] for a in people]))
-            lab = kpts[..., 2] > 0
-            stats["people"] += len(people)
-            stats["labelled_keypoints"] += int(lab.sum())
-            stats["ignored_annotations"] += len(ignore)
-            w, h = im.get("width"), im.get("height")
-            if w is not None and h is not None:
-                x, y = kpts[..., 0], kpts[..., 1]
-                out = lab & ((x < 0) | (y < 0) | (x > float(w)) | (y > float(h)))
-                stats["keypoints_outside_image"] += int(out.sum())
-                stats["people_with_keypoints_outside"] += int(out.any(-1).sum())
-        self.stats = {"images": len(records), **stats, "skipped": len(self.skipped)}
-        return records
-
     def summary(self) -> dict[str, int]:
         """Counts over the images this data set uses: ``images``, ``people`` (non-crowd, at least one labelled
         keypoint), ``labelled_keypoints``, ``keypoints_outside_image`` (labelled keypoints outside
@@ -297,50 +200,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         and ``skipped`` (bad images or annotations dropped with ``skip_bad_samples``)."""
         return dict(self.stats)
 
-    @staticmethod
-    def _num_kpts(a: dict) -> int:
-        kp = a.get("keypoints") or []
-        return int(sum(1 for v in kp[2::3] if v > 0))
-
-    def _check_annotation(self, a: dict, im: dict, k: int, where: str) -> str | None:
-        """A message describing what is wrong with annotation ``a``, or None."""
-        crowd = bool(a.get("iscrowd", 0))
-        if crowd:
-            if self.profile.crowd_ignore_mask and "segmentation" not in a:
-                return f"{where}: crowd annotation lacks 'segmentation'"
-            return None
-        if "keypoints" not in a:
-            return f"{where}: missing 'keypoints'"
-        kp = a["keypoints"]
-        if not isinstance(kp, list) or len(kp) != 3 * k:
-            n = len(kp) if isinstance(kp, list) else type(kp).__name__
-            return (f"{where}: 'keypoints' has {n} numbers, expected 3 x {k} = {3 * k} for profile "
-                    f"{self.profile.name!r}")
-        try:
-            arr = np.asarray(kp, np.float64).reshape(k, 3)
-        except (TypeError, ValueError):
-            return f"{where}: 'keypoints' holds non-numbers"
-        if not np.isfinite(arr).all():
-            return f"{where}: 'keypoints' holds NaN or infinity"
-        if not np.isin(arr[:, 2], (0, 1, 2)).all():
-            return f"{where}: visibility flags must be 0, 1 or 2, got {sorted(set(arr[:, 2].tolist()))}"
-        if not (arr[:, 2] > 0).any():
-            return None  # unlabelled person: only used for the ignore mask
-        if "bbox" not in a:
-            return f"{where}: missing 'bbox'"
-        box = a["bbox"]
-        if not isinstance(box, list) or len(box) != 4:
-            return f"{where}: 'bbox' must be [x, y, w, h], got {box!r}"
-        try:
-            b = np.asarray(box, np.float64)
-        except (TypeError, ValueError):
-            return f"{where}: 'bbox' holds non-numbers: {box!r}"
-        if not np.isfinite(b).all() or b[2] <= 0 or b[3] <= 0:
-            return f"{where}: degenerate bbox {box!r} (width and height must be > 0)"
-        # a labelled keypoint outside the image is valid data (a truncated person): kept, counted in summary()
-        return None
-
-    # ---- access ----------------------------------------------------------------------------------
+    # ---- access    # ---- access ----------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self.records)
 

@@ -23,8 +23,10 @@ import torch
 from ..config import Config, preset_label
 from ..model import count_parameters
 from .distributed import cleanup_distributed, device_name, init_distributed
+from .optimization import build_optimization
 from .schedule import set_lr, warmup_cosine_schedule
-from .train import _build_loader, _build_model, _epoch_batches, _optimization, _step, seed_everything
+from .seeding import epoch_batches, seed_everything
+from .train import _build_loader, _build_model, _step
 
 __all__ = ["dry_run", "format_dry_run", "peak_rss_bytes"]
 
@@ -63,13 +65,14 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) 
         t_model = time.perf_counter()
         model, core = _build_model(cfg, dinfo)
         t_model = time.perf_counter() - t_model
-        optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = _optimization(cfg, model, dinfo, loader)
+        optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = build_optimization(cfg, model, dinfo,
+                                                                                                 loader)
         total_steps = tc.epochs * iters_per_epoch
         lrs = warmup_cosine_schedule(total_steps, tc.warmup_epochs * iters_per_epoch, tc.lr, tc.warmup_start_lr,
                                      tc.min_lr)
 
         t_data = time.perf_counter()
-        batch = next(_epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank))
+        batch = next(epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank))
         t_data = time.perf_counter() - t_data
         cuda = dinfo.device.type == "cuda"
         if cuda:

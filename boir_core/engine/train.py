@@ -19,21 +19,23 @@ Precision: fp32 on CPU by default; on CUDA ``amp: auto`` means fp16 autocast wit
 works on both; ``fast`` adds bf16 on CPUs with native bf16 (AMX / AVX512-BF16), which with
 ``channels_last`` trains the CPU demo about 1.5x faster than fp32. Every loss is computed in fp32 (the loss
 functions cast their inputs).
+
+The loop and its step live here; its parts have their own modules: :mod:`.precision` (``train.amp``),
+:mod:`.optimization` (AdamW, GradScaler), :mod:`.schedule` (warm-up + cosine), :mod:`.seeding` (RNGs and
+each epoch's data order), :mod:`.resume_check` (which config changes refuse a resume), :mod:`.metrics_log`,
+:mod:`.budget` (time-budgeted runs), :mod:`.checkpointing`, :mod:`.distributed`.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import os
-import random
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
@@ -46,7 +48,12 @@ from ..model import build_model, save_checkpoint
 from .budget import CALIBRATION_STEPS, StepPlan, plan_from_config, steps_for_budget, time_steps
 from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, device_name, init_distributed
+from .metrics_log import MetricsLog
+from .optimization import build_optimization
+from .precision import amp_settings, cpu_has_native_bf16  # noqa: F401  (re-exported)
+from .resume_check import RESUME_FREE_KEYS, ResumeMismatchError, config_changes, with_defaults  # noqa: F401
 from .schedule import set_lr, warmup_cosine_schedule
+from .seeding import epoch_batches, seed_everything, seed_worker
 
 __all__ = ["train", "TrainSummary", "TrainingInterrupted", "NonFiniteLossError", "ResumeMismatchError",
            "config_changes", "seed_everything",
@@ -59,27 +66,6 @@ class TrainingInterrupted(RuntimeError):
 
 class NonFiniteLossError(RuntimeError):
     """Too many non-finite losses in a row."""
-
-
-class ResumeMismatchError(RuntimeError):
-    """The run folder's checkpoint was trained with a different config."""
-
-
-#: Config keys that may differ between a run and its resumption (where and how it runs, not what it trains).
-RESUME_FREE_KEYS = ("name", "output_dir", "train.device", "train.log_every", "data.workers", "test.")
-
-
-def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``key: old -> new`` for every training-relevant difference between two config dicts."""
-    out = []
-    for k in sorted(set(old) | set(new)):
-        key = prefix + k
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += config_changes(a, b, key + ".")
-        elif a != b and not any(key == f or (f.endswith(".") and key.startswith(f)) for f in RESUME_FREE_KEYS):
-            out.append(f"{key}: {a!r} -> {b!r}")
-    return out
 
 
 @dataclass
@@ -101,87 +87,9 @@ class TrainSummary:
 _budget_clock = time.perf_counter
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def _seed_worker(worker_id: int) -> None:  # DataLoader workers: derive every RNG from torch's seed
-    s = torch.initial_seed() % (2**32)
-    random.seed(s)
-    np.random.seed(s)
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU computes bf16 in hardware (AVX512-BF16 or AMX), so bf16 autocast is faster than
-    fp32; elsewhere PyTorch emulates bf16 on the CPU and it is slower."""
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    try:
-        return any(bool(getattr(cpu, name)()) for name in checks if hasattr(cpu, name))
-    except Exception:  # a private API that may change between torch versions: fall back to fp32
-        return False
-
-
-def amp_settings(amp: str, device: torch.device) -> tuple[bool, torch.dtype | None, bool]:
-    """Return (autocast on, autocast dtype, use GradScaler) for ``train.amp`` on ``device``.
-
-    ``auto``: fp16 + GradScaler on CUDA, fp32 on CPU. ``fast``: as ``auto`` on CUDA; on a CPU bf16 where the
-    hardware has native bf16 (:func:`cpu_has_native_bf16`), else fp32 (the CPU demo uses it).
-    ``fp16`` (CUDA only), ``bf16`` (any device) and ``off`` force one precision.
-    """
-    if amp == "fast":
-        amp = "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "auto"
-    if amp == "off":
-        return False, None, False
-    if amp == "auto":
-        return (True, torch.float16, True) if device.type == "cuda" else (False, None, False)
-    if amp == "fp16":
-        if device.type != "cuda":
-            raise ValueError("train.amp=fp16 needs a CUDA device; use amp=bf16 or amp=off on CPU")
-        return True, torch.float16, True
-    if amp == "bf16":
-        return True, torch.bfloat16, False
-    raise ValueError(f"train.amp={amp!r} is not one of auto, fast, fp16, bf16, off")
-
-
 def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     non_blocking = device.type == "cuda"
     return {k: (v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v) for k, v in batch.items()}
-
-
-class _MetricsLog:
-    """metrics.jsonl (+ TensorBoard when installed), written by rank 0 only."""
-
-    def __init__(self, run_dir: Path, enabled: bool):
-        self.enabled = enabled
-        self.path = run_dir / "metrics.jsonl"
-        self.tb = None
-        if enabled:
-            try:
-                # optional dependency: the tensorboard package (and its slow import) only when installed
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(run_dir / "tb"))
-            except Exception:
-                self.tb = None
-
-    def write(self, record: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            step = record.get("iter", record.get("epoch", 0))
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("iter", "epoch"):
-                    self.tb.add_scalar(f"{record['type']}/{k}", v, step)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
 
 
 def _build_loader(cfg: Config, dinfo: DistInfo):
@@ -196,7 +104,7 @@ def _build_loader(cfg: Config, dinfo: DistInfo):
     drop_last = len(sampler) >= cfg.train.batch_size
     gen = torch.Generator()
     loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.data.workers,
-                        collate_fn=collate_train, worker_init_fn=_seed_worker, generator=gen,
+                        collate_fn=collate_train, worker_init_fn=seed_worker, generator=gen,
                         pin_memory=dinfo.device.type == "cuda", drop_last=drop_last,
                         persistent_workers=cfg.data.workers > 0)
     return dataset, sampler, loader, gen
@@ -218,15 +126,6 @@ def _build_model(cfg: Config, dinfo: DistInfo) -> tuple[torch.nn.Module, torch.n
     if cfg.train.compile and dinfo.device.type == "cuda":
         model = torch.compile(model)
     return model, core
-
-
-def _epoch_batches(loader, sampler, gen: torch.Generator, seed: int, epoch: int, rank: int) -> Iterator:
-    """Make one epoch's data order and augmentation a function of (seed, epoch, rank) alone."""
-    sampler.set_epoch(epoch)  # the order, and the epoch that travels with each index to the workers
-    s = seed * 100_003 + epoch * 1_009 + rank
-    gen.manual_seed(s)
-    seed_everything(s)  # workers=0: the dataset draws from the global RNGs
-    return iter(loader)
 
 
 def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True, progress: bool = True,
@@ -260,38 +159,13 @@ def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True,
             cleanup_distributed()
 
 
-def _with_defaults(old: dict, defaults: dict) -> dict:
-    """``old`` with the keys it lacks taken from ``defaults``: a checkpoint written before a config field
-    existed was trained with that field's default."""
-    out = dict(old)
-    for k, v in defaults.items():
-        if k not in out:
-            out[k] = v
-        elif isinstance(v, dict) and isinstance(out[k], dict):
-            out[k] = _with_defaults(out[k], v)
-    return out
-
-
-def _optimization(cfg: Config, model, dinfo: DistInfo, loader):
-    """AdamW, the AMP settings and their GradScaler, and the iterations per epoch of ``loader`` (train and
-    the dry run build them the same way): (optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch)."""
-    tc = cfg.train
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    use_amp, amp_dtype, use_scaler = amp_settings(tc.amp, dinfo.device)
-    scaler = torch.amp.GradScaler("cuda", init_scale=16384.0, enabled=use_scaler)
-    iters_per_epoch = len(loader) if tc.max_iters_per_epoch <= 0 else min(len(loader), tc.max_iters_per_epoch)
-    if iters_per_epoch == 0:
-        raise RuntimeError(f"training set is smaller than one batch of {tc.batch_size} images per process")
-    return optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch
-
-
 def _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen, dinfo, use_amp, amp_dtype,
                       iters_per_epoch: int, t_budget: float) -> StepPlan:
     """Time a few real steps, undo them (weights, optimizer, RNGs), and size the run to the budget."""
     tc = cfg.train
     saved = (copy.deepcopy(core.state_dict()), copy.deepcopy(optimizer.state_dict()),
              copy.deepcopy(scaler.state_dict()), rng_state())
-    batches = _epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank)
+    batches = epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank)
     loss_gen = torch.Generator(device="cpu").manual_seed(tc.seed)
     set_lr(optimizer, tc.warmup_start_lr)
     model.train()
@@ -301,7 +175,7 @@ def _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen,
         try:
             batch = next(batches)
         except StopIteration:  # a training set of fewer batches than the timed steps
-            batches = _epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank)
+            batches = epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank)
             batch = next(batches)
         _step(model, optimizer, scaler, batch, cfg, dinfo, use_amp, amp_dtype, loss_gen)
 
@@ -325,7 +199,7 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
     seed_everything(tc.seed + dinfo.rank)
     _, sampler, loader, gen = _build_loader(cfg, dinfo)
     model, core = _build_model(cfg, dinfo)
-    optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = _optimization(cfg, model, dinfo, loader)
+    optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = build_optimization(cfg, model, dinfo, loader)
 
     summary = TrainSummary(run_dir=run_dir)
     start_epoch, global_iter, nonfinite_total = 0, 0, 0
@@ -333,7 +207,7 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
     ckpt_path = run_dir / "checkpoints" / "last.pt"
     if resume and ckpt_path.exists():
         state = load_training_state(ckpt_path)
-        changed = config_changes(_with_defaults(upgrade_config_dict(state["config"]), Config().to_dict()),
+        changed = config_changes(with_defaults(upgrade_config_dict(state["config"]), Config().to_dict()),
                                  cfg.to_dict())
         if changed:
             raise ResumeMismatchError(
@@ -371,14 +245,14 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
                   f"{' '.join(plan.reproduce_overrides())})")
         if start_epoch == 0 and (run_dir / "metrics.jsonl").exists():
             (run_dir / "metrics.jsonl").unlink()  # a fresh start: the old log belongs to another run
-    log = _MetricsLog(run_dir, dinfo.is_main)
+    log = MetricsLog(run_dir, dinfo.is_main)
     loss_gen = torch.Generator(device="cpu")
     nonfinite_in_a_row = 0
     iters_this_call = 0
     try:
         for epoch in range(start_epoch, plan.epochs):
             model.train()
-            batches = _epoch_batches(loader, sampler, gen, tc.seed, epoch, dinfo.rank)
+            batches = epoch_batches(loader, sampler, gen, tc.seed, epoch, dinfo.rank)
             loss_gen.manual_seed(tc.seed * 7919 + epoch)
             bar = None
             n_iters = plan.iters_in_epoch(epoch)

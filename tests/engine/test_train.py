@@ -9,9 +9,11 @@ import torch
 
 import boir_core.losses as losses_mod
 from boir_core.engine.checkpointing import load_training_state
+import boir_core.engine.precision as precision_mod
 import boir_core.engine.train as train_mod
-from boir_core.engine.train import (NonFiniteLossError, TrainingInterrupted, amp_settings, cpu_has_native_bf16,
-                                    train)
+from boir_core.engine.precision import amp_settings, cpu_has_native_bf16
+from boir_core.engine.seeding import epoch_batches
+from boir_core.engine.train import NonFiniteLossError, TrainingInterrupted, train
 
 
 def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_path):
@@ -94,7 +96,7 @@ def test_amp_fast_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert amp_settings("fast", cuda) == (True, torch.float16, True)
     for native in (True, False):
-        monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr(precision_mod, "cpu_has_native_bf16", lambda native=native: native)
         expected = (True, torch.bfloat16, False) if native else (False, None, False)
         assert amp_settings("fast", cpu) == expected
     assert isinstance(cpu_has_native_bf16(), bool)
@@ -125,7 +127,7 @@ def test_bf16_autocast_step_on_cpu(tiny_cfg, tmp_path):
 
 
 def test_resuming_with_a_changed_config_is_refused(tiny_cfg, tmp_path):
-    from boir_core.engine.train import ResumeMismatchError, config_changes
+    from boir_core.engine.resume_check import ResumeMismatchError, config_changes
 
     cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=1")
     train(cfg, tmp_path / "run", progress=False)
@@ -153,7 +155,7 @@ def test_persistent_workers_follow_the_epoch_like_the_main_process(tiny_cfg):
     reference = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
     workers = set()
     for epoch in (0, 1, 2):
-        batch = next(train_mod._epoch_batches(loader, sampler, gen, cfg.train.seed, epoch, 0))
+        batch = next(epoch_batches(loader, sampler, gen, cfg.train.seed, epoch, 0))
         workers.add(id(loader._iterator._workers[0]))
         order = [i for _, i in sampler][: cfg.train.batch_size]
         reference.set_epoch(epoch)

@@ -17,6 +17,7 @@ import torch
 
 import boir_core.engine.train as train_mod
 from boir_core.engine.distributed import DistInfo
+from boir_core.engine.seeding import epoch_batches
 from boir_core.engine.train import train
 from boir_core.losses import total_loss
 
@@ -211,7 +212,7 @@ def test_ddp_ranks_see_disjoint_shares_that_cover_the_training_set(tiny_cfg, wor
             dataset, sampler, loader, gen = train_mod._build_loader(cfg, DistInfo(rank=rank, world_size=world))
             n = len(dataset)
             ids = []
-            for b in train_mod._epoch_batches(loader, sampler, gen, cfg.train.seed, epoch, rank):
+            for b in epoch_batches(loader, sampler, gen, cfg.train.seed, epoch, rank):
                 ids += b["image_id"].tolist()
             seen.append(ids)
             orders[(epoch, rank)] = ids

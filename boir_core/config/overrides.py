@@ -1,0 +1,80 @@
+"""``key=value`` overrides and presets: applying dotted-key overrides to a config, the values a preset gives
+its switches (``preset=release`` fills only the switches not written by hand), and :func:`preset_label`."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import yaml
+
+from .errors import ConfigError
+from .schema import Config
+from .switches import PRESETS, upgrade_config_dict
+from .typecheck import merge_into
+
+__all__ = ["apply_overrides", "apply_preset", "preset_values", "preset_label", "split_items"]
+
+
+def split_items(items: list[str], source: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"{source}: {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        out.append((key.strip(), raw))
+    return out
+
+
+def preset_values(cfg: "Config", preset: Optional[str] = None) -> dict[str, Any]:
+    """``{dotted key: value}`` that ``preset`` (default: ``cfg.preset``) gives the switches of ``cfg``: the
+    six :data:`RELEASE_PRESET` / :data:`PAPER_PRESET` values, plus ``cfg.release_settings`` for release."""
+    preset = cfg.preset if preset is None else preset
+    if preset not in PRESETS:
+        raise ConfigError(f"preset={preset!r} is not one of {list(PRESETS)}")
+    values: dict[str, Any] = dict(PRESETS[preset])
+    if preset == "release":
+        for key, raw in split_items(list(cfg.release_settings), "release_settings"):
+            values[key] = yaml.safe_load(raw)
+    return values
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def apply_preset(cfg: "Config", explicit: set[str], source: str) -> None:
+    """Set the preset's switches of ``cfg`` that are not in ``explicit`` (dotted keys written by hand)."""
+    items = [f"{k}={v}" for k, v in preset_values(cfg).items() if k not in explicit]
+    apply_overrides(cfg, items, source=f"{source} (preset={cfg.preset})", _presets=False)
+
+
+def preset_label(cfg: "Config | dict") -> str:
+    """What produced ``cfg``: ``"paper"``, ``"release"``, or the preset plus the switches that depart from it
+    (``"paper + loss.weighting=release"``)."""
+    if isinstance(cfg, dict):  # a stored record: old switch spellings are read silently
+        cfg = Config.from_dict(upgrade_config_dict(cfg), source="<config dict>")
+    diffs = [f"{k}={_get(cfg, k)}" for k, v in preset_values(cfg).items() if _get(cfg, k) != v]
+    return cfg.preset + (" + " + ", ".join(diffs) if diffs else "")
+
+
+def apply_overrides(cfg: Config, items: list[str], source: str = "override", _presets: bool = True) -> Config:
+    """Apply ``a.b=value`` strings in place (values parsed as YAML scalars).
+
+    A ``preset=...`` item also sets the preset's switches, except the ones these items set themselves: the
+    items win over the preset whatever their order."""
+    pairs = split_items(items, source)
+    for (key, raw), item in zip(pairs, items):
+        parts = key.split(".")
+        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        nested: Any = value
+        for p in reversed(parts):
+            nested = {p: nested}
+        merge_into(cfg, nested, prefix="", source=f"{source} {item!r}")
+    if _presets and any(k == "preset" for k, _ in pairs):
+        apply_preset(cfg, {k for k, _ in pairs}, source)
+        # the items win: re-apply the ones that name a preset switch
+        switch = [it for (k, _), it in zip(pairs, items) if k in preset_values(cfg)]
+        apply_overrides(cfg, switch, source=source, _presets=False)
+    return cfg

@@ -1,0 +1,170 @@
+"""The config's dataclasses: :class:`Config` and its sections ``data``, ``model``, ``loss``, ``train``, ``test``
+(every field, its type and its default)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from ..io import atomic_write_text
+from .typecheck import merge_into
+
+__all__ = ["DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "TestConfig", "Config"]
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["coco", "crowdpose", "ochuman", "synthcrowd", "synthcrowd14"] = "synthcrowd"
+    root: str = "data/synthcrowd"
+    train_split: str = "train"
+    test_split: str = "val"
+    input_size: int = 512
+    output_size: int = 128
+    # augmentation (docs/data_format.md#augmentation)
+    flip: float = 0.5
+    max_rotation: float = 30.0
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    max_translate: int = 40
+    # paper-vs-release switches (docs/release_vs_paper.md#switches)
+    flip_alignment: Literal["paper", "release"] = "paper"
+    box_clipping: Literal["paper", "release"] = "paper"
+    center_jitter: bool = True
+    # at most this many people of one image become instances, smallest first (the release's
+    # DATASET.MAX_INSTANCES; loss.max_instances is the cap of the instance loss over the whole batch)
+    max_instances_per_image: int = 200
+    workers: int = 0
+    skip_bad_samples: bool = False
+
+
+@dataclass
+class ModelConfig:
+    arch: Literal["boir", "cid"] = "boir"
+    backbone: str = "hrnet_w32"
+    # ImageNet initialisation of the backbone (docs/model.md#backbone-hrnet): "timm" (timm's weights
+    # through its hub, cached; "hub" is an alias), a local file (the official
+    # hrnetv2_w*_imagenet_pretrained.pth or a timm checkpoint), or none (from scratch, on purpose). See
+    # boir_core.model.pretrained.
+    pretrained: Optional[str] = None
+    neck_channels: int = 256
+    neck_middle_channels: int = 128
+    atrous_rates: list[int] = field(default_factory=lambda: [12, 24, 36])
+    head_channels: int = 128
+    emb_dim: int = 128
+    inst_channels: int = 64  # 64 for W32, 96 for W48, 32 for CID
+    bbox_head: bool = True  # Table 4 ablation: train with the bbox head or not
+    bbox_head_init: Literal["paper", "release"] = "paper"
+
+
+@dataclass
+class LossConfig:
+    # Eq. 5 unit weights vs the release's weights and ÷B (docs/release_vs_paper.md#loss-weighting)
+    weighting: Literal["paper", "release"] = "paper"
+    multi_heatmap_weight: float = 1.0
+    single_heatmap_weight: float = 4.0
+    bbox_weight: float = 0.25
+    bbox_mask_weight: float = 0.25
+    bbox_mask: bool = True  # Table 4 ablation: Bbox Mask Loss on/off
+    bbox_mask_variant: Literal["paper", "release-image", "release-instance"] = "paper"
+    emb_loss: Literal["ae", "contrastive"] = "ae"  # Table 4 right
+    distance: Literal["l2", "cosine"] = "l2"  # Table 4 right
+    beta: float = 10.0  # Table 7 left
+    temperature: float = 0.05  # InfoNCE temperature for emb_loss=contrastive
+    instance_point: Literal["center", "box"] = "center"  # where p_i is sampled (paper variant)
+    # release swaps x/y in dist2bbox (docs/release_vs_paper.md#box-loss-and-decoding)
+    bbox_decode: Literal["paper", "release"] = "paper"
+    # the instance keypoint loss uses a random subset of this many of the batch's instances (0: all)
+    max_instances: int = 200
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 140
+    warmup_epochs: int = 10
+    batch_size: int = 20  # images per process
+    lr: float = 1e-3
+    weight_decay: float = 0.025
+    min_lr: float = 1e-6
+    warmup_start_lr: float = 1e-12
+    clip_grad: float = 10.0
+    amp: Literal["auto", "fast", "fp16", "bf16", "off"] = "auto"  # fast: + bf16 on CPUs with native bf16
+    device: str = "auto"
+    seed: int = 0
+    sync_bn: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    save_every: int = 2
+    max_iters_per_epoch: int = 0  # 0: the whole epoch
+    # the run's length (boir_core.engine.budget): max_steps > 0 runs exactly that many steps (it wins over the
+    # budget); time_budget_s > 0 times a few steps on this machine and runs as many as fit in the budget
+    max_steps: int = 0
+    time_budget_s: float = 0.0
+    transfer_from: Optional[str] = None  # COCO -> CrowdPose finetune (docs/training.md#transfer-to-crowdpose)
+    max_nonfinite_in_a_row: int = 5
+    log_every: int = 10
+
+
+@dataclass
+class TestConfig:
+    flip_test: bool = True
+    max_proposals: int = 30
+    keypoint_threshold: float = 0.01
+    center_pool_kernel: int = 3  # 11 for OCHuman
+    oks_nms_threshold: float = 0.8  # 0.7 for OCHuman
+    evaluator: Literal["pycocotools", "faster-coco-eval"] = "pycocotools"
+    max_images: int = 0  # 0: all
+    # who runs the network (boir_core.engine.backends); onnxruntime / openvino are pip extras
+    backend: Literal["torch", "onnxruntime", "openvino"] = "torch"
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    output_dir: str = "runs"
+    # which released behaviour the six paper-vs-release switches default to (RELEASE_PRESET)
+    preset: Literal["paper", "release"] = "paper"
+    # key=value pairs the release preset also sets for this setting (what its released yaml changed)
+    release_settings: list[str] = field(default_factory=list)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+
+    # ---- conversion -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def __str__(self) -> str:  # printable
+        return self.to_yaml()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "<dict>") -> "Config":
+        cfg = cls()
+        merge_into(cfg, d, prefix="", source=source)
+        return cfg
+
+    def override(self, *items: str) -> "Config":
+        """Return a copy with ``key=value`` overrides applied.
+
+        ``preset=...`` among them sets the preset's switches (except those overridden in the same call)."""
+        from .overrides import apply_overrides  # import circle: overrides builds on these dataclasses
+
+        new = Config.from_dict(self.to_dict())
+        apply_overrides(new, list(items))
+        return new
+
+    def dump(self, path: str | os.PathLike) -> Path:
+        """Write the resolved config as YAML, atomically."""
+        return atomic_write_text(path, self.to_yaml())
+
+    @property
+    def num_keypoints(self) -> int:
+        return 14 if self.data.dataset in ("crowdpose", "synthcrowd14") else 17
