@@ -249,7 +249,7 @@ def tap_coverage(size, r):
 
 
 s_map = images.shape[-1] // 4
-print(f"\nshare of the 8 off-center taps that read the image (not padding), averaged over the map:")
+print("\nshare of the 8 off-center taps that read the image (not padding), averaged over the map:")
 print("dilation   128² map (512 px)   " + f"{s_map}² map (this notebook)")
 for r in aspp.atrous_rates:
     ones = torch.ones(1, 1, s_map, s_map)

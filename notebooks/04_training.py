@@ -55,7 +55,6 @@ overrides = []  # extra config overrides, written as on the command line
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -239,7 +239,7 @@ else:  # no ground truth: the most overlapping pair of confident BoIR prediction
     best = fg.most_overlapping_pair(predicted)
     boxes_orig = [predicted[best[0]], predicted[best[1]]] if best else []
     print("no ground truth for these images (pass `annotations`): using the most overlapping pair of confident "
-          f"BoIR predictions" + (f", box IoU {best[2]:.2f}" if best else ""))
+          "BoIR predictions" + (f", box IoU {best[2]:.2f}" if best else ""))
 if len(boxes_orig) == 2:
     canvas = analyse(fig1_index, "BoIR")["prep"]["canvas"]
     boxes = fg.boxes_to_canvas(boxes_orig, analyse(fig1_index, "BoIR")["prep"]["matrix"])
