@@ -243,7 +243,12 @@ plt.show()
 from boir_core.losses.reference import bbox_mask_release_ref
 
 rel0 = bbox_mask_terms(emb[None], boxes, imgid, variant="release-instance", beta=beta)
-psi = lambda a, b: torch.exp(-beta / dim * ((a - b) ** 2).sum(-1))
+
+
+def psi(a, b):
+    return torch.exp(-beta / dim * ((a - b) ** 2).sum(-1))
+
+
 mid = (rel0.p + rel0.p_bar) / 2
 assert torch.allclose(rel0.pull_in, ((rel0.p - rel0.p_bar) ** 2).sum(-1) / (2 * dim), atol=1e-12)
 assert torch.allclose(rel0.push_out, 1 + psi(mid, rel0.p_bar_out), atol=1e-12)

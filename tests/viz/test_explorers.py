@@ -54,7 +54,9 @@ def test_augmentation_explorer_follows_its_controls(synth):
     ex.flip.value = "no flip"
     ex.scale.value = 2.0  # a twice larger crop: the people shrink to half on the map
     small = ex.last
-    spread = lambda s: float(s["instance_keypoints"][..., :2][s["instance_keypoints"][..., 2] > 0].std(0).mean())
+    def spread(s):
+        return float(s["instance_keypoints"][..., :2][s["instance_keypoints"][..., 2] > 0].std(0).mean())
+
     assert spread(small) == pytest.approx(spread(plain) / 2, rel=0.15)
     ex.view.value = "ignore mask"
     assert ex.png and "people" in ex.caption.value
