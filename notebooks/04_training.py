@@ -249,8 +249,8 @@ assert math.isclose(float(rows["paper"]["bbox_mask"]), sum(float(rows["paper"][k
 
 if "bbox" in outputs:  # CIoU by hand at the first person's center pixel
     yc, xc = batch["instance_coord"][0].tolist()
-    l, t_, r, b = outputs["bbox"][batch["instance_imgid"][0], :, yc, xc].double().tolist()
-    px, py, pw, ph = xc - l, yc - t_, l + r, t_ + b
+    left, top, right, bottom = outputs["bbox"][batch["instance_imgid"][0], :, yc, xc].double().tolist()
+    px, py, pw, ph = xc - left, yc - top, left + right, top + bottom
     gx, gy, gw, gh = batch["instance_bbox"][0].double().tolist()
     iw = max(0.0, min(px + pw, gx + gw) - max(px, gx))
     ih = max(0.0, min(py + ph, gy + gh) - max(py, gy))

@@ -81,9 +81,9 @@ def bbox_loss_ref(bbox_map, instance_coord, instance_imgid, instance_bbox, decod
                 count += 1
                 if dummy:
                     continue
-                l, t, r, bt = (bbox_map[b, k, y, x] for k in range(4))
+                left, top, right, bottom = (bbox_map[b, k, y, x] for k in range(4))
                 ax, ay = (y, x) if decode == "release" else (x, y)
-                pred = [ax - l, ay - t, l + r, t + bt]
+                pred = [ax - left, ay - top, left + right, top + bottom]
                 total = total + (1 - ciou_ref(pred, gt))
     return total / max(count, 1) * torch.ones((), dtype=bbox_map.dtype)
 
