@@ -221,9 +221,11 @@ print(f"{'variant':18s} {'pull_in':>8s} {'push_out':>9s} {'push_inst':>10s} {'to
 for v in variants:
     r = res[v]
     print(f"{v:18s} {r['pull_in']:8.4f} {r['push_out']:9.4f} {r['push_inst']:10.4f} {r['total']:7.4f}")
-for kernel, distance, row in [("contrastive", "cosine", "Table 4 right, row 1"), ("contrastive", "l2", "Table 4 right, row 2"),
+for kernel, distance, row in [("contrastive", "cosine", "Table 4 right, row 1"),
+                              ("contrastive", "l2", "Table 4 right, row 2"),
                               ("ae", "l2", "Table 4 right, row 3 (the default)"),
-                              ("ae", "cosine", "not a Table 4 row: the AE kernel on the cosine distance, for comparison")]:
+                              ("ae", "cosine",
+                               "not a Table 4 row: the AE kernel on the cosine distance, for comparison")]:
     t = bbox_mask_terms(emb[None], boxes, imgid, centers, beta=beta, kernel=kernel, distance=distance)
     print(f"paper {kernel}/{distance}: pull_in {float(t.loss_pull_in):.2e}, push_out {float(t.loss_push_out):.2e},"
           f" push_inst {float(t.loss_push_inst):.2e}   ({row})")
