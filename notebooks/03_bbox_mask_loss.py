@@ -194,18 +194,45 @@ print("lowest possible push per pair at D = 128:", {b: round(math.exp(-4 * b / 1
 # BG level 0, used by its CrowdPose finetune configs; `release-image` is BG level 1, used by every other
 # released config). ψ(a, b) = exp(−β/D·‖a − b‖²); sums over d run over the D channels.
 #
-# | piece | paper (Eqs. 1–4, 7–9) | release (BG level 0 / level 1) | kit: `paper` · `release-instance` · `release-image` |
-# |---|---|---|---|
-# | where p_i is read | e at the instance center | e at (⌊(x+w)/2⌋, ⌊(y+h)/2⌋), often outside the box (bug) | `paper`: ⌊keypoint-mean center⌋ (`loss.instance_point=center`) or ⌊x + w/2⌋, ⌊y + h/2⌋ (`=box`) · both release values: the release's point |
-# | box pixels B_i | "coordinates inside the box" | columns int(x)−1 … int(x+w) (one pixel dilated, half-open, clamped); boxes under 2 px skipped | `paper`: pixel centers in [x, x+w] × [y, y+h], plus the center pixel · release values: the release's |
-# | soft mask s_i(u) | ψ(d(e(u), p_i)), ψ and d left open (Eq. 1) | exp(−β·Σ_d (p_i − e(u))²), no 1/D; built from detached tensors; Σs < 1e-5 → p̄_i = p_i | `paper`: exp(−β/D·‖e(u) − p_i‖²), detached · release values: the release's |
-# | in-box pull | Eq. 7: (1/(D·N)) Σ_i ‖p_i − p̄_i‖² | level 0: **½**·‖p_i − p̄_i‖²/D per instance; level 1: **none** | `paper`: Eq. 7 · `release-instance`: ‖p_i − p̄_i‖²/(2D) · `release-image`: 0 |
-# | out-box push | Eq. 8: (1/N) Σ_i ψ(p_i, p̄ᶜ_i), p̄ᶜ_i = mean of e outside B_i | level 0: **1 +** ψ(**(p_i + p̄_i)/2**, p̄ᶜ_i); level 1: none per instance — one background mean bg (outside the *union* of boxes) joins the cross push | `paper`: Eq. 8 · `release-instance`: 1 + ψ((p_i + p̄_i)/2, p̄ᶜ_i) · `release-image`: bg in the cross push |
-# | cross push | Eq. 9: Σ_{i<j} ψ(p_i, p_j) / (N(N−1)/2) | [N′/2 + Σ_{i<j} ψ(u_i, u_j)] / (N′ − 1) per image, u = {p_i} (N′ = N) or {p_i} ∪ {bg} (N′ = N + 1) | `paper`: Eq. 9 · release values: the release's |
-# | over the batch | N = people of one image (images averaged, our reading) | Σ over images **÷ total instances** in the batch (dummies included) | `paper`: mean over the images where a term exists · release values: ÷ total instances |
-# | weight in L (Eq. 5) | 1 | 0.25, and every term ÷ B | `loss.weighting=paper` (1) · `loss.weighting=release` (`loss.bbox_mask_weight`, ÷ B) |
+# Piece by piece: the paper (Eqs. 1–4, 7–9), the release (BG level 0 / level 1) and the kit (`paper` ·
+# `release-instance` · `release-image`):
 #
-# The cell after the next checks the release columns: the kit's per-instance values equal these formulas
+# - **where p_i is read**
+#   - paper: e at the instance center
+#   - release: e at (⌊(x+w)/2⌋, ⌊(y+h)/2⌋), often outside the box (bug)
+#   - kit: `paper`: ⌊keypoint-mean center⌋ (`loss.instance_point=center`) or ⌊x + w/2⌋, ⌊y + h/2⌋ (`=box`) · both
+#     release values: the release's point
+# - **box pixels B_i**
+#   - paper: "coordinates inside the box"
+#   - release: columns int(x)−1 … int(x+w) (one pixel dilated, half-open, clamped); boxes under 2 px skipped
+#   - kit: `paper`: pixel centers in [x, x+w] × [y, y+h], plus the center pixel · release values: the release's
+# - **soft mask s_i(u)**
+#   - paper: ψ(d(e(u), p_i)), ψ and d left open (Eq. 1)
+#   - release: exp(−β·Σ_d (p_i − e(u))²), no 1/D; built from detached tensors; Σs < 1e-5 → p̄_i = p_i
+#   - kit: `paper`: exp(−β/D·‖e(u) − p_i‖²), detached · release values: the release's
+# - **in-box pull**
+#   - paper: Eq. 7: (1/(D·N)) Σ_i ‖p_i − p̄_i‖²
+#   - release: level 0: **½**·‖p_i − p̄_i‖²/D per instance; level 1: **none**
+#   - kit: `paper`: Eq. 7 · `release-instance`: ‖p_i − p̄_i‖²/(2D) · `release-image`: 0
+# - **out-box push**
+#   - paper: Eq. 8: (1/N) Σ_i ψ(p_i, p̄ᶜ_i), p̄ᶜ_i = mean of e outside B_i
+#   - release: level 0: **1 +** ψ(**(p_i + p̄_i)/2**, p̄ᶜ_i); level 1: none per instance — one background mean bg
+#     (outside the *union* of boxes) joins the cross push
+#   - kit: `paper`: Eq. 8 · `release-instance`: 1 + ψ((p_i + p̄_i)/2, p̄ᶜ_i) · `release-image`: bg in the cross push
+# - **cross push**
+#   - paper: Eq. 9: Σ_{i<j} ψ(p_i, p_j) / (N(N−1)/2)
+#   - release: [N′/2 + Σ_{i<j} ψ(u_i, u_j)] / (N′ − 1) per image, u = {p_i} (N′ = N) or {p_i} ∪ {bg} (N′ = N + 1)
+#   - kit: `paper`: Eq. 9 · release values: the release's
+# - **over the batch**
+#   - paper: N = people of one image (images averaged, our reading)
+#   - release: Σ over images **÷ total instances** in the batch (dummies included)
+#   - kit: `paper`: mean over the images where a term exists · release values: ÷ total instances
+# - **weight in L (Eq. 5)**
+#   - paper: 1
+#   - release: 0.25, and every term ÷ B
+#   - kit: `loss.weighting=paper` (1) · `loss.weighting=release` (`loss.bbox_mask_weight`, ÷ B)
+#
+# The cell after the next checks the release entries: the kit's per-instance values equal these formulas
 # evaluated by hand from its p, p̄, p̄ᶜ, and its totals equal the loop transcription of the released code
 # (`boir_core.losses.reference.bbox_mask_release_ref`).
 # The released code differs in five places: p_i is read at ((x+w)/2, (y+h)/2) (often *outside* the box),
