@@ -72,7 +72,8 @@ def main() -> None:
     rows = []
     fast_of = {
         "bbox_mask paper": lambda e: bbox_mask_terms(e, d["bbox"], d["imgid"], d["center"]).loss,
-        "bbox_mask release-instance": lambda e: bbox_mask_terms(e, d["bbox"], d["imgid"], variant="release-instance").loss,
+        "bbox_mask release-instance": lambda e: bbox_mask_terms(e, d["bbox"], d["imgid"],
+                                                                variant="release-instance").loss,
         "bbox_mask release-image": lambda e: bbox_mask_terms(e, d["bbox"], d["imgid"], variant="release-image").loss,
         "bbox (CIoU)": lambda m: bbox_loss(m, d["coord"], d["imgid"], d["bbox"]),
         "cid contrastive": lambda f: cid_contrastive_loss(f, d["coord"], d["imgid"]),

@@ -5,8 +5,8 @@ Usage::
     python benchmarks/bench_train_step.py                          # the demo config on the CPU
     python benchmarks/bench_train_step.py --config coco_w32 --device cuda --batch 8 data.root=data/coco
 
-One step = the training loop's own step (forward, every loss term, backward, clipping, AdamW), on real batches of the config's training
-set (SynthCrowd by default; generated when missing). Data loading is not timed. Modes: fp32 and bf16
+One step = the training loop's own step (forward, every loss term, backward, clipping, AdamW), on real batches of the
+config's training set (SynthCrowd by default; generated when missing). Data loading is not timed. Modes: fp32 and bf16
 autocast, each in NCHW and channels_last; fp16 + GradScaler on CUDA as well. On a CPU bf16 pays off only
 with native bf16 (AMX / AVX512-BF16, see ``cpu_has_native_bf16``); elsewhere it is emulated and slower.
 """

@@ -30,24 +30,33 @@
 # <a id="glossary"></a>
 # ## Glossary and notation (the other notebooks link here)
 #
-# | term | meaning |
-# |---|---|
-# | **BoIR** | this paper: CID's pipeline plus an ASPP neck with auxiliary heads and the Bbox Mask Loss |
-# | **CID** | *Contextual Instance Decoupling* (Wang & Zhang, CVPR 2022), the single-stage method BoIR builds on and compares with: detect people by a center heatmap, then predict each person's keypoints from the backbone map conditioned on the feature at its center |
-# | **IIA / GFD** | CID's two modules: *Instance Information Abstraction* (center heatmap, the feature at each center, a contrastive loss on those features) and *Global Feature Decoupling* (the instance head: channel + spatial attention from a center feature). BoIR keeps GFD (notebook 02) and replaces IIA's loss |
-# | **single-stage** | finds people (centers) and their keypoints in one network, without a person detector (top-down) or keypoint grouping (bottom-up) |
-# | **BUK** | bottom-up keypoint heatmaps: K maps holding *every* person's joints (an auxiliary head) |
-# | **focal loss** | CornerNet's pixel-wise loss for heatmaps with Gaussian targets (section 5 below) |
-# | **CIoU** | *Complete IoU* box loss: IoU minus a center-distance and an aspect-ratio penalty (notebook 04) |
-# | **AE** | *Associative Embedding* (Newell et al. 2017): embeddings pulled together within a person and pushed apart across people with a Gaussian kernel exp(−β·d); the Bbox Mask Loss uses its kernel (Table 4 "AE") |
-# | **InfoNCE** | a contrastive loss: cross-entropy over similarities / τ with the matching pair as the target (CID's loss; Table 4 "Contrastive") |
-# | **Bbox Mask Loss** | BoIR's embedding loss from boxes: `pull_in`, `push_out`, `push_inst` (notebook 03) |
-# | **BG level** | the release's `BBOX_MASK_LOSS_BG_SAMPLE_LEVEL`: 1 = one background mean per image, push-only (main configs; kit: `release-image`), 0 = per-instance pull and out-box push (finetune configs; kit: `release-instance`) |
-# | **OKS** | *Object Keypoint Similarity*: exp(−d²/(2·s²·k²)) averaged over labelled keypoints, s² = the person's area, k = 2σ per keypoint: the "IoU" of poses (notebook 05) |
-# | **AP / AR** | average precision / recall over OKS thresholds 0.50, 0.55, …, 0.95 (AP50, AP75: one threshold; M / L: medium / large people) |
-# | **AP^E / AP^M / AP^H** | CrowdPose's AP on its easy / medium / hard images, split by *crowd index* < 0.2, < 0.8, ≥ 0.8 (notebook 05) |
-# | **warm-up / cosine** | the learning rate rises linearly, then decays along a half cosine (notebook 04) |
-# | **paper / release** | every place the released code differs from the paper is a config switch (README) |
+# - **BoIR**: this paper: CID's pipeline plus an ASPP neck with auxiliary heads and the Bbox Mask Loss
+# - **CID**: *Contextual Instance Decoupling* (Wang & Zhang, CVPR 2022), the single-stage method BoIR builds on and
+#   compares with: detect people by a center heatmap, then predict each person's keypoints from the backbone map
+#   conditioned on the feature at its center
+# - **IIA / GFD**: CID's two modules: *Instance Information Abstraction* (center heatmap, the feature at each center, a
+#   contrastive loss on those features) and *Global Feature Decoupling* (the instance head: channel + spatial attention
+#   from a center feature). BoIR keeps GFD (notebook 02) and replaces IIA's loss
+# - **single-stage**: finds people (centers) and their keypoints in one network, without a person detector (top-down) or
+#   keypoint grouping (bottom-up)
+# - **BUK**: bottom-up keypoint heatmaps: K maps holding *every* person's joints (an auxiliary head)
+# - **focal loss**: CornerNet's pixel-wise loss for heatmaps with Gaussian targets (section 5 below)
+# - **CIoU**: *Complete IoU* box loss: IoU minus a center-distance and an aspect-ratio penalty (notebook 04)
+# - **AE**: *Associative Embedding* (Newell et al. 2017): embeddings pulled together within a person and pushed apart
+#   across people with a Gaussian kernel exp(−β·d); the Bbox Mask Loss uses its kernel (Table 4 "AE")
+# - **InfoNCE**: a contrastive loss: cross-entropy over similarities / τ with the matching pair as the target (CID's
+#   loss; Table 4 "Contrastive")
+# - **Bbox Mask Loss**: BoIR's embedding loss from boxes: `pull_in`, `push_out`, `push_inst` (notebook 03)
+# - **BG level**: the release's `BBOX_MASK_LOSS_BG_SAMPLE_LEVEL`: 1 = one background mean per image, push-only (main
+#   configs; kit: `release-image`), 0 = per-instance pull and out-box push (finetune configs; kit: `release-instance`)
+# - **OKS**: *Object Keypoint Similarity*: exp(−d²/(2·s²·k²)) averaged over labelled keypoints, s² = the person's area,
+#   k = 2σ per keypoint: the "IoU" of poses (notebook 05)
+# - **AP / AR**: average precision / recall over OKS thresholds 0.50, 0.55, …, 0.95 (AP50, AP75: one threshold; M / L:
+#   medium / large people)
+# - **AP^E / AP^M / AP^H**: CrowdPose's AP on its easy / medium / hard images, split by *crowd index* < 0.2, < 0.8,
+#   ≥ 0.8 (notebook 05)
+# - **warm-up / cosine**: the learning rate rises linearly, then decays along a half cosine (notebook 04)
+# - **paper / release**: every place the released code differs from the paper is a config switch (README)
 #
 # | symbol | meaning |
 # |---|---|

@@ -83,7 +83,8 @@ def drawn_people(size):
     for cx, colour in ((0.42, (200, 60, 60)), (0.58, (60, 60, 200))):
         x, y = int(cx * size), int(0.5 * size)
         cv2.circle(img, (x, int(y - 0.28 * size)), int(0.07 * size), colour, -1)  # head
-        cv2.rectangle(img, (x - int(0.08 * size), int(y - 0.2 * size)), (x + int(0.08 * size), int(y + 0.1 * size)), colour, -1)
+        cv2.rectangle(img, (x - int(0.08 * size), int(y - 0.2 * size)), (x + int(0.08 * size), int(y + 0.1 * size)),
+                      colour, -1)
         cv2.line(img, (x, int(y + 0.1 * size)), (x - int(0.06 * size), int(y + 0.4 * size)), colour, 6)
         cv2.line(img, (x, int(y + 0.1 * size)), (x + int(0.06 * size), int(y + 0.4 * size)), colour, 6)
         centers.append((x, y))
@@ -249,7 +250,7 @@ def tap_coverage(size, r):
 
 
 s_map = images.shape[-1] // 4
-print(f"\nshare of the 8 off-center taps that read the image (not padding), averaged over the map:")
+print("\nshare of the 8 off-center taps that read the image (not padding), averaged over the map:")
 print("dilation   128² map (512 px)   " + f"{s_map}² map (this notebook)")
 for r in aspp.atrous_rates:
     ones = torch.ones(1, 1, s_map, s_map)
@@ -351,8 +352,8 @@ rel = relative_coordinate_maps(instance_coord, feats.shape[-2], feats.shape[-1])
 y0, x0 = instance_coord[0].tolist()
 xs = torch.arange(feats.shape[-1], dtype=torch.float32)
 assert RELATIVE_COORD_SCALE == 32 and torch.allclose(rel[0, 0, 0], (x0 - xs) / 32)
-print(f"this map ({feats.shape[-1]}²): x-offset channel of person 0 spans {rel[0, 0].min():.2f} … {rel[0, 0].max():.2f}; "
-      f"on a 128² map the range can reach ±{127 / 32:.2f}")
+print(f"this map ({feats.shape[-1]}²): x-offset channel of person 0 spans "
+      f"{rel[0, 0].min():.2f} … {rel[0, 0].max():.2f}; on a 128² map the range can reach ±{127 / 32:.2f}")
 
 # %% [markdown]
 # ## 5 · Table 5: parameter counts, measured
@@ -366,7 +367,8 @@ paper = {("BoIR (inference)", "hrnet_w32"): 31.8, ("BoIR (inference)", "hrnet_w4
          ("CID", "hrnet_w32"): 29.3, ("CID", "hrnet_w48"): 65.4}
 rows = parameter_table(("hrnet_w32", "hrnet_w48"))
 parts = ("backbone", "neck", "center_head", "buk_head", "emb_head", "bbox_head", "heatmap_head", "kpt_head")
-header = f"{'model':18s} {'backbone':10s}" + "".join(f"{p:>13s}" for p in parts) + f"{'inference':>13s}{'total':>13s}{'paper (M)':>10s}"
+header = (f"{'model':18s} {'backbone':10s}" + "".join(f"{p:>13s}" for p in parts)
+          + f"{'inference':>13s}{'total':>13s}{'paper (M)':>10s}")
 print(header)
 for r in rows:
     cells = "".join(f"{r.get(p, 0):>13,d}" for p in parts)

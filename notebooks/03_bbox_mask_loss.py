@@ -194,18 +194,45 @@ print("lowest possible push per pair at D = 128:", {b: round(math.exp(-4 * b / 1
 # BG level 0, used by its CrowdPose finetune configs; `release-image` is BG level 1, used by every other
 # released config). ψ(a, b) = exp(−β/D·‖a − b‖²); sums over d run over the D channels.
 #
-# | piece | paper (Eqs. 1–4, 7–9) | release (BG level 0 / level 1) | kit: `paper` · `release-instance` · `release-image` |
-# |---|---|---|---|
-# | where p_i is read | e at the instance center | e at (⌊(x+w)/2⌋, ⌊(y+h)/2⌋), often outside the box (bug) | `paper`: ⌊keypoint-mean center⌋ (`loss.instance_point=center`) or ⌊x + w/2⌋, ⌊y + h/2⌋ (`=box`) · both release values: the release's point |
-# | box pixels B_i | "coordinates inside the box" | columns int(x)−1 … int(x+w) (one pixel dilated, half-open, clamped); boxes under 2 px skipped | `paper`: pixel centers in [x, x+w] × [y, y+h], plus the center pixel · release values: the release's |
-# | soft mask s_i(u) | ψ(d(e(u), p_i)), ψ and d left open (Eq. 1) | exp(−β·Σ_d (p_i − e(u))²), no 1/D; built from detached tensors; Σs < 1e-5 → p̄_i = p_i | `paper`: exp(−β/D·‖e(u) − p_i‖²), detached · release values: the release's |
-# | in-box pull | Eq. 7: (1/(D·N)) Σ_i ‖p_i − p̄_i‖² | level 0: **½**·‖p_i − p̄_i‖²/D per instance; level 1: **none** | `paper`: Eq. 7 · `release-instance`: ‖p_i − p̄_i‖²/(2D) · `release-image`: 0 |
-# | out-box push | Eq. 8: (1/N) Σ_i ψ(p_i, p̄ᶜ_i), p̄ᶜ_i = mean of e outside B_i | level 0: **1 +** ψ(**(p_i + p̄_i)/2**, p̄ᶜ_i); level 1: none per instance — one background mean bg (outside the *union* of boxes) joins the cross push | `paper`: Eq. 8 · `release-instance`: 1 + ψ((p_i + p̄_i)/2, p̄ᶜ_i) · `release-image`: bg in the cross push |
-# | cross push | Eq. 9: Σ_{i<j} ψ(p_i, p_j) / (N(N−1)/2) | [N′/2 + Σ_{i<j} ψ(u_i, u_j)] / (N′ − 1) per image, u = {p_i} (N′ = N) or {p_i} ∪ {bg} (N′ = N + 1) | `paper`: Eq. 9 · release values: the release's |
-# | over the batch | N = people of one image (images averaged, our reading) | Σ over images **÷ total instances** in the batch (dummies included) | `paper`: mean over the images where a term exists · release values: ÷ total instances |
-# | weight in L (Eq. 5) | 1 | 0.25, and every term ÷ B | `loss.weighting=paper` (1) · `loss.weighting=release` (`loss.bbox_mask_weight`, ÷ B) |
+# Piece by piece: the paper (Eqs. 1–4, 7–9), the release (BG level 0 / level 1) and the kit (`paper` ·
+# `release-instance` · `release-image`):
 #
-# The cell after the next checks the release columns: the kit's per-instance values equal these formulas
+# - **where p_i is read**
+#   - paper: e at the instance center
+#   - release: e at (⌊(x+w)/2⌋, ⌊(y+h)/2⌋), often outside the box (bug)
+#   - kit: `paper`: ⌊keypoint-mean center⌋ (`loss.instance_point=center`) or ⌊x + w/2⌋, ⌊y + h/2⌋ (`=box`) · both
+#     release values: the release's point
+# - **box pixels B_i**
+#   - paper: "coordinates inside the box"
+#   - release: columns int(x)−1 … int(x+w) (one pixel dilated, half-open, clamped); boxes under 2 px skipped
+#   - kit: `paper`: pixel centers in [x, x+w] × [y, y+h], plus the center pixel · release values: the release's
+# - **soft mask s_i(u)**
+#   - paper: ψ(d(e(u), p_i)), ψ and d left open (Eq. 1)
+#   - release: exp(−β·Σ_d (p_i − e(u))²), no 1/D; built from detached tensors; Σs < 1e-5 → p̄_i = p_i
+#   - kit: `paper`: exp(−β/D·‖e(u) − p_i‖²), detached · release values: the release's
+# - **in-box pull**
+#   - paper: Eq. 7: (1/(D·N)) Σ_i ‖p_i − p̄_i‖²
+#   - release: level 0: **½**·‖p_i − p̄_i‖²/D per instance; level 1: **none**
+#   - kit: `paper`: Eq. 7 · `release-instance`: ‖p_i − p̄_i‖²/(2D) · `release-image`: 0
+# - **out-box push**
+#   - paper: Eq. 8: (1/N) Σ_i ψ(p_i, p̄ᶜ_i), p̄ᶜ_i = mean of e outside B_i
+#   - release: level 0: **1 +** ψ(**(p_i + p̄_i)/2**, p̄ᶜ_i); level 1: none per instance — one background mean bg
+#     (outside the *union* of boxes) joins the cross push
+#   - kit: `paper`: Eq. 8 · `release-instance`: 1 + ψ((p_i + p̄_i)/2, p̄ᶜ_i) · `release-image`: bg in the cross push
+# - **cross push**
+#   - paper: Eq. 9: Σ_{i<j} ψ(p_i, p_j) / (N(N−1)/2)
+#   - release: [N′/2 + Σ_{i<j} ψ(u_i, u_j)] / (N′ − 1) per image, u = {p_i} (N′ = N) or {p_i} ∪ {bg} (N′ = N + 1)
+#   - kit: `paper`: Eq. 9 · release values: the release's
+# - **over the batch**
+#   - paper: N = people of one image (images averaged, our reading)
+#   - release: Σ over images **÷ total instances** in the batch (dummies included)
+#   - kit: `paper`: mean over the images where a term exists · release values: ÷ total instances
+# - **weight in L (Eq. 5)**
+#   - paper: 1
+#   - release: 0.25, and every term ÷ B
+#   - kit: `loss.weighting=paper` (1) · `loss.weighting=release` (`loss.bbox_mask_weight`, ÷ B)
+#
+# The cell after the next checks the release entries: the kit's per-instance values equal these formulas
 # evaluated by hand from its p, p̄, p̄ᶜ, and its totals equal the loop transcription of the released code
 # (`boir_core.losses.reference.bbox_mask_release_ref`).
 # The released code differs in five places: p_i is read at ((x+w)/2, (y+h)/2) (often *outside* the box),
@@ -221,9 +248,11 @@ print(f"{'variant':18s} {'pull_in':>8s} {'push_out':>9s} {'push_inst':>10s} {'to
 for v in variants:
     r = res[v]
     print(f"{v:18s} {r['pull_in']:8.4f} {r['push_out']:9.4f} {r['push_inst']:10.4f} {r['total']:7.4f}")
-for kernel, distance, row in [("contrastive", "cosine", "Table 4 right, row 1"), ("contrastive", "l2", "Table 4 right, row 2"),
+for kernel, distance, row in [("contrastive", "cosine", "Table 4 right, row 1"),
+                              ("contrastive", "l2", "Table 4 right, row 2"),
                               ("ae", "l2", "Table 4 right, row 3 (the default)"),
-                              ("ae", "cosine", "not a Table 4 row: the AE kernel on the cosine distance, for comparison")]:
+                              ("ae", "cosine",
+                               "not a Table 4 row: the AE kernel on the cosine distance, for comparison")]:
     t = bbox_mask_terms(emb[None], boxes, imgid, centers, beta=beta, kernel=kernel, distance=distance)
     print(f"paper {kernel}/{distance}: pull_in {float(t.loss_pull_in):.2e}, push_out {float(t.loss_push_out):.2e},"
           f" push_inst {float(t.loss_push_inst):.2e}   ({row})")
@@ -243,7 +272,12 @@ plt.show()
 from boir_core.losses.reference import bbox_mask_release_ref
 
 rel0 = bbox_mask_terms(emb[None], boxes, imgid, variant="release-instance", beta=beta)
-psi = lambda a, b: torch.exp(-beta / dim * ((a - b) ** 2).sum(-1))
+
+
+def psi(a, b):
+    return torch.exp(-beta / dim * ((a - b) ** 2).sum(-1))
+
+
 mid = (rel0.p + rel0.p_bar) / 2
 assert torch.allclose(rel0.pull_in, ((rel0.p - rel0.p_bar) ** 2).sum(-1) / (2 * dim), atol=1e-12)
 assert torch.allclose(rel0.push_out, 1 + psi(mid, rel0.p_bar_out), atol=1e-12)

@@ -55,7 +55,6 @@ overrides = []  # extra config overrides, written as on the command line
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -245,13 +244,13 @@ for weighting, t in rows.items():
     by_hand = sum(w[k] * float(t[k]) for k in w_rel if k in t) / (1 if weighting == "paper" else n_img)
     print(f"total ({weighting}): {float(t['total']):.4f} = by hand {by_hand:.4f}")
     assert math.isclose(float(t["total"]), by_hand, rel_tol=1e-6)
-assert math.isclose(float(rows["paper"]["bbox_mask"]), sum(float(rows["paper"][k]) for k in ("pull_in", "push_out", "push_inst")),
-                    rel_tol=1e-6)
+assert math.isclose(float(rows["paper"]["bbox_mask"]),
+                    sum(float(rows["paper"][k]) for k in ("pull_in", "push_out", "push_inst")), rel_tol=1e-6)
 
 if "bbox" in outputs:  # CIoU by hand at the first person's center pixel
     yc, xc = batch["instance_coord"][0].tolist()
-    l, t_, r, b = outputs["bbox"][batch["instance_imgid"][0], :, yc, xc].double().tolist()
-    px, py, pw, ph = xc - l, yc - t_, l + r, t_ + b
+    left, top, right, bottom = outputs["bbox"][batch["instance_imgid"][0], :, yc, xc].double().tolist()
+    px, py, pw, ph = xc - left, yc - top, left + right, top + bottom
     gx, gy, gw, gh = batch["instance_bbox"][0].double().tolist()
     iw = max(0.0, min(px + pw, gx + gw) - max(px, gx))
     ih = max(0.0, min(py + ph, gy + gh) - max(py, gy))
@@ -260,9 +259,12 @@ if "bbox" in outputs:  # CIoU by hand at the first person's center pixel
     c2 = (max(px + pw, gx + gw) - min(px, gx)) ** 2 + (max(py + ph, gy + gh) - min(py, gy)) ** 2
     v = 4 / math.pi ** 2 * (math.atan(gw / gh) - math.atan(pw / ph)) ** 2
     alpha = v / (1 - iou + v) if v > 0 else 0.0
-    lib = float(ciou(torch.tensor([px, py, pw, ph], dtype=torch.float64), torch.tensor([gx, gy, gw, gh], dtype=torch.float64)))
-    print(f"person 0: predicted box {np.round([px, py, pw, ph], 2).tolist()}, truth {np.round([gx, gy, gw, gh], 2).tolist()}: "
-          f"IoU {iou:.3f}, ρ²/c² {rho2 / c2:.3f}, α·v {alpha * v:.4f} -> CIoU {iou - rho2 / c2 - alpha * v:.4f} (library {lib:.4f})")
+    lib = float(ciou(torch.tensor([px, py, pw, ph], dtype=torch.float64),
+                     torch.tensor([gx, gy, gw, gh], dtype=torch.float64)))
+    print(f"person 0: predicted box {np.round([px, py, pw, ph], 2).tolist()}, "
+          f"truth {np.round([gx, gy, gw, gh], 2).tolist()}: "
+          f"IoU {iou:.3f}, ρ²/c² {rho2 / c2:.3f}, α·v {alpha * v:.4f} -> CIoU {iou - rho2 / c2 - alpha * v:.4f} "
+          f"(library {lib:.4f})")
     assert abs(lib - (iou - rho2 / c2 - alpha * v)) < 1e-6
     args = (outputs["bbox"].double(), batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"].double())
     assert torch.allclose(bbox_loss(*args), torch.as_tensor(bbox_loss_ref(*args), dtype=torch.float64), atol=1e-9)

@@ -21,8 +21,8 @@
 # backends"); the decoding drawn here is the same code for all three.
 #
 # By default it uses the kit's default trained weights (`boir_core.paths.default_checkpoint()`: the demo BoIR
-# shipped inside the package, `boir_core/weights/demo_boir.pt`, checksum-verified) when they exist, else it trains the tiny
-# configuration for a few iterations so the notebook always runs, and says so.
+# shipped inside the package, `boir_core/weights/demo_boir.pt`, checksum-verified) when they exist, else it trains
+# the tiny configuration for a few iterations so the notebook always runs, and says so.
 
 # %% tags=["parameters"]
 config = None  # None: the config saved with the weights (else demo); e.g. coco_w32 for released weights
@@ -138,7 +138,8 @@ print(f"network {1000 * res.time_network:.1f} ms, decoding {1000 * res.time_deco
 # %%
 if len(it["peaks_yx"]):
     names = prof.keypoints
-    k_show = [0, names.index(next(n for n in names if "wrist" in n)), names.index(next(n for n in names if "ankle" in n))]
+    k_show = [0, names.index(next(n for n in names if "wrist" in n)),
+              names.index(next(n for n in names if "ankle" in n))]
     fig, ax = plt.subplots(3, len(k_show), figsize=(3.2 * len(k_show), 9))
     for j, k in enumerate(k_show):
         ax[0, j].imshow(it["instance_heatmaps_original"][0, k], cmap="viridis")
@@ -236,9 +237,10 @@ for a in gt_sub["annotations"]:
     stand_in.append({"image_id": a["image_id"], "category_id": 1, "keypoints": k.ravel().tolist(),
                      "score": float(rng.random())})
 for im in gt_sub["images"][::2]:  # a false pose in every other image
-    k = np.column_stack([rng.uniform(0, im["width"], prof.num_keypoints), rng.uniform(0, im["height"], prof.num_keypoints),
-                         np.ones(prof.num_keypoints)])
-    stand_in.append({"image_id": im["id"], "category_id": 1, "keypoints": k.ravel().tolist(), "score": float(rng.random())})
+    k = np.column_stack([rng.uniform(0, im["width"], prof.num_keypoints),
+                         rng.uniform(0, im["height"], prof.num_keypoints), np.ones(prof.num_keypoints)])
+    stand_in.append({"image_id": im["id"], "category_id": 1, "keypoints": k.ravel().tolist(),
+                     "score": float(rng.random())})
 
 first = gt_sub["images"][0]["id"]
 people = [a for a in gt_sub["annotations"] if a["image_id"] == first]

@@ -19,7 +19,10 @@
 #
 # | Table | what it needs | how this notebook gets it |
 # |---|---|---|
-# | 1 COCO test-dev, 2 CrowdPose test, 3 COCO val + OCHuman, 6 COCO val | released BoIR / CID weights (or ours) | evaluated on the real data under `data_root` |
+# | 1 COCO test-dev | released BoIR / CID weights (or ours) | evaluated on the real data under `data_root` |
+# | 2 CrowdPose test | released BoIR / CID weights (or ours) | evaluated on the real data under `data_root` |
+# | 3 COCO val + OCHuman | released BoIR / CID weights (or ours) | evaluated on the real data under `data_root` |
+# | 6 COCO val | released BoIR / CID weights (or ours) | evaluated on the real data under `data_root` |
 # | 4, 7 ablations | one config per row (`configs/ablations/`) | trained when `train=True`, then evaluated |
 # | 5 cost | parameter counts and latency | measured live here: counts exact, time on *your* device, batch 1, flip |
 #

@@ -103,7 +103,8 @@ from boir_core.data.synthetic import ensure_synthcrowd
 # relative paths are read from the kit's root (the kernel may start in notebooks/); a path you set must exist
 work_dir = paths.resolve(work_dir)
 images = [paths.existing(p, "image") for p in images]
-boir_checkpoint = paths.existing(boir_checkpoint, "boir_checkpoint") if boir_checkpoint else paths.default_checkpoint("boir")
+boir_checkpoint = (paths.existing(boir_checkpoint, "boir_checkpoint") if boir_checkpoint
+                   else paths.default_checkpoint("boir"))
 cid_checkpoint = paths.existing(cid_checkpoint, "cid_checkpoint") if cid_checkpoint else paths.default_checkpoint("cid")
 if data_root:
     data_root = paths.existing(data_root, "data_root")
@@ -239,7 +240,7 @@ else:  # no ground truth: the most overlapping pair of confident BoIR prediction
     best = fg.most_overlapping_pair(predicted)
     boxes_orig = [predicted[best[0]], predicted[best[1]]] if best else []
     print("no ground truth for these images (pass `annotations`): using the most overlapping pair of confident "
-          f"BoIR predictions" + (f", box IoU {best[2]:.2f}" if best else ""))
+          "BoIR predictions" + (f", box IoU {best[2]:.2f}" if best else ""))
 if len(boxes_orig) == 2:
     canvas = analyse(fig1_index, "BoIR")["prep"]["canvas"]
     boxes = fg.boxes_to_canvas(boxes_orig, analyse(fig1_index, "BoIR")["prep"]["matrix"])
@@ -253,7 +254,8 @@ if len(boxes_orig) == 2:
         for m, other in zip(sims[name], boxes[::-1]):
             x, y, w, h = (np.array(other) / 4).round().astype(int)
             inside.append(m[max(y, 0):y + h, max(x, 0):x + w].mean())
-        print(f"{name}: mean similarity of A's center inside B's box {inside[0]:.2f}, of B's inside A's {inside[1]:.2f}")
+        print(f"{name}: mean similarity of A's center inside B's box {inside[0]:.2f}, "
+              f"of B's inside A's {inside[1]:.2f}")
 else:
     print("fewer than two people found: no Figure 1 panel")
 

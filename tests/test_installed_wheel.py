@@ -200,7 +200,8 @@ def test_what_needs_the_checkout_says_so(installed):
     """Before any work, and fast: the command needs no network to say so."""
     # reproduce runs from the package (no notebook); a mistaken argument is named before torch is imported
     r = installed.run("python", "-c", "import sys; from boir_core.__main__ import main\ntry:\n    main(['reproduce', "
-                      "'--table', '5', 'data_rot=data'])\nexcept SystemExit as e:\n    print(e, 'torch' in sys.modules)",
+                      "'--table', '5', 'data_rot=data'])\nexcept SystemExit as e:\n"
+                      "    print(e, 'torch' in sys.modules)",
                       ok=False)
     assert "unknown argument 'data_rot'" in r.stdout and r.stdout.split()[-1] == "False", r.stdout + r.stderr
     r = installed.run("boir", "demo", ok=False)

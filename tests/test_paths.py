@@ -1,8 +1,6 @@
 """boir_core.paths: the kit's root is found wherever the process starts, and named paths are never replaced."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest

@@ -61,8 +61,8 @@ class TorchRunner:
     """PyTorch on the model's device.
 
     ``fold_bn``, ``fast_instance`` and ``channels_last`` (default: on for a CPU model) can be switched off
-    one by one (the benchmark times each); all three off is plain eager (in ``inference_mode``). For GPUs: ``half`` runs the network
-    in float16 (decoding stays fp32), ``mode="compile"`` wraps both calls in ``torch.compile`` (dynamic
+    one by one (the benchmark times each); all three off is plain eager (in ``inference_mode``). For GPUs: ``half`` runs
+    the network in float16 (decoding stays fp32), ``mode="compile"`` wraps both calls in ``torch.compile`` (dynamic
     shapes), ``mode="cudagraphs"`` captures one CUDA graph per input shape and number of people and
     replays it (CUDA only).
     """

@@ -168,7 +168,7 @@ def format_dry_run(r: dict[str, Any], *, config: bool = True) -> str:
         f"steps: {', '.join(f'{s:.3f}' for s in r['step_seconds'])} s, the first includes warm-up)",
         f"peak memory:        {_gib(r['peak_memory']['bytes'])} ({r['peak_memory']['kind']})",
         f"first batch:        {r['data_seconds_first_batch']:.2f} s to load",
-        f"losses:             " + ", ".join(f"{t['total']:.4f}" for t in r["losses"])
+        "losses:             " + ", ".join(f"{t['total']:.4f}" for t in r["losses"])
         + ("" if r["finite"] else "  NON-FINITE: check the data and train.lr"),
         f"estimated training: {r['estimated_hours']:.1f} h at this step time (data loading and evaluation not "
         f"included)",

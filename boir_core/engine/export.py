@@ -23,7 +23,6 @@ the loaded checkpoint) for ``test.backend=onnxruntime`` / ``openvino``.
 from __future__ import annotations
 
 import io
-import json
 import os
 import warnings
 from pathlib import Path

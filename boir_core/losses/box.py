@@ -58,8 +58,8 @@ def decode_ltrb(ltrb: torch.Tensor, x: torch.Tensor, y: torch.Tensor, decode: st
     decode = switch_value("loss.bbox_decode", decode, name="decode")
     ax, ay = (x, y) if decode == "paper" else (y, x)
     ax, ay = ax.to(ltrb.dtype), ay.to(ltrb.dtype)
-    l, t, r, b = ltrb.unbind(-1)
-    return torch.stack([ax - l, ay - t, l + r, t + b], dim=-1)
+    left, top, right, bottom = ltrb.unbind(-1)
+    return torch.stack([ax - left, ay - top, left + right, top + bottom], dim=-1)
 
 
 def center_windows(instance_coord: torch.Tensor, height: int, width: int):

@@ -15,7 +15,8 @@ from ._common import as_float, check_same_length, check_shape, fp32_loss
 __all__ = ["info_nce_per_instance", "cid_contrastive_loss"]
 
 
-def info_nce_per_instance(vectors: torch.Tensor, instance_imgid: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+def info_nce_per_instance(vectors: torch.Tensor, instance_imgid: torch.Tensor,
+                          temperature: float = 0.05) -> torch.Tensor:
     """−log softmax_j(cos(v_i, v_j)/τ)[i] over the instances j of i's image, for every instance [N]."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")

@@ -57,7 +57,8 @@ def ciou_ref(pred, gt, eps: float = 1e-10):
     ih = torch.clamp(torch.minimum(py2, gy2) - torch.maximum(py1, gy1), min=0)
     inter = iw * ih
     iou = inter / (w1 * h1 + w2 * h2 - inter + eps)
-    c2 = (torch.maximum(px2, gx2) - torch.minimum(px1, gx1)) ** 2 + (torch.maximum(py2, gy2) - torch.minimum(py1, gy1)) ** 2 + eps
+    c2 = ((torch.maximum(px2, gx2) - torch.minimum(px1, gx1)) ** 2
+          + (torch.maximum(py2, gy2) - torch.minimum(py1, gy1)) ** 2 + eps)
     rho2 = ((gx1 + gx2 - px1 - px2) ** 2 + (gy1 + gy2 - py1 - py2) ** 2) / 4
     v = 4 / math.pi ** 2 * (torch.atan(w2 / h2) - torch.atan(w1 / h1)) ** 2
     alpha = (v / (v - iou + (1 + eps))).detach()
@@ -81,9 +82,9 @@ def bbox_loss_ref(bbox_map, instance_coord, instance_imgid, instance_bbox, decod
                 count += 1
                 if dummy:
                     continue
-                l, t, r, bt = (bbox_map[b, k, y, x] for k in range(4))
+                left, top, right, bottom = (bbox_map[b, k, y, x] for k in range(4))
                 ax, ay = (y, x) if decode == "release" else (x, y)
-                pred = [ax - l, ay - t, l + r, t + bt]
+                pred = [ax - left, ay - top, left + right, top + bottom]
                 total = total + (1 - ciou_ref(pred, gt))
     return total / max(count, 1) * torch.ones((), dtype=bbox_map.dtype)
 

@@ -51,9 +51,11 @@ def total_loss(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Te
     terms: dict[str, torch.Tensor] = {}
 
     if "heatmap" in outputs:  # CID: one [K+1] map
-        terms["multi_heatmap"] = multi_heatmap_loss(outputs["heatmap"], None, batch["multi_heatmap"], batch["multi_mask"])
+        terms["multi_heatmap"] = multi_heatmap_loss(outputs["heatmap"], None, batch["multi_heatmap"],
+                                                    batch["multi_mask"])
     else:
-        terms["multi_heatmap"] = multi_heatmap_loss(_need(outputs, "center", "outputs"), _need(outputs, "buk", "outputs"),
+        terms["multi_heatmap"] = multi_heatmap_loss(_need(outputs, "center", "outputs"),
+                                                    _need(outputs, "buk", "outputs"),
                                                     batch["multi_heatmap"], batch["multi_mask"])
     if "bbox" in outputs and outputs["bbox"] is not None:
         terms["bbox"] = bbox_loss(outputs["bbox"], coord, imgid, _need(batch, "instance_bbox", "batch"),

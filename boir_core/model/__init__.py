@@ -24,6 +24,6 @@ from .pretrained import InitReport, PretrainedUnavailable, initialise, load_imag
 __all__ = [
     "BoIR", "CID", "build_model", "HRNetBackbone", "ASPP", "MultiHead", "InstanceKeypointHead", "AUX_HEADS",
     "relative_coordinate_maps", "sample_instance_params", "count_parameters", "parameter_table",
-    "CheckpointError", "LoadReport", "load_weights", "check_weights", "save_checkpoint", "load_model", "export_released",
-    "InitReport", "PretrainedUnavailable", "initialise", "load_imagenet",
+    "CheckpointError", "LoadReport", "load_weights", "check_weights", "save_checkpoint", "load_model",
+    "export_released", "InitReport", "PretrainedUnavailable", "initialise", "load_imagenet",
 ]

@@ -391,7 +391,8 @@ def _load_imagenet(model: nn.Module, sd: dict[str, torch.Tensor], name: str) -> 
         elif k[len("backbone."):] not in body:
             report.left_initialised[k] = "num_batches_tracked absent from the file"
     report.notes.append(f"filled {len(body)} of {len(target)} backbone tensors; dropped "
-                        f"{len(report.dropped)} classification-head tensors (prefixes {', '.join(IMAGENET_HEAD_PREFIXES)})")
+                        f"{len(report.dropped)} classification-head tensors "
+                        f"(prefixes {', '.join(IMAGENET_HEAD_PREFIXES)})")
     return report
 
 

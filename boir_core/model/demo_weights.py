@@ -149,7 +149,8 @@ def export_demo_weights(run_dir: str | os.PathLike, arch: str, *, command: str,
     size = (out / name).stat().st_size
     if size > max_bytes:
         (out / name).unlink()
-        raise ValueError(f"{out / name} would be {size} bytes, more than the {max_bytes} allowed; train a smaller model")
+        raise ValueError(f"{out / name} would be {size} bytes, more than the {max_bytes} allowed; "
+                         "train a smaller model")
     log_rel = None
     if (run_dir / "metrics.jsonl").is_file():
         log_rel = f"logs/demo_{arch}.metrics.jsonl"

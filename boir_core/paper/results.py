@@ -16,8 +16,8 @@ weights)`` for the authors' files.
 
 Metrics are fractions in [0, 1] as pycocotools reports them (-1, pycocotools' "no such objects", reads as
 missing). Extra keys are ignored. ``key`` says which paper-table row the run fills (see
-:mod:`boir_core.paper.values`; ``python -m boir_core evaluate --key ...``); null fills none. A run on SynthCrowd (``dataset`` synthcrowd/synthcrowd14, or ``demo: true``)
-is a demo result and is always labelled as such.
+:mod:`boir_core.paper.values`; ``python -m boir_core evaluate --key ...``); null fills none. A run on SynthCrowd
+(``dataset`` synthcrowd/synthcrowd14, or ``demo: true``) is a demo result and is always labelled as such.
 
 Bad input raises :class:`ResultsError` naming the file (or ``<dict #i>``) and the key.
 """

@@ -424,7 +424,8 @@ TABLE5 = Table(
         _t5("CID", "HRNet-W32", (29.3, 86.7, 69.8), "cid_w32_coco_val"),
         _t5("CID", "HRNet-W48", (65.4, _N, _N),
             note="CID released no W48 weights; its parameter count (65.41 M, docs/model.md#parameter-counts) "
-                 "follows from the architecture alone: python -m boir_core profile --config <a CID W48 config> --params-only."),
+                 "follows from the architecture alone: python -m boir_core profile --config <a CID W48 config> "
+                 "--params-only."),
         _t5("ED-Pose", "ResNet-50", (47.9, 113.9, 71.6)),
         _t5("ED-Pose", "Swin-L", (218.8, 272.1, 74.3)),
         _t5("BoIR", "HRNet-W32", (31.8, 110.6, 70.6), "boir_w32_coco_val"),

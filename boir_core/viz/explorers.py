@@ -271,7 +271,8 @@ class FrozenEmbeddingExplorer(Explorer):
     def describe(self, r: dict) -> str:
         k = int(self.box.value)
         t, m = r["true"]["per_instance"], r["moved"]["per_instance"]
-        parts = ", ".join(f"{name} {t[name][k]:.4f} → {m[name][k]:.4f}" for name in ("pull_in", "push_out", "push_inst"))
+        parts = ", ".join(f"{name} {t[name][k]:.4f} → {m[name][k]:.4f}"
+                          for name in ("pull_in", "push_out", "push_inst"))
         return f"box {k} (true → moved): {parts}; total {r['true']['total']:.4f} → {r['moved']['total']:.4f}"
 
     def draw(self, r: dict):
@@ -318,8 +319,8 @@ class DecodingExplorer(Explorer):
         self.proposals = _slider("int", int(self.kwargs.get("max_proposals", 30)), 1, 60, 1, "proposals")
         self.nms = _slider("float", float(self.kwargs.get("oks_nms_threshold", 0.8)), 0.1, 1.0, 0.05, "OKS-NMS")
         kernels = sorted({3, 5, 7, 11, int(self.kwargs.get("center_pool_kernel", 3))})
-        self.flip = _dropdown(["flip test", "no flip"], "flip test" if self.kwargs.get("flip_test", True) else "no flip",
-                              "flip")
+        self.flip = _dropdown(["flip test", "no flip"],
+                              "flip test" if self.kwargs.get("flip_test", True) else "no flip", "flip")
         self.kernel = _dropdown(kernels, int(self.kwargs.get("center_pool_kernel", 3)), "pooling kernel")
         super().__init__([[self.threshold, self.proposals, self.nms], [self.flip, self.kernel]])
 

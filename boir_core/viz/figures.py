@@ -32,9 +32,9 @@ from ..ops import sigmoid_clamp
 from .draw import draw_poses
 
 __all__ = [
-    "tsne_iteration_argument", "tsne_exaggeration_iterations", "grid_stride", "tsne_rgb", "feature_at", "gaussian_similarity",
-    "similarity_from_point", "box_center", "box_iou", "most_overlapping_pair", "overlay", "model_maps",
-    "prepare_image", "to_canvas", "boxes_to_canvas", "similarity_figure", "comparison_figure",
+    "tsne_iteration_argument", "tsne_exaggeration_iterations", "grid_stride", "tsne_rgb", "feature_at",
+    "gaussian_similarity", "similarity_from_point", "box_center", "box_iou", "most_overlapping_pair", "overlay",
+    "model_maps", "prepare_image", "to_canvas", "boxes_to_canvas", "similarity_figure", "comparison_figure",
 ]
 
 ArrayLike = Any  # np.ndarray or torch.Tensor

@@ -125,8 +125,8 @@ class LossExplorer:
     def update(self, draw: bool = True) -> dict:
         """Recompute the terms for the current slider values; redraw when ``draw``. Returns the result."""
         kernel = self.kernel.value if self.variant.value == "paper" else "ae"
-        res = explore_terms(self.boxes, beta=float(self.beta.value), dim=int(self.dim.value), variant=self.variant.value,
-                            kernel=kernel, size=self.size, noise=self.noise, seed=self.seed)
+        res = explore_terms(self.boxes, beta=float(self.beta.value), dim=int(self.dim.value),
+                            variant=self.variant.value, kernel=kernel, size=self.size, noise=self.noise, seed=self.seed)
         self.last = res
         self.text.value = (f"<b>{self.variant.value}</b> ({kernel}): pull_in = {res['pull_in']:.4f}, "
                            f"push_out = {res['push_out']:.4f}, push_inst = {res['push_inst']:.4f}, "
@@ -156,7 +156,8 @@ def draw_soft_masks(res: dict, boxes: Sequence[Sequence[float]]):
 class SimilarityViewer:
     """Pick a pixel (row / column sliders) of a [D, H, W] map and see its similarity to every pixel."""
 
-    def __init__(self, emb: torch.Tensor, beta: float = 10.0, kernel: str = "gaussian", image: Optional[np.ndarray] = None):
+    def __init__(self, emb: torch.Tensor, beta: float = 10.0, kernel: str = "gaussian",
+                 image: Optional[np.ndarray] = None):
         emb = torch.as_tensor(emb)
         if emb.dim() != 3:
             raise ValueError(f"emb must be [D, H, W], got shape {tuple(emb.shape)}")

@@ -64,7 +64,7 @@ def test_evaluate_and_predict_with_a_training_state_last_pt(trained_run, tmp_pat
     rgb = cv2.imread(str(sorted((Path(cfg.data.root) / "images" / "val").iterdir())[0]))
     cv2.imwrite(str(img), rgb)
     a = predict(cfg, last, [str(img)], output=tmp_path / "a.json")
-    b = predict(cfg, run / "final.pt", [str(img)], output=tmp_path / "b.json")
+    predict(cfg, run / "final.pt", [str(img)], output=tmp_path / "b.json")
     assert a["num_poses"] > 0
     assert json.loads((tmp_path / "a.json").read_text()) == json.loads((tmp_path / "b.json").read_text())
 

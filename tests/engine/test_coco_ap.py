@@ -36,7 +36,8 @@ def _scene(seed=0, n_images=12):
                                 "score": float(rng.random())})
         if rng.random() < 0.5:  # a false pose
             d = np.column_stack([rng.uniform(0, 320, 17), rng.uniform(0, 320, 17), np.ones(17)])
-            results.append({"image_id": im, "category_id": 1, "keypoints": d.ravel().tolist(), "score": float(rng.random())})
+            results.append({"image_id": im, "category_id": 1, "keypoints": d.ravel().tolist(),
+                            "score": float(rng.random())})
     gt = {"images": images, "annotations": anns,
           "categories": [{"id": 1, "name": "person", "keypoints": list(get_profile("coco").keypoints),
                           "skeleton": []}]}

@@ -219,9 +219,19 @@ def test_find_peaks_kernel_depends_on_map_size():
 
 def test_refine_quarter_pixel_hand_computed():
     m = torch.zeros(1, 3, 5, 6)
-    m[0, 0, 2, 3] = 1.0; m[0, 0, 2, 4] = 0.5; m[0, 0, 2, 2] = 0.2; m[0, 0, 1, 3] = 0.3; m[0, 0, 3, 3] = 0.1
-    m[0, 1, 0, 5] = 1.0; m[0, 1, 1, 5] = 0.9; m[0, 1, 0, 4] = 0.8  # corner: no shift at all
-    m[0, 2, 3, 1] = 1.0; m[0, 2, 3, 0] = 0.4; m[0, 2, 3, 2] = 0.4  # equal neighbours: sign 0
+    m[0, 0, 2, 3] = 1.0
+    m[0, 0, 2, 4] = 0.5
+    m[0, 0, 2, 2] = 0.2
+    m[0, 0, 1, 3] = 0.3
+    m[0, 0, 3, 3] = 0.1
+    # corner: no shift at all
+    m[0, 1, 0, 5] = 1.0
+    m[0, 1, 1, 5] = 0.9
+    m[0, 1, 0, 4] = 0.8
+    # equal neighbours: sign 0
+    m[0, 2, 3, 1] = 1.0
+    m[0, 2, 3, 0] = 0.4
+    m[0, 2, 3, 2] = 0.4
     xy, val = refine_quarter_pixel(m)
     assert xy[0, 0].tolist() == [3.25, 1.75]  # right > left: +x; up (0.3) > down (0.1): -y
     assert xy[0, 1].tolist() == [5.0, 0.0]
@@ -230,10 +240,18 @@ def test_refine_quarter_pixel_hand_computed():
     # one pixel in from the last column and the first row: both shifts still apply, towards the larger
     # real neighbour (columns 3 and 5, rows 0 and 2), never towards the peak itself
     m = torch.zeros(1, 1, 5, 6)
-    m[0, 0, 1, 4] = 1.0; m[0, 0, 1, 3] = 0.6; m[0, 0, 1, 5] = 0.2; m[0, 0, 0, 4] = 0.1; m[0, 0, 2, 4] = 0.7
+    m[0, 0, 1, 4] = 1.0
+    m[0, 0, 1, 3] = 0.6
+    m[0, 0, 1, 5] = 0.2
+    m[0, 0, 0, 4] = 0.1
+    m[0, 0, 2, 4] = 0.7
     assert refine_quarter_pixel(m)[0][0, 0].tolist() == [3.75, 1.25]
     m = torch.zeros(1, 1, 6, 5)  # the same one pixel in from the first column and the last row
-    m[0, 0, 4, 1] = 1.0; m[0, 0, 4, 0] = 0.2; m[0, 0, 4, 2] = 0.6; m[0, 0, 3, 1] = 0.7; m[0, 0, 5, 1] = 0.1
+    m[0, 0, 4, 1] = 1.0
+    m[0, 0, 4, 0] = 0.2
+    m[0, 0, 4, 2] = 0.6
+    m[0, 0, 3, 1] = 0.7
+    m[0, 0, 5, 1] = 0.1
     assert refine_quarter_pixel(m)[0][0, 0].tolist() == [1.25, 3.75]
 
 

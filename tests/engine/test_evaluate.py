@@ -78,7 +78,9 @@ def pycocotools_stats(gt, results, sigmas, img_ids=None):
         e.params.kpt_oks_sigmas = np.array(sigmas)
         if img_ids is not None:
             e.params.imgIds = img_ids
-        e.evaluate(); e.accumulate(); e.summarize()
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
     return e.stats
 
 

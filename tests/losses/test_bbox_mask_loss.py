@@ -47,7 +47,8 @@ def test_release_variants_match_pseudo_code(make_batch, variant, level, beta):
     # the per-instance values split every image's loss exactly
     values = t.pull_in + t.push_out + t.push_inst
     per_image_got = torch.zeros(len(COUNTS), dtype=values.dtype).index_add_(0, imgid, values)
-    assert torch.allclose(per_image_got, torch.stack([torch.as_tensor(v, dtype=values.dtype) for v in per_image]), atol=1e-6)
+    assert torch.allclose(per_image_got, torch.stack([torch.as_tensor(v, dtype=values.dtype) for v in per_image]),
+                          atol=1e-6)
 
 
 def test_release_closed_forms_single_instance():
@@ -83,7 +84,8 @@ def test_gradients_match_oracle_and_soft_mask_carries_none(make_batch):
         assert torch.allclose(a.grad, c.grad, atol=1e-12), variant
 
 
-@pytest.mark.parametrize("options", [dict(variant="paper"), dict(variant="paper", kernel="contrastive", distance="cosine"),
+@pytest.mark.parametrize("options", [dict(variant="paper"),
+                                     dict(variant="paper", kernel="contrastive", distance="cosine"),
                                      dict(variant="release-instance"), dict(variant="release-image")],
                          ids=lambda o: "-".join(o.values()))
 def test_gradcheck_with_fixed_soft_mask(make_batch, options):
@@ -228,7 +230,8 @@ def test_all_zero_embedding_pixels_give_finite_gradients(make_batch, options):
     if variant == "paper":
         ref = bbox_mask_paper_ref(emb.detach(), bbox, imgid, center, **options)["bbox_mask"]
     else:
-        ref = bbox_mask_release_ref(emb.detach(), bbox, imgid, level={"release-instance": 0, "release-image": 1}[variant])[0]
+        level = {"release-instance": 0, "release-image": 1}[variant]
+        ref = bbox_mask_release_ref(emb.detach(), bbox, imgid, level=level)[0]
     assert torch.allclose(t.loss.detach(), ref, atol=1e-6)
 
 

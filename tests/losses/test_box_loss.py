@@ -118,8 +118,8 @@ def test_dummy_boxes_add_exactly_zero_loss_and_zero_gradient():
     by_hand = 0.0
     for y in (1, 2, 3):
         for x in (1, 2, 3):
-            l, t, r, b = m[0, :, y, x].detach()
-            pred = torch.stack([x - l, y - t, l + r, t + b])
+            left, top, right, bottom = m[0, :, y, x].detach()
+            pred = torch.stack([x - left, y - top, left + right, top + bottom])
             by_hand += 1 - float(ciou(pred, real_box))
     assert loss.item() == pytest.approx(by_hand / 18, rel=1e-12)
     loss.backward()

@@ -18,7 +18,8 @@ def test_paper_weighting_is_the_plain_sum_of_the_terms(make_batch):
     assert torch.allclose(out["bbox_mask"], out["pull_in"] + out["push_out"] + out["push_inst"])
     want_multi = multi_heatmap_loss(outputs["center"], outputs["buk"], batch["multi_heatmap"], batch["multi_mask"])
     want_box = bbox_loss(outputs["bbox"], batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"])
-    want_emb = bbox_mask_terms(outputs["emb"], batch["instance_bbox"], batch["instance_imgid"], batch["instance_center"]).loss
+    want_emb = bbox_mask_terms(outputs["emb"], batch["instance_bbox"], batch["instance_imgid"],
+                               batch["instance_center"]).loss
     want_inst = instance_heatmap_loss(outputs["instance_heatmap"], batch["instance_heatmap"], batch["instance_mask"])
     for k, v in zip(TERMS, (want_multi, want_inst, want_box, want_emb)):
         assert torch.allclose(out[k], v), k
@@ -28,7 +29,8 @@ def test_release_weighting_uses_config_weights_and_divides_by_images(make_batch)
     outputs, batch = make_batch(counts=(2, 1, 1))
     cfg = LossConfig(weighting="release", bbox_mask_variant="release-image", bbox_decode="release", bbox_weight=1.0)
     out = total_loss(outputs, batch, cfg)
-    want = (1.0 * out["multi_heatmap"] + 4.0 * out["instance_heatmap"] + 1.0 * out["bbox"] + 0.25 * out["bbox_mask"]) / 3
+    want = (1.0 * out["multi_heatmap"] + 4.0 * out["instance_heatmap"] + 1.0 * out["bbox"]
+            + 0.25 * out["bbox_mask"]) / 3
     assert torch.allclose(out["total"], want)
     assert out["pull_in"] == 0  # level 1 is push-only
     paper = total_loss(outputs, batch, LossConfig())
@@ -40,7 +42,8 @@ def test_table4_ablations_and_cid_outputs(make_batch):
     no_mask = total_loss(outputs, batch, LossConfig(bbox_mask=False))
     assert "bbox_mask" not in no_mask and "bbox" in no_mask
     no_head = total_loss({k: v for k, v in outputs.items() if k != "bbox"}, batch, LossConfig())
-    assert "bbox" not in no_head and torch.allclose(no_head["total"], no_head["multi_heatmap"] + no_head["instance_heatmap"] + no_head["bbox_mask"])
+    assert "bbox" not in no_head and torch.allclose(
+        no_head["total"], no_head["multi_heatmap"] + no_head["instance_heatmap"] + no_head["bbox_mask"])
     cid = {"heatmap": torch.cat([outputs["buk"], outputs["center"]], 1), "features": outputs["features"],
            "instance_heatmap": outputs["instance_heatmap"]}
     out = total_loss(cid, batch, LossConfig())

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 import torch
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec" / "official_state_dict.txt"

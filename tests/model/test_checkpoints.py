@@ -246,7 +246,7 @@ def test_hub_fails_fast_and_clearly_when_offline(monkeypatch, tiny_inference_mod
         with pytest.raises(CheckpointError, match="hrnet_w18_small.ms_in1k.*HF_HUB_OFFLINE"):
             load_imagenet(model, name)
         # load_weights reads files and state_dicts only: it names the function that reads timm's weights
-        with pytest.raises(CheckpointError, match=r"load_imagenet\(model, '" + name + "'\)"):
+        with pytest.raises(CheckpointError, match=r"load_imagenet\(model, '" + name + r"'\)"):
             load_weights(model, name)
 
 

@@ -102,7 +102,8 @@ def test_missing_tensors_are_named_and_nothing_is_loaded_partially(tmp_path):
     torch.save({k: v for k, v in sd.items() if k not in gone}, path)
     with pytest.raises(CheckpointError) as e:
         build_model(load_config("tiny", [f"model.pretrained={path}"]), train=True)
-    assert "cut.pth" in str(e.value) and all(k in str(e.value) for k in gone) and sorted(e.value.missing) == sorted(gone)
+    assert ("cut.pth" in str(e.value) and all(k in str(e.value) for k in gone)
+            and sorted(e.value.missing) == sorted(gone))
     # a file of another architecture (a BoIR checkpoint given as ImageNet weights) is refused by name
     boir = tmp_path / "boir.pt"
     save_checkpoint(build_model(load_config("tiny"), train=False), boir)

@@ -57,7 +57,8 @@ def _ensure_chromium() -> Path:
         skip_or_fail_in_ci(f"{CHROMIUM} is missing and apt-get cannot install it (not root or no apt-get): "
                     "`apt-get install chromium` as root enables the browser test")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
+    for cmd in (["apt-get", "update", "-qq"],
+                ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"]):
         r = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             skip_or_fail_in_ci(f"`{' '.join(cmd)}` failed ({r.returncode}): {r.stderr.strip()[-300:]}")
@@ -139,7 +140,8 @@ class Lab:
             except Exception:
                 if self.proc.poll() is not None or time.time() > deadline:
                     self.close()
-                    raise RuntimeError(f"jupyter lab did not start; log: {(root.parent / 'jupyterlab.log').read_text()[-2000:]}")
+                    log = (root.parent / 'jupyterlab.log').read_text()[-2000:]
+                    raise RuntimeError(f"jupyter lab did not start; log: {log}")
                 time.sleep(0.5)
 
     def api(self, path: str, **query):
@@ -303,7 +305,8 @@ class Reference:
                                               str(self.out / f"{name}.ipynb"), str(REPO)],
                                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
                 rc = self.proc.wait()
-            self.status[name] = "ok" if rc == 0 else f"papermill exited {rc}: {(self.out / f'{name}.log').read_text()[-1500:]}"
+            self.status[name] = ("ok" if rc == 0
+                                 else f"papermill exited {rc}: {(self.out / f'{name}.log').read_text()[-1500:]}")
 
     def submit(self, name: str) -> None:
         self.todo.put(name)

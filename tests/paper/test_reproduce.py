@@ -1,4 +1,5 @@
-"""boir_core.paper.reproduce and boir_core.paper.plan (row → run planning, weights names, demo detection) and notebooks 06 / 07.
+"""boir_core.paper.reproduce and boir_core.paper.plan (row → run planning, weights names, demo detection) and
+notebooks 06 / 07.
 
 The slow tests execute both notebooks with papermill in demo mode and read the executed outputs: every
 table rendered with its title and paper numbers, the DEMO label, and Table 5's measured 31.8 / 68.9 M.

@@ -38,7 +38,6 @@ import io
 import json
 import os
 import runpy
-import shutil
 import sys
 import tarfile
 import time

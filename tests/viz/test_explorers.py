@@ -54,7 +54,9 @@ def test_augmentation_explorer_follows_its_controls(synth):
     ex.flip.value = "no flip"
     ex.scale.value = 2.0  # a twice larger crop: the people shrink to half on the map
     small = ex.last
-    spread = lambda s: float(s["instance_keypoints"][..., :2][s["instance_keypoints"][..., 2] > 0].std(0).mean())
+    def spread(s):
+        return float(s["instance_keypoints"][..., :2][s["instance_keypoints"][..., 2] > 0].std(0).mean())
+
     assert spread(small) == pytest.approx(spread(plain) / 2, rel=0.15)
     ex.view.value = "ignore mask"
     assert ex.png and "people" in ex.caption.value
@@ -67,7 +69,8 @@ def test_fit_embedding_learns_and_a_moved_box_is_punished():
     args = (torch.zeros(2, dtype=torch.long), bbox[:, :2] + bbox[:, 2:] / 2)
     before = fit_embedding(BOXES, size=24, dim=8, steps=0)
     after = fit_embedding(BOXES, size=24, dim=8)
-    assert float(bbox_mask_terms(after[None], bbox, *args).loss) < 0.5 * float(bbox_mask_terms(before[None], bbox, *args).loss)
+    assert (float(bbox_mask_terms(after[None], bbox, *args).loss)
+            < 0.5 * float(bbox_mask_terms(before[None], bbox, *args).loss))
     ex = FrozenEmbeddingExplorer(BOXES, size=24, dim=8)
     first = ex.update()
     emb = ex.embedding()
