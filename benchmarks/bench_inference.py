@@ -91,7 +91,7 @@ def load_images(count: int, size: int, seed: int = 0):
 
 
 def build_model(backbone: str, seed: int, device: str, **model_kw):
-    from boir_core.model import BoIR, CID
+    from boir_core.model import CID, BoIR
     from boir_core.model.random_weights import seeded_trained_like_
 
     cls = CID if model_kw.pop("arch", "boir") == "cid" else BoIR

@@ -28,7 +28,6 @@ import os
 import sys
 from pathlib import Path
 
-
 # Each subcommand imports its engine module inside its function: those imports pull in torch, timm, cv2
 # and pycocotools (seconds), which `--help` and the other subcommands do not need.
 

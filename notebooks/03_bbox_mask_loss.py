@@ -47,8 +47,16 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from boir_core.losses import (bbox_loss, bbox_mask_terms, box_masks, instance_pixels, normalize_embedding,
-                              pull_in, push_inst, push_out)
+from boir_core.losses import (
+    bbox_loss,
+    bbox_mask_terms,
+    box_masks,
+    instance_pixels,
+    normalize_embedding,
+    pull_in,
+    push_inst,
+    push_out,
+)
 from boir_core.model import BoIR
 from boir_core.viz.similarity import similarity_map
 from boir_core.viz.widgets import explore_terms, loss_explorer, similarity_viewer, toy_embedding

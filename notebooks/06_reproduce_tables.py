@@ -62,9 +62,9 @@ import torch
 from IPython.display import Markdown, display
 
 from boir_core import paths
+from boir_core.paper import TABLES
 from boir_core.paper import reproduce as rp
 from boir_core.paper import seeds as seeds_mod
-from boir_core.paper import TABLES
 
 # relative paths are read from the kit's root (the kernel may start in notebooks/); a path you set must exist
 results_dir = results_dir or rp.RESULTS_DIR

@@ -10,7 +10,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm's hub is unreachable: fail 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import torch  # noqa: E402
-
 from boir_skips import skip_or_fail_in_ci  # noqa: E402  (tests/ is on sys.path: this conftest lives there)
 
 # BOIR_TEST_THREADS=1 for tools that fork the test process (make mutation): an OpenMP pool that has run

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from boir_skips import skip_or_fail_in_ci
 
 TESTS = Path(__file__).resolve().parent

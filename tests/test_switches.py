@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from boir_core.config import (DEPRECATED_VALUES, PAPER_PRESET, RELEASE_PRESET, Config, configs_dir, load_config)
+from boir_core.config import DEPRECATED_VALUES, PAPER_PRESET, RELEASE_PRESET, Config, configs_dir, load_config
 from boir_core.data.targets import boxes_from_corners
 from boir_core.data.transforms import AffineParams, train_affines
 from boir_core.losses import decode_ltrb

@@ -37,8 +37,15 @@ from .kit_configs import config_names, configs_dir, find_config
 from .loading import load_config
 from .overrides import apply_overrides, preset_label, preset_values
 from .schema import Config, DataConfig, LossConfig, ModelConfig, TestConfig, TrainConfig
-from .switches import (DEPRECATED_KEYS, DEPRECATED_VALUES, PAPER_PRESET, PRESETS, RELEASE_PRESET, switch_value,
-                       upgrade_config_dict)
+from .switches import (
+                       DEPRECATED_KEYS,
+                       DEPRECATED_VALUES,
+                       PAPER_PRESET,
+                       PRESETS,
+                       RELEASE_PRESET,
+                       switch_value,
+                       upgrade_config_dict,
+)
 
 __all__ = [
     "ConfigError",

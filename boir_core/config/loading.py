@@ -11,7 +11,7 @@ import yaml
 
 from .errors import ConfigError
 from .kit_configs import config_names, configs_dir, find_config
-from .overrides import apply_preset, apply_overrides, split_items
+from .overrides import apply_overrides, apply_preset, split_items
 from .schema import Config
 
 __all__ = ["load_config"]

@@ -37,8 +37,8 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
-from boir_core.ops import sigmoid_clamp
 from boir_core.engine.oks import check_sigmas, keypoint_box_areas, oks_nms
+from boir_core.ops import sigmoid_clamp
 
 __all__ = [
     "DecodeResult",

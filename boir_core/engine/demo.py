@@ -25,17 +25,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 from ..config import load_config
 from ..data import get_profile
 from ..data.synthetic import ensure_synthcrowd
 from ..io import atomic_write_json
 from ..model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
 from ..paths import checkout_root
+from . import train as training  # train() through its module (tests stand in for it there)
 from .crowd_split import crowd_split_metrics
 from .predict import predict
 from .runner import run_evaluation
-from . import train as training  # train() through its module (tests stand in for it there)
 
 __all__ = ["run_demo", "execute_notebook"]
 

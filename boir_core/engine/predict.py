@@ -19,11 +19,10 @@ from ..config import Config
 from ..data import get_profile
 from ..data.transforms import eval_input
 from ..io import atomic_write_json
-from .draw import draw_poses
-from . import backends
+from . import backends, runner
 from . import decode as decode_mod
-from . import runner
 from .distributed import resolve_device
+from .draw import draw_poses
 
 __all__ = ["predict", "iter_inputs", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "DRAW_MIN_SCORE"]
 

@@ -27,8 +27,7 @@ from . import backends
 from . import decode as decode_mod  # called through the module: tests stand in for decode there
 from .checkpointing import FORMAT as TRAIN_STATE_FORMAT
 from .checkpointing import run_weights
-from .distributed import (all_gather_objects, broadcast_object, cleanup_distributed, device_name,
-                          init_distributed)
+from .distributed import all_gather_objects, broadcast_object, cleanup_distributed, device_name, init_distributed
 from .evaluate import evaluate_results, write_metrics_json
 from .results import write_testdev_results
 

@@ -40,10 +40,10 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
+from .. import losses as loss_fns  # total_loss through the package (tests stand in for it there)
 from ..config import Config, upgrade_config_dict
 from ..data import EpochSampler, KeypointDataset, collate_train
 from ..io import atomic_write_json
-from .. import losses as loss_fns  # total_loss through the package (tests stand in for it there)
 from ..model import build_model, save_checkpoint
 from .budget import CALIBRATION_STEPS, StepPlan, plan_from_config, steps_for_budget, time_steps
 from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state

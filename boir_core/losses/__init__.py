@@ -10,8 +10,20 @@
 
 Every function is vectorised over images and people and computes in fp32 (float64 passes through).
 """
-from .bbox_mask import (BboxMaskTerms, bbox_mask_loss, bbox_mask_terms, box_masks, box_rows_cols, distance_r,
-                        instance_pixels, normalize_embedding, pull_in, push_inst, push_out, term_gradients)
+from .bbox_mask import (
+                        BboxMaskTerms,
+                        bbox_mask_loss,
+                        bbox_mask_terms,
+                        box_masks,
+                        box_rows_cols,
+                        distance_r,
+                        instance_pixels,
+                        normalize_embedding,
+                        pull_in,
+                        push_inst,
+                        push_out,
+                        term_gradients,
+)
 from .box import bbox_loss, center_windows, ciou, decode_ltrb
 from .contrastive import cid_contrastive_loss, info_nce_per_instance
 from .focal import focal_loss, instance_heatmap_loss, multi_heatmap_loss

@@ -67,8 +67,7 @@ import torch
 import torch.nn.functional as F
 
 from ._common import as_float, check_choice, check_same_length, check_shape, fp32_loss, mean_over_images
-from .bbox_mask_release import (RELEASE_TINY_MASK_SUM, release_image_terms, release_instance_terms,
-                                release_rows_cols)
+from .bbox_mask_release import RELEASE_TINY_MASK_SUM, release_image_terms, release_instance_terms, release_rows_cols
 from .bbox_mask_sums import BboxMaskTerms, BoxSums, EmbeddingMap, Instances, pairwise_r, soft_box_sums
 
 __all__ = [

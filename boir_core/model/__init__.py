@@ -12,8 +12,15 @@
 from .backbone import HRNetBackbone
 from .boir import BoIR
 from .build import build_model
-from .checkpoints import (CheckpointError, LoadReport, check_weights, export_released, load_model, load_weights,
-                          save_checkpoint)
+from .checkpoints import (
+                          CheckpointError,
+                          LoadReport,
+                          check_weights,
+                          export_released,
+                          load_model,
+                          load_weights,
+                          save_checkpoint,
+)
 from .cid import CID
 from .heads import AUX_HEADS, MultiHead
 from .instance_head import InstanceKeypointHead, relative_coordinate_maps, sample_instance_params

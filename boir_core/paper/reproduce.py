@@ -55,11 +55,31 @@ from ..engine.runner import check_inference_weights, checkpoint_config, load_inf
 from ..io import atomic_write_text
 from ..model import CheckpointError
 from ..paths import default_checkpoint
-from .plan import (ABLATION_SWITCHES, REAL_DATASETS, RESULTS_DIR, RUNS, TABLE5_CONFIGS, Run, _base,
-                   _profile_split, ablation_subset, config_overrides_between, data_present, demo_ablation_config,
-                   detect_demo,
-                   identical_configs, metrics_path, plan, real_config, resolve_weights, table5_path, table_ids,
-                   table_numbers, table_results, weight_candidates)
+from .plan import (
+    ABLATION_SWITCHES,
+    REAL_DATASETS,
+    RESULTS_DIR,
+    RUNS,
+    TABLE5_CONFIGS,
+    Run,
+    _base,
+    _profile_split,
+    ablation_subset,
+    config_overrides_between,
+    data_present,
+    demo_ablation_config,
+    detect_demo,
+    identical_configs,
+    metrics_path,
+    plan,
+    real_config,
+    resolve_weights,
+    table5_path,
+    table_ids,
+    table_numbers,
+    table_results,
+    weight_candidates,
+)
 from .render import render_table
 
 __all__ = [

@@ -10,7 +10,7 @@ import torch
 
 from boir_core.engine.backends import BackendUnavailable, OnnxRuntimeRunner, TorchRunner, make_runner
 from boir_core.engine.decode import decode
-from boir_core.model import BoIR, CID, count_parameters, save_checkpoint
+from boir_core.model import CID, BoIR, count_parameters, save_checkpoint
 from boir_core.model.random_weights import seeded_trained_like_
 
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]

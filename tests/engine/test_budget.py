@@ -10,8 +10,7 @@ import torch
 
 import boir_core.engine.train as train_mod
 from boir_core.config import TrainConfig
-from boir_core.engine.budget import (CALIBRATION_STEPS, StepPlan, plan_from_config,
-                                     steps_for_budget, time_steps)
+from boir_core.engine.budget import CALIBRATION_STEPS, StepPlan, plan_from_config, steps_for_budget, time_steps
 from boir_core.engine.checkpointing import load_training_state
 from boir_core.engine.schedule import warmup_cosine_schedule
 from boir_core.engine.train import TrainingInterrupted, train

@@ -13,7 +13,6 @@ import boir_core.engine.train as train_mod
 from boir_core.engine.checkpointing import load_training_state
 from boir_core.engine.train import train
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_evaluate import gt_as_results, perturbed, tiny_gt
 
 from boir_core.engine.crowd_split import crowd_split_metrics, split_by_crowd_index
 from boir_core.engine.evaluate import evaluate_results
-
-from test_evaluate import gt_as_results, perturbed, tiny_gt
 
 
 def test_split_uses_crowd_index_with_the_threshold_inclusive():

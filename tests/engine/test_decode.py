@@ -16,7 +16,13 @@ import pytest
 import torch
 
 from boir_core.engine.decode import (
-    decode, decode_batch, find_peaks, map_to_image, peak_pool_kernel, refine_quarter_pixel, smooth_heatmaps,
+    decode,
+    decode_batch,
+    find_peaks,
+    map_to_image,
+    peak_pool_kernel,
+    refine_quarter_pixel,
+    smooth_heatmaps,
 )
 
 FLIP = [0, 2, 1, 4, 3]

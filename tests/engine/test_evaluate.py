@@ -12,13 +12,21 @@ import numpy as np
 import pytest
 
 from boir_core.engine.evaluate import (
-    COCO_METRICS, COCO_OKS_SIGMAS, CROWDPOSE_METRICS, CROWDPOSE_OKS_SIGMAS, evaluate_results, evaluation_backend,
+    COCO_METRICS,
+    COCO_OKS_SIGMAS,
+    CROWDPOSE_METRICS,
+    CROWDPOSE_OKS_SIGMAS,
+    evaluate_results,
+    evaluation_backend,
     write_metrics_json,
 )
 from boir_core.engine.results import (
-    load_results_json, results_path, coco_testdev_filename, write_results_json, write_testdev_results,
+    coco_testdev_filename,
+    load_results_json,
+    results_path,
+    write_results_json,
+    write_testdev_results,
 )
-
 
 # ---- tiny hand-made ground truth ---------------------------------------------------------------------------
 
@@ -315,8 +323,9 @@ class GroundTruthNet:
 def test_resize_decode_evaluate_end_to_end_real_coco(real_fixtures):
     """Perfect maps decoded through the real resize score AP = 1: even a 2-canvas-pixel slip
     (4x instead of 4x + 2) already costs AP (0.93 here), a transposed affine or x/y swap far more."""
-    import boir_core.data.transforms as transforms
     import torch
+
+    import boir_core.data.transforms as transforms
     from boir_core.engine.decode import decode
     path = real_fixtures / "coco" / "test_coco.json"
     gt = json.loads(path.read_text())

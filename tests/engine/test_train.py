@@ -7,10 +7,10 @@ import warnings
 import pytest
 import torch
 
-import boir_core.losses as losses_mod
-from boir_core.engine.checkpointing import load_training_state
 import boir_core.engine.precision as precision_mod
 import boir_core.engine.train as train_mod
+import boir_core.losses as losses_mod
+from boir_core.engine.checkpointing import load_training_state
 from boir_core.engine.precision import amp_settings, cpu_has_native_bf16
 from boir_core.engine.seeding import epoch_batches
 from boir_core.engine.train import NonFiniteLossError, TrainingInterrupted, train

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from boir_core.losses import bbox_mask_loss, bbox_mask_terms, box_masks, pull_in, push_inst, push_out
-from boir_core.losses.reference import ae_loss_ref, bbox_mask_release_ref, bbox_mask_paper_ref
+from boir_core.losses.reference import ae_loss_ref, bbox_mask_paper_ref, bbox_mask_release_ref
 
 COUNTS = (3, 0, 1, 4)
 SIZE = (11, 13)
@@ -267,8 +267,8 @@ def test_lengths_of_every_instance_tensor_are_checked(make_batch):
 
 def test_a_box_whose_soft_weights_all_underflow_falls_back_to_p():
     """Eq. 2's soft mean when every soft weight of the box is exactly 0 in float32 (the box's embeddings are far
-    from p, with a sharp kernel): p̄ falls back to p, so the pull term is 0, not d(p, 0) from 0/0; the default instance point is the
-    center (the call below leaves it out)."""
+    from p, with a sharp kernel): p̄ falls back to p, so the pull term is 0, not d(p, 0) from 0/0; the default
+    instance point is the center (the call below leaves it out)."""
     H, W, D = 6, 6, 4
     emb = torch.zeros(1, D, H, W)
     emb[0, :, 5, 5] = 1.0  # the instance's center pixel, outside its box

@@ -5,8 +5,14 @@ import pytest
 import torch
 
 from boir_core.config import LossConfig
-from boir_core.losses import (bbox_loss, bbox_mask_terms, cid_contrastive_loss, instance_heatmap_loss,
-                              multi_heatmap_loss, total_loss)
+from boir_core.losses import (
+    bbox_loss,
+    bbox_mask_terms,
+    cid_contrastive_loss,
+    instance_heatmap_loss,
+    multi_heatmap_loss,
+    total_loss,
+)
 
 TERMS = ("multi_heatmap", "instance_heatmap", "bbox", "bbox_mask")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from boir_core.model import BoIR, CID, HRNetBackbone, count_parameters
-from boir_core.model.backbone import RELEASE_TO_TIMM, TIMM_TO_RELEASE
 from model_helpers import official_shapes
+
+from boir_core.model import CID, BoIR, HRNetBackbone, count_parameters
+from boir_core.model.backbone import RELEASE_TO_TIMM, TIMM_TO_RELEASE
 
 
 def _meta(cls, *a, **k):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from boir_core.config import Config
-from boir_core.model import BoIR, CID, CheckpointError, build_model
+from boir_core.model import CID, BoIR, CheckpointError, build_model
 
 
 def _cfg(*overrides):

@@ -5,10 +5,10 @@ import os
 
 import pytest
 import torch
-
-from boir_core.model import BoIR, CID, CheckpointError, export_released, load_model, load_weights, save_checkpoint
-from boir_core.model.checkpoints import TRANSFER_KEYS
 from model_helpers import AUX, empty_model, official_shapes, random_state_dict
+
+from boir_core.model import CID, BoIR, CheckpointError, export_released, load_model, load_weights, save_checkpoint
+from boir_core.model.checkpoints import TRANSFER_KEYS
 
 
 def _assert_all_equal(model, sd):

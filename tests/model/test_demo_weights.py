@@ -10,8 +10,17 @@ import torch
 from boir_core.config import load_config
 from boir_core.engine.runner import load_inference_model
 from boir_core.model import build_model, save_checkpoint
-from boir_core.model.demo_weights import (MANIFEST_NAME, MAX_BYTES, WEIGHTS_DIR, ChecksumError, export_demo_weights,
-                                          sha256_of, shipped_checkpoint, shipped_config, shipped_entry)
+from boir_core.model.demo_weights import (
+    MANIFEST_NAME,
+    MAX_BYTES,
+    WEIGHTS_DIR,
+    ChecksumError,
+    export_demo_weights,
+    sha256_of,
+    shipped_checkpoint,
+    shipped_config,
+    shipped_entry,
+)
 
 
 def _run_folder(tmp_path, arch="boir"):

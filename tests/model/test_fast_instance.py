@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import randomise
 
-from boir_core.model import BoIR, CID, InstanceKeypointHead
+from boir_core.model import CID, BoIR, InstanceKeypointHead
 from boir_core.model.cid import GFDHead
 from boir_core.model.fast_instance import views_heatmaps
 from boir_core.model.fold import fold_batchnorm
 from boir_core.model.random_weights import seeded_trained_like_
-from model_helpers import randomise
 
 
 @pytest.mark.parametrize("head", [InstanceKeypointHead(24, 8, 5), GFDHead(24, 8, 5)], ids=["boir", "cid"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from boir_core.model import ASPP, BoIR, CID, MultiHead
+from boir_core.model import ASPP, CID, BoIR, MultiHead
 from boir_core.ops import PRIOR_BIAS
 
 C_B = 24

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import randomise
 
 from boir_core.model import InstanceKeypointHead, relative_coordinate_maps, sample_instance_params
 from boir_core.model.cid import GFDHead
 from boir_core.ops import PRIOR_BIAS
-from model_helpers import randomise
 
 C_B, C, K, H, W = 12, 6, 5, 7, 9
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from boir_core.paper import reproduce as rp
 from boir_core.paper import ABLATION_KEYS, TABLES, render_table
+from boir_core.paper import reproduce as rp
 from boir_core.paper.values import all_keys
 
 REPO = Path(__file__).resolve().parents[2]

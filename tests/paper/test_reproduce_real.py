@@ -47,12 +47,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from boir_skips import skip_or_fail_in_ci
 
 from boir_core.config import load_config
-from boir_core.paper import reproduce as rp
 from boir_core.paper import TABLES, render_table
+from boir_core.paper import reproduce as rp
 from boir_core.paper.plan import _flatten
 from boir_core.paper.render import table_cells
 

@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from boir_core.viz.explorers import (AugmentationExplorer, DecodingExplorer, FrozenEmbeddingExplorer,
-                                     SimilarityPairExplorer, fit_embedding, place)
+from boir_core.viz.explorers import (
+    AugmentationExplorer,
+    DecodingExplorer,
+    FrozenEmbeddingExplorer,
+    SimilarityPairExplorer,
+    fit_embedding,
+    place,
+)
 
 BOXES = [(3.0, 4.0, 10.0, 14.0), (10.0, 6.0, 9.0, 13.0)]
 
