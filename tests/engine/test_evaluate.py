@@ -408,7 +408,8 @@ def test_coco_ground_truth_without_area_is_refused_by_name(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(ValueError, match=r"broken.json: invalid JSON"):
         evaluate_results([], tmp_path / "broken.json", "coco")
-    with pytest.raises(ValueError, match=r"unknown data set 'mpii'; known: coco, ochuman, synthcrowd, crowdpose"):
+    with pytest.raises(ValueError,
+                       match=r"unknown data set 'mpii'; known: coco, crowdpose, ochuman, synthcrowd, synthcrowd14"):
         evaluation_backend("mpii", "pycocotools")
 
 
