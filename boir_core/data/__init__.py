@@ -10,8 +10,8 @@
 - :mod:`.collate`: :func:`collate_train`, :func:`collate_test`.
 - ``synthetic`` / ``prepare``: the SynthCrowd generator and the real-data preparation (imported on use).
 """
-from .collate import collate_test, collate_train
 from .annotations import DataError, read_image
+from .collate import collate_test, collate_train
 from .dataset import EpochSampler, KeypointDataset
 from .profiles import PROFILES, DatasetProfile, get_profile
 

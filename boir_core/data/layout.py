@@ -17,12 +17,11 @@ file without it is an error naming the file and its first images.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
-from .prepare import RECIPES
+from .prepare import RECIPES, PrepareError, load_coco_json
 from .profiles import get_profile
 
 __all__ = ["DataLayoutError", "check_layout"]
@@ -73,13 +72,9 @@ def _release_names(dataset: str, split: str) -> tuple[tuple[str, ...], tuple[str
 
 def _check_crowd_index(ann: Path) -> None:
     try:
-        with open(ann) as f:
-            d = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataLayoutError(f"{ann}: cannot read JSON ({e})") from None
-    images = d.get("images") if isinstance(d, dict) else None
-    if not isinstance(images, list):
-        raise DataLayoutError(f"{ann}: not a COCO-format file (no 'images' list)")
+        images = load_coco_json(ann)["images"]
+    except PrepareError as e:  # unreadable, or not COCO format: named as a layout problem
+        raise DataLayoutError(str(e)) from None
     lacking = [str(im.get("file_name", im.get("id"))) for im in images if "crowdIndex" not in im]
     if lacking:
         raise DataLayoutError(

@@ -44,8 +44,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
-from boir_core.io import atomic_open, atomic_write_json, atomic_write_text
 from boir_core.data.profiles import REAL_DATASETS, get_profile
+from boir_core.io import atomic_open, atomic_write_json, atomic_write_text
 
 __all__ = [
     "Archive",
@@ -491,7 +491,8 @@ def _find_dir(trees: Sequence[_Tree], name: str, wanted: Sequence[str]) -> tuple
 # preparing one data set
 
 
-def _load_json(path: Path) -> dict:
+def load_coco_json(path: Path) -> dict:
+    """A COCO-format JSON file (a dict with an ``images`` list); :class:`PrepareError` names the file otherwise."""
     try:
         with open(path) as f:
             d = json.load(f)
@@ -508,7 +509,7 @@ def _merge(paths: Sequence[Path], ensure_annotations: bool) -> dict:
     image_ids: dict[Any, Path] = {}
     ann_ids: dict[Any, Path] = {}
     for p in paths:
-        d = _load_json(p)
+        d = load_coco_json(p)
         if "annotations" not in d:
             if not ensure_annotations:
                 raise PrepareError(f"{p}: missing top-level key 'annotations'")
@@ -532,7 +533,7 @@ def _merge(paths: Sequence[Path], ensure_annotations: bool) -> dict:
 
 def _write_json_target(sources: Sequence[Path], target: Path, ensure_annotations: bool) -> None:
     if len(sources) == 1 and not ensure_annotations:
-        d = _load_json(sources[0])  # check it before copying it byte for byte
+        d = load_coco_json(sources[0])  # check it before copying it byte for byte
         if "annotations" not in d:
             raise PrepareError(f"{sources[0]}: missing top-level key 'annotations'")
         with open(sources[0], "rb") as fin, atomic_open(target, "wb") as fout:
@@ -576,7 +577,7 @@ def _listed_files(ann_paths: Iterable[Path]) -> list[str]:
     for p in ann_paths:
         if p.is_file():
             try:
-                names += [im["file_name"] for im in _load_json(p)["images"] if "file_name" in im]
+                names += [im["file_name"] for im in load_coco_json(p)["images"] if "file_name" in im]
             except PrepareError:
                 pass
     return names
@@ -749,7 +750,7 @@ def verify(dataset: str, root: str | os.PathLike = "data",
             report.problems.append(f"{dataset} {split}: annotation file {ann} missing")
             continue
         try:
-            d = _load_json(ann)
+            d = load_coco_json(ann)
         except PrepareError as e:
             report.problems.append(f"{dataset} {split}: {e}")
             continue
@@ -817,7 +818,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="folder with the downloaded archives or their extracted files")
         p.add_argument("--download", action="store_true",
                        help="download missing archives that have a URL (COCO only; resumes .part files)")
-        p.add_argument("--download-dir", default=None, help="where downloads go (default: --from or ROOT/<ds>/downloads)")
+        p.add_argument("--download-dir", default=None,
+                       help="where downloads go (default: --from or ROOT/<ds>/downloads)")
         p.add_argument("--no-check", action="store_true", help="skip size / checksum checks")
         p.add_argument("--copy", action="store_true", help="copy supplied image folders instead of symlinking")
         p.add_argument("--quiet", action="store_true", help="no progress bars")

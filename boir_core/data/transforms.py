@@ -117,8 +117,8 @@ def train_affines(params: AffineParams, input_size: int, output_size: int,
     """(M_in, M_out): original pixels -> input canvas, original pixels -> output map.
 
     With ``flip_alignment="paper"`` (old spelling ``"correct"``) and ``params.flip``, the exact mirror is
-    folded into both matrices (x_in -> S_in - 1 - x_in, equivalently x_out -> S_out - 0.25 - x_out when S_in = 4·S_out). With
-    ``"release"`` the matrices never flip; the caller mirrors the arrays and labels afterwards
+    folded into both matrices (x_in -> S_in - 1 - x_in, equivalently x_out -> S_out - 0.25 - x_out when
+    S_in = 4·S_out). With ``"release"`` the matrices never flip; the caller mirrors the arrays and labels afterwards
     (:func:`boir_core.data.dataset` does it the release's way).
     """
     flip_alignment = switch_value("data.flip_alignment", flip_alignment, name="flip_alignment")

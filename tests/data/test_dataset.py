@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from boir_data_builders import person, simple_set, write_coco
 
 from boir_core.config import Config
 from boir_core.data import DataError, EpochSampler, KeypointDataset, collate_test, collate_train, get_profile
 from boir_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from boir_data_builders import person, simple_set, write_coco
 
 TRAIN_KEYS = {"image", "multi_heatmap", "multi_mask", "instance_coord", "instance_center", "instance_heatmap",
               "instance_mask", "instance_bbox", "instance_keypoints", "image_id"}

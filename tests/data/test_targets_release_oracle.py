@@ -21,12 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from boir_data_builders import write_coco
 from pycocotools import mask as mask_utils
 
 from boir_core.data import KeypointDataset, get_profile
 from boir_core.data.transforms import AffineParams
-
-from boir_data_builders import write_coco
 
 S_IN, S_OUT = 512, 128
 MEAN = np.array([0.485, 0.456, 0.406])

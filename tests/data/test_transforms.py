@@ -14,10 +14,10 @@ from boir_core.data.transforms import (
     AffineParams,
     apply_affine,
     crop_affine,
-    normalize_image,
-    sample_affine_params,
     eval_resize,
     eval_resize_size,
+    normalize_image,
+    sample_affine_params,
     train_affines,
 )
 
