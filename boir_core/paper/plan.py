@@ -41,7 +41,7 @@ from ..config import Config, configs_dir, load_config
 from ..data.profiles import REAL_DATASETS, get_profile
 from ..engine.checkpointing import run_weights
 from .results import load_results
-from .values import ABLATION_KEYS, TABLES, all_keys, rows_for_key, tables_for
+from .values import ABLATION_KEYS, RUN_SPECS, TABLES, all_keys, rows_for_key, tables_for
 
 __all__ = [
     "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "RESULTS_DIR", "table_numbers", "table_ids", "plan",
@@ -84,30 +84,9 @@ class Run:
 
 
 def _runs() -> dict[str, Run]:
-
-    och_val = ("data.test_split=val",)
-    # key: (config, weights, arch, dataset, split, overrides)
-    spec: dict[str, tuple] = {}
-    for arch, bbs in (("boir", ("w32", "w48")), ("cid", ("w32",))):
-        for bb in bbs:
-            pre = f"{arch}_{bb}"
-            coco = f"coco_{bb}" if arch == "boir" else f"cid_coco_{bb}"
-            crowd = f"crowdpose_{bb}" if arch == "boir" else f"cid_crowdpose_{bb}"
-            och = f"ochuman_{bb}" if arch == "boir" else f"cid_ochuman_{bb}"
-            coco_w = f"boir_coco_{bb}" if arch == "boir" else coco
-            crowd_w = f"boir_{crowd}" if arch == "boir" else crowd
-            spec[f"{pre}_coco_val"] = (coco, coco_w, arch, "coco", "val", ())
-            spec[f"{pre}_coco_testdev"] = (f"{coco}_testdev", coco_w, arch, "coco", "test-dev", ())
-            spec[f"{pre}_crowdpose_test"] = (crowd, crowd_w, arch, "crowdpose", "test", ())
-            spec[f"{pre}_crowdpose_finetune_test"] = (f"{crowd}_finetune", f"{crowd_w}_finetune", arch,
-                                                      "crowdpose", "test", ())
-            spec[f"{pre}_ochuman_val"] = (och, coco_w, arch, "ochuman", "val", och_val)
-            spec[f"{pre}_ochuman_test"] = (och, coco_w, arch, "ochuman", "test", ())
-    for key in ABLATION_KEYS:
-        spec[key] = (f"ablations/{key}", key, "boir", "coco", "val", ())
     out = {}
     for key in all_keys():
-        cfg, w, arch, ds, split, ov = spec[key]  # KeyError here: a new table key without a run
+        cfg, w, arch, ds, split, ov = RUN_SPECS[key]  # KeyError here: a new table key without a run
         tables = tuple(t.id for t, _ in rows_for_key(key))
         kind = "ablation" if key in ABLATION_KEYS else "evaluate"
         out[key] = Run(key, kind, cfg, w, arch, ds, split, ov, tables)

@@ -32,6 +32,7 @@ __all__ = [
     "TABLES",
     "ABLATION_KEYS",
     "COMMANDS",
+    "RUN_SPECS",
     "get_table",
     "tables_for",
     "all_keys",
@@ -186,37 +187,6 @@ _TESTDEV = ("(COCO test-dev is scored by the evaluation server: this writes the 
             "server's numbers in the metrics JSON)")
 _OCH_VAL = "data.test_split=val"
 
-_RUNS = {
-    # key: (config, checkpoint, extra)
-    "boir_w32_coco_val": ("coco_w32", "released BoIR W32 COCO weights", ""),
-    "boir_w48_coco_val": ("coco_w48", "released BoIR W48 COCO weights", ""),
-    "cid_w32_coco_val": ("cid_coco_w32", "released CID W32 COCO weights", ""),
-    "boir_w32_coco_testdev": ("coco_w32_testdev", "released BoIR W32 COCO weights", _TESTDEV),
-    "boir_w48_coco_testdev": ("coco_w48_testdev", "released BoIR W48 COCO weights", _TESTDEV),
-    "cid_w32_coco_testdev": ("cid_coco_w32_testdev", "released CID W32 COCO weights", _TESTDEV),
-    "boir_w32_crowdpose_test": ("crowdpose_w32", "released BoIR W32 CrowdPose weights", ""),
-    "boir_w48_crowdpose_test": ("crowdpose_w48", "released BoIR W48 CrowdPose weights", ""),
-    "cid_w32_crowdpose_test": ("cid_crowdpose_w32", "released CID W32 CrowdPose weights", ""),
-    # OCHuman: COCO weights, no finetuning
-    "boir_w32_ochuman_val": ("ochuman_w32", "released BoIR W32 COCO weights", _OCH_VAL),
-    "boir_w48_ochuman_val": ("ochuman_w48", "released BoIR W48 COCO weights", _OCH_VAL),
-    "cid_w32_ochuman_val": ("cid_ochuman_w32", "released CID W32 COCO weights", _OCH_VAL),
-    "boir_w32_ochuman_test": ("ochuman_w32", "released BoIR W32 COCO weights", ""),
-    "boir_w48_ochuman_test": ("ochuman_w48", "released BoIR W48 COCO weights", ""),
-    "cid_w32_ochuman_test": ("cid_ochuman_w32", "released CID W32 COCO weights", ""),
-}
-
-#: The command that writes the metrics file of each (non-ablation) run key.
-COMMANDS: Mapping[str, str] = MappingProxyType({
-    **{key: _evaluate(cfg, ckpt, key, extra) for key, (cfg, ckpt, extra) in _RUNS.items()},
-    "boir_w32_crowdpose_finetune_test": _finetune("crowdpose_w32_finetune", "BoIR", "W32",
-                                                  "boir_w32_crowdpose_finetune_test"),
-    "boir_w48_crowdpose_finetune_test": _finetune("crowdpose_w48_finetune", "BoIR", "W48",
-                                                  "boir_w48_crowdpose_finetune_test"),
-    "cid_w32_crowdpose_finetune_test": _finetune("cid_crowdpose_w32_finetune", "CID", "W32",
-                                                 "cid_w32_crowdpose_finetune_test"),
-})
-
 #: The ablation runs of Tables 4 and 7; each is ``configs/ablations/<key>.yaml``.
 ABLATION_KEYS = (
     "t4_no_bmask_no_bbox", "t4_bmask_only", "t4_bbox_only", "t4_full",
@@ -224,6 +194,52 @@ ABLATION_KEYS = (
     "t7_beta_0.5", "t7_beta_1", "t7_beta_5", "t7_beta_10", "t7_beta_15",
     "t7_dim_1", "t7_dim_8", "t7_dim_16", "t7_dim_32", "t7_dim_64", "t7_dim_128",
 )
+
+
+def _run_specs() -> dict[str, tuple[str, str, str, str, str, tuple[str, ...]]]:
+    """The one run list: run key -> (config, weights stem, arch, data set, split, config overrides).
+    :mod:`boir_core.paper.plan` turns it into its ``RUNS``; :data:`COMMANDS` spells each run's command."""
+    specs: dict[str, tuple[str, str, str, str, str, tuple[str, ...]]] = {}
+    for arch, backbones in (("boir", ("w32", "w48")), ("cid", ("w32",))):
+        for bb in backbones:
+            pre = f"{arch}_{bb}"
+            coco = f"coco_{bb}" if arch == "boir" else f"cid_coco_{bb}"
+            crowd = f"crowdpose_{bb}" if arch == "boir" else f"cid_crowdpose_{bb}"
+            och = f"ochuman_{bb}" if arch == "boir" else f"cid_ochuman_{bb}"
+            coco_w = f"boir_coco_{bb}" if arch == "boir" else coco  # weights are named after what trained them
+            crowd_w = f"boir_{crowd}" if arch == "boir" else crowd
+            specs[f"{pre}_coco_val"] = (coco, coco_w, arch, "coco", "val", ())
+            specs[f"{pre}_coco_testdev"] = (f"{coco}_testdev", coco_w, arch, "coco", "test-dev", ())
+            specs[f"{pre}_crowdpose_test"] = (crowd, crowd_w, arch, "crowdpose", "test", ())
+            specs[f"{pre}_crowdpose_finetune_test"] = (f"{crowd}_finetune", f"{crowd_w}_finetune", arch,
+                                                       "crowdpose", "test", ())
+            # OCHuman: the COCO weights, no finetuning
+            specs[f"{pre}_ochuman_val"] = (och, coco_w, arch, "ochuman", "val", (_OCH_VAL,))
+            specs[f"{pre}_ochuman_test"] = (och, coco_w, arch, "ochuman", "test", ())
+    for key in ABLATION_KEYS:
+        specs[key] = (f"ablations/{key}", key, "boir", "coco", "val", ())
+    return specs
+
+
+#: Every run key of Tables 1-7 -> (config, weights stem, arch, data set, split, config overrides).
+RUN_SPECS: Mapping[str, tuple[str, str, str, str, str, tuple[str, ...]]] = MappingProxyType(_run_specs())
+
+_LABELS = {"boir": "BoIR", "cid": "CID", "w32": "W32", "w48": "W48", "coco": "COCO", "crowdpose": "CrowdPose"}
+
+
+def _command(key: str) -> str:
+    """The command that writes the metrics file of a (non-ablation) run key."""
+    config, weights, arch, dataset, split, overrides = RUN_SPECS[key]
+    bb = key.split("_")[1]
+    if config.endswith("_finetune"):
+        return _finetune(config, _LABELS[arch], _LABELS[bb], key)
+    trained_on = "crowdpose" if dataset == "crowdpose" else "coco"
+    weights_text = f"released {_LABELS[arch]} {_LABELS[bb]} {_LABELS[trained_on]} weights"
+    return _evaluate(config, weights_text, key, _TESTDEV if split == "test-dev" else " ".join(overrides))
+
+
+#: The command that writes the metrics file of each (non-ablation) run key.
+COMMANDS: Mapping[str, str] = MappingProxyType({k: _command(k) for k in RUN_SPECS if k not in ABLATION_KEYS})
 
 
 # ---------------------------------------------------------------------------------------------------
