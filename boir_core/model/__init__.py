@@ -12,21 +12,14 @@
 from .backbone import HRNetBackbone
 from .boir import BoIR
 from .build import build_model
-from .checkpoints import (
-                          CheckpointError,
-                          LoadReport,
-                          check_weights,
-                          export_released,
-                          load_model,
-                          load_weights,
-                          save_checkpoint,
-)
+from .checkpoints import CheckpointError, LoadReport, check_weights, load_weights
 from .cid import CID
 from .heads import AUX_HEADS, MultiHead
 from .instance_head import InstanceKeypointHead, relative_coordinate_maps, sample_instance_params
 from .neck import ASPP
 from .params import count_parameters, parameter_table
 from .pretrained import InitReport, PretrainedUnavailable, initialise, load_imagenet
+from .saving import export_released, load_model, save_checkpoint
 
 __all__ = [
     "BoIR", "CID", "build_model", "HRNetBackbone", "ASPP", "MultiHead", "InstanceKeypointHead", "AUX_HEADS",
