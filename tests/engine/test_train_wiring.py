@@ -17,6 +17,7 @@ import torch
 
 import boir_core.engine.train as train_mod
 from boir_core.engine.distributed import DistInfo
+from boir_core.engine.optimization import build_optimization
 from boir_core.engine.seeding import epoch_batches
 from boir_core.engine.train import train
 from boir_core.losses import total_loss
@@ -232,8 +233,8 @@ def _step_parts(cfg):
     torch.manual_seed(0)
     model, _ = train_mod._build_model(cfg, dinfo)
     dataset, sampler, loader, gen = train_mod._build_loader(cfg, dinfo)
-    optimizer, scaler, _, _, _, _ = train_mod._optimization(cfg, model, dinfo, loader)
-    batch = next(iter(train_mod._epoch_batches(loader, sampler, gen, cfg.train.seed, 0, 0)))
+    optimizer, scaler, _, _, _, _ = build_optimization(cfg, model, dinfo, loader)
+    batch = next(iter(epoch_batches(loader, sampler, gen, cfg.train.seed, 0, 0)))
     return model, optimizer, scaler, batch
 
 
