@@ -1,4 +1,4 @@
-"""``make demo``: the whole main job on the embedded SynthCrowd data, and ``make reproduce TABLE=n``.
+"""``make demo``: the whole main job on the embedded SynthCrowd data.
 
 :func:`run_demo` tells the kit's story in one command, on any CPU:
 
