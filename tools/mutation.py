@@ -36,6 +36,10 @@ GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
     # the files a researcher's numbers depend on most: the box loss and the paper's Bbox Mask Loss path
     "losses_paper": (["boir_core/losses/box.py", "boir_core/losses/bbox_mask.py",
                       "boir_core/losses/bbox_mask_sums.py"], [], ["tests/losses"]),
+    # the rest of the losses: the focal heatmap loss, the contrastive loss, the total, the release's Bbox Mask
+    # Loss and the shared helpers
+    "losses_rest": (["boir_core/losses/focal.py", "boir_core/losses/contrastive.py", "boir_core/losses/total.py",
+                     "boir_core/losses/bbox_mask_release.py", "boir_core/losses/_common.py"], [], ["tests/losses"]),
     "decode": (["boir_core/engine/decode.py"], [],
                ["tests/engine/test_decode.py", "tests/engine/test_decode_config.py"]),
     "targets": (["boir_core/data/targets.py"], [], ["tests/data/test_targets.py"]),
