@@ -79,46 +79,25 @@ def checkpoint_config(checkpoint: str | os.PathLike | None, config: str | os.Pat
 
 
 def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, device: torch.device | str = "cpu"):
-    """The inference network of ``cfg`` with ``checkpoint`` loaded strictly (None: random weights).
-
-    With a checkpoint the network is built without drawing random weights (on the ``meta`` device, then
-    given empty memory) because the strict load overwrites every tensor: at W32 this saves about a second
-    per load on a CPU. Were the file ever to leave a tensor at its initial value, the network is built again
-    with the random initialisation and loaded again, so no tensor is left unset.
-    """
-    if checkpoint is None:
-        return build_model(cfg, train=False).to(device).eval(), None
-    model = _empty_inference_model(cfg)
-    model, report = _load_checkpoint(model, checkpoint)
-    if report.left_initialised:  # those keys must hold their initial values, not empty memory
-        model, report = _load_checkpoint(build_model(cfg, train=False), checkpoint)
+    """The inference network of ``cfg`` with ``checkpoint`` loaded strictly (None: random weights)."""
+    model = build_model(cfg, train=False)
+    report = None
+    if checkpoint is not None:
+        path = resolve_checkpoint(checkpoint)
+        source: Any = path
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        train_config = None
+        if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
+            source = obj["model_state"]  # our training state: its weights (training-only heads are dropped)
+            train_config = obj.get("config")
+        elif isinstance(obj, dict):
+            train_config = (obj.get("extra") or {}).get("config") if isinstance(obj.get("extra"), dict) else None
+        report = load_weights(model, source)
+        model.weights_preset = _weights_preset(report.kind, train_config)
     return model.to(device).eval(), report
-
-
-def _empty_inference_model(cfg: Config) -> torch.nn.Module:
-    """``cfg``'s inference network with uninitialised memory (to be overwritten by a strict load)."""
-    with torch.device("meta"):
-        model = build_model(cfg, train=False, initialise=False)
-    return model.to_empty(device="cpu")
-
-
-def _load_checkpoint(model: torch.nn.Module, checkpoint: str | os.PathLike):
-    """``checkpoint`` loaded strictly into ``model``; returns (model, LoadReport)."""
-    path = resolve_checkpoint(checkpoint)
-    source: Any = path
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
-    train_config = None
-    if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
-        source = obj["model_state"]  # our training state: its weights (training-only heads are dropped)
-        train_config = obj.get("config")
-    elif isinstance(obj, dict):
-        train_config = (obj.get("extra") or {}).get("config") if isinstance(obj.get("extra"), dict) else None
-    report = load_weights(model, source)
-    model.weights_preset = _weights_preset(report.kind, train_config)
-    return model, report
 
 
 def check_inference_weights(cfg: Config, checkpoint: str | os.PathLike):
