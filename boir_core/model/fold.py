@@ -92,11 +92,9 @@ def fold_batchnorm(model: nn.Module, run: Callable[[nn.Module], object]) -> tupl
             w = conv.weight * scale.reshape(-1, 1, 1, 1)
             b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
             b = (b - bn.running_mean) * scale + shift
-            # skip_init: no random weights drawn for a conv whose every value is written on the next lines
-            new = torch.nn.utils.skip_init(nn.Conv2d, conv.in_channels, conv.out_channels, conv.kernel_size,
-                                           conv.stride, conv.padding, conv.dilation, conv.groups, bias=True,
-                                           padding_mode=conv.padding_mode, device=conv.weight.device,
-                                           dtype=conv.weight.dtype)
+            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                            conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode,
+                            device=conv.weight.device, dtype=conv.weight.dtype)
             new.weight.copy_(w)
             new.bias.copy_(b)
         _set(model, conv_name, new)
