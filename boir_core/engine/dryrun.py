@@ -22,6 +22,7 @@ import torch
 
 from ..config import Config, preset_label
 from ..model import count_parameters
+from .budget import plan_from_config, steps_for_budget
 from .distributed import cleanup_distributed, device_name, init_distributed
 from .optimization import build_optimization
 from .schedule import set_lr, warmup_cosine_schedule
@@ -67,9 +68,12 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) 
         t_model = time.perf_counter() - t_model
         optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = build_optimization(cfg, model, dinfo,
                                                                                                  loader)
-        total_steps = tc.epochs * iters_per_epoch
-        lrs = warmup_cosine_schedule(total_steps, tc.warmup_epochs * iters_per_epoch, tc.lr, tc.warmup_start_lr,
-                                     tc.min_lr)
+        # the run's length as train() plans it: train.max_steps, else the epochs; a time-budgeted run is sized
+        # from the step time measured below (train() measures its own at the start of the run)
+        # (until then the steps below follow the epochs' schedule)
+        budgeted = tc.time_budget_s > 0 and tc.max_steps <= 0
+        plan = plan_from_config(tc, iters_per_epoch)
+        lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, tc.lr, tc.warmup_start_lr, tc.min_lr)
 
         t_data = time.perf_counter()
         batch = next(epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank))
@@ -94,6 +98,9 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) 
             finite_all = finite_all and bool(finite)
         measured = times[1:] if len(times) > 1 else times
         step_s = float(np.median(measured))
+        if budgeted:
+            plan = plan_from_config(tc, iters_per_epoch, total_steps=steps_for_budget(tc.time_budget_s, step_s))
+        total_steps = plan.total_steps
         if cuda:
             peak = {"kind": "cuda max_memory_allocated", "bytes": int(torch.cuda.max_memory_allocated(dinfo.device))}
         else:
@@ -114,7 +121,8 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) 
             "iters_per_epoch": iters_per_epoch,
             "epochs": tc.epochs,
             "total_steps": total_steps,
-            "warmup_steps": tc.warmup_epochs * iters_per_epoch,
+            "warmup_steps": plan.warmup_steps,
+            "steps_from": plan.source,
             "params": {"total": counts["total"], "inference": counts["inference"]},
             "device": device_name(dinfo.device),
             "cpu": _cpu_name(),
@@ -143,6 +151,16 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
+def _steps_source(r: dict[str, Any]) -> str:
+    source = r.get("steps_from", "epochs")
+    if source == "max_steps":
+        return "train.max_steps"
+    if source == "time_budget":
+        return (f"what fits in train.time_budget_s={r['config']['train']['time_budget_s']:g} s at this step time "
+                f"(the run measures its own)")
+    return f"{r['epochs']} epochs x {r['iters_per_epoch']:,}"
+
+
 def format_dry_run(r: dict[str, Any], *, config: bool = True) -> str:
     """The pre-flight report as text (the resolved config first unless ``config=False``)."""
     lines = []
@@ -157,8 +175,7 @@ def format_dry_run(r: dict[str, Any], *, config: bool = True) -> str:
         f"training images:    {r['train_images']:,}",
         f"images per step:    {r['images_per_step']} ({r['batch_per_process']} per process x {r['world_size']} "
         f"process(es))",
-        f"steps:              {r['total_steps']:,} in all = {r['epochs']} epochs x {r['iters_per_epoch']:,} "
-        f"(warm-up {r['warmup_steps']:,})",
+        f"steps:              {r['total_steps']:,} in all = " + _steps_source(r) + f" (warm-up {r['warmup_steps']:,})",
         f"parameters:         {p['total']:,} training ({p['total'] / 1e6:.1f} M), {p['inference']:,} inference "
         f"({p['inference'] / 1e6:.1f} M)",
         f"device:             {r['device']}" + (f" ({r['cpu']})" if r["device"].lower().startswith("cpu") else ""),

@@ -91,6 +91,38 @@ def test_dry_run_figures(tmp_path):
     assert r["initialisation"].startswith("none") and r["config"]["preset"] == "release"
 
 
+def test_dry_run_plans_the_length_train_will_run(tmp_path, monkeypatch):
+    """``train.max_steps`` and ``train.time_budget_s`` set the length of the run as ``train`` plans it
+    (engine.budget), with the warm-up's share of the epochs; the report and its text say where it came from."""
+    import boir_core.engine.dryrun as dr
+    from boir_core.engine.budget import plan_from_config
+
+    coco = coco_layout_from_synthcrowd(tmp_path, num_train=5)
+    small = [f"data.root={coco}", "model.pretrained=none", "train.batch_size=2", "data.workers=0",
+             "train.device=cpu", "data.input_size=128", "data.output_size=32", "model.backbone=hrnet_w18_small",
+             "train.epochs=10", "train.warmup_epochs=2"]
+    r = dr.dry_run(load_config("coco_w32", small + ["train.max_steps=7"]), steps=1, log=lambda m: None)
+    assert (r["total_steps"], r["warmup_steps"], r["steps_from"]) == (7, 1, "max_steps")  # round(7 * 2 / 10)
+    assert r["estimated_hours"] == pytest.approx(7 * r["step_time_s"] / 3600)
+    assert "steps:              7 in all = train.max_steps (warm-up 1)" in dr.format_dry_run(r)
+
+    # a time budget: as many steps as fit at the measured step time (here a fake one: 0.5 s a step)
+    lrs = []
+    real_set_lr = dr.set_lr
+    monkeypatch.setattr(dr, "set_lr", lambda opt, lr: (lrs.append(lr), real_set_lr(opt, lr)))
+    monkeypatch.setattr(dr.np, "median", lambda x: 0.5)
+    cfg = load_config("coco_w32", small + ["train.time_budget_s=60"])
+    r = dr.dry_run(cfg, steps=2, log=lambda m: None)
+    want = plan_from_config(cfg.train, 2, total_steps=120)  # 60 s / 0.5 s; 5 images, batch 2: 2 an epoch
+    assert (r["total_steps"], r["warmup_steps"], r["steps_from"]) == (120, want.warmup_steps, "time_budget") == (
+        want.total_steps, 24, want.source)
+    assert "120 in all = what fits in train.time_budget_s=60 s" in dr.format_dry_run(r)
+    assert lrs[0] == pytest.approx(cfg.train.warmup_start_lr)  # the steps run follow the warm-up
+
+    r = dr.dry_run(load_config("coco_w32", small), steps=1, log=lambda m: None)
+    assert (r["total_steps"], r["warmup_steps"], r["steps_from"]) == (20, 4, "epochs")  # 10 x 2, 2 x 2
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_dry_run_on_cuda_reports_max_memory_allocated(tmp_path):
     from boir_core.engine.dryrun import dry_run, format_dry_run
