@@ -64,7 +64,8 @@ def decode_ltrb(ltrb: torch.Tensor, x: torch.Tensor, y: torch.Tensor, decode: st
 
 def center_windows(instance_coord: torch.Tensor, height: int, width: int):
     """The 3×3 window around every (y, x) center: rows [N,9], columns [N,9] (clipped to the map, long)
-    and a validity mask [N,9] (False where the window leaves the map)."""
+    and a validity mask [N,9] (False where the window leaves the map). Row-major from the top-left: window
+    pixel k is (y + k // 3 − 1, x + k % 3 − 1) before clipping, the center the fifth (k = 4)."""
     d = torch.arange(-1, 2, device=instance_coord.device)
     dy, dx = torch.meshgrid(d, d, indexing="ij")
     ys = instance_coord[:, 0:1] + dy.reshape(1, 9)
