@@ -4,7 +4,7 @@ The input checks name the argument and the bad value; the public helpers' defaul
 last dimension of any shape; the tensors ``bbox_mask_terms`` returns besides the losses (p, p̄, p̄ᶜ, the
 pixels, ``valid``); the cosine distance on all-zero and tiny (‖x‖ < 1e-12) pixels, and the contrastive
 push-out with a mean p̄ shorter than 1, compared relatively (the values are small); the contrastive
-soft-mean fallback; ``term_gradients`` per term. Oracles are loops or closed forms.
+soft-mean fallback; ``term_gradients`` per term; half-precision boxes. Oracles are loops or closed forms.
 """
 from __future__ import annotations
 
@@ -207,6 +207,25 @@ def test_term_gradients_gives_each_term_its_own_gradient(make_batch, kernel):
         (want,) = torch.autograd.grad(ref[ref_name], x, retain_graph=True)
         assert float(want.abs().max()) > 0, name
         assert torch.allclose(grads[name], want, atol=1e-10), name
+
+
+def test_half_precision_boxes_give_the_same_pixels_as_float64():
+    """Boxes in bfloat16 / float16 (exactly representable values) select the same pixels and the same p_i as
+    in float64, also past column 256, where bfloat16 cannot hold u + ½ (the helpers compute in float32)."""
+    boxes = torch.tensor([[260.0, 2.0, 10.0, 4.0], [4.0, 1.0, 6.0, 2.0], [296.0, 5.0, 8.0, 3.0]])
+    height, width = 8, 300
+    want_masks = box_masks(boxes.double(), height, width)
+    want_points = instance_pixels(boxes.double(), height, width, instance_point="box")
+    cols = [_box_members(x, w, width) for x, _, w, _ in boxes.tolist()]
+    assert [want_masks[i].any(0).nonzero().flatten().tolist() for i in range(3)] == cols
+    for dtype in (torch.bfloat16, torch.float16):
+        assert torch.equal(boxes.to(dtype).double(), boxes.double())
+        for variant in ("paper", "release-instance"):
+            assert torch.equal(box_masks(boxes.to(dtype), height, width, variant),
+                               box_masks(boxes.double(), height, width, variant)), (dtype, variant)
+            assert torch.equal(instance_pixels(boxes.to(dtype), height, width, variant, "box"),
+                               instance_pixels(boxes.double(), height, width, variant, "box")), (dtype, variant)
+    assert want_points.tolist() == [[4, 265], [2, 7], [6, 299]]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
