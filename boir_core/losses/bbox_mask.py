@@ -95,6 +95,7 @@ def box_rows_cols(instance_bbox: torch.Tensor, height: int, width: int, variant:
     extents are ≥ 2 (docs/release_vs_paper.md#bbox-mask-loss; :func:`.bbox_mask_release.release_rows_cols`).
     """
     check_choice("variant", variant, VARIANTS)
+    instance_bbox = as_float(instance_bbox)  # half precision cannot hold the pixel centers u + ½ past 256
     if variant != "paper":
         return release_rows_cols(instance_bbox, height, width)
     x, y, w, h = instance_bbox.unbind(-1)
@@ -122,6 +123,7 @@ def instance_pixels(instance_bbox: torch.Tensor, height: int, width: int, varian
     """
     check_choice("variant", variant, VARIANTS)
     check_choice("instance_point", instance_point, INSTANCE_POINTS)
+    instance_bbox = as_float(instance_bbox)  # half precision cannot hold x + w/2 exactly past 256
     x, y, w, h = instance_bbox.unbind(-1)
     if variant != "paper":
         px, py = (x + w) / 2, (y + h) / 2
