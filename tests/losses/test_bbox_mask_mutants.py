@@ -240,3 +240,22 @@ def test_on_cuda_matches_cpu(make_batch, kernel):
     h, w = emb.shape[2:]
     assert torch.equal(box_masks(bbox.cuda(), h, w).cpu(), box_masks(bbox, h, w))
 
+
+
+def test_normalize_embedding_gives_every_pixel_unit_length_over_the_channels():
+    """``normalize_embedding`` (notebook 03's first step): each pixel's D-vector divided by its own length,
+    compared with a loop; an integer map comes back as floats."""
+    from boir_core.losses import normalize_embedding
+
+    g = torch.Generator().manual_seed(5)
+    emb = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64)
+    got = normalize_embedding(emb)
+    assert got.shape == emb.shape
+    for b in range(2):
+        for y in range(4):
+            for x in range(5):
+                v = emb[b, :, y, x]
+                torch.testing.assert_close(got[b, :, y, x], v / v.norm(), rtol=1e-12, atol=1e-12)
+    as_ints = normalize_embedding(torch.tensor([[[[3]], [[4]]]]))  # [1, 2, 1, 1]: the 3-4-5 triangle
+    assert as_ints.is_floating_point()
+    torch.testing.assert_close(as_ints.flatten(), torch.tensor([0.6, 0.8], dtype=as_ints.dtype))

@@ -50,6 +50,7 @@ import torch
 from boir_skips import skip_or_fail_in_ci
 
 from boir_core.config import load_config
+from boir_core.engine.dryrun import dry_run
 from boir_core.paper import TABLES, render_table
 from boir_core.paper import reproduce as rp
 from boir_core.paper.plan import _flatten
@@ -322,6 +323,34 @@ def test_real_mode_tables_1_to_7(installation, results_dir, monkeypatch):
     print(f"\ninstallation {installation.seconds:.0f} s; tables: "
           + ", ".join(f"{t}: {s:.0f} s" for t, s in seconds.items()))
     check_all_tables(installation, results_dir, reports)
+
+
+def test_every_ablation_row_not_trained_passes_its_dry_run(installation):
+    """The ablation rows ``make test`` does not train (``ablation_rows``) each get the researcher's pre-flight:
+    ``train --dry-run`` of the row's real-mode config (W32, 512 px, ImageNet from the researcher's file, the
+    row's switches), one step on one image. Their model, loss and switches are exercised at the paper's
+    settings for ~5 s a row instead of ~14 s (train + evaluate)."""
+    rows = ablation_rows()
+    untrained = [run for key, run in rp.RUNS.items() if run.kind == "ablation" and rows is not None and key not in rows]
+    if not untrained:
+        pytest.skip("BOIR_REAL_ALL_ROWS=1: every ablation row is trained by test_real_mode_tables_1_to_7")
+    assert len(untrained) == 14
+    for run in untrained:
+        cfg = rp.real_config(run, installation.data, "cpu", _overrides(installation))
+        want = load_config(run.config_path)
+        flat_want, flat_got = _flatten(want.to_dict()), _flatten(cfg.to_dict())
+        for s in rp.ABLATION_SWITCHES:
+            assert flat_got[s] == flat_want[s], (run.key, s)
+        assert (cfg.data.input_size, cfg.model.backbone, cfg.data.dataset) == (512, "hrnet_w32", "coco")
+        report = dry_run(cfg, steps=1, log=lambda m: None)
+        assert report["finite"], run.key
+        assert report["total_steps"] == 2 and report["train_images"] == 4, run.key
+        assert str(installation.imagenet) in report["initialisation"], (run.key, report["initialisation"])
+        terms = set(report["losses"][0])
+        expected = {"multi_heatmap", "instance_heatmap", "total"}
+        expected |= {"bbox"} if cfg.model.bbox_head else set()
+        expected |= {"bbox_mask", "pull_in", "push_out", "push_inst"} if cfg.loss.bbox_mask else set()
+        assert terms == expected, (run.key, sorted(terms))
 
 
 def run_all_tables(inst: Installation, res: Path) -> tuple[dict, dict]:
