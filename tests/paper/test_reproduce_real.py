@@ -17,18 +17,19 @@ The module fixture lays out what the README tells a researcher to have:
 * an ImageNet HRNet-W32 file (``model.pretrained=<file>``, as an offline researcher passes it) for the
   ablation rows, which train from ImageNet.
 
-Then real mode runs table by table (1, 2, 3, 6 evaluate; 5 measures; 4 and 7 train each row 2 steps at the
-paper's settings, W32 at 512 px, batch 1, and evaluate it), each evaluation on one image
+Then real mode runs table by table (1, 2, 3, 6 evaluate; 5 measures; 4 and 7 train a row 2 steps at the
+paper's settings, W32 at 512 px, batch 1, and evaluate it: in ``make test`` one row of each part, while the
+other 14 rows get the researcher's one-step ``--dry-run`` of their real config), each evaluation on one image
 (``test.max_images=1``), and every rendered row and every metrics file is checked. The last test makes the
 three mistakes a researcher makes (data laid out differently, weights of the wrong architecture / width /
 keypoint count, a CrowdPose file without ``crowdIndex``) and expects named errors before any run starts.
 
-Measured (one torch thread, nice 5, on the shared 2-core Sapphire Rapids at load average 4-7, fp32): the
-installation 50 s; Table 1 46 s, Table 2 115 s, Table 3 204 s (Table 6 reuses Table 3's files), Table 5
-82 s, Table 4 420 s (7 rows), Table 7 628 s (11 rows): 1,546 s wall for 891 s of CPU time. This is over the
-issue's 4-minute target: 18 evaluations at 512 / 640 px with flip and 18 W32 trainings of 2 steps cost about
-15 CPU-minutes, two thirds of them the ablation rows (about 50 CPU-seconds a row: build, ImageNet load, two
-steps, the training state and final weights written, one evaluation).
+Measured on the 2-core Sapphire Rapids with nothing else running (2 December 2026, two torch threads, fp32):
+the installation 10 s; Table 1 17 s, Table 2 33 s, Table 3 44 s (Table 6 reuses Table 3's files), Table 5 14 s,
+Tables 4 and 7 with one trained row of each part 21 s and 23 s, the dry runs of the 14 other ablation rows
+48 s: the module in 3 min 38 s wall (5.2 CPU-minutes). ``BOIR_REAL_ALL_ROWS=1`` trains and evaluates all 18
+rows instead (Tables 4 and 7: 80 s and 141 s; the test 6 min 3 s): a row costs ~12 s (build, ImageNet load,
+two steps at 512 px, the training state and weights written, one evaluation with flip), its dry run ~3.4 s.
 """
 from __future__ import annotations
 
@@ -295,7 +296,8 @@ def results_dir(tmp_path):
 
 
 #: ``make test`` trains one ablation row of each part of Tables 4 and 7 (4L, 4R, 7L, 7R: 4 of the 18 rows,
-#: every code path of the ablation runs); ``BOIR_REAL_ALL_ROWS=1`` trains all 18 (about 15 CPU-minutes more).
+#: every code path of the ablation runs) and dry-runs the other 14; ``BOIR_REAL_ALL_ROWS=1`` trains all 18
+#: (about 2.5 minutes more on 2 cores).
 ALL_ROWS = os.environ.get("BOIR_REAL_ALL_ROWS", "") == "1"
 
 
