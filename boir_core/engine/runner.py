@@ -202,7 +202,12 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
             merged = _merge_shares(shares, dataset.image_ids)
             out = _evaluate_and_write(cfg, checkpoint, model, dataset, merged, out_dir, key, dinfo.device,
                                       dinfo.world_size)
-        return broadcast_object(out)
+        out = broadcast_object(out)
+        if owns_group and dinfo.distributed:
+            # every rank holds its copy before the group goes: a rank that tore the group down while its peer
+            # was still inside the broadcast aborted gloo ("terminate called without an active exception")
+            dist.barrier()
+        return out
     finally:
         if owns_group and dinfo.distributed:
             cleanup_distributed()
