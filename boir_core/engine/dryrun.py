@@ -69,8 +69,7 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) 
         optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = build_optimization(cfg, model, dinfo,
                                                                                                  loader)
         # the run's length as train() plans it: train.max_steps, else the epochs; a time-budgeted run is sized
-        # from the step time measured below (train() measures its own at the start of the run)
-        # (until then the steps below follow the epochs' schedule)
+        # from the step time measured below (train() measures its own), its first steps follow the epochs' plan
         budgeted = tc.time_budget_s > 0 and tc.max_steps <= 0
         plan = plan_from_config(tc, iters_per_epoch)
         lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, tc.lr, tc.warmup_start_lr, tc.min_lr)
