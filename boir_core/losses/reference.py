@@ -15,8 +15,26 @@ import torch
 
 __all__ = [
     "focal_loss_ref", "ciou_ref", "bbox_loss_ref", "bbox_mask_paper_ref", "bbox_mask_release_ref",
-    "ae_loss_ref", "cid_contrastive_ref",
+    "ae_loss_ref", "cid_contrastive_ref", "pixel_index", "paper_box_members", "release_box_span",
 ]
+
+
+def pixel_index(v: float, n: int) -> int:
+    """The pixel that contains coordinate ``v`` on an axis of ``n`` pixels, clipped to the map."""
+    return min(max(math.floor(v), 0), n - 1)
+
+
+def paper_box_members(lo: float, size: float, n: int) -> list[int]:
+    """The paper's box pixels along one axis: u with its center u + ½ in [lo, lo + size], plus the pixel that
+    contains the box's middle (clipped), so that no box is empty."""
+    mid = pixel_index(lo + size / 2, n)
+    return [u for u in range(n) if lo <= u + 0.5 <= lo + size or u == mid]
+
+
+def release_box_span(lo: float, size: float, n: int) -> tuple[int, int]:
+    """The release's dilated box along one axis, half-open: clamp(int(lo) − 1) … clamp(int(lo + size) + 1)
+    (``int`` rounds toward zero; both ends clamped to 0 … n − 1, so the last pixel is never inside)."""
+    return min(max(int(lo) - 1, 0), n - 1), min(max(int(lo + size) + 1, 0), n - 1)
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
@@ -112,17 +130,11 @@ def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None
     for b in range(B):
         for i in [k for k in range(N) if int(instance_imgid[k]) == b]:
             x, y, w, h = (float(v) for v in instance_bbox[i])
-            cols = [u for u in range(W) if x <= u + 0.5 <= x + w]
-            rows = [v for v in range(H) if y <= v + 0.5 <= y + h]
-            cu = min(max(math.floor(x + w / 2), 0), W - 1)
-            cv = min(max(math.floor(y + h / 2), 0), H - 1)
-            cols = sorted(set(cols) | {cu})
-            rows = sorted(set(rows) | {cv})
+            cols, rows = paper_box_members(x, w, W), paper_box_members(y, h, H)
             if instance_point == "box":
-                px, py = cu, cv
+                px, py = pixel_index(x + w / 2, W), pixel_index(y + h / 2, H)
             else:
-                px = min(max(math.floor(float(instance_center[i, 0])), 0), W - 1)
-                py = min(max(math.floor(float(instance_center[i, 1])), 0), H - 1)
+                px, py = pixel_index(float(instance_center[i, 0]), W), pixel_index(float(instance_center[i, 1]), H)
             p[i] = e[b, :, py, px]
             q = es[b, :, py, px]
             # the box crop B_i, one instance at a time (rows and columns chosen by the loops above)
@@ -218,15 +230,12 @@ def bbox_mask_release_ref(emb, instance_bbox, instance_imgid, level: int = 1, be
             x, y, w, h = (float(v) for v in instance_bbox[i])
             if level == 0:
                 M = torch.zeros(H, W, dtype=torch.bool)
-            x1 = min(max(int(x) - 1, 0), W - 1)
-            x2 = min(max(int(x + w) + 1, 0), W - 1)
-            y1 = min(max(int(y) - 1, 0), H - 1)
-            y2 = min(max(int(y + h) + 1, 0), H - 1)
+            x1, x2 = release_box_span(x, w, W)
+            y1, y2 = release_box_span(y, h, H)
             if x2 - x1 < 2 or y2 - y1 < 2:
                 continue
             M[y1:y2, x1:x2] = True
-            cx = min(max(math.floor((x + w) / 2), 0), W - 1)
-            cy = min(max(math.floor((y + h) / 2), 0), H - 1)
+            cx, cy = pixel_index((x + w) / 2, W), pixel_index((y + h) / 2, H)
             p = e[b, :, cy, cx]
             q = es[b, :, cy, cx]
             P.append(p)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from boir_core.losses import bbox_mask_terms, box_masks, box_rows_cols, distance_r, instance_pixels, term_gradients
-from boir_core.losses.reference import bbox_mask_paper_ref
+from boir_core.losses.reference import bbox_mask_paper_ref, paper_box_members, pixel_index
 
 COUNTS = (3, 0, 2)
 SIZE = (7, 9)
@@ -79,17 +79,13 @@ def test_bad_shapes_are_named_with_the_tensor_and_its_shape(make_batch):
         assert str(info.value) == message
 
 
-def _floor_clip(v: float, n: int) -> int:
-    return min(max(math.floor(v), 0), n - 1)
-
-
 def test_helper_defaults_are_the_paper_center_and_l2(make_batch):
     """``instance_pixels(bbox, H, W, instance_center=...)`` (notebook 03 calls it so) reads the paper's
     keypoint-mean center, and ``distance_r(a, b)`` is ‖a − b‖²."""
     emb, bbox, imgid, center = _setup(make_batch)
     h, w = emb.shape[2:]
     got = instance_pixels(bbox, h, w, instance_center=center)
-    want = [[_floor_clip(cy, h), _floor_clip(cx, w)] for cx, cy in center.tolist()]
+    want = [[pixel_index(cy, h), pixel_index(cx, w)] for cx, cy in center.tolist()]
     assert got.tolist() == want
     a, b = emb[0, :, 0, 0], emb[0, :, 1, 2]
     assert distance_r(a, b).item() == pytest.approx(sum((x - y) ** 2 for x, y in zip(a.tolist(), b.tolist())))
@@ -110,11 +106,6 @@ def test_distance_r_works_over_the_last_dimension_of_any_shape(shape):
         assert got.reshape(-1).tolist() == pytest.approx(want, rel=1e-12, abs=1e-12), distance
 
 
-def _box_members(lo: float, size: float, n: int) -> list[int]:
-    mid = _floor_clip(lo + size / 2, n)
-    return [u for u in range(n) if lo <= u + 0.5 <= lo + size or u == mid]
-
-
 @pytest.mark.parametrize("kernel", ["ae", "contrastive"])
 def test_returned_points_and_means_match_a_loop(make_batch, kernel):
     """The fields notebooks and pictures read: p_i (the unit embedding at the pixel of the center), p̄_i
@@ -129,9 +120,9 @@ def test_returned_points_and_means_match_a_loop(make_batch, kernel):
     for i in range(imgid.numel()):
         b = int(imgid[i])
         x, y, bw, bh = bbox[i].tolist()
-        row, col = _floor_clip(float(center[i, 1]), h), _floor_clip(float(center[i, 0]), w)
+        row, col = pixel_index(float(center[i, 1]), h), pixel_index(float(center[i, 0]), w)
         p = e[b, :, row, col]
-        inside = [(v, u) for v in _box_members(y, bh, h) for u in _box_members(x, bw, w)]
+        inside = [(v, u) for v in paper_box_members(y, bh, h) for u in paper_box_members(x, bw, w)]
         weights = [math.exp(-kappa * float(((e[b, :, v, u] - p) ** 2).sum())) for v, u in inside]
         p_bar = sum(s * e[b, :, v, u] for s, (v, u) in zip(weights, inside)) / sum(weights)
         outside = [(v, u) for v in range(h) for u in range(w) if (v, u) not in inside]
@@ -216,7 +207,7 @@ def test_half_precision_boxes_give_the_same_pixels_as_float64():
     height, width = 8, 300
     want_masks = box_masks(boxes.double(), height, width)
     want_points = instance_pixels(boxes.double(), height, width, instance_point="box")
-    cols = [_box_members(x, w, width) for x, _, w, _ in boxes.tolist()]
+    cols = [paper_box_members(x, w, width) for x, _, w, _ in boxes.tolist()]
     assert [want_masks[i].any(0).nonzero().flatten().tolist() for i in range(3)] == cols
     for dtype in (torch.bfloat16, torch.float16):
         assert torch.equal(boxes.to(dtype).double(), boxes.double())

@@ -9,16 +9,15 @@ import pytest
 import torch
 
 from boir_core.losses import bbox_mask_release, bbox_mask_terms, box_rows_cols
-from boir_core.losses.reference import bbox_mask_release_ref
+from boir_core.losses.reference import _unit_map, bbox_mask_release_ref, release_box_span
 
 H, W = 8, 10
 
 
 def _span(lo: float, size: float, n: int):
-    """The release's half-open pixel range along one axis: clamp(int(lo) − 1) … clamp(int(lo + size) + 1) − 1, with
-    int() rounding toward zero, and whether it spans at least 2 pixels."""
-    a = min(max(int(lo) - 1, 0), n - 1)
-    b = min(max(int(lo + size) + 1, 0), n - 1)
+    """The release's half-open pixel range along one axis (reference.release_box_span) as a set, and whether it
+    spans at least 2 pixels."""
+    a, b = release_box_span(lo, size, n)
     return set(range(a, b)), b - a >= 2
 
 
@@ -77,10 +76,6 @@ def test_release_loss_skips_the_boxes_the_release_skips_at_the_borders(variant, 
         assert torch.equal(getattr(t, name)[skipped], torch.zeros(int(skipped.sum()), dtype=torch.float64)), name
 
 
-def _unit(emb):
-    return emb / emb.norm(dim=1, keepdim=True)
-
-
 def _point(box, height=H, width=W):
     """(row, column) where the release reads p: floor((x + w)/2), floor((y + h)/2), clipped to the map."""
     x, y, w, h = box
@@ -105,7 +100,7 @@ def test_release_instance_fields_match_loop_values(beta):
     soft-mask sum Σ s and has_outside (always true: a release box never reaches the last row or column), each
     in the map's dtype; notebook 03 builds its closed forms on them."""
     emb, boxes, imgid = _field_setup(beta)
-    e = _unit(emb)
+    e = _unit_map(emb)
     t = bbox_mask_terms(emb, boxes, imgid, variant="release-instance", beta=beta)
     for i, box in enumerate(FIELD_BOXES):
         b = FIELD_IMGID[i]
@@ -137,7 +132,7 @@ def test_release_image_fields_are_p_p_and_zero():
     reports p̄ = p̄ᶜ = p, soft-mask sum 0, pull 0 and has_outside true, all in the map's dtype, with p read at the
     release's point."""
     emb, boxes, imgid = _field_setup(10.0)
-    e = _unit(emb)
+    e = _unit_map(emb)
     t = bbox_mask_terms(emb, boxes, imgid, variant="release-image")
     want_p = torch.stack([e[b, :, r, c] for b, (r, c) in zip(FIELD_IMGID, map(_point, FIELD_BOXES))])
     assert t.point_yx.tolist() == [list(_point(box)) for box in FIELD_BOXES]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from boir_core.losses import bbox_mask_terms
+from boir_core.losses.reference import _unit  # v / max(‖v‖, 1e-12), F.normalize's convention
 
 VARIANT_OPTIONS = [dict(), dict(distance="cosine"), dict(kernel="contrastive"), dict(variant="release-instance"),
                    dict(variant="release-image")]
@@ -56,11 +57,6 @@ def test_a_box_that_leaves_exactly_one_pixel_outside():
     assert torch.allclose(t.p_bar_out[0], outside, rtol=0, atol=1e-14)
     assert torch.allclose(t.push_out[0], torch.exp(-10.0 / 2 * ((p - outside) ** 2).sum()), rtol=0, atol=1e-14)
     assert bool(t.has_outside[0])
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    """v / max(‖v‖, 1e-12), F.normalize's convention (0 stays 0)."""
-    return v / max(math.sqrt(float((v * v).sum())), 1e-12)
 
 
 @pytest.mark.parametrize("kernel", ["ae", "contrastive"])
