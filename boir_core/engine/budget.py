@@ -22,8 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-__all__ = ["StepPlan", "plan_from_config", "steps_for_budget", "time_steps", "CALIBRATION_STEPS",
-           "CALIBRATION_SKIP"]
+__all__ = ["StepPlan", "plan_from_config", "sized_by_time_budget", "steps_for_budget", "time_steps",
+           "CALIBRATION_STEPS", "CALIBRATION_SKIP"]
 
 #: Steps timed to size a time-budgeted run, of which the first ``CALIBRATION_SKIP`` are not counted (the
 #: first steps allocate memory and pick kernels, and are slower than the rest).
@@ -71,6 +71,11 @@ class StepPlan:
 
 def _warmup_share(train_cfg) -> float:
     return min(1.0, max(0.0, train_cfg.warmup_epochs / train_cfg.epochs)) if train_cfg.epochs > 0 else 0.0
+
+
+def sized_by_time_budget(train_cfg) -> bool:
+    """Is the run's length measured on this machine (``train.time_budget_s`` > 0 and no ``train.max_steps``)?"""
+    return train_cfg.time_budget_s > 0 and train_cfg.max_steps <= 0
 
 
 def plan_from_config(train_cfg, iters_per_epoch: int, total_steps: int | None = None, **measured) -> StepPlan:

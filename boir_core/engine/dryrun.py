@@ -22,7 +22,7 @@ import torch
 
 from ..config import Config, preset_label
 from ..model import count_parameters
-from .budget import plan_from_config, steps_for_budget
+from .budget import plan_from_config, sized_by_time_budget, steps_for_budget
 from .distributed import cleanup_distributed, device_name, init_distributed
 from .optimization import build_optimization
 from .schedule import set_lr, warmup_cosine_schedule
@@ -70,7 +70,7 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) 
                                                                                                  loader)
         # the run's length as train() plans it: train.max_steps, else the epochs; a time-budgeted run is sized
         # from the step time measured below (train() measures its own), its first steps follow the epochs' plan
-        budgeted = tc.time_budget_s > 0 and tc.max_steps <= 0
+        budgeted = sized_by_time_budget(tc)
         plan = plan_from_config(tc, iters_per_epoch)
         lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, tc.lr, tc.warmup_start_lr, tc.min_lr)
 

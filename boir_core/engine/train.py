@@ -45,7 +45,7 @@ from ..config import Config, upgrade_config_dict
 from ..data import EpochSampler, KeypointDataset, collate_train
 from ..io import atomic_write_json
 from ..model import build_model, save_checkpoint
-from .budget import CALIBRATION_STEPS, StepPlan, plan_from_config, steps_for_budget, time_steps
+from .budget import CALIBRATION_STEPS, StepPlan, plan_from_config, sized_by_time_budget, steps_for_budget, time_steps
 from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
 from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, device_name, init_distributed
 from .metrics_log import MetricsLog
@@ -227,7 +227,7 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
             print(f"[train] resumed from {ckpt_path} at epoch {start_epoch}, iteration {global_iter}")
 
     if plan is None:
-        if tc.time_budget_s > 0 and tc.max_steps <= 0:
+        if sized_by_time_budget(tc):
             plan = _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen, dinfo, use_amp,
                                      amp_dtype, iters_per_epoch, t_budget)
         else:
