@@ -11,7 +11,7 @@ from .schema import Config
 from .switches import PRESETS, upgrade_config_dict
 from .typecheck import merge_into
 
-__all__ = ["apply_overrides", "apply_preset", "preset_values", "preset_label", "split_items"]
+__all__ = ["apply_overrides", "apply_preset", "preset_values", "preset_label", "split_items", "parse_value"]
 
 
 def split_items(items: list[str], source: str) -> list[tuple[str, str]]:
@@ -32,9 +32,26 @@ def preset_values(cfg: "Config", preset: Optional[str] = None) -> dict[str, Any]
         raise ConfigError(f"preset={preset!r} is not one of {list(PRESETS)}")
     values: dict[str, Any] = dict(PRESETS[preset])
     if preset == "release":
-        for key, raw in split_items(list(cfg.release_settings), "release_settings"):
-            values[key] = yaml.safe_load(raw)
+        for (key, raw), item in zip(split_items(list(cfg.release_settings), "release_settings"),
+                                    cfg.release_settings):
+            values[key] = parse_value(raw, f"release_settings {item!r}")
     return values
+
+
+def parse_value(raw: str, source: str) -> Any:
+    """The YAML value of an override's right-hand side; malformed YAML is a :class:`ConfigError` that names
+    ``source`` (the override) and says what is wrong and how to write it."""
+    if raw.strip() == "":
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        mark = getattr(e, "problem_mark", None)
+        where = f" at character {mark.column + 1}" if mark is not None and mark.line == 0 else ""
+        raise ConfigError(f"{source}: the value {raw!r} is not valid YAML ({problem}{where}); write a number, "
+                          f"true/false, a word, a complete list such as [1, 2, 3] or quoted text such as "
+                          f"\"a: b\"") from None
 
 
 def _get(cfg: Any, dotted: str) -> Any:
@@ -67,7 +84,7 @@ def apply_overrides(cfg: Config, items: list[str], source: str = "override", _pr
     pairs = split_items(items, source)
     for (key, raw), item in zip(pairs, items):
         parts = key.split(".")
-        value = yaml.safe_load(raw) if raw.strip() != "" else ""
+        value = parse_value(raw, f"{source} {item!r}")
         nested: Any = value
         for p in reversed(parts):
             nested = {p: nested}
