@@ -7,13 +7,14 @@ and removes the temporary file where it can.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_open", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_open", "atomic_write_text", "atomic_write_json", "check_writable_folder"]
 
 
 @contextlib.contextmanager
@@ -22,8 +23,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # named by the file asked for, not by its temporary name
+        raise _named(e, path) from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         with os.fdopen(fd, mode) as f:
@@ -31,10 +35,17 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):
+            raise _named(e, path) from None  # a full disk (write, fsync) names the file being written
         raise
+
+
+def _named(e: OSError, path: Path) -> OSError:
+    """``e`` (same errno, hence the same subclass: PermissionError, ...) naming ``path``."""
+    return OSError(e.errno, e.strerror, str(path))
 
 
 def _umask() -> int:
@@ -55,3 +66,28 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = No
         json.dump(obj, f, indent=indent, allow_nan=False)
         f.write("\n")
     return Path(path)
+
+
+def check_writable_folder(folder: str | os.PathLike) -> Path:
+    """Make sure files can be written into ``folder`` before any work is done: create it (and its parents)
+    and write, sync and remove a small probe file. An ``OSError`` naming ``folder`` otherwise (no
+    permission, a read-only or full file system, a file in the way)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".boir-write-test.", suffix=".tmp")
+    except FileExistsError as e:
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", e.filename or str(folder)) from None
+    except OSError as e:
+        raise _named(e, folder) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"boir")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise _named(e, folder) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(probe)
+    return folder
