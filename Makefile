@@ -15,8 +15,10 @@ DEMO_OUT ?= runs/demo
 # make lab: JupyterLab on the kit's root (LAB_IP=0.0.0.0 to reach it from another machine)
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
-ifndef LAB_TOKEN
-LAB_TOKEN := $(shell od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# no token, or an empty one (`make lab LAB_TOKEN=`, which `ifndef` would let through and which would turn
+# authentication off): a random one, printed in the URL below. `override` beats a command-line value.
+ifeq ($(strip $(LAB_TOKEN)),)
+override LAB_TOKEN := $(shell od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 endif
 # nbval executes every notebook with its defaults (kernel started in notebooks/, as JupyterLab does)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1200
