@@ -19,14 +19,23 @@ package; with it and no ``--config``, the config they were trained with is used.
 Relative paths (outputs ``runs/...``, data ``data/...``) are read from the working folder; a config on the
 embedded SynthCrowd data generates it there when it is missing (train, evaluate), and says so. ``demo``
 executes the notebooks, which need a checkout of the kit (``git clone``), not only the package.
+
+Errors: every failure is one ``error: ...`` line on stderr that names the file, key or value and what to do.
+Exit status 2: an error in what was asked or given (usage, config, data, a missing or unwritable path, a
+checkpoint that cannot be read); 1: an unexpected internal error; 130: interrupted (Ctrl-C). ``--debug`` (before
+or after the command) or ``BOIR_DEBUG=1`` prints the traceback too.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
+
+from .io import check_writable_folder
 
 # Each subcommand imports its engine module inside its function: those imports pull in torch, timm, cv2
 # and pycocotools (seconds), which `--help` and the other subcommands do not need.
@@ -84,6 +93,8 @@ def cmd_evaluate(args) -> int:
     from .engine.runner import run_evaluation
 
     cfg = _config(args)
+    if args.out:  # before the work: a folder that cannot be written is found now, not after the evaluation
+        check_writable_folder(args.out)
     _data(cfg)
     out = run_evaluation(cfg, args.checkpoint, out_dir=args.out, key=args.key, progress=not args.quiet)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun every process returns the same result
@@ -99,16 +110,37 @@ def cmd_predict(args) -> int:
     cfg = _config(args)
     min_score = DRAW_MIN_SCORE if args.draw_min_score is None else args.draw_min_score
     report = predict(cfg, args.checkpoint, args.inputs, output=args.output, draw_dir=args.draw,
-                     draw_min_score=min_score, progress=not args.quiet)
+                     draw_min_score=min_score, progress=not args.quiet,
+                     on_failure=lambda name, why: print(f"error: {name}: {why}", file=sys.stderr))
     print(f"[predict] {report['num_poses']} poses on {report['num_images']} images -> {args.output}"
-          + (f" ({report['skipped']} unreadable inputs skipped)" if report["skipped"] else ""))
+          + (f"; drawings in {args.draw}" if args.draw else ""))
+    if report["failed"]:
+        print(f"error: {len(report['failed'])} input(s) failed (listed above); the results of the "
+              f"{report['num_images']} other images are in {args.output}", file=sys.stderr)
+        return 2
     return 0
+
+
+PREDICT_HELP = """predict poses on images, folders of images or video files; writes COCO-format JSON (+ drawings)
+
+Before any work: every input exists (a folder holds images), --output is a file name (not a folder, not an
+image, not one of the inputs), --draw does not hold an input, and both can be written into.
+Each image is then predicted on its own. An input that cannot be used gets one `error: FILE: why` line and
+the others keep their results: an unreadable file, a video that does not open, or an image beyond the input
+limits. Input limits: at most 4:1 (long side / short side) and 120 million pixels. The short side is resized
+to data.input_size S and the long side padded to a multiple of 64, so the network canvas is at most S x 4S
+(512 x 2048 at S = 512); a 1x2000 strip would need a 512 x 1,024,000 canvas.
+Exit status: 0 every input predicted; 2 an input failed (the others' results are written) or a usage, path,
+config or checkpoint error (no input usable: nothing is written); 1 an internal error; 130 interrupted.
+"""
 
 
 def cmd_export(args) -> int:
     from .engine.export import export_checkpoint
 
     cfg = _config(args)
+    if args.output:
+        check_writable_folder(args.output)
     paths = export_checkpoint(cfg, args.checkpoint, fmt=args.format, output=args.output)
     print(f"[export] {args.format}: " + ", ".join(str(p) for p in paths.values()))
     return 0
@@ -193,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     prog = "boir" if Path(sys.argv[0]).name == "boir" else "python -m boir_core"
     ap = argparse.ArgumentParser(prog=prog, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a config (DDP under torchrun)")
@@ -218,18 +251,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="predict poses on images / a folder / a video")
+    p = sub.add_parser("predict", help="predict poses on images / a folder / a video",
+                       description=PREDICT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", "-c", default=None,
                    help="YAML file or config name (default: the shipped weights' own config for shipped:boir / "
                         "shipped:cid, else the built-in defaults)")
     p.add_argument("--checkpoint", required=True, help="weights file, run folder, released .pth, or shipped:boir / "
                                                        "shipped:cid (the demo weights inside the package)")
-    p.add_argument("--output", "-o", required=True, help="COCO-format results JSON")
-    p.add_argument("--draw", default=None, help="folder for images with drawn skeletons")
+    p.add_argument("--output", "-o", required=True,
+                   help="COCO-format results JSON (a file, not a folder, never one of the inputs; its folder is "
+                        "created)")
+    p.add_argument("--draw", default=None, help="folder for images with drawn skeletons (created; not a folder "
+                                                "that holds an input)")
     p.add_argument("--draw-min-score", type=float, default=None,
                    help="draw only people scored at least this (default 0.05; the JSON keeps every pose)")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("inputs", nargs="+", help="image files, folders or video files; key=value overrides too")
+    p.add_argument("inputs", nargs="+", help="image files, folders or video files; key=value overrides too "
+                                              "(images up to 4:1 and 120 million pixels: see above)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("export", help="export the inference network (ONNX)")
@@ -266,33 +304,101 @@ def build_parser() -> argparse.ArgumentParser:
                         "gpus=4 demo=auto overwrite=true ...) and config overrides for every run "
                         "(model.pretrained=FILE test.max_images=100)")
     p.set_defaults(func=cmd_reproduce)
+    for p in sub.choices.values():  # --debug before or after the command (SUPPRESS: not reset by the command)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return ap
 
 
+DEBUG_HELP = "show the traceback of an error (also: environment variable BOIR_DEBUG=1)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one ``error: ...`` line on stderr ("Errors" in the module docstring)."""
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "").strip().lower() not in FALSE_WORDS
     if args.command == "predict":  # split key=value overrides from input paths
         args.overrides = [a for a in args.inputs if "=" in a and not Path(a).exists()]
         args.inputs = [a for a in args.inputs if a not in args.overrides]
     try:
         return args.func(args)
-    except Exception as e:
-        if not _user_error(e):
+    except KeyboardInterrupt:  # whatever the command printed on its way out (train: how to resume) stays
+        if debug:
+            traceback.print_exc()
+        print("interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:  # a command's own `raise SystemExit("message")`: a usage error like the others
+        if not isinstance(e.code, str):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {e.code}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        status, message = describe_error(e)
+        if status == 1 and not debug:
+            message += f" (run with --debug, or {DEBUG_ENV}=1, for the traceback)"
+        print(f"error: {message}", file=sys.stderr)
+        return status
 
+
+#: The environment variable that shows tracebacks, like ``--debug`` (unset, empty, 0, false or no: off).
+DEBUG_ENV = "BOIR_DEBUG"
+FALSE_WORDS = ("", "0", "false", "no", "off")
 
 #: Errors in what the user asked for (printed as one line, exit status 2), by module: the classes of the modules
 #: that import torch are looked up only when loaded (an instance of one means its module is), so a command that
-#: needs no network (``--help``, ``demo`` without a checkout) answers without importing torch.
+#: needs no network (``--help``, ``demo`` without a checkout) answers without importing torch. Besides these:
+#: every ``ValueError`` subclass the kit defines, a ``ValueError`` raised by the data code, every ``OSError``
+#: (missing files, permissions, a full disk) and "cannot read checkpoint" (:func:`describe_error`).
 USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
                ("boir_core.engine.resume_check", "ResumeMismatchError"),
-               ("boir_core.model.checkpoints", "CheckpointError"), ("boir_core.engine.backends", "BackendUnavailable"))
+               ("boir_core.model.checkpoints", "CheckpointError"), ("boir_core.engine.backends", "BackendUnavailable"),
+               ("boir_core.data.prepare", "PrepareError"), ("boir_core.engine.train", "NonFiniteLossError"))
+
+#: What to do about an OSError, by errno.
+_OS_HINTS = {errno.EACCES: "check its permissions or choose another path",
+             errno.EPERM: "check its permissions or choose another path",
+             errno.EROFS: "a read-only file system: choose another path",
+             errno.ENOSPC: "the disk is full: free some space or choose another folder",
+             errno.EDQUOT: "the disk quota is used up: free some space or choose another folder",
+             errno.ENOENT: "check the path",
+             errno.EISDIR: "it is a folder: name a file",
+             errno.ENOTDIR: "a part of the path is a file, not a folder"}
 
 
 def _user_error(e: BaseException) -> bool:
-    return any(isinstance(e, getattr(sys.modules[mod], name)) for mod, name in USER_ERRORS if mod in sys.modules)
+    if any(isinstance(e, getattr(sys.modules[mod], name)) for mod, name in USER_ERRORS if mod in sys.modules):
+        return True
+    if isinstance(e, ValueError):
+        if type(e).__module__.startswith("boir_core."):  # the kit's own error classes (DataError, ...)
+            return True
+        tb = e.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("boir_core.data"):
+            return True  # raised by the data code itself (a bad annotation, image or size)
+    return isinstance(e, RuntimeError) and str(e).startswith("cannot read checkpoint")
+
+
+def describe_error(e: BaseException) -> tuple[int, str]:
+    """(exit status, one-line message) for an exception that ended a command: 2 for an error in what the user
+    asked for or gave (config, data, paths, checkpoints), 1 for an unexpected (internal) error."""
+    if isinstance(e, OSError):  # a missing file, a folder without permission, a full disk, ...
+        return 2, _os_message(e)
+    if _user_error(e):
+        return 2, str(e) or type(e).__name__
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""  # torch's messages run over many lines
+    return 1, f"internal error: {type(e).__name__}: {first}"
+
+
+def _os_message(e: OSError) -> str:
+    if e.filename is None or e.strerror is None:  # a message of the kit's own (FileNotFoundError("..."))
+        if e.strerror is None:
+            return str(e)
+        return e.strerror + (f" ({_OS_HINTS[e.errno]})" if e.errno in _OS_HINTS else "")
+    name = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else str(e.filename)
+    hint = _OS_HINTS.get(e.errno)
+    return f"{name}: {e.strerror}" + (f" ({hint})" if hint else "")
 
 
 if __name__ == "__main__":

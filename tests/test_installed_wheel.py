@@ -199,11 +199,11 @@ def test_predict_evaluate_export_and_train_with_the_shipped_weights(installed, t
 def test_what_needs_the_checkout_says_so(installed):
     """Before any work, and fast: the command needs no network to say so."""
     # reproduce runs from the package (no notebook); a mistaken argument is named before torch is imported
-    r = installed.run("python", "-c", "import sys; from boir_core.__main__ import main\ntry:\n    main(['reproduce', "
-                      "'--table', '5', 'data_rot=data'])\nexcept SystemExit as e:\n"
-                      "    print(e, 'torch' in sys.modules)",
+    r = installed.run("python", "-c", "import sys; from boir_core.__main__ import main\n"
+                      "rc = main(['reproduce', '--table', '5', 'data_rot=data'])\nprint(rc, 'torch' in sys.modules)",
                       ok=False)
-    assert "unknown argument 'data_rot'" in r.stdout and r.stdout.split()[-1] == "False", r.stdout + r.stderr
+    assert "error: reproduce: unknown argument 'data_rot'" in r.stderr, r.stdout + r.stderr
+    assert r.stdout.split() == ["2", "False"], r.stdout + r.stderr
     r = installed.run("boir", "demo", ok=False)
     assert r.returncode == 2 and "needs a checkout" in r.stderr and "--no-notebooks" in r.stderr, r.stderr
     assert not (installed.user / "runs" / "demo").exists()  # it stopped before any work
