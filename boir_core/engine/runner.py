@@ -193,6 +193,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
             out_dir = default_eval_dir(cfg, checkpoint)
         out_dir = Path(out_dir)
         dataset = KeypointDataset.from_config(cfg, train=False)
+        _check_people_to_evaluate(cfg, dataset)
         share = decode_dataset(cfg, model, dataset, progress=progress and dinfo.is_main,
                                max_images=cfg.test.max_images, rank=dinfo.rank, world_size=dinfo.world_size,
                                runner=runner)
@@ -211,6 +212,21 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
     finally:
         if owns_group and dinfo.distributed:
             cleanup_distributed()
+
+
+def _check_people_to_evaluate(cfg: Config, dataset) -> None:
+    """Ground truth without a single person to score against gives every metric -1 (pycocotools' "undefined"):
+    a :class:`~boir_core.data.DataError` before any decoding instead. COCO test-dev (no public labels: the
+    evaluation server scores it) is exempt."""
+    if cfg.data.dataset == "coco" and cfg.data.test_split in ("test", "test-dev"):
+        return
+    n = len(dataset) if cfg.test.max_images <= 0 else min(cfg.test.max_images, len(dataset))
+    if sum(len(r["keypoints"]) for r in dataset.records[:n]) == 0:
+        scope = f"none of its {n} images" if n == len(dataset) else f"none of the first {n} images (test.max_images)"
+        raise DataError(f"{dataset.ann_file}: no people to evaluate against: {scope} has a person (a non-crowd "
+                        "annotation with a labelled keypoint, v > 0), so every metric would be -1 (undefined); "
+                        f"evaluate on annotated data (data.root={cfg.data.root}, data.test_split="
+                        f"{cfg.data.test_split})")
 
 
 def default_eval_dir(cfg: Config, checkpoint: str | os.PathLike | None) -> Path:
