@@ -816,7 +816,8 @@ def ensure_synthcrowd(root: str | os.PathLike | None = None, num_keypoints: int 
     if state == "complete" and summary.get("args") == want:
         return {**summary, "generated": False, "reason": None}
     reason = ("it was made with other arguments" if state == "complete" else
-              "nothing there" if state in ("missing", "empty") else detail)
+              "nothing there" if state in ("missing", "empty") else
+              f"no complete SynthCrowd there: {detail}")
     summary = make_synthcrowd(root, num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
     return {**summary, "generated": True, "reason": reason}
 
@@ -827,8 +828,11 @@ def synthcrowd_state(root: str | os.PathLike) -> tuple[str, str]:
     - ``"missing"``: no such folder; ``"empty"``: an empty folder;
     - ``"complete"``: a complete set (its marker, and every file it lists);
     - ``"incomplete"``: SynthCrowd's marker without all its files, or SynthCrowd's files (only those) without
-      the marker, e.g. left by an interrupted generation of an older kit; ``detail`` says what is missing;
-    - ``"other"``: a folder that holds something else (someone's own data): never generated over.
+      the marker and without an annotation file, e.g. left by an interrupted generation of an older kit (it
+      wrote each split's annotation file after its images, the marker last); ``detail`` says what is missing;
+    - ``"other"``: a folder that holds something else, or both annotation files without the marker (someone's
+      own data in SynthCrowd's layout): :func:`prepare_demo_data <boir_core.engine.runner.prepare_demo_data>`
+      uses it as it is.
     """
     state, detail, _ = _state(Path(root))
     return state, detail
@@ -852,9 +856,11 @@ def _state(root: Path) -> tuple[str, str, dict[str, Any]]:
         if missing:
             return "incomplete", missing, summary
         return "complete", "", summary
-    if _only_synthcrowd_files(root):
-        return "incomplete", f"no completion marker {MARKER_NAME}", {}
-    return "other", "a folder that is not a SynthCrowd set", {}
+    lacking = [f"annotations/person_keypoints_{s}.json" for s in SPLITS
+               if not (root / "annotations" / f"person_keypoints_{s}.json").is_file()]
+    if lacking and _only_synthcrowd_files(root):
+        return "incomplete", f"no completion marker {MARKER_NAME}, no {' or '.join(lacking)}", {}
+    return "other", f"a folder without SynthCrowd's completion marker {MARKER_NAME}", {}
 
 
 def _only_synthcrowd_files(root: Path) -> bool:

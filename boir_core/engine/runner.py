@@ -248,8 +248,8 @@ def prepare_demo_data(cfg: Config, say=print) -> bool:
     generated.
 
     - A complete set, or a folder holding something else (someone's own data), is used as it is.
-    - An incomplete SynthCrowd at the default folder (no completion marker, files missing: an interrupted
-      generation of an older kit) is regenerated, said; never used as it is.
+    - An incomplete SynthCrowd at the default folder (:func:`~boir_core.data.synthetic.synthcrowd_state`: an
+      interrupted generation of an older kit) is regenerated, said; never used as it is.
     - Any other ``data.root`` the user named is never generated into: one that does not exist is a
       :class:`~boir_core.paths.PathNotFound` (a mistyped path?), one holding an incomplete SynthCrowd a
       :class:`~boir_core.data.DataError`; both say how to generate SynthCrowd there on purpose.

@@ -488,7 +488,9 @@ def test_an_old_interrupted_synthcrowd_is_regenerated_not_used(small_defaults, t
     root = tmp_path / "data/synthcrowd"  # what an older kit's interrupted run left: images, no annotations
     (root / "images/train").mkdir(parents=True)
     (root / "images/train/000001.jpg").write_bytes(jpeg(picture(64, 64)))
-    assert synthetic.synthcrowd_state(root) == ("incomplete", f"no completion marker {synthetic.MARKER_NAME}")
+    assert synthetic.synthcrowd_state(root) == ("incomplete", f"no completion marker {synthetic.MARKER_NAME}, no "
+                                                "annotations/person_keypoints_train.json or "
+                                                "annotations/person_keypoints_val.json")
     said: list[str] = []
     assert prepare_demo_data(small_defaults, said.append) is True
     assert "an incomplete SynthCrowd (no completion marker" in said[0] and "not used as it is" in said[0]
@@ -518,7 +520,12 @@ def test_an_incomplete_set_elsewhere_is_an_error_and_someones_data_is_left_alone
                                         r"marker .*ensure_synthcrowd"):
         prepare_demo_data(small_defaults.override(f"data.root={mine}"), print)
     assert sorted(p.name for p in mine.rglob("*")) == ["annotations", "person_keypoints_train.json"]
-    (mine / "README.txt").write_text("my own data")  # something else: someone's data, used as it is
+    # both annotation files (someone's data in SynthCrowd's layout), or anything else: used as it is
+    (mine / "annotations/person_keypoints_val.json").write_text("{}")
+    assert synthetic.synthcrowd_state(mine)[0] == "other"
+    assert prepare_demo_data(small_defaults.override(f"data.root={mine}"), print) is False
+    (mine / "annotations/person_keypoints_val.json").unlink()
+    (mine / "README.txt").write_text("my own data")
     assert synthetic.synthcrowd_state(mine)[0] == "other"
     assert prepare_demo_data(small_defaults.override(f"data.root={mine}"), print) is False
     default = tmp_path / "data/synthcrowd"
