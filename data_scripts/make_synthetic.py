@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = {**synthetic.make_synthcrowd(out, **kw), "generated": True}
     else:
         summary = synthetic.ensure_synthcrowd(out, **kw)
-    state = f"generated in {summary['seconds']} s" if summary["generated"] else "already complete, kept"
+    why = f" ({summary['reason']})" if summary.get("reason") else ""
+    state = f"generated in {summary['seconds']} s{why}" if summary["generated"] else "already complete, kept"
     print(f"SynthCrowd ({args.keypoints} keypoints) in {out}: {state}")
     for split, s in summary["splits"].items():
         print(f"  {split}: {s['num_images']} images, {s['num_people']} people -> {s['annotations']}")

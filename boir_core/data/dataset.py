@@ -8,10 +8,11 @@ brought to a multiple of 64 the release's way (docs/inference.md#test-time-resiz
 :func:`boir_core.data.transforms.eval_resize_size`), with ``meta["trans_inv"]`` mapping canvas pixels
 back to the original image.
 
-Annotations are checked once, when the data set is built (:mod:`.annotations` reads, checks and indexes
-the file). What is really broken raises :class:`DataError`
-naming the file, the image and the annotation id: a malformed file, a missing image, a keypoint list of the
-wrong length, non-finite numbers, a visibility flag outside {0, 1, 2}, a degenerate box. With
+Annotations and image files are checked once, when the data set is built (:mod:`.annotations` reads, checks
+and indexes the file; :mod:`.imagefiles` reads each image's header). What is really broken raises
+:class:`DataError` naming the file, the image and the annotation id: a malformed file, a field of the wrong
+type, a duplicate id, a missing or truncated image or one whose size disagrees with the file, a keypoint list
+of the wrong length, non-finite numbers, a visibility flag outside {0, 1, 2}, a degenerate box. With
 ``skip_bad_samples=True`` such images are dropped instead, with one warning that counts them
 (``dataset.skipped`` lists the reasons); an image that cannot be decoded at load time is then replaced by the
 next good one.
@@ -38,7 +39,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from ..config import switch_value
-from .annotations import DataError, index_annotations, load_annotation_json, read_image
+from .annotations import index_annotations, load_annotation_json, read_image
+from .errors import SKIP_HINT, DataError
 from .profiles import DatasetProfile, get_profile
 from .targets import build_targets
 from .transforms import (
@@ -51,7 +53,7 @@ from .transforms import (
     warp,
 )
 
-__all__ = ["DataError", "KeypointDataset", "EpochSampler", "read_image"]  # DataError, read_image: from .annotations
+__all__ = ["DataError", "KeypointDataset", "EpochSampler", "read_image"]  # DataError, read_image: re-exported
 
 
 def _box_corners(boxes: np.ndarray) -> np.ndarray:
@@ -189,7 +191,7 @@ class KeypointDataset(torch.utils.data.Dataset):
 
     def _bad(self, msg: str) -> None:
         if not self.skip_bad_samples:
-            raise DataError(msg)
+            raise DataError(f"{msg}; {SKIP_HINT}")
         self.skipped.append(msg)
 
     def summary(self) -> dict[str, int]:

@@ -43,6 +43,12 @@ Layout on disk (the ``synthcrowd`` / ``synthcrowd14`` profiles of :mod:`boir_cor
     root/images/{train,val}/000001.jpg ...
     root/synthcrowd_complete.json      # written last: the generation arguments and a summary
 
+A set is drawn into a temporary sibling folder (``.<name>.generating-<pid>-…``) and renamed into place when
+complete, so an interrupted generation never leaves a half set at ``root`` (its temporary folder is removed
+by the next generation once its process is gone). :func:`synthcrowd_state` tells a complete set from an
+incomplete one (no completion marker, missing files: e.g. left by an older kit's interrupted run);
+:func:`ensure_synthcrowd` regenerates an incomplete one and says why.
+
 Every image is drawn from its own random stream seeded by ``(seed, split, index)``: the same arguments give
 byte-identical files, and the first N images of a larger set equal those of a smaller one.
 """
@@ -51,6 +57,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +94,7 @@ __all__ = [
     "category_for",
     "make_synthcrowd",
     "ensure_synthcrowd",
+    "synthcrowd_state",
     "default_root",
 ]
 
@@ -646,8 +656,6 @@ def _generate_split(root: Path, split: str, count: int, seed: int, num_keypoints
                     image_size: tuple[int, int], max_people: int) -> dict[str, Any]:
     img_dir = root / "images" / split
     img_dir.mkdir(parents=True, exist_ok=True)
-    for old in img_dir.glob("*.jpg"):  # a previous, different set
-        old.unlink()
     images, annotations = [], []
     ann_id = 0
     for i in range(count):
@@ -681,31 +689,99 @@ def _generate_split(root: Path, split: str, count: int, seed: int, num_keypoints
             "num_people": len(annotations)}
 
 
+_PARTIAL = ".generating-"  # the temporary sibling folder: .<name>.generating-<pid>-<random>
+
+
+def _partial_prefix(root: Path) -> str:
+    return f".{root.name}{_PARTIAL}"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def _remove_stale_partials(root: Path) -> None:
+    """Remove the temporary folders of generations into ``root`` whose process is gone (killed mid-way)."""
+    prefix = _partial_prefix(root)
+    if not root.parent.is_dir():
+        return
+    for d in root.parent.iterdir():
+        m = re.fullmatch(re.escape(prefix) + r"(\d+)-.*", d.name)
+        if m and d.is_dir() and not _alive(int(m.group(1))):
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _install(tmp: Path, root: Path, summary: dict[str, Any]) -> None:
+    """Move the complete set drawn in ``tmp`` to ``root``, the marker last.
+
+    A new (or empty) ``root``: one rename, the set appears at once. An existing folder (an older set, or a
+    folder that also holds other files): the marker goes first, then SynthCrowd's own files are replaced
+    (every ``*.jpg`` of ``images/{train,val}`` and the two annotation files; nothing else is touched), then
+    the new marker is written, so an interruption leaves a set that :func:`synthcrowd_state` calls incomplete.
+    """
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+    if not root.exists():
+        _atomic_write_json(tmp / MARKER_NAME, summary)
+        os.rename(tmp, root)
+        return
+    marker = root / MARKER_NAME
+    if marker.exists():
+        marker.unlink()
+    for split in SPLITS:
+        dst = root / "images" / split
+        dst.mkdir(parents=True, exist_ok=True)
+        for old in dst.glob("*.jpg"):  # a previous, different set
+            old.unlink()
+        for f in (tmp / "images" / split).iterdir():
+            os.replace(f, dst / f.name)
+        (root / "annotations").mkdir(exist_ok=True)
+        name = f"person_keypoints_{split}.json"
+        os.replace(tmp / "annotations" / name, root / "annotations" / name)
+    _atomic_write_json(marker, summary)
+
+
 def make_synthcrowd(out_dir: str | os.PathLike = DEFAULT_ROOT, num_train: int = DEFAULT_TRAIN,
                     num_val: int = DEFAULT_VAL, seed: int = DEFAULT_SEED, num_keypoints: int = 17,
                     image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
                     max_people: int = DEFAULT_MAX_PEOPLE) -> dict[str, Any]:
     """Generate SynthCrowd into ``out_dir`` (always regenerates; see :func:`ensure_synthcrowd`).
 
-    Returns a summary: ``root``, per split the annotation file, image folder, image and person counts,
-    the generation ``args`` and the ``seconds`` it took. The marker file is written last.
+    The set is drawn into a temporary sibling folder and moved into ``out_dir`` when complete (module notes),
+    so an interruption leaves ``out_dir`` as it was. Returns a summary: ``root``, per split the annotation
+    file, image folder, image and person counts, the generation ``args`` and the ``seconds`` it took. The
+    marker file is written last.
     """
     _keypoint_names(num_keypoints)
     lo, hi = _check_args(num_train, num_val, image_size, max_people)
     root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    marker = root / MARKER_NAME
-    if marker.exists():
-        marker.unlink()  # incomplete until the new marker is written
-    t0 = time.perf_counter()
-    args = _args_record(num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
-    splits = {}
-    for split, count in (("train", num_train), ("val", num_val)):
-        splits[split] = _generate_split(root, split, int(count), int(seed), num_keypoints, (lo, hi),
-                                        int(max_people))
-    summary = {"root": str(root), "args": args, "splits": splits,
-               "seconds": round(time.perf_counter() - t0, 2)}
-    _atomic_write_json(marker, summary)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(root)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_partial_prefix(root)}{os.getpid()}-", dir=root.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes a private folder; the set gets the usual permissions
+    try:
+        t0 = time.perf_counter()
+        args = _args_record(num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+        splits = {}
+        for split, count in (("train", num_train), ("val", num_val)):
+            s = _generate_split(tmp, split, int(count), int(seed), num_keypoints, (lo, hi), int(max_people))
+            splits[split] = {**s, "annotations": str(root / Path(s["annotations"]).relative_to(tmp)),
+                             "images": str(root / Path(s["images"]).relative_to(tmp))}
+        summary = {"root": str(root), "args": args, "splits": splits,
+                   "seconds": round(time.perf_counter() - t0, 2)}
+        _install(tmp, root, summary)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already when it was renamed into place
     return summary
 
 
@@ -729,30 +805,86 @@ def ensure_synthcrowd(root: str | os.PathLike | None = None, num_keypoints: int 
 
     "Complete" means: the marker file exists and records exactly these arguments (and generator version),
     both annotation files exist and each image folder holds the expected number of JPEGs. Anything else
-    (a changed argument, an interrupted run) regenerates. Returns the summary; ``generated`` says which.
+    (a changed argument, an interrupted run) regenerates. Returns the summary; ``generated`` says which and
+    ``reason`` why (None when nothing was generated).
     """
     root = Path(root if root is not None else default_root(num_keypoints))
     lo, hi = _check_args(num_train, num_val, image_size, max_people)
     _keypoint_names(num_keypoints)
     want = _args_record(num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+    state, detail, summary = _state(root)
+    if state == "complete" and summary.get("args") == want:
+        return {**summary, "generated": False, "reason": None}
+    reason = ("it was made with other arguments" if state == "complete" else
+              "nothing there" if state in ("missing", "empty") else
+              f"no complete SynthCrowd there: {detail}")
+    summary = make_synthcrowd(root, num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+    return {**summary, "generated": True, "reason": reason}
+
+
+def synthcrowd_state(root: str | os.PathLike) -> tuple[str, str]:
+    """What lies at ``root``: ``(state, detail)`` with state
+
+    - ``"missing"``: no such folder; ``"empty"``: an empty folder;
+    - ``"complete"``: a complete set (its marker, and every file it lists);
+    - ``"incomplete"``: SynthCrowd's marker without all its files, or SynthCrowd's files (only those) without
+      the marker and without an annotation file, e.g. left by an interrupted generation of an older kit (it
+      wrote each split's annotation file after its images, the marker last); ``detail`` says what is missing;
+    - ``"other"``: a folder that holds something else, or both annotation files without the marker (someone's
+      own data in SynthCrowd's layout): :func:`prepare_demo_data <boir_core.engine.runner.prepare_demo_data>`
+      uses it as it is.
+    """
+    state, detail, _ = _state(Path(root))
+    return state, detail
+
+
+def _state(root: Path) -> tuple[str, str, dict[str, Any]]:
+    if not root.exists():
+        return "missing", "no such folder", {}
+    if not root.is_dir():
+        return "other", "not a folder", {}
+    if not any(root.iterdir()):
+        return "empty", "an empty folder", {}
     marker = root / MARKER_NAME
     if marker.is_file():
         try:
             summary = json.loads(marker.read_text())
-        except (OSError, json.JSONDecodeError):
-            summary = None
-        if summary and summary.get("args") == want and _complete(root, want):
-            return {**summary, "generated": False}
-    summary = make_synthcrowd(root, num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
-    return {**summary, "generated": True}
+            args = summary["args"]
+            missing = _missing(root, args)
+        except (OSError, ValueError, TypeError, KeyError):
+            return "incomplete", f"an unreadable completion marker {MARKER_NAME}", {}
+        if missing:
+            return "incomplete", missing, summary
+        return "complete", "", summary
+    lacking = [f"annotations/person_keypoints_{s}.json" for s in SPLITS
+               if not (root / "annotations" / f"person_keypoints_{s}.json").is_file()]
+    if lacking and _only_synthcrowd_files(root):
+        return "incomplete", f"no completion marker {MARKER_NAME}, no {' or '.join(lacking)}", {}
+    return "other", f"a folder without SynthCrowd's completion marker {MARKER_NAME}", {}
 
 
-def _complete(root: Path, args: dict[str, Any]) -> bool:
+def _only_synthcrowd_files(root: Path) -> bool:
+    """``root`` holds nothing but what the generator writes (dot files aside: temporary files)."""
+    def names(d: Path) -> list[str]:
+        return [e.name for e in os.scandir(d) if not e.name.startswith(".")] if d.is_dir() else []
+
+    if not set(names(root)) <= {"annotations", "images"}:
+        return False
+    if not set(names(root / "annotations")) <= {f"person_keypoints_{s}.json" for s in SPLITS}:
+        return False
+    if not set(names(root / "images")) <= set(SPLITS):
+        return False
+    return all(re.fullmatch(r"\d{6}\.jpg", n) for s in SPLITS for n in names(root / "images" / s))
+
+
+def _missing(root: Path, args: dict[str, Any]) -> str:
+    """What a complete set made with ``args`` lacks at ``root`` ("" when nothing)."""
     for split, count in (("train", args["num_train"]), ("val", args["num_val"])):
-        if not (root / "annotations" / f"person_keypoints_{split}.json").is_file():
-            return False
+        ann = root / "annotations" / f"person_keypoints_{split}.json"
+        if not ann.is_file():
+            return f"{ann} is missing"
         img_dir = root / "images" / split
         n = sum(1 for e in os.scandir(img_dir) if e.name.endswith(".jpg")) if img_dir.is_dir() else 0
         if n != count:
-            return False
-    return True
+            return f"{img_dir} holds {n} of its {count} images"
+    return ""

@@ -124,7 +124,9 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     k = get_profile(cfg.data.dataset).num_keypoints
     print(f"[demo] 1/5 SynthCrowd at {cfg.data.root}")
     if generate_data:
-        ensure_synthcrowd(cfg.data.root, num_keypoints=k)
+        info = ensure_synthcrowd(cfg.data.root, num_keypoints=k)
+        if info["generated"]:  # why: nothing there, other arguments, or an interrupted generation's leftover
+            print(f"[demo]     generated ({info['reason']}) in {info['seconds']:.0f} s")
     stages["data"] = time.time() - t0
 
     t = time.time()

@@ -17,12 +17,12 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, load_config, preset_label, upgrade_config_dict
-from ..data import KeypointDataset, get_profile, synthetic
+from ..data import DataError, KeypointDataset, get_profile, synthetic
 from ..data.profiles import DEMO_DATASETS
 from ..io import atomic_write_json
 from ..model import build_model, check_weights, count_parameters, load_weights
 from ..model.demo_weights import shipped_arch, shipped_checkpoint
-from ..paths import inside_package
+from ..paths import PathNotFound, inside_package
 from . import backends
 from . import decode as decode_mod  # called through the module: tests stand in for decode there
 from .checkpointing import FORMAT as TRAIN_STATE_FORMAT
@@ -193,6 +193,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
             out_dir = default_eval_dir(cfg, checkpoint)
         out_dir = Path(out_dir)
         dataset = KeypointDataset.from_config(cfg, train=False)
+        _check_people_to_evaluate(cfg, dataset)
         share = decode_dataset(cfg, model, dataset, progress=progress and dinfo.is_main,
                                max_images=cfg.test.max_images, rank=dinfo.rank, world_size=dinfo.world_size,
                                runner=runner)
@@ -213,6 +214,21 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
             cleanup_distributed()
 
 
+def _check_people_to_evaluate(cfg: Config, dataset) -> None:
+    """Ground truth without a single person to score against gives every metric -1 (pycocotools' "undefined"):
+    a :class:`~boir_core.data.DataError` before any decoding instead. COCO test-dev (no public labels: the
+    evaluation server scores it) is exempt."""
+    if cfg.data.dataset == "coco" and cfg.data.test_split in ("test", "test-dev"):
+        return
+    n = len(dataset) if cfg.test.max_images <= 0 else min(cfg.test.max_images, len(dataset))
+    if sum(len(r["keypoints"]) for r in dataset.records[:n]) == 0:
+        scope = f"none of its {n} images" if n == len(dataset) else f"none of the first {n} images (test.max_images)"
+        raise DataError(f"{dataset.ann_file}: no people to evaluate against: {scope} has a person (a non-crowd "
+                        "annotation with a labelled keypoint, v > 0), so every metric would be -1 (undefined); "
+                        f"evaluate on annotated data (data.root={cfg.data.root}, data.test_split="
+                        f"{cfg.data.test_split})")
+
+
 def default_eval_dir(cfg: Config, checkpoint: str | os.PathLike | None) -> Path:
     """Where ``evaluate`` writes without ``--out``: ``eval/`` beside the checkpoint, except for weights inside
     the package (the shipped ones; never written into) and no weights: ``<output_dir>/<name>/eval`` (from the
@@ -226,23 +242,46 @@ def default_eval_dir(cfg: Config, checkpoint: str | os.PathLike | None) -> Path:
 
 def prepare_demo_data(cfg: Config, say=print) -> bool:
     """Generate SynthCrowd (the kit's embedded data set, :func:`boir_core.data.synthetic.ensure_synthcrowd` with
-    its defaults, as ``make demo`` does) at ``data.root`` when the config uses it and nothing is there yet, e.g.
-    a ``pip install``-ed kit run in a fresh folder; ``say`` tells where and how much. An existing folder is used
-    as it is. Returns whether it generated."""
+    its defaults, as ``make demo`` does) when the config uses it and ``data.root`` is SynthCrowd's default
+    folder (``data/synthcrowd``, ``data/synthcrowd14`` for 14 keypoints, from the working folder), e.g. a
+    ``pip install``-ed kit run in a fresh folder; ``say`` tells where, why and how much. Returns whether it
+    generated.
+
+    - A complete set, or a folder holding something else (someone's own data), is used as it is.
+    - An incomplete SynthCrowd at the default folder (:func:`~boir_core.data.synthetic.synthcrowd_state`: an
+      interrupted generation of an older kit) is regenerated, said; never used as it is.
+    - Any other ``data.root`` the user named is never generated into: one that does not exist is a
+      :class:`~boir_core.paths.PathNotFound` (a mistyped path?), one holding an incomplete SynthCrowd a
+      :class:`~boir_core.data.DataError`; both say how to generate SynthCrowd there on purpose.
+    """
     if cfg.data.dataset not in DEMO_DATASETS:
         return False
     root = Path(cfg.data.root).expanduser()
-    if root.exists():
+    state, detail = synthetic.synthcrowd_state(root)
+    if state in ("complete", "other"):
         return False
     k = get_profile(cfg.data.dataset).num_keypoints
+    default = synthetic.default_root(k)
+    at_default = root.resolve() == Path(default).resolve()
+    if state == "empty" and not at_default:
+        return False  # a folder of the user's own: the data set says what it lacks
+    make_it = (f"python -c \"from boir_core.data.synthetic import ensure_synthcrowd; ensure_synthcrowd('{root}', "
+               f"num_keypoints={k})\"")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the processes would race writing the same files
-        raise FileNotFoundError(f"no {cfg.data.dataset} data at data.root={cfg.data.root} ({root.resolve()}); under "
-                                f"torchrun generate it first, in one process: python -c \"from "
-                                f"boir_core.data.synthetic import ensure_synthcrowd; ensure_synthcrowd('{root}', "
-                                f"num_keypoints={k})\"")
-    say(f"[data] no {cfg.data.dataset} data at data.root={cfg.data.root} ({root.resolve()}): generating the kit's "
-        f"embedded SynthCrowd there ({synthetic.DEFAULT_TRAIN} train + {synthetic.DEFAULT_VAL} val images, {k} "
-        f"keypoints; once)")
+        raise FileNotFoundError(f"no {cfg.data.dataset} data at data.root={cfg.data.root} ({root.resolve()}: "
+                                f"{detail}); under torchrun generate it first, in one process: {make_it}")
+    if not at_default:
+        if state == "missing":
+            raise PathNotFound(f"data.root={cfg.data.root} ({root.resolve()}) does not exist (a mistyped path?); "
+                               f"the kit generates its SynthCrowd data by itself only at its default folder "
+                               f"data.root={default}. To generate SynthCrowd at {root} on purpose: {make_it}")
+        raise DataError(f"data.root={cfg.data.root} ({root.resolve()}) holds an incomplete SynthCrowd set "
+                        f"({detail}: an interrupted generation?), which is not used as it is; to generate it "
+                        f"again there: {make_it}")
+    what = (f"no {cfg.data.dataset} data" if state in ("missing", "empty") else
+            f"an incomplete SynthCrowd ({detail}: an interrupted generation?), not used as it is,")
+    say(f"[data] {what} at data.root={cfg.data.root} ({root.resolve()}): generating the kit's embedded SynthCrowd "
+        f"there ({synthetic.DEFAULT_TRAIN} train + {synthetic.DEFAULT_VAL} val images, {k} keypoints; once)")
     s = synthetic.ensure_synthcrowd(root, num_keypoints=k, num_train=synthetic.DEFAULT_TRAIN,
                                     num_val=synthetic.DEFAULT_VAL)
     say(f"[data] SynthCrowd generated in {s.get('seconds', 0):.0f} s: {root.resolve()}")
