@@ -22,19 +22,27 @@
 #    attention and a spatial attention, shown for two overlapping people;
 # 5. the **parameter counts** of Table 5, measured live, with and without the training-only heads.
 #
-# Without a checkpoint the network is untrained: the pictures then show the *plumbing* (shapes, where
-# information flows), not learned behaviour. Set `checkpoint` to a released BoIR file (COCO, K = 17) to
-# see trained outputs.
+# By default the network is the kit's trained demo BoIR (`boir_core.paths.default_checkpoint("boir")`: the
+# weights shipped in `boir_core/weights/`, trained on SynthCrowd; the output names them) on a SynthCrowd val
+# image, so the heads and the attention show learned behaviour. Set `checkpoint` (and `config`) to a
+# released BoIR file (COCO, K = 17) for the paper's network. `untrained=True` builds the paper's network with
+# its initial weights instead: then the pictures show only the *plumbing* (shapes, where information flows),
+# and the text says what an untrained network looks like. Without any trained weights (a trimmed install)
+# the notebook says so and falls back to that.
 #
 # Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
 # %% tags=["parameters"]
-backbone = "hrnet_w32"  # hrnet_w32 (paper), hrnet_w18_small (fastest); W48 is only counted below
-inst_channels = 64  # instance-head width: 64 for W32, 96 for W48
-input_size = 256  # S_in (the paper uses 512); maps are S_in / 4
-image_path = None  # a real image; None: COCO 000000197388.jpg from the real fixtures, drawn shapes without them
-annotations = None  # COCO keypoint JSON for the two people's centers; None: the fixtures' (with the default image)
-checkpoint = None  # path to a released BoIR checkpoint or one of ours; None: untrained network
+checkpoint = None  # BoIR weights (a released file or one of ours); None: the kit's default trained BoIR
+config = None  # config of those weights (e.g. coco_w32 for a released W32); None: the one saved with them
+untrained = False  # True: the paper's network with its initial weights (the plumbing only, no learned behaviour)
+backbone = None  # None: the config's model.backbone (untrained: hrnet_w32, the paper's; hrnet_w18_small is fastest)
+inst_channels = None  # None: the config's model.inst_channels (untrained: 64, the W32 width)
+input_size = None  # S_in, None: the config's data.input_size (untrained: 256; the paper uses 512); maps are S_in / 4
+image_path = None  # a real image; None: a SynthCrowd val image for a SynthCrowd model, else the COCO fixture
+annotations = None  # COCO keypoint JSON for the two people's centers; None: the default image's own
+search_images = 8  # SynthCrowd val images searched for two overlapping people whose centers are apart
+work_dir = "runs/notebooks/02"  # where a small SynthCrowd is generated when data/synthcrowd is missing
 device = "cpu"
 num_threads = 1  # CPU threads for PyTorch (1 is fastest on a busy shared machine; 0 keeps the default)
 seed = 0
@@ -50,8 +58,12 @@ import torch
 
 from boir_core import paths
 from boir_core.data.transforms import normalize_image
-from boir_core.model import BoIR, count_parameters, load_weights, parameter_table
+from boir_core.engine.runner import checkpoint_config
+from boir_core.model import BoIR, build_model, count_parameters, load_weights, parameter_table
 from boir_core.ops import sigmoid_clamp
+from boir_core.viz import figures as fg
+from boir_core.viz.scenes import keypoint_center, synthcrowd_root, val_pictures
+from boir_core.viz.training import shipped_description
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -59,20 +71,38 @@ torch.manual_seed(seed)
 # %matplotlib inline
 
 # relative paths are read from the kit's root; a path you set must exist
+checkpoint = paths.existing(checkpoint, "checkpoint") if checkpoint else None
+if checkpoint is None and not untrained:
+    checkpoint = paths.default_checkpoint("boir")
+    if checkpoint is None:
+        print("no trained BoIR weights in this kit (`make demo` trains some): the untrained network stands in")
+mirrors = {"model.backbone": backbone, "model.inst_channels": inst_channels, "data.input_size": input_size}
+set_here = [f"{k}={v}" for k, v in mirrors.items() if v is not None]
+cfg = None if untrained or checkpoint is None else checkpoint_config(checkpoint, config, set_here)
+if cfg is not None:  # the trained network's own sizes
+    backbone, inst_channels, input_size = cfg.model.backbone, cfg.model.inst_channels, cfg.data.input_size
+    print(f"weights: {shipped_description(checkpoint) or checkpoint} ({cfg.model.arch}, {cfg.model.backbone}, "
+          f"{cfg.data.dataset}, {cfg.num_keypoints} keypoints, input {input_size} px)")
+else:  # untrained: the paper's network at a CPU-sized input
+    backbone, inst_channels, input_size = backbone or "hrnet_w32", inst_channels or 64, input_size or 256
+    print(f"untrained {backbone} (initial weights): the pictures show the plumbing, not learned behaviour")
+synthcrowd_model = cfg is not None and cfg.data.dataset.startswith("synthcrowd")
 fixtures = paths.real_fixtures_dir()
-if image_path is None and fixtures is not None:
+if image_path is None and not synthcrowd_model and fixtures is not None:
     image_path = fixtures / "coco" / "000000197388.jpg"
     annotations = annotations or fixtures / "coco" / "test_coco.json"
 image_path = paths.existing(image_path, "image_path") if image_path else None
 annotations = paths.existing(annotations, "annotations") if annotations else None
-checkpoint = paths.existing(checkpoint, "checkpoint") if checkpoint else None
 
 # %% [markdown]
 # ## The input image
 #
-# A real COCO image when the fixture is present (resized so its long side is `input_size`, padded to a
-# square, ImageNet-normalised), otherwise two overlapping drawn "people". We also need the centers of
-# two overlapping people, in output-map pixels (stride 4), written `(y, x)` as `instance_coord` is.
+# For a model trained on SynthCrowd, a SynthCrowd val image: the first of `search_images` with two people
+# whose boxes overlap but whose centers are apart (the rule of notebook 07's Figure 1,
+# `boir_core.viz.figures.separated_overlapping_pair`). Otherwise a real COCO image when the fixture is
+# present, or two overlapping drawn "people". The image is resized so its long side is `input_size`, padded
+# to a square and ImageNet-normalised. We also need the centers of the two people (their keypoint means), in
+# output-map pixels (stride 4), written `(y, x)` as `instance_coord` is.
 
 # %%
 
@@ -92,30 +122,34 @@ def drawn_people(size):
 
 
 def two_overlapping_people(anns):
-    """Keypoint-mean centers (original pixels) of the two annotated people whose boxes overlap most."""
-    people = [a for a in anns if a.get("num_keypoints", 0) > 0]
-    best, pair = -1.0, None
-    for i in range(len(people)):
-        for j in range(i + 1, len(people)):
-            (x1, y1, w1, h1), (x2, y2, w2, h2) = people[i]["bbox"], people[j]["bbox"]
-            iw = max(0.0, min(x1 + w1, x2 + w2) - max(x1, x2))
-            ih = max(0.0, min(y1 + h1, y2 + h2) - max(y1, y2))
-            if iw * ih > best:
-                best, pair = iw * ih, (people[i], people[j])
-    centers = []
-    for p in pair:
-        k = np.array(p["keypoints"], float).reshape(-1, 3)
-        k = k[k[:, 2] > 0]
-        centers.append((k[:, 0].mean(), k[:, 1].mean()))
-    return centers
+    """Keypoint-mean centers (original pixels) of two overlapping annotated people: the pair notebook 07's
+    Figure 1 rule picks, else (no pair passes it) the two whose boxes overlap most."""
+    people = [a for a in anns if a.get("num_keypoints", 0) > 0 and keypoint_center(a) is not None]
+    boxes = [a["bbox"] for a in people]
+    i, j, _ = fg.separated_overlapping_pair(boxes) or fg.most_overlapping_pair(boxes)
+    return [keypoint_center(people[i]), keypoint_center(people[j])]
 
 
-if image_path is not None:
-    rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
-    scale = input_size / max(rgb.shape[:2])
-    canvas = np.zeros((input_size, input_size, 3), np.uint8)
+def letterbox(rgb, size):
+    """``rgb`` scaled so its long side is ``size``, on a black ``size`` x ``size`` canvas; and the scale."""
+    scale = size / max(rgb.shape[:2])
+    out = np.zeros((size, size, 3), np.uint8)
     resized = cv2.resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale)))
-    canvas[: resized.shape[0], : resized.shape[1]] = resized
+    out[: resized.shape[0], : resized.shape[1]] = resized
+    return out, scale
+
+
+if image_path is None and synthcrowd_model:
+    root = synthcrowd_root(paths.resolve(work_dir), int(search_images))
+    pics = val_pictures(root, int(search_images))
+    pic = next((p for p in pics if fg.separated_overlapping_pair(p.boxes) is not None),
+               next(p for p in pics if len(p.people) >= 2))
+    canvas, scale = letterbox(pic.image, input_size)
+    centers = [(x * scale, y * scale) for x, y in two_overlapping_people(pic.people)]
+    source = f"SynthCrowd val {pic.name} from {root} (scaled by {scale:.3f})"
+elif image_path is not None:
+    rgb = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+    canvas, scale = letterbox(rgb, input_size)
     centers = [(input_size * 0.4, input_size * 0.5), (input_size * 0.6, input_size * 0.5)]
     if annotations is not None:
         coco = json.loads(annotations.read_text())
@@ -145,18 +179,21 @@ plt.show()
 # ## Build the network
 #
 # `BoIR(..., train_heads=True)` builds every head; the inference model (`train_heads=False`) keeps only
-# backbone, neck, center head and instance head. The release initialises every conv with N(0, 0.001²)
-# (docs/model.md#backbone-hrnet, docs/model.md#task-heads). With such tiny weights an *untrained* network in eval
-# mode passes almost nothing through its BatchNorms, so without a checkpoint we run it in
-# training mode (batch statistics re-scale every layer) — purely to get visible pictures.
+# backbone, neck, center head and instance head. With weights, the network is built from their config
+# (`build_model`, which sizes the neck and heads as the config says) and runs in eval mode. The release
+# initialises every conv with N(0, 0.001²) (docs/model.md#backbone-hrnet, docs/model.md#task-heads). With such
+# tiny weights an *untrained* network in eval mode passes almost nothing through its BatchNorms, so the
+# untrained network runs in training mode (batch statistics re-scale every layer), purely to get visible
+# pictures.
 
 # %%
-model = BoIR(17, backbone, inst_channels=inst_channels, train_heads=True).to(device)
-if checkpoint:
+if cfg is not None:
+    model = build_model(cfg, train=True, initialise=False).to(device)
     report = load_weights(model, checkpoint, allow_missing_aux_heads=True)
     print(report.summary())
     model.eval()
 else:
+    model = BoIR(17, backbone, inst_channels=inst_channels, train_heads=True).to(device)
     model.train()
 print(f"{backbone}: branch channels {model.backbone.branch_channels} -> C_b = {model.backbone.out_channels}")
 
@@ -184,7 +221,8 @@ plt.show()
 # %% [markdown]
 # ## 2 · The ASPP neck and its receptive fields
 #
-# Five parallel branches read F: a 1×1 conv, three 3×3 convs with dilations 12, 24 and 36, and a global
+# Five parallel branches read F: a 1×1 conv, three 3×3 convs with dilations 12, 24 and 36 in the paper's
+# network (the demo network's are smaller, for its smaller map: the cell prints this network's), and a global
 # average pool. A dilated 3×3 conv samples 9 points spaced `r` map pixels apart, i.e. `4r` input pixels:
 # one layer sees a (2r+1)-pixel window of the map. The picture shows the sample points of each branch
 # around the first person's center (the pooled branch sees the whole image).
@@ -262,9 +300,12 @@ for r in aspp.atrous_rates:
 # %% [markdown]
 # ## 3 · The dense heads
 #
-# Each head is a BasicBlock (256→128, 1×1 conv shortcut) and a 3×3 output conv, producing raw values:
-# center logits (1 channel), BUK logits (K), embedding (D = 128) and bbox distances (l, t, r, b). Only the
-# center head is used at inference. Untrained, the center and BUK heads sit at the focal prior
+# Each head is a BasicBlock (256→128 in the paper's network, 1×1 conv shortcut) and a 3×3 output conv,
+# producing raw values: center logits (1 channel), BUK logits (K), embedding (D = 128 in the paper) and bbox
+# distances (l, t, r, b); the cell prints this network's shapes. Only the center head is used at inference.
+# Trained, the center map should peak at the people's centers and the bbox width follow their sizes; the cell
+# prints the center probability at the two people's centers against the map's median, and the box width
+# predicted there. Untrained (`untrained=True`), the center and BUK heads sit at the focal prior
 # σ(−4.595) = 0.01 and the bbox head outputs exactly 1.0 everywhere (its output conv starts at zero).
 
 # %%
@@ -290,6 +331,12 @@ for ax, (title, img) in zip(axes, panels):
     ax.axis("off")
 plt.show()
 print({k: tuple(v.shape) for k, v in out.items()})
+center_p = sigmoid_clamp(out["center"])[0, 0]
+for i, (y, x) in enumerate(instance_coord.tolist()):
+    width = float(out["bbox"][0, 0, y, x] + out["bbox"][0, 2, y, x])
+    print(f"person {i} at (y, x) = ({y}, {x}): center probability {float(center_p[y, x]):.3f} (map median "
+          f"{float(center_p.median()):.3f}, max {float(center_p.max()):.3f}); predicted box width l + r = "
+          f"{width:.1f} map px")
 
 # %% [markdown]
 # ### The shortcut is 1×1, not 3×3
@@ -314,7 +361,9 @@ for name in ("center_head", "buk_head", "emb_head", "bbox_head"):
 # is dotted with G at every pixel and stacked with relative-coordinate maps ((x_i − x)/32, (y_i − y)/32)
 # before a 5×5 conv and InstanceNorm: the **spatial attention** m. For two overlapping people the two
 # spatial maps should light up different bodies once trained; untrained, m is mostly a smooth ramp
-# from the relative-coordinate maps plus image texture, almost the same for both people.
+# from the relative-coordinate maps plus image texture, almost the same for both people. The cell measures
+# how different the two people's maps are (their correlation) and where each person's keypoint heatmaps
+# peak: near its own center or the other's.
 
 # %%
 with torch.no_grad():
@@ -336,6 +385,15 @@ for ax in axes[1:]:
 plt.show()
 cos = torch.nn.functional.cosine_similarity(att["channel"][0], att["channel"][1], dim=0)
 print(f"cosine similarity of the two people's channel attention: {cos:.3f}")
+corr = np.corrcoef(att["spatial"][0, 0].flatten().cpu(), att["spatial"][1, 0].flatten().cpu())[0, 1]
+print(f"correlation of the two people's spatial attention maps: {corr:.3f}")
+yx = instance_coord.cpu().float()
+for i in range(2):
+    peaks = [divmod(int(inst[i, k].argmax()), inst.shape[-1]) for k in range(inst.shape[1])]  # (y, x) per keypoint
+    peaks = torch.tensor(peaks, dtype=torch.float32)
+    d_own, d_other = ((peaks - yx[i]).norm(dim=1).median(), (peaks - yx[1 - i]).norm(dim=1).median())
+    print(f"person {i}: its {inst.shape[1]} keypoint heatmaps peak a median {d_own:.1f} map px from its own center, "
+          f"{d_other:.1f} px from the other person's")
 
 # %% [markdown]
 # ### The /32 of the relative coordinates

@@ -24,7 +24,7 @@
 # We build each term by hand on a toy embedding map and check it against `boir_core.losses`, then
 # compare the paper's equations with what the released code computes
 # (docs/release_vs_paper.md#bbox-mask-loss), look at β and D (Table 7) and the kernel / distance choices (Table 4
-# right), run the loss on a real network's embedding map, show the released bbox head receiving no gradient, and
+# right), run the loss on a trained network's embedding map, show the released bbox head receiving no gradient, and
 # end with two interactive explorers.
 #
 # Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
@@ -34,8 +34,11 @@ size = 32  # toy map size (output pixels)
 dim = 16  # toy embedding dimension D (the paper uses 128)
 beta = 10.0  # Gaussian kernel scale β (Table 7: 10 is best)
 noise = 0.2  # noise of the toy embeddings
-backbone = "hrnet_w18_small"  # network for the real embedding map (hrnet_w32 is the paper's)
-input_size = 128  # S_in for the network demo; maps are S_in / 4
+checkpoint = None  # section 9's trained BoIR (with its emb head); None: the kit's default trained BoIR
+input_size = None  # S_in of section 9's image (maps are S_in / 4); None: the weights' data.input_size
+backbone = "hrnet_w18_small"  # section 10's untrained networks (section 9's without weights); paper: hrnet_w32
+search_images = 8  # SynthCrowd val images searched for section 9's picture (two overlapping people, centers apart)
+work_dir = "runs/notebooks/03"  # where a small SynthCrowd is generated when data/synthcrowd is missing
 num_threads = 1  # CPU threads for PyTorch (0 keeps the default)
 seed = 0
 
@@ -353,31 +356,98 @@ ap_d1, ap_none = TABLES["7R"].row("t7_dim_1").values["AP"], TABLES["4L"].row("t4
 print(f"paper: D = 1 (no embedding gradient, no bbox head) {ap_d1} AP; neither loss nor head {ap_none} AP")
 
 # %% [markdown]
-# ## 9 · On a network's embedding map
-# The same loss on the (untrained) emb head of `boir_core.model.BoIR`. Untrained, all embeddings are
-# nearly identical (the head starts at a constant bias), so every push sits near its maximum 1.
+# ## 9 · On a trained network's embedding map
+# The same loss on the embedding head of the kit's trained demo BoIR (`checkpoint`; by default
+# `boir_core.paths.default_checkpoint("boir")`, trained on SynthCrowd with this loss) for a SynthCrowd val
+# image and its ground-truth boxes: the first of `search_images` with two people whose boxes overlap but whose
+# centers are apart (notebook 07's Figure 1 rule). Beside it, the *same* network with its initial weights, to
+# show what training changed: untrained, all embeddings are (nearly) identical (the head starts at or near a
+# constant), so every push sits at or near its maximum 1. The maps are ψ, the loss's kernel (β of the weights' config),
+# from each of the two people's centers; under each, the mean over the other person's own pixels (B∖A for
+# A's map, A∖B for B's): lower means less of one person's similarity leaks onto the other.
 
 # %%
-g = torch.Generator().manual_seed(seed)
-images = torch.randn(1, 3, input_size, input_size, generator=g)
-s_out = input_size // 4
-net_boxes = torch.tensor([[4.0, 6.0, 10.0, 18.0], [11.0, 8.0, 10.0, 16.0]]) * s_out / 32
-net_centers = net_boxes[:, :2] + net_boxes[:, 2:] / 2
+from boir_core import paths
+from boir_core.config import load_config
+from boir_core.engine.runner import checkpoint_config
+from boir_core.model import build_model, load_weights
+from boir_core.viz import figures as fg
+from boir_core.viz import similarity as vs
+from boir_core.viz.scenes import keypoint_center, synthcrowd_root, val_pictures
+from boir_core.viz.training import shipped_description
+
+checkpoint = paths.existing(checkpoint, "checkpoint") if checkpoint else paths.default_checkpoint("boir")
+size_override = [f"data.input_size={input_size}"] if input_size else []
+if checkpoint is not None:
+    net_cfg = checkpoint_config(checkpoint, None, size_override)
+    print(f"trained: {shipped_description(checkpoint) or checkpoint}")
+else:
+    net_cfg = load_config("tiny", [f"model.backbone={backbone}", *size_override])
+    print("no trained BoIR weights in this kit (`make demo` trains some): only the untrained network is shown")
+net_beta = net_cfg.loss.beta
+nets = {}
+if checkpoint is not None:
+    nets["trained"] = build_model(net_cfg, train=True, initialise=False)
+    load_weights(nets["trained"], checkpoint)  # strict: the emb head must be in the file
+    nets["trained"].eval()
+torch.manual_seed(seed)
+nets["untrained"] = build_model(net_cfg, train=True, initialise=False).train()  # batch statistics (notebook 02)
+
+pics = val_pictures(synthcrowd_root(paths.resolve(work_dir), int(search_images), net_cfg.num_keypoints),
+                    int(search_images))
+pic = next((p for p in pics if fg.separated_overlapping_pair(p.boxes) is not None),
+           next(p for p in pics if len(p.people) >= 2))
+pair = fg.separated_overlapping_pair(pic.boxes) or fg.most_overlapping_pair(pic.boxes)
+prep = fg.prepare_image(pic.image, net_cfg.data.input_size)
+images = prep["image"][None]
+stride = net_cfg.data.input_size / net_cfg.data.output_size  # input pixels per map pixel (4)
+m = np.asarray(prep["matrix"], dtype=np.float64)
+net_boxes = torch.tensor(fg.boxes_to_canvas(pic.boxes, m), dtype=torch.float32) / stride  # xywh, map pixels
+net_centers = torch.tensor(np.array([m[:, :2] @ np.array(keypoint_center(a)) + m[:, 2] for a in pic.people]),
+                           dtype=torch.float32) / stride  # (x, y), map pixels
 coord = net_centers.floor().long().flip(1)  # (y, x)
-ids = torch.zeros(2, dtype=torch.long)
-model = BoIR(num_keypoints=17, backbone=backbone).train()
-out = model.forward_train(images, coord, ids)
-with torch.no_grad():
-    t = bbox_mask_terms(out["emb"], net_boxes, ids, net_centers, beta=beta)
-print(f"untrained network: pull_in {float(t.loss_pull_in):.4f}, push_out {float(t.loss_push_out):.4f},"
-      f" push_inst {float(t.loss_push_inst):.4f}")
-net_emb = out["emb"][0].detach()
-sim = similarity_map(net_emb, point=tuple(coord[0].tolist()), beta=beta)
-plt.figure(figsize=(3.5, 3.5))
-plt.imshow(sim.numpy(), vmin=0, vmax=1, cmap="magma")
-plt.title("similarity to person 0's center (untrained)")
-plt.axis("off")
+ids = torch.zeros(len(pic.people), dtype=torch.long)
+print(f"{pic.name}: {len(pic.people)} people; A = person {pair[0]}, B = person {pair[1]} (box IoU {pair[2]:.2f}); "
+      f"β = {net_beta:g} (the weights' loss.beta), D = {net_cfg.model.emb_dim}")
+
+H_net, W_net = images.shape[-2] // int(stride), images.shape[-1] // int(stride)
+only_b = vs.difference_pixels(net_boxes[pair[1]].tolist(), net_boxes[pair[0]].tolist(), H_net, W_net)  # B∖A
+only_a = vs.difference_pixels(net_boxes[pair[0]].tolist(), net_boxes[pair[1]].tolist(), H_net, W_net)  # A∖B
+fig, axes = plt.subplots(len(nets), 3, figsize=(9.5, 3.6 * len(nets)), squeeze=False)
+found = {}
+for r, (label, net) in enumerate(nets.items()):
+    with torch.no_grad():
+        out = net.forward_train(images, coord, ids)
+        t = bbox_mask_terms(out["emb"], net_boxes, ids, net_centers, beta=net_beta)
+    net_emb = out["emb"][0]
+    maps = [similarity_map(net_emb, point=tuple(coord[k].tolist()), beta=net_beta) for k in pair[:2]]
+    leak = [vs.region_mean(maps[0], only_b), vs.region_mean(maps[1], only_a)]
+    found[label] = (t, leak)
+    print(f"{label:9s}: pull_in {float(t.loss_pull_in):.4f}, push_out {float(t.loss_push_out):.4f}, "
+          f"push_inst {float(t.loss_push_inst):.4f}; ψ from A over B∖A {leak[0]:.3f}, from B over A∖B {leak[1]:.3f}")
+    axes[r, 0].imshow(prep["canvas"])
+    for k in [k for k in range(len(net_boxes)) if k not in pair[:2]] + list(pair[:2]):  # A and B on top
+        b = net_boxes[k].tolist()
+        colour = {pair[0]: "tab:blue", pair[1]: "tab:red"}.get(k, "white")
+        axes[r, 0].add_patch(Rectangle((b[0] * stride, b[1] * stride), b[2] * stride, b[3] * stride, fill=False,
+                                       ec=colour, lw=2.5 if k in pair[:2] else 1.0))
+    axes[r, 0].set_title(f"{label}: boxes (A blue, B red)", fontsize=9)
+    for c, (mp, name, k, lk) in enumerate(zip(maps, "AB", pair[:2], leak), start=1):
+        axes[r, c].imshow(mp.numpy(), vmin=0, vmax=1, cmap="magma")
+        show_boxes(axes[r, c], net_boxes[[pair[0], pair[1]]], color="w", names="AB")
+        axes[r, c].plot(coord[k, 1], coord[k, 0], "c+", ms=10)
+        axes[r, c].set_title(f"{label}: ψ from {name}'s center", fontsize=9)
+        axes[r, c].set_xlabel(f"mean over the other's own pixels {lk:.2f}", fontsize=8)
+for ax in axes.flat:
+    ax.set_xticks([])
+    ax.set_yticks([])
 plt.show()
+if "trained" in found:
+    (tt, lt), (tu, lu) = found["trained"], found["untrained"]
+    print(f"training moved push_inst from {float(tu.loss_push_inst):.3f} to {float(tt.loss_push_inst):.3f} and "
+          f"push_out from {float(tu.loss_push_out):.3f} to {float(tt.loss_push_out):.3f} "
+          f"({'lower: people further apart' if tt.loss_push_inst < tu.loss_push_inst else 'not lower'}); "
+          f"the leak onto the other person went from {np.mean(lu):.3f} to {np.mean(lt):.3f}")
 
 # %% [markdown]
 # ## 10 · One backward pass: the released bbox head is dead (docs/release_vs_paper.md#bbox-head-initialisation)

@@ -13,7 +13,8 @@
 # %% [markdown]
 # # 04 · Training BoIR
 #
-# This notebook explains the training loop of `boir_core.engine.train` and runs it. By default it trains the
+# This notebook explains the training loop of `boir_core.engine.train` and runs it. It starts with what a full
+# schedule does: the training logs of the BoIR and the CID that the kit ships. Then it trains the
 # `tiny` configuration (its own schedule: 2 epochs of 3 iterations) on the embedded SynthCrowd data; papermill
 # parameters turn it into a full GPU run (`config`, `data_root`, `gpus`). A parameter left at `None` takes the
 # config's value, so `-p config coco_w32` trains exactly the paper's COCO schedule.
@@ -76,6 +77,33 @@ run_dir = paths.resolve(run_dir) if run_dir else paths.resolve(f"runs/notebooks/
 checkpoint = paths.existing(checkpoint, "checkpoint") if checkpoint else None
 print("overrides:", [*set_here, *overrides] or "none (the config as it is)")
 print(cfg.to_yaml())
+
+# %% [markdown]
+# ## What a full schedule does: the shipped models' training logs
+# The kit ships a BoIR and a CID trained with one recipe on SynthCrowd (`boir_core/weights/`, README "Shipped
+# demo weights"), and their training logs with them (`boir_core/weights/logs/`). Each panel is one loss term
+# against the step, both runs in one panel where both have the term (faint: single logged batches; line: the
+# mean over each epoch); the terms are unweighted, `total` is the weighted sum the optimiser minimised (BoIR's
+# and CID's are sums of different terms: compare the terms they share). The
+# last panel is the AP on SynthCrowd val that the weights' manifest records, for checkpoints taken during the
+# run and for the shipped weights themselves. (`boir_core.viz.training`; the cell prints the numbers.)
+
+# %%
+from boir_core.viz.training import shipped_training_log, training_curves_figure
+
+try:
+    shipped_logs = [shipped_training_log(arch) for arch in ("boir", "cid")]
+except FileNotFoundError as err:  # a trimmed install without the shipped weights or their logs
+    shipped_logs = []
+    print(f"no shipped training logs to plot: {err}")
+if shipped_logs:
+    training_curves_figure(shipped_logs)
+    plt.show()
+    for lg in shipped_logs:
+        steps, total = lg.epochs.get("total") or lg.series["total"]  # epoch means, else the logged batches
+        aps = ", ".join(f"{ap:.3f} at step {st:.0f} ({note})" for st, ap, note in lg.ap)
+        print(f"{lg.name}: {lg.steps} steps; total loss (epoch mean) {total[0]:.3f} after step {steps[0]:.0f}, "
+              f"{total[-1]:.3f} after step {steps[-1]:.0f}; AP {aps or 'not recorded'}")
 
 # %% [markdown]
 # ## The learning-rate schedule

@@ -18,16 +18,18 @@
 # paper shows this three ways, all reproduced here for any pair of checkpoints, BoIR beside CID:
 #
 # * **Figure 1 (b–f)**: the similarity of the feature at a box center to the whole feature map, for two
-#   overlapping people A and B;
-# * **Figure 3**: a t-SNE of every pixel's backbone feature to 3 dimensions (250 iterations), shown as RGB —
-#   people with distinct, consistent colours are disentangled;
+#   overlapping people A and B, and how much of it leaks onto the other person;
+# * **Figure 3**: a t-SNE of backbone features — here of pixels sampled inside each person's box, coloured by
+#   person, with a number that says how well the people separate (the paper's per-pixel RGB version is in
+#   the panels of Figures 4–6);
 # * **Figures 4–6**: predictions, center heatmap, t-SNE and the similarity of the top-1 instance parameter
 #   (L2 distance + Gaussian kernel), and failure cases.
 #
 # By default the models are the kit's default trained weights (`boir_core.paths.default_checkpoint`: the
-# demo BoIR and CID shipped inside the package, `boir_core/weights/`, trained alike for 3,000 steps on
-# SynthCrowd), else a tiny BoIR and CID trained for a few iterations. Such models have not
-# learnt much: the maps show the method, not the paper's result. Pass released checkpoints
+# demo BoIR and CID shipped inside the package, `boir_core/weights/`, trained alike on SynthCrowd with one
+# recipe; the cell that loads them prints their training steps and AP). Only when there are none does a tiny
+# BoIR and CID, trained for a few iterations, stand in, and the output says so: such models have learnt
+# almost nothing, and their maps show the method, not a result. Pass released checkpoints
 # (`boir_config="coco_w32"`, `cid_config="cid_coco_w32"`) and real `images` to see the paper's pictures.
 
 # %% tags=["parameters"]
@@ -37,16 +39,19 @@ cid_config = None  # config of the CID weights (e.g. cid_coco_w32); None: the on
 cid_checkpoint = None  # e.g. checkpoints/cid_coco_w32.pth; None: the default CID weights, else a tiny CID
 images = []  # real image paths; empty: SynthCrowd val images
 data_root = None  # SynthCrowd; None: data/synthcrowd if generated, else a small set under work_dir
-search_images = 8  # SynthCrowd val images searched for the most overlapping pair and for a failure case
+search_images = 8  # SynthCrowd val images searched for Figure 1's pair, the separation scores and a failure case
 train_iters = 6  # iterations of the fallback tiny models (0: random weights)
 work_dir = "runs/notebooks/07"  # where fallback models are trained
-tsne_points = 1024  # pixels embedded by t-SNE (a regular grid; colours upsampled to the map)
-tsne_iterations = 250  # as in the paper
+tsne_points = 256  # the paper's per-pixel t-SNE (as RGB): pixels of a regular grid, colours upsampled to the map
+tsne_iterations = 250  # the per-pixel t-SNE's iterations, as in the paper (shown beside 1000)
 bandwidth = "median"  # Gaussian kernel width h in exp(-d²/h): "median" of d² over the map, or a number
+fixed_beta = None  # β of Figure 1's fixed-kernel panels, exp(-β/D·‖e - p‖²) on unit vectors; None: β = D
+tsne_per_person = 16  # Figure 3: pixels sampled inside each person's box (people with fewer own pixels are left out)
+seed = 0  # seeds Figure 3's pixel samples and its t-SNE
 device = "cpu"
 backend = None  # None: each config's test.backend (torch); onnxruntime / openvino decode the poses with the ONNX graphs
 num_threads = 1  # torch CPU threads (0: torch's default)
-annotations = ""  # COCO-format JSON with the ground truth of `images` (Figure 1 then pairs its most overlapping people)
+annotations = ""  # COCO-format JSON with the ground truth of `images` (Figures 1 and 3 then use its boxes)
 
 # %%
 import json
@@ -64,6 +69,8 @@ from boir_core.engine.backends import make_runner
 from boir_core.engine.decode import decode, decode_kwargs_from_config
 from boir_core.engine.runner import checkpoint_config, load_inference_model
 from boir_core.viz import figures as fg
+from boir_core.viz import similarity as vs
+from boir_core.viz.training import shipped_description
 
 # %matplotlib inline
 
@@ -98,7 +105,7 @@ def show(fig):
 # ## Two models: BoIR and CID (guarded: load if present, else train a tiny one briefly)
 
 # %%
-from boir_core.data.synthetic import ensure_synthcrowd
+from boir_core.viz.scenes import synthcrowd_root, val_pictures
 
 # relative paths are read from the kit's root (the kernel may start in notebooks/); a path you set must exist
 work_dir = paths.resolve(work_dir)
@@ -106,13 +113,9 @@ images = [paths.existing(p, "image") for p in images]
 boir_checkpoint = (paths.existing(boir_checkpoint, "boir_checkpoint") if boir_checkpoint
                    else paths.default_checkpoint("boir"))
 cid_checkpoint = paths.existing(cid_checkpoint, "cid_checkpoint") if cid_checkpoint else paths.default_checkpoint("cid")
-if data_root:
-    data_root = paths.existing(data_root, "data_root")
-elif (paths.resolve("data/synthcrowd") / "annotations" / "person_keypoints_val.json").is_file():
-    data_root = paths.resolve("data/synthcrowd")
-else:  # no SynthCrowd generated yet: a small set of our own (never overwrite someone's full set)
-    data_root = work_dir / "synthcrowd"
-    ensure_synthcrowd(data_root, num_train=16, num_val=max(int(search_images), 1))
+# SynthCrowd: data/synthcrowd if generated, else a small set of its first images under work_dir (never
+# overwriting someone's full set)
+data_root = paths.existing(data_root, "data_root") if data_root else synthcrowd_root(work_dir, int(search_images))
 print(f"SynthCrowd: {data_root}")
 
 
@@ -122,7 +125,8 @@ def get_model(arch, config, checkpoint):
     chosen = [f"train.device={device}"] + ([f"test.backend={backend}"] if backend else [])
     if checkpoint is not None:
         cfg = checkpoint_config(checkpoint, config, chosen)
-        return cfg, load_inference_model(cfg, checkpoint, device)[0], f"{checkpoint}"
+        source = shipped_description(checkpoint) or f"{checkpoint}"
+        return cfg, load_inference_model(cfg, checkpoint, device)[0], source
     print(f"no trained {arch.upper()} weights (`make demo` trains a BoIR into {paths.resolve(paths.DEMO_WEIGHTS)}): "
           f"a tiny {arch.upper()} trained for {train_iters} iterations stands in")
     ov = [f"data.root={data_root}", *chosen, "train.epochs=1",
@@ -172,15 +176,8 @@ if images:
     pictures = [(Path(p).name, read_image(p), {"boxes": truth[Path(p).name], "count": len(truth[Path(p).name])}
                  if Path(p).name in truth else None) for p in images]
 else:
-    ann = json.loads((Path(data_root) / "annotations" / "person_keypoints_val.json").read_text())
-    by_image = {}
-    for a in ann["annotations"]:
-        by_image.setdefault(a["image_id"], []).append(a)
-    pictures = []
-    for im in ann["images"][: int(search_images)]:
-        people = by_image.get(im["id"], [])
-        pictures.append((im["file_name"], read_image(data_root / "images" / "val" / im["file_name"]),
-                         {"boxes": [a["bbox"] for a in people], "count": len(people)}))
+    pictures = [(pic.name, pic.image, {"boxes": pic.boxes, "count": len(pic.people)})
+                for pic in val_pictures(data_root, int(search_images))]
 print(f"{len(pictures)} images")
 
 _cache = {}
@@ -205,59 +202,109 @@ def analyse(index, name):
     return out
 
 
-def tsne_of(index, name):
-    a = analyse(index, name)
-    if "tsne" not in a:
-        h, w = a["prep"]["canvas"].shape[:2]
-        a["tsne"] = fg.tsne_rgb(a["features"], max_points=tsne_points, n_iter=tsne_iterations, out_size=(h, w))
-    return a["tsne"]
-
-
 # %% [markdown]
-# ## Figure 1 (b–f): similarity from the centers of two overlapping boxes
-# We pick the pair of ground-truth people whose boxes overlap most (SynthCrowd, or `images` with
-# `annotations`; without ground truth, the most overlapping pair of confident BoIR predictions, and we say
-# so). The feature at each box center (the paper's
-# "center feature", the instance parameter p) is compared with every pixel's feature by
-# exp(−‖f − p‖² / h). A disentangled representation lights up its own person and stays dark on the other.
+# ## Figure 1 (b–f): similarity from the centers of two overlapping people
+# Figure 1 needs two people who overlap *and* stand apart: for two nearly identical boxes "from A" and
+# "from B" are one picture. The rule (`boir_core.viz.figures.separated_overlapping_pair`): the two boxes'
+# IoU lies in `fg.PAIR_IOU_RANGE` and their centers are at least `fg.PAIR_MIN_CENTER_DISTANCE` times the
+# shortest side of the two boxes apart; of the pairs that pass, the one with the largest IoU, in the first
+# image that has it (the cell prints the values). The boxes are the ground truth (SynthCrowd, or `images`
+# with `annotations`); without ground truth, the boxes of confident BoIR predictions, and the cell says so.
+#
+# The feature at each box center (the paper's "center feature", the instance parameter p) is compared with
+# every pixel's feature in two ways:
+#
+# * **median h**: exp(−‖f − p‖²/h) on the raw features, h = the median of ‖f − p‖² over the map (`bandwidth`):
+#   every map gets the same spread, so it shows the *shape* of each model's similarity, not its size;
+# * **fixed β**: the Bbox Mask Loss's kernel ψ = exp(−β/D·‖e − p‖²) (`boir_core.losses.psi`) on the
+#   L2-normalised features e, with the same β/D for both models (`fixed_beta`; by default β = D, i.e.
+#   exp(−‖e − p‖²)), so the two models' values can be compared.
+#
+# A disentangled representation lights up its own person and stays dark on the other. The number under
+# each panel measures the leak: the mean similarity over the pixels of the **other** person's box that the
+# query's own box does not cover (B∖A for a map from A, A∖B for a map from B; pixel sets as the loss's
+# B_i). Lower is better. The overlap A∩B holds both people, so it cannot tell a leak from a hit and is left
+# out.
 
 # %%
-pairs = [(i, fg.most_overlapping_pair(info["boxes"])) for i, (_, _, info) in enumerate(pictures) if info is not None]
-pairs = [(i, p) for i, p in pairs if p is not None]
-if pairs:  # ground truth: the most overlapping pair over all images
-    fig1_index, (ia, ib, iou) = max(pairs, key=lambda t: t[1][2])
-    boxes_orig = [pictures[fig1_index][2]["boxes"][ia], pictures[fig1_index][2]["boxes"][ib]]
-    all_boxes = pictures[fig1_index][2]["boxes"]
-    assert iou == max(fg.box_iou(a, b) for k, a in enumerate(all_boxes) for b in all_boxes[k + 1:])
-    print(f"image {pictures[fig1_index][0]}: ground-truth people {ia} and {ib}, box IoU {iou:.2f} (the largest)")
-else:  # no ground truth: the most overlapping pair of confident BoIR predictions, boxes from their keypoints
-    fig1_index = 0
-    inv = np.linalg.inv(np.vstack([analyse(0, "BoIR")["prep"]["matrix"], [0, 0, 1]]))[:2]
+RULE = (f"box IoU in [{fg.PAIR_IOU_RANGE[0]}, {fg.PAIR_IOU_RANGE[1]}], centers at least "
+        f"{fg.PAIR_MIN_CENTER_DISTANCE} x the shortest side of the two boxes apart")
+
+
+def people_boxes(index):
+    """(xywh boxes in original pixels, where they come from) of picture ``index``: the ground truth, else the
+    boxes around the keypoints of BoIR's confident predictions."""
+    info = pictures[index][2]
+    if info is not None:
+        return info["boxes"], "ground-truth"
+    a = analyse(index, "BoIR")
+    inv = np.linalg.inv(np.vstack([a["prep"]["matrix"], [0, 0, 1]]))[:2]
     predicted = []
-    for p in [p for p in analyse(0, "BoIR")["poses"] if p["score"] >= 0.1]:
+    for p in [p for p in a["poses"] if p["score"] >= 0.1]:
         kp = np.asarray(p["keypoints"]).reshape(-1, 3)[:, :2] @ inv[:, :2].T + inv[:, 2]
         predicted.append([*kp.min(0), *(kp.max(0) - kp.min(0))])
-    best = fg.most_overlapping_pair(predicted)
-    boxes_orig = [predicted[best[0]], predicted[best[1]]] if best else []
-    print("no ground truth for these images (pass `annotations`): using the most overlapping pair of confident "
-          "BoIR predictions" + (f", box IoU {best[2]:.2f}" if best else ""))
+    return predicted, "predicted (confident BoIR poses; no ground truth)"
+
+
+def map_boxes(index, name, boxes_orig):
+    """The boxes in the canvas pixels and in the feature-map pixels of model ``name`` on picture ``index``."""
+    a = analyse(index, name)
+    canvas_boxes = fg.boxes_to_canvas(boxes_orig, a["prep"]["matrix"])
+    stride = a["prep"]["canvas"].shape[0] / a["features"].shape[1]
+    return canvas_boxes, [[v / stride for v in b] for b in canvas_boxes]
+
+
+found = [(i, fg.separated_overlapping_pair(people_boxes(i)[0])) for i in range(len(pictures))]
+found = [(i, pair) for i, pair in found if pair is not None]
+boxes_orig = []
+if found:
+    fig1_index, (ia, ib, iou) = max(found, key=lambda t: t[1][2])  # max keeps the first of equal IoUs
+    all_boxes, box_source = people_boxes(fig1_index)
+    boxes_orig = [all_boxes[ia], all_boxes[ib]]
+    (ya, xa), (yb, xb) = fg.box_center(boxes_orig[0]), fg.box_center(boxes_orig[1])
+    side = min(min(b[2], b[3]) for b in boxes_orig)
+    print(f"rule: {RULE}; {len(found)} of {len(pictures)} images have such a pair")
+    print(f"Figure 1: image {pictures[fig1_index][0]}, {box_source} people {ia} (A) and {ib} (B): box IoU {iou:.2f}, "
+          f"centers {np.hypot(ya - yb, xa - xb):.0f} px apart = {np.hypot(ya - yb, xa - xb) / side:.2f} x the "
+          f"shortest side")
+else:
+    fig1_index = 0
+    print(f"no pair of people in these {len(pictures)} images passes the rule ({RULE}): no Figure 1")
 if len(boxes_orig) == 2:
     canvas = analyse(fig1_index, "BoIR")["prep"]["canvas"]
-    boxes = fg.boxes_to_canvas(boxes_orig, analyse(fig1_index, "BoIR")["prep"]["matrix"])
-    sims = {}
+    kernels = {}
+    sims, leaks, own = {}, {}, {}
     for name in names:
         feats = analyse(fig1_index, name)["features"]
-        sims[name] = [fg.similarity_from_point(feats, fg.box_center(b, 0.25), bandwidth) for b in boxes]
-    show(fg.similarity_figure(canvas, boxes, sims))
-    for name in names:  # how much of A's similarity mass falls inside B's box, and vice versa
-        inside = []
-        for m, other in zip(sims[name], boxes[::-1]):
-            x, y, w, h = (np.array(other) / 4).round().astype(int)
-            inside.append(m[max(y, 0):y + h, max(x, 0):x + w].mean())
-        print(f"{name}: mean similarity of A's center inside B's box {inside[0]:.2f}, "
-              f"of B's inside A's {inside[1]:.2f}")
-else:
-    print("fewer than two people found: no Figure 1 panel")
+        boxes, boxes_m = map_boxes(fig1_index, name, boxes_orig)
+        beta = float(fixed_beta) if fixed_beta is not None else float(feats.shape[0])
+        label_median = "median h" if bandwidth == "median" else f"h = {bandwidth}"
+        label_fixed = "ψ, β = D" if fixed_beta is None else f"ψ, β = {float(fixed_beta):g}"
+        centers = [fg.box_center(b) for b in boxes_m]
+        sims[name] = {label_median: [fg.similarity_from_point(feats, c, bandwidth) for c in centers],
+                      label_fixed: [fg.fixed_beta_similarity(feats, c, beta) for c in centers]}
+        h, w = feats.shape[1:]
+        only_b = vs.difference_pixels(boxes_m[1], boxes_m[0], h, w)  # B∖A
+        only_a = vs.difference_pixels(boxes_m[0], boxes_m[1], h, w)  # A∖B
+        leaks[name] = {k: [vs.region_mean(m[0], only_b), vs.region_mean(m[1], only_a)] for k, m in sims[name].items()}
+        own[name] = {k: [vs.region_mean(m[0], only_a), vs.region_mean(m[1], only_b)] for k, m in sims[name].items()}
+        print(f"{name}: D = {feats.shape[0]} channels; fixed-kernel β = {beta:g} (β/D = {beta / feats.shape[0]:.3g}; "
+              f"on unit vectors ψ ≥ {np.exp(-4 * beta / feats.shape[0]):.3f}); B∖A {int(only_b.sum())} px, "
+              f"A∖B {int(only_a.sum())} px of the {h}x{w} map")
+    show(fg.similarity_grid_figure(canvas, boxes, sims, scores=leaks, score_label="leak onto the other: "))
+    print(f"{'model':6s} {'kernel':10s} {'A over B∖A':>11s} {'B over A∖B':>11s} {'leak (mean)':>12s} "
+          f"{'own (A∖B, B∖A)':>16s}")
+    for name in names:
+        for k in sims[name]:
+            lk, ow = leaks[name][k], own[name][k]
+            print(f"{name:6s} {k:10s} {lk[0]:11.3f} {lk[1]:11.3f} {np.mean(lk):12.3f} {ow[0]:8.3f} {ow[1]:7.3f}")
+    for k in sims["BoIR"]:
+        b_leak, c_leak = np.mean(leaks["BoIR"][k]), np.mean(leaks["CID"][k])
+        lower = "BoIR" if b_leak < c_leak else "CID"
+        print(f"{k}: {lower} leaks less onto the other person ({b_leak:.3f} BoIR vs {c_leak:.3f} CID, "
+              f"difference {abs(b_leak - c_leak):.3f}); own region: BoIR {np.mean(own['BoIR'][k]):.3f}, "
+              f"CID {np.mean(own['CID'][k]):.3f}")
+    print("(one pair of people in one image: Figure 3 below scores every searched image)")
 
 # %% [markdown]
 # **Explorer**: pick any query pixel (row / column of the stride-4 map) and compare BoIR's and CID's
@@ -270,47 +317,95 @@ pair_explorer = place(SimilarityPairExplorer(analyse(fig1_index, "BoIR")["prep"]
                                              {name: analyse(fig1_index, name)["features"] for name in ("BoIR", "CID")}))
 
 # %% [markdown]
-# ## Figure 3: t-SNE of the backbone features as RGB
-# Every pixel's feature vector (C channels at stride 4) is embedded in 3-D by t-SNE (250 iterations), each
-# axis normalised to [0, 1] and read as R, G, B. Pixels are subsampled on a grid (`tsne_points`) and the
-# colours upsampled, so this runs on a CPU.
+# ## Figure 3: do people separate in the feature map?
+# The paper colours every pixel by a 3-D t-SNE of its feature (the RGB panels of Figures 4–6 below). On these
+# small maps that picture mostly shows *where* a pixel is (a smooth gradient across the image), not *whose*
+# it is. Here the question is asked directly: `tsne_per_person` pixels are drawn (seeded by `seed`) inside each
+# person's box, leaving out pixels that two boxes share (their owner is ambiguous) and the people with fewer
+# pixels of their own. Their backbone features, L2-normalised as the Bbox Mask Loss sees an embedding, are
+# embedded in 2-D by t-SNE (1,000 iterations) and coloured by person
+# (`boir_core.viz.similarity.instance_embeddings`, `boir_core.viz.figures.instance_tsne`).
+#
+# The number is the **silhouette score** of the same samples grouped by person, computed in the feature space
+# itself, not in the t-SNE plane (`boir_core.viz.similarity.separation_score`): near 1 when each person's
+# pixels sit together and away from the others', near 0 when people are mixed. One image is drawn; the score
+# is computed on every searched image with at least two such people.
 
 # %%
-fig3_images = sorted({0, fig1_index})
-fig, axes = plt.subplots(len(fig3_images), 1 + len(names), figsize=(4 * (1 + len(names)), 3.6 * len(fig3_images)),
-                         squeeze=False)
-for r, idx in enumerate(fig3_images):
-    axes[r, 0].imshow(analyse(idx, names[0])["prep"]["canvas"])
-    axes[r, 0].set_title(pictures[idx][0])
-    for c, name in enumerate(names, start=1):
-        axes[r, c].imshow(tsne_of(idx, name))
-        axes[r, c].set_title(f"{name}: t-SNE (3-D as RGB)")
-for ax in axes.flat:
-    ax.axis("off")
-fig.tight_layout()
-show(fig)
+def separation(index, name):
+    """(samples, person labels, silhouette) of model ``name``'s backbone features on picture ``index``."""
+    _, boxes_m = map_boxes(index, name, people_boxes(index)[0])
+    x, labels = vs.instance_embeddings(analyse(index, name)["features"], boxes_m, per_person=int(tsne_per_person),
+                                       seed=int(seed))
+    return x, labels, vs.separation_score(x, labels)
+
+
+_tsne_cache = {}
+
+
+def person_tsne(index, name):
+    """(2-D t-SNE points or None, person labels, silhouette) of :func:`separation`'s samples (cached)."""
+    if (index, name) not in _tsne_cache:
+        x, labels, score = separation(index, name)
+        enough = len(np.unique(labels)) >= 2 and len(x) >= 5
+        _tsne_cache[index, name] = (fg.instance_tsne(x, seed=int(seed)) if enough else None, labels, score)
+    return _tsne_cache[index, name]
+
+
+scores = {name: [separation(i, name)[2] for i in range(len(pictures))] for name in names}
+scored = [i for i in range(len(pictures)) if all(np.isfinite(scores[n][i]) for n in names)]
+print(f"{'image':12s} {'people':>6s} " + " ".join(f"{n:>6s}" for n in names))
+for i in scored:
+    print(f"{pictures[i][0]:12s} {len(np.unique(separation(i, names[0])[1])):6d} "
+          + " ".join(f"{scores[n][i]:6.3f}" for n in names))
+tsne_index = fig1_index if fig1_index in scored else (scored[0] if scored else None)
+if tsne_index is None:
+    print(f"no searched image has two people with {tsne_per_person} pixels of their own: no Figure 3")
+else:
+    entries = {}
+    for name in names:
+        points, labels, score = person_tsne(tsne_index, name)
+        entries[name] = {"points": points, "labels": labels, "score": score}
+    canvas_boxes, _ = map_boxes(tsne_index, names[0], people_boxes(tsne_index)[0])
+    show(fg.instance_tsne_figure(analyse(tsne_index, names[0])["prep"]["canvas"], canvas_boxes, entries,
+                                 title=f"{pictures[tsne_index][0]}: people (gray: too few pixels of their own)"))
+    b, c = np.array([scores["BoIR"][i] for i in scored]), np.array([scores["CID"][i] for i in scored])
+    diff = b - c
+    se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+    print(f"{pictures[tsne_index][0]}: silhouette BoIR {entries['BoIR']['score']:.3f}, "
+          f"CID {entries['CID']['score']:.3f}")
+    print(f"over the {len(scored)} scored images: mean silhouette BoIR {b.mean():.3f}, CID {c.mean():.3f}; "
+          f"BoIR - CID {diff.mean():+.3f} (standard error {se:.3f}, from {diff.min():+.3f} to {diff.max():+.3f}); "
+          f"BoIR higher on {int((diff > 0).sum())} of {len(scored)} images")
+    verdict = ("BoIR" if diff.mean() > 0 else "CID") + " separates people better on these images"
+    if not abs(diff.mean()) > 2 * se:
+        verdict = ("the difference is within twice its standard error: these images do not tell the two "
+                   "models apart")
+    print(f"-> {verdict}")
 
 # %% [markdown]
-# ### 250 iterations is only t-SNE's early-exaggeration phase
-# scikit-learn's t-SNE (and the reference implementation) first runs 250 iterations with the affinities P
-# multiplied by 12 ("early exaggeration", momentum 0.5), which lets clusters form and move apart; only then
-# does it minimise the actual KL divergence. Stopped at 250 — the paper's setting, reproduced above — the
-# embedding has not started the real optimisation, and scikit-learn reports no KL divergence for it.
-# Beside it, the same pixels run to 1000 iterations. (On 256 pixels, to stay cheap on a CPU;
-# `trustworthiness` measures how many of each pixel's 5 nearest neighbours in feature space stay neighbours
-# in the embedding: compare the two runs' values.)
+# ### The paper's version: every pixel as RGB, and why 250 iterations is only early exaggeration
+# The paper's Figure 3 embeds the feature of every pixel in 3-D by t-SNE (250 iterations) and reads the three
+# axes as R, G, B (`boir_core.viz.figures.tsne_rgb`, here on `tsne_points` pixels of a regular grid, colours
+# upsampled). scikit-learn's t-SNE (and the reference implementation) first runs 250 iterations with the
+# affinities P multiplied by 12 ("early exaggeration", momentum 0.5), which lets clusters form and move apart;
+# only then does it minimise the actual KL divergence. Stopped at 250 — the paper's setting — the embedding
+# has not started the real optimisation, and scikit-learn reports no KL divergence for it. Beside it, the same
+# pixels run to 1000 iterations. (`trustworthiness` measures how many of each pixel's 5 nearest neighbours in
+# feature space stay neighbours in the embedding: compare the two runs' values.) Colours that change smoothly
+# across the image say where a pixel is; the per-person view above says whose it is.
 
 # %%
 exaggeration = fg.tsne_exaggeration_iterations()
 print(f"scikit-learn: {exaggeration} early-exaggeration iterations; this notebook (and the paper) run "
       f"{tsne_iterations}" + (": exaggeration only" if int(tsne_iterations) <= exaggeration else ""))
-side_points = 256
 a = analyse(fig1_index, "BoIR")
 h, w = a["prep"]["canvas"].shape[:2]
 runs = {}
 for n_it in (int(tsne_iterations), 1000):
     info = {}
-    runs[n_it] = (fg.tsne_rgb(a["features"], max_points=side_points, n_iter=n_it, out_size=(h, w), info=info), info)
+    runs[n_it] = (fg.tsne_rgb(a["features"], max_points=int(tsne_points), n_iter=n_it, out_size=(h, w), info=info),
+                  info)
     kl = "none reported" if info["kl_divergence"] is None else f"{info['kl_divergence']:.3f}"
     print(f"{n_it:5d} iterations: ran {info['n_iter']}, KL {kl}, spread {info['spread']:.3g}, "
           f"trustworthiness {info['trustworthiness']:.3f}")
@@ -319,15 +414,15 @@ fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
 axes[0].imshow(a["prep"]["canvas"])
 for ax, (n_it, (rgb, info)) in zip(axes[1:], runs.items()):
     ax.imshow(rgb)
-    ax.set_title(f"BoIR t-SNE, {n_it} iterations ({side_points} px)")
+    ax.set_title(f"BoIR t-SNE, {n_it} iterations ({int(tsne_points)} px)")
 for ax in axes:
     ax.axis("off")
 show(fig)
 
 # %% [markdown]
 # ## Figures 4 and 5: comparative panels
-# Per model: predictions, the center heatmap, the t-SNE colours and the similarity of the top-1 instance
-# parameter (the feature at the highest center peak) to the whole map.
+# Per model: predictions, the center heatmap, the per-person t-SNE of Figure 3 (with its silhouette score) and
+# the similarity of the top-1 instance parameter (the feature at the highest center peak) to the whole map.
 
 
 # %%
@@ -336,8 +431,10 @@ def panel(idx, title):
     for name in names:
         a = analyse(idx, name)
         sim = None if a["top_yx"] is None else fg.similarity_from_point(a["features"], a["top_yx"], bandwidth)
-        entries[name] = {"poses": a["poses"], "center": a["center"], "tsne": tsne_of(idx, name),
-                         "similarity": sim, "top_yx": a["top_yx"], "skeleton": profiles[name].skeleton}
+        points, labels, score = person_tsne(idx, name)
+        entries[name] = {"poses": a["poses"], "center": a["center"], "tsne_points": points, "tsne_labels": labels,
+                         "tsne_score": score, "similarity": sim, "top_yx": a["top_yx"],
+                         "skeleton": profiles[name].skeleton}
     fig = fg.comparison_figure(analyse(idx, names[0])["prep"]["canvas"], entries, title=title,
                                skeleton=prof.skeleton)
     show(fig)

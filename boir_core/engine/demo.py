@@ -49,8 +49,10 @@ NO_CHECKOUT_HINT = ("`boir demo --no-notebooks` runs the demo's other steps (dat
 DEMO_TIME_BUDGET_S = 180
 
 #: The parameters through which each notebook receives the demo's weights (by notebook number);
-#: notebooks 01-03 explain untrained or released networks and get nothing. Notebook 04 (training) gets the
-#: fresh run folder, whose log it plots; the others get the shipped weights (the fresh ones without).
+#: notebooks 01-03 get nothing (02 and 03 load the kit's default weights themselves,
+#: :func:`boir_core.paths.default_checkpoint`: the shipped BoIR, else this run's). Notebook 04 (training) gets
+#: the fresh run folder, whose log it plots after the shipped logs; the others get the shipped weights (the
+#: fresh ones without).
 DEMO_WEIGHT_PARAMETERS = {"04": ("checkpoint",), "05": ("checkpoint",), "06": ("demo_checkpoint",),
                           "07": ("boir_checkpoint", "boir_config", "cid_checkpoint", "cid_config")}
 

@@ -19,6 +19,7 @@ from .bbox_mask import (
                         distance_r,
                         instance_pixels,
                         normalize_embedding,
+                        psi,
                         pull_in,
                         push_inst,
                         push_out,
@@ -33,6 +34,6 @@ __all__ = [
     "focal_loss", "multi_heatmap_loss", "instance_heatmap_loss",
     "ciou", "decode_ltrb", "center_windows", "bbox_loss",
     "BboxMaskTerms", "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out", "push_inst",
-    "normalize_embedding", "box_rows_cols", "box_masks", "instance_pixels", "distance_r", "term_gradients",
+    "normalize_embedding", "psi", "box_rows_cols", "box_masks", "instance_pixels", "distance_r", "term_gradients",
     "cid_contrastive_loss", "info_nce_per_instance", "total_loss",
 ]

@@ -72,7 +72,7 @@ from .bbox_mask_sums import BboxMaskTerms, BoxSums, EmbeddingMap, Instances, pai
 
 __all__ = [
     "VARIANTS", "KERNELS", "DISTANCES", "INSTANCE_POINTS", "RELEASE_TINY_MASK_SUM",
-    "BboxMaskTerms", "normalize_embedding", "box_rows_cols", "box_masks", "instance_pixels", "distance_r",
+    "BboxMaskTerms", "normalize_embedding", "box_rows_cols", "box_masks", "instance_pixels", "distance_r", "psi",
     "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out", "push_inst", "term_gradients",
 ]
 
@@ -147,6 +147,19 @@ def distance_r(a: torch.Tensor, b: torch.Tensor, distance: str = "l2") -> torch.
     return 2 * (1 - (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1))
 
 
+def psi(r: torch.Tensor, beta: float, dim: float) -> torch.Tensor:
+    """The Gaussian kernel ψ of Eqs. 8 and 9 on a distance r (:func:`distance_r`): exp(−β/D·r), D = ``dim``.
+
+    The paper variant's pushes use it (its soft mask, Eq. 1, is the same kernel inside the box sums); the
+    pictures that show "the loss's kernel" call it too (:mod:`boir_core.viz.similarity`, the Fig. 1 maps of
+    :mod:`boir_core.viz.figures`). ``dim=1`` gives the release's soft-mask kernel exp(−β·r); ``beta=1`` and
+    ``dim=h`` the Gaussian of bandwidth h, exp(−r/h).
+    """
+    if not dim > 0:
+        raise ValueError(f"psi: dim (D) must be > 0, got {dim}")
+    return torch.exp(-(beta / dim) * r)
+
+
 def _check_inputs(emb, instance_bbox, instance_imgid, instance_center, variant, kernel, distance, instance_point):
     check_shape("emb", emb, 4)
     check_shape("instance_bbox", instance_bbox, 2, 4)
@@ -208,15 +221,15 @@ def paper_ae_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: tor
     def d(a, b):
         return distance_r(a, b, distance)
 
-    def psi(r):  # the Gaussian kernel
-        return torch.exp(-beta / D * r)
+    def kernel(r):  # ψ, the Gaussian kernel
+        return psi(r, beta, D)
 
     sums = soft_box_sums(emb, people, q, kappa=beta / D, distance=distance, capacity=capacity)  # s = ψ(d(e, p)), Eq. 1
     p_bar = sums.soft_mean(p, fallback=sums.soft_sum <= 0)  # Eq. 2
     p_bar_c = sums.outside_mean()  # Eq. 3
     pull_in = d(p, p_bar) / D  # Eq. 7
-    push_out = psi(d(p, p_bar_c)) * sums.has_outside.to(p.dtype)  # Eq. 8
-    push_inst = (psi(pairwise_r(p, distance)) * people.others().to(p.dtype)).sum(1) / (N - 1).clamp(min=1)  # Eq. 9
+    push_out = kernel(d(p, p_bar_c)) * sums.has_outside.to(p.dtype)  # Eq. 8
+    push_inst = (kernel(pairwise_r(p, distance)) * people.others().to(p.dtype)).sum(1) / (N - 1).clamp(min=1)  # Eq. 9
     return _paper_image_means(people, p, p_bar, p_bar_c, sums, pull_in, push_out, push_inst)
 
 

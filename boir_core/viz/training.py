@@ -1,0 +1,183 @@
+"""Training logs as data and as figures: a run's ``metrics.jsonl``, and the shipped demo models' logs.
+
+* :func:`read_metrics` — the records of a ``metrics.jsonl`` (one JSON object a line, written by
+  :class:`boir_core.engine.metrics_log.MetricsLog`); a bad line is an error naming the file and the line.
+* :func:`metric_series` — per key, the steps and values of the ``iter`` records (one logged batch each) or of
+  the ``epoch`` records (means over an epoch), keyed by the global step ``iter``.
+* :func:`shipped_training_log` — what the kit knows about how a shipped demo model
+  (:mod:`boir_core.model.demo_weights`) was trained: its log's series, and the AP points its manifest records
+  (mid-run checkpoints and the final weights).
+* :func:`shipped_description` — one line saying which shipped weights a checkpoint path is (steps, AP).
+* :func:`training_curves_figure` — loss terms against steps for several runs, and their AP points.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..model.demo_weights import WEIGHTS_DIR, shipped_entry, shipped_manifest
+
+__all__ = ["NOT_LOSSES", "read_metrics", "metric_series", "TrainingLog", "shipped_training_log",
+           "shipped_description", "training_curves_figure"]
+
+#: keys of an ``iter`` / ``epoch`` record that are not loss terms
+NOT_LOSSES = ("type", "epoch", "iter", "lr", "grad_norm", "scale", "seconds", "images_per_s", "skipped_nonfinite")
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` file, in order. Blank lines are skipped; a line that is not a JSON
+    object is a ``ValueError`` naming the file and the line number."""
+    path = Path(path)
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}, line {n}: a record must be a JSON object, got {type(rec).__name__}")
+        records.append(rec)
+    return records
+
+
+def metric_series(records: Sequence[Mapping[str, Any]], kind: str = "iter",
+                  keys: Optional[Sequence[str]] = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{key: (steps, values)}`` over the records of type ``kind`` (``"iter"`` or ``"epoch"``), in log order.
+
+    ``steps`` is each record's ``iter`` (the global step it was logged at). ``keys`` default to every
+    numeric key but the bookkeeping ones (:data:`NOT_LOSSES`), i.e. the loss terms; a record without a key
+    simply has no point for it."""
+    if kind not in ("iter", "epoch"):
+        raise ValueError(f"kind must be 'iter' or 'epoch', got {kind!r}")
+    rows = [r for r in records if r.get("type") == kind and "iter" in r]
+    if keys is None:
+        seen: dict[str, None] = {}
+        for r in rows:
+            for k, v in r.items():
+                if k not in NOT_LOSSES and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    seen.setdefault(k)
+        keys = list(seen)
+    out = {}
+    for k in keys:
+        pts = [(float(r["iter"]), float(r[k])) for r in rows if isinstance(r.get(k), (int, float))]
+        if pts:
+            steps, values = np.array(pts).T
+            out[k] = (steps, values)
+    return out
+
+
+@dataclass
+class TrainingLog:
+    """One run's training, ready to plot: ``name``, loss ``series`` of the logged batches (``iter``) and of
+    the epoch means (``epochs``), and ``ap`` points ``[(step, AP, note)]``."""
+
+    name: str
+    series: dict[str, tuple[np.ndarray, np.ndarray]]
+    epochs: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    ap: list[tuple[float, float, str]] = field(default_factory=list)
+    steps: Optional[int] = None
+    source: str = ""
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, name: str) -> "TrainingLog":
+        records = read_metrics(path)
+        return cls(name=name, series=metric_series(records, "iter"), epochs=metric_series(records, "epoch"),
+                   steps=max((int(r["iter"]) for r in records if "iter" in r), default=None), source=str(path))
+
+
+def shipped_training_log(arch: str, name: Optional[str] = None,
+                         weights_dir: str | os.PathLike | None = None) -> TrainingLog:
+    """The training of the shipped demo ``arch`` model: its log (``boir_core/weights/logs/``) and the AP on
+    SynthCrowd val that its manifest records, at the mid-run checkpoints (``learning_curve``) and for the
+    shipped weights themselves (at the run's last step). A manifest that names no log is a
+    ``FileNotFoundError`` naming the manifest entry."""
+    entry = shipped_entry(arch, weights_dir)
+    base = Path(weights_dir or WEIGHTS_DIR)
+    rel = (entry.get("training") or {}).get("log")
+    if not rel:
+        raise FileNotFoundError(f"the shipped {arch!r} weights' manifest entry names no training log")
+    log = TrainingLog.from_file(base / rel, name or {"boir": "BoIR", "cid": "CID"}.get(arch, arch))
+    steps = (entry.get("training") or {}).get("steps") or log.steps
+    log.steps = int(steps) if steps else None
+    for point in entry.get("learning_curve") or []:
+        if point.get("AP") is not None and point.get("steps") is not None:
+            log.ap.append((float(point["steps"]), float(point["AP"]), "mid-run checkpoint"))
+    final = ((entry.get("metrics") or {}).get("all") or {}).get("AP")
+    if final is not None and log.steps:
+        log.ap.append((float(log.steps), float(final), "shipped weights"))
+    return log
+
+
+def shipped_description(checkpoint: str | os.PathLike | None,
+                        weights_dir: str | os.PathLike | None = None) -> Optional[str]:
+    """``"shipped demo weights: N steps of B images, AP x.xxx on SynthCrowd val"`` when ``checkpoint`` is one
+    of the shipped demo files (:mod:`boir_core.model.demo_weights`), else ``None`` (any other file, or a kit
+    that ships none). Reads the manifest only; the file's checksum is checked where it is loaded."""
+    if checkpoint is None:
+        return None
+    base = Path(weights_dir or WEIGHTS_DIR)
+    try:
+        listed = shipped_manifest(base)["weights"]
+    except FileNotFoundError:
+        return None
+    path = Path(checkpoint).resolve()
+    for arch, entry in listed.items():
+        if (base / entry["file"]).resolve() == path:
+            t, ap = entry.get("training") or {}, ((entry.get("metrics") or {}).get("all") or {}).get("AP")
+            return (f"shipped demo {arch.upper()} weights: {t.get('steps')} steps of {t.get('batch_size')} images"
+                    + (f", AP {ap:.3f} on SynthCrowd val" if ap is not None else ""))
+    return None
+
+
+def training_curves_figure(logs: Sequence[TrainingLog], terms: Optional[Sequence[str]] = None, *,
+                           columns: int = 4, log_scale: bool = True):
+    """One panel per loss term (every term any log has, or ``terms``), each log a colour: the logged batches
+    faint, the epoch means as a line; then a panel with the AP points (when any log has some)."""
+    if terms is None:
+        seen: dict[str, None] = {}
+        for lg in logs:
+            for k in list(lg.epochs) + list(lg.series):
+                seen.setdefault(k)
+        terms = list(seen)
+    has_ap = any(lg.ap for lg in logs)
+    n = len(terms) + (1 if has_ap else 0)
+    cols = max(1, min(columns, n))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, term in zip(axes.flat, terms):
+        for c, lg in enumerate(logs):
+            colour = colours[c % len(colours)]
+            if term in lg.series:
+                ax.plot(*lg.series[term], color=colour, alpha=0.3, lw=0.8)
+            if term in lg.epochs:
+                ax.plot(*lg.epochs[term], color=colour, lw=1.8, label=lg.name)
+            elif term in lg.series:
+                ax.plot([], [], color=colour, label=lg.name)
+        ax.set_title(term, fontsize=9)
+        if log_scale and all(v > 0 for lg in logs for s in (lg.series, lg.epochs) if term in s for v in s[term][1]):
+            ax.set_yscale("log")
+        ax.set_xlabel("step", fontsize=8)
+        ax.legend(fontsize=7)
+    if has_ap:
+        ax = axes.flat[len(terms)]
+        for c, lg in enumerate(logs):
+            if lg.ap:
+                steps, ap = [p[0] for p in lg.ap], [p[1] for p in lg.ap]
+                ax.plot(steps, ap, "o-", color=colours[c % len(colours)], label=lg.name)
+        ax.set_title("AP (SynthCrowd val)", fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
