@@ -36,6 +36,21 @@ LOCK_NAME = "train.lock"
 
 _UNSUPPORTED = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
 
+#: Lock file descriptors this process holds. A forked child (a DataLoader worker) closes its copies: a flock
+#: belongs to the open file, shared across fork, and a worker outliving a killed training must not keep it.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
 
 class RunLockedError(RuntimeError):
     """Another process trains into this run folder."""
@@ -138,6 +153,7 @@ class RunLock:
                 break
             os.close(fd)
         self._fd = fd
+        _HELD.add(fd)
         self._stale_message(self.read())  # a record nobody holds: its process ended without releasing it
         data = (json.dumps(self._info()) + "\n").encode()
         os.ftruncate(fd, 0)
@@ -173,6 +189,7 @@ class RunLock:
             except FileNotFoundError:
                 pass
             finally:
+                _HELD.discard(self._fd)
                 os.close(self._fd)
                 self._fd = None
         elif self._exclusive_file:

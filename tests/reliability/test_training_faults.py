@@ -202,6 +202,40 @@ def test_a_stale_lock_file_is_taken_over_with_a_message(synth, tmp_path, capsys)
     assert not (run / LOCK_NAME).exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork (DataLoader workers are forked children)")
+def test_a_worker_outliving_a_killed_training_does_not_keep_its_lock(tmp_path):
+    """A forked child (a DataLoader worker) shares its parent's open files: if it kept the lock, a training
+    killed with ``kill -9`` would keep its folder locked for as long as its workers live."""
+    run = tmp_path / "run"
+    release_r, release_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the training: takes the lock, forks a worker, dies without releasing anything
+        try:
+            os.close(release_w)
+            RunLock(run, log=lambda m: None).acquire()
+            if os.fork() == 0:  # the worker: lives on until told to exit
+                os.read(release_r, 1)
+                os._exit(0)
+            os.write(ready_w, f"{os.getpid()}\n".encode())
+        finally:
+            os._exit(0)
+    os.close(release_r)
+    os.close(ready_w)
+    try:
+        training_pid = int(os.read(ready_r, 64).decode())
+        os.waitpid(pid, 0)  # the training is gone; its worker still runs
+        messages = []
+        lock = RunLock(run, log=messages.append).acquire()
+        lock.release()
+        assert len(messages) == 1 and f"stale lock {run / LOCK_NAME}" in messages[0]
+        assert f"pid {training_pid} on" in messages[0] and "is no longer running" in messages[0]
+    finally:
+        os.write(release_w, b"x")
+        os.close(release_w)
+        os.close(ready_r)
+
+
 # ---------------------------------------------------------------- Ctrl-C and kill -9 in a real process
 CHILD = textwrap.dedent("""
     import runpy, sys
