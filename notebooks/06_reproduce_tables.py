@@ -199,7 +199,10 @@ print(f"\nlargest AP gap between identical configs in the paper: {max(spreads):.
 # tiny BoIR and a tiny CID, each trained `demo_train_iters` iterations on SynthCrowd. So few iterations leave
 # AP at 0, so the score is the **held-out instance keypoint loss** (the primary task, which both methods
 # share; lower is better) on `demo_images` validation images. The numbers show the method of the test
-# and the size of seed noise, not which method is better on COCO. In real mode this section reads
+# and the size of seed noise, not which method is better on COCO. Each demo run has its own folder,
+# `<results_dir>/demo/seeds/<BoIR|CID>_seed<s>_<fingerprint>`, named by its settings
+# (`boir_core.paper.seeds.seed_run_dir`): a rerun with the same settings reuses it, other settings (e.g.
+# another `demo_train_iters`) get a folder of their own. In real mode this section reads
 # `<results_dir>/seeds/<boir|cid>_seed<s>/metrics.json` (COCO val AP of your own seeded runs) when present.
 
 # %%

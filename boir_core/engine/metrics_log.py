@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..io import atomic_write_text
+
 __all__ = ["MetricsLog"]
 
 
@@ -35,6 +37,25 @@ class MetricsLog:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k not in ("iter", "epoch"):
                     self.tb.add_scalar(f"{record['type']}/{k}", v, step)
+
+    def keep_until(self, step: int) -> int:
+        """A resumed run continues from its checkpoint at ``step``: drop the records of later steps (logged by
+        the interrupted run after its last checkpoint, and repeated now) and any line cut short by a kill, so
+        the log stays one run, each step once. Returns how many lines were dropped."""
+        if not self.enabled or not self.path.is_file():
+            return 0
+        lines = self.path.read_text().splitlines()
+        kept = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and int(rec.get("iter", 0)) <= step:
+                kept.append(line)
+        if len(kept) != len(lines):
+            atomic_write_text(self.path, "".join(x + "\n" for x in kept))
+        return len(lines) - len(kept)
 
     def close(self) -> None:
         if self.tb is not None:

@@ -2,6 +2,8 @@
 on SynthCrowd and scored by a continuous held-out loss (a few iterations leave AP at 0)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Sequence, Union
@@ -10,12 +12,14 @@ import torch
 
 from ..config import Config, load_config
 from ..data import KeypointDataset, collate_train
+from ..engine.resume_check import RESUME_FREE_KEYS
 from ..engine.runner import load_inference_model
 from ..losses import instance_heatmap_loss
 from .plan import _base
 from .reproduce import _demo_data, _log_default, _train
 
-__all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "seed_study"]
+__all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "seed_study", "run_fingerprint",
+           "seed_run_dir"]
 
 
 def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
@@ -49,18 +53,43 @@ def demo_pair_configs(data_root: Union[str, os.PathLike], iters: int = 4, device
                                         "loss.bbox_mask=false"])}
 
 
+def _training_keys(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = prefix + k
+        if any(key == f or (f.endswith(".") and key.startswith(f)) for f in RESUME_FREE_KEYS):
+            continue
+        out[k] = _training_keys(v, key + ".") if isinstance(v, dict) else v
+    return out
+
+
+def run_fingerprint(cfg: Config) -> str:
+    """8 hex digits of SHA-256 over what defines a training run: every config key a resume compares (all but
+    :data:`~boir_core.engine.resume_check.RESUME_FREE_KEYS`: where and how it runs)."""
+    text = json.dumps(_training_keys(cfg.to_dict()), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def seed_run_dir(work_dir: Union[str, os.PathLike], name: str, cfg: Config) -> Path:
+    """``<work_dir>/<name>_seed<s>_<fingerprint>``: runs of different settings (e.g. another
+    ``demo_train_iters``) never share a folder, so none is started over and none mixes two runs; the same
+    settings find their finished run again."""
+    return Path(work_dir) / f"{name}_seed{int(cfg.train.seed)}_{run_fingerprint(cfg)}"
+
+
 def seed_study(configs: dict[str, Config], seeds: Sequence[int], work_dir: Union[str, os.PathLike], *,
                val_images: int = 8, device: str = "cpu") -> dict[str, list[float]]:
     """Train every config once per seed (``train.seed``) and score it with :func:`held_out_keypoint_loss`.
 
     Returns ``{name: [score of seed s for s in seeds]}``: the same seed gives both configs the same data
-    order and augmentation, so the lists are paired by position. Finished runs are reused.
+    order and augmentation, so the lists are paired by position. Each run has its own folder
+    (:func:`seed_run_dir`, named by its settings); a finished run with the same settings is reused.
     """
     out: dict[str, list[float]] = {}
     for name, cfg in configs.items():
         out[name] = []
         for s in seeds:
             c = cfg.override(f"train.seed={int(s)}", f"train.device={device}")
-            weights = _train(c, Path(work_dir) / f"{name}_seed{int(s)}", 1, _log_default)
+            weights = _train(c, seed_run_dir(work_dir, name, c), 1, _log_default)
             out[name].append(held_out_keypoint_loss(c, weights, val_images, device))
     return out

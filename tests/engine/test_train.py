@@ -77,7 +77,7 @@ def test_nonfinite_losses_in_a_row_stop_the_run(tiny_cfg, tmp_path, monkeypatch)
     monkeypatch.setattr(losses_mod, "total_loss", _nan_after(losses_mod.total_loss, {1, 2, 3}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(NonFiniteLossError, match="2 non-finite losses in a row"):
+        with pytest.raises(NonFiniteLossError, match="2 non-finite steps in a row"):
             train(cfg, tmp_path / "run", progress=False)
 
 

@@ -195,7 +195,7 @@ def test_lr_of_every_iteration_is_the_closed_form_across_a_resume(tiny_cfg, tmp_
     assert all(len(v) == 1 for v in spy.lrs)
     # the logged lr is the rate the optimiser used
     logged = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    by_iter = {x["iter"]: x["lr"] for x in logged if x["type"] == "iter"}  # the repeated step logs twice
+    by_iter = {x["iter"]: x["lr"] for x in logged if x["type"] == "iter"}  # the repeated step: logged once
     assert [by_iter[i] for i in range(1, 7)] == pytest.approx(want, rel=1e-12)
 
 
