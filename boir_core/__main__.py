@@ -353,7 +353,8 @@ FALSE_WORDS = ("", "0", "false", "no", "off")
 USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
                ("boir_core.engine.resume_check", "ResumeMismatchError"),
                ("boir_core.model.checkpoints", "CheckpointError"), ("boir_core.engine.backends", "BackendUnavailable"),
-               ("boir_core.data.prepare", "PrepareError"), ("boir_core.engine.train", "NonFiniteLossError"))
+               ("boir_core.data.prepare", "PrepareError"), ("boir_core.engine.train", "NonFiniteLossError"),
+               ("boir_core.engine.runlock", "RunLockedError"))
 
 #: What to do about an OSError, by errno.
 _OS_HINTS = {errno.EACCES: "check its permissions or choose another path",

@@ -22,6 +22,8 @@ from boir_core.__main__ import main
 from boir_core.config import ConfigError, load_config
 from boir_core.data.annotations import DataError
 from boir_core.data.transforms import eval_resize_size
+from boir_core.engine.runlock import RunLockedError
+from boir_core.engine.train import NonFiniteStateError
 from boir_core.model import CheckpointError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,6 +111,10 @@ ERRORS = {  # name: (what the command raises, exit status, text the line must ho
     "checkpoint class": (lambda: CheckpointError("w.pt: another keypoint count"), 2, "w.pt: another keypoint count"),
     "checkpoint read": (lambda: RuntimeError("cannot read checkpoint w.pt: UnpicklingError: x"), 2,
                         "cannot read checkpoint w.pt"),
+    "run folder locked": (lambda: RunLockedError("runs/demo is in use by process 12 (runs/demo/train.lock)"), 2,
+                          "runs/demo is in use by process 12"),
+    "non-finite state": (lambda: NonFiniteStateError("step 9: weights not finite; last.pt holds step 8"), 2,
+                         "step 9: weights not finite; last.pt holds step 8"),
     "internal": (lambda: KeyError("heatmap"), 1, "internal error: KeyError: 'heatmap' (run with --debug"),
     "internal ValueError": (lambda: ValueError("too many values to unpack"), 1, "internal error: ValueError"),
 }
