@@ -15,9 +15,10 @@ Commands
 Every command takes ``--config`` (a YAML file, or the name of one of the kit's configs: ``coco_w32``, ``demo``,
 ``t4_full``; they ship inside the package) and ``key=value`` overrides, e.g. ``boir train --config demo
 train.epochs=2``. ``--checkpoint shipped:boir`` (or ``shipped:cid``) names the demo weights shipped inside the
-package; with it and no ``--config``, the config they were trained with is used. Weights files are read as data
-only (``weights_only=True``): a file that would need a full unpickling, which can run code, is refused;
-``convert-checkpoint --trust`` rewrites a trusted one.
+package (always them, checksum verified; a file of that name is ``./shipped:boir``); with it and no ``--config``,
+the config they were trained with is used. Weights files are read as data only (``weights_only=True``): a file
+that would need a full unpickling, which can run code, is refused; ``convert-checkpoint --trust`` rewrites a
+trusted one.
 
 Relative paths (outputs ``runs/...``, data ``data/...``) are read from the working folder; a config on the
 embedded SynthCrowd data generates it there when it is missing (train, evaluate), and says so. ``demo``
@@ -40,7 +41,8 @@ def _config(args):
     from .model.demo_weights import shipped_arch, shipped_config
 
     ckpt = getattr(args, "checkpoint", None)
-    arch = shipped_arch(ckpt) if args.config is None and ckpt and not Path(ckpt).exists() else None
+    # shipped:NAME always means the packaged weights: a local file of that name is never consulted
+    arch = shipped_arch(ckpt) if args.config is None and ckpt else None
     if arch is not None:  # the shipped weights' own config (recorded in their manifest)
         print(f"[{args.command}] config: the one {ckpt} was trained with (its manifest); --config to change it",
               file=sys.stderr)

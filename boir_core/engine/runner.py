@@ -38,12 +38,13 @@ __all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "c
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A run folder means its ``final.pt`` (or ``checkpoints/last.pt`` while training); ``shipped:boir`` /
-    ``shipped:cid`` mean the demo weights shipped inside the package (checksum verified; a file of that name
-    in the working folder wins)."""
-    p = Path(path)
-    arch = None if p.exists() else shipped_arch(str(path))
+    ``shipped:cid`` (a string) always mean the demo weights shipped inside the package, checksum verified: a
+    file or folder of that name in the working folder is never consulted (``./shipped:boir`` or a ``Path``
+    names it)."""
+    arch = shipped_arch(path)
     if arch is not None:
         return shipped_checkpoint(arch)
+    p = Path(path)
     if p.is_dir():
         weights = run_weights(p)
         if weights is not None:
