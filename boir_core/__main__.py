@@ -10,11 +10,15 @@ Commands
     demo       the whole main job on the embedded SynthCrowd data (what ``make demo`` runs)
     reproduce  run what one of the paper's tables needs (evaluate, train ablations, measure) and render it
     export     write the inference network as ONNX graphs (backbone + center head, instance head)
+    convert-checkpoint  rewrite a trusted older weights / training-state file as data (``--trust FILE [-o OUT]``)
 
 Every command takes ``--config`` (a YAML file, or the name of one of the kit's configs: ``coco_w32``, ``demo``,
 ``t4_full``; they ship inside the package) and ``key=value`` overrides, e.g. ``boir train --config demo
 train.epochs=2``. ``--checkpoint shipped:boir`` (or ``shipped:cid``) names the demo weights shipped inside the
-package; with it and no ``--config``, the config they were trained with is used.
+package (always them, checksum verified; a file of that name is ``./shipped:boir``); with it and no ``--config``,
+the config they were trained with is used. Weights files are read as data only (``weights_only=True``): a file
+that would need a full unpickling, which can run code, is refused; ``convert-checkpoint --trust`` rewrites a
+trusted one.
 
 Relative paths (outputs ``runs/...``, data ``data/...``) are read from the working folder; a config on the
 embedded SynthCrowd data generates it there when it is missing (train, evaluate), and says so. ``demo``
@@ -46,7 +50,8 @@ def _config(args):
     from .model.demo_weights import shipped_arch, shipped_config
 
     ckpt = getattr(args, "checkpoint", None)
-    arch = shipped_arch(ckpt) if args.config is None and ckpt and not Path(ckpt).exists() else None
+    # shipped:NAME always means the packaged weights: a local file of that name is never consulted
+    arch = shipped_arch(ckpt) if args.config is None and ckpt else None
     if arch is not None:  # the shipped weights' own config (recorded in their manifest)
         print(f"[{args.command}] config: the one {ckpt} was trained with (its manifest); --config to change it",
               file=sys.stderr)
@@ -143,6 +148,15 @@ def cmd_export(args) -> int:
         check_writable_folder(args.output)
     paths = export_checkpoint(cfg, args.checkpoint, fmt=args.format, output=args.output)
     print(f"[export] {args.format}: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def cmd_convert_checkpoint(args) -> int:
+    """Rewrite a trusted file the kit refuses (it holds Python objects) as data (``weights_only=True``)."""
+    from .engine.convert import convert_checkpoint
+
+    report = convert_checkpoint(args.file, args.output, trust=args.trust)  # without --trust: refused, nothing read
+    print(f"[convert-checkpoint] {report.summary()}")
     return 0
 
 
@@ -278,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", default=None,
                    help="output folder for dense.onnx, instance.onnx, meta.json (default <output_dir>/<name>/onnx)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("convert-checkpoint",
+                       help="rewrite a TRUSTED older weights / training-state file as data the kit reads")
+    p.add_argument("file", help="the file the kit refused (it holds Python objects: a full unpickling runs code)")
+    p.add_argument("--trust", action="store_true",
+                   help="you trust where FILE came from: it is unpickled fully (which runs any code it carries) "
+                        "once, here, and written back as tensors and plain values; without it nothing is read")
+    p.add_argument("--output", "-o", default=None,
+                   help="the converted file (default: <stem>.safe.pt beside FILE; FILE itself: replaced)")
+    p.set_defaults(func=cmd_convert_checkpoint)
 
     p = sub.add_parser("profile", help="parameter counts and latency (Table 5)")
     _add_common(p)

@@ -123,7 +123,7 @@ def test_configs_the_kit_stored_in_the_old_words_load_silently(tmp_path):
         # a kit checkpoint whose model config says bbox_head_init: working (written before the rename)
         model = BoIR(5, "hrnet_w18_small", inst_channels=8, emb_dim=8, train_heads=False)
         path = save_checkpoint(model, tmp_path / "old.pt")
-        obj = torch.load(path, weights_only=False)
+        obj = torch.load(path, weights_only=True)
         obj["model_config"]["bbox_head_init"] = "working"
         torch.save(obj, path)
         assert load_model(path).config["bbox_head_init"] == "paper"

@@ -3,7 +3,10 @@
 A training checkpoint (``<run>/checkpoints/last.pt``) holds everything needed to continue a run where it
 stopped: model, optimizer, grad scaler, the position in the learning-rate schedule (epoch and global
 iteration), the RNG states and the resolved config. It is written to a temporary file in the same folder
-and renamed, so a run killed mid-write never leaves a half-written checkpoint behind.
+and renamed, so a run killed mid-write never leaves a half-written checkpoint behind. It holds only tensors
+and plain values (numpy's random state as a list of ints, not an array), so it is read back as data, with
+``weights_only=True`` (docs/model.md#loading-is-data-never-code); a state written by an older kit (numpy arrays
+inside) is refused with the command that converts it (``boir convert-checkpoint --trust``).
 
 The model weights inside use the kit's own key layout (``boir_core.model``); ``model_state`` can be
 loaded by :func:`boir_core.model.checkpoints.load_weights` too, so a training checkpoint doubles as a
@@ -20,11 +23,15 @@ import numpy as np
 import torch
 
 from ..io import atomic_open
+from ..model import CheckpointError, UnsafeCheckpointError, read_checkpoint
 
 __all__ = ["atomic_torch_save", "save_training_state", "load_training_state", "rng_state", "set_rng_state",
-           "run_weights"]
+           "run_weights", "upgrade_training_state", "FORMAT", "OLD_FORMATS"]
 
-FORMAT = "boir-kit-train-state/1"
+#: /2: the random states as plain values (tensors, ints, lists), read with ``weights_only=True``.
+FORMAT = "boir-kit-train-state/2"
+#: Earlier layouts: /1 held numpy's random state as a numpy array (readable only by a full unpickling).
+OLD_FORMATS = ("boir-kit-train-state/1",)
 
 
 def run_weights(run_dir: str | os.PathLike) -> Path | None:
@@ -44,10 +51,25 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def _plain_numpy_state(state: Any) -> dict[str, Any]:
+    """numpy's legacy random state (the tuple ``np.random.get_state()`` returns, or its dict form) as plain
+    values: the MT19937 key as a list of ints instead of a numpy array."""
+    if isinstance(state, dict) and "key" in state:  # already plain
+        return state
+    if isinstance(state, dict):  # np.random.get_state(legacy=False)
+        return {"bit_generator": str(state["bit_generator"]), "key": [int(k) for k in state["state"]["key"]],
+                "pos": int(state["state"]["pos"]), "has_gauss": int(state["has_gauss"]),
+                "gauss": float(state["gauss"])}
+    name, key, pos, has_gauss, gauss = state
+    return {"bit_generator": str(name), "key": [int(k) for k in key], "pos": int(pos), "has_gauss": int(has_gauss),
+            "gauss": float(gauss)}
+
+
 def rng_state() -> dict[str, Any]:
+    """Every random state a run uses, as plain values (a tuple of ints, lists, tensors)."""
     state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": random.getstate(),  # (version, tuple of ints, float or None)
+        "numpy": _plain_numpy_state(np.random.get_state()),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -57,7 +79,9 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    npst = _plain_numpy_state(state["numpy"])
+    np.random.set_state((npst["bit_generator"], np.asarray(npst["key"], dtype=np.uint32), npst["pos"],
+                         npst["has_gauss"], npst["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -81,12 +105,36 @@ def save_training_state(path: str | os.PathLike, *, model: torch.nn.Module, opti
 
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training checkpoint written by :func:`save_training_state`, with a clear error if it is not one."""
+    """Read a training checkpoint written by :func:`save_training_state`, as data only, with a clear error if it
+    is not one: :class:`~boir_core.model.UnsafeCheckpointError` for a file that would need a full unpickling
+    (an older kit's state, or a planted file), naming the command that converts a trusted one."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # corrupt or truncated file
-        raise RuntimeError(f"cannot read training checkpoint {path}: {type(e).__name__}: {e}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise RuntimeError(f"{path} is not a BoIR Kit training checkpoint (format {FORMAT!r} expected)")
+        state = read_checkpoint(path)
+    except UnsafeCheckpointError as e:  # an older kit's state (numpy inside) or a planted file
+        what = ("a training state written by an older BoIR Kit, with numpy's random state as an array"
+                if any(n.startswith("numpy") for n in e.needs) else None)
+        raise UnsafeCheckpointError(path, e.needs, what=what, in_place=True) from None
+    except CheckpointError as e:  # missing, corrupt or truncated file
+        raise CheckpointError(f"cannot read training checkpoint: {e}") from None
+    fmt = state.get("format") if isinstance(state, dict) else None
+    if fmt in OLD_FORMATS:
+        raise CheckpointError(f"{path}: a training state in an older BoIR Kit layout ({fmt}); convert it once, in "
+                              f"place, with boir convert-checkpoint --trust {path} -o {path}, then resume")
+    if fmt != FORMAT:
+        raise CheckpointError(f"{path} is not a BoIR Kit training checkpoint (format {FORMAT!r} expected)")
+    return state
+
+
+def upgrade_training_state(state: Any) -> Any:
+    """An older kit's training state (``boir-kit-train-state/1``, numpy's random state as an array), already
+    unpickled by the caller, in the current layout (:data:`FORMAT`); anything else is returned as it is. Used by
+    ``boir convert-checkpoint``."""
+    if isinstance(state, dict) and state.get("format") in OLD_FORMATS:
+        state = dict(state)
+        rng = dict(state.get("rng") or {})
+        if "numpy" in rng:
+            rng["numpy"] = _plain_numpy_state(rng["numpy"])
+        state["rng"] = rng
+        state["format"] = FORMAT
     return state

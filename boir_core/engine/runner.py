@@ -20,7 +20,7 @@ from ..config import Config, ConfigError, load_config, preset_label, upgrade_con
 from ..data import DataError, KeypointDataset, get_profile, synthetic
 from ..data.profiles import DEMO_DATASETS
 from ..io import atomic_write_json
-from ..model import build_model, check_weights, count_parameters, load_weights
+from ..model import build_model, check_weights, count_parameters, load_weights, read_checkpoint
 from ..model.demo_weights import shipped_arch, shipped_checkpoint
 from ..paths import PathNotFound, inside_package
 from . import backends
@@ -38,12 +38,13 @@ __all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "c
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A run folder means its ``final.pt`` (or ``checkpoints/last.pt`` while training); ``shipped:boir`` /
-    ``shipped:cid`` mean the demo weights shipped inside the package (checksum verified; a file of that name
-    in the working folder wins)."""
-    p = Path(path)
-    arch = None if p.exists() else shipped_arch(str(path))
+    ``shipped:cid`` (a string) always mean the demo weights shipped inside the package, checksum verified: a
+    file or folder of that name in the working folder is never consulted (``./shipped:boir`` or a ``Path``
+    names it)."""
+    arch = shipped_arch(path)
     if arch is not None:
         return shipped_checkpoint(arch)
+    p = Path(path)
     if p.is_dir():
         weights = run_weights(p)
         if weights is not None:
@@ -67,10 +68,7 @@ def checkpoint_config(checkpoint: str | os.PathLike | None, config: str | os.Pat
         for cand in (run_dir / "config.yaml",):
             if cand.is_file():
                 return load_config(cand, list(overrides))
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        obj = read_checkpoint(path)  # as data only; names the file if it cannot be read
         saved = (obj.get("extra") or {}).get("config") if isinstance(obj, dict) else None
         if isinstance(saved, dict):
             # a stored record, possibly in an older kit's switch words: read without a deprecation warning
@@ -80,22 +78,21 @@ def checkpoint_config(checkpoint: str | os.PathLike | None, config: str | os.Pat
 
 def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, device: torch.device | str = "cpu"):
     """The inference network of ``cfg`` with ``checkpoint`` loaded strictly (None: random weights)."""
+    obj = path = None
+    if checkpoint is not None:  # read before the network is built: a file that is refused costs nothing
+        path = resolve_checkpoint(checkpoint)
+        obj = read_checkpoint(path)  # as data only; names the file if it cannot be read
     model = build_model(cfg, train=False)
     report = None
-    if checkpoint is not None:
-        path = resolve_checkpoint(checkpoint)
-        source: Any = path
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:
-            raise RuntimeError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    if path is not None:
+        source: Any = obj if isinstance(obj, dict) else path  # not a dict: load_weights names what it holds
         train_config = None
         if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
             source = obj["model_state"]  # our training state: its weights (training-only heads are dropped)
             train_config = obj.get("config")
         elif isinstance(obj, dict):
             train_config = (obj.get("extra") or {}).get("config") if isinstance(obj.get("extra"), dict) else None
-        report = load_weights(model, source)
+        report = load_weights(model, source, source_name=str(path))
         model.weights_preset = _weights_preset(report.kind, train_config)
     return model.to(device).eval(), report
 
@@ -111,13 +108,10 @@ def check_inference_weights(cfg: Config, checkpoint: str | os.PathLike):
     path = resolve_checkpoint(checkpoint)
     with torch.device("meta"):
         model = build_model(cfg, train=False, initialise=False)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception:  # not mappable or not readable: the weights-only reader names the problem
-        return check_weights(model, path)
-    if isinstance(obj, dict) and str(obj.get("format", "")).startswith("boir-kit-train-state"):
+    obj = read_checkpoint(path, mmap=True)  # as data only; names the file if it cannot be read
+    if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
         obj = obj["model_state"]  # our training state: its weights
-    return check_weights(model, obj, source_name=str(path))
+    return check_weights(model, obj if isinstance(obj, dict) else path, source_name=str(path))
 
 def _weights_preset(kind: str, train_config: Any) -> str:
     """What produced a weights file: the authors' release, or the preset of the config that trained ours."""

@@ -34,7 +34,13 @@ structural, and each one is listed in the returned :class:`LoadReport`:
 """
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import pickletools
+import shlex
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -48,6 +54,8 @@ from .cid import CID
 
 __all__ = [
     "CheckpointError",
+    "UnsafeCheckpointError",
+    "read_checkpoint",
     "LoadReport",
     "load_weights",
     "check_weights",
@@ -95,6 +103,33 @@ class CheckpointError(RuntimeError):
         self.mismatched = list(mismatched)
 
 
+class UnsafeCheckpointError(CheckpointError):
+    """A file that only a full unpickling could read (it holds Python objects, not only tensors and plain
+    values), refused without unpickling it. ``path``: the file; ``needs``: the Python objects it names;
+    ``what``: what the file is, when the caller knows (default: from ``needs``); ``in_place``: the conversion
+    the message names rewrites the file itself (a run's training state), else writes ``<stem>.safe.pt``."""
+
+    def __init__(self, path: Union[str, os.PathLike], needs: list[str], *, what: Optional[str] = None,
+                 in_place: bool = False):
+        self.path = Path(path)
+        self.needs = list(needs)
+        shown = ", ".join(self.needs[:4]) + (f", ... ({len(self.needs)} in all)" if len(self.needs) > 4 else "")
+        if what is None and any(n.startswith("numpy") for n in self.needs):
+            what = ("numpy arrays: e.g. a training state written by an older BoIR Kit, which stored numpy's random "
+                    "state this way")
+        quoted = shlex.quote(str(self.path))
+        same = "python -m boir_core convert-checkpoint is the same"
+        how = (f"convert it once, in place: boir convert-checkpoint --trust {quoted} -o {quoted} ({same}), then run "
+               f"again" if in_place else
+               f"convert it once: boir convert-checkpoint --trust {quoted} (writes {self.path.stem}.safe.pt beside "
+               f"it, -o to choose; {same}), and use the converted file")
+        super().__init__(
+            f"{self.path}: refused: the file holds Python objects ({shown}{'; ' + what if what else ''}), not "
+            f"only tensors and plain values. Rebuilding them needs a full unpickling, which runs any code the file "
+            f"carries, so BoIR Kit reads weights as data only and did not load it. If you trust where the file "
+            f"came from, {how}.")
+
+
 @dataclass
 class LoadReport:
     """What :func:`load_weights` did.
@@ -131,21 +166,115 @@ class LoadReport:
 
 # ---- reading ------------------------------------------------------------------------------------------
 
-def _read_file(path: Path, mmap: bool = False) -> Any:
-    """``torch.load`` of a weights-only file; ``mmap``: map it instead of reading it (a check that looks at
-    names and shapes only; an old-format file that cannot be mapped is read)."""
+def read_checkpoint(path: Union[str, os.PathLike], mmap: bool = False) -> Any:
+    """Read a weights or training-state file **as data**: ``torch.load(..., weights_only=True)``, the one reader
+    of every checkpoint the kit opens (docs/model.md#loading-is-data-never-code).
+
+    Such a file may hold tensors, numbers, strings, ``None`` and lists / tuples / dicts of them, nothing else:
+    a file that needs Python objects rebuilt (a pickled class, a numpy array, a payload that would run code)
+    is refused with :class:`UnsafeCheckpointError`, before any of it is executed, naming the file and how to
+    convert a trusted one (``boir convert-checkpoint --trust FILE``). ``mmap``: map the file instead of reading
+    it (a check that looks at names and shapes only; an old-format file that cannot be mapped is read).
+    Any other unreadable file (missing, corrupt, truncated, not a PyTorch file) is a :class:`CheckpointError`
+    naming it.
+    """
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
-        if mmap:
-            try:
-                return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            except RuntimeError:  # not the zip format: no mapping possible
-                pass
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a bare pickle's protocol: the refusal below says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            if mmap:
+                try:
+                    return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                except RuntimeError:  # not the zip format: no mapping possible
+                    pass
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt, truncated, not a torch file, or holds arbitrary objects
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        if isinstance(e, pickle.UnpicklingError):
+            needs = pickled_objects(path)
+            if needs:
+                raise UnsafeCheckpointError(path, needs) from None
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch checkpoint: corrupt, truncated or not "
+                              f"written by torch.save ({type(e).__name__}: {_short_reason(e)})") from None
+
+
+
+def _short_reason(e: BaseException) -> str:
+    """The line of torch's message that says what is wrong (not its advice to load with weights_only=False)."""
+    advice = ("weights only load failed", "pytorch 2.6", "re-running", "please file an issue", "check the "
+              "documentation", "do those steps only", "(1) ", "(2) ", "weightsunpickler error:")
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not any(a in ln.lower() for a in advice)]
+    return (useful or lines or [""])[0][:200]
+
+
+_STRING_OPS = {"UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "STRING", "BINSTRING",
+               "SHORT_BINSTRING"}
+_GET_OPS = {"GET", "BINGET", "LONG_BINGET"}
+_PUT_OPS = {"PUT", "BINPUT", "LONG_BINPUT"}
+
+
+def _globals_of_pickle(f: Any, found: list[str]) -> None:
+    """Add to ``found`` the ``module.name`` of every object one pickle in ``f`` would import, read from its
+    opcodes (``pickletools.genops`` parses; nothing is imported or run). Raises on a stream that is no pickle."""
+    memo: dict[int, Any] = {}
+    recent: list[Any] = []  # the values of the last pushes that STACK_GLOBAL may pop (strings only matter)
+    for op, arg, _ in pickletools.genops(f):
+        name = op.name
+        if name in ("GLOBAL", "INST"):
+            found.append(str(arg).replace(" ", "."))
+        elif name == "STACK_GLOBAL":
+            found.append(".".join(str(x) for x in recent[-2:]) if len(recent) >= 2 and
+                         all(isinstance(x, str) for x in recent[-2:]) else "<a pickled object>")
+        if name in _STRING_OPS:
+            recent.append(arg)
+        elif name in _GET_OPS:
+            recent.append(memo.get(arg))
+        elif name == "MEMOIZE":
+            memo[len(memo)] = recent[-1] if recent else None
+        elif name in _PUT_OPS:
+            memo[arg] = recent[-1] if recent else None
+        elif name not in ("FRAME", "PROTO"):
+            recent.append(None)
+        if name == "STOP":
+            return
+
+
+def _allowed_globals() -> set[str]:
+    """The globals torch's weights-only reader accepts (only to leave them out of a refusal's message)."""
+    try:
+        from torch import _weights_only_unpickler as wo  # private: fall back to a prefix rule if it moves
+
+        return set(wo._get_allowed_globals())
+    except Exception:  # pragma: no cover - depends on the torch version
+        return set()
+
+
+def pickled_objects(path: Union[str, os.PathLike]) -> list[str]:
+    """The Python objects (``module.name``) a pickled file would import beyond tensors and plain values, found
+    by reading its opcodes without executing any; empty when the file is no readable pickle (corrupt, not a
+    torch file) or names nothing beyond what a weights-only load accepts. Looks into torch's zip format
+    (``*/data.pkl``), its legacy format (a few pickles in a row) and a bare pickle."""
+    found: list[str] = []
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                pkl = next((n for n in z.namelist() if n == "data.pkl" or n.endswith("/data.pkl")), None)
+                if pkl is None:
+                    return []
+                streams, count = io.BytesIO(z.read(pkl)), 1
+        else:
+            streams, count = open(path, "rb"), 4  # legacy: magic number, protocol, sys info, the object
+        with streams as f:
+            for _ in range(count):
+                _globals_of_pickle(f, found)
+    except Exception:  # the end of the pickles, or not a pickle at all: keep what was found
+        pass
+    allowed = _allowed_globals()
+    if allowed:
+        return [n for n in dict.fromkeys(found) if n not in allowed]
+    return [n for n in dict.fromkeys(found) if not n.startswith(("torch.", "collections.OrderedDict"))]
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -222,7 +351,7 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
                               f"through build_model)")
     else:
         name = str(source)
-        obj = _read_file(Path(source), mmap=mmap)
+        obj = read_checkpoint(Path(source), mmap=mmap)
 
     sd, container, header = _unwrap(obj, name)
     sd = _strip_module(sd)

@@ -24,7 +24,7 @@ import torch
 
 from ..config import Config, apply_overrides, upgrade_config_dict
 from ..io import atomic_open, atomic_write_json, atomic_write_text
-from .checkpoints import CheckpointError
+from .checkpoints import CheckpointError, read_checkpoint
 
 __all__ = ["WEIGHTS_DIR", "MANIFEST_NAME", "MAX_BYTES", "ARCHS", "SHIPPED_PREFIX", "ChecksumError", "shipped_arch",
            "shipped_checkpoint",
@@ -137,9 +137,10 @@ def export_demo_weights(run_dir: str | os.PathLike, arch: str, *, command: str,
     src = run_dir / "final.pt"
     if not src.is_file():
         raise FileNotFoundError(f"{src} does not exist: train the run to its end first")
-    obj = torch.load(src, map_location="cpu", weights_only=False)
-    if obj.get("arch") != arch:
-        raise CheckpointError(f"{src} holds a {obj.get('arch')!r} model, not {arch!r}")
+    obj = read_checkpoint(src)  # as data only: a run folder's file is no reason to run code
+    if not isinstance(obj, dict) or obj.get("arch") != arch:
+        found = obj.get("arch") if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"{src} holds a {found!r} model, not {arch!r}")
     obj["state_dict"] = {k: (v.half() if v.is_floating_point() else v) for k, v in obj["state_dict"].items()}
     obj.setdefault("extra", {})["dtype"] = "float16"
     name = f"demo_{arch}.pt"

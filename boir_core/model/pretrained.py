@@ -29,7 +29,7 @@ from typing import Optional
 import torch
 import torch.nn as nn
 
-from .checkpoints import CheckpointError, LoadReport, _read_file, load_weights
+from .checkpoints import CheckpointError, LoadReport, load_weights, read_checkpoint
 
 __all__ = ["TIMM_WEIGHTS", "PretrainedUnavailable", "InitReport", "pretrained_source", "imagenet_state_dict",
            "load_imagenet", "initialise"]
@@ -130,7 +130,7 @@ def _file_state_dict(path: Path, backbone: str) -> tuple[dict[str, torch.Tensor]
             return dict(load_file(str(path))), str(path)
         except Exception as e:
             raise CheckpointError(f"{path}: cannot be read as a safetensors file ({type(e).__name__}: {e})") from None
-    return _read_file(path), str(path)
+    return read_checkpoint(path), str(path)
 
 
 def imagenet_state_dict(source: str, backbone: str) -> tuple[dict, str]:

@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from ..config import DEPRECATED_VALUES
 from ..io import atomic_open
-from .checkpoints import ARCHS, FORMAT_TAG, FORMAT_VERSION, CheckpointError, _read_file, load_weights
+from .checkpoints import ARCHS, FORMAT_TAG, FORMAT_VERSION, CheckpointError, load_weights, read_checkpoint
 
 __all__ = ["export_released", "save_checkpoint", "upgrade_model_config", "load_model"]
 
@@ -61,7 +61,7 @@ def load_model(path: Union[str, os.PathLike], train_heads: Optional[bool] = None
 
     ``train_heads=False`` rebuilds the inference model from a training checkpoint (aux heads dropped).
     """
-    obj = _read_file(Path(path))
+    obj = read_checkpoint(Path(path))
     if not (isinstance(obj, Mapping) and obj.get("format") == FORMAT_TAG):
         raise CheckpointError(f"{path}: not a BoIR Kit checkpoint (no format tag {FORMAT_TAG!r}); build the "
                               f"model yourself and call load_weights")

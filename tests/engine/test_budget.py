@@ -140,7 +140,7 @@ def test_a_time_budget_fixes_the_step_count_from_the_measured_step_time(small_cf
     assert [r["iter"] for r in logged] == list(range(1, expected + 1))
     assert np.allclose([r["lr"] for r in logged], lrs)
     # the weights and the checkpoint record the plan too
-    assert torch.load(tmp_path / "budget" / "final.pt", weights_only=False)["extra"]["plan"]["total_steps"] == 7
+    assert torch.load(tmp_path / "budget" / "final.pt", weights_only=True)["extra"]["plan"]["total_steps"] == 7
     assert load_training_state(tmp_path / "budget" / "checkpoints" / "last.pt")["extra"]["plan"] == plan
 
 
@@ -155,8 +155,8 @@ def test_a_budgeted_run_is_reproduced_exactly_by_its_step_count(small_cfg, tmp_p
     assert exact.plan["source"] == "max_steps" and exact.step_seconds is None
     assert exact.total_steps == budgeted.total_steps
     assert exact.losses == pytest.approx(budgeted.losses, rel=1e-6, abs=1e-8)
-    a = torch.load(tmp_path / "budget" / "final.pt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "exact" / "final.pt", weights_only=False)["state_dict"]
+    a = torch.load(tmp_path / "budget" / "final.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "exact" / "final.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -79,7 +79,8 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_synth, tmp_path, capsys):
     assert main(["evaluate", "--config", "tiny", "--checkpoint", str(bad), "--out", str(tmp_path), "--quiet",
                  f"data.root={tiny_synth}", "train.device=cpu"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and str(bad) in err and "Traceback" not in err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert f"{bad}: cannot be read as a PyTorch checkpoint" in err and "convert-checkpoint" not in err
 
 
 def test_predict_reads_video_frames(trained, tiny_synth, tmp_path):
@@ -172,9 +173,12 @@ def test_shipped_weights_are_named_shipped_boir_and_shipped_cid(tmp_path, monkey
     assert shipped_arch("runs/demo/final.pt") is None and shipped_arch(tmp_path) is None
     with pytest.raises(CheckpointError, match=r"'shipped:hrnet'.*shipped:boir, shipped:cid"):
         resolve_checkpoint("shipped:hrnet")
-    monkeypatch.chdir(tmp_path)  # a file of that name in the working folder wins
+    monkeypatch.chdir(tmp_path)  # a file of that name in the working folder is never consulted ...
     (tmp_path / "shipped:boir").write_bytes(b"x")
-    assert resolve_checkpoint("shipped:boir").resolve() == (tmp_path / "shipped:boir").resolve()
+    assert resolve_checkpoint("shipped:boir") == shipped_checkpoint("boir")
+    # ... it is named by a path: ./shipped:boir (or a Path)
+    assert resolve_checkpoint("./shipped:boir").resolve() == (tmp_path / "shipped:boir").resolve()
+    assert resolve_checkpoint(Path("shipped:boir")).resolve() == (tmp_path / "shipped:boir").resolve()
 
 
 def test_evaluate_never_writes_into_the_package(tmp_path, monkeypatch):

@@ -33,8 +33,8 @@ def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_pa
     assert resumed.losses == pytest.approx(full.losses[3:], rel=1e-5, abs=1e-7)
 
     # both runs end with identical weights
-    a = torch.load(tmp_path / "full" / "final.pt", weights_only=False)["state_dict"]
-    b = torch.load(tmp_path / "killed" / "final.pt", weights_only=False)["state_dict"]
+    a = torch.load(tmp_path / "full" / "final.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "killed" / "final.pt", weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 

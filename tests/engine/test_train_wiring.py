@@ -112,7 +112,7 @@ def wiring_run(tmp_path_factory, tiny_synth):
         summary = train(cfg, run_dir, progress=False)
     finally:
         mp.undo()
-    final = torch.load(run_dir / "final.pt", weights_only=False)["state_dict"]
+    final = torch.load(run_dir / "final.pt", weights_only=True)["state_dict"]
     tc = cfg.train
     lrs = [_closed_form_lr(i, 2, 2, tc.lr, tc.warmup_start_lr, tc.min_lr) for i in range(2)]
     golden = {}

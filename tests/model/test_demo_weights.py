@@ -47,7 +47,7 @@ def test_export_writes_fp16_weights_a_manifest_and_the_log_and_they_load(tmp_pat
     path = shipped_checkpoint("boir", weights_dir=out)
     assert path == out / "demo_boir.pt" and entry["sha256"] == sha256_of(path)
     assert entry["bytes"] == path.stat().st_size <= MAX_BYTES
-    sd = torch.load(path, weights_only=False)["state_dict"]
+    sd = torch.load(path, weights_only=True)["state_dict"]
     floats = [v for v in sd.values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
     assert entry["training"]["steps"] == 6 and entry["training"]["seconds"] == 2.5

@@ -106,7 +106,7 @@ def test_a_step_that_overflows_batchnorm_statistics_is_undone(synth, tmp_path, m
     assert any("non-finite" in str(x.message) and "step skipped" in str(x.message) for x in w)
     state = load_training_state(tmp_path / "run" / "checkpoints" / "last.pt")
     assert not _nonfinite(state["model_state"])
-    final = torch.load(tmp_path / "run" / "final.pt", weights_only=False)["state_dict"]
+    final = torch.load(tmp_path / "run" / "final.pt", weights_only=True)["state_dict"]
     assert not _nonfinite(final)
 
 
@@ -283,7 +283,7 @@ def uninterrupted(synth, tmp_path_factory, one_thread):
     run = tmp_path_factory.mktemp("uninterrupted") / "run"
     s = train(_cfg(synth, *RESUMABLE), run, progress=False)
     assert s.iterations == 8
-    return s, torch.load(run / "final.pt", weights_only=False)["state_dict"]
+    return s, torch.load(run / "final.pt", weights_only=True)["state_dict"]
 
 
 def _same_weights(a: dict, b: dict) -> bool:
@@ -320,7 +320,7 @@ def test_ctrl_c_saves_at_the_step_boundary_and_resumes_exactly(synth, tmp_path, 
     assert "at epoch 0, step 3 of the epoch, iteration 3" in capsys.readouterr().out
     full, final = uninterrupted
     assert resumed.iterations == 5 and resumed.losses == full.losses[3:]  # exactly, not approximately
-    assert _same_weights(torch.load(run / "final.pt", weights_only=False)["state_dict"], final)
+    assert _same_weights(torch.load(run / "final.pt", weights_only=True)["state_dict"], final)
     iters = [json.loads(x)["iter"] for x in (run / "metrics.jsonl").read_text().splitlines()
              if json.loads(x)["type"] == "iter"]
     assert iters == list(range(1, 9))  # one log of one run: no step twice, none missing
@@ -342,7 +342,7 @@ def test_kill_9_loses_only_the_steps_since_the_checkpoint_and_resumes_exactly(sy
     assert f"taking over the stale lock {run / LOCK_NAME}" in out and f"pid {proc.pid} on" in out
     full, final = uninterrupted
     assert resumed.resumed_from_epoch == 1 and resumed.iterations == 4 and resumed.losses == full.losses[4:]
-    assert _same_weights(torch.load(run / "final.pt", weights_only=False)["state_dict"], final)
+    assert _same_weights(torch.load(run / "final.pt", weights_only=True)["state_dict"], final)
     assert not (run / LOCK_NAME).exists()
     # steps 5 and 6, logged by the killed run and trained again, are in the log once (the resumed run's)
     recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
