@@ -105,7 +105,7 @@ def test_predict_refuses_every_payload_shape(shape, tmp_path, marker, trained, s
     assert main(["predict", "--config", "tiny", "--checkpoint", str(path), "--output", str(out), "--quiet", str(img),
                  *_args(synth)]) == 2
     _assert_refused(capsys.readouterr().err, path, marker)
-    assert not out.exists()
+    assert not out.exists() or not any(out.iterdir())  # checked writable before any work; no graph written
 
 
 @pytest.mark.parametrize("holds", ["final.pt", "checkpoints/last.pt"])
@@ -125,7 +125,8 @@ def test_evaluate_refuses_a_payload(with_config, tmp_path, marker, trained, synt
     config = ["--config", "tiny", *_args(synth)] if with_config else [f"data.root={synth}", "train.device=cpu"]
     assert main(["evaluate", "--checkpoint", str(path), "--out", str(tmp_path / "eval"), "--quiet", *config]) == 2
     _assert_refused(capsys.readouterr().err, path, marker)
-    assert not (tmp_path / "eval").exists()
+    out = tmp_path / "eval"  # checked writable (created) before any work, and nothing written into it
+    assert not out.exists() or not any(out.iterdir())
 
 
 def test_export_refuses_a_payload(tmp_path, marker, trained, synth, capsys):
@@ -133,7 +134,7 @@ def test_export_refuses_a_payload(tmp_path, marker, trained, synth, capsys):
     out = tmp_path / "onnx"
     assert main(["export", "--config", "tiny", "--checkpoint", str(path), "--output", str(out), *_args(synth)]) == 2
     _assert_refused(capsys.readouterr().err, path, marker)
-    assert not out.exists()
+    assert not out.exists() or not any(out.iterdir())  # checked writable before any work; no graph written
 
 
 def test_train_refuses_to_resume_from_a_planted_training_state(tmp_path, marker, trained, synth, capsys,
