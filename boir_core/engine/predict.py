@@ -24,6 +24,7 @@ import torch
 
 from ..config import Config
 from ..data import get_profile
+from ..data.imagefiles import image_format, incomplete_reason
 from ..data.transforms import eval_input, eval_resize_size
 from ..io import atomic_open, atomic_write_json, check_writable_folder
 from . import backends, runner
@@ -124,8 +125,15 @@ def _read_image(path: Path, input_size: int | None) -> Item:
     why = size_problem(*size, input_size) if size is not None else None
     if why is not None:
         return Item(str(path), None, why)
+    try:  # a JPEG / PNG cut short decodes with its missing part grey and only a libjpeg warning: refused
+        data = path.read_bytes()
+    except OSError as e:
+        return Item(str(path), None, f"cannot read it ({e.strerror or e})")
+    problem = incomplete_reason(data, image_format(data[:8]))
+    if problem:
+        return Item(str(path), None, f"{problem}; copy or download the file again")
     try:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     except cv2.error as e:
         return Item(str(path), None, f"OpenCV cannot decode it ({str(e).strip().splitlines()[-1]})")
     if img is None:

@@ -95,6 +95,21 @@ def _predict(weights, capsys, *args: str) -> tuple[int, str, str]:
     return rc, cap.out, cap.err
 
 
+def test_a_truncated_jpeg_is_an_error_naming_it_and_the_other_images_keep_their_output(weights, tmp_path, capsys):
+    """A JPEG cut short decodes as a half-grey picture with only libjpeg's warning: predict refuses it instead."""
+    good = _image(tmp_path / "a.png")
+    ok, enc = cv2.imencode(".jpg", np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(enc.tobytes()[: len(enc) // 2])
+    assert ok and cv2.imread(str(cut)) is not None  # OpenCV alone would decode it
+    out = tmp_path / "out.json"
+    rc, _, err = _predict(weights, capsys, "-o", str(out), str(good), str(cut))
+    assert rc == 2
+    assert {p["image_id"] for p in json.loads(out.read_text())} == {0}
+    lines = [line for line in err.splitlines() if str(cut) in line]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {cut}: ") and "copy or download" in lines[0]
+
+
 # ---- huge and extreme-aspect images --------------------------------------------------------------------------------
 
 
@@ -127,10 +142,10 @@ def test_a_huge_image_is_refused_from_its_header_without_decoding_it(weights, tm
     bomb = _png_header_only(tmp_path / "bomb.png", 20000, 8000)  # 160 million pixels claimed, 45 bytes
     good = _image(tmp_path / "good.png")
     decoded = []
-    real = cv2.imread
-    monkeypatch.setattr(predict_mod.cv2, "imread", lambda p, *a: decoded.append(Path(p).name) or real(p, *a))
+    real = cv2.imdecode
+    monkeypatch.setattr(predict_mod.cv2, "imdecode", lambda buf, *a: decoded.append(len(buf)) or real(buf, *a))
     rc, _, err = _predict(weights, capsys, "-o", str(tmp_path / "out.json"), str(bomb), str(good))
-    assert rc == 2 and decoded == ["good.png"]
+    assert rc == 2 and decoded == [good.stat().st_size]  # only the good image was decoded
     assert f"error: {bomb}: it is 20000x8000, 160 million pixels" in err and f"{MAX_PIXELS / 1e6:.0f} million" in err
     assert {p["image_id"] for p in json.loads((tmp_path / "out.json").read_text())} == {1}
 
