@@ -238,7 +238,10 @@ def test_a_worker_outliving_a_killed_training_does_not_keep_its_lock(tmp_path):
 
 # ---------------------------------------------------------------- Ctrl-C and kill -9 in a real process
 CHILD = textwrap.dedent("""
-    import runpy, sys
+    import runpy, signal, sys
+    # a terminal's Ctrl-C reaches the training even when the test suite itself runs as a background job (whose
+    # children inherit SIGINT ignored, which train() respects on purpose)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import torch
     torch.set_num_threads(1)
     import boir_core.engine.train as train_mod
