@@ -106,6 +106,36 @@ if shipped_logs:
               f"{total[-1]:.3f} after step {steps[-1]:.0f}; AP {aps or 'not recorded'}")
 
 # %% [markdown]
+# ## What limits a short run: the recipe study
+# How much can a CPU hour teach the demo-size network, and which setting spends it best? The kit's recipe study
+# (`benchmarks/recipe_study.py`, data in `boir_core/studies/recipe_study.jsonl`) trains the demo config once
+# per setting from scratch for the same wall time on one CPU thread (so a cheaper step buys more steps: the
+# number beside each point) and scores it on SynthCrowd val. AP stays near 0 for the first ~1,000 steps of
+# this network (the shipped logs above show where it starts to rise), so the right panel adds the held-out
+# keypoint loss (`boir_core.paper.seeds.held_out_keypoint_loss`), which moves earlier. Every row carries the
+# command that replays it step for step and the CPU it ran on; the cell prints them.
+
+# %%
+from boir_core.studies import load_study
+from boir_core.viz.training import recipe_study_figure
+
+try:
+    study = load_study("recipe_study")
+except FileNotFoundError as err:
+    study = []
+    print(f"no recipe study to plot: {err}")
+if study:
+    recipe_study_figure(study)
+    plt.show()
+    print(f"CPU: {study[0]['cpu']}")
+    for r in sorted(study, key=lambda r: (r["setting"], r["cpu_minutes"])):
+        print(f"{r['setting']:<16} {r['steps']:>5} steps of {r['images_per_step']} images, {r['cpu_minutes']:5.1f} "
+              f"CPU-min: AP {r['AP']:.3f} (crowded {r['crowded_AP']:.3f}, sparse {r['sparse_AP']:.3f}), held-out "
+              f"loss {r['held_out_loss']:.4f}\n    {r['command']}")
+    best = max(study, key=lambda r: (r["AP"], -r["held_out_loss"]))
+    print(f"best so far: {best['setting']} (AP {best['AP']:.3f} after {best['cpu_minutes']:.0f} CPU-minutes)")
+
+# %% [markdown]
 # ## The learning-rate schedule
 #
 # Per iteration: linear warm-up from 1e-12 to 1e-3 over `warmup_epochs` epochs, then a cosine down to 1e-6.

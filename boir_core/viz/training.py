@@ -24,7 +24,7 @@ import numpy as np
 from ..model.demo_weights import WEIGHTS_DIR, shipped_entry, shipped_manifest
 
 __all__ = ["NOT_LOSSES", "read_metrics", "metric_series", "TrainingLog", "shipped_training_log",
-           "shipped_description", "training_curves_figure"]
+           "shipped_description", "training_curves_figure", "recipe_study_figure"]
 
 #: keys of an ``iter`` / ``epoch`` record that are not loss terms
 NOT_LOSSES = ("type", "epoch", "iter", "lr", "grad_norm", "scale", "seconds", "images_per_s", "skipped_nonfinite")
@@ -179,5 +179,30 @@ def training_curves_figure(logs: Sequence[TrainingLog], terms: Optional[Sequence
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def recipe_study_figure(rows: Sequence[Mapping[str, Any]]):
+    """The recipe study (:func:`boir_core.studies.load_study`): per setting, AP on SynthCrowd val (left) and
+    the held-out instance keypoint loss (right, lower is better; it moves where AP is still 0) against the
+    CPU-minutes the run trained for, each setting a colour, its step count beside the point."""
+    fig, (ax_ap, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    for c, name in enumerate(settings):
+        mine = sorted((r for r in rows if r["setting"] == name), key=lambda r: r["cpu_minutes"])
+        x = [r["cpu_minutes"] for r in mine]
+        for ax, key in ((ax_ap, "AP"), (ax_loss, "held_out_loss")):
+            ax.plot(x, [r[key] for r in mine], "o-", color=colours[c % len(colours)], label=name)
+            for r in mine:
+                ax.annotate(f"{r['steps']}", (r["cpu_minutes"], r[key]), fontsize=7, xytext=(3, 3),
+                            textcoords="offset points")
+    ax_ap.set_ylabel("AP (SynthCrowd val)")
+    ax_loss.set_ylabel("held-out keypoint loss")
+    for ax in (ax_ap, ax_loss):
+        ax.set_xlabel("CPU-minutes of training (threads x wall minutes)")
+        ax.legend(fontsize=7)
+    ax_ap.set_ylim(bottom=0)
     fig.tight_layout()
     return fig

@@ -117,3 +117,58 @@ def test_scenes_generate_a_small_set_when_the_full_one_is_missing(tmp_path, monk
     root = scenes.synthcrowd_root(tmp_path / "work", 1)
     assert root == tmp_path / "work" / "synthcrowd" and not (tmp_path / "no_full_set").exists()
     assert [p.name for p in scenes.val_pictures(root, 5)] == ["000001.jpg"]  # one val image asked for
+
+
+def _study_row(setting, minutes, ap, loss, steps):
+    return {"setting": setting, "cpu_minutes": minutes, "AP": ap, "held_out_loss": loss, "steps": steps}
+
+
+def test_a_study_is_read_back_row_by_row_and_a_bad_line_is_named(tmp_path):
+    from boir_core.studies import load_study
+
+    rows = [_study_row("base", 15.0, 0.02, 0.031, 950), _study_row("px96", 15.0, 0.05, 0.028, 1700)]
+    (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    assert load_study("s", tmp_path) == rows
+    (tmp_path / "bad.jsonl").write_text(json.dumps(rows[0]) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2: not JSON"):
+        load_study("bad", tmp_path)
+    (tmp_path / "list.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(ValueError, match=r"list\.jsonl, line 1: a study row is a JSON object, not list"):
+        load_study("list", tmp_path)
+    with pytest.raises(FileNotFoundError, match="no study 'missing'"):
+        load_study("missing", tmp_path)
+
+
+def test_recipe_study_figure_draws_each_setting_against_cpu_minutes():
+    import matplotlib.pyplot as plt
+
+    rows = [_study_row("base", 15.0, 0.02, 0.031, 950), _study_row("base", 30.0, 0.10, 0.025, 1900),
+            _study_row("px96", 15.0, 0.05, 0.028, 1700)]
+    fig = tr.recipe_study_figure(rows)
+    ap_ax, loss_ax = fig.axes
+    lines = {ln.get_label(): ln for ln in ap_ax.get_lines()}
+    assert set(lines) == {"base", "px96"}
+    np.testing.assert_allclose(lines["base"].get_xdata(), [15.0, 30.0])
+    np.testing.assert_allclose(lines["base"].get_ydata(), [0.02, 0.10])
+    loss_lines = {ln.get_label(): ln for ln in loss_ax.get_lines()}
+    np.testing.assert_allclose(loss_lines["px96"].get_ydata(), [0.028])
+    assert sorted(t.get_text() for t in ap_ax.texts) == ["1700", "1900", "950"]
+    plt.close(fig)
+
+
+def test_the_committed_recipe_study_replays_and_names_its_cpu():
+    """Every committed row says what ran (the command with the exact step count), where (the CPU line) and
+    what it measured; the command's overrides are the setting's own."""
+    from boir_core.studies import STUDIES_DIR, load_study
+
+    if not (STUDIES_DIR / "recipe_study.jsonl").is_file():
+        pytest.skip("no recipe study committed")
+    rows = load_study("recipe_study")
+    assert rows
+    for r in rows:
+        assert f"train.max_steps={r['steps']}" in r["command"] and r["command"].startswith(
+            "python -m boir_core train --config demo"), r["command"]
+        assert all(o in r["command"] for o in r["overrides"])
+        assert "GFLOP/s" in r["cpu"] and r["threads"] >= 1
+        assert 0.0 <= r["AP"] <= 1.0 and r["held_out_loss"] > 0 and r["steps"] > 0
+        assert r["cpu_minutes"] == pytest.approx(r["train_seconds"] * r["threads"] / 60, abs=0.01)
