@@ -200,7 +200,8 @@ class OnnxRuntimeRunner(_GraphRunner):
         ort = _require("onnxruntime", "onnxruntime")
         graphs = graphs or _graphs(model)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = _threads(threads)
+        self.threads = _threads(threads)  # the threads one call may run nodes on
+        opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.profiling = profiling
@@ -245,7 +246,8 @@ class OpenVinoRunner(_GraphRunner):
         ov = _require("openvino", "openvino")
         graphs = graphs or _graphs(model)
         core = ov.Core()
-        cfg = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": _threads(threads),
+        self.threads = _threads(threads)  # the threads one call may run nodes on
+        cfg = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": self.threads,
                "PERFORMANCE_HINT": "LATENCY"}
         self.profiling = profiling
         if profiling:  # OpenVINO's per-node counters (read by layer_times)

@@ -225,7 +225,8 @@ def test_profile_times_the_network_through_test_backend(monkeypatch):
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_graph_runners_time_their_nodes_when_asked(backend):
     """profiling=True keeps the poses and gives per-node times of the last run: the backbone's stages are
-    among the node names, and the node times add up to no more than the call's wall time (~10 s each when
+    among the node names, no node takes longer than the call, and the node times add up to no more than the
+    call's wall time on each of the runner's threads (~10 s each when
     idle; 80-120 s at load 10)."""
     pytest.importorskip(backend)
     import time
@@ -245,8 +246,12 @@ def test_graph_runners_time_their_nodes_when_asked(backend):
     wall = time.perf_counter() - t0
     nodes = runner.layer_times("dense")
     assert any("/backbone/stage4/" in name for name in nodes) and any("center_head" in name for name in nodes)
+    # Each node's time is within the call; their sum is not bounded by the wall time alone: the runtimes
+    # time nodes on the thread that runs them, and independent nodes (HRNet's parallel branches) may overlap
+    # on the runner's threads (OpenVINO once summed to 22.8 ms for a 20.7 ms call). The bound is wall x threads.
     total = sum(sec for sec, _ in nodes.values())
-    assert 0 < total <= wall
+    assert 0 < max(sec for sec, _ in nodes.values()) <= wall
+    assert total <= wall * runner.threads, (total, wall, runner.threads)
     assert all(isinstance(kernel, str) for _, kernel in nodes.values())
     with pytest.raises(RuntimeError, match="profiling=True"):
         cls(model, graphs=graphs).layer_times("dense")
