@@ -19,7 +19,7 @@ from .plan import _base
 from .reproduce import _demo_data, _log_default, _train
 
 __all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "seed_study", "run_fingerprint",
-           "seed_run_dir"]
+           "seed_run_dir", "seed_study_summary", "format_seed_study", "SEED_STUDY_METRICS"]
 
 
 def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
@@ -93,3 +93,56 @@ def seed_study(configs: dict[str, Config], seeds: Sequence[int], work_dir: Union
             weights = _train(c, seed_run_dir(work_dir, name, c), 1, _log_default)
             out[name].append(held_out_keypoint_loss(c, weights, val_images, device))
     return out
+
+
+#: The AP columns a BoIR-vs-CID seed study reports (``boir_core/studies/seed_study.jsonl``).
+SEED_STUDY_METRICS = ("AP", "crowded_AP", "sparse_AP")
+
+
+def seed_study_summary(rows: Sequence[dict], a: str = "boir", b: str = "cid") -> dict:
+    """Pair the runs of ``a`` and ``b`` by (seed, steps) and summarise each metric of :data:`SEED_STUDY_METRICS`:
+    mean and sd (ddof 1) of each arch over the paired seeds, and the paired difference a - b with its 95%
+    confidence interval and two-sided p (:func:`boir_core.paper.stats.paired_t_test`). Runs without a partner
+    are left out and counted."""
+    import statistics
+
+    from .stats import paired_confidence_interval, paired_t_test
+
+    by = {(r["arch"], r["seed"], r["steps"]): r for r in rows}
+    pairs = sorted((s, n) for (arch, s, n) in by if arch == a and (b, s, n) in by)
+    steps = sorted({n for _, n in pairs})
+    out: dict = {"a": a, "b": b, "pairs": len(pairs), "seeds": [s for s, _ in pairs], "steps": steps,
+                 "unpaired": len(rows) - 2 * len(pairs), "metrics": {}}
+    for m in SEED_STUDY_METRICS:
+        va = [by[(a, s, n)][m] for s, n in pairs]
+        vb = [by[(b, s, n)][m] for s, n in pairs]
+        entry: dict = {a: va, b: vb}
+        if len(pairs) >= 2:
+            test = paired_t_test(va, vb)
+            lo, hi = paired_confidence_interval(va, vb)
+            entry.update({f"{a}_mean": statistics.mean(va), f"{a}_sd": statistics.stdev(va),
+                          f"{b}_mean": statistics.mean(vb), f"{b}_sd": statistics.stdev(vb),
+                          "diff_mean": test.mean_diff, "diff_sd": test.sd_diff, "ci95": (lo, hi), "p": test.p})
+        out["metrics"][m] = entry
+    return out
+
+
+def format_seed_study(summary: dict) -> str:
+    """The summary as a few lines of text (README, notebook 06)."""
+    a, b = summary["a"], summary["b"]
+    head = (f"{a.upper()} vs {b.upper()} on SynthCrowd val: {summary['pairs']} paired seed(s) "
+            f"{summary['seeds']}, {', '.join(map(str, summary['steps'])) or '?'} steps each")
+    lines = [head]
+    if summary["pairs"] < 2:
+        lines.append("  fewer than 2 paired seeds: no spread or interval yet")
+    for m, e in summary["metrics"].items():
+        if "diff_mean" not in e:
+            lines.append(f"  {m:<11} {a} {e[a]}  {b} {e[b]}")
+            continue
+        lo, hi = e["ci95"]
+        lines.append(f"  {m:<11} {a} {e[a + '_mean']:.3f} ± {e[a + '_sd']:.3f}   {b} {e[b + '_mean']:.3f} ± "
+                     f"{e[b + '_sd']:.3f}   {a} − {b} {e['diff_mean']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}, "
+                     f"p = {e['p']:.2g})")
+    if summary["unpaired"]:
+        lines.append(f"  ({summary['unpaired']} run(s) without a partner left out)")
+    return "\n".join(lines)

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-__all__ = ["PairedTTest", "paired_t_test", "t_for_p"]
+__all__ = ["PairedTTest", "paired_t_test", "t_for_p", "paired_confidence_interval"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,13 @@ def t_for_p(p: float, df: int) -> float:
     if not 0 < p < 1:
         raise ValueError(f"p must lie in (0, 1), got {p}")
     return float(student_t.isf(p / 2, df))
+
+
+def paired_confidence_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` confidence interval of the mean paired difference mean(a - b): d̄ ± t_{(1+level)/2, n-1} ·
+    s_d / √n (the interval the paired t-test rejects 0 outside of, at 1 - level)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    test = paired_t_test(a, b)
+    half = t_for_p(1 - level, test.df) * test.sd_diff / math.sqrt(test.n)
+    return test.mean_diff - half, test.mean_diff + half

@@ -56,3 +56,33 @@ def test_the_fingerprint_is_what_a_resume_compares(synth):
     changed = ("train.max_iters_per_epoch=3", "train.seed=1", "train.lr=0.01", "model.emb_dim=4", "loss.beta=5")
     prints = {run_fingerprint(cfg.override(o)) for o in changed}
     assert len(prints) == len(changed) and run_fingerprint(cfg) not in prints
+
+
+def _row(arch, seed, ap, crowded, sparse, steps=1500):
+    return {"arch": arch, "seed": seed, "steps": steps, "AP": ap, "crowded_AP": crowded, "sparse_AP": sparse}
+
+
+def test_seed_study_summary_pairs_by_seed_and_reports_mean_sd_and_the_paired_interval():
+    import statistics
+
+    from boir_core.paper.seeds import format_seed_study, seed_study_summary
+    from boir_core.paper.stats import paired_confidence_interval
+
+    rows = [_row("boir", 0, 0.30, 0.25, 0.45), _row("cid", 0, 0.27, 0.21, 0.44),
+            _row("cid", 1, 0.26, 0.22, 0.43), _row("boir", 1, 0.31, 0.27, 0.44),
+            _row("boir", 2, 0.28, 0.24, 0.42), _row("cid", 2, 0.27, 0.20, 0.43),
+            _row("boir", 3, 0.40, 0.40, 0.40)]  # no CID partner: left out
+    s = seed_study_summary(rows)
+    assert s["pairs"] == 3 and s["seeds"] == [0, 1, 2] and s["unpaired"] == 1 and s["steps"] == [1500]
+    crowded = s["metrics"]["crowded_AP"]
+    assert crowded["boir"] == [0.25, 0.27, 0.24] and crowded["cid"] == [0.21, 0.22, 0.20]
+    assert crowded["boir_mean"] == pytest.approx(statistics.mean([0.25, 0.27, 0.24]))
+    assert crowded["cid_sd"] == pytest.approx(statistics.stdev([0.21, 0.22, 0.20]))
+    assert crowded["diff_mean"] == pytest.approx((0.04 + 0.05 + 0.04) / 3)
+    assert crowded["ci95"] == pytest.approx(paired_confidence_interval([0.25, 0.27, 0.24], [0.21, 0.22, 0.20]))
+    text = format_seed_study(s)
+    assert "3 paired seed(s) [0, 1, 2]" in text and "1 run(s) without a partner" in text
+    assert "crowded_AP" in text and "95% CI" in text
+    one = seed_study_summary(rows[:2])
+    assert one["pairs"] == 1 and "diff_mean" not in one["metrics"]["AP"]
+    assert "fewer than 2 paired seeds" in format_seed_study(one)

@@ -34,3 +34,20 @@ def test_degenerate_inputs():
         paired_t_test([1], [2])
     with pytest.raises(ValueError):
         paired_t_test([1, 2], [2])
+
+
+def test_paired_confidence_interval_is_the_set_of_means_the_test_does_not_reject():
+    """Oracle: at the interval's ends, a paired t-test of (a - end) against b gives p = 0.05 exactly; inside, more."""
+    from boir_core.paper.stats import paired_confidence_interval, paired_t_test
+
+    a, b = [0.31, 0.29, 0.35, 0.30], [0.27, 0.28, 0.30, 0.24]
+    lo, hi = paired_confidence_interval(a, b)
+    d = sum(x - y for x, y in zip(a, b)) / len(a)
+    assert lo < d < hi and abs((d - lo) - (hi - d)) < 1e-12
+    for end in (lo, hi):
+        assert paired_t_test([x - end for x in a], b).p == pytest.approx(0.05, abs=1e-9)
+    assert paired_t_test([x - d for x in a], b).p == pytest.approx(1.0)
+    lo99, hi99 = paired_confidence_interval(a, b, level=0.99)
+    assert lo99 < lo and hi < hi99
+    with pytest.raises(ValueError, match="level must lie in"):
+        paired_confidence_interval(a, b, level=95)
