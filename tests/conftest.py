@@ -56,18 +56,22 @@ def _browser_can_run() -> bool:
 
 
 def pytest_collection_modifyitems(config, items):
-    """nbval executes every notebook with its defaults, kernel in notebooks/. The browser test does exactly that
-    too, in JupyterLab, for each notebook it gives no CI parameters (``CI_PARAMETERS``), and fails on any error
-    output: when both are selected and the browser test can run, nbval leaves those notebooks to it instead of
-    executing them a second time (about a minute of ``make test`` on 2 cores). Either alone runs everything."""
-    lab = [item for item in items if getattr(item, "originalname", "") == "test_notebook_in_jupyterlab"]
-    if not lab or not _browser_can_run():
+    """nbval executes every notebook with its defaults. A test marked ``runs_notebook_defaults(stem)`` executes
+    that notebook with its defaults too (only its output folders redirected) and fails on any error: when such a
+    test is selected (and can run: the browser test needs Chromium), nbval leaves the notebook to it instead of
+    executing it once more (minutes of ``make test`` on 2 cores). Either alone still runs everything."""
+    covered = set()
+    for item in items:
+        for mark in item.iter_markers("runs_notebook_defaults"):
+            if "test_browser" in item.nodeid and not _browser_can_run():
+                continue
+            covered.update(mark.args)
+    if not covered:
         return
-    same = {item.callspec.id for item in lab} - set(lab[0].module.CI_PARAMETERS)
     keep, left = [], []
     for item in items:
         path = Path(str(item.fspath))
-        (left if path.suffix == ".ipynb" and path.stem in same and "::Cell" in item.nodeid else keep).append(item)
+        (left if path.suffix == ".ipynb" and path.stem in covered and "::Cell" in item.nodeid else keep).append(item)
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = keep

@@ -400,7 +400,11 @@ EXPLORERS = {"01_data_and_targets": 1, "03_bbox_mask_loss": 3, "05_inference_and
              "07_representations": 1}
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+# A notebook run here with no CI parameters is run with its defaults, kernel in notebooks/: nbval leaves it to
+# this test (tests/conftest.py) rather than executing it once more.
+@pytest.mark.parametrize("path", [p if p.stem in CI_PARAMETERS else
+                                  pytest.param(p, marks=pytest.mark.runs_notebook_defaults(p.stem))
+                                  for p in NOTEBOOKS], ids=lambda p: p.stem)
 def test_notebook_in_jupyterlab(path, lab, page, reference):
     name = path.stem
     t0 = time.time()

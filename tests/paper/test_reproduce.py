@@ -201,13 +201,15 @@ def _outputs(path: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.runs_notebook_defaults("06_reproduce_tables")
 def test_notebook_06_all_tables_demo(tmp_path):
+    """Notebook 06 with its defaults (all tables, demo mode where the real data are absent, the default weights),
+    only its folders redirected into tmp_path: nbval leaves the notebook to this test (tests/conftest.py)."""
     from boir_core.engine.demo import execute_notebook
 
     res = tmp_path / "results"
     out = execute_notebook("06_reproduce_tables", tmp_path / "nb", {
-        "table": 0, "results_dir": str(res), "data_root": str(tmp_path / "no_data"), "demo": "auto",
-        "demo_checkpoint": "", "latency_repeats": 2})
+        "results_dir": str(res), "data_root": str(tmp_path / "no_data")})
     text = _outputs(out)
     for t in TABLES.values():
         assert t.title in text, f"Table {t.id} not rendered"
