@@ -7,7 +7,8 @@
    trained for longer than a demo can) on SynthCrowd val: AP over all images, and on the crowded
    (``crowdIndex >= 0.5``) and the sparse images separately; and draws the BoIR's predictions;
 3. trains a fresh model of the ``demo`` config within its time budget (``train.time_budget_s``: the engine
-   times the first steps on this machine and fixes the step count), to show that training works, and
+   times the first steps on this machine and fixes the step count), to show that training works, scoring
+   each of its checkpoints on the first ``CURVE_IMAGES`` val images as it goes (the AP curve), and
    evaluates it: its AP is printed next to the shipped one;
 4. executes the notebooks headless (papermill) with the shipped weights;
 5. prints what it measured (AP, step time, steps, time per stage) and where every output is, and writes it
@@ -20,6 +21,7 @@ A second run is fast: the finished training run is resumed, not repeated.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -47,6 +49,9 @@ NO_CHECKOUT_HINT = ("`boir demo --no-notebooks` runs the demo's other steps (dat
 #: Only the demo command applies it: ``configs/demo.yaml`` itself trains for its epochs, so notebooks and
 #: configs built on it (``tiny``) are not time-budgeted.
 DEMO_TIME_BUDGET_S = 180
+
+#: Val images scored at each checkpoint of the fresh run (the AP curve in the summary; the final AP uses all).
+CURVE_IMAGES = 50
 
 #: The parameters through which each notebook receives the demo's weights (by notebook number);
 #: notebooks 01-03 get nothing (02 and 03 load the kit's default weights themselves,
@@ -151,8 +156,27 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
           + (f"within a {budget:.0f} s budget (steps fixed from this CPU's measured step time)" if budget > 0
              and cfg.train.max_steps <= 0 else f"for {cfg.train.max_steps or 'its epochs of'} steps"))
     t = time.time()
-    summary = training.train(cfg, run_dir, resume="or-restart", progress=True)  # a changed config starts over
-    stages["train"] = time.time() - t
+    curve_path = run_dir / "ap_curve.json"
+    curve: list[dict[str, Any]] = []
+    scoring = [0.0]
+
+    def score(step: int, checkpoint: Path) -> None:
+        """AP of the run so far on the first CURVE_IMAGES val images, at each of its checkpoints."""
+        t_score = time.time()
+        ev = run_evaluation(cfg.override(f"test.max_images={CURVE_IMAGES}"), checkpoint,
+                            out_dir=out_dir / "curve" / f"step{step}", key=f"demo_step{step}", progress=False)
+        curve.append({"step": step, "AP": ev["metrics"].get("AP"), "images": ev["images"]})
+        print(f"[demo]     after step {step}: AP {curve[-1]['AP']:.3f} on the first {ev['images']} val images")
+        scoring[0] += time.time() - t_score
+
+    summary = training.train(cfg, run_dir, resume="or-restart", progress=True,  # a changed config starts over
+                             on_checkpoint=score)
+    if curve:
+        atomic_write_json(curve_path, curve, indent=2)
+    elif curve_path.is_file():  # a finished run resumed: the curve its training measured
+        curve = json.loads(curve_path.read_text())
+    stages["train"] = time.time() - t - scoring[0]
+    stages["ap_curve"] = scoring[0]
     t = time.time()
     results["fresh"] = _evaluate(cfg, run_dir / "final.pt", out_dir / "eval", "demo_synthcrowd_val")
     stages["evaluate_fresh"] = time.time() - t
@@ -181,6 +205,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     summary_out = {
         "results": results,
         "fresh_training": {"steps": plan.get("total_steps"), "steps_this_run": summary.iterations,
+                           "ap_curve": curve,
                            "batch_size": cfg.train.batch_size, "time_budget_s": budget or None,
                            "measured_step_s": plan.get("measured_step_s"), "device": plan.get("device"),
                            "reproduce_with": plan.get("reproduce_with"), "seconds": round(stages["train"], 1),
@@ -234,6 +259,9 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(f"  fresh training: {ft['steps']} steps of {ft['batch_size']} images in {ft['seconds']:.0f} s"
                  + (f"; budget {ft['time_budget_s']:.0f} s, measured {step:.3f} s per step on {ft['device']}; "
                     f"rerun exactly with {ft['reproduce_with']}" if step else ""))
+    if ft.get("ap_curve"):
+        lines.append("  fresh AP as it trained (first {} val images): ".format(ft["ap_curve"][0]["images"])
+                     + ", ".join(f"{p['AP']:.3f} after step {p['step']}" for p in ft["ap_curve"]))
     lines.append("  time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["stages_seconds"].items()))
     for label, path in s["outputs"].items():
         lines.append(f"  {label:<21} {path}")

@@ -47,7 +47,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
@@ -147,7 +147,8 @@ def _build_model(cfg: Config, dinfo: DistInfo) -> tuple[torch.nn.Module, torch.n
 
 
 def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True, progress: bool = True,
-          stop_after_iters: int | None = None) -> TrainSummary:
+          stop_after_iters: int | None = None,
+          on_checkpoint: Callable[[int, Path], None] | None = None) -> TrainSummary:
     """Train ``cfg`` into ``run_dir`` (resuming from ``run_dir/checkpoints/last.pt`` when present).
 
     ``resume``: True resumes and refuses (:class:`ResumeMismatchError`) a checkpoint trained with another
@@ -156,6 +157,10 @@ def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True,
 
     ``stop_after_iters`` raises :class:`TrainingInterrupted` after that many iterations of this call, as a
     kill would (tests use it to check auto-resume).
+
+    ``on_checkpoint(step, path)`` is called on the main process after each end-of-epoch checkpoint is written
+    (``path`` = ``checkpoints/last.pt``, ``step`` = the steps it holds), e.g. to score the run as it learns
+    (the demo does); what it does is not part of the run (it must not touch the model or the RNGs' use).
     """
     t_start = time.time()
     t_budget = _budget_clock()
@@ -167,13 +172,14 @@ def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True,
     try:
         lock = _lock_run_dir(run_dir, dinfo)
         try:
-            return _train(cfg, run_dir, dinfo, bool(resume), progress, stop_after_iters, t_start, t_budget)
+            return _train(cfg, run_dir, dinfo, bool(resume), progress, stop_after_iters, t_start, t_budget,
+                          on_checkpoint)
         except ResumeMismatchError as e:
             if resume != "or-restart":
                 raise
             if dinfo.is_main:
                 print(f"[train] {e}\n[train] starting over in {run_dir}")
-            return _train(cfg, run_dir, dinfo, False, progress, stop_after_iters, t_start, t_budget)
+            return _train(cfg, run_dir, dinfo, False, progress, stop_after_iters, t_start, t_budget, on_checkpoint)
     finally:
         if lock is not None:
             lock.release()
@@ -302,7 +308,8 @@ def _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen,
                             calibration_steps=CALIBRATION_STEPS, setup_s=spent, device=device_name(dinfo.device))
 
 
-def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_budget) -> TrainSummary:
+def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_budget,
+           on_checkpoint=None) -> TrainSummary:
     tc = cfg.train
     seed_everything(tc.seed + dinfo.rank)
     _, sampler, loader, gen = _build_loader(cfg, dinfo)
@@ -495,6 +502,10 @@ def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_b
             last = epoch + 1 == plan.epochs
             if dinfo.is_main and ((epoch + 1) % max(tc.save_every, 1) == 0 or last):
                 save(epoch + 1)
+                if on_checkpoint is not None:
+                    before = rng_state()
+                    on_checkpoint(global_iter, ckpt_path)
+                    set_rng_state(before)  # the hook cannot change what the run draws next
             if dinfo.distributed:
                 torch.distributed.barrier()
             if not last and stop_requested(True):

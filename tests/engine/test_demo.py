@@ -48,11 +48,18 @@ def test_demo_evaluates_shipped_weights_trains_fresh_and_reports_everything(tiny
     printed = capsys.readouterr().out
     assert "shipped BoIR" in printed and "shipped CID" in printed and "fresh (this run)" in printed
     assert "crowded AP" in printed and "time per stage" in printed and str(out / "predictions") in printed
+    # the AP curve: one point per checkpoint, the last one on the final weights (all val images fit in the subset)
+    curve = s["fresh_training"]["ap_curve"]
+    assert curve and [p["step"] for p in curve] == sorted(p["step"] for p in curve) and curve[-1]["step"] == 2
+    assert n_val <= demo_mod.CURVE_IMAGES and curve[-1]["images"] == n_val
+    assert curve[-1]["AP"] == pytest.approx(s["results"]["fresh"]["AP"])
+    assert "fresh AP as it trained" in printed and "after step 2" in printed
     # a second demo resumes the finished run instead of training again
     again = demo_mod.run_demo(out, config="tiny", overrides=[f"data.root={tiny_synth}", "train.device=cpu", *SMALL,
                                                                "train.max_steps=2"],
                               notebooks=False, weights_dir=weights, draw_images=1, generate_data=False)
     assert again["fresh_training"]["steps_this_run"] == 0
+    assert again["fresh_training"]["ap_curve"] == curve  # the resumed run keeps the curve its training measured
     assert again["results"]["fresh"]["AP"] == pytest.approx(s["results"]["fresh"]["AP"])
 
 
@@ -81,3 +88,32 @@ def test_the_demo_trains_within_its_time_budget_unless_a_length_is_given(tiny_sy
             demo_mod.run_demo(tmp_path / "d", config="tiny", overrides=[f"data.root={tiny_synth}", *ov],
                               notebooks=False, weights_dir=tmp_path / "none", generate_data=False)
     assert seen == [(demo_mod.DEMO_TIME_BUDGET_S, 0), (0.0, 7), (30.0, 0)]
+
+
+def test_a_checkpoint_hook_sees_every_checkpoint_and_changes_nothing_in_the_run(tiny_synth, tmp_path):
+    """train(on_checkpoint=...) is called after each end-of-epoch checkpoint with the steps it holds; a hook that
+    draws random numbers and runs the model leaves the run bit-identical to one without a hook."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from boir_core.config import load_config
+    from boir_core.engine.train import train
+
+    cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu", *SMALL, "train.epochs=3",
+                               "train.max_iters_per_epoch=2", "train.save_every=1", "train.warmup_epochs=0"])
+    seen = []
+
+    def noisy_hook(step, path):
+        seen.append((step, path.name, path.is_file()))
+        random.random(), np.random.rand(3), torch.rand(5)  # noqa: B018 - draws from every generator
+
+    with_hook = train(cfg, tmp_path / "a", progress=False, on_checkpoint=noisy_hook)
+    without = train(cfg, tmp_path / "b", progress=False)
+    assert seen == [(2, "last.pt", True), (4, "last.pt", True), (6, "last.pt", True)]
+    assert with_hook.losses == without.losses
+    a = torch.load(with_hook.final_weights, weights_only=True)
+    b = torch.load(without.final_weights, weights_only=True)
+    a, b = (x.get("state_dict", x) for x in (a, b))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
