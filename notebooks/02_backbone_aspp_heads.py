@@ -481,10 +481,12 @@ def head_parameters(c_in=256, c_mid=128, c_out=1):
     return block + shortcut + 9 * c_mid * c_out + c_out  # output conv with bias
 
 
-with torch.device("meta"):  # the paper's W32 network, counted without allocating it
-    paper_net = BoIR(17, "hrnet_w32", train_heads=True)
+from boir_core.model import MultiHead
+
+with torch.device("meta"):  # the paper's W32 neck and heads (C_b = 480), counted without allocating them
+    paper_heads = MultiHead(480, 17, train_heads=True)
 for name, c_out in (("center_head", 1), ("buk_head", 17), ("bbox_head", 4), ("emb_head", 128)):
-    counted = n_params(getattr(paper_net.multihead, name))
+    counted = n_params(getattr(paper_heads, name))
     print(f"{name:12s}: formula {head_parameters(c_out=c_out):,d}, module {counted:,d}")
     assert counted == head_parameters(c_out=c_out)
 assert head_parameters(c_out=1) == by_name[("BoIR (inference)", "hrnet_w32")]["center_head"]
