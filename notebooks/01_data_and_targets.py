@@ -433,7 +433,7 @@ plt.show()
 # to open it). Try first; the solutions end with an `assert` against an independent computation, so they
 # also check the library.
 #
-# **Exercise 1 (predict before you run).** A person's box is 50 × 20 output pixels (h × w). Guess its
+# **Exercise 1 · Predict before you run.** A person's box is 50 × 20 output pixels (h × w). Guess its
 # Gaussian radius r and σ from "about a tenth of h + w", then compute r with `gaussian_radius` and check it
 # against your own implementation of the smallest of CornerNet's three roots (as the release computes it:
 # r3 = (−2o(h + w) + √(4o²(h + w)² + 16·o(1 − o)·h·w)) / 2, o = 0.7, truncated).
@@ -447,7 +447,7 @@ print(f"50×20 box: r = {r_lib} (r3 = {r3:.2f} before truncation; a tenth of h +
 assert r_lib == int(r3) == 7 and abs(float(gaussian_sigma(r_lib)) - 15 / 6) < 1e-12
 
 # %% [markdown]
-# **Exercise 2 (predict before you run).** An image holds two people with boxes; person 0 has labelled
+# **Exercise 2 · Predict before you run.** An image holds two people with boxes; person 0 has labelled
 # keypoints, person 1 has a box but *no* labelled keypoint (`num_keypoints` 0, every v = 0), as many COCO
 # people do. How many training instances does `build_targets` make, and does person 1 get a center? Predict,
 # then check. (Notebook 03 comes back to person 1: the Bbox Mask Loss still pushes its pixels away.)
@@ -514,7 +514,7 @@ for mode in ("paper", "release"):
 #   so its r is **2 to 3.5 times the bound it meant**: boxes moved by that r keep IoU ≈ 0.2–0.4 (the table below
 #   asserts both ranges).
 # * The smallest root is the third, and r3 / (h + w) depends only on the box's aspect ratio: at most
-#   **0.137** (square boxes), 0.123 at 2:1, 0.090 at 4:1 (computed below; an earlier text said 0.18). In
+#   **0.137** (square boxes), 0.123 at 2:1, 0.090 at 4:1 (computed below). In
 #   practice min_overlap just sets a Gaussian whose radius is about a tenth of h + w.
 # * **σ = (2r + 1)/6**: the drawn kernel is d = 2r + 1 pixels wide and d = 6σ covers ±3σ, so at the edge of
 #   its support the Gaussian has fallen to exp(−r²/2σ²) = exp(−18r²/(2r+1)²) (→ e^−4.5 ≈ 0.011) and is cut

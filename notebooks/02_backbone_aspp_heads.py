@@ -469,7 +469,7 @@ for bb in ("hrnet_w32", "hrnet_w48"):
 #
 # Solutions are in the collapsed cells (click the bar on their left to open them); each ends with an `assert`.
 #
-# **Exercise 1 (predict before you run).** In the paper's network each dense head is a BasicBlock from the neck's
+# **Exercise 1 · Predict before you run.** In the paper's network each dense head is a BasicBlock from the neck's
 # 256 channels to 128 (two 3×3 convs without bias, each followed by a BatchNorm with a weight and a bias, and a 1×1
 # projection shortcut with its BatchNorm) and a 3×3 output conv with bias. How many parameters does the *center*
 # head have (one output channel)? Write the count as a formula, evaluate it, then compare with the module.
@@ -492,7 +492,7 @@ for name, c_out in (("center_head", 1), ("buk_head", 17), ("bbox_head", 4), ("em
 assert head_parameters(c_out=1) == by_name[("BoIR (inference)", "hrnet_w32")]["center_head"]
 
 # %% [markdown]
-# **Exercise 2 (predict before you run).** A 3×3 conv with dilation 24 on the 128² map of a 512-pixel input: how
+# **Exercise 2 · Predict before you run.** A 3×3 conv with dilation 24 on the 128² map of a 512-pixel input: how
 # wide a window of the *input image* does one output pixel see? Predict, then measure it: convolve an image that is
 # zero except for one pixel and see how far the response spreads.
 

@@ -216,7 +216,7 @@ plt.show()
 print("lowest possible push per pair at D = 128:", {b: round(math.exp(-4 * b / 128), 3) for b in betas})
 
 # %% [markdown]
-# **Exercise 1 (predict before you run).** The paper's setting is D = 128, β = 10. Two people whose embeddings
+# **Exercise 1 · Predict before you run.** The paper's setting is D = 128, β = 10. Two people whose embeddings
 # point in exactly opposite directions are as far apart as unit vectors can be. What push ψ do they still pay?
 # Guess a number between 0 and 1, then compute it with the library's kernel `boir_core.losses.psi` on two such
 # vectors.
@@ -378,7 +378,9 @@ def u_similarity(emb_map):
 
 
 stepped = leaky.clone()
-stepped[0][:, u_pixels] -= 1000.0 * g_out[:, u_pixels]  # one gradient step of push_out, on U's pixels only
+for _ in range(10):  # ten gradient steps of push_out, on U's pixels only
+    g_step = term_gradients(stepped, a_box, a_id, a_center, beta=beta)["push_out"][0]
+    stepped[0][:, u_pixels] -= 1000.0 * g_step[:, u_pixels]
 (cos0, out0), (cos1, out1) = u_similarity(leaky), u_similarity(stepped)
 # each of U's pixels, moved against the gradient, turns away from p_A (the derivative of its cosine with p_A)
 x_u = leaky[0][:, u_pixels].clone().requires_grad_(True)
@@ -387,13 +389,13 @@ p_a = normalize_embedding(leaky)[0][:, ra, ca]
 turning = (d_cos * -g_out[:, u_pixels]).sum(0)
 print(f"push_out gradient on U's {int(u_pixels.sum())} pixels: all non-zero {bool((g_out[:, u_pixels].norm(dim=0) > 0).all())}; "
       f"each turns away from p_A: {bool((turning < 0).all())}")
-print(f"one step on U's pixels: cos(p_A, U) {cos0:.3f} -> {cos1:.3f}, A's push_out {out0:.4f} -> {out1:.4f}; "
+print(f"ten steps on U's pixels: cos(p_A, U) {cos0:.3f} -> {cos1:.3f}, A's push_out {out0:.4f} -> {out1:.4f}; "
       f"push_inst {float(leak_terms.loss_push_inst):.1f} (one instance: nothing to push between)")
 assert (g_out[:, u_pixels].norm(dim=0) > 0).all() and (turning < 0).all()
 assert cos1 < cos0 and out1 < out0 and float(leak_terms.loss_push_inst) == 0.0
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-for ax, emb_map, title in ((axes[0], leaky, "A's embedding leaked onto U"), (axes[1], stepped, "after one push_out step")):
+for ax, emb_map, title in ((axes[0], leaky, "A's embedding leaked onto U"), (axes[1], stepped, "after ten push_out steps")):
     ax.imshow(similarity_map(emb_map[0], point=(ra, ca), beta=beta).numpy(), vmin=0, vmax=1, cmap="magma")
     show_boxes(ax, torch.cat([a_box, u_box]), names="AU")
     ax.plot(ca, ra, "c+", ms=10)
