@@ -13,18 +13,70 @@
 # %% [markdown]
 # # 01 · Data and targets
 #
-# BoIR learns from **COCO-format keypoint annotations** and turns each training image into a set of
-# *targets* at output resolution (stride 4). This notebook walks through every step of that pipeline
-# (docs/data_format.md) with `boir_core.data`:
+# What does a single-stage pose network learn to predict, and from which labels? This notebook starts with
+# the whole network in one picture and the story of the method, then follows one training image from its
+# COCO annotation to every *target* the network is trained on.
+
+# %%
+from boir_core.course import show_course_map
+
+show_course_map("01")
+
+# %% [markdown]
+# **After this notebook you can**
+# - say what each part of BoIR predicts (centers, each person's keypoints, and the training-only heads), and why
+#   centers come first;
+# - read a COCO keypoint annotation and predict which people become training *instances*;
+# - compute the center / keypoint targets of a person (Gaussian radius r, σ) and the focal loss that scores them.
+#
+# **Prerequisites**: Python, NumPy and PyTorch tensors; what a convolutional network and a heatmap are. No pose
+# estimation background is assumed.
+#
+# ## The big picture: one network, centers first
+#
+# A multi-person pose estimator returns, for every person in an image, K keypoints (17 for COCO: nose, eyes, ears,
+# shoulders, elbows, wrists, hips, knees, ankles). *Top-down* methods run a person detector and then a pose network
+# on every crop; *bottom-up* methods find all keypoints of all people at once and then have to group them into
+# people. **Single-stage** methods do both in one network without a grouping step. BoIR is one of them:
+
+# %%
+from boir_core.viz.pipeline import draw_pipeline
+
+# %matplotlib inline
+pipeline_figure = draw_pipeline()
+
+# %% [markdown]
+# **CID, the starting point.** *Contextual Instance Decoupling* (CID; Wang & Zhang, CVPR 2022) finds people as the
+# peaks of a **center heatmap** c. At each center it reads the backbone's feature vector f^p, and an **instance
+# head** uses that one vector to pick that person out of the shared feature map F (a channel attention and a
+# spatial attention, notebook 02) and draws only *that person's* K keypoint heatmaps. So grouping is never needed:
+# every keypoint is predicted for a person from the start. To make the vectors of different people different, CID
+# trains them with a contrastive loss, *between the few pixels at the people's centers* only.
+#
+# **What BoIR changes.** A contrastive loss at the centers says nothing about the rest of a person's body, and
+# when people overlap the feature map is exactly where they get mixed up. BoIR (*Box-Supervised Instance
+# Representation*, Jeong et al., BMVC 2023) keeps CID's pipeline and adds, **for training only**, an ASPP neck with
+# auxiliary heads: bottom-up keypoints (BUK, every person's joints), a box, and an **embedding map** e. The
+# embedding is trained by the **Bbox Mask Loss** (notebook 03), built from nothing but each person's box: the
+# embedding p at a person's center should resemble the embeddings inside its box and differ from everything
+# outside it and from the other people. Every pixel gets a training signal, not just the centers; boxes are cheap
+# labels, available even for people without keypoints. The auxiliary heads shape the shared features F during
+# training and are dropped at inference (dashed above), so the deployed network stays as cheap as CID's.
+#
+# **Where this notebook fits.** Everything above is trained from targets computed from annotations: a heatmap per
+# keypoint, one for centers, per-person heatmaps, boxes and an ignore mask. This notebook builds each of them with
+# `boir_core.data` (docs/data_format.md):
 #
 # 1. the COCO keypoint format and the three data-set **profiles** (COCO, CrowdPose, OCHuman);
 # 2. **augmentation**: random affine (scale, rotation, translation) and horizontal flip;
 # 3. every **target**: the center heatmap, the bottom-up keypoint ("BUK") heatmaps, the per-instance
-#    heatmaps and masks, the boxes, and the ignore mask;
+#    heatmaps and masks, the boxes, and the ignore mask, and the focal loss that scores the heatmaps;
 # 4. the **test-time resize** and its inverse.
 #
 # Everything runs on **SynthCrowd**, the kit's embedded synthetic crowd data set, and on the real COCO /
-# CrowdPose / OCHuman fixture images when they are present.
+# CrowdPose / OCHuman fixture images when they are present. Where the released code differs from the paper in
+# a detail of the data (the flip, box clipping, the radius formula), the main text says what the kit does and
+# the details wait in the **"Going deeper"** sections at the end.
 
 # %% [markdown]
 # <a id="glossary"></a>
@@ -34,21 +86,20 @@
 # - **CID**: *Contextual Instance Decoupling* (Wang & Zhang, CVPR 2022), the single-stage method BoIR builds on and
 #   compares with: detect people by a center heatmap, then predict each person's keypoints from the backbone map
 #   conditioned on the feature at its center
-# - **IIA / GFD**: CID's two modules: *Instance Information Abstraction* (center heatmap, the feature at each center, a
-#   contrastive loss on those features) and *Global Feature Decoupling* (the instance head: channel + spatial attention
-#   from a center feature). BoIR keeps GFD (notebook 02) and replaces IIA's loss
+# - **IIA / GFD**: the names CID gives its two parts (the story above): *Instance Information Abstraction* (center
+#   heatmap, the feature at each center, a contrastive loss on those features) and *Global Feature Decoupling* (the
+#   instance head). BoIR keeps GFD (notebook 02) and replaces IIA's loss
 # - **single-stage**: finds people (centers) and their keypoints in one network, without a person detector (top-down) or
 #   keypoint grouping (bottom-up)
 # - **BUK**: bottom-up keypoint heatmaps: K maps holding *every* person's joints (an auxiliary head)
-# - **focal loss**: CornerNet's pixel-wise loss for heatmaps with Gaussian targets (section 5 below)
+# - **focal loss**: CornerNet's pixel-wise loss for heatmaps with Gaussian targets (section 4 below)
 # - **CIoU**: *Complete IoU* box loss: IoU minus a center-distance and an aspect-ratio penalty (notebook 04)
 # - **AE**: *Associative Embedding* (Newell et al. 2017): embeddings pulled together within a person and pushed apart
 #   across people with a Gaussian kernel exp(−β·d); the Bbox Mask Loss uses its kernel (Table 4 "AE")
 # - **InfoNCE**: a contrastive loss: cross-entropy over similarities / τ with the matching pair as the target (CID's
 #   loss; Table 4 "Contrastive")
-# - **Bbox Mask Loss**: BoIR's embedding loss from boxes: `pull_in`, `push_out`, `push_inst` (notebook 03)
-# - **BG level**: the release's `BBOX_MASK_LOSS_BG_SAMPLE_LEVEL`: 1 = one background mean per image, push-only (main
-#   configs; kit: `release-image`), 0 = per-instance pull and out-box push (finetune configs; kit: `release-instance`)
+# - **Bbox Mask Loss**: BoIR's embedding loss from boxes: `pull_in`, `push_out`, `push_inst` (notebook 03; its
+#   release variants, "BG level" 0 and 1, are in 03's "Going deeper" section)
 # - **OKS**: *Object Keypoint Similarity*: exp(−d²/(2·s²·k²)) averaged over labelled keypoints, s² = the person's area,
 #   k = 2σ per keypoint: the "IoU" of poses (notebook 05)
 # - **AP / AR**: average precision / recall over OKS thresholds 0.50, 0.55, …, 0.95 (AP50, AP75: one threshold; M / L:
@@ -60,12 +111,14 @@
 #
 # | symbol | meaning |
 # |---|---|
-# | B, K | images per batch (per GPU); keypoints per person (17 COCO / OCHuman, 14 CrowdPose) |
+# | K | keypoints per person (17 COCO / OCHuman, 14 CrowdPose) |
+# | images per batch | written out (per GPU): the letters B and N have other jobs below |
 # | N (n) | people in one image (in the batch) |
 # | S_in, S_out = S_in/4 | input size; output map size (stride 4); H×W the map |
 # | F, C_b | the backbone's stride-4 feature map and its channels (480 for HRNet-W32) |
+# | f^p | F at a person's center: the backbone vector the instance head reads (notebook 02) |
 # | c, k^bu, b, e | center map, BUK maps, box map (l, t, r, b), embedding map (D channels, L2-normalised) |
-# | D, β | embedding dimension (128); Gaussian-kernel scale (10), ψ(d) = exp(−β/D·d) |
+# | D, β | embedding dimension (128); the embedding kernel's bandwidth (10), ψ(d) = exp(−β/D·d) |
 # | B_i, p_i, p̄_i, p̄ᶜ_i | pixels in person i's box; e at its center; the soft-masked in-box mean; the out-box mean |
 # | r, σ | Gaussian radius of a target and its σ = (2r + 1)/6 (section 4) |
 # | (x, y) vs (y, x) | points are (x, y); `instance_coord` is (row, column) = (y, x) |
@@ -200,24 +253,9 @@ from boir_core.viz.explorers import AugmentationExplorer, place
 augmentation_explorer = place(AugmentationExplorer(train_ds, index=0, skeleton=skel))
 
 # %% [markdown]
-# ### The flip: release vs. exact labels
-# The input image is S_in = 4·S_out pixels wide, and mirroring it maps x_in → S_in − 1 − x_in, i.e.
-# x_out → S_out − 0.25 − x_out in output coordinates. The release labels flipped samples with
-# x_out → S_out − 1 − x_out: **0.75 output px (3 input px) off**. `flip_alignment="paper"` (default)
-# builds the mirror into the affine so image, mask and labels agree exactly; `"release"` reproduces
-# the original behaviour.
-
-# %%
-no_aug = dict(min_scale=1.0, max_scale=1.0, max_rotation=0.0, max_translate=0.0, center_jitter=False, seed=seed)
-plain = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=0.0, **no_aug)[0]
-fi = list(get_profile("synthcrowd").flip_index)
-for mode in ("paper", "release"):
-    f = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=1.0,
-                        flip_alignment=mode, **no_aug)[0]
-    # where the mirrored image puts each labelled point, in output px: S_out - 0.25 - x
-    truth = output_size - 0.25 - plain["instance_keypoints"][:, fi, 0]
-    err = (f["instance_keypoints"][:, :, 0] - truth)[f["instance_keypoints"][:, :, 2] > 0]
-    print(f"{mode:>8s}: label − true mirrored position = {err.mean():+.2f} output px")
+# The flip also permutes the keypoints (a left wrist becomes a right wrist). Where exactly a mirrored keypoint
+# lands is a place where the released code is 0.75 output pixels off; the kit labels flips exactly by default
+# ([Going deeper A](#going-deeper-a-the-flip)).
 
 # %% [markdown]
 # ## 4 · Targets (docs/data_format.md#targets)
@@ -235,51 +273,12 @@ for h, w in [(16, 8), (32, 16), (64, 32), (100, 60)]:
     r = int(gaussian_radius(h, w))
     print(f"  {h:>3d}×{w:<3d} -> r = {r:2d}, σ = {float(gaussian_sigma(r)):.2f}")
 
-
 # %% [markdown]
-# ### Where the constants come from
-# * **min_overlap = 0.7** is CornerNet's rule: pick the largest r such that a box whose corners each move
-#   by up to r still has IoU ≥ 0.7 with the true box (three cases: the box shifted diagonally, shrunk, or
-#   grown by r per side). The release copies CornerNet's code, whose quadratic roots are not divided by 2a,
-#   so its r ≈ 0.18·(h + w) is about **3× the bound it meant**: boxes moved by that r keep IoU ≈ 0.2–0.4.
-#   In practice min_overlap just sets a Gaussian about a third of the person's size.
-# * **σ = (2r + 1)/6**: the drawn kernel is d = 2r + 1 pixels wide and d = 6σ covers ±3σ, so at the edge of
-#   its support the Gaussian has fallen to exp(−r²/2σ²) = exp(−18r²/(2r+1)²) (→ e^−4.5 ≈ 0.011) and is cut
-#   to 0 beyond it.
-# Both are computed below from the kit's target code.
-
-# %%
-from boir_core.data.targets import gaussian_maps
-
-
-def worst_iou(h, w, r):
-    """Lowest IoU with an h×w box when its corners move by r: shifted diagonally, shrunk, grown."""
-    shifted = (h - r) * (w - r) / (2 * h * w - (h - r) * (w - r))
-    shrunk = max(h - 2 * r, 0) * max(w - 2 * r, 0) / (h * w)
-    grown = h * w / ((h + 2 * r) * (w + 2 * r))
-    return min(shifted, shrunk, grown)
-
-
-def intended_radius(h, w, overlap=0.7):
-    lo, hi = 0.0, min(h, w) / 2  # bisection on the monotone worst IoU
-    for _ in range(60):
-        lo, hi = ((lo + hi) / 2, hi) if worst_iou(h, w, (lo + hi) / 2) >= overlap else (lo, (lo + hi) / 2)
-    return lo
-
-
-print(" h×w    release r  IoU at r   CornerNet's intended r (IoU = 0.7)")
-for h, w in [(16, 8), (32, 16), (64, 32), (100, 60)]:
-    r = int(gaussian_radius(h, w))
-    r0 = intended_radius(h, w)
-    print(f"{h:>3d}×{w:<3d}  {r:>6d}     {worst_iou(h, w, r):6.2f}     {r0:6.2f}")
-    assert abs(worst_iou(h, w, r0) - 0.7) < 1e-6 and worst_iou(h, w, r) < 0.5 and r > 2 * r0
-
-r = 5
-peak = gaussian_maps(np.array([[10.0, 10.0]]), np.array([True]), np.array([r]), 32)[0]
-edge = float(np.exp(-r ** 2 / (2 * float(gaussian_sigma(r)) ** 2)))
-print(f"r = {r}: value at the support edge {peak[10, 10 + r]:.4f} (closed form {edge:.4f}), one pixel further "
-      f"{peak[10, 11 + r]:.1f}")
-assert abs(peak[10, 10 + r] - edge) < 1e-6 and peak[10, 11 + r] == 0 and peak[10, 10] == 1.0
+# **Where the numbers come from, in short.** r is CornerNet's *adaptive radius*: the error that still leaves a
+# box overlapping its true position by a minimum IoU (0.7), so big people get wide Gaussians and small people
+# narrow ones. With the formula as the release computes it, r is about a tenth of h + w (never more than
+# 0.137·(h + w)); σ = (2r + 1)/6 makes the drawn (2r + 1)-pixel square span ±3σ. The algebra, and how far the
+# release's r is from the bound CornerNet meant, are in [Going deeper B](#going-deeper-b-the-radius).
 
 
 # %%
@@ -338,8 +337,8 @@ print("instance_imgid:", batch["instance_imgid"].tolist())
 #
 # L = −1/N_pos · [ Σ_{Y=1} M·(1 − P)²·log P + Σ_{Y<1} M·(1 − Y)⁴·P²·log(1 − P) ],  N_pos = Σ_{Y=1} M
 #
-# (1 − P)² and P² down-weight pixels that are already right (α = 2); (1 − Y)⁴ forgives confident pixels
-# *near* a peak, where the Gaussian target is almost 1 (β = 4); M is the ignore mask. One normaliser N_pos
+# (1 − P)² and P² down-weight pixels that are already right; (1 − Y)⁴ forgives confident pixels *near* a
+# peak, where the Gaussian target is almost 1 (CornerNet's exponents 2 and 4); M is the ignore mask. One normaliser N_pos
 # covers the whole call, and **center + BUK are one call** on the stacked [BUK ∥ center] maps: the center
 # channel shares its normaliser with all K keypoint channels (it is not a separate mean). Below, the
 # library against a five-line version on this batch, with a stand-in prediction (noisy logits that are
@@ -383,17 +382,9 @@ print(f"instance keypoint focal loss: library {float(inst_lib):.6f}, by hand {fl
 assert torch.allclose(inst_lib, inst_hand, rtol=1e-10)
 
 # %% [markdown]
-# ### Box clipping: release vs. corner clipping
-# The release clips x, y, w and h *separately* to [0, S_out − 1], so a box that starts left of the map
-# keeps its full width. `box_clipping="paper"` (default) clips the corners and recomputes w and h.
-
-# %%
-zoom = dict(min_scale=0.75, max_scale=0.75, max_rotation=0.0, max_translate=0.0, flip=0.0, seed=seed)
-for mode in ("paper", "release"):
-    b = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, box_clipping=mode,
-                        **zoom)[0]["instance_bbox"]
-    over = (b[:, 0] + b[:, 2] > output_size - 1) | (b[:, 1] + b[:, 3] > output_size - 1)
-    print(f"{mode:>8s}: {int(over.sum())} of {len(b)} boxes reach past the map edge")
+# The boxes of the batch (`instance_bbox`) are not scored by the focal loss: they train the bbox head and, in
+# notebook 03, the Bbox Mask Loss. How a box that reaches past the map edge is clipped is another place where the
+# kit and the release differ ([Going deeper C](#going-deeper-c-box-clipping)).
 
 # %% [markdown]
 # ## 5 · Real images: COCO, CrowdPose, OCHuman
@@ -433,3 +424,180 @@ fig, ax = plt.subplots(figsize=(4, 4))
 show_image(ax, t["image"], "test canvas with GT keypoints")
 ax.scatter(on_canvas[gt[:, 2] > 0, 0], on_canvas[gt[:, 2] > 0, 1], s=6, c="yellow")
 plt.show()
+
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a worked solution in the cell below it, collapsed (click the "⋯" or the bar on its left
+# to open it). Try first; the solutions end with an `assert` against an independent computation, so they
+# also check the library.
+#
+# **Exercise 1 · Predict before you run.** A person's box is 50 × 20 output pixels (h × w). Guess its
+# Gaussian radius r and σ from "about a tenth of h + w", then compute r with `gaussian_radius` and check it
+# against your own implementation of the smallest of CornerNet's three roots (as the release computes it:
+# r3 = (−2o(h + w) + √(4o²(h + w)² + 16·o(1 − o)·h·w)) / 2, o = 0.7, truncated).
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+h_ex, w_ex, o = 50, 20, 0.7
+r_lib = int(gaussian_radius(h_ex, w_ex))
+r3 = (-2 * o * (h_ex + w_ex) + np.sqrt(4 * o ** 2 * (h_ex + w_ex) ** 2 + 16 * o * (1 - o) * h_ex * w_ex)) / 2
+print(f"50×20 box: r = {r_lib} (r3 = {r3:.2f} before truncation; a tenth of h + w would be {(h_ex + w_ex) / 10:.0f}),"
+      f" σ = {float(gaussian_sigma(r_lib)):.2f}, drawn square {2 * r_lib + 1} px")
+assert r_lib == int(r3) == 7 and abs(float(gaussian_sigma(r_lib)) - 15 / 6) < 1e-12
+
+# %% [markdown]
+# **Exercise 2 · Predict before you run.** An image holds two people with boxes; person 0 has labelled
+# keypoints, person 1 has a box but *no* labelled keypoint (`num_keypoints` 0, every v = 0), as many COCO
+# people do. How many training instances does `build_targets` make, and does person 1 get a center? Predict,
+# then check. (Notebook 03 comes back to person 1: the Bbox Mask Loss still pushes its pixels away.)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+from boir_core.data.targets import build_targets
+
+kpts = np.zeros((2, 17, 3))
+kpts[0, :, :2] = np.random.default_rng(seed).uniform(8, 24, size=(17, 2))
+kpts[0, :, 2] = 2  # person 0: every keypoint labelled and visible; person 1: nothing labelled
+corners = np.array([[[6, 6], [26, 6], [26, 26], [6, 26]], [[30, 8], [50, 8], [50, 40], [30, 40]]], float)
+areas = np.array([80.0 ** 2, 80.0 ** 2])  # input pixels², above the 32² small-person rule
+tg = build_targets(kpts, corners, areas, output_size=64, center_jitter=False)
+labelled = (kpts[..., 2] > 0).any(1) & (areas >= 32 ** 2)  # the rule, written independently
+print(f"instances: {len(tg.instance_coord)}; center valid per person: {tg.center_valid.tolist()}; "
+      f"the instance is person {tg.person_index.tolist()}")
+assert tg.center_valid.tolist() == labelled.tolist() == [True, False]
+assert len(tg.instance_bbox) == 1 and tg.person_index.tolist() == [0]
+
+# %% [markdown]
+# **Exercise 3.** The batch above concatenates the instances of its images. Recompute `instance_imgid` from
+# the per-image samples alone (how many instances each has) and compare.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+per_image = [len(train_ds[i]["instance_coord"]) for i in range(len(batch["multi_mask"]))]
+expected = torch.repeat_interleave(torch.arange(len(per_image)), torch.tensor(per_image))
+print("instances per image:", per_image, "-> instance_imgid", expected.tolist())
+assert torch.equal(batch["instance_imgid"], expected)
+
+# %% [markdown]
+# ## Going deeper: what the release does
+#
+# Three details where the released code and the paper's description (or exact geometry) part ways. The kit
+# does the exact thing by default and reproduces the release behind a switch
+# (docs/release_vs_paper.md). Nothing later in the course depends on these sections.
+
+# %% [markdown]
+# <a id="going-deeper-a-the-flip"></a>
+# ### Going deeper A · The flip: release vs. exact labels
+# The input image is S_in = 4·S_out pixels wide, and mirroring it maps x_in → S_in − 1 − x_in, i.e.
+# x_out → S_out − 0.25 − x_out in output coordinates. The release labels flipped samples with
+# x_out → S_out − 1 − x_out: **0.75 output px (3 input px) off**. `flip_alignment="paper"` (default)
+# builds the mirror into the affine so image, mask and labels agree exactly; `"release"` reproduces
+# the original behaviour.
+
+# %%
+no_aug = dict(min_scale=1.0, max_scale=1.0, max_rotation=0.0, max_translate=0.0, center_jitter=False, seed=seed)
+plain = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=0.0, **no_aug)[0]
+fi = list(get_profile("synthcrowd").flip_index)
+for mode in ("paper", "release"):
+    f = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=1.0,
+                        flip_alignment=mode, **no_aug)[0]
+    # where the mirrored image puts each labelled point, in output px: S_out - 0.25 - x
+    truth = output_size - 0.25 - plain["instance_keypoints"][:, fi, 0]
+    err = (f["instance_keypoints"][:, :, 0] - truth)[f["instance_keypoints"][:, :, 2] > 0]
+    print(f"{mode:>8s}: label − true mirrored position = {err.mean():+.2f} output px")
+
+# %% [markdown]
+# <a id="going-deeper-b-the-radius"></a>
+# ### Going deeper B · Where the constants come from
+# * **min_overlap = 0.7** is CornerNet's rule: pick the largest r such that a box whose corners each move
+#   by up to r still has IoU ≥ 0.7 with the true box (three cases: the box shifted diagonally, shrunk, or
+#   grown by r per side). The release copies CornerNet's code, whose quadratic roots are not divided by 2a,
+#   so its r is **2 to 3.5 times the bound it meant**: boxes moved by that r keep IoU ≈ 0.2–0.4 (the table below
+#   asserts both ranges).
+# * The smallest root is the third, and r3 / (h + w) depends only on the box's aspect ratio: at most
+#   **0.137** (square boxes), 0.123 at 2:1, 0.090 at 4:1 (computed below). In
+#   practice min_overlap just sets a Gaussian whose radius is about a tenth of h + w.
+# * **σ = (2r + 1)/6**: the drawn kernel is d = 2r + 1 pixels wide and d = 6σ covers ±3σ, so at the edge of
+#   its support the Gaussian has fallen to exp(−r²/2σ²) = exp(−18r²/(2r+1)²) (→ e^−4.5 ≈ 0.011) and is cut
+#   to 0 beyond it.
+# Both are computed below from the kit's target code.
+
+# %%
+from boir_core.data.targets import gaussian_maps
+
+
+def worst_iou(h, w, r):
+    """Lowest IoU with an h×w box when its corners move by r: shifted diagonally, shrunk, grown."""
+    shifted = (h - r) * (w - r) / (2 * h * w - (h - r) * (w - r))
+    shrunk = max(h - 2 * r, 0) * max(w - 2 * r, 0) / (h * w)
+    grown = h * w / ((h + 2 * r) * (w + 2 * r))
+    return min(shifted, shrunk, grown)
+
+
+def intended_radius(h, w, overlap=0.7):
+    lo, hi = 0.0, min(h, w) / 2  # bisection on the monotone worst IoU
+    for _ in range(60):
+        lo, hi = ((lo + hi) / 2, hi) if worst_iou(h, w, (lo + hi) / 2) >= overlap else (lo, (lo + hi) / 2)
+    return lo
+
+
+print(" h×w    release r  IoU at r   CornerNet's intended r (IoU = 0.7)   release r / intended r")
+for h, w in [(16, 8), (32, 16), (64, 32), (100, 60)]:
+    r = int(gaussian_radius(h, w))
+    r0 = intended_radius(h, w)
+    print(f"{h:>3d}×{w:<3d}  {r:>6d}     {worst_iou(h, w, r):6.2f}     {r0:6.2f}   {r / r0:32.1f}")
+    assert abs(worst_iou(h, w, r0) - 0.7) < 1e-6 and 0.2 <= worst_iou(h, w, r) < 0.5 and 2 * r0 < r < 3.5 * r0
+
+
+def radius_coefficient(aspect, overlap=0.7):
+    """r3 / (h + w) for h = aspect · w: the third root of the release's formula, before the int()."""
+    a, o = aspect + 1, overlap
+    return (np.sqrt(4 * o ** 2 * a ** 2 + 16 * o * (1 - o) * aspect) - 2 * o * a) / (2 * a)
+
+
+big = 1e7  # sides large enough that the int() does not matter
+print("\nh : w    r / (h + w): closed form   gaussian_radius")
+for aspect in (1, 2, 4):
+    lib = float(gaussian_radius(aspect * big, big)) / (big * (aspect + 1))
+    print(f"{aspect} : 1   {radius_coefficient(aspect):22.4f}   {lib:15.4f}")
+    assert abs(lib - radius_coefficient(aspect)) < 1e-6
+assert round(radius_coefficient(1), 3) == 0.137 and round(radius_coefficient(2), 3) == 0.123
+assert round(radius_coefficient(4), 3) == 0.090 and radius_coefficient(1) < 0.18
+sides = np.arange(1, 161)
+assert (gaussian_radius(sides[:, None], sides[None, :]) / (sides[:, None] + sides[None, :])).max() <= 0.137
+
+r = 5
+peak = gaussian_maps(np.array([[10.0, 10.0]]), np.array([True]), np.array([r]), 32)[0]
+edge = float(np.exp(-r ** 2 / (2 * float(gaussian_sigma(r)) ** 2)))
+print(f"r = {r}: value at the support edge {peak[10, 10 + r]:.4f} (closed form {edge:.4f}), one pixel further "
+      f"{peak[10, 11 + r]:.1f}")
+assert abs(peak[10, 10 + r] - edge) < 1e-6 and peak[10, 11 + r] == 0 and peak[10, 10] == 1.0
+
+
+# %% [markdown]
+# <a id="going-deeper-c-box-clipping"></a>
+# ### Going deeper C · Box clipping: release vs. corner clipping
+# The release clips x, y, w and h *separately* to [0, S_out − 1], so a box that starts left of the map
+# keeps its full width. `box_clipping="paper"` (default) clips the corners and recomputes w and h.
+
+# %%
+zoom = dict(min_scale=0.75, max_scale=0.75, max_rotation=0.0, max_translate=0.0, flip=0.0, seed=seed)
+for mode in ("paper", "release"):
+    b = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, box_clipping=mode,
+                        **zoom)[0]["instance_bbox"]
+    over = (b[:, 0] + b[:, 2] > output_size - 1) | (b[:, 1] + b[:, 3] > output_size - 1)
+    print(f"{mode:>8s}: {int(over.sum())} of {len(b)} boxes reach past the map edge")
+
+
+# %% [markdown]
+# ## Recap
+#
+# 1. BoIR is CID's single-stage pipeline (center heatmap → the backbone vector at each center → that person's
+#    keypoints) plus training-only heads; its embedding head learns from boxes alone (notebook 03).
+# 2. Every person with labelled keypoints (and, on COCO, big enough) becomes an *instance*: a jittered center, its own
+#    K heatmaps and mask, and a box; people without labelled keypoints get no center (on COCO the ignore mask
+#    hides them from the heatmap losses).
+# 3. Heatmap targets are Gaussians of radius r ≈ a tenth of h + w (CornerNet's rule as the release computes it),
+#    scored by the focal loss with one normaliser for center and BUK channels together.
+#
+# **Next**: [02 · Backbone, ASPP neck and heads](02_backbone_aspp_heads.ipynb): the network that turns an image
+# into these maps.

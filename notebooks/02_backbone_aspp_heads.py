@@ -32,6 +32,22 @@
 #
 # Terms and symbols: [glossary and notation in notebook 01](01_data_and_targets.ipynb#glossary).
 
+# %%
+from boir_core.course import show_course_map
+
+show_course_map("02")
+
+# %% [markdown]
+# **After this notebook you can**
+# - trace an image through the backbone (four branches → one stride-4 map F), the ASPP neck and the four dense heads,
+#   and say which of them survive at inference;
+# - explain how the instance head turns one vector f^p, read from F at a person's center, into that person's keypoint
+#   heatmaps (channel and spatial attention);
+# - count a network's parameters from its modules, and check Table 5 and the "50 %" claim about the neck.
+#
+# **Prerequisites**: [notebook 01](01_data_and_targets.ipynb) (the pipeline picture, centers in output pixels
+# (y, x), stride 4); convolutions, dilation, BatchNorm and attention at the level of a first deep-learning course.
+
 # %% tags=["parameters"]
 checkpoint = None  # BoIR weights (a released file or one of ours); None: the kit's default trained BoIR
 config = None  # config of those weights (e.g. coco_w32 for a released W32); None: the one saved with them
@@ -356,8 +372,10 @@ for name in ("center_head", "buk_head", "emb_head", "bbox_head"):
 # %% [markdown]
 # ## 4 · The instance keypoint head: channel and spatial attention
 #
-# For each person, the backbone vector p = F[:, y, x] at the center goes through two Linear + LayerNorm
-# layers. The first gives a **channel attention** a (one weight per channel of G = conv1×1(F)); the second
+# For each person, the backbone vector at the center, f^p = F[:, y, x], goes through two Linear + LayerNorm
+# layers. (We write f^p, not p: in the paper and in notebook 03, p is the *embedding* at the center, a different
+# vector from a different head. CID's instance head is conditioned on f^p, and BoIR keeps that; BoIR's loss
+# shapes F through the embedding head during training.) The first gives a **channel attention** a (one weight per channel of G = conv1×1(F)); the second
 # is dotted with G at every pixel and stacked with relative-coordinate maps ((x_i − x)/32, (y_i − y)/32)
 # before a 5×5 conv and InstanceNorm: the **spatial attention** m. For two overlapping people the two
 # spatial maps should light up different bodies once trained; untrained, m is mostly a smooth ramp
@@ -418,11 +436,14 @@ print(f"this map ({feats.shape[-1]}²): x-offset channel of person 0 spans "
 #
 # `parameter_table` builds every network on PyTorch's `meta` device (no memory, no weights) and counts
 # parameters per part. Table 5 of the paper counts the *inference* model: backbone + neck + center head +
-# instance head. The training-only heads (BUK, emb, bbox) add about 1.6 M parameters.
+# instance head. The training-only heads (BUK, emb, bbox) add the difference between the "training" and the
+# "inference" rows; the cell computes it.
 
 # %%
-paper = {("BoIR (inference)", "hrnet_w32"): 31.8, ("BoIR (inference)", "hrnet_w48"): 68.9,
-         ("CID", "hrnet_w32"): 29.3, ("CID", "hrnet_w48"): 65.4}
+from boir_core.paper import TABLES
+
+paper = {("BoIR (inference)" if t.method == "BoIR" else t.method, t.backbone.lower().replace("-", "_")):
+         t.values["params_M"] for t in TABLES["5"].rows if t.method in ("BoIR", "CID")}  # the paper's Table 5, in M
 rows = parameter_table(("hrnet_w32", "hrnet_w48"))
 parts = ("backbone", "neck", "center_head", "buk_head", "emb_head", "bbox_head", "heatmap_head", "kpt_head")
 header = (f"{'model':18s} {'backbone':10s}" + "".join(f"{p:>13s}" for p in parts)
@@ -433,3 +454,65 @@ for r in rows:
     ref = paper.get((r["model"], r["backbone_name"]), "")
     print(f"{r['model']:18s} {r['backbone_name']:10s}{cells}{r['inference']:>13,d}{r['total']:>13,d}{ref!s:>10s}")
 print("\nthis notebook's model:", {k: f"{v:,d}" for k, v in count_parameters(model).items()})
+by_name = {(r["model"], r["backbone_name"]): r for r in rows}
+for bb in ("hrnet_w32", "hrnet_w48"):
+    train_row, inf_row = by_name[("BoIR (training)", bb)], by_name[("BoIR (inference)", bb)]
+    extra = train_row["total"] - inf_row["inference"]
+    assert extra == sum(train_row[h] for h in ("buk_head", "emb_head", "bbox_head"))
+    assert abs(inf_row["inference"] / 1e6 - paper[("BoIR (inference)", bb)]) < 0.05  # Table 5, to its rounding
+    print(f"{bb}: the training-only heads add {extra / 1e6:.2f} M parameters "
+          f"({100 * extra / inf_row['inference']:.1f} % of the inference model), dropped at inference")
+
+
+# %% [markdown]
+# ## Exercises
+#
+# Solutions are in the collapsed cells (click the bar on their left to open them); each ends with an `assert`.
+#
+# **Exercise 1 · Predict before you run.** In the paper's network each dense head is a BasicBlock from the neck's
+# 256 channels to 128 (two 3×3 convs without bias, each followed by a BatchNorm with a weight and a bias, and a 1×1
+# projection shortcut with its BatchNorm) and a 3×3 output conv with bias. How many parameters does the *center*
+# head have (one output channel)? Write the count as a formula, evaluate it, then compare with the module.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def head_parameters(c_in=256, c_mid=128, c_out=1):
+    block = 9 * c_in * c_mid + 2 * c_mid + 9 * c_mid * c_mid + 2 * c_mid  # conv1 + BN, conv2 + BN
+    shortcut = c_in * c_mid + 2 * c_mid  # 1×1 projection + BN
+    return block + shortcut + 9 * c_mid * c_out + c_out  # output conv with bias
+
+
+from boir_core.model import MultiHead
+
+with torch.device("meta"):  # the paper's W32 neck and heads (C_b = 480), counted without allocating them
+    paper_heads = MultiHead(480, 17, train_heads=True)
+for name, c_out in (("center_head", 1), ("buk_head", 17), ("bbox_head", 4), ("emb_head", 128)):
+    counted = n_params(getattr(paper_heads, name))
+    print(f"{name:12s}: formula {head_parameters(c_out=c_out):,d}, module {counted:,d}")
+    assert counted == head_parameters(c_out=c_out)
+assert head_parameters(c_out=1) == by_name[("BoIR (inference)", "hrnet_w32")]["center_head"]
+
+# %% [markdown]
+# **Exercise 2 · Predict before you run.** A 3×3 conv with dilation 24 on the 128² map of a 512-pixel input: how
+# wide a window of the *input image* does one output pixel see? Predict, then measure it: convolve an image that is
+# zero except for one pixel and see how far the response spreads.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+delta = torch.zeros(1, 1, 128, 128)
+delta[0, 0, 64, 64] = 1.0
+response = torch.nn.functional.conv2d(delta, torch.ones(1, 1, 3, 3), padding=24, dilation=24)[0, 0]
+cols = torch.nonzero(response.sum(0)).flatten()
+window = int(cols.max() - cols.min()) + 1  # map pixels from the first to the last tap
+print(f"dilation 24: taps span {window} map px = {4 * window} input px (the formula: 2r + 1 = {2 * 24 + 1} map px)")
+assert window == 2 * 24 + 1 and 4 * window == 196
+
+# %% [markdown]
+# ## Recap
+#
+# 1. HRNet's four branches are upsampled and concatenated into one stride-4 map F (C_b channels); an ASPP neck with
+#    dilated convs and a global pool feeds four dense heads, of which only the center head is kept at inference.
+# 2. The instance head reads one vector f^p = F[:, y, x] per detected center and turns it into a channel attention
+#    and a spatial attention over F: the same map F yields a different person for each center.
+# 3. Parameter counts come from the modules: Table 5's inference counts match, and the training-only heads are
+#    a few percent extra that cost nothing at inference.
+#
+# **Next**: [03 · The Bbox Mask Loss](03_bbox_mask_loss.ipynb): how boxes alone train the embedding head.

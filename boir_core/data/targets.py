@@ -55,7 +55,8 @@ def gaussian_radius(height, width, min_overlap: float = 0.7) -> np.ndarray:
 
     Three quadratics bound the radius at which a box shifted by r still has IoU >= ``min_overlap``
     with the original; r = max(0, int(min(r1, r2, r3))). As in the release, r2 and r3 are divided by 2
-    (not by 2a), so in practice r ≈ r3 ≈ 0.18·(h + w). Spec example: 16×8 -> 2, 64×32 -> 11.
+    (not by 2a), so r3 is the smallest and r ≤ 0.137·(h + w): 0.137 for square boxes, 0.123 at 2:1, 0.090 at
+    4:1 (before the int). Spec example: 16×8 -> 2, 64×32 -> 11.
     """
     h = np.asarray(height, dtype=np.float64)
     w = np.asarray(width, dtype=np.float64)

@@ -5,5 +5,6 @@
 - :mod:`boir_core.viz.figures`: the paper's figures (Fig. 1's pair rule and maps, t-SNE, Figs. 4-6 panels);
 - :mod:`boir_core.viz.training`: training logs (``metrics.jsonl``, the shipped models' logs) as series and figures;
 - :mod:`boir_core.viz.scenes`: SynthCrowd val pictures with their people, for the notebooks;
-- :mod:`boir_core.viz.widgets`: the Bbox Mask Loss explorer and the similarity viewer (ipywidgets).
+- :mod:`boir_core.viz.widgets`: the Bbox Mask Loss explorer and the similarity viewer (ipywidgets);
+- :mod:`boir_core.viz.pipeline`: the network as one picture (notebook 01 opens with it).
 """

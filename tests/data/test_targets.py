@@ -52,6 +52,19 @@ def test_radius_matches_spec_examples(h, w, r, sigma):
     assert gaussian_sigma(r) == pytest.approx(sigma, abs=0.005)
 
 
+def test_radius_is_at_most_0_137_of_the_box_perimeter_half():
+    """The docstring's and docs/data_format.md's coefficient: r / (h + w) tends to the root of the third
+    quadratic, (√(4o²(ρ+1)² + 16·o(1−o)·ρ) − 2o(ρ+1)) / (2(ρ+1)) for aspect ratio ρ = h / w, largest at
+    ρ = 1 (0.137, not the 0.18 once written); 0.123 at 2:1, 0.090 at 4:1."""
+    o, big = 0.7, 1e7
+    for rho, coef in ((1, 0.137), (2, 0.123), (4, 0.090)):
+        closed = (math.sqrt(4 * o * o * (rho + 1) ** 2 + 16 * o * (1 - o) * rho) - 2 * o * (rho + 1)) / (2 * (rho + 1))
+        assert float(gaussian_radius(rho * big, big)) / (big * (rho + 1)) == pytest.approx(closed, abs=1e-6)
+        assert closed == pytest.approx(coef, abs=5e-4)
+    h, w = np.meshgrid(np.arange(1, 227), np.arange(1, 227), indexing="ij")
+    assert (gaussian_radius(h, w) / (h + w)).max() <= 0.137
+
+
 def test_radius_matches_scalar_oracle():
     rng = np.random.default_rng(1)
     hw = rng.uniform(0, 150, size=(200, 2))
