@@ -60,7 +60,8 @@ def course_map(current: str) -> str:
 def show_course_map(current: str) -> None:
     """Display :func:`course_map` in a notebook (as plain text outside one)."""
     text = course_map(current)
-    try:  # local: IPython is the notebooks' (optional) dependency, and only a notebook displays the map
+    try:
+        # local: IPython is the notebooks' (optional) dependency, and only a notebook displays the map
         from IPython.display import Markdown, display
     except ImportError:  # pragma: no cover - IPython ships with the kit's notebook extra
         print(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -17,6 +18,7 @@ from ..engine.runner import load_inference_model
 from ..losses import instance_heatmap_loss
 from .plan import _base
 from .reproduce import _demo_data, _log_default, _train
+from .stats import paired_confidence_interval, paired_t_test
 
 __all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "seed_study", "run_fingerprint",
            "seed_run_dir", "seed_study_summary", "format_seed_study", "SEED_STUDY_METRICS"]
@@ -104,10 +106,6 @@ def seed_study_summary(rows: Sequence[dict], a: str = "boir", b: str = "cid") ->
     mean and sd (ddof 1) of each arch over the paired seeds, and the paired difference a - b with its 95%
     confidence interval and two-sided p (:func:`boir_core.paper.stats.paired_t_test`). Runs without a partner
     are left out and counted."""
-    import statistics
-
-    from .stats import paired_confidence_interval, paired_t_test
-
     by = {(r["arch"], r["seed"], r["steps"]): r for r in rows}
     pairs = sorted((s, n) for (arch, s, n) in by if arch == a and (b, s, n) in by)
     steps = sorted({n for _, n in pairs})
