@@ -89,13 +89,18 @@ def main() -> None:
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated of {', '.join(SETTINGS)}")
     ap.add_argument("--budget", type=float, default=900.0, help="training seconds per setting (wall)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--custom", action="append", default=[], metavar="NAME:KEY=V,KEY=V",
+                    help="an extra setting: its name and its overrides of the demo config (repeatable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-images", type=int, default=0, help="score on the first N val images (0: all)")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "recipe_study")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    names = [s for s in args.settings.split(",") if s]
+    for spec in args.custom:
+        name, _, ovs = spec.partition(":")
+        SETTINGS[name] = [o for o in ovs.split(",") if o]
+    names = [s for s in args.settings.split(",") if s] + [spec.partition(":")[0] for spec in args.custom]
     unknown = [s for s in names if s not in SETTINGS]
     if unknown:
         sys.exit(f"error: unknown setting(s) {unknown}; known: {list(SETTINGS)}")
