@@ -13,6 +13,26 @@
 # %% [markdown]
 # # 04 · Training BoIR
 #
+# What happens in one training step, and what does a whole schedule do?
+
+# %%
+from boir_core.course import show_course_map
+
+show_course_map("04")
+
+# %% [markdown]
+# **After this notebook you can**
+# 1. name what one training iteration does, from the augmented batch to the AdamW step;
+# 2. compute the learning rate at any step of the warm-up + cosine schedule, and the iterations of an epoch;
+# 3. train a configuration (here the `tiny` one on SynthCrowd), read its loss curves and check every loss term
+#    of one batch by hand.
+#
+# **Prerequisites**: [01 · Data and targets](01_data_and_targets.ipynb) (the targets of a batch),
+# [02 · Backbone, ASPP neck and heads](02_backbone_aspp_heads.ipynb) (the network) and
+# [03 · The Bbox Mask Loss](03_bbox_mask_loss.ipynb) (the embedding loss terms).
+
+# %% [markdown]
+# ## The training loop in brief
 # This notebook explains the training loop of `boir_core.engine.train` and runs it. It starts with what a full
 # schedule does: the training logs of the BoIR and the CID that the kit ships. Then it trains the
 # `tiny` configuration (its own schedule: 2 epochs of 3 iterations) on the embedded SynthCrowd data; papermill
@@ -54,6 +74,7 @@ overrides = []  # extra config overrides, written as on the command line
 
 # %%
 import json
+import math
 import subprocess
 import sys
 
@@ -139,16 +160,43 @@ if study:
 # ## The learning-rate schedule
 #
 # Per iteration: linear warm-up from 1e-12 to 1e-3 over `warmup_epochs` epochs, then a cosine down to 1e-6.
-# Below, the paper's COCO schedule (140 epochs, 10 warm-up epochs, ≈708 iterations per epoch with 4 GPUs ×
-# 20 images); this run's schedule follows once its data exist (it depends on the number of images).
+# Below, the paper's COCO schedule (`configs/coco_w32.yaml`: its epochs, warm-up epochs, images per GPU and
+# learning rates; 4 GPUs as in the paper, and the train2017 images the loader keeps); this run's schedule
+# follows once its data exist (it depends on the number of images).
+#
+# **Predict before you run.** In the paper's schedule, what is the learning rate halfway through the warm-up,
+# and what is it halfway through the cosine? Guess both before running the next cell (the solution follows
+# the plot).
 
 # %%
-paper = warmup_cosine_schedule(140 * 708, 10 * 708)
+from boir_core.engine.schedule import iterations_per_epoch
+
+# the COCO train2017 images with at least one non-crowd person with labelled keypoints (56,599 of 118,287): what
+# the loader keeps for training (train_filter "coco"); on your copy: len(KeypointDataset.from_config(cfg, train=True))
+COCO_TRAIN_IMAGES, PAPER_GPUS = 56_599, 4
+coco = load_config("coco_w32").train
+paper_ipe = iterations_per_epoch(COCO_TRAIN_IMAGES, coco.batch_size, PAPER_GPUS)
+paper = warmup_cosine_schedule(coco.epochs * paper_ipe, coco.warmup_epochs * paper_ipe, coco.lr,
+                               coco.warmup_start_lr, coco.min_lr)
+print(f"paper schedule: {COCO_TRAIN_IMAGES:,} images / ({PAPER_GPUS} GPUs x {coco.batch_size}) -> {paper_ipe} "
+      f"iterations per epoch, {len(paper):,} iterations in {coco.epochs} epochs ({coco.warmup_epochs} of warm-up)")
 fig, ax = plt.subplots(figsize=(5.5, 3))
-ax.plot(np.arange(len(paper)) / 708, paper)
+ax.plot(np.arange(len(paper)) / paper_ipe, paper)
 ax.set(title="paper schedule (COCO)", xlabel="epoch", ylabel="lr")
 plt.tight_layout()
 plt.show()
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+n_warm_paper = coco.warmup_epochs * paper_ipe
+half_warm, half_cos = (n_warm_paper - 1) // 2, n_warm_paper + (len(paper) - n_warm_paper) // 2
+print(f"halfway through the warm-up (iteration {half_warm}): lr {paper[half_warm]:.3e}; halfway through the "
+      f"cosine (iteration {half_cos}): lr {paper[half_cos]:.3e}")
+# by hand: the warm-up is a straight line (both ends included), the cosine's middle is the mean of lr and min_lr
+by_hand_warm = coco.warmup_start_lr + (coco.lr - coco.warmup_start_lr) * half_warm / (n_warm_paper - 1)
+assert math.isclose(paper[half_warm], by_hand_warm, rel_tol=1e-12)
+assert math.isclose(paper[half_cos], (coco.lr + coco.min_lr) / 2, rel_tol=1e-9)
+# and the iterations of an epoch: each GPU's share of the images, in whole batches
+assert paper_ipe == math.ceil(COCO_TRAIN_IMAGES / PAPER_GPUS) // coco.batch_size
 
 # %% [markdown]
 # ## Data
@@ -170,7 +218,6 @@ if cfg.data.dataset.startswith("synthcrowd"):
 
 # %%
 from boir_core.data import KeypointDataset
-from boir_core.engine.schedule import iterations_per_epoch
 
 n_train = len(KeypointDataset.from_config(cfg, train=True)) if not checkpoint else None
 if n_train:
@@ -263,7 +310,6 @@ if n_train and not checkpoint and gpus <= 1:  # the log of the run we just train
 
 # %%
 import dataclasses
-import math
 
 import torch
 
@@ -326,3 +372,51 @@ if "bbox" in outputs:  # CIoU by hand at the first person's center pixel
     assert abs(lib - (iou - rho2 / c2 - alpha * v)) < 1e-6
     args = (outputs["bbox"].double(), batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"].double())
     assert torch.allclose(bbox_loss(*args), torch.as_tensor(bbox_loss_ref(*args), dtype=torch.float64), atol=1e-9)
+
+# %% [markdown]
+# ## Exercises
+# Each solution is in the hidden cell below its question (click the cell's "…" to show it); running it checks
+# the answer with an independent computation. (The "predict before you run" question is in *The learning-rate
+# schedule* above.)
+#
+# **Exercise 1.** A person's ground-truth box is 20 px wide and 40 px high; the bbox head predicts the same box
+# 4 px to the right. Compute its IoU and its CIoU by hand. Which of CIoU's three parts is zero, and why?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+gt_box, pred_box = (10.0, 10.0, 20.0, 40.0), (14.0, 10.0, 20.0, 40.0)  # x, y, w, h
+overlap = (20 - 4) * 40
+iou_hand = overlap / (2 * 20 * 40 - overlap)
+rho2_hand = 4.0 ** 2  # the box centers are 4 px apart
+c2_hand = (20 + 4) ** 2 + 40 ** 2  # the diagonal of the enclosing 24 x 40 box
+ciou_hand = iou_hand - rho2_hand / c2_hand  # v = 0: both boxes have the same aspect ratio, so α·v = 0
+print(f"IoU {iou_hand:.4f}, ρ²/c² {rho2_hand / c2_hand:.4f}, α·v 0 -> CIoU {ciou_hand:.4f}, "
+      f"box loss 1 − CIoU = {1 - ciou_hand:.4f}")
+lib_ciou = float(ciou(torch.tensor(pred_box, dtype=torch.float64), torch.tensor(gt_box, dtype=torch.float64)))
+assert abs(lib_ciou - ciou_hand) < 1e-6, lib_ciou
+
+# %% [markdown]
+# **Exercise 2.** You train the paper's COCO schedule on *one* GPU with the same 20 images per step. How many
+# iterations does an epoch have, and how many iterations does the warm-up last? Does the learning rate at the
+# end of epoch 10 change?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+one_gpu_ipe = iterations_per_epoch(COCO_TRAIN_IMAGES, coco.batch_size, 1)
+one_gpu = warmup_cosine_schedule(coco.epochs * one_gpu_ipe, coco.warmup_epochs * one_gpu_ipe, coco.lr,
+                                 coco.warmup_start_lr, coco.min_lr)
+print(f"1 GPU: {one_gpu_ipe} iterations per epoch ({PAPER_GPUS} GPUs: {paper_ipe}), warm-up "
+      f"{coco.warmup_epochs * one_gpu_ipe:,} iterations; lr after epoch {coco.warmup_epochs}: "
+      f"{one_gpu[coco.warmup_epochs * one_gpu_ipe - 1]:.1e} (4 GPUs: {paper[n_warm_paper - 1]:.1e})")
+assert one_gpu_ipe == COCO_TRAIN_IMAGES // coco.batch_size  # whole batches of one GPU's (all) images
+assert one_gpu[coco.warmup_epochs * one_gpu_ipe - 1] == paper[n_warm_paper - 1] == coco.lr  # the schedule is in epochs
+
+# %% [markdown]
+# ## Recap
+# 1. One iteration: an augmented batch through the network, the loss terms of Eq. 5 in fp32, gradient clipping,
+#    one AdamW step at the learning rate the warm-up + cosine schedule sets for that iteration.
+# 2. The schedule is fixed in epochs; the iterations per epoch follow from the images, the GPUs and the batch
+#    size, so the same config gives other iteration counts on other hardware.
+# 3. The run folder holds everything to check a run afterwards: `config.yaml`, `metrics.jsonl` (every term,
+#    lr and gradient norm) and the weights; each loss term of a batch can be recomputed by hand.
+#
+# **Next**: [05 · Inference and evaluation](05_inference_and_evaluation.ipynb) — turn the trained network's
+# maps into poses and score them.

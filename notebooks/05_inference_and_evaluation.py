@@ -13,6 +13,24 @@
 # %% [markdown]
 # # 05 · Inference and evaluation
 #
+# How do dense maps become poses, and how is a pose scored?
+
+# %%
+from boir_core.course import show_course_map
+
+show_course_map("05")
+
+# %% [markdown]
+# **After this notebook you can**
+# 1. follow a trained network's output through every decoding step, from the center map to the final poses;
+# 2. compute the OKS of a predicted pose by hand, and say why a few pixels cost more on a nose than on a hip;
+# 3. evaluate a model with the COCO protocol and read AP, AP50, AP75, AR (and CrowdPose's easy / medium / hard).
+#
+# **Prerequisites**: [02 · Backbone, ASPP neck and heads](02_backbone_aspp_heads.ipynb) (which heads run at test
+# time) and [04 · Training](04_training.ipynb) (where the weights come from).
+
+# %% [markdown]
+# ## Where this notebook starts
 # At test time BoIR runs only the backbone, the ASPP neck, the center head and the instance keypoint head:
 # the BUK, embedding and bbox heads were there to shape the features during training and cost nothing now.
 # This notebook draws every step of the released decoding (docs/inference.md#decoding-steps) on one
@@ -204,6 +222,29 @@ print(f"timings per image: {out['timings']}")
 # σ_k is how much annotators disagree on keypoint k (0.026 for the nose, 0.107 for the hips, times the
 # person's size), so a few pixels cost more on an eye than on a hip, and more on a small person.
 #
+# **Predict before you run.** A person fills a 64 × 64 px box (area s² = 64²). A prediction is perfect except
+# for one keypoint, which is 5 px off. What is that keypoint's term exp(−d²/(2s²(2σ_k)²)) when it is the
+# nose, and when it is a hip? Roughly 0.9 and 0.9, 0.3 and 0.9, or 0.3 and 0.3? Guess, then run the hidden
+# solution.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+from boir_core.data.profiles import COCO_SIGMAS
+from boir_core.engine.coco_ap import oks_matrix
+
+names_coco = get_profile("coco").keypoints
+person = {"keypoints": [v for k in range(17) for v in (100.0 + 3 * k, 200.0 + 2 * k, 2)], "area": 64.0 ** 2}
+terms = {}
+for part in ("nose", "left_hip"):
+    k = names_coco.index(part)
+    pred = list(person["keypoints"])
+    pred[3 * k] += 5.0  # 5 px to the right
+    oks = float(oks_matrix([pred], [person], COCO_SIGMAS)[0, 0])
+    terms[part] = 17 * oks - 16  # the other 16 keypoints are exact: each term is 1
+    by_hand = np.exp(-5.0 ** 2 / (2 * 64.0 ** 2 * (2 * COCO_SIGMAS[k]) ** 2))
+    print(f"{part:8s} σ = {COCO_SIGMAS[k]}: term {terms[part]:.3f} (by hand {by_hand:.3f}); OKS of the pose {oks:.3f}")
+    assert abs(terms[part] - by_hand) < 1e-9
+assert terms["nose"] < 0.5 < terms["left_hip"]  # the same 5 px: a large error on a nose, a small one on a hip
+#
 # **AP at a threshold t**: every image keeps its 20 best-scored predictions; walking them by score, each
 # is matched to the unmatched person with the highest OKS ≥ t (a true positive) or to nobody (a false
 # positive). Pooled over images and sorted by score, the counts give a precision–recall curve; precision is
@@ -257,6 +298,7 @@ for k in ("AP", "AP50", "AP75", "AR"):
 assert coco["AP50"] >= coco["AP"] >= 0  # looser thresholds can only match more
 
 # %% [markdown]
+# ## Going deeper: CrowdPose's easy / medium / hard
 # **CrowdPose** reports AP over the whole test set and over three subsets of images, split by the **crowd
 # index**: per person, the labelled joints of *other* people inside its box divided by its own, averaged
 # over the image's people. Easy: index < 0.2, medium: < 0.8, hard: ≥ 0.8. The CrowdPose files store the
@@ -275,3 +317,50 @@ if cp_file is not None and cp_file.is_file():
         assert abs(ci - im["crowdIndex"]) <= 0.005 + 1e-9
 else:
     print("real fixtures not found (set BOIR_REAL_FIXTURES): no crowd-index example")
+
+# %% [markdown]
+# ## Exercises
+# Each solution is in the hidden cell below its question (click the cell's "…" to show it); running it checks
+# the answer with an independent computation. (The "predict before you run" question is in *What the numbers
+# mean* above.)
+#
+# **Exercise 1.** How far can the nose be off before its OKS term drops to 0.5, for a person of 64² px and for
+# one of 32² px? What does that say about AP75 on small people?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+k_nose = names_coco.index("nose")
+for side in (64.0, 32.0):
+    d_half = np.sqrt(2 * np.log(2)) * side * 2 * COCO_SIGMAS[k_nose]  # solve exp(−d²/(2s²(2σ)²)) = 0.5 for d
+    print(f"{side:.0f}² px person: the nose term is 0.5 at {d_half:.2f} px")
+    gt_person = {"keypoints": [0.0, 0.0, 2] + [10.0, 10.0, 0] * 16, "area": side ** 2}  # only the nose labelled
+    assert abs(oks_matrix([[d_half, 0.0, 1] + [0.0] * 48], [gt_person], COCO_SIGMAS)[0, 0] - 0.5) < 1e-12
+print("half the person's size, half the pixels: a small person's keypoints must be twice as precise")
+
+# %% [markdown]
+# **Exercise 2.** An image holds two people with 10 labelled joints each. Person A's box contains 3 of B's
+# joints, person B's box contains 2 of A's. What is the image's crowd index, and which CrowdPose subset is it in?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def toy_person(box, points):
+    return {"bbox": box, "keypoints": [v for x, y in points for v in (x, y, 2)] + [0, 0, 0] * (14 - len(points))}
+
+
+a_box, b_box = [0, 0, 10, 10], [20, 0, 10, 10]
+a_pts = [(1 + i % 5, 1 + i // 5) for i in range(8)] + [(21, 5), (22, 5)]  # 2 of A's joints lie in B's box
+b_pts = [(25, 1 + i) for i in range(7)] + [(5, 8), (6, 8), (7, 8)]  # 3 of B's joints lie in A's box
+ci = crowd_index([toy_person(a_box, a_pts), toy_person(b_box, b_pts)])
+by_hand = (3 / 10 + 2 / 10) / 2
+subset = "easy" if ci < 0.2 else "medium" if ci < 0.8 else "hard"
+print(f"crowd index {ci:.2f} (by hand (3/10 + 2/10) / 2 = {by_hand:.2f}) -> {subset}")
+assert abs(ci - by_hand) < 1e-12 and subset == "medium"
+
+# %% [markdown]
+# ## Recap
+# 1. At test time only the backbone, the neck, the center head and the instance head run; decoding is flip
+#    averaging, smoothing, peak picking, one instance-head pass per center and OKS-NMS.
+# 2. OKS scores a pose like IoU scores a box, with a per-keypoint tolerance σ_k scaled by the person's size.
+# 3. AP averages precision over recall and over OKS thresholds 0.50 … 0.95; the kit's plain implementation
+#    reproduces pycocotools on the same predictions.
+#
+# **Next**: [06 · Reproducing Tables 1–7](06_reproduce_tables.ipynb) — the same metrics for every row of the
+# paper's tables, and how sure one can be of a difference.

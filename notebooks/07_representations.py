@@ -13,6 +13,31 @@
 # %% [markdown]
 # # 07 · What the representations look like (Figures 1, 3–6)
 #
+# Do BoIR's features separate people better than CID's, in pictures and in a number?
+
+# %%
+from boir_core.course import show_course_map
+
+show_course_map("07")
+
+# %% [markdown]
+# **After this notebook you can**
+# 1. draw the similarity of a person's center feature f^p to a whole feature map, with a kernel whose values
+#    compare across models, and measure how much of it leaks onto another person;
+# 2. score how well people separate in a feature map with the silhouette, and read a t-SNE without
+#    over-reading it;
+# 3. compare two checkpoints (BoIR and CID, shipped or released) on the paper's Figures 1, 3–6.
+#
+# **Prerequisites**: [02 · Backbone, ASPP neck and heads](02_backbone_aspp_heads.ipynb) (the backbone map F),
+# [03 · The Bbox Mask Loss](03_bbox_mask_loss.ipynb) (the kernel ψ and β) and
+# [05 · Inference and evaluation](05_inference_and_evaluation.ipynb) (decoding the poses drawn here).
+#
+# **Symbols**: f^p is the backbone feature vector at a person's center (the paper's "center feature", which the
+# instance head is conditioned on); p stays the instance *embedding* of notebooks 01 and 03, read from the
+# separate embedding map; β is only the bandwidth of the embedding kernel ψ.
+
+# %% [markdown]
+# ## What this notebook compares
 # BoIR's claim is about the *backbone features*: box supervision (Bbox Mask Loss, bbox head) makes the
 # feature at a person's center similar to the rest of that person and dissimilar to everyone else. The
 # paper shows this three ways, all reproduced here for any pair of checkpoints, BoIR beside CID:
@@ -21,7 +46,7 @@
 #   overlapping people A and B, and how much of it leaks onto the other person;
 # * **Figure 3**: a t-SNE of backbone features — here of pixels sampled inside each person's box, coloured by
 #   person, with a number that says how well the people separate (the paper's per-pixel RGB version is in
-#   the panels of Figures 4–6);
+#   *Going deeper* at the end);
 # * **Figures 4–6**: predictions, center heatmap, t-SNE and the similarity of the top-1 instance parameter
 #   (L2 distance + Gaussian kernel), and failure cases.
 #
@@ -45,7 +70,7 @@ work_dir = "runs/notebooks/07"  # where fallback models are trained
 tsne_points = 256  # the paper's per-pixel t-SNE (as RGB): pixels of a regular grid, colours upsampled to the map
 tsne_iterations = 250  # the per-pixel t-SNE's iterations, as in the paper (shown beside 1000)
 bandwidth = "median"  # Gaussian kernel width h in exp(-d²/h): "median" of d² over the map, or a number
-fixed_beta = None  # β of Figure 1's fixed-kernel panels, exp(-β/D·‖e - p‖²) on unit vectors; None: β = D
+fixed_beta = None  # β of Figure 1's fixed-kernel panels, exp(-β/D·‖e - e^p‖²) on unit vectors; None: β = D
 tsne_per_person = 16  # Figure 3: pixels sampled inside each person's box (people with fewer own pixels are left out)
 seed = 0  # seeds Figure 3's pixel samples and its t-SNE
 device = "cpu"
@@ -211,14 +236,15 @@ def analyse(index, name):
 # image that has it (the cell prints the values). The boxes are the ground truth (SynthCrowd, or `images`
 # with `annotations`); without ground truth, the boxes of confident BoIR predictions, and the cell says so.
 #
-# The feature at each box center (the paper's "center feature", the instance parameter p) is compared with
-# every pixel's feature in two ways:
+# The backbone feature at each box center, f^p (the paper's "center feature"; not the embedding p of
+# notebook 03), is compared with every pixel's feature f in two ways:
 #
-# * **median h**: exp(−‖f − p‖²/h) on the raw features, h = the median of ‖f − p‖² over the map (`bandwidth`):
-#   every map gets the same spread, so it shows the *shape* of each model's similarity, not its size;
-# * **fixed β**: the Bbox Mask Loss's kernel ψ = exp(−β/D·‖e − p‖²) (`boir_core.losses.psi`) on the
-#   L2-normalised features e, with the same β/D for both models (`fixed_beta`; by default β = D, i.e.
-#   exp(−‖e − p‖²)), so the two models' values can be compared.
+# * **median h**: exp(−‖f − f^p‖²/h) on the raw features, h = the median of ‖f − f^p‖² over the map
+#   (`bandwidth`): every map gets the same spread, so it shows the *shape* of each model's similarity, not
+#   its size;
+# * **fixed β**: the Bbox Mask Loss's kernel ψ = exp(−β/D·‖e − e^p‖²) (`boir_core.losses.psi`) on the
+#   L2-normalised features e = f/‖f‖ and e^p = f^p/‖f^p‖, with the same β/D for both models (`fixed_beta`;
+#   by default β = D, i.e. exp(−‖e − e^p‖²)), so the two models' values can be compared.
 #
 # A disentangled representation lights up its own person and stays dark on the other. The number under
 # each panel measures the leak: the mean similarity over the pixels of the **other** person's box that the
@@ -318,12 +344,13 @@ pair_explorer = place(SimilarityPairExplorer(analyse(fig1_index, "BoIR")["prep"]
 
 # %% [markdown]
 # ## Figure 3: do people separate in the feature map?
-# The paper colours every pixel by a 3-D t-SNE of its feature (the RGB panels of Figures 4–6 below). On these
-# small maps that picture mostly shows *where* a pixel is (a smooth gradient across the image), not *whose*
-# it is. Here the question is asked directly: `tsne_per_person` pixels are drawn (seeded by `seed`) inside each
-# person's box, leaving out pixels that two boxes share (their owner is ambiguous) and the people with fewer
-# pixels of their own. Their backbone features, L2-normalised as the Bbox Mask Loss sees an embedding, are
-# embedded in 2-D by t-SNE (1,000 iterations) and coloured by person
+# The paper colours every pixel by a 3-D t-SNE of its feature (the RGB picture in *Going deeper* at the end).
+# On these small maps that picture mostly shows *where* a pixel is (a smooth gradient across the image), not
+# *whose* it is. Here the question is asked directly: `tsne_per_person` pixels are drawn (seeded by `seed`)
+# inside each person's box, leaving out pixels that two boxes share (their owner is ambiguous) and the people
+# with fewer pixels of their own. Their backbone features, L2-normalised as the Bbox Mask Loss sees an embedding, are
+# embedded in 2-D by t-SNE (1,000 iterations, perplexity min(30, (n − 1)/3), PCA start, seeded by `seed`) and
+# coloured by person
 # (`boir_core.viz.similarity.instance_embeddings`, `boir_core.viz.figures.instance_tsne`).
 #
 # The number is the **silhouette score** of the same samples grouped by person, computed in the feature space
@@ -384,42 +411,6 @@ else:
     print(f"-> {verdict}")
 
 # %% [markdown]
-# ### The paper's version: every pixel as RGB, and why 250 iterations is only early exaggeration
-# The paper's Figure 3 embeds the feature of every pixel in 3-D by t-SNE (250 iterations) and reads the three
-# axes as R, G, B (`boir_core.viz.figures.tsne_rgb`, here on `tsne_points` pixels of a regular grid, colours
-# upsampled). scikit-learn's t-SNE (and the reference implementation) first runs 250 iterations with the
-# affinities P multiplied by 12 ("early exaggeration", momentum 0.5), which lets clusters form and move apart;
-# only then does it minimise the actual KL divergence. Stopped at 250 — the paper's setting — the embedding
-# has not started the real optimisation, and scikit-learn reports no KL divergence for it. Beside it, the same
-# pixels run to 1000 iterations. (`trustworthiness` measures how many of each pixel's 5 nearest neighbours in
-# feature space stay neighbours in the embedding: compare the two runs' values.) Colours that change smoothly
-# across the image say where a pixel is; the per-person view above says whose it is.
-
-# %%
-exaggeration = fg.tsne_exaggeration_iterations()
-print(f"scikit-learn: {exaggeration} early-exaggeration iterations; this notebook (and the paper) run "
-      f"{tsne_iterations}" + (": exaggeration only" if int(tsne_iterations) <= exaggeration else ""))
-a = analyse(fig1_index, "BoIR")
-h, w = a["prep"]["canvas"].shape[:2]
-runs = {}
-for n_it in (int(tsne_iterations), 1000):
-    info = {}
-    runs[n_it] = (fg.tsne_rgb(a["features"], max_points=int(tsne_points), n_iter=n_it, out_size=(h, w), info=info),
-                  info)
-    kl = "none reported" if info["kl_divergence"] is None else f"{info['kl_divergence']:.3f}"
-    print(f"{n_it:5d} iterations: ran {info['n_iter']}, KL {kl}, spread {info['spread']:.3g}, "
-          f"trustworthiness {info['trustworthiness']:.3f}")
-assert runs[1000][1]["n_iter"] > exaggeration and runs[1000][1]["kl_divergence"] is not None
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-axes[0].imshow(a["prep"]["canvas"])
-for ax, (n_it, (rgb, info)) in zip(axes[1:], runs.items()):
-    ax.imshow(rgb)
-    ax.set_title(f"BoIR t-SNE, {n_it} iterations ({int(tsne_points)} px)")
-for ax in axes:
-    ax.axis("off")
-show(fig)
-
-# %% [markdown]
 # ## Figures 4 and 5: comparative panels
 # Per model: predictions, the center heatmap, the per-person t-SNE of Figure 3 (with its silhouette score) and
 # the similarity of the top-1 instance parameter (the feature at the highest center peak) to the whole map.
@@ -463,3 +454,123 @@ info = pictures[fail][2]
 print(f"{pictures[fail][0]}: BoIR finds {len(confident(analyse(fail, 'BoIR')['poses']))} confident people"
       + (f", ground truth has {info['count']}" if info else ""))
 _ = panel(fail, f"Figure 6 style (failure case): {pictures[fail][0]}")
+
+
+# %% [markdown]
+# ## Exercises
+# Each solution is in the hidden cell below its question (click the cell's "…" to show it); running it checks
+# the answer with an independent computation.
+#
+# **Predict before you run.** Six feature vectors of two people: person 0 at (0, 0), (0, 1), (1, 0), person 1 at
+# (10, 10), (10, 11), (11, 10). Is their silhouette near 1, near 0 or negative? And if you swap the labels of
+# one point of each person?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+toy_x = np.array([[0, 0], [0, 1], [1, 0], [10, 10], [10, 11], [11, 10]], dtype=float)
+
+
+def silhouette_by_hand(x, labels):
+    """Mean over points of (b − a) / max(a, b): a = mean distance to its own group, b = to the nearest other."""
+    x, labels = np.asarray(x, float), np.asarray(labels)
+    d = np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1))
+    out = []
+    for i in range(len(x)):
+        own = (labels == labels[i]) & (np.arange(len(x)) != i)
+        a_i = d[i, own].mean()
+        b_i = min(d[i, labels == g].mean() for g in np.unique(labels) if g != labels[i])
+        out.append((b_i - a_i) / max(a_i, b_i))
+    return float(np.mean(out))
+
+
+for toy_labels in ([0, 0, 0, 1, 1, 1], [0, 0, 1, 0, 1, 1]):
+    score = vs.separation_score(toy_x, toy_labels)
+    print(f"labels {toy_labels}: silhouette {score:.3f}")
+    assert abs(score - silhouette_by_hand(toy_x, toy_labels)) < 1e-12
+assert vs.separation_score(toy_x, [0, 0, 0, 1, 1, 1]) > 0.9 > 0 > vs.separation_score(toy_x, [0, 0, 1, 0, 1, 1])
+
+# %% [markdown]
+# **Exercise 1.** With Figure 1's fixed kernel at β = D, ψ = exp(−‖e − e^p‖²) on unit vectors. What is ψ for a
+# pixel whose feature points the same way as f^p (but is twice as long), for one orthogonal to it, and for one
+# opposite to it? What is the smallest value ψ can take, whatever the model?
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+f_p = np.array([3.0, 4.0, 0.0])
+toy_map = np.stack([f_p, 2 * f_p, np.array([0.0, 0.0, 5.0]), -f_p], axis=1)[:, None, :]  # [C=3, H=1, W=4]
+psi_map = fg.fixed_beta_similarity(toy_map, (0, 0), beta=3.0)[0]  # β = D = 3
+print("ψ at f^p, 2·f^p, orthogonal, −f^p:", np.round(psi_map, 4).tolist())
+# by hand: ‖e − e^p‖² = 2 − 2·cos(angle): 0, 0, 2, 4
+assert np.allclose(psi_map, np.exp(-np.array([0.0, 0.0, 2.0, 4.0])), atol=1e-12)
+print(f"smallest possible ψ at β = D: exp(−4) = {np.exp(-4):.4f}: a map of this kernel is never darker")
+
+# %% [markdown]
+# **Exercise 2.** Recompute the BoIR silhouette of Figure 3's image (or, without one, of the first scored
+# image) from its samples by hand, with the definition of the predict question, in the features' own space.
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+if scored:
+    i_ex = tsne_index
+    x_ex, labels_ex, score_ex = separation(i_ex, "BoIR")
+    by_hand = silhouette_by_hand(x_ex, labels_ex)
+    print(f"{pictures[i_ex][0]}: {len(x_ex)} samples of {len(np.unique(labels_ex))} people, silhouette "
+          f"{score_ex:.4f} (by hand {by_hand:.4f})")
+    assert abs(score_ex - by_hand) < 1e-9 and abs(score_ex - scores["BoIR"][i_ex]) < 1e-12
+else:
+    print("no image with two scored people among the searched ones: nothing to recompute")
+
+
+# %% [markdown]
+# ## Going deeper: the paper's per-pixel t-SNE, and why 250 of scikit-learn's iterations are only early exaggeration
+# The paper's Figure 3 embeds the feature of every pixel in 3-D by t-SNE (250 iterations) and reads the three
+# axes as R, G, B (`boir_core.viz.figures.tsne_rgb`, here on `tsne_points` pixels of a regular grid, colours
+# upsampled). The kit calls scikit-learn's `TSNE` with n_components = 3, perplexity min(30, (n − 1)/3),
+# init = "pca", a fixed random_state and the iteration count; everything else is scikit-learn's default, which
+# the cell prints (early_exaggeration, learning_rate, metric). scikit-learn's t-SNE (like the reference
+# implementation) first runs 250 iterations with the affinities P multiplied by early_exaggeration ("early
+# exaggeration", momentum 0.5), which lets clusters form and move apart; only then does it minimise the actual
+# KL divergence. Stopped at 250 — the paper's setting; the paper names no other parameter, so whether its run
+# matched these is unknown — the embedding has not started the real optimisation, and scikit-learn reports no
+# KL divergence for it. Beside it, the same
+# pixels run to 1000 iterations. (`trustworthiness` measures how many of each pixel's 5 nearest neighbours in
+# feature space stay neighbours in the embedding: compare the two runs' values.) Colours that change smoothly
+# across the image say where a pixel is; the per-person view above says whose it is.
+
+# %%
+from sklearn.manifold import TSNE
+
+exaggeration = fg.tsne_exaggeration_iterations()
+defaults = {k: v for k, v in TSNE().get_params().items() if k in ("early_exaggeration", "learning_rate", "metric")}
+print(f"scikit-learn's defaults the kit keeps: {defaults}")
+print(f"scikit-learn: {exaggeration} early-exaggeration iterations; this notebook (and the paper) run "
+      f"{tsne_iterations}" + (": exaggeration only" if int(tsne_iterations) <= exaggeration else ""))
+a = analyse(fig1_index, "BoIR")
+h, w = a["prep"]["canvas"].shape[:2]
+runs = {}
+for n_it in (int(tsne_iterations), 1000):
+    info = {}
+    runs[n_it] = (fg.tsne_rgb(a["features"], max_points=int(tsne_points), n_iter=n_it, out_size=(h, w), info=info),
+                  info)
+    kl = "none reported" if info["kl_divergence"] is None else f"{info['kl_divergence']:.3f}"
+    print(f"{n_it:5d} iterations: ran {info['n_iter']}, KL {kl}, spread {info['spread']:.3g}, "
+          f"trustworthiness {info['trustworthiness']:.3f}")
+assert runs[1000][1]["n_iter"] > exaggeration and runs[1000][1]["kl_divergence"] is not None
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+axes[0].imshow(a["prep"]["canvas"])
+for ax, (n_it, (rgb, info)) in zip(axes[1:], runs.items()):
+    ax.imshow(rgb)
+    ax.set_title(f"BoIR t-SNE, {n_it} iterations ({int(tsne_points)} px)")
+for ax in axes:
+    ax.axis("off")
+show(fig)
+
+# %% [markdown]
+# ## Recap
+# 1. BoIR's claim is about the backbone features: the similarity of a person's center feature f^p to the map
+#    should stay on that person; a fixed kernel (ψ at one β/D) compares two models on one scale, a median
+#    bandwidth only their shapes.
+# 2. Whether people separate is a number, the silhouette of per-person samples in feature space; a t-SNE
+#    picture illustrates it but depends on its parameters (and at 250 iterations has not left early exaggeration).
+# 3. One image proves little: the scores are compared over every searched image, with a standard error.
+#
+# **Where next**: this is the last notebook of the course. The [README](../README.md) lists the commands for real
+# data and released weights; the reference pages in [docs/](../docs/) hold the details (e.g.
+# [docs/release_vs_paper.md](../docs/release_vs_paper.md) for every way the release differs from the paper).
