@@ -338,9 +338,9 @@ print("instance_imgid:", batch["instance_imgid"].tolist())
 # L = −1/N_pos · [ Σ_{Y=1} M·(1 − P)²·log P + Σ_{Y<1} M·(1 − Y)⁴·P²·log(1 − P) ],  N_pos = Σ_{Y=1} M
 #
 # (1 − P)² and P² down-weight pixels that are already right; (1 − Y)⁴ forgives confident pixels *near* a
-# peak, where the Gaussian target is almost 1 (CornerNet's exponents 2 and 4); M is the ignore mask. One normaliser N_pos
-# covers the whole call, and **center + BUK are one call** on the stacked [BUK ∥ center] maps: the center
-# channel shares its normaliser with all K keypoint channels (it is not a separate mean). Below, the
+# peak, where the Gaussian target is almost 1 (CornerNet's exponents 2 and 4); M is the ignore mask. One
+# normaliser N_pos covers the whole call, and **center + BUK are one call** on the stacked [BUK ∥ center]
+# maps: the center channel shares its normaliser with all K keypoint channels (it is not a separate mean). Below, the
 # library against a five-line version on this batch, with a stand-in prediction (noisy logits that are
 # higher on the targets; an untrained network predicts P = σ(−4.595) = 0.01 everywhere).
 

@@ -372,16 +372,16 @@ for name in ("center_head", "buk_head", "emb_head", "bbox_head"):
 # %% [markdown]
 # ## 4 · The instance keypoint head: channel and spatial attention
 #
-# For each person, the backbone vector at the center, f^p = F[:, y, x], goes through two Linear + LayerNorm
-# layers. (We write f^p, not p: in the paper and in notebook 03, p is the *embedding* at the center, a different
-# vector from a different head. CID's instance head is conditioned on f^p, and BoIR keeps that; BoIR's loss
-# shapes F through the embedding head during training.) The first gives a **channel attention** a (one weight per channel of G = conv1×1(F)); the second
-# is dotted with G at every pixel and stacked with relative-coordinate maps ((x_i − x)/32, (y_i − y)/32)
-# before a 5×5 conv and InstanceNorm: the **spatial attention** m. For two overlapping people the two
-# spatial maps should light up different bodies once trained; untrained, m is mostly a smooth ramp
-# from the relative-coordinate maps plus image texture, almost the same for both people. The cell measures
-# how different the two people's maps are (their correlation) and where each person's keypoint heatmaps
-# peak: near its own center or the other's.
+# For each person, the backbone vector at the center, f^p = F[:, y, x], goes through two Linear + LayerNorm layers.
+# (We write f^p, not p: in the paper and in notebook 03, p is the *embedding* at the center, a different vector from a
+# different head. CID's instance head is conditioned on f^p, and BoIR keeps that; BoIR's loss shapes F through the
+# embedding head during training.) The first gives a **channel attention** a (one weight per channel of G =
+# conv1×1(F)); the second is dotted with G at every pixel and stacked with relative-coordinate maps ((x_i − x)/32,
+# (y_i − y)/32) before a 5×5 conv and InstanceNorm: the **spatial attention** m. For two overlapping people the two
+# spatial maps should light up different bodies once trained; untrained, m is mostly a smooth ramp from the
+# relative-coordinate maps plus image texture, almost the same for both people. The cell measures how different the
+# two people's maps are (their correlation) and where each person's keypoint heatmaps peak: near its own center or the
+# other's.
 
 # %%
 with torch.no_grad():

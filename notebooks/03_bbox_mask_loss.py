@@ -354,7 +354,8 @@ kpts[0, :, 1] = np.random.default_rng(seed + 1).uniform(7, 25, K_toy)
 kpts[0, :, 2] = 2  # A: every keypoint labelled; U (person 1): none (num_keypoints 0)
 corners = np.array([[[4, 6], [14, 6], [14, 26], [4, 26]], [[17, 5], [28, 5], [28, 27], [17, 27]]], float)
 tg = build_targets(kpts, corners, np.array([100.0 ** 2, 100.0 ** 2]), size, center_jitter=False)
-a_box, a_center = torch.tensor(tg.instance_bbox, dtype=torch.float64), torch.tensor(tg.instance_center, dtype=torch.float64)
+a_box = torch.tensor(tg.instance_bbox, dtype=torch.float64)
+a_center = torch.tensor(tg.instance_center, dtype=torch.float64)
 a_id, (ra, ca) = torch.zeros(len(a_box), dtype=torch.long), tg.instance_coord[0].tolist()
 print(f"instances: {len(a_box)} (A only; U is person {[i for i in range(2) if i not in tg.person_index]}, "
       f"center valid {tg.center_valid.tolist()})")
@@ -387,7 +388,8 @@ x_u = leaky[0][:, u_pixels].clone().requires_grad_(True)
 p_a = normalize_embedding(leaky)[0][:, ra, ca]
 (d_cos,) = torch.autograd.grad((torch.nn.functional.normalize(x_u, dim=0) * p_a[:, None]).sum(), x_u)
 turning = (d_cos * -g_out[:, u_pixels]).sum(0)
-print(f"push_out gradient on U's {int(u_pixels.sum())} pixels: all non-zero {bool((g_out[:, u_pixels].norm(dim=0) > 0).all())}; "
+all_nonzero = bool((g_out[:, u_pixels].norm(dim=0) > 0).all())
+print(f"push_out gradient on U's {int(u_pixels.sum())} pixels: all non-zero {all_nonzero}; "
       f"each turns away from p_A: {bool((turning < 0).all())}")
 print(f"ten steps on U's pixels: cos(p_A, U) {cos0:.3f} -> {cos1:.3f}, A's push_out {out0:.4f} -> {out1:.4f}; "
       f"push_inst {float(leak_terms.loss_push_inst):.1f} (one instance: nothing to push between)")
@@ -395,7 +397,8 @@ assert (g_out[:, u_pixels].norm(dim=0) > 0).all() and (turning < 0).all()
 assert cos1 < cos0 and out1 < out0 and float(leak_terms.loss_push_inst) == 0.0
 
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
-for ax, emb_map, title in ((axes[0], leaky, "A's embedding leaked onto U"), (axes[1], stepped, "after ten push_out steps")):
+for ax, emb_map, title in ((axes[0], leaky, "A's embedding leaked onto U"),
+                           (axes[1], stepped, "after ten push_out steps")):
     ax.imshow(similarity_map(emb_map[0], point=(ra, ca), beta=beta).numpy(), vmin=0, vmax=1, cmap="magma")
     show_boxes(ax, torch.cat([a_box, u_box]), names="AU")
     ax.plot(ca, ra, "c+", ms=10)
@@ -641,7 +644,8 @@ for level, t in ((0, rel0), (1, rel1)):
 
 # %% [markdown]
 # <a id="going-deeper-b-dead-bbox-head"></a>
-# ### Going deeper B · One backward pass: the released bbox head is dead (docs/release_vs_paper.md#bbox-head-initialisation)
+# ### Going deeper B · One backward pass: the released bbox head is dead
+# (docs/release_vs_paper.md#bbox-head-initialisation)
 # The release zero-initialises *every* conv of the bbox head, so its hidden block outputs exactly 0 and
 # only the four output biases can learn: no gradient reaches the head's weights, the neck or the backbone.
 # The paper-side init (`bbox_head_init="paper"`, the kit's default) zeroes only the output conv's weight,

@@ -393,7 +393,7 @@ print(f"D = 1 against 'neither' (one training by notebook 03's reading): {ap_of(
 contrastive_rows = [r for r in TABLES["4R"].rows if r.settings["Emb. Loss"] == "Contrastive"]
 for r in contrastive_rows:
     assert load_config(rp.RUNS[r.key].config_path).loss.emb_loss == "contrastive"  # the kit's loss, not the release's
-print(f"contrastive rows (not producible with the released code): "
+print("contrastive rows (not producible with the released code): "
       + ", ".join(f"{r.key} {r.values['AP']}" for r in contrastive_rows))
 
 readings = [  # (what a reader takes from the table, row with, row without)
@@ -420,7 +420,7 @@ for label, a, b in readings:
     lines.append(f"| {label} ({a} − {b}) | {g_:+.1f} | " + " | ".join(cells) + " |")
 display(Markdown("\n".join(lines)))
 strict, release = "kit's configs", "release + D = 1"
-print(f"smallest gap beyond the noise (two runs, p < 0.05): "
+print("smallest gap beyond the noise (two runs, p < 0.05): "
       + ", ".join(f"{stats.t.ppf(0.975, df_) * sd * 2 ** 0.5:.2f} AP ({n})" for n, (sd, df_) in sd_df.items()))
 print(f"-> with the kit's groups {sum(p < 0.05 for p in p_by[strict])} of {len(readings)} readings are beyond the "
       f"noise; if the paper ran the released code, {sum(p < 0.05 for p in p_by[release])}: Tables 4 and 7 then "
