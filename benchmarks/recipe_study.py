@@ -72,8 +72,9 @@ def run_setting(name: str, overrides: list[str], budget: float, threads: int, va
     ev = _evaluate(cfg, summary.final_weights, run_dir / "eval", name)
     loss = held_out_keypoint_loss(cfg, summary.final_weights, max_images=32)
     steps = summary.total_steps
+    shown = run_dir.relative_to(REPO) if run_dir.is_relative_to(REPO) else run_dir  # from the kit's root
     replay = ["python", "-m", "boir_core", "train", "--config", "demo", *overrides, "train.device=cpu",
-              f"train.max_steps={steps}", f"train.seed={seed}", f"--run-dir={run_dir}"]
+              f"train.max_steps={steps}", f"train.seed={seed}", f"--run-dir={shown}"]
     return {"setting": name, "overrides": overrides, "budget_s": budget, "threads": threads, "seed": seed,
             "steps": steps, "images_per_step": cfg.train.batch_size, "train_seconds": round(seconds, 1),
             "step_seconds": summary.step_seconds, "cpu_minutes": round(seconds * threads / 60, 2),

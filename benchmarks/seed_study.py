@@ -57,7 +57,8 @@ def run_one(arch: str, seed: int, steps: int, threads: int, work: Path) -> dict:
             "AP": ev["AP"], "AP50": ev["AP50"], "crowded_AP": ev["crowded"]["AP"], "sparse_AP": ev["sparse"]["AP"],
             "crowded_images": ev["crowded"]["images"], "sparse_images": ev["sparse"]["images"],
             "val_images": ev["images"],
-            "command": f"python -m boir_core train --config {CONFIGS[arch]} {' '.join(overrides)} --run-dir {run_dir}",
+            "command": f"python -m boir_core train --config {CONFIGS[arch]} {' '.join(overrides)} --run-dir "
+                       f"{run_dir.relative_to(REPO) if run_dir.is_relative_to(REPO) else run_dir}",
             "cpu": cpu_description()[0], "torch": torch.__version__, "date": dt.date.today().isoformat()}
 
 
