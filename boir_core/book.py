@@ -8,15 +8,17 @@
                                       embedded, prev / contents / next at the top and the bottom
     <out>/docs/<page>.html            one page per docs/<page>.md (headings keep GitHub's anchors)
     <out>/_static/mathjax/            the part of MathJax 2.7 the pages use (from jupyter-server-mathjax)
+    <out>/_static/css/                the notebook style sheets, shared by the pages
 
 The site needs no network, to build or to read: equations are typeset by its own copy of MathJax, every
 figure is in its page, and no page loads anything from elsewhere (the build refuses a page that would). Links
-between the sources are rewritten to the pages (``02_backbone_aspp_heads.ipynb#x`` → ``02_backbone_aspp_heads.html#x``,
-``docs/model.md#a``, ``../docs/model.md#a`` and, inside docs/, ``model.md#a`` → ``docs/model.html#a``); a
-citation written as plain text (``(docs/data_format.md#targets)``) becomes a link too. Every link and image
-of every page is checked before the site replaces the previous one: a broken one is an error that names the
-page and the link. The site is built in a folder next to ``out`` and swapped in at the end, so a failed
-build leaves the previous book as it was.
+between the sources are rewritten to the pages (``01_data_and_targets.ipynb#glossary`` →
+``01_data_and_targets.html#glossary``; ``docs/model.md#task-heads``, ``../docs/model.md#task-heads`` and,
+inside docs/, ``model.md#task-heads`` → ``docs/model.html#task-heads``); a citation written as plain text
+(``(docs/data_format.md#targets)``) becomes a link too. Every link and image of every page is checked before
+the site replaces the previous one: a broken one is an error that names the page and the link. The site is
+built in a folder next to ``out`` and swapped in at the end, so a failed build leaves the previous book as it
+was.
 
 A code cell that JupyterLab shows collapsed (``jupyter.source_hidden``: an exercise's solution) is folded in
 the book too, in a ``<details>`` element, its outputs with it; so is a section whose heading JupyterLab keeps
@@ -528,10 +530,11 @@ def _source_key(path: str, repo: Path, source_dir: Path) -> str | None:
 
 
 def _has_tex(nb) -> bool:
-    """Might the notebook's Markdown (cells, Markdown and LaTeX outputs) hold TeX? (MathJax's delimiters.)"""
+    """Might the page hold TeX (MathJax's delimiters) where MathJax looks: Markdown cells, and Markdown, LaTeX
+    and HTML outputs (not printed text, which the page shows in ``<pre>``)?"""
     texts = [c.source for c in nb.cells if c.cell_type == "markdown"]
     texts += ["".join(o.get("data", {}).get(mime, "")) for c in nb.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) for mime in ("text/markdown", "text/latex")]
+              for o in c.get("outputs", []) for mime in ("text/markdown", "text/latex", "text/html")]
     return any(TEX_HINT.search(t) for t in texts)
 
 
