@@ -488,7 +488,7 @@ def _tex_in(path: Path) -> int:
 
 def walk_book(page, index: Path) -> dict:
     """Visit every page reachable from ``index``; return what each showed and every request the browser made."""
-    from urllib.parse import urlsplit
+    from urllib.parse import unquote, urlsplit
 
     requests, failed = [], []
     on_request = lambda r: requests.append(r.url)  # noqa: E731
@@ -506,7 +506,8 @@ def walk_book(page, index: Path) -> dict:
             for link in seen[url]["links"]:
                 parts = urlsplit(link)
                 target = parts._replace(fragment="").geturl()
-                if parts.scheme == "file" and target.endswith(".html") and target not in seen and target not in todo:
+                if (parts.scheme == "file" and target.endswith(".html") and target not in seen and target not in todo
+                        and Path(unquote(parts.path)).is_file()):  # a missing page: book_problems names it
                     todo.append(target)
     finally:
         page.remove_listener("request", on_request)
