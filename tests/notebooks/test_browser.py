@@ -547,7 +547,7 @@ def book_problems(index: Path, walk: dict) -> list[str]:
     return problems
 
 
-def test_the_book_of_the_executed_notebooks_reads_offline_in_chromium(page):
+def test_the_book_of_the_executed_notebooks_reads_offline_in_chromium(lab, page):
     """The book of the notebooks saved by JupyterLab above, walked from its index: every page visited, every
     figure loaded (each notebook's PNG outputs all on its page), every local link's file and #anchor there,
     MathJax typesetting each page whose Markdown holds TeX, and no request leaving the machine."""
@@ -557,11 +557,16 @@ def test_the_book_of_the_executed_notebooks_reads_offline_in_chromium(page):
     if missing:
         pytest.fail(f"{missing} did not complete in JupyterLab (test_notebook_in_jupyterlab): no book without them")
     t0 = time.time()
-    index = build_book({name: OUT / "lab" / "notebooks" / f"{name}.ipynb" for name in LAB_RESULTS}, BOOK)
+    index = build_book({name: lab.root / "notebooks" / f"{name}.ipynb" for name in LAB_RESULTS}, BOOK)
     t_build = time.time() - t0
-    walk = walk_book(page, index)
-    page.goto(index.resolve().as_uri())
-    page.screenshot(path=str(OUT / "book_index.png"), full_page=True)
+    # a page of its own (the fixture's page has JupyterLab's): only the book's requests, no JupyterLab state
+    reader = page.context.browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
+        walk = walk_book(reader, index)
+        reader.goto(index.resolve().as_uri())
+        reader.screenshot(path=str(OUT / "book_index.png"), full_page=True)
+    finally:
+        reader.close()
     docs = sorted((REPO / "docs").glob("*.md"))
     expected = {index.resolve().as_uri(), *((BOOK / f"{p.stem}.html").resolve().as_uri() for p in NOTEBOOKS),
                 *((BOOK / "docs" / f"{p.stem}.html").resolve().as_uri() for p in docs)}
