@@ -202,8 +202,8 @@ def execute_notebooks(out_dir: str | os.PathLike, names: list[str] | None = None
         except Exception as e:
             if type(e).__name__ != "PapermillExecutionError":
                 raise
-            first = str(e).strip().splitlines()
-            raise BookError(f"notebook {src.stem} failed: {' '.join(first[:3])[:600]} (the partial run: "
+            raise BookError(f"notebook {src.stem} failed at In [{getattr(e, 'exec_count', '?')}]: "
+                            f"{getattr(e, 'ename', '')}: {str(getattr(e, 'evalue', ''))[:400]} (the partial run: "
                             f"{Path(out_dir) / (src.stem + '.ipynb')})") from e
         say(f"[book]   done in {time.time() - t:.0f} s")
     return out
