@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+import re
 import struct
 import zlib
 from html.parser import HTMLParser
@@ -63,7 +64,12 @@ def tiny_notebooks(folder: Path) -> dict[str, Path]:
         three: [new_markdown_cell("# 03 · Loss\n\n## Exercise\nWhat is 6 × 7?"),
                 new_code_cell("answer = 6 * 7\nassert answer == 42", execution_count=1, outputs=[],
                               metadata={"tags": ["solution"], "jupyter": {"source_hidden": True}}),
-                new_code_cell("plot()", execution_count=2, outputs=[figure()])],
+                new_code_cell("plot()", execution_count=2, outputs=[figure()]),
+                new_markdown_cell("## Going deeper", metadata={"jp-MarkdownHeadingCollapsed": True}),
+                new_code_cell("deep()", execution_count=3, outputs=[new_output("stream", name="stdout",
+                                                                               text="release detail\n")]),
+                new_markdown_cell("### A sub-section\nstill inside"),
+                new_markdown_cell("## Recap\nOpen for everyone.")],
     }
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
@@ -188,11 +194,15 @@ def test_figures_are_embedded_and_math_is_typeset_from_the_books_own_mathjax(boo
     assert not [s for s in one.scripts if "MathJax.js" in s.get("src", "")]  # no TeX, no MathJax
 
 
-def test_solutions_stay_folded_and_widgets_leave_a_note(book):
+def test_solutions_and_collapsed_sections_stay_folded_and_widgets_leave_a_note(book):
     site, _, _ = book
     html = (site / f"{STEMS[2]}.html").read_text()
-    folded = html[html.index("<details"):html.index("</details>")]
-    assert "Show the solution" in folded and "answer" in folded and "42" in folded
+    folded = re.findall(r"<details.*?</details>", html, re.S)
+    assert len(folded) == 2
+    assert "Show the solution" in folded[0] and "answer" in folded[0] and "42" in folded[0]
+    assert "Show this section" in folded[1] and "release detail" in folded[1] and "A sub-section" in folded[1]
+    assert "Going deeper" not in folded[1]  # the heading stays visible, its section folds
+    assert "Recap" in html and not any("Recap" in f for f in folded)
     one = (site / f"{STEMS[0]}.html").read_text()
     assert "widget-view+json" not in one and "live kernel" in one
 
