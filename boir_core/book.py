@@ -7,8 +7,9 @@
     <out>/NN_topic.html               one page per executed notebook (nbconvert, JupyterLab's look), figures
                                       embedded, prev / contents / next at the top and the bottom
     <out>/docs/<page>.html            one page per docs/<page>.md (headings keep GitHub's anchors)
-    <out>/_static/mathjax/            the part of MathJax 2.7 the pages use (from jupyter-server-mathjax)
-    <out>/_static/css/                the notebook style sheets, shared by the pages
+    <out>/static/mathjax/             the part of MathJax 2.7 the pages use (from jupyter-server-mathjax)
+    <out>/static/css/                 the notebook style sheets, shared by the pages
+    <out>/.nojekyll                   GitHub Pages serves the folder as it is
 
 The site needs no network, to build or to read: equations are typeset by its own copy of MathJax, every
 figure is in its page, and no page loads anything from elsewhere (the build refuses a page that would). Links
@@ -308,7 +309,7 @@ def _build_into(site: Path, notebooks: dict[str, Path], docs_dir: Path, mathjax:
             nb, where = _prepare(nbs[page.key]), repo / "notebooks"
         nb.metadata["title"] = f"{page.title} · BoIR Kit"
         depth = page.path.count("/")
-        exporter.mathjax_url = "../" * depth + f"_static/mathjax/MathJax.js?config={MATHJAX_CONFIG}"
+        exporter.mathjax_url = "../" * depth + f"static/mathjax/MathJax.js?config={MATHJAX_CONFIG}"
         try:
             body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": page.key,
                                                                               "path": str(where)}})
@@ -336,9 +337,10 @@ def _build_into(site: Path, notebooks: dict[str, Path], docs_dir: Path, mathjax:
     index_soup = BeautifulSoup(index, "html.parser")
     index_page.links = [("a", a["href"]) for a in index_soup.find_all("a", href=True)]
     index_page.ids = {t["id"] for t in index_soup.find_all(id=True)}
-    _copy_mathjax(mathjax, site / "_static" / "mathjax")
+    _copy_mathjax(mathjax, site / "static" / "mathjax")
     _check_site(site, [index_page, *pages])
     (site / MARKER).write_text("A book built by boir_core.book (make book); the next build replaces this folder.\n")
+    (site / ".nojekyll").write_text("")  # GitHub Pages from a branch: serve the files as they are
 
 
 def _notebook_title(name: str, nb, lesson: Lesson | None) -> str:
@@ -555,12 +557,12 @@ def _drop_mathjax(soup) -> None:
 
 
 def _share_styles(soup, site: Path, page: _Page) -> None:
-    """The template's large style sheets (the same in every page) go to ``_static/css/<hash>.css``, linked."""
+    """The template's large style sheets (the same in every page) go to ``static/css/<hash>.css``, linked."""
     for style in soup.find_all("style"):
         text = style.string or ""
         if len(text) < 4096:
             continue
-        name = f"_static/css/{hashlib.sha256(text.encode()).hexdigest()[:16]}.css"
+        name = f"static/css/{hashlib.sha256(text.encode()).hexdigest()[:16]}.css"
         out = site / name
         if not out.is_file():
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -135,7 +135,7 @@ def book(tmp_path_factory):
 
 def test_the_book_has_a_page_per_notebook_and_docs_page_and_a_table_of_contents(book):
     site, _, _ = book
-    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "_static" not in p.parts)
+    pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "static" not in p.parts)
     assert pages == sorted(["index.html", *(f"{s}.html" for s in STEMS), "docs/README.html", "docs/model.html",
                             "docs/data_format.html"])
     index = Page(site / "index.html")
@@ -146,11 +146,12 @@ def test_the_book_has_a_page_per_notebook_and_docs_page_and_a_table_of_contents(
     for lesson in COURSE[:3]:
         assert lesson.title in text and lesson.question in text
     assert COURSE[3].title not in text  # only the notebooks given
+    assert (site / ".nojekyll").is_file()  # GitHub Pages from a branch serves it as it is
 
 
 def test_every_link_leads_to_a_page_and_an_anchor_that_exist(book):
     site, _, _ = book
-    pages = {p.relative_to(site).as_posix(): Page(p) for p in site.rglob("*.html") if "_static" not in p.parts}
+    pages = {p.relative_to(site).as_posix(): Page(p) for p in site.rglob("*.html") if "static" not in p.parts}
     checked = 0
     for name, page in pages.items():
         for href in page.links + page.loads:
