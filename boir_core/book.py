@@ -7,6 +7,7 @@
     <out>/NN_topic.html               one page per executed notebook (nbconvert, JupyterLab's look), figures
                                       embedded, prev / contents / next at the top and the bottom
     <out>/docs/<page>.html            one page per docs/<page>.md (headings keep GitHub's anchors)
+    <out>/README.html                 the kit's README (the notebooks point readers to it)
     <out>/static/mathjax/             the part of MathJax 2.7 the pages use (from jupyter-server-mathjax)
     <out>/static/css/                 the notebook style sheets, shared by the pages
     <out>/.nojekyll                   GitHub Pages serves the folder as it is
@@ -15,7 +16,8 @@ The site needs no network, to build or to read: equations are typeset by its own
 figure is in its page, and no page loads anything from elsewhere (the build refuses a page that would). Links
 between the sources are rewritten to the pages (``01_data_and_targets.ipynb#glossary`` →
 ``01_data_and_targets.html#glossary``; ``docs/model.md#task-heads``, ``../docs/model.md#task-heads`` and,
-inside docs/, ``model.md#task-heads`` → ``docs/model.html#task-heads``); a citation written as plain text
+inside docs/, ``model.md#task-heads`` → ``docs/model.html#task-heads``; ``../README.md`` → ``README.html``; a
+folder, ``../docs/``, → its README's page); a citation written as plain text
 (``(docs/data_format.md#targets)``) becomes a link too. Every link and image of every page is checked before
 the site replaces the previous one: a broken one is an error that names the page and the link. The site is
 built in a folder next to ``out`` and swapped in at the end, so a failed build leaves the previous book as it
@@ -138,6 +140,7 @@ class _Page:
     title: str
     source: Path
     question: str = ""
+    markdown: bool = False  # a Markdown page (docs/, the README), not a notebook
     ids: set[str] = field(default_factory=set)
     links: list[tuple[str, str]] = field(default_factory=list)  # (what, href) as written into the page
 
@@ -151,9 +154,10 @@ def build_book(executed: dict[str, Path] | Path | str, out_dir: str | os.PathLik
     ``executed`` maps each notebook's name (``"01_data_and_targets"``) to its executed ``.ipynb``, or is a folder
     holding them (``NN_topic.ipynb``). The course's notebooks come in the course's order
     (:data:`boir_core.course.COURSE`), any other after them by name. ``docs_dir`` defaults to the checkout's
-    ``docs/``. A notebook that was not executed (no outputs), that stopped at an error or that cannot be read,
-    a link or an image that leads nowhere, and an ``out_dir`` that holds something other than a book are
-    errors (:class:`BookError`) that name it; the previous book is then left as it was.
+    ``docs/``; the README beside it (the kit's) is a page too. A notebook that was not executed (no outputs),
+    that stopped at an error or that cannot be read, a link or an image that leads nowhere, and an ``out_dir``
+    that holds something other than a book are errors (:class:`BookError`) that name it; the previous book is
+    then left as it was.
     """
     out_dir = Path(out_dir)
     notebooks = _executed_notebooks(executed)
@@ -297,14 +301,17 @@ def _build_into(site: Path, notebooks: dict[str, Path], docs_dir: Path, mathjax:
                            lessons[name].question if name in lessons else ""))
     docs = _docs_pages(docs_dir)
     for stem, path, title in docs:
-        pages.append(_Page(f"docs/{stem}", f"docs/{stem}.html", title, path))
-    by_key = {p.key: p for p in pages}
+        pages.append(_Page(f"docs/{stem}", f"docs/{stem}.html", title, path, markdown=True))
     repo = docs_dir.parent
+    if (repo / "README.md").is_file():  # the kit's README: the notebooks and docs link to it
+        pages.append(_Page("README", "README.html", "The kit: README", repo / "README.md", markdown=True))
+    index_page = _Page("index", "index.html", "Contents", site / "index.html")
+    by_key = {p.key: p for p in [*pages, index_page]}
     exporter = _exporter()
     for k, page in enumerate(pages):
         prev_page, next_page = (pages[k - 1] if k else None), (pages[k + 1] if k + 1 < len(pages) else None)
-        if page.key.startswith("docs/"):
-            nb, where = _docs_notebook(page.source.read_text(encoding="utf-8")), docs_dir
+        if page.markdown:
+            nb, where = _docs_notebook(page.source.read_text(encoding="utf-8")), page.source.parent
         else:
             nb, where = _prepare(nbs[page.key]), repo / "notebooks"
         nb.metadata["title"] = f"{page.title} · BoIR Kit"
@@ -316,12 +323,12 @@ def _build_into(site: Path, notebooks: dict[str, Path], docs_dir: Path, mathjax:
         except Exception as e:
             raise BookError(f"{page.key}: nbconvert could not render {page.source}: {type(e).__name__}: {e}") from e
         soup = BeautifulSoup(body, "html.parser")
-        if page.key.startswith("docs/"):
+        if page.markdown:
             _github_heading_ids(soup)
         else:
             _fold(soup, nb)
         _linkify_citations(soup, by_key, page)
-        _rewrite_links(soup, page, by_key, repo, docs_dir if page.key.startswith("docs/") else repo / "notebooks")
+        _rewrite_links(soup, page, by_key, repo, where)
         _add_nav(soup, page, prev_page, next_page)
         _share_styles(soup, site, page)
         if not _has_tex(nb):
@@ -333,7 +340,6 @@ def _build_into(site: Path, notebooks: dict[str, Path], docs_dir: Path, mathjax:
         target.write_text(str(soup), encoding="utf-8")
     index = _index_html(pages)
     (site / "index.html").write_text(index, encoding="utf-8")
-    index_page = _Page("index", "index.html", "Contents", site / "index.html")
     index_soup = BeautifulSoup(index, "html.parser")
     index_page.links = [("a", a["href"]) for a in index_soup.find_all("a", href=True)]
     index_page.ids = {t["id"] for t in index_soup.find_all(id=True)}
@@ -524,19 +530,28 @@ def _target(href: str, page: _Page, by_key: dict[str, _Page], repo: Path, source
     return _relative(page.path, by_key[key].path) + fragment
 
 
+#: A link to one of the kit's folders leads to the page that stands for it (GitHub shows a folder's README).
+FOLDER_PAGES = {".": "README", "docs": "docs/README", "notebooks": "index"}
+
+
 def _source_key(path: str, repo: Path, source_dir: Path) -> str | None:
-    """The page key a link's path names, read as the sources are laid out (``notebooks/``, ``docs/``)."""
-    stem, suffix = posixpath.splitext(posixpath.basename(path))
-    if suffix not in (".ipynb", ".py", ".md", ".html"):
-        return None
+    """The page key a link's path names, read as the sources are laid out (``notebooks/``, ``docs/``, the
+    README at the root)."""
+    stem, suffix = posixpath.splitext(posixpath.basename(path.rstrip("/")))
     rel_source = source_dir.relative_to(repo).as_posix()
     for base in (rel_source, ""):  # relative to the page's source, then (a citation) to the kit's root
         norm = posixpath.normpath(posixpath.join(base, path))
+        if path.endswith("/") or norm in FOLDER_PAGES:
+            if norm in FOLDER_PAGES:
+                return FOLDER_PAGES[norm]
+            continue
         folder = posixpath.dirname(norm)
         if folder == "notebooks" and suffix in (".ipynb", ".py", ".html"):
             return stem
         if folder == "docs" and suffix in (".md", ".html"):
             return f"docs/{stem}"
+        if folder == "" and norm in ("README.md", "README.html"):
+            return "README"
     return None
 
 
@@ -598,13 +613,14 @@ def _add_nav(soup, page: _Page, prev_page: _Page | None, next_page: _Page | None
 
 
 def _index_html(pages: list[_Page]) -> str:
-    notebooks = [p for p in pages if not p.key.startswith("docs/")]
+    notebooks = [p for p in pages if not p.markdown]
     docs = [p for p in pages if p.key.startswith("docs/")]
+    kit = [p for p in pages if p.markdown and not p.key.startswith("docs/")]
     esc = html.escape
     items = "\n".join(f'<li><a href="{esc(p.path)}">{esc(p.title)}</a>'
                       + (f'<span class="boir-book-question">{esc(p.question)}</span>' if p.question else "")
                       + "</li>" for p in notebooks)
-    refs = "\n".join(f'<li><a href="{esc(p.path)}">{esc(p.title)}</a></li>' for p in docs)
+    refs = "\n".join(f'<li><a href="{esc(p.path)}">{esc(p.title)}</a></li>' for p in docs + kit)
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

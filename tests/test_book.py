@@ -61,7 +61,8 @@ def tiny_notebooks(folder: Path) -> dict[str, Path]:
         two: [new_markdown_cell(f'# 02 · Net\n\n<a id="the-network"></a>\n## The network\n\n$$a^2$$ and back to the '
                                 f"[glossary]({one}.ipynb#glossary), see docs/data_format.md."),
               new_code_cell("print(1)", execution_count=1, outputs=[new_output("stream", name="stdout", text="1\n")])],
-        three: [new_markdown_cell("# 03 · Loss\n\n## Exercise\nWhat is 6 × 7?"),
+        three: [new_markdown_cell("# 03 · Loss\n\nThe [README](../README.md) and [the docs](../docs/).\n\n"
+                                  "## Exercise\nWhat is 6 × 7?"),
                 new_code_cell("answer = 6 * 7\nassert answer == 42", execution_count=1, outputs=[],
                               metadata={"tags": ["solution"], "jupyter": {"source_hidden": True}}),
                 new_code_cell("plot()", execution_count=2, outputs=[figure()]),
@@ -83,7 +84,10 @@ def tiny_notebooks(folder: Path) -> dict[str, Path]:
 
 
 def tiny_docs(folder: Path) -> Path:
+    """docs/ of three pages, and the kit's README beside it."""
     folder.mkdir(parents=True, exist_ok=True)
+    (folder.parent / "README.md").write_text("# The kit\n\n## Set-up\n\nThe heads: [docs](docs/model.md#task-heads); "
+                                             f"the [course](notebooks/{STEMS[0]}.ipynb).\n")
     (folder / "README.md").write_text("# Reference pages\n\n- [The model](model.md)\n- [Data](data_format.md)\n")
     (folder / "model.md").write_text("# The model\n\n## Task heads\n\nTargets: [here](data_format.md#targets).\n"
                                      "\n## Task heads\n\nA second heading of that name.\n")
@@ -137,11 +141,11 @@ def test_the_book_has_a_page_per_notebook_and_docs_page_and_a_table_of_contents(
     site, _, _ = book
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if "static" not in p.parts)
     assert pages == sorted(["index.html", *(f"{s}.html" for s in STEMS), "docs/README.html", "docs/model.html",
-                            "docs/data_format.html"])
+                            "docs/data_format.html", "README.html"])
     index = Page(site / "index.html")
     # the course in its order, each with its question, then the docs pages (README first, then as it lists them)
     assert index.links == [*(f"{s}.html" for s in STEMS), "docs/README.html", "docs/model.html",
-                           "docs/data_format.html"]
+                           "docs/data_format.html", "README.html"]
     text = " ".join(index.text)
     for lesson in COURSE[:3]:
         assert lesson.title in text and lesson.question in text
@@ -175,6 +179,10 @@ def test_every_link_leads_to_a_page_and_an_anchor_that_exist(book):
     # prev / contents / next
     assert {f"{STEMS[0]}.html", "index.html", f"{STEMS[2]}.html"} <= set(two.links)
     assert {f"{STEMS[1]}.html", "index.html", "docs/README.html"} <= set(three.links)
+    # the kit's README is a page too (a notebook links it), and a link to docs/ leads to the docs' README
+    assert {"README.html", "docs/README.html"} <= set(three.links)
+    assert {"docs/model.html#task-heads", f"{STEMS[0]}.html"} <= set(pages["README.html"].links)
+    assert "set-up" in pages["README.html"].ids
 
 
 def test_figures_are_embedded_and_math_is_typeset_from_the_books_own_mathjax(book):
@@ -220,7 +228,7 @@ def test_a_failed_build_names_the_notebook_and_keeps_the_previous_book(tmp_path)
     with pytest.raises(BookError, match=f"notebook {STEMS[1]} failed.*cell 1 raised ValueError: bad radius"):
         build_book(notebooks, site, docs_dir=docs)
     assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "executed", "site"]  # no half-built folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "docs", "executed", "site"]  # nothing half-built
 
 
 def test_a_notebook_without_outputs_is_named(tmp_path):

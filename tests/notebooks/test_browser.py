@@ -569,7 +569,8 @@ def test_the_book_of_the_executed_notebooks_reads_offline_in_chromium(lab, page)
         reader.close()
     docs = sorted((REPO / "docs").glob("*.md"))
     expected = {index.resolve().as_uri(), *((BOOK / f"{p.stem}.html").resolve().as_uri() for p in NOTEBOOKS),
-                *((BOOK / "docs" / f"{p.stem}.html").resolve().as_uri() for p in docs)}
+                *((BOOK / "docs" / f"{p.stem}.html").resolve().as_uri() for p in docs),
+                (BOOK / "README.html").resolve().as_uri()}
     assert set(walk["pages"]) == expected, f"pages visited from the index: {sorted(walk['pages'])}"
     problems = book_problems(index, walk)
     assert not problems, f"{len(problems)} problem(s) in the book: " + "; ".join(problems[:10])
