@@ -11,6 +11,7 @@ export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 export MPLBACKEND := Agg
 TABLE ?= 5
+BOOK_OUT ?= runs/book/html
 DEMO_OUT ?= runs/demo
 # make lab: JupyterLab on the kit's root (LAB_IP=0.0.0.0 to reach it from another machine)
 LAB_IP ?= 127.0.0.1
@@ -23,13 +24,14 @@ endif
 # nbval executes every notebook with its defaults (kernel started in notebooks/, as JupyterLab does)
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=1200
 
-.PHONY: help install notebooks demo test test-fast nbval lab reproduce bench clean lint
+.PHONY: help install notebooks demo test test-fast nbval lab reproduce bench clean lint book
 
 help:
 	@echo "make demo      - set up .venv, generate SynthCrowd, run the main job into $(DEMO_OUT)/"
 	@echo "make test      - set up .venv, run ruff (make lint) and every test (notebooks included)"
 	@echo "make lab       - set up .venv, build the notebooks, start JupyterLab on the kit and print its URL"
 	@echo "make notebooks - build notebooks/NN_topic.ipynb from the committed jupytext .py files"
+	@echo "make book      - execute the notebooks and build the book: them and docs/ as static HTML in $(BOOK_OUT)/"
 	@echo "make reproduce TABLE=n - reproduce one of the paper's Tables 1-7 (runs, then tables_n.md)"
 	@echo "make bench     - print the benchmark figures"
 
@@ -70,6 +72,11 @@ lab: $(STAMP) notebooks
 	env -u MPLBACKEND $(VENV)/bin/jupyter lab --no-browser --ServerApp.root_dir=$(CURDIR) \
 	  --ServerApp.ip=$(LAB_IP) --ServerApp.port=$(LAB_PORT) --ServerApp.port_retries=0 \
 	  --IdentityProvider.token=$(LAB_TOKEN) $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# The book: every notebook executed with its defaults (runs/book/executed/), then one static site with docs/ that
+# reads offline (its own MathJax); open $(BOOK_OUT)/index.html. README, "Read it as a book", says how to publish it.
+book: $(STAMP)
+	$(PY) -m boir_core book --out $(BOOK_OUT)
 
 reproduce: $(STAMP) notebooks
 	$(PY) -m boir_core reproduce --table $(TABLE)

@@ -11,6 +11,7 @@ Commands
     reproduce  run what one of the paper's tables needs (evaluate, train ablations, measure) and render it
     export     write the inference network as ONNX graphs (backbone + center head, instance head)
     convert-checkpoint  rewrite a trusted older weights / training-state file as data (``--trust FILE [-o OUT]``)
+    book       execute the notebooks and build the book: them and docs/ as a static HTML site (``make book``)
 
 Every command takes ``--config`` (a YAML file, or the name of one of the kit's configs: ``coco_w32``, ``demo``,
 ``t4_full``; they ship inside the package) and ``key=value`` overrides, e.g. ``boir train --config demo
@@ -183,6 +184,25 @@ def cmd_demo(args) -> int:
     return 0
 
 
+#: Where ``book`` executes the notebooks (from the working folder) when ``--executed`` names no folder.
+BOOK_EXECUTED = "runs/book/executed"
+
+
+def cmd_book(args) -> int:
+    """Execute the notebooks (or take ``--executed``) and build the book into ``--out``."""
+    from .book import build_book, check_book_folder, execute_notebooks
+
+    out = Path(args.out)
+    check_book_folder(out)  # before minutes of notebook runs: an --out that cannot take the book is named now
+    if args.executed:
+        executed = Path(args.executed)
+    else:
+        executed = execute_notebooks(BOOK_EXECUTED, say=lambda m: print(m, file=sys.stderr))
+    index = build_book(executed, out)
+    print(f"[book] {index} (open it in a browser: {index.resolve().as_uri()})")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     """The library's :func:`boir_core.paper.reproduce.reproduce`, then the tables rendered into
     ``<results_dir>/tables_<n>.md`` and printed (no notebook: notebook 06 is a view over the same calls)."""
@@ -318,6 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-notebooks", action="store_true",
                    help="skip executing the notebooks (what an installed package without a checkout can run)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("book", help="execute the notebooks and build the book (static HTML: them and docs/)",
+                       description="Execute every notebook with its defaults (papermill, kernel in notebooks/) into "
+                                   f"{BOOK_EXECUTED}/, then build the book: the executed notebooks and docs/*.md as "
+                                   "one static HTML site that reads offline (table of contents, figures, equations). "
+                                   "Needs a checkout of the kit and the notebooks extra.")
+    p.add_argument("--executed", default=None,
+                   help="a folder of executed notebooks (NN_topic.ipynb) to build from, instead of executing them")
+    p.add_argument("--out", default="runs/book/html",
+                   help="the book's folder (default runs/book/html; replaced only if it holds a book or nothing)")
+    p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("reproduce", help="run what one of the paper's tables needs and render it (paper / ours)")
     p.add_argument("--table", type=int, required=True, choices=range(0, 8), help="1-7, or 0 for all")

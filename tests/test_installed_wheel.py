@@ -27,7 +27,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = {"train", "evaluate", "predict", "profile", "demo", "reproduce", "export", "convert-checkpoint"}
+COMMANDS = {"train", "evaluate", "predict", "profile", "demo", "reproduce", "export", "convert-checkpoint", "book"}
 #: not copied into the build folder (big, generated, or the environment itself); only at the root
 ROOT_SKIP = {".git", ".venv", "data", "runs", "build", "dist", "mutants", ".whl", ".gl", ".pytest_cache"}
 

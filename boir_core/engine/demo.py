@@ -62,9 +62,11 @@ DEMO_WEIGHT_PARAMETERS = {"04": ("checkpoint",), "05": ("checkpoint",), "06": ("
                           "07": ("boir_checkpoint", "boir_config", "cid_checkpoint", "cid_config")}
 
 
-def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None) -> Path:
+def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
+                     cwd: str | os.PathLike | None = None) -> Path:
     """Build ``notebooks/<name>.ipynb`` from its jupytext ``.py`` and execute it with papermill (kernel in the
-    checkout's root). The notebooks exist only in a checkout: without one, :class:`~boir_core.paths.NeedsCheckout`."""
+    checkout's root, or in ``cwd``: the book starts it in ``notebooks/``, as JupyterLab does). The notebooks
+    exist only in a checkout: without one, :class:`~boir_core.paths.NeedsCheckout`."""
     repo = checkout_root(f"executing notebooks/{name}")
     # local: papermill takes seconds to import and only this call (notebook execution) needs the three
     import jupytext
@@ -80,7 +82,7 @@ def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str
     nbformat.write(jupytext.read(src), built)
     out = out_dir / f"{name}.ipynb"
     papermill.execute_notebook(str(built), str(out), parameters=parameters or {}, kernel_name="python3",
-                               cwd=str(repo), progress_bar=False)
+                               cwd=str(cwd if cwd is not None else repo), progress_bar=False)
     built.unlink()
     return out
 

@@ -9,6 +9,8 @@ The results are compared with a headless papermill run of the same notebook from
 text, digits masked, and the figures per cell). Each explorer (a widget tagged ``boir-explorer``) gets one
 slider dragged with the mouse and one dropdown changed through the page, and its drawing (the image bytes)
 must change. Screenshots of every notebook and of every explorer before and after go to ``runs/browser/``.
+Last, the book (``make book``'s site) is built from the notebooks JupyterLab saved (none runs again) and walked
+in Chromium from its index: every page, figure, link and anchor, its equations typeset, nothing from the network.
 
 Chromium is Debian's ``chromium`` (installed here with apt-get when missing and running as root; otherwise
 the test is skipped with the reason), driven by Playwright from PyPI through ``executable_path``.
@@ -451,3 +453,135 @@ def test_same_results_as_from_the_kits_root(path, reference):
         assert lab_cell == root_cell, f"{name}: cell {lab_cell[0]} differs between JupyterLab and the kit's root"
     with open(OUT / "timings.jsonl", "a") as f:
         f.write(json.dumps({"notebook": name, "waited_for_papermill_s": round(time.time() - t, 1)}) + "\n")
+
+
+# ---------------------------------------------------------------- the book, from the notebooks run above
+# make book's site (boir_core.book) built from the notebooks JupyterLab ran and saved above: no notebook runs
+# again. Chromium walks it from its index page to every page it links, from file:// as a reader would open it.
+BOOK = OUT / "book"
+BOOK_TIMEOUT_MS = 60_000
+#: TeX in a page's rendered Markdown (what MathJax typesets): $$...$$, \(, \[, \begin{, or $...$ on one line
+TEX = re.compile(r"\$\$.+?\$\$|\\\(|\\\[|\\begin\{|(?<![\\$\w])\$(?=\S)[^$\n]+?(?<=\S)\$", re.S)
+LOCAL_SCHEMES = ("file", "data", "about", "blob")
+BOOK_PAGE_JS = """() => ({
+    images: Array.from(document.images).map(i => ({src: i.src.slice(0, 100), loaded: i.complete && i.naturalWidth > 0,
+                                                    png: i.src.startsWith("data:image/png")})),
+    links: Array.from(document.querySelectorAll("a[href]")).map(a => a.href),
+    ids: Array.from(document.querySelectorAll("[id]")).map(e => e.id)
+           .concat(Array.from(document.querySelectorAll("a[name]")).map(e => e.name)),
+    math: window.MathJax && MathJax.Hub ? {
+        ready: !!MathJax.isReady, jax: MathJax.Hub.getAllJax().length,
+        typeset: document.querySelectorAll(".MathJax, .MathJax_Display").length,
+        errors: document.querySelectorAll(".MathJax_Error, .merror").length,
+        font: MathJax.OutputJax["HTML-CSS"] ? MathJax.OutputJax["HTML-CSS"].fontInUse : null} : null,
+})"""
+#: MathJax (where a page loads it) has started and typeset everything it found
+MATHJAX_DONE_JS = """() => !window.MathJax || (MathJax.isReady === true && MathJax.Hub.queue.pending === 0
+                                                && !MathJax.Hub.queue.running)"""
+
+
+def _tex_in(path: Path) -> int:
+    """How many TeX formulas the page holds where MathJax looks (rendered Markdown and HTML, not code)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    for t in soup.find_all(["code", "pre", "script", "style"]):
+        t.decompose()
+    return sum(len(TEX.findall(d.get_text())) for d in soup.select(".jp-RenderedMarkdown, .jp-RenderedHTMLCommon"))
+
+
+def walk_book(page, index: Path) -> dict:
+    """Visit every page reachable from ``index``; return what each showed and every request the browser made."""
+    from urllib.parse import unquote, urlsplit
+
+    requests, failed = [], []
+    on_request = lambda r: requests.append(r.url)  # noqa: E731
+    on_failed = lambda r: failed.append(f"{r.url} ({r.failure})")  # noqa: E731
+    page.on("request", on_request)
+    page.on("requestfailed", on_failed)
+    seen: dict[str, dict] = {}
+    todo = [index.resolve().as_uri()]
+    try:
+        while todo:
+            url = todo.pop(0)
+            page.goto(url, wait_until="load", timeout=BOOK_TIMEOUT_MS)
+            page.wait_for_function(MATHJAX_DONE_JS, timeout=BOOK_TIMEOUT_MS)
+            seen[url] = page.evaluate(BOOK_PAGE_JS)
+            for link in seen[url]["links"]:
+                parts = urlsplit(link)
+                target = parts._replace(fragment="").geturl()
+                if (parts.scheme == "file" and target.endswith(".html") and target not in seen and target not in todo
+                        and Path(unquote(parts.path)).is_file()):  # a missing page: book_problems names it
+                    todo.append(target)
+    finally:
+        page.remove_listener("request", on_request)
+        page.remove_listener("requestfailed", on_failed)
+    return {"pages": seen, "requests": requests, "failed": failed}
+
+
+def book_problems(index: Path, walk: dict) -> list[str]:
+    """Images not loaded, links to a missing file or #anchor, TeX not typeset, requests off the machine."""
+    from urllib.parse import unquote, urlsplit
+
+    problems = []
+    site = index.parent.resolve()
+    ids = {url: set(state["ids"]) for url, state in walk["pages"].items()}
+    for url, state in walk["pages"].items():
+        path = Path(unquote(urlsplit(url).path))
+        name = path.relative_to(site).as_posix()
+        problems += [f"{name}: image not loaded: {i['src']}" for i in state["images"] if not i["loaded"]]
+        for link in state["links"]:
+            parts = urlsplit(link)
+            if parts.scheme != "file":
+                continue
+            target = parts._replace(fragment="").geturl()
+            if not Path(unquote(parts.path)).is_file():
+                problems.append(f"{name}: link to a missing file {link}")
+            elif parts.fragment and target in ids and not {parts.fragment, unquote(parts.fragment)} & ids[target]:
+                problems.append(f"{name}: link to a missing anchor {link}")
+        tex, math = _tex_in(path), state["math"]
+        if tex and math is None:
+            problems.append(f"{name}: {tex} TeX formulas but no MathJax")
+        elif tex and not (math["ready"] and math["jax"] >= 1 and math["typeset"] >= math["jax"] and not math["errors"]
+                          and math["font"] == "STIX-Web"):
+            problems.append(f"{name}: {tex} TeX formulas, MathJax: {math}")
+    problems += [f"request left the machine: {u}" for u in walk["requests"]
+                 if urlsplit(u).scheme not in LOCAL_SCHEMES]
+    problems += [f"request failed: {u}" for u in walk["failed"]]
+    return problems
+
+
+def test_the_book_of_the_executed_notebooks_reads_offline_in_chromium(lab, page):
+    """The book of the notebooks saved by JupyterLab above, walked from its index: every page visited, every
+    figure loaded (each notebook's PNG outputs all on its page), every local link's file and #anchor there,
+    MathJax typesetting each page whose Markdown holds TeX, and no request leaving the machine."""
+    from boir_core.book import build_book
+
+    missing = [p.stem for p in NOTEBOOKS if p.stem not in LAB_RESULTS]
+    if missing:
+        pytest.fail(f"{missing} did not complete in JupyterLab (test_notebook_in_jupyterlab): no book without them")
+    t0 = time.time()
+    index = build_book({name: lab.root / "notebooks" / f"{name}.ipynb" for name in LAB_RESULTS}, BOOK)
+    t_build = time.time() - t0
+    # a page of its own (the fixture's page has JupyterLab's): only the book's requests, no JupyterLab state
+    reader = page.context.browser.new_page(viewport={"width": 1500, "height": 1100})
+    try:
+        walk = walk_book(reader, index)
+        reader.goto(index.resolve().as_uri())
+        reader.screenshot(path=str(OUT / "book_index.png"), full_page=True)
+    finally:
+        reader.close()
+    docs = sorted((REPO / "docs").glob("*.md"))
+    expected = {index.resolve().as_uri(), *((BOOK / f"{p.stem}.html").resolve().as_uri() for p in NOTEBOOKS),
+                *((BOOK / "docs" / f"{p.stem}.html").resolve().as_uri() for p in docs),
+                (BOOK / "README.html").resolve().as_uri()}
+    assert set(walk["pages"]) == expected, f"pages visited from the index: {sorted(walk['pages'])}"
+    problems = book_problems(index, walk)
+    assert not problems, f"{len(problems)} problem(s) in the book: " + "; ".join(problems[:10])
+    for name, nb in LAB_RESULTS.items():
+        figures = sum("image/png" in o.get("data", {}) for c in _code_cells(nb) for o in c.get("outputs", []))
+        shown = sum(i["png"] for i in walk["pages"][(BOOK / f"{name}.html").resolve().as_uri()]["images"])
+        assert shown >= figures, f"{name}: {figures} figures in the notebook, {shown} on its page of the book"
+    with open(OUT / "timings.jsonl", "a") as f:
+        f.write(json.dumps({"book_build_s": round(t_build, 1), "book_walk_s": round(time.time() - t0 - t_build, 1),
+                            "book_pages": len(walk["pages"])}) + "\n")
