@@ -46,6 +46,23 @@ SETTINGS: dict[str, list[str]] = {
     "paper_weighting": ["loss.weighting=paper"],
 }
 DEFAULT_OUT = REPO / "boir_core" / "studies" / "recipe_study.jsonl"
+#: ``model.pretrained=`` this file: the backbone of the shipped CID (a backbone the kit pretrained on SynthCrowd,
+#: as the paper starts from ImageNet; never the shipped model's heads), written by ``--extract-backbone``.
+KIT_BACKBONE = Path("runs") / "recipe_study" / "kit_backbone_cid.pt"
+
+
+def extract_kit_backbone(out: Path = REPO / KIT_BACKBONE) -> Path:
+    """Write the shipped CID's ``backbone.*`` tensors (checksum verified, fp32, prefix stripped) to ``out``."""
+    from boir_core.io import atomic_open
+    from boir_core.model import read_checkpoint
+    from boir_core.model.demo_weights import shipped_checkpoint
+
+    sd = read_checkpoint(shipped_checkpoint("cid"))["state_dict"]  # the shipped format: weights under state_dict
+    backbone = {k[len("backbone."):]: v.float() for k, v in sd.items() if k.startswith("backbone.")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out, "wb") as f:
+        torch.save(backbone, f)
+    return out
 
 
 def cpu_line() -> str:
@@ -92,12 +109,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--custom", action="append", default=[], metavar="NAME:KEY=V,KEY=V",
                     help="an extra setting: its name and its overrides of the demo config (repeatable)")
+    ap.add_argument("--extract-backbone", action="store_true",
+                    help=f"first write the shipped CID's backbone to {KIT_BACKBONE} (for model.pretrained=)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-images", type=int, default=0, help="score on the first N val images (0: all)")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "recipe_study")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.extract_backbone:
+        print(f"the shipped CID's backbone: {extract_kit_backbone()}")
     for spec in args.custom:
         name, _, ovs = spec.partition(":")
         SETTINGS[name] = [o for o in ovs.split(",") if o]
