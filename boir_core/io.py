@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_open", "atomic_write_text", "atomic_write_json", "check_writable_folder"]
+__all__ = ["atomic_open", "atomic_write_text", "atomic_write_json", "check_writable_folder", "read_jsonl"]
 
 
 @contextlib.contextmanager
@@ -91,3 +91,21 @@ def check_writable_folder(folder: str | os.PathLike) -> Path:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(probe)
     return folder
+
+
+def read_jsonl(path: str | os.PathLike, what: str = "a record") -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, one a line, in order; blank lines are skipped. A line that is not
+    JSON, or not an object, is a ``ValueError`` naming the file and the line (``what`` names the line's kind)."""
+    path = Path(path)
+    records = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}, line {n}: {what} must be a JSON object, got {type(rec).__name__}")
+        records.append(rec)
+    return records

@@ -8,10 +8,11 @@
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ..io import read_jsonl
 
 __all__ = ["STUDIES_DIR", "load_study"]
 
@@ -23,15 +24,4 @@ def load_study(name: str, folder: str | os.PathLike | None = None) -> list[dict[
     path = Path(folder or STUDIES_DIR) / f"{name}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"no study {name!r}: {path} does not exist")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}, line {n}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}, line {n}: a study row is a JSON object, not {type(row).__name__}")
-        rows.append(row)
-    return rows
+    return read_jsonl(path, "a study row")

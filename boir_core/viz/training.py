@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Mapping, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..io import read_jsonl
 from ..model.demo_weights import WEIGHTS_DIR, shipped_entry, shipped_manifest
 
 __all__ = ["NOT_LOSSES", "read_metrics", "metric_series", "TrainingLog", "shipped_training_log",
@@ -33,19 +33,7 @@ NOT_LOSSES = ("type", "epoch", "iter", "lr", "grad_norm", "scale", "seconds", "i
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The records of a ``metrics.jsonl`` file, in order. Blank lines are skipped; a line that is not a JSON
     object is a ``ValueError`` naming the file and the line number."""
-    path = Path(path)
-    records = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}, line {n}: not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict):
-            raise ValueError(f"{path}, line {n}: a record must be a JSON object, got {type(rec).__name__}")
-        records.append(rec)
-    return records
+    return read_jsonl(path, "a record")
 
 
 def metric_series(records: Sequence[Mapping[str, Any]], kind: str = "iter",

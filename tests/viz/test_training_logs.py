@@ -130,10 +130,10 @@ def test_a_study_is_read_back_row_by_row_and_a_bad_line_is_named(tmp_path):
     (tmp_path / "s.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
     assert load_study("s", tmp_path) == rows
     (tmp_path / "bad.jsonl").write_text(json.dumps(rows[0]) + "\n{not json\n")
-    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2: not JSON"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl, line 2: not valid JSON"):
         load_study("bad", tmp_path)
     (tmp_path / "list.jsonl").write_text("[1, 2]\n")
-    with pytest.raises(ValueError, match=r"list\.jsonl, line 1: a study row is a JSON object, not list"):
+    with pytest.raises(ValueError, match=r"list\.jsonl, line 1: a study row must be a JSON object, got list"):
         load_study("list", tmp_path)
     with pytest.raises(FileNotFoundError, match="no study 'missing'"):
         load_study("missing", tmp_path)
