@@ -382,6 +382,21 @@ print(f"instance keypoint focal loss: library {float(inst_lib):.6f}, by hand {fl
 assert torch.allclose(inst_lib, inst_hand, rtol=1e-10)
 
 # %% [markdown]
+# **Explorer: one pixel's focal loss.** Move the predicted p and the pixel's target Y (1 = the peak itself).
+# The left panel is the loss of that one pixel (solid) beside plain cross-entropy (dashed); the right panel is
+# the share of cross-entropy the focal loss keeps. Things to try: a peak predicted at p = 0.9 (almost nothing
+# left to learn: (1 − p)² = 0.01); a pixel next to a peak (Y = 0.8) predicted at p = 0.8, which the (1 − Y)⁴
+# factor all but forgives; the same p far from any person (Y = 0). Switch the loss axis to log to see how many
+# orders of magnitude apart they are. (`boir_core.viz.formula_explorers.FocalLossExplorer`; every number is the
+# library's `focal_loss` on a one-pixel map.)
+
+# %%
+from boir_core.viz.explorers import place
+from boir_core.viz.formula_explorers import FocalLossExplorer
+
+focal_explorer = place(FocalLossExplorer(p=0.8, target=0.8))
+
+# %% [markdown]
 # The boxes of the batch (`instance_bbox`) are not scored by the focal loss: they train the bbox head and, in
 # notebook 03, the Bbox Mask Loss. How a box that reaches past the map edge is clipped is another place where the
 # kit and the release differ ([Going deeper C](#going-deeper-c-box-clipping)).

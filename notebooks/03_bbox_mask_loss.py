@@ -244,6 +244,22 @@ print(f"β = 128·ln 2 / 4 = {beta_half:.1f}: the smallest push is {at_half:.4f}
 assert abs(at_half - 0.5) < 1e-12 and beta_half > 22
 
 # %% [markdown]
+# **Explorer: the kernel ψ.** Move β and D. The left panel draws the paper's ψ = exp(−β/D·r) and the release's
+# soft mask exp(−β·r) (the same kernel without 1/D) over every distance two unit embeddings can have; the grey
+# histogram is where two *unrelated* people's embeddings sit before training (random unit vectors in D
+# channels: r ≈ 2 ± 2/√D). The right panel is the push those unrelated pairs pay. Things to try: the paper's
+# β = 10, D = 128 (every pair pays at least 0.73: the loss-scale drop of Exercise 2); D = 8 (the kernel halves at
+# 0.55, so a random pair already pays little); the release's kernel at any D (it halves at r = ln 2/β = 0.07:
+# only near-identical embeddings count in its soft mask). (`boir_core.viz.formula_explorers.KernelExplorer`; the
+# curves are the library's `psi`.)
+
+# %%
+from boir_core.viz.explorers import place
+from boir_core.viz.formula_explorers import KernelExplorer
+
+kernel_explorer = place(KernelExplorer(beta=10.0, dim=128, seed=seed))
+
+# %% [markdown]
 # ## 8 · What each term does to the embedding map: ∂L/∂e
 # Training moves every pixel's embedding along −∂L/∂e(u). `boir_core.losses.term_gradients` returns the
 # gradient of each term with respect to the raw map; we draw its size per pixel. The support is the point:

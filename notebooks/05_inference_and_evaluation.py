@@ -244,7 +244,22 @@ for part in ("nose", "left_hip"):
     print(f"{part:8s} σ = {COCO_SIGMAS[k]}: term {terms[part]:.3f} (by hand {by_hand:.3f}); OKS of the pose {oks:.3f}")
     assert abs(terms[part] - by_hand) < 1e-9
 assert terms["nose"] < 0.5 < terms["left_hip"]  # the same 5 px: a large error on a nose, a small one on a hip
-#
+
+# %% [markdown]
+# **Explorer: one keypoint's OKS term.** Move the error d and the person's size s (√area), pick a keypoint. The
+# left panel is the term against the error for a few sizes (yours in black, the dotted lines are the thresholds
+# 0.5 and 0.95 of AP's range); the right panel is every keypoint type at your d and s, sorted by σ. Things to
+# try: the 5 px of the question above on a 32 px person; how large must a person be before a 5 px nose error
+# passes AP75's threshold? (`boir_core.viz.formula_explorers.OKSExplorer`; every number is the library's
+# `oks_matrix` on a person with one labelled keypoint.)
+
+# %%
+from boir_core.viz.explorers import place
+from boir_core.viz.formula_explorers import OKSExplorer
+
+oks_explorer = place(OKSExplorer(names_coco, COCO_SIGMAS, keypoint="nose", error_px=5.0, size_px=64))
+
+# %% [markdown]
 # **AP at a threshold t**: every image keeps its 20 best-scored predictions; walking them by score, each
 # is matched to the unmatched person with the highest OKS ≥ t (a true positive) or to nobody (a false
 # positive). Pooled over images and sorted by score, the counts give a precision–recall curve; precision is

@@ -21,7 +21,7 @@ from .reproduce import _demo_data, _log_default, _train
 from .stats import paired_confidence_interval, paired_t_test
 
 __all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "seed_study", "run_fingerprint",
-           "seed_run_dir", "seed_study_summary", "format_seed_study", "SEED_STUDY_METRICS"]
+           "seed_run_dir", "seed_study_summary", "format_seed_study", "seed_study_reading", "SEED_STUDY_METRICS"]
 
 
 def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
@@ -144,3 +144,29 @@ def format_seed_study(summary: dict) -> str:
     if summary["unpaired"]:
         lines.append(f"  ({summary['unpaired']} run(s) without a partner left out)")
     return "\n".join(lines)
+
+
+def seed_study_reading(summary: dict) -> list[str]:
+    """What the study says, as sentences computed from it (notebook 06 and the README print them): per metric,
+    whether the 95% interval of the paired difference excludes 0, then whether the gap is larger on crowded
+    than on sparse images (the paper's pattern)."""
+    a, b = summary["a"].upper(), summary["b"].upper()
+    out = []
+    for m, e in summary["metrics"].items():
+        if "diff_mean" not in e:
+            out.append(f"{m}: fewer than 2 paired seeds, no interval")
+            continue
+        lo, hi = e["ci95"]
+        side = "ahead of" if e["diff_mean"] > 0 else "behind" if e["diff_mean"] < 0 else "level with"
+        if lo > 0 or hi < 0:
+            verdict = f"the interval excludes 0: {a} is {side} {b} beyond these seeds' noise"
+        else:
+            verdict = "the interval includes 0: these seeds cannot tell the two apart"
+        out.append(f"{m}: {a} {side} {b} by {abs(e['diff_mean']):.3f} (95% CI {lo:+.3f} to {hi:+.3f}); {verdict}")
+    c, sp = summary["metrics"].get("crowded_AP", {}), summary["metrics"].get("sparse_AP", {})
+    if "diff_mean" in c and "diff_mean" in sp:
+        bigger = c["diff_mean"] > sp["diff_mean"]
+        out.append(f"the gap is {'larger' if bigger else 'not larger'} on crowded images ({c['diff_mean']:+.3f}) "
+                   f"than on sparse ones ({sp['diff_mean']:+.3f}): "
+                   f"{'the' if bigger else 'not the'} paper's pattern (BoIR's gain is mostly in crowds)")
+    return out

@@ -15,6 +15,8 @@ class ``boir-explorer`` (the browser test finds explorers by it).
   flip → the decoded poses redrawn, with counts;
 - :class:`SimilarityPairExplorer` (notebook 07): a query pixel → the similarity maps of two models (BoIR and
   CID) side by side.
+
+The explorers of a single formula (the kernel ψ, OKS, the focal loss) are in :mod:`boir_core.viz.formula_explorers`.
 """
 from __future__ import annotations
 

@@ -24,7 +24,8 @@ from ..io import read_jsonl
 from ..model.demo_weights import WEIGHTS_DIR, shipped_entry, shipped_manifest
 
 __all__ = ["NOT_LOSSES", "read_metrics", "metric_series", "TrainingLog", "shipped_training_log",
-           "shipped_description", "training_curves_figure", "recipe_study_figure"]
+           "shipped_description", "training_curves_figure", "recipe_study_figure",
+           "seed_study_figure"]
 
 #: keys of an ``iter`` / ``epoch`` record that are not loss terms
 NOT_LOSSES = ("type", "epoch", "iter", "lr", "grad_norm", "scale", "seconds", "images_per_s", "skipped_nonfinite")
@@ -192,5 +193,33 @@ def recipe_study_figure(rows: Sequence[Mapping[str, Any]]):
         ax.set_xlabel("CPU-minutes of training (threads x wall minutes)")
         ax.legend(fontsize=7)
     ax_ap.set_ylim(bottom=0)
+    fig.tight_layout()
+    return fig
+
+
+def seed_study_figure(summary: Mapping[str, Any]):
+    """The BoIR-vs-CID seed study (:func:`boir_core.paper.seeds.seed_study_summary`): one panel per metric
+    (AP on all, crowded and sparse val images); each seed is a grey line from its CID run to its BoIR run (the
+    pairing the confidence interval uses), each method's mean ± sd a black bar; the title gives the paired
+    difference and its 95% interval."""
+    a, b = summary["a"], summary["b"]
+    metrics = summary["metrics"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.3 * len(metrics), 3.4), squeeze=False)
+    for ax, (m, e) in zip(axes[0], metrics.items()):
+        for va, vb in zip(e[a], e[b]):
+            ax.plot([0, 1], [vb, va], "-o", color="0.6", ms=4)
+        if "diff_mean" in e:
+            for x, arch in ((0, b), (1, a)):
+                ax.errorbar([x + (0.12 if x else -0.12)], [e[f"{arch}_mean"]], yerr=[e[f"{arch}_sd"]], fmt="s",
+                            color="k", capsize=3)
+            lo, hi = e["ci95"]
+            ax.set_title(f"{m}: {a} − {b} {e['diff_mean']:+.3f}\n95% CI {lo:+.3f} … {hi:+.3f}", fontsize=9)
+        else:
+            ax.set_title(m, fontsize=9)
+        ax.set_xticks([0, 1])
+        ax.set_xticklabels([b.upper(), a.upper()])
+        ax.set_xlim(-0.4, 1.4)
+        ax.set_ylabel("AP (SynthCrowd val)")
+    fig.suptitle(f"{summary['pairs']} paired seeds, {', '.join(map(str, summary['steps']))} steps each", fontsize=9)
     fig.tight_layout()
     return fig

@@ -398,7 +398,7 @@ def drive_explorers(page, name: str) -> int:
 
 
 # ---------------------------------------------------------------- the test
-EXPLORERS = {"01_data_and_targets": 1, "03_bbox_mask_loss": 3, "05_inference_and_evaluation": 1,
+EXPLORERS = {"01_data_and_targets": 2, "03_bbox_mask_loss": 4, "05_inference_and_evaluation": 2,
              "07_representations": 1}
 
 

@@ -86,3 +86,45 @@ def test_seed_study_summary_pairs_by_seed_and_reports_mean_sd_and_the_paired_int
     one = seed_study_summary(rows[:2])
     assert one["pairs"] == 1 and "diff_mean" not in one["metrics"]["AP"]
     assert "fewer than 2 paired seeds" in format_seed_study(one)
+
+
+def test_seed_study_figure_draws_each_pair_and_the_means():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from boir_core.paper.seeds import seed_study_summary
+    from boir_core.viz.training import seed_study_figure
+
+    rows = [_row("boir", 0, 0.30, 0.25, 0.45), _row("cid", 0, 0.27, 0.21, 0.44),
+            _row("boir", 1, 0.31, 0.27, 0.44), _row("cid", 1, 0.26, 0.22, 0.43)]
+    s = seed_study_summary(rows)
+    fig = seed_study_figure(s)
+    axes = fig.axes
+    assert len(axes) == 3
+    crowded = axes[1]
+    pair_lines = [ln for ln in crowded.lines if len(ln.get_xdata()) == 2]
+    assert sorted(tuple(ln.get_ydata()) for ln in pair_lines) == [(0.21, 0.25), (0.22, 0.27)]  # CID -> BoIR per seed
+    lo, hi = s["metrics"]["crowded_AP"]["ci95"]
+    assert f"{lo:+.3f}" in crowded.get_title() and "+0.045" in crowded.get_title()
+    assert "2 paired seeds, 1500 steps each" in fig._suptitle.get_text()
+
+
+def test_seed_study_reading_follows_the_interval():
+    from boir_core.paper.seeds import seed_study_reading, seed_study_summary
+
+    rows = [_row("boir", 0, 0.30, 0.25, 0.45), _row("cid", 0, 0.27, 0.21, 0.44),
+            _row("boir", 1, 0.31, 0.27, 0.44), _row("cid", 1, 0.26, 0.22, 0.43),
+            _row("boir", 2, 0.28, 0.24, 0.42), _row("cid", 2, 0.27, 0.20, 0.43)]
+    s = seed_study_summary(rows)
+    lines = seed_study_reading(s)
+    crowded = next(x for x in lines if x.startswith("crowded_AP"))
+    lo, hi = s["metrics"]["crowded_AP"]["ci95"]
+    assert lo > 0 and "excludes 0: BOIR is ahead of CID" in crowded and f"{lo:+.3f}" in crowded
+    sparse = next(x for x in lines if x.startswith("sparse_AP"))
+    lo, hi = s["metrics"]["sparse_AP"]["ci95"]
+    assert lo < 0 < hi and "cannot tell the two apart" in sparse
+    assert lines[-1].startswith("the gap is larger on crowded images (+0.043)")
+    flipped = seed_study_summary([{**r, "arch": {"boir": "cid", "cid": "boir"}[r["arch"]]} for r in rows])
+    assert "behind" in next(x for x in seed_study_reading(flipped) if x.startswith("crowded_AP"))
+    assert "not the paper's pattern" in seed_study_reading(flipped)[-1]
+    assert seed_study_reading(seed_study_summary(rows[:2]))[0] == "AP: fewer than 2 paired seeds, no interval"
