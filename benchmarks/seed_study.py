@@ -5,6 +5,7 @@ Usage::
     python benchmarks/seed_study.py --steps 1500 --seeds 0,1,2             # 6 runs, then the summary
     taskset -c 1 nice python benchmarks/seed_study.py --threads 1 ...      # on a core of its own
     python benchmarks/seed_study.py --summary                              # only print the committed data
+    python benchmarks/seed_study.py --readme                               # README's block from the data
 
 Each run trains ``configs/demo_shipped_boir.yaml`` or ``configs/demo_shipped_cid.yaml`` (the shipped models'
 recipe: the same network, data, schedule and data order; the two differ only in BoIR's switches) for exactly
@@ -68,6 +69,20 @@ def read_rows(path: Path) -> list[dict]:
     return load_study(path.stem, path.parent) if path.is_file() else []
 
 
+def write_readme_block(readme: Path, rows: list[dict]) -> None:
+    """Replace the text between the seed-study markers of ``readme`` (atomically) by the block for ``rows``."""
+    from boir_core.io import atomic_write_text
+    from boir_core.paper.seeds import README_SEED_BEGIN, README_SEED_END, seed_study_readme_block
+
+    text = readme.read_text()
+    if README_SEED_BEGIN not in text or README_SEED_END not in text:
+        raise SystemExit(f"{readme}: no seed-study block (the lines {README_SEED_BEGIN!r} ... {README_SEED_END!r})")
+    head, rest = text.split(README_SEED_BEGIN, 1)
+    tail = rest.split(README_SEED_END, 1)[1]
+    atomic_write_text(readme, head + seed_study_readme_block(rows) + tail)
+    print(f"{readme}: seed-study block written from {len(rows)} run(s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=1500)
@@ -77,8 +92,13 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "seed_study")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--summary", action="store_true", help="print the summary of --out and stop")
+    ap.add_argument("--readme", type=Path, nargs="?", const=REPO / "README.md", default=None,
+                    help="rewrite the seed-study block of this README (default: the kit's) from --out and stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.readme is not None:
+        write_readme_block(args.readme, read_rows(args.out))
+        return
     if not args.summary:
         seeds = [int(s) for s in args.seeds.split(",") if s]
         args.out.parent.mkdir(parents=True, exist_ok=True)

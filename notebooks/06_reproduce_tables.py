@@ -364,6 +364,8 @@ from boir_core.paper.seeds import format_seed_study, seed_study_reading, seed_st
 from boir_core.studies import load_study
 from boir_core.viz.training import seed_study_figure
 
+# %matplotlib inline
+
 seed_rows = load_study("seed_study")
 if seed_rows:
     seed_summary = seed_study_summary(seed_rows)

@@ -21,7 +21,8 @@ from .reproduce import _demo_data, _log_default, _train
 from .stats import paired_confidence_interval, paired_t_test
 
 __all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "seed_study", "run_fingerprint",
-           "seed_run_dir", "seed_study_summary", "format_seed_study", "seed_study_reading", "SEED_STUDY_METRICS"]
+           "seed_run_dir", "seed_study_summary", "format_seed_study", "seed_study_reading", "seed_study_readme_block",
+           "README_SEED_BEGIN", "README_SEED_END", "SEED_STUDY_METRICS"]
 
 
 def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
@@ -170,3 +171,33 @@ def seed_study_reading(summary: dict) -> list[str]:
                    f"than on sparse ones ({sp['diff_mean']:+.3f}): "
                    f"{'the' if bigger else 'not the'} paper's pattern (BoIR's gain is mostly in crowds)")
     return out
+
+
+#: The README's seed-study block sits between these lines; ``benchmarks/seed_study.py --readme`` rewrites it and
+#: a test checks it against the committed data.
+README_SEED_BEGIN = ("<!-- seed-study: written by benchmarks/seed_study.py --readme from "
+                     "boir_core/studies/seed_study.jsonl -->")
+README_SEED_END = "<!-- /seed-study -->"
+
+
+def seed_study_readme_block(rows: Sequence[dict]) -> str:
+    """The README's seed-study block (markers included) for the study ``rows``: the summary, the reading and
+    the command of one run, all computed from the rows."""
+    body = [README_SEED_BEGIN, "```text"]
+    if rows:
+        summary = seed_study_summary(rows)
+        body += [format_seed_study(summary), *seed_study_reading(summary)]
+    else:
+        body.append("no runs committed yet")
+    body.append("```")
+    if rows:
+        r = rows[0]
+        times = []
+        for arch in dict.fromkeys(x["arch"] for x in rows):
+            secs = [x["train_seconds"] for x in rows if x["arch"] == arch]
+            times.append(f"{arch.upper()} {min(secs) / 60:.0f}–{max(secs) / 60:.0f} min")
+        body.append(f"Each run: {r['images_per_step']} images per step, {r['threads']} thread(s); CPU: {r['cpu']}. "
+                    f"Training time per run ({', '.join(times)}) for the same steps. One run's command: "
+                    f"`{r['command']}`.")
+    body.append(README_SEED_END)
+    return "\n".join(body)

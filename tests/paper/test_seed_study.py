@@ -128,3 +128,44 @@ def test_seed_study_reading_follows_the_interval():
     assert "behind" in next(x for x in seed_study_reading(flipped) if x.startswith("crowded_AP"))
     assert "not the paper's pattern" in seed_study_reading(flipped)[-1]
     assert seed_study_reading(seed_study_summary(rows[:2]))[0] == "AP: fewer than 2 paired seeds, no interval"
+
+
+def test_the_readme_quotes_the_committed_seed_study():
+    """The README's seed-study block is exactly what the committed rows give (rewrite it with
+    ``python benchmarks/seed_study.py --readme`` after adding runs)."""
+    from pathlib import Path
+
+    from boir_core.paper.seeds import README_SEED_BEGIN, README_SEED_END, seed_study_readme_block
+    from boir_core.studies import load_study
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = README_SEED_BEGIN + readme.split(README_SEED_BEGIN, 1)[1].split(README_SEED_END, 1)[0] + README_SEED_END
+    assert block == seed_study_readme_block(load_study("seed_study"))
+
+
+def test_the_readme_block_is_rewritten_between_its_markers(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from boir_core.paper.seeds import README_SEED_BEGIN, README_SEED_END
+
+    rows = [dict(_row("boir", s, 0.3 + s / 100, 0.25, 0.45), images_per_step=8, threads=1, cpu="a CPU",
+                 train_seconds=600.0 + s, command=f"python -m boir_core train seed {s}") for s in (0, 1)]
+    rows += [dict(r, arch="cid", AP=r["AP"] - 0.02) for r in rows]
+    data = tmp_path / "seed_study.jsonl"
+    data.write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n{README_SEED_BEGIN}\nold text\n{README_SEED_END}\nafter\n")
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "seed_study.py"
+    subprocess.run([sys.executable, str(script), "--out", str(data), "--readme", str(readme)], check=True,
+                   capture_output=True)
+    text = readme.read_text()
+    assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{README_SEED_END}\nafter\n")
+    assert "old text" not in text and "AP          boir 0.305 ± 0.007   cid 0.285 ± 0.007" in text
+    assert "boir − cid +0.020" in text and "`python -m boir_core train seed 0`" in text
+    assert "(BOIR 10–10 min, CID 10–10 min)" in text
+    readme.write_text("no markers here\n")
+    bad = subprocess.run([sys.executable, str(script), "--out", str(data), "--readme", str(readme)],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "no seed-study block" in bad.stderr and readme.read_text() == "no markers here\n"
