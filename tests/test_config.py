@@ -231,3 +231,25 @@ def test_base_is_a_file_beside_or_the_name_of_a_kit_config(tmp_path, monkeypatch
     (tmp_path / "bad2.yaml").write_text("base: [1, 2]\n")
     with pytest.raises(ConfigError, match=r"bad2\.yaml: key 'base'"):
         load_config("bad2.yaml")
+
+
+def test_the_backend_and_data_set_choices_come_from_the_one_table_of_names():
+    """``test.backend`` accepts exactly the backends the engine can run, ``data.dataset`` exactly the registry's
+    data sets, and ``num_keypoints`` is the registry's K; a name outside them is refused, naming the choices."""
+    import typing
+
+    from boir_core.config import BACKENDS, DATASET_KEYPOINTS, TestConfig
+    from boir_core.config.schema import DataConfig
+    from boir_core.engine import backends
+
+    assert backends.BACKENDS is BACKENDS == ("torch", "onnxruntime", "openvino")
+    assert typing.get_args(typing.get_type_hints(TestConfig)["backend"]) == BACKENDS
+    assert typing.get_args(typing.get_type_hints(DataConfig)["dataset"]) == tuple(DATASET_KEYPOINTS)
+    for name, k in DATASET_KEYPOINTS.items():
+        assert Config().override(f"data.dataset={name}").num_keypoints == k
+    with pytest.raises(ConfigError, match=r"test.backend='tensorrt' is not one of \['torch', 'onnxruntime'"):
+        Config().override("test.backend=tensorrt")
+    cfg = Config()
+    cfg.data.dataset = "mpii"  # set by hand, past the type check
+    with pytest.raises(ConfigError, match=r"data.dataset='mpii' is not one of \['coco'"):
+        cfg.num_keypoints

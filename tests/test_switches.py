@@ -197,3 +197,25 @@ def test_the_old_name_of_the_per_image_instance_cap_loads_with_a_warning(tmp_pat
     with warnings.catch_warnings():
         warnings.filterwarnings("error", category=DeprecationWarning, module=r"boir_core\.")
         assert Config.from_dict(upgrade_config_dict(stored)).data.max_instances_per_image == 199
+
+
+def test_the_old_name_of_the_center_threshold_loads_with_a_warning(tmp_path):
+    """test.keypoint_threshold became test.center_threshold (it thresholds the center scores): the old key loads
+    from a file and an override with a warning naming both, a stored config is upgraded silently."""
+    from boir_core.config import ConfigError, upgrade_config_dict
+
+    f = tmp_path / "old.yaml"
+    f.write_text(yaml.safe_dump({"base": str(configs_dir() / "tiny.yaml"), "test": {"keypoint_threshold": 0.2}}))
+    with pytest.warns(DeprecationWarning, match=r"'test.keypoint_threshold'.*'test.center_threshold'"):
+        cfg = load_config(f)
+    assert cfg.test.center_threshold == 0.2
+    assert "keypoint_threshold" not in yaml.safe_load(cfg.dump(tmp_path / "config.yaml").read_text())["test"]
+    with pytest.warns(DeprecationWarning, match="test.keypoint_threshold"):
+        assert load_config("tiny", ["test.keypoint_threshold=0.3"]).test.center_threshold == 0.3
+    with pytest.raises(ConfigError, match="both 'test.keypoint_threshold'"):
+        Config.from_dict({"test": {"keypoint_threshold": 0.1, "center_threshold": 0.2}})
+    stored = Config().to_dict()
+    stored["test"]["keypoint_threshold"] = stored["test"].pop("center_threshold") + 0.04
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=DeprecationWarning, module=r"boir_core\.")
+        assert Config.from_dict(upgrade_config_dict(stored)).test.center_threshold == pytest.approx(0.05)

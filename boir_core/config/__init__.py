@@ -28,7 +28,8 @@ read through :func:`upgrade_config_dict`, without a warning.
 Its modules: :mod:`.schema` (the dataclasses), :mod:`.switches` (presets, deprecated spellings, upgrading
 stored configs), :mod:`.typecheck` (keys and values against the types), :mod:`.overrides` (``key=value`` and
 presets), :mod:`.loading` (YAML files and their ``base:`` chain), :mod:`.kit_configs` (the shipped configs by
-name), :mod:`.errors`. Import the names below from ``boir_core.config``.
+name), :mod:`.registry` (the names of the data sets, their K, and the inference backends, spelled once),
+:mod:`.errors`. Import the names below from ``boir_core.config``.
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from .errors import ConfigError
 from .kit_configs import config_names, configs_dir, find_config
 from .loading import load_config
 from .overrides import apply_overrides, preset_label, preset_values
+from .registry import BACKENDS, DATASET_KEYPOINTS, DATASET_NAMES
 from .schema import Config, DataConfig, LossConfig, ModelConfig, TestConfig, TrainConfig
 from .switches import (
                        DEPRECATED_KEYS,
@@ -69,4 +71,7 @@ __all__ = [
     "DEPRECATED_KEYS",
     "switch_value",
     "upgrade_config_dict",
+    "DATASET_KEYPOINTS",
+    "DATASET_NAMES",
+    "BACKENDS",
 ]

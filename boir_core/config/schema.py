@@ -11,14 +11,20 @@ from typing import Any, Literal, Optional
 import yaml
 
 from ..io import atomic_write_text
+from .errors import ConfigError
+from .registry import BACKENDS, DATASET_KEYPOINTS, DATASET_NAMES
 from .typecheck import merge_into
 
 __all__ = ["DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "TestConfig", "Config"]
 
+#: ``data.dataset``'s and ``test.backend``'s choices, read from the one table of names (:mod:`.registry`)
+DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
+BackendName = Literal[BACKENDS]  # type: ignore[valid-type]
+
 
 @dataclass
 class DataConfig:
-    dataset: Literal["coco", "crowdpose", "ochuman", "synthcrowd", "synthcrowd14"] = "synthcrowd"
+    dataset: DatasetName = "synthcrowd"
     root: str = "data/synthcrowd"
     train_split: str = "train"
     test_split: str = "val"
@@ -112,13 +118,13 @@ class TrainConfig:
 class TestConfig:
     flip_test: bool = True
     max_proposals: int = 30
-    keypoint_threshold: float = 0.01
+    center_threshold: float = 0.01  # a center peak is a proposal when its score exceeds this (the release's 0.01)
     center_pool_kernel: int = 3  # 11 for OCHuman
     oks_nms_threshold: float = 0.8  # 0.7 for OCHuman
     evaluator: Literal["pycocotools", "faster-coco-eval"] = "pycocotools"
     max_images: int = 0  # 0: all
-    # who runs the network (boir_core.engine.backends); onnxruntime / openvino are pip extras
-    backend: Literal["torch", "onnxruntime", "openvino"] = "torch"
+    # who runs the network (boir_core.engine.backends; the names: config.registry.BACKENDS)
+    backend: BackendName = "torch"
 
 
 @dataclass
@@ -167,4 +173,8 @@ class Config:
 
     @property
     def num_keypoints(self) -> int:
-        return 14 if self.data.dataset in ("crowdpose", "synthcrowd14") else 17
+        """K of ``data.dataset`` (:data:`~boir_core.config.registry.DATASET_KEYPOINTS`)."""
+        try:
+            return DATASET_KEYPOINTS[self.data.dataset]
+        except KeyError:
+            raise ConfigError(f"data.dataset={self.data.dataset!r} is not one of {list(DATASET_NAMES)}") from None

@@ -12,15 +12,19 @@ docs/data_format.md#data-sets-on-disk):
   CrowdPose ``crowdIndex``.
 
 ``get_profile("coco")`` returns one; unknown names raise a :class:`KeyError` that lists the known ones.
-:data:`PROFILES` is the one registry of data-set names: :data:`DATASETS`, :data:`REAL_DATASETS`,
-:data:`DEMO_DATASETS`, each data set's number of keypoints, evaluation protocol and printed title are read
-from it everywhere (``Config.data.dataset`` accepts exactly these names; ``tests/data`` checks it).
+The names and each one's number of keypoints are spelled once, in :data:`boir_core.config.registry.DATASET_KEYPOINTS`
+(the lowest room, so that the config builds ``data.dataset``'s choices and ``Config.num_keypoints`` from it);
+:data:`PROFILES` holds a full profile for each of those names, in the same order, and this module refuses to
+import when the two disagree. :data:`DATASETS`, :data:`REAL_DATASETS`, :data:`DEMO_DATASETS`, each data set's
+evaluation protocol and printed title are read from :data:`PROFILES` everywhere.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from ..config.registry import DATASET_KEYPOINTS
 
 __all__ = [
     "COCO_KEYPOINTS",
@@ -161,6 +165,22 @@ PROFILES: dict[str, DatasetProfile] = {
         "synthcrowd14", "annotations/person_keypoints_{split}.json", "images/{split}", True, "SynthCrowd-14",
         synthetic=True),
 }
+
+
+
+def _check_agrees_with_registry(profiles: dict[str, DatasetProfile], names_k: dict[str, int]) -> None:
+    """The profiles name the registry's data sets in its order, each with the registry's K; else a RuntimeError
+    that says which entry differs (a data set added in one place only)."""
+    got = {n: p.num_keypoints for n, p in profiles.items()}
+    if list(got.items()) != list(names_k.items()):
+        raise RuntimeError(f"boir_core.data.profiles.PROFILES ({got}) disagrees with "
+                           f"boir_core.config.registry.DATASET_KEYPOINTS ({names_k}): add or change a data set in both")
+    for n, p in profiles.items():
+        if p.name != n:
+            raise RuntimeError(f"boir_core.data.profiles.PROFILES[{n!r}] is named {p.name!r}")
+
+
+_check_agrees_with_registry(PROFILES, DATASET_KEYPOINTS)
 
 #: Every data-set name the kit knows, in registry order.
 DATASETS: tuple[str, ...] = tuple(PROFILES)

@@ -120,12 +120,11 @@ _SPLIT_CODE = {"train": 0, "val": 1}
 _SPLIT_ID_BASE = {"train": 0, "val": 1_000_000}
 _JPEG_QUALITY = 92
 
-# Every point the generator knows; COCO and CrowdPose pick their subsets from it.
+# The twelve body joints: a person counts as inside the image when one of them, or the head, is.
 _BODY_JOINTS = (
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
-_FACE_POINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
 
 # Body proportions as fractions of the standing height H (ankles to top of head).
 _TORSO = 0.30          # pelvis centre -> shoulder centre

@@ -28,13 +28,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..config import BACKENDS
 from ..model.fast_instance import views_heatmaps
 from ..model.fold import fold_batchnorm
 
 __all__ = ["BACKENDS", "EXTRAS", "make_runner", "TorchRunner", "OnnxRuntimeRunner", "OpenVinoRunner",
            "BackendUnavailable"]
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
 #: the pip extra that installs each optional backend
 EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
 

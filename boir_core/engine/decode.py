@@ -13,7 +13,7 @@ The steps (H, W are the output-map size, H'/4 and W'/4):
 3. **Center map** C = mean over the two images of ``sigmoid_clamp(model.center_logits(F))``.
 4. **Smooth** C ← (C + avgpool_k(C)) / 2 (k = ``center_pool_kernel``, zero padding counted in the mean).
 5. **Peaks**: max-pool NMS with a kernel that grows with the map (7 if (H+W)/2 > 300, 5 if > 200, else 3);
-   keep the top ``max_proposals`` values that exceed ``keypoint_threshold``. Nothing left → no people.
+   keep the top ``max_proposals`` values that exceed ``center_threshold``. Nothing left → no people.
 6. **Instance parameters**: each peak (y, x) is looked up in *both* aligned feature maps (image ids 0 and 1)
    and ``model.instance_heatmaps`` draws K heatmaps per person from each.
 7. **Flip average**: the mirrored half has left and right swapped, so its channels are permuted by
@@ -192,7 +192,7 @@ class _Clock:
 
 @torch.no_grad()
 def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_test: bool = True,
-           flip_index: Sequence[int] | None = None, max_proposals: int = 30, keypoint_threshold: float = 0.01,
+           flip_index: Sequence[int] | None = None, max_proposals: int = 30, center_threshold: float = 0.01,
            center_pool_kernel: int = 3, oks_nms_threshold: float = 0.8,
            oks_sigmas: Sequence[float] | torch.Tensor, image_id: int | None = None, stride: int = 4,
            return_intermediates: bool = False) -> DecodeResult:
@@ -208,7 +208,7 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
             plus ``image_id`` when the argument is None.
         flip_test: average with the mirrored image (needs ``flip_index``).
         flip_index: keypoint k of the mirrored image is keypoint ``flip_index[k]`` of the original.
-        max_proposals, keypoint_threshold: top-k peaks kept above this center score.
+        max_proposals, center_threshold: top-k peaks kept above this center score.
         center_pool_kernel: smoothing kernel k of the center and keypoint maps (3; 11 for OCHuman).
         oks_nms_threshold: OKS above which a lower-scored pose is dropped (0.8; 0.7 for OCHuman).
         oks_sigmas: the K true OKS σ (pycocotools' values = release TEST.OKS_SIGMAS / 10).
@@ -256,7 +256,7 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
 
     # 4-5. smoothing, max-pool NMS, top-k above threshold.
     center = smooth_heatmaps(center_raw, center_pool_kernel)
-    coords, center_scores, center_nms = find_peaks(center, max_proposals, keypoint_threshold)
+    coords, center_scores, center_nms = find_peaks(center, max_proposals, center_threshold)
     n = coords.shape[0]
     if inter is not None:
         inter.update(center_raw=center_raw.cpu(), center_smoothed=center.cpu(), center_nms=center_nms.cpu(),
@@ -345,5 +345,5 @@ def decode_kwargs_from_config(test_cfg: Any, flip_index: Sequence[int], oks_sigm
                               ) -> dict[str, Any]:
     """:func:`decode` keyword arguments from a ``TestConfig`` plus the data-set profile's flip index/sigmas."""
     return dict(flip_test=test_cfg.flip_test, flip_index=tuple(flip_index), max_proposals=test_cfg.max_proposals,
-                keypoint_threshold=test_cfg.keypoint_threshold, center_pool_kernel=test_cfg.center_pool_kernel,
+                center_threshold=test_cfg.center_threshold, center_pool_kernel=test_cfg.center_pool_kernel,
                 oks_nms_threshold=test_cfg.oks_nms_threshold, oks_sigmas=tuple(oks_sigmas))

@@ -255,7 +255,7 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
     on_failure = on_failure or _warn
     device = resolve_device(cfg.train.device)
     model, _ = runner.load_inference_model(cfg, checkpoint, device)
-    net = backends.make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
+    net = backends.make_runner(cfg.test.backend, model)  # test.backend: one of config.registry.BACKENDS
     prof = get_profile(cfg.data.dataset)
     kwargs = decode_mod.decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     results: list[dict] = []

@@ -47,7 +47,7 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
     gen = torch.Generator().manual_seed(0)
     image = torch.randn(3, size, size, generator=gen)
     meta = {"trans_inv": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "image_id": 0}
-    runner = make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
+    runner = make_runner(cfg.test.backend, model)  # test.backend: one of config.registry.BACKENDS
     net, dec = [], []
     with torch.no_grad():
         for i in range(warmup + repeats):

@@ -141,7 +141,7 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
     n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     results, t_net, t_dec = [], 0.0, 0.0
     if runner is None:
-        net = backends.make_runner(cfg.test.backend, model)  # test.backend: torch / onnxruntime / openvino
+        net = backends.make_runner(cfg.test.backend, model)  # test.backend: one of config.registry.BACKENDS
     elif getattr(runner, "name", None) != cfg.test.backend:
         raise ValueError(f"the runner given is a {getattr(runner, 'name', type(runner).__name__)!r} runner but "
                          f"test.backend={cfg.test.backend!r} (the metrics would name the wrong backend)")

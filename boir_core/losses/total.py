@@ -8,6 +8,11 @@ term), L_kpt the instance keypoint loss, L_bbox the CIoU box loss and L_emb the 
 Terms whose inputs are absent are left out: no ``bbox`` output (Table 4 "no bbox head"), ``bbox_mask``
 off or no ``emb`` output. CID outputs (``heatmap`` [B, K+1, H, W]) get the multi heatmap loss on that map,
 the instance loss and, when ``features`` are given, CID's contrastive loss (weight 1).
+
+:func:`loss_weights` is the one table of weights: every term that adds to the total has one there, and
+:data:`TERM_PARTS` names the parts that are reported beside their term but not added again. A term with no
+weight, or a weight for a term that does not exist, is an error (:func:`weighted_total`), never a term
+silently left out of the total.
 """
 from __future__ import annotations
 
@@ -21,10 +26,44 @@ from .box import bbox_loss
 from .contrastive import cid_contrastive_loss
 from .focal import instance_heatmap_loss, multi_heatmap_loss
 
-__all__ = ["total_loss", "REQUIRED_BATCH_KEYS"]
+__all__ = ["total_loss", "loss_weights", "weighted_total", "REQUIRED_BATCH_KEYS", "TERMS", "TERM_PARTS"]
 
 REQUIRED_BATCH_KEYS = ("multi_heatmap", "multi_mask", "instance_coord", "instance_imgid", "instance_heatmap",
                        "instance_mask")
+
+
+#: the terms that add up to the total, each with one weight in :func:`loss_weights`
+TERMS = ("multi_heatmap", "instance_heatmap", "bbox", "bbox_mask", "contrastive")
+#: parts reported beside a term (the Bbox Mask Loss's three sums) → the term they make up; not added again
+TERM_PARTS = {"pull_in": "bbox_mask", "push_out": "bbox_mask", "push_inst": "bbox_mask"}
+
+
+def loss_weights(loss_cfg: LossConfig, num_images: int = 1) -> tuple[dict[str, float], float]:
+    """``(weights, divisor)`` of ``loss_cfg.weighting`` for a batch of ``num_images`` images: one weight per term
+    of :data:`TERMS` and what the weighted sum is divided by.
+
+    paper (Eq. 5): every weight 1, divisor 1; release: ``loss.multi_heatmap_weight``, ``single_heatmap_weight``,
+    ``bbox_weight``, ``bbox_mask_weight`` and CID's contrastive term 1, divided by ``num_images``."""
+    if loss_cfg.weighting == "paper":
+        return {k: 1.0 for k in TERMS}, 1.0
+    return ({"multi_heatmap": loss_cfg.multi_heatmap_weight, "instance_heatmap": loss_cfg.single_heatmap_weight,
+             "bbox": loss_cfg.bbox_weight, "bbox_mask": loss_cfg.bbox_mask_weight, "contrastive": 1.0},
+            float(num_images))
+
+
+def weighted_total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, float], divisor: float = 1.0
+                   ) -> torch.Tensor:
+    """Σ weight·term over ``terms`` (in their order) ÷ ``divisor``; the parts of :data:`TERM_PARTS` are skipped.
+
+    A term without a weight, or a weight that names no term of :data:`TERMS`, is a KeyError naming it."""
+    unknown = [k for k in weights if k not in TERMS]
+    if unknown:
+        raise KeyError(f"total_loss: weights for unknown loss terms {unknown} (the terms: {list(TERMS)})")
+    missing = [k for k in terms if k not in weights and k not in TERM_PARTS]
+    if missing:
+        raise KeyError(f"total_loss: the loss terms {missing} have no weight (weights: {sorted(weights)}); every "
+                       f"term adds to the total, give it a weight in loss_weights")
+    return sum(weights[k] * v for k, v in terms.items() if k not in TERM_PARTS) / divisor
 
 
 def _need(mapping: Mapping, key: str, what: str) -> torch.Tensor:
@@ -72,13 +111,6 @@ def total_loss(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Te
     terms["instance_heatmap"] = instance_heatmap_loss(outputs["instance_heatmap"], batch["instance_heatmap"],
                                                       batch["instance_mask"], loss_cfg.max_instances, generator)
 
-    if loss_cfg.weighting == "paper":
-        weights = {"multi_heatmap": 1.0, "instance_heatmap": 1.0, "bbox": 1.0, "bbox_mask": 1.0, "contrastive": 1.0}
-        divisor = 1.0
-    else:
-        weights = {"multi_heatmap": loss_cfg.multi_heatmap_weight, "instance_heatmap": loss_cfg.single_heatmap_weight,
-                   "bbox": loss_cfg.bbox_weight, "bbox_mask": loss_cfg.bbox_mask_weight, "contrastive": 1.0}
-        divisor = float(batch["multi_heatmap"].shape[0])
-    total = sum(weights[k] * v for k, v in terms.items() if k in weights) / divisor
-    terms["total"] = total
+    weights, divisor = loss_weights(loss_cfg, batch["multi_heatmap"].shape[0])
+    terms["total"] = weighted_total(terms, weights, divisor)
     return terms

@@ -15,10 +15,7 @@ import torch.nn as nn
 from .boir import BoIR
 from .cid import CID
 
-__all__ = ["count_parameters", "parameter_table", "PARTS"]
-
-#: Parts reported for BoIR, in Table 5 order.
-PARTS = ("backbone", "neck", "center_head", "buk_head", "emb_head", "bbox_head", "kpt_head")
+__all__ = ["count_parameters", "parameter_table"]
 
 
 def _n(module) -> int:

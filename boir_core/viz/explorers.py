@@ -316,7 +316,7 @@ class DecodingExplorer(Explorer):
                  skeleton: Sequence[tuple[int, int]], min_score: float = 0.05):
         self.model, self.sample, self.original = model, sample, original
         self.kwargs, self.skeleton, self.min_score = dict(decode_kwargs), list(skeleton), min_score
-        self.threshold = _slider("float", float(self.kwargs.get("keypoint_threshold", 0.01)), 0.0, 0.5, 0.01,
+        self.threshold = _slider("float", float(self.kwargs.get("center_threshold", 0.01)), 0.0, 0.5, 0.01,
                                  "center threshold")
         self.proposals = _slider("int", int(self.kwargs.get("max_proposals", 30)), 1, 60, 1, "proposals")
         self.nms = _slider("float", float(self.kwargs.get("oks_nms_threshold", 0.8)), 0.1, 1.0, 0.05, "OKS-NMS")
@@ -327,7 +327,7 @@ class DecodingExplorer(Explorer):
         super().__init__([[self.threshold, self.proposals, self.nms], [self.flip, self.kernel]])
 
     def compute(self):
-        kw = {**self.kwargs, "keypoint_threshold": float(self.threshold.value),
+        kw = {**self.kwargs, "center_threshold": float(self.threshold.value),
               "max_proposals": int(self.proposals.value), "oks_nms_threshold": float(self.nms.value),
               "center_pool_kernel": int(self.kernel.value), "flip_test": self.flip.value == "flip test"}
         return decode(self.model, self.sample["image"], self.sample["meta"], return_intermediates=True, **kw)

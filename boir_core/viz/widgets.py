@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
+from ..config import LossConfig
 from ..losses.bbox_mask import VARIANTS, bbox_mask_terms, box_masks, instance_pixels
 from .explorers import figure_png
 from .similarity import similarity_map
@@ -24,6 +25,9 @@ from .similarity import similarity_map
 __all__ = ["toy_embedding", "explore_terms", "LossExplorer", "SimilarityViewer", "loss_explorer", "similarity_viewer"]
 
 DEFAULT_BOXES = ((4.0, 6.0, 12.0, 18.0), (12.0, 8.0, 12.0, 16.0))
+#: τ of the contrastive kernel (soft mask exp(−‖·‖²/(2τ))): the config's default ``loss.temperature``, 0.05, CID's
+#: InfoNCE temperature (also the default of :func:`boir_core.losses.bbox_mask_terms`)
+TEMPERATURE = LossConfig().temperature
 
 
 def toy_embedding(boxes: Sequence[Sequence[float]], size: int = 32, dim: int = 16, noise: float = 0.3,
@@ -45,8 +49,9 @@ def toy_embedding(boxes: Sequence[Sequence[float]], size: int = 32, dim: int = 1
 
 def explore_terms(boxes: Sequence[Sequence[float]], beta: float = 10.0, dim: int = 16, variant: str = "paper",
                   kernel: str = "ae", distance: str = "l2", size: int = 32, noise: float = 0.3, seed: int = 0,
-                  emb: Optional[torch.Tensor] = None) -> dict:
-    """Bbox Mask Loss terms and soft masks for ``boxes`` (xywh in map pixels) on a toy map (or ``emb``).
+                  emb: Optional[torch.Tensor] = None, temperature: float = TEMPERATURE) -> dict:
+    """Bbox Mask Loss terms and soft masks for ``boxes`` (xywh in map pixels) on a toy map (or ``emb``);
+    ``temperature`` is τ of ``kernel="contrastive"`` (default :data:`TEMPERATURE`).
 
     Returns ``pull_in``, ``push_out``, ``push_inst``, ``total`` (floats, after the variant's normalisation),
     ``per_instance`` (dict of lists), ``soft_masks`` [K, H, W] (numpy; the weights s_i inside B_i as the
@@ -59,13 +64,13 @@ def explore_terms(boxes: Sequence[Sequence[float]], beta: float = 10.0, dim: int
     centers = bbox[:, :2] + bbox[:, 2:] / 2
     imgid = torch.zeros(len(bbox), dtype=torch.long)
     t = bbox_mask_terms(emb[None].double(), bbox, imgid, centers, variant=variant, kernel=kernel, distance=distance,
-                        beta=beta)
+                        beta=beta, temperature=temperature)
     points = instance_pixels(bbox, h, w, variant, "center", centers)
     masks = box_masks(bbox, h, w, variant).double()
     if variant == "paper" and kernel == "ae":
         kern, b = "gaussian", beta
     elif variant == "paper":  # contrastive: exp(−‖·‖²/(2τ)) = the Gaussian with β/D = 1/(2τ)
-        kern, b = "gaussian", d / (2 * 0.05)
+        kern, b = "gaussian", d / (2 * temperature)
     else:
         kern, b = "release", beta
     soft = torch.stack([similarity_map(emb, point=tuple(pt.tolist()), beta=b, kernel=kern) for pt in points]) \
@@ -193,15 +198,6 @@ class SimilarityViewer:
             self.png = figure_png(fig)
             self.image.value = self.png
         return sim
-
-
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython  # local: optional outside notebooks
-
-        return get_ipython() is not None
-    except ImportError:  # pragma: no cover
-        return False
 
 
 def loss_explorer(**kwargs) -> LossExplorer:

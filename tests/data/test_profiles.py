@@ -67,11 +67,11 @@ def test_names_and_skeleton_match_the_real_files(real_fixtures):
 
 
 def test_the_profiles_are_the_one_registry_of_data_set_names():
-    """Everything that names data sets reads the registry; the config (the lowest room, which cannot import
-    it) spells the names and K out and is held to it here."""
+    """Everything that names data sets reads one table: the config's registry of names and K, which the
+    profiles build on and the config's ``data.dataset`` choices and ``num_keypoints`` come from."""
     import typing
 
-    from boir_core.config import Config, DataConfig
+    from boir_core.config import DATASET_KEYPOINTS, Config, DataConfig
     from boir_core.data.prepare import DATASETS as PREPARED
     from boir_core.data.profiles import DATASETS, DEMO_DATASETS, REAL_DATASETS
     from boir_core.engine.evaluate import DATASET_PROTOCOLS
@@ -80,7 +80,7 @@ def test_the_profiles_are_the_one_registry_of_data_set_names():
     from boir_core.paper.plan import REAL_DATASETS as REPRODUCED
     from boir_core.paper.render import DATASET_NAMES
 
-    assert DATASETS == ("coco", "crowdpose", "ochuman", "synthcrowd", "synthcrowd14")
+    assert DATASETS == ("coco", "crowdpose", "ochuman", "synthcrowd", "synthcrowd14") == tuple(DATASET_KEYPOINTS)
     assert REAL_DATASETS == ("coco", "crowdpose", "ochuman") and DEMO_DATASETS == ("synthcrowd", "synthcrowd14")
     assert PREPARED == REPRODUCED == REAL_DATASETS
     assert PAPER_DATASETS == DATASETS and PAPER_DEMO == DEMO_DATASETS
@@ -93,3 +93,21 @@ def test_the_profiles_are_the_one_registry_of_data_set_names():
                              "synthcrowd": "SynthCrowd", "synthcrowd14": "SynthCrowd-14"}
     for name in DATASETS:
         assert Config().override(f"data.dataset={name}").num_keypoints == get_profile(name).num_keypoints, name
+
+
+def test_profiles_that_disagree_with_the_registry_of_names_are_refused():
+    """A data set added (or its K changed) in the profiles but not in the config's registry, or the reverse, is an
+    error on import that shows both tables, not a config that accepts a name the data cannot load."""
+    from boir_core.config import DATASET_KEYPOINTS
+    from boir_core.data.profiles import _check_agrees_with_registry
+
+    _check_agrees_with_registry(PROFILES, DATASET_KEYPOINTS)  # the shipped tables agree
+    extra = dict(PROFILES, coco2=get_profile("coco"))
+    with pytest.raises(RuntimeError, match="coco2.*disagrees with.*DATASET_KEYPOINTS"):
+        _check_agrees_with_registry(extra, DATASET_KEYPOINTS)
+    with pytest.raises(RuntimeError, match="disagrees"):
+        _check_agrees_with_registry(PROFILES, dict(DATASET_KEYPOINTS, crowdpose=17))
+    with pytest.raises(RuntimeError, match="disagrees"):  # the order is the registry's too
+        _check_agrees_with_registry(dict(reversed(PROFILES.items())), DATASET_KEYPOINTS)
+    with pytest.raises(RuntimeError, match=r"PROFILES\['coco2'\] is named 'coco'"):
+        _check_agrees_with_registry(extra, dict(DATASET_KEYPOINTS, coco2=17))

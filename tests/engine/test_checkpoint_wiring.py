@@ -23,7 +23,7 @@ def trained_run(tmp_path_factory, tiny_synth):
     cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu", "data.workers=0", "train.epochs=1",
                                "train.max_iters_per_epoch=2", "train.warmup_start_lr=0.001",
                                # every center proposal becomes a pose: results to compare even untrained
-                               "test.keypoint_threshold=0.0", "test.max_proposals=3"])
+                               "test.center_threshold=0.0", "test.max_proposals=3"])
     run = tmp_path_factory.mktemp("trained")
     train(cfg, run, progress=False)
     return cfg, run

@@ -140,7 +140,7 @@ def test_predict_draws_only_confident_people_but_keeps_every_pose(trained, tiny_
     monkeypatch.setattr(predict_mod, "draw_poses", spy)
     img = sorted((tiny_synth / "images" / "val").glob("*.jpg"))[0]
     args = ["predict", "--config", "tiny", "--checkpoint", str(trained), "--draw", str(tmp_path / "d"), "--quiet",
-            str(img), f"data.root={tiny_synth}", "train.device=cpu", "test.keypoint_threshold=0.0"]
+            str(img), f"data.root={tiny_synth}", "train.device=cpu", "test.center_threshold=0.0"]
     out = tmp_path / "all.json"
     assert main(args[:1] + ["--output", str(out), "--draw-min-score", "1.5"] + args[1:]) == 0
     assert len(json.loads(out.read_text())) > 0 and drawn_scores[-1] == []  # every pose kept, none drawn

@@ -99,7 +99,7 @@ def test_two_gloo_processes_evaluate_round_robin_like_one(tiny_cfg, tmp_path):
     from boir_core.model import build_model, save_checkpoint
 
     # threshold 0: every center proposal becomes a pose, so random weights give results to compare
-    cfg = tiny_cfg.override("test.keypoint_threshold=0.0", "test.max_proposals=5")
+    cfg = tiny_cfg.override("test.center_threshold=0.0", "test.max_proposals=5")
     torch.manual_seed(0)
     checkpoint = save_checkpoint(build_model(cfg, train=False), tmp_path / "weights.pt")
     threads = torch.get_num_threads()

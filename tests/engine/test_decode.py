@@ -354,7 +354,7 @@ def test_top_k_and_threshold():
     cp = center_map(16, 24, PEAKS)
     res = run(cp, max_proposals=1)
     _assert_poses_equal(res.poses, oracle_poses(cp, CENTERS[:1]))
-    res = run(cp, keypoint_threshold=0.45)  # smoothed centers: 0.9 -> 0.500, 0.6 -> 0.334
+    res = run(cp, center_threshold=0.45)  # smoothed centers: 0.9 -> 0.500, 0.6 -> 0.334
     assert len(res.poses) == 1
 
 

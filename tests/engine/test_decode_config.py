@@ -15,14 +15,14 @@ from boir_core.engine.decode import DecodeResult, decode_kwargs_from_config
 # written out from the released settings (docs/inference.md#decoding-steps): center pool kernel 11 and
 # OKS-NMS 0.7 for OCHuman only
 EXPECTED = {
-    "coco_w32": dict(center_pool_kernel=3, oks_nms_threshold=0.8, max_proposals=30, keypoint_threshold=0.01,
+    "coco_w32": dict(center_pool_kernel=3, oks_nms_threshold=0.8, max_proposals=30, center_threshold=0.01,
                      flip_test=True, k=17),
     "crowdpose_w32": dict(center_pool_kernel=3, oks_nms_threshold=0.8, max_proposals=30,
-                          keypoint_threshold=0.01, flip_test=True, k=14),
+                          center_threshold=0.01, flip_test=True, k=14),
     "ochuman_w32": dict(center_pool_kernel=11, oks_nms_threshold=0.7, max_proposals=30,
-                        keypoint_threshold=0.01, flip_test=True, k=17),
+                        center_threshold=0.01, flip_test=True, k=17),
     "ochuman_w48": dict(center_pool_kernel=11, oks_nms_threshold=0.7, max_proposals=30,
-                        keypoint_threshold=0.01, flip_test=True, k=17),
+                        center_threshold=0.01, flip_test=True, k=17),
 }
 # COCO's left/right pairs (the mirror image's keypoint k is the original's flip[k])
 COCO_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
@@ -34,7 +34,7 @@ def test_decode_kwargs_from_each_data_sets_config(name):
     prof = get_profile(cfg.data.dataset)
     kw = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     want = EXPECTED[name]
-    for key in ("center_pool_kernel", "oks_nms_threshold", "max_proposals", "keypoint_threshold", "flip_test"):
+    for key in ("center_pool_kernel", "oks_nms_threshold", "max_proposals", "center_threshold", "flip_test"):
         assert kw[key] == want[key], f"{name}: {key}={kw[key]!r}, expected {want[key]!r}"
     assert len(kw["flip_index"]) == want["k"] and len(kw["oks_sigmas"]) == want["k"]
     assert sorted(kw["flip_index"]) == list(range(want["k"]))
@@ -47,9 +47,9 @@ def test_decode_kwargs_from_each_data_sets_config(name):
 def test_every_decode_kwarg_follows_the_config():
     """Non-default values of every test.* field the decoder reads come through unchanged."""
     cfg = load_config("coco_w32", ["test.center_pool_kernel=7", "test.oks_nms_threshold=0.55",
-                                   "test.max_proposals=4", "test.keypoint_threshold=0.2", "test.flip_test=false"])
+                                   "test.max_proposals=4", "test.center_threshold=0.2", "test.flip_test=false"])
     kw = decode_kwargs_from_config(cfg.test, list(range(17)), [0.5] * 17)
-    assert (kw["center_pool_kernel"], kw["oks_nms_threshold"], kw["max_proposals"], kw["keypoint_threshold"],
+    assert (kw["center_pool_kernel"], kw["oks_nms_threshold"], kw["max_proposals"], kw["center_threshold"],
             kw["flip_test"]) == (7, 0.55, 4, 0.2, False)
     assert kw["flip_index"] == tuple(range(17)) and kw["oks_sigmas"] == (0.5,) * 17
 

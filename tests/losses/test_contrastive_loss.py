@@ -1,6 +1,8 @@
 """CID's InfoNCE contrastive loss (docs/model.md#boir-vs-cid) against a per-image cross-entropy loop."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -26,3 +28,18 @@ def test_single_instance_images_add_zero_and_separation_lowers_the_loss():
     assert (info_nce_per_instance(apart, two) < info_nce_per_instance(close, two)).all()
     with pytest.raises(ValueError, match="temperature"):
         info_nce_per_instance(v, torch.tensor([0, 0, 0]), temperature=0)
+
+
+# ---- the contrastive loss's default temperature ----------------------------------------------------------
+
+
+def test_info_nce_default_temperature_is_cids_0_05():
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    imgid = torch.tensor([1, 0, 1, 1, 0])
+    got = info_nce_per_instance(v, imgid)
+    u = [v[i] / v[i].norm() for i in range(5)]
+    for i in range(5):
+        same = [j for j in range(5) if imgid[j] == imgid[i]]
+        den = sum(math.exp(float(u[i] @ u[j]) / 0.05) for j in same)
+        assert math.isclose(float(got[i]), math.log(den) - float(u[i] @ u[i]) / 0.05, rel_tol=1e-9)

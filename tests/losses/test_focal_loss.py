@@ -1,10 +1,13 @@
-"""Focal, multi heatmap and instance keypoint losses against the element-by-element oracle (docs/training.md#losses)."""
+"""Focal, multi heatmap and instance keypoint losses against the element-by-element oracle (docs/training.md#losses),
+and the instance loss's random subset for every cap (drawn on the CPU generator, moved to the device; a ``meta``
+tensor stands in for a GPU tensor)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from boir_core.losses import focal_loss, instance_heatmap_loss, multi_heatmap_loss
+from boir_core.losses.focal import subsample_instances
 from boir_core.losses.reference import focal_loss_ref
 
 
@@ -85,3 +88,49 @@ def test_focal_gradcheck_and_fp32_under_autocast(make_batch):
         out = multi_heatmap_loss(center.bfloat16(), outputs["buk"].bfloat16(), batch["multi_heatmap"].float(),
                                  batch["multi_mask"].float())
     assert out.dtype == torch.float32 and torch.isfinite(out)
+
+
+# ---- subsample_instances and the instance keypoint loss's cap ----------------------------------------------
+
+
+@pytest.mark.parametrize("num_instances, max_instances", [(5, 0), (5, -1), (0, 0), (3, 3), (2, 3), (1, 1)])
+def test_no_subset_when_the_cap_is_off_or_not_exceeded(num_instances, max_instances):
+    g = torch.Generator().manual_seed(3)
+    before = g.get_state()
+    assert subsample_instances(num_instances, max_instances, g) is None
+    assert torch.equal(g.get_state(), before)  # nothing drawn: the next steps' subsets do not move
+
+
+@pytest.mark.parametrize("num_instances, max_instances", [(5, 1), (6, 2), (4, 3)])
+def test_subset_is_the_first_draws_of_the_generator_sorted_on_the_cpu(num_instances, max_instances):
+    got = subsample_instances(num_instances, max_instances, torch.Generator().manual_seed(5))  # default device
+    want = sorted(torch.randperm(num_instances, generator=torch.Generator().manual_seed(5)).tolist()[:max_instances])
+    assert got.device.type == "cpu" and got.dtype == torch.long and got.tolist() == want
+
+
+def test_subset_is_drawn_on_the_cpu_generator_and_moved_to_the_device():
+    want = subsample_instances(6, 2, torch.Generator().manual_seed(1)).tolist()
+    # a notebook that made another device the default (torch.set_default_device) still draws on the CPU generator
+    with torch.device("meta"):
+        got = subsample_instances(6, 2, torch.Generator().manual_seed(1), device="cpu")
+    assert got.device.type == "cpu" and got.tolist() == want
+    on = subsample_instances(6, 2, torch.Generator().manual_seed(1), device="meta")
+    assert on.device.type == "meta" and on.shape == (2,)
+
+
+def _instance_oracle(logits, heatmap, mask):
+    prob = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    return focal_loss_ref(prob, heatmap, mask[:, :, None, None])
+
+
+def test_instance_loss_cap_zero_keeps_everybody_and_cap_one_keeps_one(make_batch):
+    outputs, batch = make_batch(counts=(2, 3))
+    args = (outputs["instance_heatmap"], batch["instance_heatmap"], batch["instance_mask"])
+    full = _instance_oracle(*args)
+    for cap in (0, -1, 5):
+        got = instance_heatmap_loss(*args, max_instances=cap, generator=torch.Generator().manual_seed(0))
+        assert torch.allclose(got, full, atol=1e-10), cap
+    k = int(torch.randperm(5, generator=torch.Generator().manual_seed(2))[0])
+    one = instance_heatmap_loss(*args, max_instances=1, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(one, _instance_oracle(*(a[k:k + 1] for a in args)), atol=1e-10)
+    assert not torch.allclose(one, full)

@@ -26,7 +26,7 @@ from boir_core.model.saving import save_checkpoint
 
 #: the tiny network on the smallest backbone, one view; threshold 0: every image has poses
 SETTINGS = ["train.device=cpu", "model.backbone=hrnet_w18_small", "test.flip_test=false",
-            "test.keypoint_threshold=0.0"]
+            "test.center_threshold=0.0"]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,30 @@ def test_explore_terms_equals_the_loss_and_masks_stay_in_boxes():
     assert 0 < soft.max() <= 1
 
 
+@pytest.mark.parametrize("temperature", [None, 0.5])
+def test_the_contrastive_explorer_uses_the_losss_temperature_and_kernel(temperature):
+    """kernel="contrastive": the terms are the loss's with τ (default: the config's ``loss.temperature``), and each
+    soft mask is the loss's ψ with β/D = 1/(2τ), exp(−‖e(u) − p‖²/(2τ)), inside the box."""
+    from boir_core.config import LossConfig
+    from boir_core.losses import distance_r, psi
+
+    kw = {} if temperature is None else {"temperature": temperature}
+    tau = LossConfig().temperature if temperature is None else temperature
+    res = explore_terms(BOXES, beta=10.0, dim=8, size=20, kernel="contrastive", **kw)
+    bbox = torch.tensor(BOXES, dtype=torch.float64)
+    t = bbox_mask_terms(res["emb"][None], bbox, torch.zeros(2, dtype=torch.long), bbox[:, :2] + bbox[:, 2:] / 2,
+                        kernel="contrastive", temperature=tau)
+    assert res["total"] == pytest.approx(float(t.loss), rel=1e-9)
+    e = torch.nn.functional.normalize(res["emb"], dim=0)
+    row, col = res["points"][0]
+    by_hand = torch.exp(-distance_r(e.permute(1, 2, 0), e[:, row, col]) / (2 * tau))
+    assert torch.allclose(psi(distance_r(e.permute(1, 2, 0), e[:, row, col]), 8 / (2 * tau), 8), by_hand)
+    inside = res["soft_masks"][0] > 0
+    assert inside.any()
+    assert torch.allclose(torch.from_numpy(res["soft_masks"][0])[torch.from_numpy(inside)],
+                          by_hand[torch.from_numpy(inside)], rtol=1e-9)
+
+
 def test_toy_scene_separates_boxes_and_overlap_changes_push_inst():
     emb = toy_embedding(BOXES, size=20, dim=8, noise=0.0)
     assert torch.allclose(emb[:, 5, 3], emb[:, 6, 4]) and not torch.allclose(emb[:, 5, 3], emb[:, 5, 12])

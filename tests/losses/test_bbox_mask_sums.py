@@ -1,6 +1,6 @@
-"""The shared sums of the Bbox Mask Loss (``losses/bbox_mask_sums.py``) where the other tests did not look
-(issue 14, mutation testing): a similarity map of another dtype or shape, a box that leaves exactly one pixel
-outside, the cosine soft mask on zero and near-zero pixels, torch's default dtype, and a non-CPU device."""
+"""The shared sums of the Bbox Mask Loss (``losses/bbox_mask_sums.py``): a similarity map of another dtype or
+shape, a box that leaves exactly one pixel outside, the cosine soft mask on zero and near-zero pixels, torch's
+default dtype, and every tensor kept on the input's device."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
-"""The release's Bbox Mask Loss (losses/bbox_mask_release.py) where its mutation run found gaps (issue 14): the
-dilated box pixel sets at the map's borders, the fields every result carries besides the losses, and the
-strict ``Σs < 1e-5`` rule of the positive group's fallback. Oracles are plain loops over boxes and pixels."""
+"""The release's Bbox Mask Loss (losses/bbox_mask_release.py): the dilated box pixel sets at the map's borders,
+the fields every result carries besides the losses, and the strict ``Σs < 1e-5`` rule of the positive group's
+fallback. Oracles are plain loops over boxes and pixels."""
 from __future__ import annotations
 
 import math

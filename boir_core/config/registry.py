@@ -1,0 +1,25 @@
+"""The kit's named choices, each spelled once: the data sets (name → number of keypoints K) and the inference
+backends.
+
+They live in the config room, the lowest, so that the config's types are built from them
+(:class:`~boir_core.config.DataConfig` ``dataset``, :class:`~boir_core.config.TestConfig` ``backend``,
+``Config.num_keypoints``) and every higher room reads the same table: :mod:`boir_core.data.profiles` holds each
+data set's full profile (keypoint names, skeleton, sigmas, files, rules) and checks on import that it agrees
+with :data:`DATASET_KEYPOINTS`; :mod:`boir_core.engine.backends` builds a runner for each name of
+:data:`BACKENDS`.
+
+A new data set: its line here and its profile in ``data/profiles.py``. A new backend: its name here and its
+runner in ``engine/backends.py``.
+"""
+from __future__ import annotations
+
+__all__ = ["DATASET_KEYPOINTS", "DATASET_NAMES", "BACKENDS"]
+
+#: Every data set the kit knows, in registry order, and its number of keypoints K (COCO's 17, CrowdPose's 14);
+#: the synthetic sets follow COCO's and CrowdPose's keypoints.
+DATASET_KEYPOINTS: dict[str, int] = {"coco": 17, "crowdpose": 14, "ochuman": 17, "synthcrowd": 17, "synthcrowd14": 14}
+#: The data-set names, in registry order (``data.dataset`` accepts exactly these).
+DATASET_NAMES: tuple[str, ...] = tuple(DATASET_KEYPOINTS)
+#: Who runs the network at inference (``test.backend``): PyTorch, and the two pip extras that run the exported
+#: ONNX graphs (docs: :mod:`boir_core.engine.backends`).
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
