@@ -34,6 +34,7 @@ from ..io import atomic_write_json
 from ..model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
 from ..paths import checkout_root
 from . import train as training  # train() through its module (tests stand in for it there)
+from .budget import length_source
 from .crowd_split import crowd_split_metrics
 from .predict import predict
 from .runner import run_evaluation
@@ -52,15 +53,6 @@ DEMO_TIME_BUDGET_S = 180
 
 #: Val images scored at each checkpoint of the fresh run (the AP curve in the summary; the final AP uses all).
 CURVE_IMAGES = 50
-
-#: The parameters through which each notebook receives the demo's weights (by notebook number);
-#: notebooks 01-03 get nothing (02 and 03 load the kit's default weights themselves,
-#: :func:`boir_core.paths.default_checkpoint`: the shipped BoIR, else this run's). Notebook 04 (training) gets
-#: the fresh run folder, whose log it plots after the shipped logs; the others get the shipped weights (the
-#: fresh ones without).
-DEMO_WEIGHT_PARAMETERS = {"04": ("checkpoint",), "05": ("checkpoint",), "06": ("demo_checkpoint",),
-                          "07": ("boir_checkpoint", "boir_config", "cid_checkpoint", "cid_config")}
-
 
 def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
                      cwd: str | os.PathLike | None = None) -> Path:
@@ -127,8 +119,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     out_dir = Path(out_dir)
     overrides = list(overrides or [])
     cfg = load_config(config, overrides)
-    named = any(o.split("=", 1)[0] in ("train.time_budget_s", "train.max_steps") for o in overrides)
-    if not named and cfg.train.time_budget_s <= 0 and cfg.train.max_steps <= 0:  # a length the user set wins
+    if length_source(cfg.train) == "epochs":  # a length the config or the user set (steps, a budget) wins
         cfg = cfg.override(f"train.time_budget_s={DEMO_TIME_BUDGET_S}")
     k = get_profile(cfg.data.dataset).num_keypoints
     print(f"[demo] 1/5 SynthCrowd at {cfg.data.root}")
@@ -155,8 +146,8 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     run_dir = out_dir / "train"
     budget = cfg.train.time_budget_s
     print(f"[demo] 3/5 training a fresh {cfg.name} model into {run_dir} "
-          + (f"within a {budget:.0f} s budget (steps fixed from this CPU's measured step time)" if budget > 0
-             and cfg.train.max_steps <= 0 else f"for {cfg.train.max_steps or 'its epochs of'} steps"))
+          + (f"within a {budget:.0f} s budget (steps fixed from this CPU's measured step time)"
+             if length_source(cfg.train) == "time_budget" else f"for {cfg.train.max_steps} steps"))
     t = time.time()
     curve_path = run_dir / "ap_curve.json"
     curve: list[dict[str, Any]] = []
@@ -209,7 +200,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
         "fresh_training": {"steps": plan.get("total_steps"), "steps_this_run": summary.iterations,
                            "ap_curve": curve,
                            "batch_size": cfg.train.batch_size, "time_budget_s": budget or None,
-                           "measured_step_s": plan.get("measured_step_s"), "device": plan.get("device"),
+                           "step_seconds": plan.get("step_seconds"), "device": plan.get("device"),
                            "reproduce_with": plan.get("reproduce_with"), "seconds": round(stages["train"], 1),
                            "run_dir": str(run_dir)},
         "stages_seconds": {k: round(v, 1) for k, v in stages.items()},
@@ -257,7 +248,7 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(f"  (crowded: {r['crowded']['images']} images with crowdIndex >= 0.5; sparse: "
                  f"{r['sparse']['images']} images)")
     ft = s["fresh_training"]
-    step = ft.get("measured_step_s")
+    step = ft.get("step_seconds", ft.get("measured_step_s"))  # the key of summaries written before
     lines.append(f"  fresh training: {ft['steps']} steps of {ft['batch_size']} images in {ft['seconds']:.0f} s"
                  + (f"; budget {ft['time_budget_s']:.0f} s, measured {step:.3f} s per step on {ft['device']}; "
                     f"rerun exactly with {ft['reproduce_with']}" if step else ""))
