@@ -39,7 +39,7 @@ from .crowd_split import crowd_split_metrics
 from .predict import predict
 from .runner import run_evaluation
 
-__all__ = ["run_demo", "execute_notebook"]
+__all__ = ["run_demo", "demo_config", "execute_notebook"]
 
 #: What to do without a checkout (an installed wheel): the demo's other steps need only the package.
 NO_CHECKOUT_HINT = ("`boir demo --no-notebooks` runs the demo's other steps (data, shipped weights, training, "
@@ -103,6 +103,18 @@ def _shipped(data_root: str, weights_dir) -> dict[str, tuple[Any, Path]]:
             for arch in ARCHS if arch in listed}
 
 
+def demo_config(config: str = "demo", overrides: list[str] | None = None):
+    """The demo's config: ``config`` with the demo's default length (a :data:`DEMO_TIME_BUDGET_S` time budget)
+    placed *under* the user's ``overrides``, so any length they set wins (``train.max_steps=N``, another budget,
+    or ``train.time_budget_s=0`` to train by the epochs); a config that sets a length of its own keeps it."""
+    own = length_source(load_config(config).train) != "epochs"
+    default = [] if own else [f"train.time_budget_s={DEMO_TIME_BUDGET_S}"]
+    cfg = load_config(config, [*default, *(overrides or [])])
+    if default and length_source(cfg.train) == "max_steps":  # the steps win: keep no unused budget in the config
+        cfg = cfg.override("train.time_budget_s=0")
+    return cfg
+
+
 def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", overrides: list[str] | None = None,
              notebooks: bool = True, weights_dir: str | os.PathLike | None = None,
              draw_images: int = 8, generate_data: bool = True) -> dict[str, Any]:
@@ -118,9 +130,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     stages: dict[str, float] = {}
     out_dir = Path(out_dir)
     overrides = list(overrides or [])
-    cfg = load_config(config, overrides)
-    if length_source(cfg.train) == "epochs":  # a length the config or the user set (steps, a budget) wins
-        cfg = cfg.override(f"train.time_budget_s={DEMO_TIME_BUDGET_S}")
+    cfg = demo_config(config, overrides)
     k = get_profile(cfg.data.dataset).num_keypoints
     print(f"[demo] 1/5 SynthCrowd at {cfg.data.root}")
     if generate_data:
