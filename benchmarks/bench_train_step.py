@@ -7,7 +7,7 @@ Usage::
     python benchmarks/bench_train_step.py --levers layout,optimizer --rounds 5
     python benchmarks/bench_train_step.py --config coco_w32 --device cuda --batch 8 data.root=data/coco
 
-One step = the training loop's own step (``boir_core.engine.train._step``: forward, every loss term, backward,
+One step = the training loop's own step (``boir_core.engine.job.TrainingJob.step``: forward, every loss term, backward,
 clipping, AdamW) on real batches of the config's training set (SynthCrowd by default; generated when
 missing). The levers run interleaved, round by round, each on its own copy of the same seeded network, so a
 machine whose load changes during the run shifts them all alike: compare the ratios, and read the absolute
@@ -47,8 +47,9 @@ from boir_core.config import load_config  # noqa: E402
 from boir_core.data import KeypointDataset, collate_train  # noqa: E402
 from boir_core.data.synthetic import ensure_synthcrowd  # noqa: E402
 from boir_core.engine.distributed import DistInfo  # noqa: E402
-from boir_core.engine.precision import amp_settings, cpu_has_native_bf16  # noqa: E402
-from boir_core.engine.train import _step, move_batch  # noqa: E402
+from boir_core.engine.job import TrainingJob, move_batch  # noqa: E402
+from boir_core.engine.optimization import Optimization  # noqa: E402
+from boir_core.engine.precision import Precision, amp_settings, cpu_has_native_bf16  # noqa: E402
 from boir_core.model import build_model  # noqa: E402
 
 LEVERS = ("layout", "optimizer", "threads", "precision", "compile", "batch")
@@ -95,7 +96,8 @@ def step_flops(model, batch, channels_last: bool) -> float:
 
 
 class Setting:
-    """One lever setting: its own seeded network and optimiser, stepped by the engine's ``_step``."""
+    """One lever setting: its own seeded network and optimiser, stepped by the engine's step
+    (:meth:`~boir_core.engine.job.TrainingJob.step`)."""
 
     def __init__(self, name: str, cfg, device: torch.device, *, channels_last: bool, fused: bool = False,
                  threads: int | None = None, amp: str | None = None, compile_net: bool = False, batch_mult: int = 1):
@@ -111,6 +113,9 @@ class Setting:
                                            weight_decay=self.cfg.train.weight_decay, **kw)
         self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
         self.dinfo = DistInfo(device=device)
+        precision = Precision(self.use_amp, self.amp_dtype, use_scaler, device.type)
+        self.job = TrainingJob(self.cfg, self.dinfo, None, self.model, self.model,  # the engine's step, no data set
+                               Optimization(self.optimizer, self.scaler, precision, iters_per_epoch=1))
         self.compile_s = 0.0
         if compile_net:  # the backbone alone: the instance head's shapes change with the number of people
             self.model.backbone = torch.compile(self.model.backbone)
@@ -124,8 +129,7 @@ class Setting:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            _step(self.model, self.optimizer, self.scaler, batch, self.cfg, self.dinfo, self.use_amp, self.amp_dtype,
-                  None)
+            self.job.step(batch)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t

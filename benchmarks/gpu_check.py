@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,9 +129,11 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
                 workdir: Path) -> dict:
     import torch
 
+    from boir_core.engine.budget import step_seconds_of
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.precision import amp_settings
-    from boir_core.engine.train import _step, move_batch
+    from boir_core.engine.job import TrainingJob, move_batch
+    from boir_core.engine.optimization import Optimization
+    from boir_core.engine.precision import Precision
     from boir_core.model import build_model, count_parameters
 
     cfg = _train_cfg(name, tiny, device_name, batch, compile_)
@@ -142,9 +143,11 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
     core = build_model(cfg, train=True).to(device).to(memory_format=torch.channels_last)
     model = torch.compile(core) if compile_ else core
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    use_amp, dtype, use_scaler = amp_settings(cfg.train.amp, device)
-    scaler = torch.amp.GradScaler(device.type, init_scale=16384.0, enabled=use_scaler)
-    dinfo = DistInfo(device=device)
+    precision = Precision.of(cfg.train.amp, device)
+    dtype = precision.dtype
+    scaler = torch.amp.GradScaler(device.type, init_scale=16384.0, enabled=precision.grad_scaler)
+    job = TrainingJob(cfg, DistInfo(device=device), None, model, core,  # the engine's step, no data set
+                      Optimization(optimizer, scaler, precision, iters_per_epoch=1))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -153,14 +156,14 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
     for i in range(warmup + steps):
         sync()
         t = time.perf_counter()
-        terms, _, finite = _step(model, optimizer, scaler, b, cfg, dinfo, use_amp, dtype, None)
+        terms, _, finite = job.step(b)
         sync()
         dt = time.perf_counter() - t
         if i == 0:
             first = dt
         if i >= warmup:
             times.append(dt)
-    step = statistics.median(times)
+    step = step_seconds_of(times, skip=0)  # the kit's seconds per step: the mean (engine.budget)
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     if peak is None:
         from boir_core.engine.dryrun import peak_rss_bytes
@@ -168,7 +171,7 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
         peak = peak_rss_bytes()
     return {"config": cfg.name, "backbone": cfg.model.backbone, "input_size": cfg.data.input_size, "batch": batch,
             "amp": str(dtype).replace("torch.", ""), "channels_last": True, "compile": compile_,
-            "step_s": step, "images_per_s": batch / step, "first_step_s": first,
+            "step_seconds": step, "images_per_s": batch / step, "first_step_seconds": first,
             "peak_memory_bytes": peak, "peak_memory_kind": "max_memory_allocated" if device.type == "cuda"
             else "peak RSS", "params": count_parameters(core)["total"], "finite": bool(finite),
             "last_loss": terms.get("total")}
@@ -219,8 +222,9 @@ def ddp_step(tiny: bool, device_name: str, batch: int, workdir: Path) -> dict:
     import torch.distributed as dist
 
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.precision import amp_settings
-    from boir_core.engine.train import _step, move_batch
+    from boir_core.engine.job import TrainingJob, move_batch
+    from boir_core.engine.optimization import Optimization
+    from boir_core.engine.precision import Precision
     from boir_core.model import build_model
 
     backend = "nccl" if device_name == "cuda" else "gloo"
@@ -237,17 +241,18 @@ def ddp_step(tiny: bool, device_name: str, batch: int, workdir: Path) -> dict:
         core = build_model(cfg, train=True).to(device).to(memory_format=torch.channels_last)
         model = torch.nn.parallel.DistributedDataParallel(core, device_ids=[0] if device.type == "cuda" else None)
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
-        use_amp, dtype, use_scaler = amp_settings(cfg.train.amp, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        precision = Precision.of(cfg.train.amp, device)
+        scaler = torch.amp.GradScaler(device.type, enabled=precision.grad_scaler)
         dinfo = DistInfo(rank=0, world_size=1, local_rank=0, device=device)
+        job = TrainingJob(cfg, dinfo, None, model, core, Optimization(optimizer, scaler, precision, iters_per_epoch=1))
         before = next(core.parameters()).detach().clone()
         t = time.perf_counter()
-        terms, grad_norm, finite = _step(model, optimizer, scaler, b, cfg, dinfo, use_amp, dtype, None)
+        terms, grad_norm, finite = job.step(b)
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t
         changed = not torch.equal(before, next(core.parameters()).detach())
-        return {"backend": backend, "world_size": dist.get_world_size(), "step_s": dt, "finite": bool(finite),
+        return {"backend": backend, "world_size": dist.get_world_size(), "step_seconds": dt, "finite": bool(finite),
                 "grad_norm": grad_norm, "weights_changed": changed, "loss": terms.get("total"),
                 "status": "ok" if finite and changed else "failed"}
     finally:
@@ -314,7 +319,7 @@ def main(argv=None) -> int:
                           need_s=30)
             if rec and rec.get("status") == "ok":
                 chk.rows.append((f"train {label} {rec['input_size']} px b{batch} {rec['amp']}+NHWC",
-                                 f"{rec['images_per_s']:.1f} img/s, {rec['step_s'] * 1000:.0f} ms/step, peak "
+                                 f"{rec['images_per_s']:.1f} img/s, {rec['step_seconds'] * 1000:.0f} ms/step, peak "
                                  f"{_gib(rec['peak_memory_bytes'])}"))
     if "latency" not in skip:
         for name, label in [*nets, ("cid_coco_w32", "CID W32")]:
@@ -329,7 +334,7 @@ def main(argv=None) -> int:
     if "ddp" not in skip:
         rec = chk.run("ddp step", ddp_step, tiny, args.device, min(batch, 4), work, need_s=20)
         if rec and rec.get("status") in ("ok", "failed") and "backend" in rec:
-            chk.rows.append(("DDP step (1 process)", f"{rec['backend']}: {rec['status']}, {rec['step_s']:.2f} s, "
+            chk.rows.append(("DDP step (1 process)", f"{rec['backend']}: {rec['status']}, {rec['step_seconds']:.2f} s, "
                                                      f"weights changed: {rec['weights_changed']}"))
     if "compile" not in skip:
         if args.device != "cuda":
@@ -341,8 +346,8 @@ def main(argv=None) -> int:
                               True, work, need_s=120)
                 if rec and rec.get("status") == "ok":
                     chk.rows.append((f"train {label} {rec['input_size']} px b{batch} {rec['amp']}+NHWC compiled",
-                                     f"{rec['images_per_s']:.1f} img/s, {rec['step_s'] * 1000:.0f} ms/step (first "
-                                     f"step incl. compile {rec['first_step_s']:.0f} s), peak "
+                                     f"{rec['images_per_s']:.1f} img/s, {rec['step_seconds'] * 1000:.0f} ms/step "
+                                     f"(first step incl. compile {rec['first_step_seconds']:.0f} s), peak "
                                      f"{_gib(rec['peak_memory_bytes'])}"))
 
     total = time.perf_counter() - chk.t0

@@ -44,8 +44,8 @@ GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
                ["tests/engine/test_decode.py", "tests/engine/test_decode_config.py"]),
     "targets": (["boir_core/data/targets.py"], [], ["tests/data/test_targets.py"]),
     "evaluate": (["boir_core/engine/evaluate.py"], [], ["tests/engine/test_evaluate.py"]),
-    # the optimisation step only (the rest of train.py is I/O and bookkeeping tested elsewhere)
-    "train_step": (["boir_core/engine/train.py"], ["boir_core.engine.train.x__step*"],
+    # the optimisation step only (the rest of the job and train.py is I/O and bookkeeping tested elsewhere)
+    "train_step": (["boir_core/engine/job.py"], ["boir_core.engine.job.xǁTrainingJobǁstep*"],
                    ["tests/engine/test_train_wiring.py"]),
 }
 DO_NOT_MUTATE = ["boir_core/losses/reference.py"]  # the loop oracles the tests compare against

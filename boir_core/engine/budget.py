@@ -6,23 +6,23 @@ steps, where the count came from). The learning-rate schedule (warm-up + cosine)
 - ``train.max_steps = N`` (N > 0): exactly N steps. The warm-up keeps the config's share of the run
   (``warmup_epochs / epochs``), so ``max_steps`` changes the length and nothing else about the schedule.
 - ``train.time_budget_s = B`` (B > 0): the engine times a few steps on this machine
-  (:func:`time_steps`; they are undone afterwards, so they leave no trace in the weights), then fixes
-  ``N = (B - seconds already spent) / measured seconds per step`` (:func:`steps_for_budget`) and continues as
-  with ``max_steps = N``. The run folder's ``schedule.json`` records N and the measured step time, so
+  (:meth:`boir_core.engine.job.TrainingJob.time_steps`; they are undone afterwards, so they leave no trace in
+  the weights), then fixes ``N = (B - seconds already spent) / seconds per step`` (:func:`steps_for_budget`)
+  and continues as with ``max_steps = N``. The run folder's ``schedule.json`` records N and the measured step time, so
   ``train.max_steps=N train.time_budget_s=0`` reproduces the run on any machine, step for step.
 - neither: ``epochs x iterations per epoch``, warm-up ``warmup_epochs x iterations per epoch`` (as before).
 
-Everything here is free of wall-clock reads except :func:`time_steps`, whose clock is an argument, so the
-sizing is tested with a fake clock.
+The rule is one function, :func:`plan_run` (with :func:`length_source`, the part of it that needs no
+measurement): train, the dry run and the demo all ask it. Seconds per step are called ``step_seconds``
+everywhere, and are the *mean* of the timed steps (:func:`step_seconds_of`). Nothing here reads a clock.
 """
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Sequence
 
-__all__ = ["StepPlan", "plan_from_config", "sized_by_time_budget", "steps_for_budget", "time_steps",
+__all__ = ["StepPlan", "Measurement", "plan_run", "length_source", "steps_for_budget", "step_seconds_of",
            "CALIBRATION_STEPS", "CALIBRATION_SKIP"]
 
 #: Steps timed to size a time-budgeted run, of which the first ``CALIBRATION_SKIP`` are not counted (the
@@ -40,7 +40,7 @@ class StepPlan:
     iters_per_epoch: int
     source: str  # "epochs", "max_steps" or "time_budget"
     time_budget_s: float = 0.0
-    measured_step_s: float | None = None  # seconds per step measured by the time-budget calibration
+    step_seconds: float | None = None  # seconds per step measured by the time-budget calibration
     calibration_steps: int = 0  # steps timed (and undone) to measure it
     setup_s: float | None = None  # seconds spent before the first real step (build, data, calibration)
     device: str | None = None
@@ -65,72 +65,90 @@ class StepPlan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "StepPlan":
+        """The plan of a ``schedule.json`` or a checkpoint, also one written before seconds per step were
+        called ``step_seconds`` (then ``measured_step_s``)."""
+        d = dict(d)
+        if "step_seconds" not in d and "measured_step_s" in d:
+            d["step_seconds"] = d["measured_step_s"]
         names = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a time-budgeted run measured before its first real step: seconds per step, the seconds already
+    spent since the run started (building, data, the timed steps), the steps timed, and the device."""
+
+    step_seconds: float
+    setup_s: float = 0.0
+    calibration_steps: int = 0
+    device: str | None = None
 
 
 def _warmup_share(train_cfg) -> float:
     return min(1.0, max(0.0, train_cfg.warmup_epochs / train_cfg.epochs)) if train_cfg.epochs > 0 else 0.0
 
 
-def sized_by_time_budget(train_cfg) -> bool:
-    """Is the run's length measured on this machine (``train.time_budget_s`` > 0 and no ``train.max_steps``)?"""
-    return train_cfg.time_budget_s > 0 and train_cfg.max_steps <= 0
-
-
-def plan_from_config(train_cfg, iters_per_epoch: int, total_steps: int | None = None, **measured) -> StepPlan:
-    """The :class:`StepPlan` of ``train_cfg`` (a :class:`~boir_core.config.TrainConfig`).
-
-    ``total_steps`` (from a time budget) takes precedence over ``train.max_steps``, which takes precedence
-    over the epochs. ``measured`` fills the time-budget fields of the plan.
-    """
-    if iters_per_epoch <= 0:
-        raise ValueError(f"iters_per_epoch must be positive, got {iters_per_epoch}")
+def length_source(train_cfg) -> str:
+    """Where the length of ``train_cfg``'s run comes from: ``"max_steps"`` (``train.max_steps`` > 0, which wins),
+    ``"time_budget"`` (``train.time_budget_s`` > 0: it must be measured, see :func:`plan_run`) or
+    ``"epochs"``. Raises ``ValueError`` on a negative ``max_steps`` or budget."""
     if train_cfg.max_steps < 0:
         raise ValueError(f"train.max_steps must be >= 0 (0: use train.epochs), got {train_cfg.max_steps}")
     if train_cfg.time_budget_s < 0:
         raise ValueError(f"train.time_budget_s must be >= 0 (0: no budget), got {train_cfg.time_budget_s}")
-    if total_steps is not None:
-        source = "time_budget"
-    elif train_cfg.max_steps > 0:
-        total_steps, source = train_cfg.max_steps, "max_steps"
-    else:
+    if train_cfg.max_steps > 0:
+        return "max_steps"
+    return "time_budget" if train_cfg.time_budget_s > 0 else "epochs"
+
+
+def plan_run(train_cfg, iters_per_epoch: int, measured: Measurement | None = None) -> StepPlan:
+    """The :class:`StepPlan` of ``train_cfg`` (a :class:`~boir_core.config.TrainConfig`): the one rule that
+    decides a run's length (module docstring). A time-budgeted run needs ``measured`` (its step time);
+    ``measured`` is ignored when the length comes from ``train.max_steps`` or the epochs."""
+    if iters_per_epoch <= 0:
+        raise ValueError(f"iters_per_epoch must be positive, got {iters_per_epoch}")
+    source = length_source(train_cfg)
+    if source == "epochs":
         if train_cfg.epochs <= 0:
             raise ValueError(f"train.epochs must be positive, got {train_cfg.epochs}")
         return StepPlan(total_steps=train_cfg.epochs * iters_per_epoch,
                         warmup_steps=min(train_cfg.warmup_epochs, train_cfg.epochs) * iters_per_epoch,
-                        iters_per_epoch=iters_per_epoch, source="epochs", **measured)
-    total_steps = int(total_steps)
-    if total_steps <= 0:
-        raise ValueError(f"a run needs at least one step, got {total_steps}")
+                        iters_per_epoch=iters_per_epoch, source="epochs")
+    extra: dict[str, Any] = {}
+    if source == "max_steps":
+        total_steps = train_cfg.max_steps
+    elif measured is None:
+        raise ValueError(f"train.time_budget_s={train_cfg.time_budget_s:g}: the run's length needs its measured "
+                         "seconds per step (TrainingJob.time_steps)")
+    else:
+        total_steps = steps_for_budget(train_cfg.time_budget_s, measured.step_seconds, measured.setup_s)
+        extra = asdict(measured)
     warmup = int(round(total_steps * _warmup_share(train_cfg)))
-    return StepPlan(total_steps=total_steps, warmup_steps=warmup, iters_per_epoch=iters_per_epoch, source=source,
-                    time_budget_s=float(train_cfg.time_budget_s), **measured)
+    return StepPlan(total_steps=int(total_steps), warmup_steps=warmup, iters_per_epoch=iters_per_epoch,
+                    source=source, time_budget_s=float(train_cfg.time_budget_s), **extra)
 
 
-def steps_for_budget(budget_s: float, step_s: float, spent_s: float = 0.0, min_steps: int = 1) -> int:
-    """Whole steps of ``step_s`` seconds that fit in what is left of ``budget_s`` after ``spent_s``.
+def steps_for_budget(budget_s: float, step_seconds: float, spent_s: float = 0.0, min_steps: int = 1) -> int:
+    """Whole steps of ``step_seconds`` seconds that fit in what is left of ``budget_s`` after ``spent_s``.
 
     Never fewer than ``min_steps`` (a budget smaller than the set-up still trains that many steps, so the
     run produces weights; the plan records the measured figures that show why it overran).
     """
     if budget_s <= 0:
         raise ValueError(f"time budget must be positive, got {budget_s}")
-    if not step_s > 0 or not math.isfinite(step_s):
-        raise ValueError(f"measured step time must be a positive number of seconds, got {step_s}")
+    if not step_seconds > 0 or not math.isfinite(step_seconds):
+        raise ValueError(f"measured step time must be a positive number of seconds, got {step_seconds}")
     left = budget_s - max(0.0, spent_s)
-    return max(int(min_steps), int(math.floor(left / step_s + 1e-9)))
+    return max(int(min_steps), int(math.floor(left / step_seconds + 1e-9)))
 
 
-def time_steps(step: Callable[[int], Any], n: int = CALIBRATION_STEPS, skip: int = CALIBRATION_SKIP,
-               clock: Callable[[], float] = time.perf_counter) -> float:
-    """Run ``step(i)`` for i = 0 … n-1 and return the mean seconds per step of the steps after the first
-    ``skip`` (the throughput a long run sees, data loading included when ``step`` loads its batch)."""
-    if n <= skip:
-        raise ValueError(f"need more steps ({n}) than skipped warm-up steps ({skip})")
-    for i in range(skip):
-        step(i)
-    t0 = clock()
-    for i in range(skip, n):
-        step(i)
-    return (clock() - t0) / (n - skip)
+def step_seconds_of(durations: Sequence[float], skip: int = CALIBRATION_SKIP) -> float:
+    """Seconds per step from the durations of consecutive steps: the *mean* of those after the first ``skip``.
+
+    The mean, not the median: a budget is spent by the sum of the steps, and ``N`` steps take ``N`` x the mean
+    (occasional slow steps, a data-loading stall or a garbage collection, belong to what a long run pays)."""
+    timed = list(durations)[skip:]
+    if not timed:
+        raise ValueError(f"need more steps ({len(durations)}) than skipped warm-up steps ({skip})")
+    return sum(timed) / len(timed)

@@ -34,11 +34,12 @@ from ..io import atomic_write_json
 from ..model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
 from ..paths import checkout_root
 from . import train as training  # train() through its module (tests stand in for it there)
+from .budget import length_source
 from .crowd_split import crowd_split_metrics
 from .predict import predict
 from .runner import run_evaluation
 
-__all__ = ["run_demo", "execute_notebook"]
+__all__ = ["run_demo", "demo_config", "execute_notebook"]
 
 #: What to do without a checkout (an installed wheel): the demo's other steps need only the package.
 NO_CHECKOUT_HINT = ("`boir demo --no-notebooks` runs the demo's other steps (data, shipped weights, training, "
@@ -52,15 +53,6 @@ DEMO_TIME_BUDGET_S = 180
 
 #: Val images scored at each checkpoint of the fresh run (the AP curve in the summary; the final AP uses all).
 CURVE_IMAGES = 50
-
-#: The parameters through which each notebook receives the demo's weights (by notebook number);
-#: notebooks 01-03 get nothing (02 and 03 load the kit's default weights themselves,
-#: :func:`boir_core.paths.default_checkpoint`: the shipped BoIR, else this run's). Notebook 04 (training) gets
-#: the fresh run folder, whose log it plots after the shipped logs; the others get the shipped weights (the
-#: fresh ones without).
-DEMO_WEIGHT_PARAMETERS = {"04": ("checkpoint",), "05": ("checkpoint",), "06": ("demo_checkpoint",),
-                          "07": ("boir_checkpoint", "boir_config", "cid_checkpoint", "cid_config")}
-
 
 def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
                      cwd: str | os.PathLike | None = None) -> Path:
@@ -111,6 +103,18 @@ def _shipped(data_root: str, weights_dir) -> dict[str, tuple[Any, Path]]:
             for arch in ARCHS if arch in listed}
 
 
+def demo_config(config: str = "demo", overrides: list[str] | None = None):
+    """The demo's config: ``config`` with the demo's default length (a :data:`DEMO_TIME_BUDGET_S` time budget)
+    placed *under* the user's ``overrides``, so any length they set wins (``train.max_steps=N``, another budget,
+    or ``train.time_budget_s=0`` to train by the epochs); a config that sets a length of its own keeps it."""
+    own = length_source(load_config(config).train) != "epochs"
+    default = [] if own else [f"train.time_budget_s={DEMO_TIME_BUDGET_S}"]
+    cfg = load_config(config, [*default, *(overrides or [])])
+    if default and length_source(cfg.train) == "max_steps":  # the steps win: keep no unused budget in the config
+        cfg = cfg.override("train.time_budget_s=0")
+    return cfg
+
+
 def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", overrides: list[str] | None = None,
              notebooks: bool = True, weights_dir: str | os.PathLike | None = None,
              draw_images: int = 8, generate_data: bool = True) -> dict[str, Any]:
@@ -126,10 +130,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     stages: dict[str, float] = {}
     out_dir = Path(out_dir)
     overrides = list(overrides or [])
-    cfg = load_config(config, overrides)
-    named = any(o.split("=", 1)[0] in ("train.time_budget_s", "train.max_steps") for o in overrides)
-    if not named and cfg.train.time_budget_s <= 0 and cfg.train.max_steps <= 0:  # a length the user set wins
-        cfg = cfg.override(f"train.time_budget_s={DEMO_TIME_BUDGET_S}")
+    cfg = demo_config(config, overrides)
     k = get_profile(cfg.data.dataset).num_keypoints
     print(f"[demo] 1/5 SynthCrowd at {cfg.data.root}")
     if generate_data:
@@ -155,8 +156,8 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
     run_dir = out_dir / "train"
     budget = cfg.train.time_budget_s
     print(f"[demo] 3/5 training a fresh {cfg.name} model into {run_dir} "
-          + (f"within a {budget:.0f} s budget (steps fixed from this CPU's measured step time)" if budget > 0
-             and cfg.train.max_steps <= 0 else f"for {cfg.train.max_steps or 'its epochs of'} steps"))
+          + (f"within a {budget:.0f} s budget (steps fixed from this CPU's measured step time)"
+             if length_source(cfg.train) == "time_budget" else f"for {cfg.train.max_steps} steps"))
     t = time.time()
     curve_path = run_dir / "ap_curve.json"
     curve: list[dict[str, Any]] = []
@@ -209,7 +210,7 @@ def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", ove
         "fresh_training": {"steps": plan.get("total_steps"), "steps_this_run": summary.iterations,
                            "ap_curve": curve,
                            "batch_size": cfg.train.batch_size, "time_budget_s": budget or None,
-                           "measured_step_s": plan.get("measured_step_s"), "device": plan.get("device"),
+                           "step_seconds": plan.get("step_seconds"), "device": plan.get("device"),
                            "reproduce_with": plan.get("reproduce_with"), "seconds": round(stages["train"], 1),
                            "run_dir": str(run_dir)},
         "stages_seconds": {k: round(v, 1) for k, v in stages.items()},
@@ -257,7 +258,7 @@ def format_summary(s: dict[str, Any]) -> str:
     lines.append(f"  (crowded: {r['crowded']['images']} images with crowdIndex >= 0.5; sparse: "
                  f"{r['sparse']['images']} images)")
     ft = s["fresh_training"]
-    step = ft.get("measured_step_s")
+    step = ft.get("step_seconds", ft.get("measured_step_s"))  # the key of summaries written before
     lines.append(f"  fresh training: {ft['steps']} steps of {ft['batch_size']} images in {ft['seconds']:.0f} s"
                  + (f"; budget {ft['time_budget_s']:.0f} s, measured {step:.3f} s per step on {ft['device']}; "
                     f"rerun exactly with {ft['reproduce_with']}" if step else ""))

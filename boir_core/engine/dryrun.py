@@ -6,28 +6,28 @@ reports what to check before a 3-day job: the resolved config, where the backbon
 steps, images per step over all processes, parameter counts, step time and peak memory on this device. It
 writes nothing (no run folder, no checkpoint). Under ``torchrun`` every process takes part; rank 0 prints.
 
-The first step includes one-off costs (kernel selection, allocator warm-up), so the step time reported is the
-median of the steps after it (``steps`` >= 2; with one step, that step's time).
+The job is the one :func:`~boir_core.engine.job.build_job` builds for training, its steps are
+:meth:`~boir_core.engine.job.TrainingJob.time_steps`, and the length reported is the plan the job decides
+(:meth:`~boir_core.engine.job.TrainingJob.decide_plan`: a time-budgeted run is sized from the steps timed
+here). The first step includes one-off costs (kernel selection, allocator warm-up), so seconds per step
+(``step_seconds``) is the mean of the steps after it, as a time-budgeted run measures it (``steps`` >= 2;
+with one step, that step's time).
 """
 from __future__ import annotations
 
+import itertools
 import platform
 import resource
 import sys
 import time
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from ..config import Config, preset_label
 from ..model import count_parameters
-from .budget import plan_from_config, sized_by_time_budget, steps_for_budget
-from .distributed import cleanup_distributed, device_name, init_distributed
-from .optimization import build_optimization
-from .schedule import set_lr, warmup_cosine_schedule
-from .seeding import epoch_batches, seed_everything
-from .train import _build_loader, _build_model, _step
+from .distributed import DistInfo, cleanup_distributed, device_name, init_distributed
+from .job import TrainingJob, build_job
 
 __all__ = ["dry_run", "format_dry_run", "peak_rss_bytes"]
 
@@ -49,101 +49,85 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print) -> dict[str, Any]:
+def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print,
+            clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """Build the training job of ``cfg``, run ``steps`` steps on its first batch and return the figures
-    (``log`` prints progress on rank 0). See the module docstring."""
+    (``log`` prints progress on rank 0; ``clock`` times everything). See the module docstring."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    t0 = time.perf_counter()
+    t0 = clock()
     dinfo = init_distributed(cfg.train.device)
     say = log if dinfo.is_main else (lambda msg: None)
     try:
-        tc = cfg.train
-        seed_everything(tc.seed + dinfo.rank)
-        say(f"[dry-run] building the data ({cfg.data.dataset} {cfg.data.train_split} under {cfg.data.root})")
-        dataset, sampler, loader, gen = _build_loader(cfg, dinfo)
-        say("[dry-run] building the model and loading its initial weights")
-        t_model = time.perf_counter()
-        model, core = _build_model(cfg, dinfo)
-        t_model = time.perf_counter() - t_model
-        optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = build_optimization(cfg, model, dinfo,
-                                                                                                 loader)
-        # the run's length as train() plans it: train.max_steps, else the epochs; a time-budgeted run is sized
-        # from the step time measured below (train() measures its own), its first steps follow the epochs' plan
-        budgeted = sized_by_time_budget(tc)
-        plan = plan_from_config(tc, iters_per_epoch)
-        lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, tc.lr, tc.warmup_start_lr, tc.min_lr)
-
-        t_data = time.perf_counter()
-        batch = next(epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank))
-        t_data = time.perf_counter() - t_data
+        say(f"[dry-run] building the data ({cfg.data.dataset} {cfg.data.train_split} under {cfg.data.root}), "
+            "the model and its initial weights")
+        job = build_job(cfg, dinfo, clock)
+        t_data = clock()
+        batch = next(job.batches(0))
+        t_data = clock() - t_data
         cuda = dinfo.device.type == "cuda"
         if cuda:
             torch.cuda.synchronize(dinfo.device)
             torch.cuda.reset_peak_memory_stats(dinfo.device)
-        loss_gen = torch.Generator(device="cpu").manual_seed(tc.seed)
-        model.train()
-        times, losses, finite_all = [], [], True
-        for i in range(steps):
-            say(f"[dry-run] step {i + 1}/{steps} on one batch of {batch['image'].shape[0]} images")
-            set_lr(optimizer, float(lrs[min(i, len(lrs) - 1)]))
-            t = time.perf_counter()
-            terms, grad_norm, finite = _step(model, optimizer, scaler, batch, cfg, dinfo, use_amp, amp_dtype,
-                                             loss_gen)
-            if cuda:
-                torch.cuda.synchronize(dinfo.device)
-            times.append(time.perf_counter() - t)
-            losses.append(terms)
-            finite_all = finite_all and bool(finite)
-        measured = times[1:] if len(times) > 1 else times
-        step_s = float(np.median(measured))
-        if budgeted:
-            plan = plan_from_config(tc, iters_per_epoch, total_steps=steps_for_budget(tc.time_budget_s, step_s))
-        total_steps = plan.total_steps
-        if cuda:
-            peak = {"kind": "cuda max_memory_allocated", "bytes": int(torch.cuda.max_memory_allocated(dinfo.device))}
-        else:
-            peak = {"kind": "peak RSS of this process", "bytes": peak_rss_bytes()}
-        counts = count_parameters(core)
-        images_per_step = tc.batch_size * dinfo.world_size
-        init = getattr(core, "init_report", None)
-        out = {
-            "config": cfg.to_dict(),
-            "config_yaml": cfg.to_yaml(),
-            "preset": preset_label(cfg),
-            "initialisation": init.source if init is not None else "none",
-            "initialisation_report": str(init) if init is not None else "",
-            "train_images": len(dataset),
-            "world_size": dinfo.world_size,
-            "batch_per_process": tc.batch_size,
-            "images_per_step": images_per_step,
-            "iters_per_epoch": iters_per_epoch,
-            "epochs": tc.epochs,
-            "total_steps": total_steps,
-            "warmup_steps": plan.warmup_steps,
-            "steps_from": plan.source,
-            "params": {"total": counts["total"], "inference": counts["inference"]},
-            "device": device_name(dinfo.device),
-            "cpu": _cpu_name(),
-            "amp": {"setting": tc.amp, "autocast": str(amp_dtype).replace("torch.", "") if use_amp else "off",
-                    "grad_scaler": use_scaler},
-            "channels_last": tc.channels_last,
-            "steps_run": steps,
-            "step_seconds": [round(s, 4) for s in times],
-            "step_time_s": step_s,
-            "images_per_s": images_per_step / step_s,
-            "data_seconds_first_batch": t_data,
-            "model_build_seconds": t_model,
-            "peak_memory": peak,
-            "losses": losses,
-            "finite": finite_all,
-            "estimated_hours": total_steps * step_s / 3600.0,
-            "seconds": time.perf_counter() - t0,
-        }
-        return out
+        say(f"[dry-run] {steps} step(s) on one batch of {batch['image'].shape[0]} images")
+        timing = job.time_steps(steps, clock, skip=min(1, steps - 1), batches=itertools.repeat(batch))
+        job.decide_plan(clock, timing=timing)  # the length train() plans (a time budget: at this step time)
+        return {**_job_figures(job, dinfo), **_step_figures(job, timing, cuda), "data_seconds_first_batch": t_data,
+                "seconds": clock() - t0}
     finally:
         if dinfo.distributed:
             cleanup_distributed()
+
+
+def _job_figures(job: TrainingJob, dinfo: DistInfo) -> dict[str, Any]:
+    """What was built: config, initial weights, data, plan, parameters, device and precision."""
+    cfg, plan, precision = job.cfg, job.plan, job.optimization.precision
+    counts = count_parameters(job.core)
+    init = getattr(job.core, "init_report", None)
+    return {
+        "config": cfg.to_dict(),
+        "config_yaml": cfg.to_yaml(),
+        "preset": preset_label(cfg),
+        "initialisation": init.source if init is not None else "none",
+        "initialisation_report": str(init) if init is not None else "",
+        "train_images": len(job.data.dataset),
+        "world_size": dinfo.world_size,
+        "batch_per_process": cfg.train.batch_size,
+        "images_per_step": cfg.train.batch_size * dinfo.world_size,
+        "iters_per_epoch": job.iters_per_epoch,
+        "epochs": cfg.train.epochs,
+        "total_steps": plan.total_steps,
+        "warmup_steps": plan.warmup_steps,
+        "steps_from": plan.source,
+        "params": {"total": counts["total"], "inference": counts["inference"]},
+        "device": device_name(dinfo.device),
+        "cpu": _cpu_name(),
+        "amp": {"setting": cfg.train.amp,
+                "autocast": str(precision.dtype).replace("torch.", "") if precision.autocast else "off",
+                "grad_scaler": precision.grad_scaler},
+        "channels_last": cfg.train.channels_last,
+        "model_build_seconds": job.build_seconds["network"],
+    }
+
+
+def _step_figures(job: TrainingJob, timing, cuda: bool) -> dict[str, Any]:
+    """What the steps measured: seconds per step, throughput, memory, losses, and the run's estimated hours."""
+    step_seconds = timing.step_seconds
+    images_per_step = job.cfg.train.batch_size * job.dinfo.world_size
+    if cuda:
+        peak = {"kind": "cuda max_memory_allocated", "bytes": int(torch.cuda.max_memory_allocated(job.dinfo.device))}
+    else:
+        peak = {"kind": "peak RSS of this process", "bytes": peak_rss_bytes()}
+    return {
+        "steps_run": len(timing.each_step_seconds),
+        "each_step_seconds": [round(s, 4) for s in timing.each_step_seconds],
+        "step_seconds": step_seconds,
+        "images_per_s": images_per_step / step_seconds,
+        "peak_memory": peak,
+        "losses": [r.terms for r in timing.results],
+        "finite": all(r.finite for r in timing.results),
+        "estimated_hours": job.plan.total_steps * step_seconds / 3600.0,
+    }
 
 
 def _gib(n: int) -> str:
@@ -180,8 +164,8 @@ def format_dry_run(r: dict[str, Any], *, config: bool = True) -> str:
         f"device:             {r['device']}" + (f" ({r['cpu']})" if r["device"].lower().startswith("cpu") else ""),
         f"precision:          train.amp={amp['setting']} -> autocast {amp['autocast']}"
         f"{', GradScaler' if amp['grad_scaler'] else ''}; channels_last={r['channels_last']}",
-        f"step time:          {r['step_time_s']:.3f} s ({r['images_per_s']:.2f} images/s over all processes; "
-        f"steps: {', '.join(f'{s:.3f}' for s in r['step_seconds'])} s, the first includes warm-up)",
+        f"step time:          {r['step_seconds']:.3f} s ({r['images_per_s']:.2f} images/s over all processes; "
+        f"steps: {', '.join(f'{s:.3f}' for s in r['each_step_seconds'])} s, the first includes warm-up)",
         f"peak memory:        {_gib(r['peak_memory']['bytes'])} ({r['peak_memory']['kind']})",
         f"first batch:        {r['data_seconds_first_batch']:.2f} s to load",
         "losses:             " + ", ".join(f"{t['total']:.4f}" for t in r["losses"])

@@ -1,24 +1,37 @@
-"""The optimiser of a training run: AdamW, the AMP settings with their GradScaler, and the iterations per
-epoch (train and the dry run build them the same way). The learning-rate schedule is :mod:`.schedule`."""
+"""The optimiser of a training run: AdamW, the precision with its GradScaler, and the iterations per epoch
+(built once, by :func:`boir_core.engine.job.build_job`). The learning-rate schedule is :mod:`.schedule`."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from ..config import Config
 from .distributed import DistInfo
-from .precision import amp_settings
+from .precision import Precision
 
-__all__ = ["build_optimization"]
+__all__ = ["Optimization", "build_optimization"]
 
 
-def build_optimization(cfg: Config, model, dinfo: DistInfo, loader):
-    """AdamW, the AMP settings and their GradScaler, and the iterations per epoch of ``loader`` (train and
-    the dry run build them the same way): (optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch)."""
+@dataclass
+class Optimization:
+    """What steps the weights: the optimiser, its GradScaler (disabled unless the precision needs one), the
+    precision the steps compute in, and the iterations of one epoch."""
+
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    precision: Precision
+    iters_per_epoch: int
+
+
+def build_optimization(cfg: Config, model, dinfo: DistInfo, loader) -> Optimization:
+    """AdamW over ``model``'s parameters, the precision of ``train.amp`` on this device with its GradScaler, and
+    the iterations per epoch of ``loader`` (capped by ``train.max_iters_per_epoch``)."""
     tc = cfg.train
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    use_amp, amp_dtype, use_scaler = amp_settings(tc.amp, dinfo.device)
-    scaler = torch.amp.GradScaler("cuda", init_scale=16384.0, enabled=use_scaler)
+    precision = Precision.of(tc.amp, dinfo.device)
+    scaler = torch.amp.GradScaler("cuda", init_scale=16384.0, enabled=precision.grad_scaler)
     iters_per_epoch = len(loader) if tc.max_iters_per_epoch <= 0 else min(len(loader), tc.max_iters_per_epoch)
     if iters_per_epoch == 0:
         raise RuntimeError(f"training set is smaller than one batch of {tc.batch_size} images per process")
-    return optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch
+    return Optimization(optimizer, scaler, precision, iters_per_epoch)

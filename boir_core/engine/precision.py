@@ -6,9 +6,33 @@ demo about 1.5x faster than fp32 (docs/training.md).
 """
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 import torch
 
-__all__ = ["amp_settings", "cpu_has_native_bf16"]
+__all__ = ["Precision", "amp_settings", "cpu_has_native_bf16"]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a training step computes: autocast on or off, in which dtype, with or without a GradScaler, and on
+    which device type (what :func:`amp_settings` decides for ``train.amp``, kept together so that one object,
+    not three loose values, travels from the job to its step)."""
+
+    autocast: bool
+    dtype: torch.dtype | None
+    grad_scaler: bool
+    device_type: str = "cpu"
+
+    @classmethod
+    def of(cls, amp: str, device: torch.device) -> "Precision":
+        """The precision of ``train.amp`` on ``device``."""
+        return cls(*amp_settings(amp, device), device_type=device.type)
+
+    def context(self):
+        """The autocast context the forward pass runs in (a no-op context when autocast is off)."""
+        return torch.autocast(self.device_type, dtype=self.dtype) if self.autocast else contextlib.nullcontext()
 
 
 def cpu_has_native_bf16() -> bool:

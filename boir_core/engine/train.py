@@ -26,16 +26,15 @@ works on both; ``fast`` adds bf16 on CPUs with native bf16 (AMX / AVX512-BF16), 
 ``channels_last`` trains the CPU demo about 1.5x faster than fp32. Every loss is computed in fp32 (the loss
 functions cast their inputs).
 
-The loop and its step live here; its parts have their own modules: :mod:`.precision` (``train.amp``),
-:mod:`.optimization` (AdamW, GradScaler), :mod:`.schedule` (warm-up + cosine), :mod:`.seeding` (RNGs and
-each epoch's data order), :mod:`.resume_check` (which config changes refuse a resume), :mod:`.metrics_log`,
-:mod:`.budget` (time-budgeted runs), :mod:`.checkpointing`, :mod:`.distributed`, :mod:`.runlock` (one
-training per run folder).
+The loop lives here: what it steps is a :class:`~.job.TrainingJob` (:mod:`.job`: data, network, optimiser,
+precision, the one optimisation step, and the run's plan, decided once). Its other parts have their own
+modules: :mod:`.precision` (``train.amp``), :mod:`.optimization` (AdamW, GradScaler), :mod:`.schedule`
+(warm-up + cosine), :mod:`.seeding` (RNGs and each epoch's data order), :mod:`.resume_check` (which config
+changes refuse a resume), :mod:`.metrics_log`, :mod:`.budget` (a run's length), :mod:`.checkpointing`,
+:mod:`.distributed`, :mod:`.runlock` (one training per run folder).
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
 import os
 import shlex
@@ -50,24 +49,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from .. import losses as loss_fns  # total_loss through the package (tests stand in for it there)
 from ..config import Config, upgrade_config_dict
-from ..data import KeypointDataset, collate_train
 from ..io import atomic_write_json
-from ..model import build_model, save_checkpoint
-from .budget import CALIBRATION_STEPS, StepPlan, plan_from_config, sized_by_time_budget, steps_for_budget, time_steps
+from ..model import save_checkpoint
+from .budget import StepPlan
 from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
-from .distributed import DistInfo, all_reduce_mean, broadcast_object, cleanup_distributed, device_name, init_distributed
+from .distributed import DistInfo, broadcast_object, cleanup_distributed, init_distributed
+from .job import StepResult, TrainingJob, build_job, move_batch
 from .metrics_log import MetricsLog
-from .optimization import build_optimization
 from .precision import amp_settings, cpu_has_native_bf16  # noqa: F401  (re-exported)
 from .resume_check import RESUME_FREE_KEYS, ResumeMismatchError, config_changes, with_defaults  # noqa: F401
 from .runlock import RunLock, RunLockedError
 from .schedule import set_lr, warmup_cosine_schedule
-from .seeding import ResumableEpochSampler, epoch_batches, seed_everything, seed_worker
+from .seeding import seed_everything
 
 __all__ = ["train", "TrainSummary", "TrainingInterrupted", "NonFiniteLossError", "NonFiniteStateError",
            "RunLockedError", "ResumeMismatchError", "config_changes", "seed_everything",
@@ -101,54 +97,23 @@ class TrainSummary:
     plan: dict[str, Any] | None = None  # as in <run_dir>/schedule.json
 
 
-#: The clock that sizes a time-budgeted run (tests replace it with a fake one).
-_budget_clock = time.perf_counter
+@dataclass
+class _Call:
+    """How :func:`train` was called: its options, and when it started (wall time, and the reading of the
+    ``clock`` that sizes a time-budgeted run)."""
 
-
-def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    non_blocking = device.type == "cuda"
-    return {k: (v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v) for k, v in batch.items()}
-
-
-def _build_loader(cfg: Config, dinfo: DistInfo):
-    dataset = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
-    if len(dataset) == 0:
-        raise RuntimeError(f"training set {cfg.data.root} ({cfg.data.train_split}) has no usable images")
-    # (epoch, index) pairs: the workers stay alive across epochs and still follow the epoch's augmentation
-    sampler = ResumableEpochSampler(DistributedSampler(dataset, num_replicas=dinfo.world_size, rank=dinfo.rank,
-                                                       shuffle=True, seed=cfg.train.seed, drop_last=False))
-    # A final batch of one image would break BatchNorm on ASPP's image-pool branch
-    # (docs/release_vs_paper.md#release-quirks): drop incomplete batches whenever at least one full batch exists.
-    drop_last = len(sampler) >= cfg.train.batch_size
-    gen = torch.Generator()
-    loader = DataLoader(dataset, batch_size=cfg.train.batch_size, sampler=sampler, num_workers=cfg.data.workers,
-                        collate_fn=collate_train, worker_init_fn=seed_worker, generator=gen,
-                        pin_memory=dinfo.device.type == "cuda", drop_last=drop_last,
-                        persistent_workers=cfg.data.workers > 0)
-    return dataset, sampler, loader, gen
-
-
-def _build_model(cfg: Config, dinfo: DistInfo) -> tuple[torch.nn.Module, torch.nn.Module]:
-    model = build_model(cfg, train=True)  # + ImageNet weights (model.pretrained) or train.transfer_from
-    if dinfo.is_main and model.init_report is not None:
-        print(f"[train] initialisation: {model.init_report}")
-    model.to(dinfo.device)
-    if cfg.train.channels_last:  # NHWC: faster convolutions on recent GPUs and on CPUs with oneDNN
-        model = model.to(memory_format=torch.channels_last)
-    if dinfo.distributed and cfg.train.sync_bn:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    core = model
-    if dinfo.distributed:
-        ids = [dinfo.device.index] if dinfo.device.type == "cuda" else None
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if cfg.train.compile and dinfo.device.type == "cuda":
-        model = torch.compile(model)
-    return model, core
+    resume: bool
+    progress: bool
+    stop_after_iters: int | None
+    on_checkpoint: Callable[[int, Path], None] | None
+    clock: Callable[[], float]
+    started: float
+    wall_start: float
 
 
 def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True, progress: bool = True,
-          stop_after_iters: int | None = None,
-          on_checkpoint: Callable[[int, Path], None] | None = None) -> TrainSummary:
+          stop_after_iters: int | None = None, on_checkpoint: Callable[[int, Path], None] | None = None,
+          clock: Callable[[], float] = time.perf_counter) -> TrainSummary:
     """Train ``cfg`` into ``run_dir`` (resuming from ``run_dir/checkpoints/last.pt`` when present).
 
     ``resume``: True resumes and refuses (:class:`ResumeMismatchError`) a checkpoint trained with another
@@ -161,25 +126,28 @@ def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True,
     ``on_checkpoint(step, path)`` is called on the main process after each end-of-epoch checkpoint is written
     (``path`` = ``checkpoints/last.pt``, ``step`` = the steps it holds), e.g. to score the run as it learns
     (the demo does); what it does is not part of the run (it must not touch the model or the RNGs' use).
+
+    ``clock`` (seconds, monotonic) sizes a time-budgeted run (``train.time_budget_s``): the steps it times and
+    the set-up spent before them (tests pass a fake one).
     """
-    t_start = time.time()
-    t_budget = _budget_clock()
+    started, wall_start = clock(), time.time()
     run_dir = Path(run_dir)
     if resume not in (True, False, "or-restart"):
         raise ValueError(f"resume must be True, False or 'or-restart', got {resume!r}")
+    call = _Call(bool(resume), progress, stop_after_iters, on_checkpoint, clock, started, wall_start)
     dinfo = init_distributed(cfg.train.device)
     lock = None
     try:
         lock = _lock_run_dir(run_dir, dinfo)
         try:
-            return _train(cfg, run_dir, dinfo, bool(resume), progress, stop_after_iters, t_start, t_budget,
-                          on_checkpoint)
+            return _train(cfg, run_dir, dinfo, call)
         except ResumeMismatchError as e:
             if resume != "or-restart":
                 raise
             if dinfo.is_main:
                 print(f"[train] {e}\n[train] starting over in {run_dir}")
-            return _train(cfg, run_dir, dinfo, False, progress, stop_after_iters, t_start, t_budget, on_checkpoint)
+            call.resume = False
+            return _train(cfg, run_dir, dinfo, call)
     finally:
         if lock is not None:
             lock.release()
@@ -273,323 +241,277 @@ def _nonfinite_state(core: torch.nn.Module, optimizer) -> tuple[list[str], int]:
     return bad, n
 
 
-def _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen, dinfo, use_amp, amp_dtype,
-                      iters_per_epoch: int, t_budget: float) -> StepPlan:
-    """Time a few real steps, undo them (weights, optimizer, RNGs), and size the run to the budget."""
-    tc = cfg.train
-    saved = (copy.deepcopy(core.state_dict()), copy.deepcopy(optimizer.state_dict()),
-             copy.deepcopy(scaler.state_dict()), rng_state())
-    batches = epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank)
-    loss_gen = torch.Generator(device="cpu").manual_seed(tc.seed)
-    set_lr(optimizer, tc.warmup_start_lr)
-    model.train()
-
-    def one(_i):
-        nonlocal batches
-        try:
-            batch = next(batches)
-        except StopIteration:  # a training set of fewer batches than the timed steps
-            batches = epoch_batches(loader, sampler, gen, tc.seed, 0, dinfo.rank)
-            batch = next(batches)
-        _step(model, optimizer, scaler, batch, cfg, dinfo, use_amp, amp_dtype, loss_gen)
-
-    step_s = time_steps(one, clock=_budget_clock)
-    if dinfo.distributed:  # every rank runs the same number of steps: size them by the slowest
-        t = torch.tensor([step_s], dtype=torch.float64, device=dinfo.device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        step_s = float(t.item())
-    core.load_state_dict(saved[0])
-    optimizer.load_state_dict(saved[1])
-    scaler.load_state_dict(saved[2])
-    set_rng_state(saved[3])
-    spent = _budget_clock() - t_budget
-    steps = steps_for_budget(tc.time_budget_s, step_s, spent)
-    return plan_from_config(tc, iters_per_epoch, total_steps=steps, measured_step_s=step_s,
-                            calibration_steps=CALIBRATION_STEPS, setup_s=spent, device=device_name(dinfo.device))
+def _train(cfg: Config, run_dir: Path, dinfo: DistInfo, call: _Call) -> TrainSummary:
+    """Build the job, take up its checkpoint (or start), decide its plan, and run its epochs."""
+    run = _Run(build_job(cfg, dinfo), run_dir, call)
+    if call.resume and run.ckpt_path.exists():
+        run.take_up(load_training_state(run.ckpt_path))
+    run.plan()
+    run.write_start_files()
+    return run.run()
 
 
-def _train(cfg, run_dir, dinfo, resume, progress, stop_after_iters, t_start, t_budget,
-           on_checkpoint=None) -> TrainSummary:
-    tc = cfg.train
-    seed_everything(tc.seed + dinfo.rank)
-    _, sampler, loader, gen = _build_loader(cfg, dinfo)
-    model, core = _build_model(cfg, dinfo)
-    optimizer, scaler, use_amp, amp_dtype, use_scaler, iters_per_epoch = build_optimization(cfg, model, dinfo, loader)
+@dataclass
+class _EpochTally:
+    """An epoch's running figures: sums of the loss terms over its finite steps, their count, and the images it
+    saw (over all processes). A checkpoint written inside the epoch carries them."""
 
-    summary = TrainSummary(run_dir=run_dir)
-    start_epoch, global_iter, nonfinite_total = 0, 0, 0
-    partial: dict[str, Any] | None = None  # a checkpoint written inside an epoch (Ctrl-C): where in it
-    saved_at: tuple[int, int] | None = None  # (global step, epoch) that last.pt holds
-    state = None
-    plan: StepPlan | None = None
-    ckpt_path = run_dir / "checkpoints" / "last.pt"
-    if resume and ckpt_path.exists():
-        state = load_training_state(ckpt_path)
+    sums: dict[str, float] = field(default_factory=dict)
+    n_ok: int = 0
+    n_images: int = 0
+
+    def in_epoch(self, done: int, loss_generator: torch.Generator) -> dict[str, Any]:
+        """Where in the epoch a checkpoint is written after ``done`` steps of it."""
+        return {"iters_done": done, "loss_generator": loss_generator.get_state(), "sums": dict(self.sums),
+                "n_ok": self.n_ok, "n_images": self.n_images}
+
+
+class _Run:
+    """One call of :func:`train` on a job: where it starts (a checkpoint, or step 0), what it has done, and how
+    it logs, saves and stops."""
+
+    def __init__(self, job: TrainingJob, run_dir: Path, call: _Call):
+        self.job, self.run_dir, self.call = job, run_dir, call
+        self.cfg, self.tc, self.dinfo = job.cfg, job.cfg.train, job.dinfo
+        self.summary = TrainSummary(run_dir=run_dir)
+        self.ckpt_path = run_dir / "checkpoints" / "last.pt"
+        self.start_epoch, self.global_iter, self.nonfinite_total = 0, 0, 0
+        self.nonfinite_in_a_row, self.iters_this_call = 0, 0
+        self.partial: dict[str, Any] | None = None  # a checkpoint written inside an epoch (Ctrl-C): where in it
+        self.saved_at: tuple[int, int] | None = None  # (global step, epoch) that last.pt holds
+        self.state: dict[str, Any] | None = None
+        self.lrs = None
+        self.log: MetricsLog | None = None
+        self.stop = _StopRequest()
+
+    # ---- start: the checkpoint, the plan, the files ------------------------------------------------------------
+
+    def take_up(self, state: dict[str, Any]) -> None:
+        """Continue from the training state of ``last.pt`` (refused when it was trained with another config)."""
         changed = config_changes(with_defaults(upgrade_config_dict(state["config"]), Config().to_dict()),
-                                 cfg.to_dict())
+                                 self.cfg.to_dict())
         if changed:
             raise ResumeMismatchError(
-                f"{ckpt_path} was written with a different config; resuming would mix two runs. Changed: "
+                f"{self.ckpt_path} was written with a different config; resuming would mix two runs. Changed: "
                 + "; ".join(changed) + ". Use another run folder, or --no-resume to start over.")
-        core.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer"])
+        job = self.job
+        job.core.load_state_dict(state["model_state"])
+        job.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+            job.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-        start_epoch, global_iter = state["epoch"], state["global_iter"]
-        saved_at = (global_iter, start_epoch)
-        nonfinite_total = state["extra"].get("skipped_nonfinite", 0)
-        partial = state["extra"].get("in_epoch") or None
+        self.state = state
+        self.start_epoch, self.global_iter = state["epoch"], state["global_iter"]
+        self.saved_at = (self.global_iter, self.start_epoch)
+        self.nonfinite_total = state["extra"].get("skipped_nonfinite", 0)
+        self.partial = state["extra"].get("in_epoch") or None
         if state["extra"].get("plan"):  # a time-budgeted run keeps the length it measured at its start
-            plan = StepPlan.from_dict(state["extra"]["plan"])
-        summary.resumed_from_epoch = start_epoch
-        if dinfo.is_main:
-            where = f", step {partial['iters_done']} of the epoch" if partial else ""
-            print(f"[train] resumed from {ckpt_path} at epoch {start_epoch}{where}, iteration {global_iter}")
+            job.plan = StepPlan.from_dict(state["extra"]["plan"])
+        self.summary.resumed_from_epoch = self.start_epoch
+        if self.dinfo.is_main:
+            where = f", step {self.partial['iters_done']} of the epoch" if self.partial else ""
+            print(f"[train] resumed from {self.ckpt_path} at epoch {self.start_epoch}{where}, iteration "
+                  f"{self.global_iter}")
 
-    if plan is None:
-        if sized_by_time_budget(tc):
-            plan = _time_budget_plan(cfg, model, core, optimizer, scaler, loader, sampler, gen, dinfo, use_amp,
-                                     amp_dtype, iters_per_epoch, t_budget)
-        else:
-            plan = plan_from_config(tc, iters_per_epoch)
-    lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, tc.lr, tc.warmup_start_lr, tc.min_lr)
-    summary.total_steps, summary.step_seconds, summary.plan = plan.total_steps, plan.measured_step_s, plan.to_dict()
+    def plan(self) -> None:
+        """The run's length (the checkpoint's, else decided now) and its learning rates."""
+        plan = self.job.decide_plan(self.call.clock, self.call.started)
+        tc = self.tc
+        self.lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, tc.lr, tc.warmup_start_lr, tc.min_lr)
+        self.summary.total_steps, self.summary.step_seconds = plan.total_steps, plan.step_seconds
+        self.summary.plan = plan.to_dict()
 
-    if dinfo.is_main:  # only now: a refused resume must leave the run folder's config as it was
+    def write_start_files(self) -> None:
+        """config.yaml and schedule.json (only now: a refused resume must leave the run folder's config as it
+        was); a fresh start drops the old log, which belongs to another run."""
+        if not self.dinfo.is_main:
+            return
+        plan, run_dir = self.job.plan, self.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        cfg.dump(run_dir / "config.yaml")
+        self.cfg.dump(run_dir / "config.yaml")
         atomic_write_json(run_dir / "schedule.json", plan.to_dict())
-        if plan.source == "time_budget" and start_epoch == 0 and progress:
-            print(f"[train] time budget {tc.time_budget_s:.0f} s: {plan.measured_step_s:.3f} s per step measured "
+        if plan.source == "time_budget" and self.start_epoch == 0 and self.call.progress:
+            print(f"[train] time budget {self.tc.time_budget_s:.0f} s: {plan.step_seconds:.3f} s per step measured "
                   f"on {plan.device} -> {plan.total_steps} steps (rerun exactly with "
                   f"{' '.join(plan.reproduce_overrides())})")
-        if start_epoch == 0 and not partial and (run_dir / "metrics.jsonl").exists():
-            (run_dir / "metrics.jsonl").unlink()  # a fresh start: the old log belongs to another run
+        if self.start_epoch == 0 and not self.partial and (run_dir / "metrics.jsonl").exists():
+            (run_dir / "metrics.jsonl").unlink()
 
-    def holds() -> str:
-        if saved_at is None:
-            return f"no checkpoint was written ({ckpt_path} does not exist)"
-        return f"{ckpt_path} holds step {saved_at[0]} (epoch {saved_at[1]}), the last finite state"
+    # ---- saving and stopping ------------------------------------------------------------------------------------
 
-    def save(next_epoch: int, in_epoch: dict[str, Any] | None = None) -> None:
+    def holds(self) -> str:
+        if self.saved_at is None:
+            return f"no checkpoint was written ({self.ckpt_path} does not exist)"
+        return f"{self.ckpt_path} holds step {self.saved_at[0]} (epoch {self.saved_at[1]}), the last finite state"
+
+    def save(self, next_epoch: int, in_epoch: dict[str, Any] | None = None) -> None:
         """last.pt, only from a finite training state (rank 0)."""
-        nonlocal saved_at
-        bad, n = _nonfinite_state(core, optimizer)
+        job = self.job
+        bad, n = _nonfinite_state(job.core, job.optimizer)
         if bad:
             raise NonFiniteStateError(
-                f"the training state became non-finite by step {global_iter} (epoch {next_epoch}): {len(bad)} "
+                f"the training state became non-finite by step {self.global_iter} (epoch {next_epoch}): {len(bad)} "
                 f"of {n} tensors hold inf/NaN ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}). It was "
-                f"not saved: {holds()}. Lower train.lr (now {tc.lr:g}) or check the data, then start over "
+                f"not saved: {self.holds()}. Lower train.lr (now {self.tc.lr:g}) or check the data, then start over "
                 "(--no-resume) or train into another run folder.")
-        extra = {"skipped_nonfinite": nonfinite_total, "plan": plan.to_dict()}
+        extra = {"skipped_nonfinite": self.nonfinite_total, "plan": job.plan.to_dict()}
         if in_epoch is not None:
             extra["in_epoch"] = in_epoch
-        save_training_state(ckpt_path, model=core, optimizer=optimizer, scaler=scaler, epoch=next_epoch,
-                            global_iter=global_iter, config=cfg.to_dict(), extra=extra)
-        saved_at = (global_iter, next_epoch)
+        save_training_state(self.ckpt_path, model=job.core, optimizer=job.optimizer, scaler=job.scaler,
+                            epoch=next_epoch, global_iter=self.global_iter, config=self.cfg.to_dict(), extra=extra)
+        self.saved_at = (self.global_iter, next_epoch)
 
-    def stop_requested(after_step: bool) -> bool:
+    def stop_requested(self, after_step: bool) -> bool:
         """Has Ctrl-C been pressed? Under DDP every rank must agree, once per step (after it)."""
-        if not dinfo.distributed:
-            return stop.requested
+        if not self.dinfo.distributed:
+            return self.stop.requested
         if not after_step:
             return False
-        flag = torch.tensor([1.0 if stop.requested else 0.0], device=dinfo.device)
+        flag = torch.tensor([1.0 if self.stop.requested else 0.0], device=self.dinfo.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item() > 0)
 
-    def interrupted(next_epoch: int, in_epoch: dict[str, Any] | None) -> KeyboardInterrupt:
+    def interrupted(self, next_epoch: int, in_epoch: dict[str, Any] | None) -> KeyboardInterrupt:
         """Ctrl-C at a step boundary: save there, say how to resume; the caller raises what this returns."""
-        if dinfo.is_main:
+        if self.dinfo.is_main:
             try:
-                if in_epoch is not None or saved_at != (global_iter, next_epoch):  # not saved already
-                    save(next_epoch, in_epoch)
-                what = f"checkpoint saved: {ckpt_path}"
+                if in_epoch is not None or self.saved_at != (self.global_iter, next_epoch):  # not saved already
+                    self.save(next_epoch, in_epoch)
+                what = f"checkpoint saved: {self.ckpt_path}"
             except NonFiniteStateError as e:
                 what = f"nothing saved: {e}"
-            print(f"[train] interrupted (Ctrl-C) after step {global_iter} of {plan.total_steps}, {what}. To resume, "
-                  f"{_resume_command(run_dir)}", flush=True)
-        return KeyboardInterrupt(f"training interrupted after step {global_iter}")
+            print(f"[train] interrupted (Ctrl-C) after step {self.global_iter} of {self.job.plan.total_steps}, "
+                  f"{what}. To resume, {_resume_command(self.run_dir)}", flush=True)
+        return KeyboardInterrupt(f"training interrupted after step {self.global_iter}")
 
-    log = MetricsLog(run_dir, dinfo.is_main)
-    if state is not None:
-        log.keep_until(global_iter)
-    loss_gen = torch.Generator(device="cpu")
-    nonfinite_in_a_row = 0
-    iters_this_call = 0
-    stop = _StopRequest()
-    stop.install()
-    try:
-        for epoch in range(start_epoch, plan.epochs):
-            model.train()
-            first = int(partial["iters_done"]) if partial and epoch == start_epoch else 0
-            batches = epoch_batches(loader, sampler, gen, tc.seed, epoch, dinfo.rank, skip_batches=first)
-            loss_gen.manual_seed(tc.seed * 7919 + epoch)
-            sums: dict[str, float] = {}
-            n_ok, t_epoch, n_images = 0, time.time(), 0
-            if first:  # continue inside the epoch exactly where the checkpoint was written
-                loss_gen.set_state(partial["loss_generator"])
-                set_rng_state(state["rng"])
-                sums, n_ok, n_images = dict(partial["sums"]), int(partial["n_ok"]), int(partial["n_images"])
-            bar = None
-            n_iters = plan.iters_in_epoch(epoch)
-            if progress and dinfo.is_main:
-                bar = tqdm(total=n_iters, initial=first, desc=f"epoch {epoch + 1}/{plan.epochs}", leave=False,
-                           disable=None)  # no bar when the output is not a terminal (logs, CI)
+    # ---- the loop -----------------------------------------------------------------------------------------------
 
-            def in_epoch(done: int) -> dict[str, Any]:
-                return {"iters_done": done, "loss_generator": loss_gen.get_state(), "sums": dict(sums),
-                        "n_ok": n_ok, "n_images": n_images}
+    def run(self) -> TrainSummary:
+        """Every epoch left of the plan, then the final weights."""
+        self.log = MetricsLog(self.run_dir, self.dinfo.is_main)
+        if self.state is not None:
+            self.log.keep_until(self.global_iter)
+        self.stop.install()
+        try:
+            for epoch in range(self.start_epoch, self.job.plan.epochs):
+                self.run_epoch(epoch)
+            self.summary.iterations = self.iters_this_call
+            self.finish()
+        finally:
+            self.stop.restore()
+            self.log.close()
+        self.summary.seconds = time.time() - self.call.wall_start
+        return self.summary
 
-            for it in range(first, n_iters):
-                if stop_requested(False):
-                    raise interrupted(epoch, in_epoch(it) if it else None)
-                batch = next(batches)
-                if stop_requested(False):  # pressed while the batch was loading: the state is still step it's
-                    raise interrupted(epoch, in_epoch(it) if it else None)
-                lr = float(lrs[global_iter])
-                set_lr(optimizer, lr)
-                terms, grad_norm, finite = _step(model, optimizer, scaler, batch, cfg, dinfo, use_amp, amp_dtype,
-                                                 loss_gen)
-                global_iter += 1
-                iters_this_call += 1
-                n_images += batch["image"].shape[0] * dinfo.world_size
-                if not finite:
-                    nonfinite_in_a_row += 1
-                    nonfinite_total += 1
-                    summary.skipped_nonfinite += 1
-                    what = ("loss" if not math.isfinite(terms["total"]) else "gradient norm"
-                            if not math.isfinite(grad_norm) else "BatchNorm statistics")
-                    warnings.warn(f"non-finite {what} at epoch {epoch}, iteration {global_iter}: step skipped "
-                                  f"({nonfinite_in_a_row} in a row, {nonfinite_total} in total)")
-                    if nonfinite_in_a_row >= tc.max_nonfinite_in_a_row:
-                        raise NonFiniteLossError(
-                            f"{nonfinite_in_a_row} non-finite steps in a row, the last at step {global_iter} "
-                            f"(epoch {epoch + 1}; train.max_nonfinite_in_a_row={tc.max_nonfinite_in_a_row}); last "
-                            f"terms: {terms}, gradient norm {grad_norm}. Nothing non-finite was saved: {holds()}. "
-                            f"Lower train.lr (now {tc.lr:g}) or check the data, then start over (--no-resume) or "
-                            "train into another run folder.")
-                else:
-                    nonfinite_in_a_row = 0
-                    n_ok += 1
-                    for k, v in terms.items():
-                        sums[k] = sums.get(k, 0.0) + v
-                    summary.losses.append(terms["total"])
-                if dinfo.is_main and (global_iter % max(tc.log_every, 1) == 0 or it == n_iters - 1):
-                    log.write({"type": "iter", "epoch": epoch, "iter": global_iter, "lr": lr,
-                               "grad_norm": grad_norm, "scale": float(scaler.get_scale()) if use_scaler else 1.0,
-                               **terms})
-                if bar is not None:
-                    bar.set_postfix(loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}")
-                    bar.update(1)
-                if stop_after_iters is not None and iters_this_call >= stop_after_iters:
-                    raise TrainingInterrupted(f"stopped after {iters_this_call} iterations (epoch {epoch})")
-                if it + 1 < n_iters and stop_requested(True):
-                    raise interrupted(epoch, in_epoch(it + 1))
-            if bar is not None:
-                bar.close()
-            dt = time.time() - t_epoch
-            summary.epochs_run += 1
-            if dinfo.is_main:
-                rec = {"type": "epoch", "epoch": epoch, "iter": global_iter, "seconds": dt,
-                       "images_per_s": n_images / max(dt, 1e-9), "skipped_nonfinite": nonfinite_total}
-                rec.update({k: v / max(n_ok, 1) for k, v in sums.items()})
-                log.write(rec)
-                if progress:
-                    print(f"[train] epoch {epoch + 1}/{plan.epochs} loss {rec.get('total', float('nan')):.4f} "
-                          f"({rec['images_per_s']:.1f} img/s)")
-            last = epoch + 1 == plan.epochs
-            if dinfo.is_main and ((epoch + 1) % max(tc.save_every, 1) == 0 or last):
-                save(epoch + 1)
-                if on_checkpoint is not None:
-                    before = rng_state()
-                    on_checkpoint(global_iter, ckpt_path)
-                    set_rng_state(before)  # the hook cannot change what the run draws next
-            if dinfo.distributed:
-                torch.distributed.barrier()
-            if not last and stop_requested(True):
-                raise interrupted(epoch + 1, None)
-        summary.iterations = iters_this_call
-        if dinfo.is_main:
-            bad, _ = _nonfinite_state(core, optimizer)
+    def run_epoch(self, epoch: int) -> None:
+        """One epoch (the rest of it when the checkpoint was written inside it), its log line and checkpoint."""
+        job, plan = self.job, self.job.plan
+        job.model.train()
+        first = int(self.partial["iters_done"]) if self.partial and epoch == self.start_epoch else 0
+        batches = job.batches(epoch, skip=first)
+        job.loss_generator.manual_seed(self.tc.seed * 7919 + epoch)
+        tally, t_epoch = _EpochTally(), time.time()
+        if first:  # continue inside the epoch exactly where the checkpoint was written
+            job.loss_generator.set_state(self.partial["loss_generator"])
+            set_rng_state(self.state["rng"])
+            tally = _EpochTally(dict(self.partial["sums"]), int(self.partial["n_ok"]), int(self.partial["n_images"]))
+        n_iters = plan.iters_in_epoch(epoch)
+        bar = None
+        if self.call.progress and self.dinfo.is_main:
+            bar = tqdm(total=n_iters, initial=first, desc=f"epoch {epoch + 1}/{plan.epochs}", leave=False,
+                       disable=None)  # no bar when the output is not a terminal (logs, CI)
+        for it in range(first, n_iters):
+            if self.stop_requested(False):
+                raise self.interrupted(epoch, tally.in_epoch(it, job.loss_generator) if it else None)
+            batch = next(batches)
+            if self.stop_requested(False):  # pressed while the batch was loading: the state is still step it's
+                raise self.interrupted(epoch, tally.in_epoch(it, job.loss_generator) if it else None)
+            self.one_step(epoch, batch, tally, bar, last_of_epoch=it == n_iters - 1)
+            if it + 1 < n_iters and self.stop_requested(True):
+                raise self.interrupted(epoch, tally.in_epoch(it + 1, job.loss_generator))
+        if bar is not None:
+            bar.close()
+        self.end_epoch(epoch, tally, time.time() - t_epoch)
+
+    def one_step(self, epoch: int, batch: dict[str, Any], tally: _EpochTally, bar, last_of_epoch: bool) -> None:
+        """One step of the plan at its learning rate, counted, logged, and checked for non-finite values."""
+        lr = float(self.lrs[self.global_iter])
+        set_lr(self.job.optimizer, lr)
+        result = self.job.step(batch)
+        self.global_iter += 1
+        self.iters_this_call += 1
+        tally.n_images += batch["image"].shape[0] * self.dinfo.world_size
+        if not result.finite:
+            self.skipped(epoch, result)
+        else:
+            self.nonfinite_in_a_row = 0
+            tally.n_ok += 1
+            for k, v in result.terms.items():
+                tally.sums[k] = tally.sums.get(k, 0.0) + v
+            self.summary.losses.append(result.terms["total"])
+        if self.dinfo.is_main and (self.global_iter % max(self.tc.log_every, 1) == 0 or last_of_epoch):
+            scale = float(self.job.scaler.get_scale()) if self.job.optimization.precision.grad_scaler else 1.0
+            self.log.write({"type": "iter", "epoch": epoch, "iter": self.global_iter, "lr": lr,
+                            "grad_norm": result.grad_norm, "scale": scale, **result.terms})
+        if bar is not None:
+            bar.set_postfix(loss=f"{result.terms['total']:.4f}", lr=f"{lr:.2e}")
+            bar.update(1)
+        if self.call.stop_after_iters is not None and self.iters_this_call >= self.call.stop_after_iters:
+            raise TrainingInterrupted(f"stopped after {self.iters_this_call} iterations (epoch {epoch})")
+
+    def skipped(self, epoch: int, result: StepResult) -> None:
+        """A skipped (non-finite) step: warned about; too many in a row stop the run."""
+        self.nonfinite_in_a_row += 1
+        self.nonfinite_total += 1
+        self.summary.skipped_nonfinite += 1
+        terms, grad_norm, tc = result.terms, result.grad_norm, self.tc
+        what = ("loss" if not math.isfinite(terms["total"]) else "gradient norm"
+                if not math.isfinite(grad_norm) else "BatchNorm statistics")
+        warnings.warn(f"non-finite {what} at epoch {epoch}, iteration {self.global_iter}: step skipped "
+                      f"({self.nonfinite_in_a_row} in a row, {self.nonfinite_total} in total)")
+        if self.nonfinite_in_a_row >= tc.max_nonfinite_in_a_row:
+            raise NonFiniteLossError(
+                f"{self.nonfinite_in_a_row} non-finite steps in a row, the last at step {self.global_iter} "
+                f"(epoch {epoch + 1}; train.max_nonfinite_in_a_row={tc.max_nonfinite_in_a_row}); last "
+                f"terms: {terms}, gradient norm {grad_norm}. Nothing non-finite was saved: {self.holds()}. "
+                f"Lower train.lr (now {tc.lr:g}) or check the data, then start over (--no-resume) or "
+                "train into another run folder.")
+
+    def end_epoch(self, epoch: int, tally: _EpochTally, seconds: float) -> None:
+        """The epoch's log line, its checkpoint (with the ``on_checkpoint`` hook, which cannot change what the
+        run draws next) and, under DDP, the ranks meeting; a Ctrl-C during the epoch stops here."""
+        plan = self.job.plan
+        self.summary.epochs_run += 1
+        if self.dinfo.is_main:
+            rec = {"type": "epoch", "epoch": epoch, "iter": self.global_iter, "seconds": seconds,
+                   "images_per_s": tally.n_images / max(seconds, 1e-9), "skipped_nonfinite": self.nonfinite_total}
+            rec.update({k: v / max(tally.n_ok, 1) for k, v in tally.sums.items()})
+            self.log.write(rec)
+            if self.call.progress:
+                print(f"[train] epoch {epoch + 1}/{plan.epochs} loss {rec.get('total', float('nan')):.4f} "
+                      f"({rec['images_per_s']:.1f} img/s)")
+        last = epoch + 1 == plan.epochs
+        if self.dinfo.is_main and ((epoch + 1) % max(self.tc.save_every, 1) == 0 or last):
+            self.save(epoch + 1)
+            if self.call.on_checkpoint is not None:
+                before = rng_state()
+                self.call.on_checkpoint(self.global_iter, self.ckpt_path)
+                set_rng_state(before)
+        if self.dinfo.distributed:
+            torch.distributed.barrier()
+        if not last and self.stop_requested(True):
+            raise self.interrupted(epoch + 1, None)
+
+    def finish(self) -> None:
+        """final.pt (rank 0), never from non-finite weights."""
+        if self.dinfo.is_main:
+            bad, _ = _nonfinite_state(self.job.core, self.job.optimizer)
             if bad:  # only reachable when the last epoch saved nothing (resumed at the very end of a run)
                 raise NonFiniteStateError(f"the trained weights hold inf/NaN ({', '.join(bad[:3])}): "
-                                          f"{run_dir / 'final.pt'} was not written; {holds()}")
-            summary.final_weights = save_checkpoint(core, run_dir / "final.pt",
-                                                    extra={"config": cfg.to_dict(), "plan": plan.to_dict()})
-        if stop.requested and dinfo.is_main:
-            print(f"[train] Ctrl-C after the last step: the run is complete ({summary.final_weights})", flush=True)
-    finally:
-        stop.restore()
-        log.close()
-    summary.seconds = time.time() - t_start
-    return summary
-
-
-def _step(model, optimizer, scaler, batch, cfg: Config, dinfo: DistInfo, use_amp, amp_dtype, loss_gen):
-    """One optimisation step. Returns (loss terms as floats, grad norm, finite?).
-
-    A step is skipped, and undone (the forward pass's BatchNorm statistics are put back), when its loss or
-    the statistics are not finite, or, without a gradient scaler (which skips such steps itself), when its
-    gradient norm is not finite.
-    """
-    batch = move_batch(batch, dinfo.device)
-    images = batch["image"]
-    if cfg.train.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    before = _BufferSnapshot(model.buffers())
-    ctx = torch.autocast(dinfo.device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
-    with ctx:
-        outputs = model(images, batch["instance_coord"], batch["instance_imgid"])
-    losses = loss_fns.total_loss(outputs, batch, cfg.loss, generator=loss_gen)  # fp32, outside autocast
-    total = losses["total"]
-    finite = torch.isfinite(total.detach()).all() & before.now_finite()
-    if dinfo.distributed:  # every rank must agree to skip
-        flag = finite.float().to(dinfo.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-        finite = flag > 0
-    optimizer.zero_grad(set_to_none=True)
-    terms = {k: float(all_reduce_mean(v.detach().float())) for k, v in losses.items() if torch.is_tensor(v)}
-    if not bool(finite):
-        before.restore()
-        return terms, float("nan"), False
-    scaler.scale(total).backward()
-    scaler.unscale_(optimizer)
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
-    if not scaler.is_enabled() and not bool(torch.isfinite(grad_norm)):
-        before.restore()
-        optimizer.zero_grad(set_to_none=True)
-        return terms, float(grad_norm), False
-    scaler.step(optimizer)
-    scaler.update()
-    return terms, float(grad_norm), True
-
-
-class _BufferSnapshot:
-    """The model's buffers (BatchNorm running statistics) before a forward pass, one flat copy per dtype and
-    device (a few kernels per step, not one per buffer), to check them after it and to undo a skipped step."""
-
-    def __init__(self, buffers):
-        groups: dict[tuple, list[torch.Tensor]] = {}
-        for b in buffers:
-            groups.setdefault((b.dtype, b.device), []).append(b)
-        self.groups = [(bs, self._flat(bs)) for bs in groups.values()]
-
-    @staticmethod
-    def _flat(bs: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat([b.detach().reshape(-1) for b in bs])
-
-    def now_finite(self) -> torch.Tensor:
-        """Are the floating-point buffers all finite now (a 0-d bool tensor, on the buffers' device)?"""
-        ok = torch.ones((), dtype=torch.bool)
-        for bs, _ in self.groups:
-            if bs[0].is_floating_point():
-                ok = ok.to(bs[0].device) & torch.isfinite(self._flat(bs)).all()
-        return ok
-
-    def restore(self) -> None:
-        with torch.no_grad():
-            for bs, flat in self.groups:
-                for b, v in zip(bs, flat.split([b.numel() for b in bs])):
-                    b.copy_(v.view_as(b))
+                                          f"{self.run_dir / 'final.pt'} was not written; {self.holds()}")
+            self.summary.final_weights = save_checkpoint(
+                self.job.core, self.run_dir / "final.pt",
+                extra={"config": self.cfg.to_dict(), "plan": self.job.plan.to_dict()})
+        if self.stop.requested and self.dinfo.is_main:
+            print(f"[train] Ctrl-C after the last step: the run is complete ({self.summary.final_weights})",
+                  flush=True)

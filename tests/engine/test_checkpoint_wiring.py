@@ -9,8 +9,8 @@ import cv2
 import pytest
 import torch
 
-import boir_core.engine.train as train_mod
 from boir_core.engine.checkpointing import load_training_state
+from boir_core.engine.job import TrainingJob
 from boir_core.engine.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -71,15 +71,15 @@ def test_evaluate_and_predict_with_a_training_state_last_pt(trained_run, tmp_pat
 def _weights_at_first_step(monkeypatch):
     """Record the network's state_dict as the first training step sees it (after any transfer)."""
     seen = {}
-    real_step = train_mod._step
+    real_step = TrainingJob.step
 
-    def step(model, *args, **kwargs):
+    def step(job, batch):
         if "state" not in seen:
-            core = getattr(model, "module", model)
+            core = getattr(job.model, "module", job.model)
             seen["state"] = {k: v.detach().clone() for k, v in core.state_dict().items()}
-        return real_step(model, *args, **kwargs)
+        return real_step(job, batch)
 
-    monkeypatch.setattr(train_mod, "_step", step)
+    monkeypatch.setattr(TrainingJob, "step", step)
     return seen
 
 

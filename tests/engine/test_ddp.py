@@ -26,26 +26,27 @@ def _torchrun_env(rank: int, world: int, port: int) -> None:
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_dir: str) -> None:
     _torchrun_env(rank, world, port)
     from boir_core.config import Config
+    from boir_core.engine import job as job_mod
     from boir_core.engine import train as train_mod
 
     cfg = Config.from_dict(cfg_dict)
     captured = {}
-    real_build = train_mod._build_model
+    real_build = job_mod.build_network
 
     def build(cfg, dinfo):  # keep a handle on this rank's replica
         model, core = real_build(cfg, dinfo)
         captured["core"] = core
         return model, core
 
-    train_mod._build_model = build
-    real_step = train_mod._step
+    job_mod.build_network = build
+    real_step = job_mod.TrainingJob.step
     seen_ids = []
 
-    def step(model, optimizer, scaler, batch, *args, **kwargs):  # the images this rank trains on
+    def step(job, batch):  # the images this rank trains on
         seen_ids.extend(batch["image_id"].tolist())
-        return real_step(model, optimizer, scaler, batch, *args, **kwargs)
+        return real_step(job, batch)
 
-    train_mod._step = step
+    job_mod.TrainingJob.step = step
     summary = train_mod.train(cfg, run_dir, progress=False)
     h = hashlib.sha256()
     # parameters only: BatchNorm running statistics are per-process by design (DDP broadcasts rank 0's

@@ -117,3 +117,16 @@ def test_a_checkpoint_hook_sees_every_checkpoint_and_changes_nothing_in_the_run(
     b = torch.load(without.final_weights, weights_only=True)
     a, b = (x.get("state_dict", x) for x in (a, b))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_demos_default_length_yields_to_any_length_the_user_sets():
+    from boir_core.engine.budget import length_source
+    from boir_core.engine.demo import DEMO_TIME_BUDGET_S, demo_config
+
+    plain = demo_config("demo")
+    assert length_source(plain.train) == "time_budget" and plain.train.time_budget_s == DEMO_TIME_BUDGET_S
+    assert length_source(demo_config("demo", ["train.time_budget_s=0"]).train) == "epochs"
+    assert length_source(demo_config("demo", ["train.max_steps=7"]).train) == "max_steps"
+    assert demo_config("demo", ["train.time_budget_s=60"]).train.time_budget_s == 60
+    own = demo_config("demo_shipped_boir", ["train.max_steps=0"])  # a config with epochs of its own gets the budget
+    assert length_source(own.train) == "time_budget"

@@ -83,10 +83,10 @@ def test_dry_run_figures(tmp_path):
                                    "train.warmup_epochs=1", "preset=release"])
     r = dry_run(cfg, steps=3, log=lambda m: None)
     assert r["train_images"] == 5 and r["iters_per_epoch"] == 2 and r["total_steps"] == 6 and r["warmup_steps"] == 2
-    assert r["images_per_step"] == 2 and r["steps_run"] == 3 and len(r["step_seconds"]) == 3
-    assert r["step_time_s"] == pytest.approx(statistics.median(r["step_seconds"][1:]), rel=1e-3, abs=1e-3)
-    assert r["images_per_s"] == pytest.approx(2 / r["step_time_s"])
-    assert r["estimated_hours"] == pytest.approx(6 * r["step_time_s"] / 3600)
+    assert r["images_per_step"] == 2 and r["steps_run"] == 3 and len(r["each_step_seconds"]) == 3
+    assert r["step_seconds"] == pytest.approx(statistics.mean(r["each_step_seconds"][1:]), rel=1e-3, abs=1e-3)
+    assert r["images_per_s"] == pytest.approx(2 / r["step_seconds"])
+    assert r["estimated_hours"] == pytest.approx(6 * r["step_seconds"] / 3600)
     assert r["peak_memory"]["bytes"] > 100 * 2**20 and r["finite"] and r["preset"] == "release"
     assert r["initialisation"].startswith("none") and r["config"]["preset"] == "release"
 
@@ -95,7 +95,8 @@ def test_dry_run_plans_the_length_train_will_run(tmp_path, monkeypatch):
     """``train.max_steps`` and ``train.time_budget_s`` set the length of the run as ``train`` plans it
     (engine.budget), with the warm-up's share of the epochs; the report and its text say where it came from."""
     import boir_core.engine.dryrun as dr
-    from boir_core.engine.budget import plan_from_config
+    import boir_core.engine.job as job_mod
+    from boir_core.engine.budget import Measurement, plan_run
 
     coco = coco_layout_from_synthcrowd(tmp_path, num_train=5)
     small = [f"data.root={coco}", "model.pretrained=none", "train.batch_size=2", "data.workers=0",
@@ -103,17 +104,18 @@ def test_dry_run_plans_the_length_train_will_run(tmp_path, monkeypatch):
              "train.epochs=10", "train.warmup_epochs=2"]
     r = dr.dry_run(load_config("coco_w32", small + ["train.max_steps=7"]), steps=1, log=lambda m: None)
     assert (r["total_steps"], r["warmup_steps"], r["steps_from"]) == (7, 1, "max_steps")  # round(7 * 2 / 10)
-    assert r["estimated_hours"] == pytest.approx(7 * r["step_time_s"] / 3600)
+    assert r["estimated_hours"] == pytest.approx(7 * r["step_seconds"] / 3600)
     assert "steps:              7 in all = train.max_steps (warm-up 1)" in dr.format_dry_run(r)
 
-    # a time budget: as many steps as fit at the measured step time (here a fake one: 0.5 s a step)
+    # a time budget: as many steps as fit at the measured step time (here a fake clock: 0.5 s a reading)
     lrs = []
-    real_set_lr = dr.set_lr
-    monkeypatch.setattr(dr, "set_lr", lambda opt, lr: (lrs.append(lr), real_set_lr(opt, lr)))
-    monkeypatch.setattr(dr.np, "median", lambda x: 0.5)
+    real_set_lr = job_mod.set_lr
+    monkeypatch.setattr(job_mod, "set_lr", lambda opt, lr: (lrs.append(lr), real_set_lr(opt, lr)))
+    readings = iter(range(10_000))
     cfg = load_config("coco_w32", small + ["train.time_budget_s=60"])
-    r = dr.dry_run(cfg, steps=2, log=lambda m: None)
-    want = plan_from_config(cfg.train, 2, total_steps=120)  # 60 s / 0.5 s; 5 images, batch 2: 2 an epoch
+    r = dr.dry_run(cfg, steps=2, log=lambda m: None, clock=lambda: 0.5 * next(readings))
+    assert r["each_step_seconds"] == [0.5, 0.5] and r["step_seconds"] == 0.5
+    want = plan_run(cfg.train, 2, Measurement(step_seconds=0.5))  # 60 s / 0.5 s; 5 images, batch 2: 2 an epoch
     assert (r["total_steps"], r["warmup_steps"], r["steps_from"]) == (120, want.warmup_steps, "time_budget") == (
         want.total_steps, 24, want.source)
     assert "120 in all = what fits in train.time_budget_s=60 s" in dr.format_dry_run(r)

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import boir_core.engine.precision as precision_mod
-import boir_core.engine.train as train_mod
 import boir_core.losses as losses_mod
 from boir_core.engine.checkpointing import load_training_state
 from boir_core.engine.precision import amp_settings, cpu_has_native_bf16
@@ -148,9 +147,11 @@ def test_persistent_workers_follow_the_epoch_like_the_main_process(tiny_cfg):
     # one persistent DataLoader worker for the whole run: each epoch's augmentation must still reach it
     from boir_core.data import KeypointDataset
     from boir_core.engine.distributed import DistInfo
+    from boir_core.engine.job import build_training_data
 
     cfg = tiny_cfg.override("data.workers=1")
-    _, sampler, loader, gen = train_mod._build_loader(cfg, DistInfo())
+    data = build_training_data(cfg, DistInfo())
+    sampler, loader, gen = data.sampler, data.loader, data.generator
     assert loader.persistent_workers
     reference = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
     workers = set()

@@ -3,22 +3,23 @@ rate of every iteration and the data each DDP rank sees.
 
 The golden values are computed here, independently of the engine: a copy of the initial network, the same
 batches, autograd for the gradients, then a hand-written global-norm clip and AdamW step (decoupled weight
-decay, bias-corrected moments) in float64. The engine runs through its real ``train`` / ``_step``; the
+decay, bias-corrected moments) in float64. The engine runs through its real ``train`` / ``TrainingJob.step``; the
 tests only watch (they record the batches, the initial weights and the optimiser's learning rate).
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
 import pytest
 import torch
 
+import boir_core.engine.job as job_mod
 import boir_core.engine.train as train_mod
 from boir_core.engine.distributed import DistInfo
-from boir_core.engine.optimization import build_optimization
-from boir_core.engine.seeding import epoch_batches
+from boir_core.engine.job import TrainingJob, build_job
 from boir_core.engine.train import train
 from boir_core.losses import total_loss
 
@@ -44,20 +45,20 @@ class _Spy:
         self.initial = None
         self.batches = []
         self.lrs = []
-        real_build, real_step = train_mod._build_model, train_mod._step
+        real_build, real_step = job_mod.build_network, TrainingJob.step
 
         def build(cfg, dinfo):
             model, core = real_build(cfg, dinfo)
             self.initial = copy.deepcopy(core)
             return model, core
 
-        def step(model, optimizer, scaler, batch, *args, **kwargs):
+        def step(job, batch):
             self.batches.append({k: (v.clone() if torch.is_tensor(v) else v) for k, v in batch.items()})
-            self.lrs.append(sorted({g["lr"] for g in optimizer.param_groups}))
-            return real_step(model, optimizer, scaler, batch, *args, **kwargs)
+            self.lrs.append(sorted({g["lr"] for g in job.optimizer.param_groups}))
+            return real_step(job, batch)
 
-        monkeypatch.setattr(train_mod, "_build_model", build)
-        monkeypatch.setattr(train_mod, "_step", step)
+        monkeypatch.setattr(job_mod, "build_network", build)
+        monkeypatch.setattr(TrainingJob, "step", step)
 
 
 def _golden(initial, batches, lrs, loss_cfg, *, clip, weight_decay):
@@ -210,10 +211,10 @@ def test_ddp_ranks_see_disjoint_shares_that_cover_the_training_set(tiny_cfg, wor
     for epoch in (0, 1):
         seen = []
         for rank in range(world):
-            dataset, sampler, loader, gen = train_mod._build_loader(cfg, DistInfo(rank=rank, world_size=world))
-            n = len(dataset)
+            data = job_mod.build_training_data(cfg, DistInfo(rank=rank, world_size=world))
+            n = len(data.dataset)
             ids = []
-            for b in epoch_batches(loader, sampler, gen, cfg.train.seed, epoch, rank):
+            for b in data.batches(cfg.train.seed, epoch, rank):
                 ids += b["image_id"].tolist()
             seen.append(ids)
             orders[(epoch, rank)] = ids
@@ -225,17 +226,12 @@ def test_ddp_ranks_see_disjoint_shares_that_cover_the_training_set(tiny_cfg, wor
     assert any(orders[(0, r)] != orders[(1, r)] for r in range(world)), "the order does not change per epoch"
 
 
-# ---- one optimisation step (``_step``) on its own: the branches the two-step fp32 run above does not take -----
+# ---- one optimisation step (``TrainingJob.step``) on its own: the branches the two-step fp32 run above does not take
 
 def _step_parts(cfg):
-    """What ``train`` hands ``_step``: the network, its optimiser and scaler, and the first batch."""
-    dinfo = DistInfo()
-    torch.manual_seed(0)
-    model, _ = train_mod._build_model(cfg, dinfo)
-    dataset, sampler, loader, gen = train_mod._build_loader(cfg, dinfo)
-    optimizer, scaler, _, _, _, _ = build_optimization(cfg, model, dinfo, loader)
-    batch = next(iter(epoch_batches(loader, sampler, gen, cfg.train.seed, 0, 0)))
-    return model, optimizer, scaler, batch
+    """The job ``train`` steps (network, optimiser, scaler, precision) and its first batch."""
+    job = build_job(cfg, DistInfo())
+    return job, next(job.batches(0))
 
 
 def _weights(model):
@@ -251,7 +247,8 @@ def test_step_runs_the_forward_under_the_configured_autocast_and_memory_format(t
     """train.amp=bf16 and train.channels_last=true: the network sees a channels_last batch under bf16
     autocast even when the process default autocast dtype is another (fp16 here), and the step is taken."""
     cfg = tiny_cfg.override("train.channels_last=true", "train.amp=bf16")
-    model, optimizer, scaler, batch = _step_parts(cfg)
+    job, batch = _step_parts(cfg)
+    model = job.model
     seen = []
     model.register_forward_pre_hook(lambda m, args: seen.append(
         (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"),
@@ -260,8 +257,8 @@ def test_step_runs_the_forward_under_the_configured_autocast_and_memory_format(t
     torch.set_autocast_dtype("cpu", torch.float16)
     try:
         before = _weights(model)
-        terms, grad_norm, finite = train_mod._step(model, optimizer, scaler, batch, cfg, DistInfo(), True,
-                                                   torch.bfloat16, torch.Generator().manual_seed(0))
+        job.loss_generator.manual_seed(0)
+        terms, grad_norm, finite = job.step(batch)
     finally:
         torch.set_autocast_dtype("cpu", default)
     assert seen == [(True, torch.bfloat16, True)]
@@ -274,15 +271,15 @@ def test_step_draws_the_instance_subset_from_the_loss_generator(tiny_cfg):
     from the global RNG: the same generator seed gives the same loss whatever the global seed; another
     generator seed gives another loss (so the subset matters here)."""
     cfg = tiny_cfg.override("loss.max_instances=1")
-    model, optimizer, scaler, batch = _step_parts(cfg)
+    job, batch = _step_parts(cfg)
     assert batch["instance_coord"].shape[0] > 1
-    start = {k: v.clone() for k, v in model.state_dict().items()}
+    start = {k: v.clone() for k, v in job.model.state_dict().items()}
 
     def loss(global_seed, loss_seed):
-        model.load_state_dict(start)
+        job.model.load_state_dict(start)
         torch.manual_seed(global_seed)
-        terms, _, _ = train_mod._step(model, optimizer, scaler, batch, cfg, DistInfo(), False, None,
-                                      torch.Generator().manual_seed(loss_seed))
+        job.loss_generator.manual_seed(loss_seed)
+        terms, _, _ = job.step(batch)
         return terms["total"]
 
     same = {loss(g, 5) for g in (1, 2, 3)}
@@ -295,7 +292,9 @@ def test_step_is_skipped_on_every_rank_when_any_rank_has_a_non_finite_loss(tiny_
                                                                          other_rank_finite):
     """DDP: the ranks agree on skipping through an all-reduce MIN of their 'loss is finite' flags. Here this
     rank's loss is finite; a stand-in all-reduce plays a second rank whose loss is finite or not."""
-    model, optimizer, scaler, batch = _step_parts(tiny_cfg)
+    job, batch = _step_parts(tiny_cfg)
+    job = dataclasses.replace(job, dinfo=DistInfo(world_size=2))  # this rank of two (built as one process)
+    model = job.model
     ops = []
 
     def all_reduce(tensor, op=torch.distributed.ReduceOp.SUM):
@@ -307,8 +306,8 @@ def test_step_is_skipped_on_every_rank_when_any_rank_has_a_non_finite_loss(tiny_
 
     monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce)
     before = _weights(model)
-    terms, grad_norm, finite = train_mod._step(model, optimizer, scaler, batch, tiny_cfg, DistInfo(world_size=2),
-                                               False, None, torch.Generator().manual_seed(0))
+    job.loss_generator.manual_seed(0)
+    terms, grad_norm, finite = job.step(batch)
     assert ops == [torch.distributed.ReduceOp.MIN]
     assert math.isfinite(terms["total"])  # this rank's loss
     changed = _moved(model, before)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import boir_core.engine.train as train_mod
+import boir_core.engine.job as job_mod
 from boir_core.config import load_config
 from boir_core.engine.checkpointing import load_training_state
 from boir_core.engine.runlock import LOCK_NAME, RunLock, RunLockedError
@@ -85,7 +85,7 @@ def test_a_step_that_overflows_batchnorm_statistics_is_undone(synth, tmp_path, m
     BatchNorm running statistics even when the step is skipped. The step is skipped *and* undone."""
     cfg = _cfg(synth, "train.epochs=1", "train.max_iters_per_epoch=3")
     calls = {"n": 0}
-    real_build = train_mod._build_model
+    real_build = job_mod.build_network
 
     def build(cfg, dinfo):
         model, core = real_build(cfg, dinfo)
@@ -98,7 +98,7 @@ def test_a_step_that_overflows_batchnorm_statistics_is_undone(synth, tmp_path, m
         bn.register_forward_pre_hook(overflow)
         return model, core
 
-    monkeypatch.setattr(train_mod, "_build_model", build)
+    monkeypatch.setattr(job_mod, "build_network", build)
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         s = train(cfg, tmp_path / "run", progress=False)
@@ -114,19 +114,19 @@ def test_weights_that_turn_non_finite_are_never_saved(synth, tmp_path, monkeypat
     """A step with a finite loss that leaves inf in the weights (or the optimizer's moments): the next save
     refuses, the error names a tensor, the step, and the checkpoint that is kept; final.pt is not written."""
     cfg = _cfg(synth, "train.epochs=2", "train.max_iters_per_epoch=2", "train.save_every=1")
-    real_step = train_mod._step
+    real_step = job_mod.TrainingJob.step
     seen = {"n": 0}
 
-    def step(model, optimizer, *a, **k):
-        out = real_step(model, optimizer, *a, **k)
+    def step(job, batch):
+        out = real_step(job, batch)
         seen["n"] += 1
         if seen["n"] == 3:  # inside epoch 2, after the epoch-1 checkpoint (step 2)
-            for st in optimizer.state.values():
+            for st in job.optimizer.state.values():
                 st["exp_avg_sq"].fill_(float("inf"))
                 break
         return out
 
-    monkeypatch.setattr(train_mod, "_step", step)
+    monkeypatch.setattr(job_mod.TrainingJob, "step", step)
     run = tmp_path / "run"
     ckpt = run / "checkpoints" / "last.pt"
     with pytest.raises(NonFiniteStateError) as err:
@@ -244,10 +244,10 @@ CHILD = textwrap.dedent("""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     import torch
     torch.set_num_threads(1)
-    import boir_core.engine.train as train_mod
+    import boir_core.engine.job as job_mod
 
     block_at = int(sys.argv.pop(1))
-    real_step, n = train_mod._step, [0]
+    real_step, n = job_mod.TrainingJob.step, [0]
 
     def step(*a, **k):  # the signal arrives while step `block_at` runs
         out = real_step(*a, **k)
@@ -257,7 +257,7 @@ CHILD = textwrap.dedent("""
             sys.stdin.readline()
         return out
 
-    train_mod._step = step
+    job_mod.TrainingJob.step = step
     runpy.run_module("boir_core", run_name="__main__", alter_sys=True)
 """)
 
