@@ -16,7 +16,7 @@ import torch
 from boir_core.__main__ import main
 from boir_core.config import load_config
 
-BATCH = 2
+BATCH = 1  # one image per step: the paper-size step is what is checked, not the batch
 
 
 def coco_layout_from_synthcrowd(root: Path, num_train: int) -> Path:
@@ -57,7 +57,7 @@ def test_dry_run_at_paper_settings_reports_what_a_long_run_needs(tmp_path, image
                                    f"train.batch_size={BATCH}", "data.workers=0", "train.device=cpu"])
     assert cfg.to_yaml().strip() in out  # the resolved config, in full
     assert cfg.data.input_size == 512 and cfg.model.backbone == "hrnet_w32"
-    iters = 6 // BATCH  # 6 images, batch 2, one process
+    iters = 6 // BATCH  # 6 images, BATCH per step, one process
     assert f"images per step:    {BATCH} ({BATCH} per process x 1 process(es))" in out
     assert f"steps:              {140 * iters:,} in all = 140 epochs x {iters}" in out
     assert f"initialisation:     ImageNet: {imagenet_w32}" in out
