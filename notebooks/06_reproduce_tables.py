@@ -360,7 +360,7 @@ if scores is not None:
 # %%
 import matplotlib.pyplot as plt
 
-from boir_core.paper.seeds import format_seed_study, seed_study_reading, seed_study_summary
+from boir_core.paper.seeds import format_seed_study, seed_study_reading, seed_study_runs_line, seed_study_summary
 from boir_core.studies import load_study
 from boir_core.viz.training import seed_study_figure
 
@@ -370,9 +370,7 @@ seed_rows = load_study("seed_study")
 if seed_rows:
     seed_summary = seed_study_summary(seed_rows)
     print(format_seed_study(seed_summary))
-    print(f"each run: {seed_rows[0]['images_per_step']} images per step, {seed_rows[0]['threads']} thread(s) on "
-          f"{seed_rows[0]['cpu']}; {min(r['train_seconds'] for r in seed_rows) / 60:.0f}–"
-          f"{max(r['train_seconds'] for r in seed_rows) / 60:.0f} min of training each")
+    print(seed_study_runs_line(seed_rows))
     print("\n".join(seed_study_reading(seed_summary)))
     seed_study_figure(seed_summary)
     plt.show()

@@ -22,6 +22,7 @@ from .stats import paired_confidence_interval, paired_t_test
 
 __all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "seed_study", "run_fingerprint",
            "seed_run_dir", "seed_study_summary", "format_seed_study", "seed_study_reading", "seed_study_readme_block",
+           "seed_study_runs_line",
            "README_SEED_BEGIN", "README_SEED_END", "SEED_STUDY_METRICS"]
 
 
@@ -180,6 +181,18 @@ README_SEED_BEGIN = ("<!-- seed-study: written by benchmarks/seed_study.py --rea
 README_SEED_END = "<!-- /seed-study -->"
 
 
+def seed_study_runs_line(rows: Sequence[dict]) -> str:
+    """How the study's runs were made, in one sentence: images per step, threads, CPU and the training time per
+    run of each architecture (the README block and notebook 06 print it)."""
+    r = rows[0]
+    times = []
+    for arch in dict.fromkeys(x["arch"] for x in rows):
+        secs = [x["train_seconds"] for x in rows if x["arch"] == arch]
+        times.append(f"{arch.upper()} {min(secs) / 60:.0f}–{max(secs) / 60:.0f} min")
+    return (f"Each run: {r['images_per_step']} images per step, {r['threads']} thread(s); CPU: {r['cpu']}. "
+            f"Training time per run ({', '.join(times)}) for the same steps.")
+
+
 def seed_study_readme_block(rows: Sequence[dict]) -> str:
     """The README's seed-study block (markers included) for the study ``rows``: the summary, the reading and
     the command of one run, all computed from the rows."""
@@ -191,13 +204,6 @@ def seed_study_readme_block(rows: Sequence[dict]) -> str:
         body.append("no runs committed yet")
     body.append("```")
     if rows:
-        r = rows[0]
-        times = []
-        for arch in dict.fromkeys(x["arch"] for x in rows):
-            secs = [x["train_seconds"] for x in rows if x["arch"] == arch]
-            times.append(f"{arch.upper()} {min(secs) / 60:.0f}–{max(secs) / 60:.0f} min")
-        body.append(f"Each run: {r['images_per_step']} images per step, {r['threads']} thread(s); CPU: {r['cpu']}. "
-                    f"Training time per run ({', '.join(times)}) for the same steps. One run's command: "
-                    f"`{r['command']}`.")
+        body.append(f"{seed_study_runs_line(rows)} One run's command: `{rows[0]['command']}`.")
     body.append(README_SEED_END)
     return "\n".join(body)
