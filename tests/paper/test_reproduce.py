@@ -237,7 +237,7 @@ def test_notebook_07_figures_demo(tmp_path):
 
     out = execute_notebook("07_representations", tmp_path / "nb", {
         "boir_checkpoint": "", "work_dir": str(tmp_path / "work"), "data_root": "",
-        "search_images": 4, "train_iters": 2, "tsne_points": 256})
+        "search_images": 4, "train_iters": 2, "tsne_points": 64})
     text = _outputs(out)
     assert "CID: cid" in text and "BoIR: boir" in text and "box IoU" in text
     nb = nbformat.read(out, as_version=4)

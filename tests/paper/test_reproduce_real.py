@@ -19,10 +19,10 @@ The module fixture lays out what the README tells a researcher to have:
 
 Then real mode runs table by table (1, 2, 3, 6 evaluate; 5 measures; 4 and 7 train a row 2 steps at the
 paper's settings, W32 at 512 px, batch 1, and evaluate it), each evaluation on one image. ``make test`` runs
-Tables 3, 6 and 7 (``TABLES_RUN``; one row of Table 7 trained), while every other ablation row has its real
-config checked and those whose code path (heads, loss terms, distance) no trained row covers get the
-researcher's one-step ``--dry-run``; ``BOIR_REAL_ALL_TABLES=1`` runs every table, ``BOIR_REAL_ALL_ROWS=1`` every
-row. Each evaluation is on
+Tables 3 and 6 (``TABLES_RUN``), while every ablation row has its real config checked and one row per code path
+(heads, loss terms, distance) gets the researcher's one-step ``--dry-run`` (demo mode trains, evaluates and
+renders ablation rows in ``tests/paper/test_reproduce.py``); ``BOIR_REAL_ALL_TABLES=1`` runs every table (one
+row of each of Tables 4 and 7 trained), ``BOIR_REAL_ALL_ROWS=1`` every row. Each evaluation is on
 one image (``test.max_images=1``), and every rendered row and every metrics file is checked. The last test makes the
 three mistakes a researcher makes (data laid out differently, weights of the wrong architecture / width /
 keypoint count, a CrowdPose file without ``crowdIndex``) and expects named errors before any run starts.
@@ -31,6 +31,8 @@ Measured on a quiet 2-core AMD EPYC (AVX2, fp32, two torch threads), 7 December 
 trimmed to the rows above: the table test 362 s with four trained rows (~50 s each: build, ImageNet load, two
 steps at 512 px, the training state and weights written, one evaluation with flip), the dry runs of 14 rows 103 s
 (~7 s each). Under load on one core the table test's share was Table 1 5%, 2 12%, 3 18%, 5 8%, 4 and 7 55%.
+With Tables 3, 6 and 7 the table test took 165-180 s in ``make test`` and CI took 30.5 minutes in all, over its 25:
+Table 7's trained row (about 60% of that test) moved to ``BOIR_REAL_ALL_TABLES=1``.
 ``BOIR_REAL_ALL_ROWS=1`` trains and dry-runs every row.
 """
 from __future__ import annotations
@@ -297,23 +299,24 @@ def results_dir(tmp_path):
         p.unlink()
 
 
-#: ``make test`` trains one ablation row of each of Tables 4 and 7 (2 of the 18 rows, ~50 s each on a 2-core AVX2
-#: CPU): Table 4's full BoIR (bbox head, Bbox Mask Loss, associative embedding, L2) and Table 7's narrowest
-#: embedding (D = 1, no bbox head). The other 16 have their configs checked and, where their code path differs
-#: (``dry_run_in_make_test``), a one-step dry run; ``BOIR_REAL_ALL_ROWS=1`` trains all 18 (minutes more).
+#: ``BOIR_REAL_ALL_TABLES=1`` trains one ablation row of each of Tables 4 and 7 (2 of the 18 rows, ~50 s each on a
+#: 2-core AVX2 CPU): Table 4's full BoIR (bbox head, Bbox Mask Loss, associative embedding, L2) and Table 7's
+#: narrowest embedding (D = 1, no bbox head). The others have their configs checked and, where their code path
+#: differs (``dry_run_in_make_test``), a one-step dry run; ``BOIR_REAL_ALL_ROWS=1`` trains all 18 (minutes more).
+#: ``make test`` trains none (Tables 4 and 7 do not run) and dry-runs one row per code path.
 ALL_ROWS = os.environ.get("BOIR_REAL_ALL_ROWS", "") == "1"
 #: ``make test`` runs Tables 3 and 6 (evaluating released-format weights at the paper's sizes, W32 and W48, COCO
-#: and CrowdPose; 6 reuses 3's files) and 7 (an ablation row trained and evaluated) in real mode; Tables 1, 2
-#: (test-dev: the upload file), 4 and 5 (latency) take the same code paths with other rows and cost ~4 more
-#: minutes on a 2-core AVX2 CPU: ``BOIR_REAL_ALL_TABLES=1`` (or ``BOIR_REAL_ALL_ROWS=1``) runs every table.
-TABLES_RUN = (1, 2, 3, 4, 5, 6, 7) if ALL_ROWS or os.environ.get("BOIR_REAL_ALL_TABLES", "") == "1" else (3, 6, 7)
+#: and CrowdPose; 6 reuses 3's files) in real mode; Tables 1, 2 (test-dev: the upload file), 5 (latency), 4 and
+#: 7 (ablation rows trained from ImageNet and evaluated) cost ~6 more minutes on a 2-core AVX2 CPU:
+#: ``BOIR_REAL_ALL_TABLES=1`` (or ``BOIR_REAL_ALL_ROWS=1``) runs every table.
+TABLES_RUN = (1, 2, 3, 4, 5, 6, 7) if ALL_ROWS or os.environ.get("BOIR_REAL_ALL_TABLES", "") == "1" else (3, 6)
 TRAINED_IN_MAKE_TEST = ("t4_full", "t7_dim_1")
 
 
 def trained_in_make_test() -> set[str]:
     """The ablation keys ``make test`` trains: one row of each of Tables 4 and 7 that runs (``TABLES_RUN``)."""
     keys = {k for k in TRAINED_IN_MAKE_TEST if int(k[1]) in TABLES_RUN}
-    assert keys <= set(rp.RUNS) and {rp.RUNS[k].kind for k in keys} == {"ablation"}, keys
+    assert keys <= set(rp.RUNS) and {rp.RUNS[k].kind for k in keys} <= {"ablation"}, keys
     return keys
 
 

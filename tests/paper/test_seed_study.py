@@ -143,8 +143,9 @@ def test_the_readme_quotes_the_committed_seed_study():
     assert block == seed_study_readme_block(load_study("seed_study"))
 
 
-def test_the_readme_block_is_rewritten_between_its_markers(tmp_path):
-    import subprocess
+def test_the_readme_block_is_rewritten_between_its_markers(tmp_path, monkeypatch):
+    """`benchmarks/seed_study.py --out F --readme R` as run from the shell (in-process: runpy with its argv)."""
+    import runpy
     import sys
     from pathlib import Path
 
@@ -158,14 +159,14 @@ def test_the_readme_block_is_rewritten_between_its_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n{README_SEED_BEGIN}\nold text\n{README_SEED_END}\nafter\n")
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "seed_study.py"
-    subprocess.run([sys.executable, str(script), "--out", str(data), "--readme", str(readme)], check=True,
-                   capture_output=True)
+    monkeypatch.setattr(sys, "argv", [str(script), "--out", str(data), "--readme", str(readme)])
+    runpy.run_path(str(script), run_name="__main__")
     text = readme.read_text()
     assert text.startswith("# Title\n\nbefore\n") and text.endswith(f"{README_SEED_END}\nafter\n")
     assert "old text" not in text and "AP          boir 0.305 ± 0.007   cid 0.285 ± 0.007" in text
     assert "boir − cid +0.020" in text and "`python -m boir_core train seed 0`" in text
     assert "(BOIR 10–10 min, CID 10–10 min)" in text
     readme.write_text("no markers here\n")
-    bad = subprocess.run([sys.executable, str(script), "--out", str(data), "--readme", str(readme)],
-                         capture_output=True, text=True)
-    assert bad.returncode != 0 and "no seed-study block" in bad.stderr and readme.read_text() == "no markers here\n"
+    with pytest.raises(SystemExit, match="no seed-study block"):  # a one-line error, exit status 1
+        runpy.run_path(str(script), run_name="__main__")
+    assert readme.read_text() == "no markers here\n"
