@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from boir_core.engine.demo import run_demo  # noqa: E402
+from boir_core.engine.demo import DemoOptions, run_demo  # noqa: E402
 from boir_core.engine.distributed import device_name  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     shutil.rmtree(args.out, ignore_errors=True)
     isa = os.environ.get("ATEN_CPU_CAPABILITY", "native")
     print(f"device: {device_name(torch.device('cpu'))}; ATen CPU capability: {isa}")
-    s = run_demo(out_dir=args.out, overrides=args.overrides, notebooks=args.notebooks)
+    s = run_demo(out_dir=args.out, overrides=args.overrides, options=DemoOptions(notebooks=args.notebooks))
     total = s["total_seconds"]
     print(f"\nwhole demo {'with' if args.notebooks else 'without'} notebooks: {total:.0f} s ({total / 60:.1f} min; "
           f"target <= 12 min on a 2-core AVX2 CPU)")

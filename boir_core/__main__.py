@@ -177,10 +177,10 @@ def cmd_profile(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .engine.demo import run_demo
+    from .engine.demo import DemoOptions, run_demo
 
     run_demo(out_dir=args.out, config=args.config or "demo", overrides=args.overrides,
-             notebooks=not args.no_notebooks)
+             options=DemoOptions(notebooks=not args.no_notebooks))
     return 0
 
 

@@ -314,7 +314,7 @@ import dataclasses
 import torch
 
 from boir_core.data import collate_train
-from boir_core.losses import bbox_loss, ciou, total_loss
+from boir_core.losses import TERM_PARTS, TERMS, bbox_loss, ciou, loss_weights, total_loss
 from boir_core.losses.reference import bbox_loss_ref
 from boir_core.model import build_model, load_weights
 
@@ -335,17 +335,21 @@ print(f"{source}; {batch['image'].shape[0]} images, {len(batch['instance_coord']
 rows = {}
 for weighting in ("paper", "release"):
     rows[weighting] = total_loss(outputs, batch, dataclasses.replace(cfg.loss, weighting=weighting))
-lc, n_img = cfg.loss, batch["image"].shape[0]
-w_rel = {"multi_heatmap": lc.multi_heatmap_weight, "instance_heatmap": lc.single_heatmap_weight, "bbox": lc.bbox_weight,
-         "bbox_mask": lc.bbox_mask_weight}
+n_img = batch["image"].shape[0]
+# each weighting's weights and divisor, one per term of `TERMS` (boir_core.losses.total): a new term shows up here
+weights = {w: loss_weights(dataclasses.replace(cfg.loss, weighting=w), n_img) for w in ("paper", "release")}
 print(f"{'term':18s} {'value':>9s} {'paper weight':>13s} {'release weight':>15s}")
-for k in ("multi_heatmap", "instance_heatmap", "bbox", "bbox_mask", "pull_in", "push_out", "push_inst"):
-    if k in rows["paper"]:
-        wr = f"{w_rel[k]:g} / {n_img}" if k in w_rel else "(part)"
-        print(f"{k:18s} {float(rows['paper'][k]):9.4f} {'1' if k in w_rel else '(part)':>13s} {wr:>15s}")
+for k, v in rows["paper"].items():
+    if k == "total":
+        continue
+    if k in TERM_PARTS:  # the Bbox Mask Loss's three sums: reported, added once as their term
+        print(f"{k:18s} {float(v):9.4f} {'(part of ' + TERM_PARTS[k] + ')':>29s}")
+        continue
+    (wp, dp), (wr, dr) = ((weights[w][0][k], weights[w][1]) for w in ("paper", "release"))
+    print(f"{k:18s} {float(v):9.4f} {f'{wp:g} / {dp:g}':>13s} {f'{wr:g} / {dr:g}':>15s}")
 for weighting, t in rows.items():
-    w = {k: 1.0 for k in w_rel} if weighting == "paper" else w_rel
-    by_hand = sum(w[k] * float(t[k]) for k in w_rel if k in t) / (1 if weighting == "paper" else n_img)
+    w, divisor = weights[weighting]
+    by_hand = sum(w[k] * float(v) for k, v in t.items() if k in TERMS) / divisor
     print(f"total ({weighting}): {float(t['total']):.4f} = by hand {by_hand:.4f}")
     assert math.isclose(float(t["total"]), by_hand, rel_tol=1e-6)
 assert math.isclose(float(rows["paper"]["bbox_mask"]),

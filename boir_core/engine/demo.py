@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from .crowd_split import crowd_split_metrics
 from .predict import predict
 from .runner import run_evaluation
 
-__all__ = ["run_demo", "demo_config", "execute_notebook"]
+__all__ = ["run_demo", "DemoOptions", "demo_config", "execute_notebook"]
 
 #: What to do without a checkout (an installed wheel): the demo's other steps need only the package.
 NO_CHECKOUT_HINT = ("`boir demo --no-notebooks` runs the demo's other steps (data, shipped weights, training, "
@@ -115,119 +116,156 @@ def demo_config(config: str = "demo", overrides: list[str] | None = None):
     return cfg
 
 
+@dataclass(frozen=True)
+class DemoOptions:
+    """What the demo does besides training and evaluating (the defaults: everything ``make demo`` does).
+
+    ``notebooks``: execute the checkout's notebooks (step 4); ``weights_dir``: where the shipped weights and
+    their manifest are (None: inside the package); ``draw_images``: val images drawn with the BoIR's poses;
+    ``generate_data=False`` uses the SynthCrowd set already at ``data.root`` as it is."""
+
+    notebooks: bool = True
+    weights_dir: str | os.PathLike | None = None
+    draw_images: int = 8
+    generate_data: bool = True
+
+
 def run_demo(out_dir: str | os.PathLike = "runs/demo", config: str = "demo", overrides: list[str] | None = None,
-             notebooks: bool = True, weights_dir: str | os.PathLike | None = None,
-             draw_images: int = 8, generate_data: bool = True) -> dict[str, Any]:
-    """Run the demo (module docstring) into ``out_dir``; returns what ``demo_summary.json`` holds.
-
-    ``weights_dir``: where the shipped weights and their manifest are (default: inside the package).
-    ``generate_data=False`` uses the SynthCrowd set already at ``data.root`` as it is.
-    """
+             options: DemoOptions = DemoOptions()) -> dict[str, Any]:
+    """Run the demo (module docstring) into ``out_dir``; returns what ``demo_summary.json`` holds."""
     # before any work: the last step executes the checkout's notebooks
-    repo = checkout_root("the demo's last step (executing the notebooks)", NO_CHECKOUT_HINT) if notebooks else None
-
-    t0 = time.time()
-    stages: dict[str, float] = {}
-    out_dir = Path(out_dir)
-    overrides = list(overrides or [])
-    cfg = demo_config(config, overrides)
-    k = get_profile(cfg.data.dataset).num_keypoints
-    print(f"[demo] 1/5 SynthCrowd at {cfg.data.root}")
-    if generate_data:
-        info = ensure_synthcrowd(cfg.data.root, num_keypoints=k)
-        if info["generated"]:  # why: nothing there, other arguments, or an interrupted generation's leftover
-            print(f"[demo]     generated ({info['reason']}) in {info['seconds']:.0f} s")
-    stages["data"] = time.time() - t0
-
-    t = time.time()
-    shipped = _shipped(cfg.data.root, weights_dir)
-    results: dict[str, Any] = {}
-    if shipped:
-        print(f"[demo] 2/5 evaluating the shipped demo weights ({', '.join(shipped)}; checksums verified) on "
-              f"{cfg.data.dataset} {cfg.data.test_split}: all, crowded and sparse images")
-        for arch, (scfg, path) in shipped.items():
-            results[f"shipped_{arch}"] = _evaluate(scfg, path, out_dir / "shipped" / arch, f"demo_shipped_{arch}")
-            scfg.dump(out_dir / "shipped" / arch / "config.yaml")
-    else:
-        print("[demo] 2/5 this kit ships no demo weights (boir_core/weights/demo_weights.json is missing): "
-              "the drawings and notebooks use the freshly trained model")
-    stages["evaluate_shipped"] = time.time() - t
-
-    run_dir = out_dir / "train"
-    budget = cfg.train.time_budget_s
-    print(f"[demo] 3/5 training a fresh {cfg.name} model into {run_dir} "
-          + (f"within a {budget:.0f} s budget (steps fixed from this CPU's measured step time)"
-             if length_source(cfg.train) == "time_budget" else f"for {cfg.train.max_steps} steps"))
-    t = time.time()
-    curve_path = run_dir / "ap_curve.json"
-    curve: list[dict[str, Any]] = []
-    scoring = [0.0]
-
-    def score(step: int, checkpoint: Path) -> None:
-        """AP of the run so far on the first CURVE_IMAGES val images, at each of its checkpoints."""
-        t_score = time.time()
-        ev = run_evaluation(cfg.override(f"test.max_images={CURVE_IMAGES}"), checkpoint,
-                            out_dir=out_dir / "curve" / f"step{step}", key=f"demo_step{step}", progress=False)
-        curve.append({"step": step, "AP": ev["metrics"].get("AP"), "images": ev["images"]})
-        print(f"[demo]     after step {step}: AP {curve[-1]['AP']:.3f} on the first {ev['images']} val images")
-        scoring[0] += time.time() - t_score
-
-    summary = training.train(cfg, run_dir, resume="or-restart", progress=True,  # a changed config starts over
-                             on_checkpoint=score)
-    if curve:
-        atomic_write_json(curve_path, curve, indent=2)
-    elif curve_path.is_file():  # a finished run resumed: the curve its training measured
-        curve = json.loads(curve_path.read_text())
-    stages["train"] = time.time() - t - scoring[0]
-    stages["ap_curve"] = scoring[0]
-    t = time.time()
-    results["fresh"] = _evaluate(cfg, run_dir / "final.pt", out_dir / "eval", "demo_synthcrowd_val")
-    stages["evaluate_fresh"] = time.time() - t
-
-    t = time.time()
-    boir_cfg, boir_weights = shipped.get("boir", (cfg, run_dir / "final.pt"))
-    print(f"[demo] 4/5 drawing {'the shipped' if 'boir' in shipped else 'the fresh'} BoIR's predictions on "
-          f"{draw_images} validation images")
-    val_images = sorted(get_profile(cfg.data.dataset).image_dir(cfg.data.root, cfg.data.test_split)
-                        .glob("*.jpg"))[:draw_images]
-    pred = predict(boir_cfg, boir_weights, [str(p) for p in val_images], output=out_dir / "predictions.json",
-                   draw_dir=out_dir / "predictions")
-    stages["draw"] = time.time() - t
-
-    executed = []
-    t = time.time()
-    if notebooks:
-        print(f"[demo] 5/5 executing the notebooks (papermill) with the {'shipped' if shipped else 'fresh'} weights")
-        nb_params = _notebook_parameters(shipped, run_dir, out_dir)
-        for src in sorted((repo / "notebooks").glob("[0-9][0-9]_*.py")):
-            params = {name: value for name, value in nb_params.get(src.stem[:2], {}).items() if _takes(src, name)}
-            executed.append(execute_notebook(src.stem, out_dir / "notebooks", params))
-    stages["notebooks"] = time.time() - t
-
-    plan = summary.plan or {}
-    summary_out = {
-        "results": results,
-        "fresh_training": {"steps": plan.get("total_steps"), "steps_this_run": summary.iterations,
-                           "ap_curve": curve,
-                           "batch_size": cfg.train.batch_size, "time_budget_s": budget or None,
-                           "step_seconds": plan.get("step_seconds"), "device": plan.get("device"),
-                           "reproduce_with": plan.get("reproduce_with"), "seconds": round(stages["train"], 1),
-                           "run_dir": str(run_dir)},
-        "stages_seconds": {k: round(v, 1) for k, v in stages.items()},
-        "total_seconds": round(time.time() - t0, 1),
-        "outputs": {
-            "fresh weights": str(run_dir / "final.pt"), "training log": str(run_dir / "metrics.jsonl"),
-            "training schedule": str(run_dir / "schedule.json"), "fresh metrics": results["fresh"]["metrics"],
-            **{f"shipped {a} metrics": results[f"shipped_{a}"]["metrics"] for a in shipped},
-            "drawn predictions": str(out_dir / "predictions"),
-            **({"executed notebooks": str(out_dir / "notebooks")} if executed else {}),
-            "summary": str(out_dir / "demo_summary.json")},
-        "notebooks": [str(p) for p in executed],
-        "drawn": {"images": pred["num_images"], "poses": pred["num_poses"]},
-    }
-    atomic_write_json(out_dir / "demo_summary.json", summary_out, indent=2)
+    repo = checkout_root("the demo's last step (executing the notebooks)", NO_CHECKOUT_HINT) \
+        if options.notebooks else None
+    demo = _Demo(Path(out_dir), demo_config(config, list(overrides or [])), options)
+    demo.data()
+    demo.evaluate_shipped()
+    summary = demo.train_fresh()
+    pred = demo.draw()
+    executed = demo.execute_notebooks(repo) if repo is not None else []
+    summary_out = demo.summary(summary, pred, executed)
+    atomic_write_json(demo.out_dir / "demo_summary.json", summary_out, indent=2)
     print(format_summary(summary_out))
     return summary_out
+
+
+class _Demo:
+    """One demo run's stages, in order; each records its seconds in ``stages``."""
+
+    def __init__(self, out_dir: Path, cfg, options: DemoOptions):
+        self.out_dir, self.cfg, self.options = out_dir, cfg, options
+        self.t0 = time.time()
+        self.stages: dict[str, float] = {}
+        self.results: dict[str, Any] = {}
+        self.shipped: dict[str, tuple[Any, Path]] = {}
+        self.run_dir = out_dir / "train"
+        self.curve: list[dict[str, Any]] = []
+
+    def data(self) -> None:
+        t, cfg = time.time(), self.cfg
+        print(f"[demo] 1/5 SynthCrowd at {cfg.data.root}")
+        if self.options.generate_data:
+            info = ensure_synthcrowd(cfg.data.root, num_keypoints=get_profile(cfg.data.dataset).num_keypoints)
+            if info["generated"]:  # why: nothing there, other arguments, or an interrupted generation's leftover
+                print(f"[demo]     generated ({info['reason']}) in {info['seconds']:.0f} s")
+        self.stages["data"] = time.time() - t
+
+    def evaluate_shipped(self) -> None:
+        t, cfg = time.time(), self.cfg
+        self.shipped = _shipped(cfg.data.root, self.options.weights_dir)
+        if self.shipped:
+            print(f"[demo] 2/5 evaluating the shipped demo weights ({', '.join(self.shipped)}; checksums verified) "
+                  f"on {cfg.data.dataset} {cfg.data.test_split}: all, crowded and sparse images")
+            for arch, (scfg, path) in self.shipped.items():
+                folder = self.out_dir / "shipped" / arch
+                self.results[f"shipped_{arch}"] = _evaluate(scfg, path, folder, f"demo_shipped_{arch}")
+                scfg.dump(folder / "config.yaml")
+        else:
+            print("[demo] 2/5 this kit ships no demo weights (boir_core/weights/demo_weights.json is missing): "
+                  "the drawings and notebooks use the freshly trained model")
+        self.stages["evaluate_shipped"] = time.time() - t
+
+    def train_fresh(self):
+        """Train (or resume) the fresh run, scoring each checkpoint (the AP curve), then evaluate it."""
+        cfg, run_dir = self.cfg, self.run_dir
+        budget = cfg.train.time_budget_s
+        print(f"[demo] 3/5 training a fresh {cfg.name} model into {run_dir} "
+              + (f"within a {budget:.0f} s budget (steps fixed from this CPU's measured step time)"
+                 if length_source(cfg.train) == "time_budget" else f"for {cfg.train.max_steps} steps"))
+        t = time.time()
+        scoring = [0.0]
+
+        def score(step: int, checkpoint: Path) -> None:
+            """AP of the run so far on the first CURVE_IMAGES val images, at each of its checkpoints."""
+            t_score = time.time()
+            ev = run_evaluation(cfg.override(f"test.max_images={CURVE_IMAGES}"), checkpoint,
+                                out_dir=self.out_dir / "curve" / f"step{step}", key=f"demo_step{step}", progress=False)
+            self.curve.append({"step": step, "AP": ev["metrics"].get("AP"), "images": ev["images"]})
+            print(f"[demo]     after step {step}: AP {self.curve[-1]['AP']:.3f} on the first {ev['images']} val images")
+            scoring[0] += time.time() - t_score
+
+        summary = training.train(cfg, run_dir, resume="or-restart", progress=True,  # a changed config starts over
+                                 on_checkpoint=score)
+        curve_path = run_dir / "ap_curve.json"
+        if self.curve:
+            atomic_write_json(curve_path, self.curve, indent=2)
+        elif curve_path.is_file():  # a finished run resumed: the curve its training measured
+            self.curve = json.loads(curve_path.read_text())
+        self.stages["train"] = time.time() - t - scoring[0]
+        self.stages["ap_curve"] = scoring[0]
+        t = time.time()
+        self.results["fresh"] = _evaluate(cfg, run_dir / "final.pt", self.out_dir / "eval", "demo_synthcrowd_val")
+        self.stages["evaluate_fresh"] = time.time() - t
+        return summary
+
+    def draw(self) -> dict[str, Any]:
+        t, cfg, n = time.time(), self.cfg, self.options.draw_images
+        boir_cfg, boir_weights = self.shipped.get("boir", (cfg, self.run_dir / "final.pt"))
+        print(f"[demo] 4/5 drawing {'the shipped' if 'boir' in self.shipped else 'the fresh'} BoIR's predictions on "
+              f"{n} validation images")
+        val_images = sorted(get_profile(cfg.data.dataset).image_dir(cfg.data.root, cfg.data.test_split)
+                            .glob("*.jpg"))[:n]
+        pred = predict(boir_cfg, boir_weights, [str(p) for p in val_images], output=self.out_dir / "predictions.json",
+                       draw_dir=self.out_dir / "predictions")
+        self.stages["draw"] = time.time() - t
+        return pred
+
+    def execute_notebooks(self, repo: Path) -> list[Path]:
+        t, executed = time.time(), []
+        print(f"[demo] 5/5 executing the notebooks (papermill) with the {'shipped' if self.shipped else 'fresh'} "
+              "weights")
+        nb_params = _notebook_parameters(self.shipped, self.run_dir, self.out_dir)
+        for src in sorted((repo / "notebooks").glob("[0-9][0-9]_*.py")):
+            params = {name: value for name, value in nb_params.get(src.stem[:2], {}).items() if _takes(src, name)}
+            executed.append(execute_notebook(src.stem, self.out_dir / "notebooks", params))
+        self.stages["notebooks"] = time.time() - t
+        return executed
+
+    def summary(self, summary, pred: dict[str, Any], executed: list[Path]) -> dict[str, Any]:
+        """What ``demo_summary.json`` holds (and :func:`format_summary` prints)."""
+        cfg, run_dir, out_dir, shipped = self.cfg, self.run_dir, self.out_dir, self.shipped
+        self.stages.setdefault("notebooks", 0.0)
+        plan = summary.plan or {}
+        return {
+            "results": self.results,
+            "fresh_training": {"steps": plan.get("total_steps"), "steps_this_run": summary.iterations,
+                               "ap_curve": self.curve,
+                               "batch_size": cfg.train.batch_size, "time_budget_s": cfg.train.time_budget_s or None,
+                               "step_seconds": plan.get("step_seconds"), "device": plan.get("device"),
+                               "reproduce_with": plan.get("reproduce_with"), "seconds": round(self.stages["train"], 1),
+                               "run_dir": str(run_dir)},
+            "stages_seconds": {k: round(v, 1) for k, v in self.stages.items()},
+            "total_seconds": round(time.time() - self.t0, 1),
+            "outputs": {
+                "fresh weights": str(run_dir / "final.pt"), "training log": str(run_dir / "metrics.jsonl"),
+                "training schedule": str(run_dir / "schedule.json"),
+                "fresh metrics": self.results["fresh"]["metrics"],
+                **{f"shipped {a} metrics": self.results[f"shipped_{a}"]["metrics"] for a in shipped},
+                "drawn predictions": str(out_dir / "predictions"),
+                **({"executed notebooks": str(out_dir / "notebooks")} if executed else {}),
+                "summary": str(out_dir / "demo_summary.json")},
+            "notebooks": [str(p) for p in executed],
+            "drawn": {"images": pred["num_images"], "poses": pred["num_poses"]},
+        }
 
 
 def _notebook_parameters(shipped: dict, run_dir: Path, out_dir: Path) -> dict[str, dict[str, str]]:

@@ -32,7 +32,8 @@ def test_demo_evaluates_shipped_weights_trains_fresh_and_reports_everything(tiny
     out = tmp_path / "demo"
     s = demo_mod.run_demo(out, config="tiny", overrides=[f"data.root={tiny_synth}", "train.device=cpu", *SMALL,
                                                            "train.max_steps=2"],
-                          notebooks=False, weights_dir=weights, draw_images=2, generate_data=False)
+                          options=demo_mod.DemoOptions(notebooks=False, weights_dir=weights, draw_images=2,
+                                                                generate_data=False))
     assert set(s["results"]) == {"shipped_boir", "shipped_cid", "fresh"}
     n_val = len(json.loads((tiny_synth / "annotations" / "person_keypoints_val.json").read_text())["images"])
     for r in s["results"].values():
@@ -57,7 +58,8 @@ def test_demo_evaluates_shipped_weights_trains_fresh_and_reports_everything(tiny
     # a second demo resumes the finished run instead of training again
     again = demo_mod.run_demo(out, config="tiny", overrides=[f"data.root={tiny_synth}", "train.device=cpu", *SMALL,
                                                                "train.max_steps=2"],
-                              notebooks=False, weights_dir=weights, draw_images=1, generate_data=False)
+                              options=demo_mod.DemoOptions(notebooks=False, weights_dir=weights, draw_images=1,
+                                                                    generate_data=False))
     assert again["fresh_training"]["steps_this_run"] == 0
     assert again["fresh_training"]["ap_curve"] == curve  # the resumed run keeps the curve its training measured
     assert again["results"]["fresh"]["AP"] == pytest.approx(s["results"]["fresh"]["AP"])
@@ -66,7 +68,8 @@ def test_demo_evaluates_shipped_weights_trains_fresh_and_reports_everything(tiny
 def test_demo_without_shipped_weights_says_so_and_uses_the_fresh_model(tiny_synth, tmp_path, capsys):
     s = demo_mod.run_demo(tmp_path / "demo", config="tiny",
                           overrides=[f"data.root={tiny_synth}", "train.device=cpu", *SMALL, "train.max_steps=1"],
-                          notebooks=False, weights_dir=tmp_path / "none", draw_images=1, generate_data=False)
+                          options=demo_mod.DemoOptions(notebooks=False, weights_dir=tmp_path / "none", draw_images=1,
+                                                            generate_data=False))
     assert set(s["results"]) == {"fresh"}
     assert "ships no demo weights" in capsys.readouterr().out
 
@@ -86,7 +89,8 @@ def test_the_demo_trains_within_its_time_budget_unless_a_length_is_given(tiny_sy
     for ov in ([], ["train.max_steps=7"], ["train.time_budget_s=30"]):
         with pytest.raises(_Stop):
             demo_mod.run_demo(tmp_path / "d", config="tiny", overrides=[f"data.root={tiny_synth}", *ov],
-                              notebooks=False, weights_dir=tmp_path / "none", generate_data=False)
+                              options=demo_mod.DemoOptions(notebooks=False, weights_dir=tmp_path / "none",
+                                                            generate_data=False))
     assert seen == [(demo_mod.DEMO_TIME_BUDGET_S, 0), (0.0, 7), (30.0, 0)]
 
 
