@@ -297,134 +297,151 @@ def _draw_person(rng: np.random.Generator, size: tuple[int, int], p: dict, draw:
     Returns (colour layer, mask, offset (x0, y0) of the canvas in the image, integer keypoints in image
     pixels). Drawing only the box keeps a scene at a few milliseconds.
     """
-    W, Himg = size
-    H = height
-    allp = np.array(list(p.values()))
-    pad = int(math.ceil(0.16 * H)) + 4
-    x0 = int(np.clip(math.floor(allp[:, 0].min()) - pad, 0, W))
-    y0 = int(np.clip(math.floor(allp[:, 1].min()) - pad, 0, Himg))
-    x1 = int(np.clip(math.ceil(allp[:, 0].max()) + pad + 1, 0, W))
-    y1 = int(np.clip(math.ceil(allp[:, 1].max()) + pad + 1, 0, Himg))
-    off = np.array([x0, y0], dtype=np.float64)
-    cw, ch = max(0, x1 - x0), max(0, y1 - y0)
-    # work in canvas coordinates
-    p = {k: v - off for k, v in p.items()}
-    draw = {**draw, **{k: draw[k] - off for k in ("shoulder_c", "pelvis", "neck_top", "head_c")}}
-    layer = np.zeros((ch, cw, 3), np.float32)
-    mask = np.zeros((ch, cw), np.uint8)
-    region = np.zeros((ch, cw), np.uint8)  # 1 = shirt, 2 = trousers (textured)
-    pts = {k: _ipt(v) for k, v in p.items()}
+    painter = _PersonPainter(rng, size, p, draw, height)
+    painter.paint()
+    return painter.finish()
 
-    skin = _random_colour(rng, (0.25, 0.6), (0.35, 0.95), (5, 25))
-    shirt = _random_colour(rng, (0.3, 1.0), (0.3, 1.0))
-    trousers = _random_colour(rng, (0.2, 0.9), (0.2, 0.8))
-    hair = _random_colour(rng, (0.2, 0.8), (0.05, 0.35))
-    shoe = _random_colour(rng, (0.0, 0.5), (0.05, 0.3))
-    left_shade = 0.62  # the person's left limbs are darker: a left/right cue a small CNN can learn
 
-    def rad(f: float) -> int:
-        return max(1, int(round(f * H)))
+class _PersonPainter:
+    """One person's canvas (the person's box plus a margin): colour layer, mask and textured regions, painted
+    part by part in the painter's order (far-side limbs first). The random draws happen in a fixed order (the
+    five colours here, then each region's texture), so a seed gives the same person."""
 
-    def capsule(a: tuple[int, int], b: tuple[int, int], r: int, colour: np.ndarray, reg: int = 0) -> None:
-        outline = colour * 0.35
-        cv2.line(layer, a, b, outline.tolist(), 2 * r + 3)
-        cv2.line(mask, a, b, 1, 2 * r + 3)
-        cv2.line(layer, a, b, colour.tolist(), 2 * r + 1)
-        cv2.line(region, a, b, reg, 2 * r + 1)
+    LEFT_SHADE = 0.62  # the person's left limbs are darker: a left/right cue a small CNN can learn
 
-    def ellipse(c: tuple[int, int], axes: tuple[int, int], ang_deg: float, colour: np.ndarray,
-                reg: int = 0, outline: bool = True) -> None:
-        if outline:
-            cv2.ellipse(layer, c, (axes[0] + 1, axes[1] + 1), ang_deg, 0, 360, (colour * 0.35).tolist(), -1)
-            cv2.ellipse(mask, c, (axes[0] + 1, axes[1] + 1), ang_deg, 0, 360, 1, -1)
-        cv2.ellipse(layer, c, axes, ang_deg, 0, 360, colour.tolist(), -1)
-        cv2.ellipse(mask, c, axes, ang_deg, 0, 360, 1, -1)
-        cv2.ellipse(region, c, axes, ang_deg, 0, 360, reg, -1)
+    def __init__(self, rng: np.random.Generator, size: tuple[int, int], p: dict, draw: dict, height: float):
+        W, Himg = size
+        self.rng, self.H = rng, height
+        allp = np.array(list(p.values()))
+        pad = int(math.ceil(0.16 * height)) + 4
+        x0 = int(np.clip(math.floor(allp[:, 0].min()) - pad, 0, W))
+        y0 = int(np.clip(math.floor(allp[:, 1].min()) - pad, 0, Himg))
+        x1 = int(np.clip(math.ceil(allp[:, 0].max()) + pad + 1, 0, W))
+        y1 = int(np.clip(math.ceil(allp[:, 1].max()) + pad + 1, 0, Himg))
+        off = np.array([x0, y0], dtype=np.float64)
+        self.x0, self.y0 = x0, y0
+        self.cw, self.ch = max(0, x1 - x0), max(0, y1 - y0)
+        # work in canvas coordinates
+        self.p = {k: v - off for k, v in p.items()}
+        self.draw = {**draw, **{k: draw[k] - off for k in ("shoulder_c", "pelvis", "neck_top", "head_c")}}
+        self.layer = np.zeros((self.ch, self.cw, 3), np.float32)
+        self.mask = np.zeros((self.ch, self.cw), np.uint8)
+        self.region = np.zeros((self.ch, self.cw), np.uint8)  # 1 = shirt, 2 = trousers (textured)
+        self.pts = {k: _ipt(v) for k, v in self.p.items()}
+        self.labelled = draw["labelled"]
+        self.skin = _random_colour(rng, (0.25, 0.6), (0.35, 0.95), (5, 25))
+        self.shirt = _random_colour(rng, (0.3, 1.0), (0.3, 1.0))
+        self.trousers = _random_colour(rng, (0.2, 0.9), (0.2, 0.8))
+        self.hair = _random_colour(rng, (0.2, 0.8), (0.05, 0.35))
+        self.shoe = _random_colour(rng, (0.0, 0.5), (0.05, 0.3))
 
-    cy, sy = draw["cy"], draw["sy"]
-    lat, up = draw["lateral"], draw["up"]
+    def rad(self, f: float) -> int:
+        return max(1, int(round(f * self.H)))
 
-    def torso() -> None:
-        ws = max(abs(cy) * _SHOULDER_HALF, 0.06) * H
-        wh = max(abs(cy) * _HIP_HALF, 0.055) * H
-        sc, pc = draw["shoulder_c"], draw["pelvis"]
-        quad = np.array([sc + lat * ws, sc - lat * ws, pc - lat * wh, pc + lat * wh])
-        quad = np.round(quad).astype(np.int32)
-        cv2.fillConvexPoly(mask, quad, 1)
-        cv2.polylines(mask, [quad], True, 1, 3)
-        cv2.fillConvexPoly(layer, quad, shirt.tolist())
-        cv2.polylines(layer, [quad], True, (shirt * 0.35).tolist(), 3)
-        cv2.fillConvexPoly(region, quad, 1)
+    def capsule(self, a: tuple[int, int], b: tuple[int, int], r: int, colour: np.ndarray, reg: int = 0) -> None:
+        cv2.line(self.layer, a, b, (colour * 0.35).tolist(), 2 * r + 3)
+        cv2.line(self.mask, a, b, 1, 2 * r + 3)
+        cv2.line(self.layer, a, b, colour.tolist(), 2 * r + 1)
+        cv2.line(self.region, a, b, reg, 2 * r + 1)
+
+    def ellipse(self, c: tuple[int, int], axes: tuple[int, int], ang_deg: float, colour: np.ndarray) -> None:
+        outer = (axes[0] + 1, axes[1] + 1)
+        cv2.ellipse(self.layer, c, outer, ang_deg, 0, 360, (colour * 0.35).tolist(), -1)
+        cv2.ellipse(self.mask, c, outer, ang_deg, 0, 360, 1, -1)
+        cv2.ellipse(self.layer, c, axes, ang_deg, 0, 360, colour.tolist(), -1)
+        cv2.ellipse(self.mask, c, axes, ang_deg, 0, 360, 1, -1)
+        cv2.ellipse(self.region, c, axes, ang_deg, 0, 360, 0, -1)
+
+    def torso(self) -> None:
+        d, H, lat = self.draw, self.H, self.draw["lateral"]
+        ws = max(abs(d["cy"]) * _SHOULDER_HALF, 0.06) * H
+        wh = max(abs(d["cy"]) * _HIP_HALF, 0.055) * H
+        sc, pc = d["shoulder_c"], d["pelvis"]
+        quad = np.round(np.array([sc + lat * ws, sc - lat * ws, pc - lat * wh, pc + lat * wh])).astype(np.int32)
+        cv2.fillConvexPoly(self.mask, quad, 1)
+        cv2.polylines(self.mask, [quad], True, 1, 3)
+        cv2.fillConvexPoly(self.layer, quad, self.shirt.tolist())
+        cv2.polylines(self.layer, [quad], True, (self.shirt * 0.35).tolist(), 3)
+        cv2.fillConvexPoly(self.region, quad, 1)
         # the waist band separates shirt and trousers
-        cv2.line(layer, _ipt(pc + lat * wh), _ipt(pc - lat * wh), trousers.tolist(), rad(0.03))
-        capsule(pts["left_hip"], pts["right_hip"], rad(0.03), trousers, 2)
+        cv2.line(self.layer, _ipt(pc + lat * wh), _ipt(pc - lat * wh), self.trousers.tolist(), self.rad(0.03))
+        self.capsule(self.pts["left_hip"], self.pts["right_hip"], self.rad(0.03), self.trousers, 2)
 
-    def neck() -> None:
-        capsule(_ipt(draw["shoulder_c"]), _ipt(draw["neck_top"] + up * 0.3 * draw["ry"]), rad(_R_NECK), skin)
+    def neck(self) -> None:
+        d = self.draw
+        self.capsule(_ipt(d["shoulder_c"]), _ipt(d["neck_top"] + d["up"] * 0.3 * d["ry"]), self.rad(_R_NECK),
+                     self.skin)
 
-    def head() -> None:
-        c = _ipt(draw["head_c"])
-        axes = (max(1, int(round(draw["rx"]))), max(1, int(round(draw["ry"]))))
-        ang = -math.degrees(draw["tilt"])
-        facing_camera = cy > -0.2
-        ellipse(c, axes, ang, skin if facing_camera else hair)
-        if facing_camera:  # hair on the top half
-            cv2.ellipse(layer, c, axes, ang, 180, 360, hair.tolist(), -1)
-            for ear in ("left_ear", "right_ear"):
-                if p_lab[ear]:
-                    cv2.circle(layer, pts[ear], max(1, int(round(0.2 * draw["rx"]))), (skin * 0.8).tolist(), -1)
-            for eye in ("left_eye", "right_eye"):
-                if p_lab[eye]:
-                    cv2.circle(layer, pts[eye], max(1, int(round(0.14 * draw["rx"]))), (25, 25, 25), -1)
-            if p_lab["nose"]:
-                cv2.circle(layer, pts["nose"], max(1, int(round(0.16 * draw["rx"]))), (60, 60, 170), -1)
+    def head(self) -> None:
+        d, layer, lab = self.draw, self.layer, self.labelled
+        c = _ipt(d["head_c"])
+        axes = (max(1, int(round(d["rx"]))), max(1, int(round(d["ry"]))))
+        ang = -math.degrees(d["tilt"])
+        facing_camera = d["cy"] > -0.2
+        self.ellipse(c, axes, ang, self.skin if facing_camera else self.hair)
+        if not facing_camera:
+            return
+        cv2.ellipse(layer, c, axes, ang, 180, 360, self.hair.tolist(), -1)  # hair on the top half
+        for ear in ("left_ear", "right_ear"):
+            if lab[ear]:
+                cv2.circle(layer, self.pts[ear], max(1, int(round(0.2 * d["rx"]))), (self.skin * 0.8).tolist(), -1)
+        for eye in ("left_eye", "right_eye"):
+            if lab[eye]:
+                cv2.circle(layer, self.pts[eye], max(1, int(round(0.14 * d["rx"]))), (25, 25, 25), -1)
+        if lab["nose"]:
+            cv2.circle(layer, self.pts["nose"], max(1, int(round(0.16 * d["rx"]))), (60, 60, 170), -1)
 
-    def arm(side: str) -> None:
-        shade = left_shade if side == "left" else 1.0
-        capsule(pts[f"{side}_shoulder"], pts[f"{side}_elbow"], rad(_R_UPPER_ARM), shirt * shade, 1)
-        capsule(pts[f"{side}_elbow"], pts[f"{side}_wrist"], rad(_R_FOREARM), skin * shade)
-        hand = p[f"{side}_wrist"] + (p[f"{side}_wrist"] - p[f"{side}_elbow"]) * 0.25
-        cv2.circle(layer, _ipt(hand), rad(0.032), (skin * shade * 0.9).tolist(), -1)
-        cv2.circle(mask, _ipt(hand), rad(0.032), 1, -1)
+    def limb(self, side: str, joints: tuple[str, str, str], radii: tuple[float, float],
+             colours: tuple[np.ndarray, np.ndarray, np.ndarray], regions: tuple[int, int],
+             end: tuple[float, float, float]) -> None:
+        """An arm or a leg: two capsules (upper, lower) and a disc past the last joint (hand or foot); ``end``:
+        (how far past the joint, as a share of the lower segment; radius; the disc colour's shade)."""
+        shade = self.LEFT_SHADE if side == "left" else 1.0
+        a, b, c = (self.pts[f"{side}_{j}"] for j in joints)
+        self.capsule(a, b, self.rad(radii[0]), colours[0] * shade, regions[0])
+        self.capsule(b, c, self.rad(radii[1]), colours[1] * shade, regions[1])
+        pb, pc = self.p[f"{side}_{joints[1]}"], self.p[f"{side}_{joints[2]}"]
+        tip = _ipt(pc + (pc - pb) * end[0])
+        cv2.circle(self.layer, tip, self.rad(end[1]), (colours[2] * shade * end[2]).tolist(), -1)
+        cv2.circle(self.mask, tip, self.rad(end[1]), 1, -1)
 
-    def leg(side: str) -> None:
-        shade = left_shade if side == "left" else 1.0
-        capsule(pts[f"{side}_hip"], pts[f"{side}_knee"], rad(_R_THIGH), trousers * shade, 2)
-        capsule(pts[f"{side}_knee"], pts[f"{side}_ankle"], rad(_R_SHIN), trousers * shade, 2)
-        foot = p[f"{side}_ankle"] + (p[f"{side}_ankle"] - p[f"{side}_knee"]) * 0.12
-        cv2.circle(layer, _ipt(foot), rad(0.035), (shoe * shade).tolist(), -1)
-        cv2.circle(mask, _ipt(foot), rad(0.035), 1, -1)
+    def arm(self, side: str) -> None:
+        self.limb(side, ("shoulder", "elbow", "wrist"), (_R_UPPER_ARM, _R_FOREARM),
+                  (self.shirt, self.skin, self.skin), (1, 0), (0.25, 0.032, 0.9))
 
-    p_lab = draw["labelled"]
-    # painter's order inside the person: far-side limbs first, near-side limbs last
-    parts = [
-        (sy * 0.8 + 0.05, lambda: leg("left")), (-sy * 0.8 + 0.05, lambda: leg("right")),
-        (sy * 1.0 - 0.2, lambda: arm("left")), (-sy * 1.0 - 0.2, lambda: arm("right")),
-        (0.0, torso), (0.02, neck), (-0.1, head),
-    ]
-    parts.sort(key=lambda t: -t[0])
-    if cw and ch:
-        for _, fn in parts:
-            fn()
+    def leg(self, side: str) -> None:
+        self.limb(side, ("hip", "knee", "ankle"), (_R_THIGH, _R_SHIN), (self.trousers, self.trousers, self.shoe),
+                  (2, 2), (0.12, 0.035, 1.0))
 
-    # textures on shirt and trousers, computed only inside the person's box
-    for r in (1, 2):
-        sel = region == r
-        if sel.any():
-            tex = _texture(rng, sel.shape, H)
-            layer[sel] *= tex[sel][:, None]
+    def paint(self) -> None:
+        sy = self.draw["sy"]
+        # painter's order inside the person: far-side limbs first, near-side limbs last
+        parts = [
+            (sy * 0.8 + 0.05, lambda: self.leg("left")), (-sy * 0.8 + 0.05, lambda: self.leg("right")),
+            (sy * 1.0 - 0.2, lambda: self.arm("left")), (-sy * 1.0 - 0.2, lambda: self.arm("right")),
+            (0.0, self.torso), (0.02, self.neck), (-0.1, self.head),
+        ]
+        parts.sort(key=lambda t: -t[0])
+        if self.cw and self.ch:
+            for _, fn in parts:
+                fn()
+        # textures on shirt and trousers, computed only inside the person's box
+        for r in (1, 2):
+            sel = self.region == r
+            if sel.any():
+                tex = _texture(self.rng, sel.shape, self.H)
+                self.layer[sel] *= tex[sel][:, None]
 
-    # every labelled keypoint sits on the person (tiny heads can round a face point off the ellipse)
-    for name, (x, y) in pts.items():
-        if p_lab.get(name, True) and 0 <= x < cw and 0 <= y < ch and not mask[y, x]:
-            mask[y, x] = 1
-            layer[y, x] = skin
-    pts = {k: (x + x0, y + y0) for k, (x, y) in pts.items()}
-    return layer, mask, (x0, y0), pts
-
-
-# ---------------------------------------------------------------------------------------------------
-# scenes
+    def finish(self) -> tuple[np.ndarray, np.ndarray, tuple[int, int], dict[str, tuple[int, int]]]:
+        """Every labelled keypoint on the person (tiny heads can round a face point off the ellipse); the
+        keypoints back in image pixels."""
+        mask, layer = self.mask, self.layer
+        for name, (x, y) in self.pts.items():
+            if self.labelled.get(name, True) and 0 <= x < self.cw and 0 <= y < self.ch and not mask[y, x]:
+                mask[y, x] = 1
+                layer[y, x] = self.skin
+        pts = {k: (x + self.x0, y + self.y0) for k, (x, y) in self.pts.items()}
+        return layer, mask, (self.x0, self.y0), pts
 
 
 def _background(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
