@@ -601,120 +601,149 @@ def prepare(dataset: str, root: str | os.PathLike = "data", source: str | os.Pat
         raise KeyError(f"unknown data set {dataset!r}; known: {', '.join(RECIPES)}")
     if link not in ("symlink", "copy"):
         raise ValueError(f"link must be 'symlink' or 'copy', got {link!r}")
-    archives = ARCHIVES if archives is None else archives
-    recipe = RECIPES[dataset]
-    profile = get_profile(dataset)
     ds_dir = Path(root) / dataset
-    staging = ds_dir / _STAGING
     dl_dir = Path(download_dir) if download_dir else (Path(source) if source else ds_dir / "downloads")
-    actions: list[str] = []
-    problems: list[str] = []
+    run = _Preparation(dataset, ds_dir, Path(source) if source else None, dl_dir,
+                       _PrepareSettings(download_missing, check, link, progress,
+                                        ARCHIVES if archives is None else archives))
+    run.annotations()  # first: the image folders are recognised by the file names they list
+    run.images()
+    report = verify(dataset, root, expected=expected)
+    report.actions = run.actions + report.actions
+    report.problems = run.problems + report.problems
+    if report.ok and run.staging.is_dir():
+        shutil.rmtree(run.staging, ignore_errors=True)  # what is left of the extraction is not needed
+    return report
 
-    trees: list[_Tree] = []
-    if staging.is_dir():
-        trees.append(_Tree(staging, owned=True, max_depth=4))
-    src_trees: list[_Tree] = []
-    for base in dict.fromkeys(p for p in (Path(source) if source else None, dl_dir) if p and p.is_dir()):
-        src_trees.append(_Tree(base, exclude=[ds_dir]))
-    trees += src_trees
-    extracted: set[str] = set()
 
-    def obtain(archive_name: str) -> bool:
+@dataclass(frozen=True)
+class _PrepareSettings:
+    download_missing: bool
+    check: bool
+    link: str
+    progress: bool
+    archives: Mapping[str, Sequence[Archive]]
+
+
+class _Preparation:
+    """One :func:`prepare` call: the trees searched (the staging folder, then the sources), what was done and
+    what went wrong."""
+
+    def __init__(self, dataset: str, ds_dir: Path, source: Path | None, dl_dir: Path, settings: _PrepareSettings):
+        self.dataset, self.ds_dir, self.source, self.dl_dir, self.settings = dataset, ds_dir, source, dl_dir, settings
+        self.recipe, self.profile = RECIPES[dataset], get_profile(dataset)
+        self.staging = ds_dir / _STAGING
+        self.actions: list[str] = []
+        self.problems: list[str] = []
+        self.trees: list[_Tree] = []
+        if self.staging.is_dir():
+            self.trees.append(_Tree(self.staging, owned=True, max_depth=4))
+        self.src_trees = [_Tree(base, exclude=[ds_dir])
+                          for base in dict.fromkeys(p for p in (source, dl_dir) if p and p.is_dir())]
+        self.trees += self.src_trees
+        self.extracted: set[str] = set()
+
+    def _where(self) -> str:
+        return f" in {self.source}" if self.source else ""
+
+    def _fetch(self, archive_name: str, arc: Archive) -> Path | None:
+        """The archive downloaded (allowed and possible), else None with the problem noted."""
+        st = self.settings
+        if arc.manual:
+            self.problems.append(f"{archive_name}: not found{self._where()}; manual download from {arc.page} "
+                                 f"({arc.note or 'see the page'}), then pass its folder with --from DIR")
+            return None
+        if not st.download_missing:
+            self.problems.append(f"{archive_name}: not found{self._where()}; run with --download to fetch "
+                                 f"{arc.url}, or download it and pass --from DIR")
+            return None
+        try:
+            path = download(arc.url, self.dl_dir / archive_name, size=arc.size if st.check else None,
+                            md5=arc.md5 if st.check else None, sha256=arc.sha256 if st.check else None,
+                            progress=st.progress)
+        except PrepareError as e:
+            self.problems.append(str(e))
+            return None
+        self.actions.append(f"downloaded {archive_name} from {arc.url}")
+        return path
+
+    def obtain(self, archive_name: str) -> bool:
         """Make ``archive_name``'s contents findable (extract it, downloading first if allowed)."""
-        if archive_name in extracted:
+        if archive_name in self.extracted:
             return False
-        extracted.add(archive_name)
-        arc = _archive(dataset, archive_name, archives)
-        path = _find_file(src_trees, archive_name) or (
-            dl_dir / archive_name if (dl_dir / archive_name).is_file() else None)
+        self.extracted.add(archive_name)
+        arc = _archive(self.dataset, archive_name, self.settings.archives)
+        path = _find_file(self.src_trees, archive_name) or (
+            self.dl_dir / archive_name if (self.dl_dir / archive_name).is_file() else None)
         if path is None:
-            if arc.manual:
-                problems.append(f"{archive_name}: not found{' in ' + str(source) if source else ''}; manual "
-                                f"download from {arc.page} ({arc.note or 'see the page'}), then pass its folder "
-                                "with --from DIR")
+            path = self._fetch(archive_name, arc)
+            if path is None:
                 return False
-            if not download_missing:
-                problems.append(f"{archive_name}: not found{' in ' + str(source) if source else ''}; run with "
-                                f"--download to fetch {arc.url}, or download it and pass --from DIR")
-                return False
+        elif self.settings.check and (arc.size or arc.md5 or arc.sha256):
             try:
-                path = download(arc.url, dl_dir / archive_name, size=arc.size if check else None,
-                                md5=arc.md5 if check else None, sha256=arc.sha256 if check else None,
-                                progress=progress)
-                actions.append(f"downloaded {archive_name} from {arc.url}")
-            except PrepareError as e:
-                problems.append(str(e))
-                return False
-        elif check and (arc.size or arc.md5 or arc.sha256):
-            try:
-                _checked(path, arc, staging)
+                _checked(path, arc, self.staging)
             except ChecksumError as e:
-                problems.append(str(e))
+                self.problems.append(str(e))
                 return False
         if not _is_archive(archive_name):
             return False  # a loose file: found directly
         try:
-            out = extract(path, staging / _archive_stem(archive_name), progress=progress)
+            out = extract(path, self.staging / _archive_stem(archive_name), progress=self.settings.progress)
         except PrepareError as e:
-            problems.append(str(e))
+            self.problems.append(str(e))
             return False
-        actions.append(f"extracted {path.name} into {out}")
-        trees.insert(0, _Tree(out, owned=True, max_depth=4))
+        self.actions.append(f"extracted {path.name} into {out}")
+        self.trees.insert(0, _Tree(out, owned=True, max_depth=4))
         return True
 
-    # annotations first: the image folders are recognised by the file names they list
-    for t in recipe.annotations:
-        target = profile.ann_file(ds_dir, t.split)
-        if target.is_file():
-            continue
+    def annotations(self) -> None:
+        for t in self.recipe.annotations:
+            target = self.profile.ann_file(self.ds_dir, t.split)
+            if not target.is_file():
+                self._annotation(t, target)
+
+    def _annotation(self, t, target: Path) -> None:
         for s in t.sources:
-            if _find_file(trees, s) is None:
-                obtain(t.archive or s)
-        found = [_find_file(trees, s) for s in t.sources]
+            if _find_file(self.trees, s) is None:
+                self.obtain(t.archive or s)
+        found = [_find_file(self.trees, s) for s in t.sources]
         missing = [s for s, f in zip(t.sources, found) if f is None]
         if missing:
             named = [t.archive] if t.archive else missing
-            if not all(any(n in p for p in problems) for n in named):  # not yet explained
-                problems.append(f"{dataset} {t.split}: {', '.join(missing)} not found"
-                                f"{' in ' + t.archive if t.archive else ''}")
-            continue
+            if not all(any(n in p for p in self.problems) for n in named):  # not yet explained
+                self.problems.append(f"{self.dataset} {t.split}: {', '.join(missing)} not found"
+                                     f"{' in ' + t.archive if t.archive else ''}")
+            return
         for s, f in zip(t.sources, found):
-            arc = _archive(dataset, s, archives)
-            if check and not _is_archive(s) and (arc.size or arc.md5 or arc.sha256) and t.archive is None:
+            arc = _archive(self.dataset, s, self.settings.archives)
+            if self.settings.check and not _is_archive(s) and (arc.size or arc.md5 or arc.sha256) and t.archive is None:
                 try:
-                    _checked(f, arc, staging)
+                    _checked(f, arc, self.staging)
                 except ChecksumError as e:
-                    problems.append(str(e))
-                    break
-        else:
-            try:
-                _write_json_target(found, target, t.ensure_annotations)
-                actions.append(f"wrote {target} from {', '.join(str(f) for f in found)}")
-            except PrepareError as e:
-                problems.append(str(e))
+                    self.problems.append(str(e))
+                    return
+        try:
+            _write_json_target(found, target, t.ensure_annotations)
+            self.actions.append(f"wrote {target} from {', '.join(str(f) for f in found)}")
+        except PrepareError as e:
+            self.problems.append(str(e))
 
-    for it in recipe.images:
-        target = profile.image_dir(ds_dir, it.splits[0])
-        if target.is_dir() and any(target.iterdir()):
-            continue
-        wanted = _listed_files(profile.ann_file(ds_dir, s) for s in it.splits)
-        hit = _find_dir(trees, it.folder, wanted)
-        if hit is None and obtain(it.archive):
-            hit = _find_dir(trees, it.folder, wanted)
-        if hit is None:
-            if not any(it.archive in p for p in problems):
-                problems.append(f"{dataset} {'/'.join(it.splits)}: image folder '{it.folder}' not found "
-                                f"(expected from {it.archive})")
-            continue
-        src, tree = hit
-        actions.append(_place_dir(src, target, move=tree.owned, link=link))
-
-    report = verify(dataset, root, expected=expected)
-    report.actions = actions + report.actions
-    report.problems = problems + report.problems
-    if report.ok and staging.is_dir():
-        shutil.rmtree(staging, ignore_errors=True)  # what is left of the extraction is not needed
-    return report
+    def images(self) -> None:
+        for it in self.recipe.images:
+            target = self.profile.image_dir(self.ds_dir, it.splits[0])
+            if target.is_dir() and any(target.iterdir()):
+                continue
+            wanted = _listed_files(self.profile.ann_file(self.ds_dir, s) for s in it.splits)
+            hit = _find_dir(self.trees, it.folder, wanted)
+            if hit is None and self.obtain(it.archive):
+                hit = _find_dir(self.trees, it.folder, wanted)
+            if hit is None:
+                if not any(it.archive in p for p in self.problems):
+                    self.problems.append(f"{self.dataset} {'/'.join(it.splits)}: image folder '{it.folder}' not "
+                                         f"found (expected from {it.archive})")
+                continue
+            src, tree = hit
+            self.actions.append(_place_dir(src, target, move=tree.owned, link=self.settings.link))
 
 
 def _checked(path: Path, arc: Archive, memo_dir: Path) -> None:
