@@ -255,10 +255,17 @@ def _reproduce_arguments(items: list[str]) -> tuple[dict, list[str]]:
     return kwargs, overrides
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the kit's one way to fail: a usage error is one ``error:`` line naming the command and what
+    to do, exit status 2, instead of argparse's usage block (the command's ``--help`` shows that)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     prog = "boir" if Path(sys.argv[0]).name == "boir" else "python -m boir_core"
-    ap = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = ap.add_subparsers(dest="command", required=True)
 

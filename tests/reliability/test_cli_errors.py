@@ -176,6 +176,23 @@ def test_a_commands_own_usage_message_is_an_error_line(capsys, clean_env):
     assert "error: reproduce: unknown argument 'bogus'" in _one_error_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["predict", "--config", "tiny", "--checkpoint", "w.pt", "x.jpg"],
+     "predict: the following arguments are required: --output/-o; see "),
+    (["trian"], "invalid choice: 'trian' (choose from 'train'"),
+    (["reproduce", "--table", "9"], "reproduce: argument --table: invalid choice: 9"),
+    (["train", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+])
+def test_a_usage_error_of_the_parser_is_one_error_line(argv, says, capsys, clean_env):
+    """argparse's own usage errors (a missing option, a mistyped command or choice): one line, exit status 2,
+    naming the command and pointing to its --help, like every other error (not argparse's usage block)."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert says in line and line.endswith(" --help"), line
+
+
 def test_the_real_entry_point_prints_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop(cli.DEBUG_ENV, None)
