@@ -51,8 +51,13 @@ notebooks: $(NOTEBOOKS)
 demo: $(STAMP) notebooks
 	$(PY) -m boir_core demo --out $(DEMO_OUT)
 
+# two pytest-xdist workers (TEST_WORKERS=0: one process); tests/conftest.py keeps a test file on one worker and
+# the files that execute notebooks together
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
 test: $(STAMP) notebooks lint
-	$(PY) -m pytest -q tests $(NOTEBOOKS) $(NBVAL)
+	$(PY) -m pytest -q $(XDIST) tests $(NOTEBOOKS) $(NBVAL)
 
 # ruff: lint + import order over the package, tests, benchmarks, tools, data scripts and the notebook sources
 lint: $(STAMP)

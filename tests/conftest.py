@@ -14,7 +14,10 @@ from boir_skips import skip_or_fail_in_ci  # noqa: E402  (tests/ is on sys.path:
 
 # BOIR_TEST_THREADS=1 for tools that fork the test process (make mutation): an OpenMP pool that has run
 # before a fork hangs the child
-torch.set_num_threads(int(os.environ.get("BOIR_TEST_THREADS", 0)) or max(1, min(2, os.cpu_count() or 1)))
+# Under pytest-xdist (make test: two workers) the cores are shared out between the workers.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1) or 1)
+torch.set_num_threads(int(os.environ.get("BOIR_TEST_THREADS", 0))
+                      or max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,6 +69,7 @@ def pytest_collection_modifyitems(config, items):
             if "test_browser" in item.nodeid and not _browser_can_run():
                 continue
             covered.update(mark.args)
+    _group_for_workers(items)
     if not covered:
         return
     keep, left = [], []
@@ -75,3 +79,19 @@ def pytest_collection_modifyitems(config, items):
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = keep
+
+
+#: Test files that execute notebooks (JupyterLab, papermill, nbval): under pytest-xdist they run one after the
+#: other on one worker, as without xdist, since the notebooks share folders of the checkout (runs/notebooks/,
+#: data/synthcrowd) and the browser test's two runs of a notebook compare their outputs.
+NOTEBOOK_FILES = ("tests/notebooks/", "tests/paper/test_reproduce.py", "notebooks/")
+
+
+def _group_for_workers(items) -> None:
+    """``make test`` runs two pytest-xdist workers with ``--dist loadgroup``: each test file is one group (its
+    module fixtures are built once, on one worker), and every file that executes notebooks joins one group
+    ``notebooks``. Without xdist the marker does nothing."""
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+        group = "notebooks" if rel.startswith(NOTEBOOK_FILES) else rel
+        item.add_marker(pytest.mark.xdist_group(group))
