@@ -90,7 +90,8 @@ def test_github_anchor_rule():
 
 
 def test_docs_pages_exist():
-    for page in ("README.md", "release_vs_paper.md", "data_format.md", "inference.md", "training.md", "model.md"):
+    for page in ("README.md", "release_vs_paper.md", "data_format.md", "inference.md", "training.md", "model.md",
+                 "architecture.md"):
         assert (DOCS / page).is_file(), f"docs/{page} is missing"
 
 
@@ -175,3 +176,46 @@ def test_docs_name_real_config_keys_and_values():
                     if problem:
                         problems.append(f"docs/{page.name}:{no}: {problem}")
     assert not problems, "docs name config keys or values the config does not accept:\n" + "\n".join(problems)
+
+
+def _arch_counts():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("arch_counts", ROOT / "tools" / "arch_counts.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_architecture_page_quotes_todays_counts():
+    """docs/architecture.md's numbers are what tools/arch_counts.py measures in the code now (else: run
+    ``python tools/arch_counts.py --write``)."""
+    ac = _arch_counts()
+    assert ac.doc_block() == ac.block(ac.report()), "docs/architecture.md is stale: python tools/arch_counts.py --write"
+
+
+def test_arch_counts_measures_lengths_parameters_and_circles(tmp_path, monkeypatch):
+    """The counter on a made-up package: a long function, one with 7 loose parameters (self not counted), a
+    network constructor apart, a data table left out, and an import circle closed only inside a function."""
+    ac = _arch_counts()
+    pkg = tmp_path / "boir_core"
+    (pkg / "model").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "model" / "__init__.py").write_text("")
+    long_body = "\n".join(f"    x{i} = {i}" for i in range(85))
+    (pkg / "a.py").write_text(
+        "from boir_core import b\n\n"
+        f"def long():\n{long_body}\n    return 0\n\n"
+        "class K:\n    def many(self, a, b, c, d, e, f, g, *args, **kw):\n        return a\n\n"
+        "def table():\n    return {\n" + "".join(f"        {i}: {i},\n" for i in range(90)) + "    }\n")
+    (pkg / "b.py").write_text("def f():\n    from boir_core import a\n    return a\n")
+    (pkg / "model" / "net.py").write_text(
+        "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self, a, b, c, d, e, f, g):\n"
+        "        super().__init__()\n")
+    monkeypatch.setattr(ac, "REPO", tmp_path)
+    monkeypatch.setattr(ac, "PACKAGE", pkg)
+    m = ac.measure()
+    assert [w for _, w in m["functions_over_80"]] == ["boir_core.a.long"]
+    assert m["over_6_parameters"] == [(7, "boir_core.a.K.many")]
+    assert m["network_constructors_over_6"] == [(7, "boir_core.model.net.Net.__init__")]
+    assert m["import_circles"] == [] and m["deferred_import_circles"] == [["boir_core.a", "boir_core.b"]]
