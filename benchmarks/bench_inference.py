@@ -100,11 +100,11 @@ def build_model(backbone: str, seed: int, device: str, **model_kw):
 
 
 def make_variant(name: str, model, threads: int):
-    """A decode-able object for one variant name (the model itself for ``eager``)."""
+    """The runner of one variant name (``eager``: test.backend=exact, the plain network in fp32)."""
     from boir_core.engine.backends import TorchRunner, make_runner
 
-    if name == "eager":
-        return model
+    if name == "eager":  # what test.backend=exact runs
+        return make_runner("exact", model)
     if name == "inference_mode":
         return TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False)
     if name == "fold_bn":

@@ -182,19 +182,17 @@ def latency(name: str, tiny: bool, device_name: str, repeats: int, warmup: int, 
     import torch
 
     from boir_core.config import load_config
-    from boir_core.data import get_profile
-    from boir_core.engine.decode import decode, decode_kwargs_from_config
+    from boir_core.engine.predictor import Predictor
     from boir_core.model import build_model, count_parameters
 
-    ov = [f"train.device={device_name}"]
+    ov = [f"test.device={device_name}"]
     if tiny:
         ov += ["model.backbone=hrnet_w18_small", "data.input_size=128", "data.output_size=32"]
     cfg = load_config(name, ov)
     device = torch.device(device_name)
     torch.manual_seed(0)
     model = build_model(cfg, train=False).to(device).eval()
-    prof = get_profile(cfg.data.dataset)
-    kw = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    predictor = Predictor(cfg, model=model, device=device)  # test.backend unset: exact, the plain network
     size = cfg.data.input_size
     image = torch.randn(3, size, size, generator=torch.Generator().manual_seed(0))
     meta = {"trans_inv": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "image_id": 0}
@@ -203,7 +201,7 @@ def latency(name: str, tiny: bool, device_name: str, repeats: int, warmup: int, 
     net, dec, people = [], [], []
     with torch.no_grad(), ctx:
         for i in range(warmup + repeats):
-            r = decode(model, image, meta, **kw)
+            r = predictor(image, meta)
             if i >= warmup:
                 net.append(1000 * r.time_network)
                 dec.append(1000 * r.time_decode)

@@ -35,8 +35,9 @@ show_course_map("05")
 # the BUK, embedding and bbox heads were there to shape the features during training and cost nothing now.
 # This notebook draws every step of the released decoding (docs/inference.md#decoding-steps) on one
 # image, then evaluates a model with the COCO keypoint protocol and shows the metrics table. The network runs
-# through `backend` (the config's `test.backend`: `torch`, `onnxruntime` or `openvino`, README "Inference
-# backends"); the decoding drawn here is the same code for all three.
+# through `backend` (the config's `test.backend`; unset: `exact`, the path that gives the release's poses;
+# `torch`, `onnxruntime` or `openvino` are faster, docs/inference.md#exact-and-fast-inference); the decoding drawn
+# here is the same code for all of them.
 #
 # By default it uses the kit's default trained weights (`boir_core.paths.default_checkpoint()`: the demo BoIR
 # shipped inside the package, `boir_core/weights/demo_boir.pt`, checksum-verified) when they exist, else it trains
@@ -49,23 +50,21 @@ checkpoint = None  # our weights, a run folder or a released .pth; None: the def
 fallback_run_dir = "runs/notebooks/05_tiny"  # where a tiny model is trained when there are no default weights
 image_index = 0  # which validation image to decode step by step
 max_images = None  # None: the config's test.max_images (0: the whole split)
-device = None  # None: the config's train.device
-backend = None  # None: the config's test.backend (torch); onnxruntime / openvino run the exported ONNX graphs
+device = None  # None: the config's test.device
+backend = None  # None: the config's test.backend (unset: exact); torch is faster, onnxruntime / openvino run ONNX
 
 # %%
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data import KeypointDataset, get_profile
 from boir_core.data.transforms import denormalize_image
-from boir_core.engine.backends import make_runner
-from boir_core.engine.decode import decode, decode_kwargs_from_config
-from boir_core.engine.runner import checkpoint_config, load_inference_model, run_evaluation
+from boir_core.engine.predictor import Predictor
+from boir_core.engine.runner import checkpoint_config, run_evaluation
 from boir_core.viz.draw import draw_poses
 
 # %matplotlib inline
@@ -75,7 +74,7 @@ from boir_core.viz.draw import draw_poses
 
 # %%
 # the parameters you set become overrides; the ones left at None keep the config's values
-mirrors = {"data.root": data_root, "train.device": device, "test.max_images": max_images, "test.backend": backend}
+mirrors = {"data.root": data_root, "test.device": device, "test.max_images": max_images, "test.backend": backend}
 set_here = [f"{k}={v}" for k, v in mirrors.items() if v is not None]
 if checkpoint:  # a path you named must exist: no silent fallback
     checkpoint = paths.existing(checkpoint, "checkpoint")
@@ -100,11 +99,9 @@ if checkpoint is None:
     checkpoint = train(cfg, paths.resolve(fallback_run_dir), resume="or-restart", progress=False).final_weights
     print(f"weights: {checkpoint} (tiny, 4 iterations)")
 print(f"data: {cfg.data.root}")
-device = cfg.train.device if cfg.train.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-model, report = load_inference_model(cfg, checkpoint, device)
-print(report)
-net = make_runner(cfg.test.backend, model)  # who runs the network; decode() does the rest
-print(f"network: test.backend={cfg.test.backend} ({net.variant})")
+predictor = Predictor(cfg, checkpoint)  # weights, test.device, test.backend (unset: exact) and the decode settings
+print(predictor.report)
+print(f"network: test.backend={predictor.backend} ({predictor.variant}) on {predictor.device}")
 
 # %% [markdown]
 # ## Step 1 · the test-time resize
@@ -112,7 +109,7 @@ print(f"network: test.backend={cfg.test.backend} ({net.variant})")
 # affine keeps the image centered. Its inverse maps predictions back to the original pixels.
 
 # %%
-prof = get_profile(cfg.data.dataset)
+prof = predictor.profile
 test_set = KeypointDataset.from_config(cfg, train=False)
 sample = test_set[image_index]
 original = test_set.read(image_index)
@@ -131,9 +128,7 @@ plt.show()
 # (kernel 3, 5 or 7 by map size) keeps local maxima and the top 30 above 0.01 become people.
 
 # %%
-kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
-res = decode(net, sample["image"], sample["meta"], image_id=sample["image_id"], return_intermediates=True,
-             **kwargs)
+res = predictor(sample["image"], sample["meta"], image_id=sample["image_id"], return_intermediates=True)
 it = res.intermediates
 fig, ax = plt.subplots(1, 3, figsize=(13, 4))
 ax[0].imshow(it["center_raw"], cmap="magma")
@@ -193,7 +188,8 @@ plt.show()
 # %%
 from boir_core.viz.explorers import DecodingExplorer, place
 
-decoding_explorer = place(DecodingExplorer(net, sample, original, kwargs, prof.skeleton))
+decoding_explorer = place(DecodingExplorer(predictor.runner, sample, original, predictor.decode_kwargs,
+                                           prof.skeleton))
 
 # %% [markdown]
 # ## Evaluation
@@ -202,7 +198,7 @@ decoding_explorer = place(DecodingExplorer(net, sample, original, kwargs, prof.s
 
 # %%
 eval_dir = paths.resolve(fallback_run_dir) / "eval"
-out = run_evaluation(cfg, checkpoint, out_dir=eval_dir, progress=False, model=model, runner=net)  # test.backend
+out = run_evaluation(cfg, checkpoint, out_dir=eval_dir, progress=False, predictor=predictor)  # exact unless set
 print(f"results and metrics.json in {eval_dir}")
 m = out["metrics"]
 print(f"{'metric':<8} value")

@@ -74,7 +74,7 @@ fixed_beta = None  # β of Figure 1's fixed-kernel panels, exp(-β/D·‖e - e^p
 tsne_per_person = 16  # Figure 3: pixels sampled inside each person's box (people with fewer own pixels are left out)
 seed = 0  # seeds Figure 3's pixel samples and its t-SNE
 device = "cpu"
-backend = None  # None: each config's test.backend (torch); onnxruntime / openvino decode the poses with the ONNX graphs
+backend = None  # None: each config's test.backend (unset: exact); torch is faster, onnxruntime / openvino run ONNX
 num_threads = 1  # torch CPU threads (0: torch's default)
 annotations = ""  # COCO-format JSON with the ground truth of `images` (Figures 1 and 3 then use its boxes)
 
@@ -88,10 +88,8 @@ import torch
 
 from boir_core import paths
 from boir_core.config import load_config
-from boir_core.data import get_profile
 from boir_core.data.annotations import read_image
-from boir_core.engine.backends import make_runner
-from boir_core.engine.decode import decode, decode_kwargs_from_config
+from boir_core.engine.predictor import Predictor
 from boir_core.engine.runner import checkpoint_config, load_inference_model
 from boir_core.viz import figures as fg
 from boir_core.viz import similarity as vs
@@ -147,7 +145,7 @@ print(f"SynthCrowd: {data_root}")
 def get_model(arch, config, checkpoint):
     """(cfg, model, source) for ``checkpoint`` with ``config``; a tiny model trained ``train_iters`` iterations
     when there is no checkpoint (said in the output)."""
-    chosen = [f"train.device={device}"] + ([f"test.backend={backend}"] if backend else [])
+    chosen = [f"train.device={device}", f"test.device={device}"] + ([f"test.backend={backend}"] if backend else [])
     if checkpoint is not None:
         cfg = checkpoint_config(checkpoint, config, chosen)
         source = shipped_description(checkpoint) or f"{checkpoint}"
@@ -168,18 +166,19 @@ def get_model(arch, config, checkpoint):
     return cfg, load_inference_model(cfg, weights, device)[0], f"tiny, {train_iters} iterations"
 
 
-models, runners = {}, {}
+models, predictors = {}, {}
 for name, arch, config, ckpt in (("CID", "cid", cid_config, cid_checkpoint),
                                  ("BoIR", "boir", boir_config, boir_checkpoint)):
     cfg, model, source = get_model(arch, config, ckpt)
     models[name] = (cfg, model)
-    runners[name] = make_runner(cfg.test.backend, model)  # decodes the poses; the maps below read the model
+    predictors[name] = Predictor(cfg, model=model)  # decodes the poses; the maps below read the model
     print(f"{name}: {cfg.model.arch} {cfg.model.backbone}, input {cfg.data.input_size} px, {cfg.num_keypoints} "
-          f"keypoints ({source}); poses through test.backend={cfg.test.backend} ({runners[name].variant})")
+          f"keypoints ({source}); poses through test.backend={predictors[name].backend} "
+          f"({predictors[name].variant})")
 names = list(models)
 input_size = min(c.data.input_size for c, _ in models.values())
 # each model decodes and draws with its own data set's keypoints (flip index, OKS sigmas, skeleton)
-profiles = {name: get_profile(cfg.data.dataset) for name, (cfg, _) in models.items()}
+profiles = {name: p.profile for name, p in predictors.items()}
 for name, (cfg, _) in models.items():
     assert profiles[name].num_keypoints == cfg.num_keypoints, (name, cfg.data.dataset)
     print(f"{name}: profile {profiles[name].name} ({profiles[name].num_keypoints} keypoints)")
@@ -216,8 +215,7 @@ def analyse(index, name):
     cfg, model = models[name]
     _, image, _ = pictures[index]
     prep = fg.prepare_image(image, input_size)
-    kwargs = decode_kwargs_from_config(cfg.test, profiles[name].flip_index, profiles[name].sigmas)
-    res = decode(runners[name], prep["image"], prep["meta"], return_intermediates=True, **kwargs)
+    res = predictors[name](prep["image"], prep["meta"], return_intermediates=True)
     maps = fg.model_maps(model, prep["image"])
     peaks = res.intermediates["peaks_yx"]
     top = tuple(int(v) for v in peaks[0]) if len(peaks) else None

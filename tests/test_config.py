@@ -242,12 +242,16 @@ def test_the_backend_and_data_set_choices_come_from_the_one_table_of_names():
     from boir_core.config.schema import DataConfig
     from boir_core.engine import backends
 
-    assert backends.BACKENDS is BACKENDS == ("torch", "onnxruntime", "openvino")
-    assert typing.get_args(typing.get_type_hints(TestConfig)["backend"]) == BACKENDS
+    assert backends.BACKENDS is BACKENDS == ("exact", "torch", "onnxruntime", "openvino")
+    # Optional: unset (None) means the command's default (docs/inference.md#exact-and-fast-inference)
+    literal, none = typing.get_args(typing.get_type_hints(TestConfig)["backend"])
+    assert typing.get_args(literal) == BACKENDS and none is type(None) and TestConfig().backend is None
+    assert Config().override("test.backend=exact").test.backend == "exact"
+    assert Config().override("test.backend=exact", "test.backend=null").test.backend is None
     assert typing.get_args(typing.get_type_hints(DataConfig)["dataset"]) == tuple(DATASET_KEYPOINTS)
     for name, k in DATASET_KEYPOINTS.items():
         assert Config().override(f"data.dataset={name}").num_keypoints == k
-    with pytest.raises(ConfigError, match=r"test.backend='tensorrt' is not one of \['torch', 'onnxruntime'"):
+    with pytest.raises(ConfigError, match=r"test.backend='tensorrt' is not one of \['exact', 'torch', 'onnxruntime'"):
         Config().override("test.backend=tensorrt")
     cfg = Config()
     cfg.data.dataset = "mpii"  # set by hand, past the type check

@@ -20,6 +20,7 @@ __all__ = ["DATASET_KEYPOINTS", "DATASET_NAMES", "BACKENDS"]
 DATASET_KEYPOINTS: dict[str, int] = {"coco": 17, "crowdpose": 14, "ochuman": 17, "synthcrowd": 17, "synthcrowd14": 14}
 #: The data-set names, in registry order (``data.dataset`` accepts exactly these).
 DATASET_NAMES: tuple[str, ...] = tuple(DATASET_KEYPOINTS)
-#: Who runs the network at inference (``test.backend``): PyTorch, and the two pip extras that run the exported
-#: ONNX graphs (docs: :mod:`boir_core.engine.backends`).
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+#: Who runs the network at inference (``test.backend``): PyTorch as trained (``exact``, the release's poses),
+#: PyTorch with eval-only speed-ups (``torch``), and the two pip extras that run the exported ONNX graphs
+#: (docs: :mod:`boir_core.engine.backends`, docs/inference.md#exact-and-fast-inference).
+BACKENDS: tuple[str, ...] = ("exact", "torch", "onnxruntime", "openvino")

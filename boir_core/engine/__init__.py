@@ -6,7 +6,9 @@
   :mod:`.runlock`
 - :mod:`.decode`: the released inference decoding (docs/inference.md#decoding-steps); :mod:`.oks`: OKS and OKS-NMS
 - :mod:`.evaluate`: COCO / OCHuman (pycocotools, faster-coco-eval) and CrowdPose protocols, metrics JSON
-- :mod:`.runner`: load a model from any known checkpoint and evaluate a data set
+- :mod:`.weights`: load a model from any known checkpoint; :mod:`.backends`: who runs the network (runners);
+  :mod:`.predictor`: :class:`~boir_core.engine.predictor.Predictor`, the one inference path (weights, device,
+  backend, decode settings); :mod:`.runner`: evaluate a data set through it
 - :mod:`.predict`, :mod:`.profile`, :mod:`.demo`: the CLI's other jobs
 
 Submodules are imported on use, so ``import boir_core.engine`` stays light.

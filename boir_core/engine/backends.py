@@ -1,23 +1,31 @@
 """Inference backends: who runs the network while :func:`boir_core.engine.decode.decode` decodes.
 
-``test.backend`` chooses one (``predict``, ``evaluate`` and the notebooks read it through
-:func:`make_runner`):
+``test.backend`` chooses one (:class:`boir_core.engine.predictor.Predictor` reads it for ``predict``,
+``evaluate``, ``profile`` and the notebooks, through :func:`make_runner`):
 
-* ``torch`` (default): PyTorch, with eval-only speed-ups that keep the output: BatchNorm folded into the
-  convolutions (:mod:`boir_core.model.fold`), the instance head computed for all people of all views in
-  a few matrix products (:mod:`boir_core.model.fast_instance`), channels-last (NHWC) tensors on a CPU,
-  ``torch.inference_mode``;
+* ``exact``: PyTorch eager in fp32 on the network as trained: no BatchNorm folding, the network's own
+  instance head, contiguous (NCHW) tensors. It gives the release's poses; an unset ``test.backend`` means it
+  wherever numbers are reported (``evaluate``, ``reproduce``, the notebooks' metrics;
+  docs/inference.md#exact-and-fast-inference);
+* ``torch`` (what an unset ``test.backend`` means for ``predict`` and ``profile``): PyTorch, with eval-only
+  speed-ups: BatchNorm folded into the convolutions (:mod:`boir_core.model.fold`), the instance head
+  computed for all people of all views in a few matrix products (:mod:`boir_core.model.fast_instance`),
+  channels-last (NHWC) tensors on a CPU, ``torch.inference_mode``. Equal up to float rounding, which can
+  flip a near-tie in an argmax;
 * ``onnxruntime``: the two ONNX graphs of :mod:`boir_core.engine.export`, exported in memory from the
   loaded weights and run by ONNX Runtime (``pip install 'boir-kit[onnx]'``);
 * ``openvino``: the same graphs run by OpenVINO in fp32 (``pip install 'boir-kit[openvino]'``).
 
-A runner has two calls, both on torch tensors, so the decoding around them is shared:
+Every runner is a :class:`Runner`: two calls, both on torch tensors, so the decoding around them is shared.
 ``dense(images)`` with ``images`` [V, 3, H', W'] (view 0 the image, views 1.. its mirror) returns the
-aligned features [V, C_b, H, W] and the center logits [V, 1, H, W]; ``instances(features, coords)``
-returns the instance logits [V·n, K, H, W] of every center (y, x) in every view, view-major.
+aligned features [V, C_b, H, W] and the center logits [V, 1, H, W] (:func:`boir_core.model.views.dense_views`,
+the one place the mirrored features are flipped back); ``instances(features, coords)`` returns the instance
+logits [V·n, K, H, W] of every center (y, x) in every view, view-major. :func:`as_runner` turns a plain
+network into the ``exact`` runner, so :func:`~boir_core.engine.decode.decode` always runs a runner.
 """
 from __future__ import annotations
 
+import abc
 import copy
 import importlib
 import json
@@ -31,10 +39,14 @@ import torch.nn as nn
 from ..config import BACKENDS
 from ..model.fast_instance import views_heatmaps
 from ..model.fold import fold_batchnorm
+from ..model.views import dense_views
+from .export import onnx_graphs
 
-__all__ = ["BACKENDS", "EXTRAS", "make_runner", "TorchRunner", "OnnxRuntimeRunner", "OpenVinoRunner",
-           "BackendUnavailable"]
+__all__ = ["BACKENDS", "EXTRAS", "Runner", "make_runner", "as_runner", "TorchRunner", "OnnxRuntimeRunner",
+           "OpenVinoRunner", "BackendUnavailable"]
 
+#: what a plain network provides (CONTRIBUTING.md): :func:`as_runner` runs it as the ``exact`` runner
+NETWORK_CALLS = ("features", "center_logits", "instance_heatmaps")
 #: the pip extra that installs each optional backend
 EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
 
@@ -57,30 +69,60 @@ def _threads(threads: int | None) -> int:
     return int(threads) if threads else torch.get_num_threads()
 
 
-class TorchRunner:
+class Runner(abc.ABC):
+    """What :func:`~boir_core.engine.decode.decode` runs the network through (module docstring).
+
+    Attributes: ``name`` (the ``test.backend`` it implements), ``variant`` (what exactly runs, for reports),
+    ``device`` (where ``dense`` wants its input and returns its output), ``threads`` (CPU threads one call may
+    use). A new backend subclasses this and implements the two calls.
+    """
+
+    name: str
+    variant: str
+    device: torch.device
+    threads: int
+
+    @abc.abstractmethod
+    def dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images [V, 3, H', W'] → (aligned features [V, C_b, H, W], center logits [V, 1, H, W], fp32)."""
+
+    @abc.abstractmethod
+    def instances(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """features [V, C_b, H, W] (from ``dense``), coords [n, 2] (y, x) → logits [V·n, K, H, W], view-major."""
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):  # a network without parameters (a stand-in): the CPU
+        return torch.device("cpu")
+
+
+class TorchRunner(Runner):
     """PyTorch on the model's device.
 
     ``fold_bn``, ``fast_instance`` and ``channels_last`` (default: on for a CPU model) can be switched off
-    one by one (the benchmark times each); all three off is plain eager (in ``inference_mode``). For GPUs: ``half`` runs
-    the network in float16 (decoding stays fp32), ``mode="compile"`` wraps both calls in ``torch.compile`` (dynamic
-    shapes), ``mode="cudagraphs"`` captures one CUDA graph per input shape and number of people and
-    replays it (CUDA only).
+    one by one (the benchmark times each); all three off is plain eager (in ``inference_mode``), the ``exact``
+    backend (:meth:`exact`). For GPUs: ``half`` runs the network in float16 (decoding stays fp32),
+    ``mode="compile"`` wraps both calls in ``torch.compile`` (dynamic shapes), ``mode="cudagraphs"`` captures
+    one CUDA graph per input shape and number of people and replays it (CUDA only).
     """
 
-    name = "torch"
     MODES = ("eager", "compile", "cudagraphs")
 
     def __init__(self, model: nn.Module, *, fold_bn: bool = True, fast_instance: bool = True,
                  channels_last: bool | None = None, half: bool = False, mode: str = "eager",
-                 compile_backend: str = "inductor"):
+                 compile_backend: str = "inductor", name: str = "torch"):
         if mode not in self.MODES:
             raise ValueError(f"mode={mode!r} is not one of {list(self.MODES)}")
-        self.device = next(model.parameters()).device
+        self.name = name
+        self.device = _model_device(model)
         if mode == "cudagraphs" and self.device.type != "cuda":
             raise ValueError(f"mode='cudagraphs' needs the model on a CUDA device, it is on {self.device}")
         if channels_last is None:  # NHWC convolutions: ~2x faster on a CPU (oneDNN), see bench_inference
             channels_last = self.device.type == "cpu"
-        model = model.eval()
+        if isinstance(model, nn.Module):  # (a stand-in network with the three calls need not be a module)
+            model = model.eval()
         self.folded = 0
         if fold_bn:
             probe = torch.zeros(1, 3, 64, 64, device=self.device)
@@ -108,11 +150,19 @@ class TorchRunner:
         if mode != "eager":
             self.variant += f" [{mode}]"
 
+    @classmethod
+    def exact(cls, model: nn.Module) -> "TorchRunner":
+        """The ``exact`` backend: eager fp32 on the network as it is (no folding, its own instance head, NCHW),
+        the path that gives the release's poses."""
+        return cls(model, fold_bn=False, fast_instance=False, channels_last=False, name="exact")
+
+    @property
+    def threads(self) -> int:
+        return torch.get_num_threads()
+
     # the two network calls, as plain functions of tensors (what compile / CUDA graphs wrap)
     def _dense_impl(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.model.features(x)
-        feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
-        return feats, self.model.center_logits(feats)
+        return dense_views(self.model, x)
 
     def _instances_impl(self, features: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         if self.fast_instance:
@@ -164,7 +214,7 @@ class TorchRunner:
             return out.float()
 
 
-class _GraphRunner:
+class _GraphRunner(Runner):
     """Shared by the ONNX Runtime and OpenVINO runners: tensors in, tensors out, on the CPU."""
 
     device = torch.device("cpu")
@@ -180,10 +230,6 @@ class _GraphRunner:
 
 
 def _graphs(model: nn.Module) -> dict[str, bytes]:
-    # local import, a genuine circle: export's export_checkpoint loads weights through runner, which
-    # imports this module (and only the onnxruntime / openvino backends need the exporter)
-    from .export import onnx_graphs
-
     model = model.eval()
     if next(model.parameters()).device.type != "cpu":
         model = copy.deepcopy(model).cpu()
@@ -278,8 +324,14 @@ class OpenVinoRunner(_GraphRunner):
         return out
 
 
-def make_runner(backend: str, model: nn.Module, **kwargs: Any):
-    """The runner of ``backend`` (one of :data:`BACKENDS`) for a loaded inference ``model``."""
+def make_runner(backend: str, model: nn.Module, **kwargs: Any) -> Runner:
+    """The runner of ``backend`` (one of :data:`BACKENDS`) for a loaded inference ``model`` (a plain network:
+    ``exact`` runs it as it is). ``kwargs`` go to the runner's class (none for ``exact``)."""
+    if backend == "exact":
+        if kwargs:
+            raise ValueError(f"test.backend=exact runs the network as it is and takes no options, got "
+                             f"{sorted(kwargs)} (TorchRunner takes them)")
+        return TorchRunner.exact(model)
     if backend == "torch":
         return TorchRunner(model, **kwargs)
     if backend == "onnxruntime":
@@ -287,3 +339,14 @@ def make_runner(backend: str, model: nn.Module, **kwargs: Any):
     if backend == "openvino":
         return OpenVinoRunner(model, **kwargs)
     raise ValueError(f"test.backend={backend!r} is not one of {list(BACKENDS)}")
+
+
+def as_runner(net: Runner | nn.Module) -> Runner:
+    """``net`` itself when it is a :class:`Runner`; a plain network (anything with :data:`NETWORK_CALLS`,
+    CONTRIBUTING.md; a module is switched to eval mode) as the ``exact`` runner."""
+    if isinstance(net, Runner):
+        return net
+    if all(callable(getattr(net, a, None)) for a in NETWORK_CALLS):
+        return TorchRunner.exact(net)
+    raise TypeError(f"decode needs a backends.Runner or a network with {', '.join(NETWORK_CALLS)}, got "
+                    f"{type(net).__name__}")

@@ -9,8 +9,11 @@ The steps (H, W are the output-map size, H'/4 and W'/4):
 
 1. **Batch** [image, mirrored image] (``flip_test``) and run the backbone once: ``F = model.features``.
 2. **Un-flip at the feature level**: mirror the second feature map back, so both are aligned with the
-   original image.
+   original image (:func:`boir_core.model.views.flip_back`).
 3. **Center map** C = mean over the two images of ``sigmoid_clamp(model.center_logits(F))``.
+
+Steps 1-3's network calls and step 6's instance head run through a runner
+(:class:`boir_core.engine.backends.Runner`, ``test.backend``); a plain network is run as the ``exact`` runner.
 4. **Smooth** C ← (C + avgpool_k(C)) / 2 (k = ``center_pool_kernel``, zero padding counted in the mean).
 5. **Peaks**: max-pool NMS with a kernel that grows with the map (7 if (H+W)/2 > 300, 5 if > 200, else 3);
    keep the top ``max_proposals`` values that exceed ``center_threshold``. Nothing left → no people.
@@ -37,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
+from boir_core.engine.backends import Runner, as_runner
 from boir_core.engine.oks import check_sigmas, keypoint_box_areas, oks_nms
 from boir_core.ops import sigmoid_clamp
 
@@ -161,13 +165,6 @@ def _check_flip_index(flip_index: Sequence[int], k: int) -> torch.Tensor:
     return idx
 
 
-def _model_device(model: torch.nn.Module, fallback: torch.device) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (StopIteration, AttributeError):
-        return fallback
-
-
 class _Clock:
     """Splits elapsed time into 'network' and 'decode' buckets; syncs CUDA before each reading."""
 
@@ -191,7 +188,7 @@ class _Clock:
 # ---- the decoder -----------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_test: bool = True,
+def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[str, Any], *, flip_test: bool = True,
            flip_index: Sequence[int] | None = None, max_proposals: int = 30, center_threshold: float = 0.01,
            center_pool_kernel: int = 3, oks_nms_threshold: float = 0.8,
            oks_sigmas: Sequence[float] | torch.Tensor, image_id: int | None = None, stride: int = 4,
@@ -200,9 +197,9 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
     docs/inference.md#decoding-steps).
 
     Args:
-        model: anything with ``features``, ``center_logits`` and ``instance_heatmaps`` (CONTRIBUTING.md);
-            it is switched to eval mode. Or a backend runner (``dense`` and ``instances``,
-            :mod:`boir_core.engine.backends`): the same decoding around another network engine.
+        runner: who runs the network, a :class:`~boir_core.engine.backends.Runner` (``test.backend``,
+            :func:`~boir_core.engine.backends.make_runner`); a plain network (``features``, ``center_logits``,
+            ``instance_heatmaps``, CONTRIBUTING.md) is run as the ``exact`` runner, in eval mode.
         image: [3, H', W'] normalised input canvas (a test sample's ``image``).
         meta: the test sample's ``meta``; only ``trans_inv`` (2×3, canvas → original pixels) is read,
             plus ``image_id`` when the argument is None.
@@ -227,30 +224,18 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
     if max_proposals < 1:
         raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
 
-    runner = hasattr(model, "dense") and hasattr(model, "instances")  # boir_core.engine.backends
-    if hasattr(model, "eval"):
-        model.eval()
-    device = model.device if runner else _model_device(model, image.device)
+    net = as_runner(runner)
+    device = net.device
     clock = _Clock(device)
     inter: dict[str, Any] = {} if return_intermediates else None  # type: ignore[assignment]
 
-    # 1-2. batch [original, mirrored]; backbone; un-flip the mirrored features.
+    # 1-3. batch [original, mirrored]; backbone, features flipped back, center logits (the runner's dense call).
     x = image.to(device=device, dtype=torch.float32)[None]
     if flip_test:
         x = torch.cat([x, torch.flip(x, dims=[3])], dim=0)
     clock.lap("decode")
-    if runner:  # a backend runner does steps 1-3 of the network in one call
-        feats, center_logits = model.dense(x)
-        clock.lap("network")
-    else:
-        feats = model.features(x)
-        clock.lap("network")
-        if flip_test:
-            feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
-        clock.lap("decode")
-        # 3. mean center map of the aligned maps.
-        center_logits = model.center_logits(feats)
-        clock.lap("network")
+    feats, center_logits = net.dense(x)
+    clock.lap("network")
     center_raw = sigmoid_clamp(center_logits).mean(dim=0)[0]  # [H, W]
     h, w = center_raw.shape
 
@@ -267,15 +252,9 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
             inter.update(keep=torch.zeros(0, dtype=torch.long))
         return DecodeResult([], clock.network, clock.decode, 1, inter, str(device))
 
-    # 6. instance heatmaps from both aligned maps at the same (y, x).
-    views = 2 if flip_test else 1
-    inst_coord = coords.repeat(views, 1)
-    inst_imgid = torch.arange(views, device=device).repeat_interleave(n)
+    # 6. instance heatmaps from both aligned maps at the same (y, x): every center in every view, view-major.
     clock.lap("decode")
-    if runner:  # every center in every view, view-major: the same rows as inst_coord / inst_imgid
-        inst_logits = model.instances(feats, coords)
-    else:
-        inst_logits = model.instance_heatmaps(feats, inst_coord, inst_imgid)
+    inst_logits = net.instances(feats, coords)
     clock.lap("network")
     inst = sigmoid_clamp(inst_logits)  # [views·n, K, H, W]
     k = inst.shape[1]
@@ -318,8 +297,9 @@ def decode(model: Any, image: torch.Tensor, meta: Mapping[str, Any], *, flip_tes
     return DecodeResult(results, clock.network, clock.decode, 1, inter, str(device))
 
 
-def decode_batch(model: Any, images: Sequence[torch.Tensor], metas: Sequence[Mapping[str, Any]], *,
-                 image_ids: Sequence[int] | None = None, **kwargs: Any) -> DecodeResult:
+def decode_batch(runner: Runner | torch.nn.Module, images: Sequence[torch.Tensor],
+                 metas: Sequence[Mapping[str, Any]], *, image_ids: Sequence[int] | None = None,
+                 **kwargs: Any) -> DecodeResult:
     """:func:`decode` over a list of images of different sizes (one forward pass each, as the release).
 
     ``kwargs`` are :func:`decode`'s keyword arguments. Returns one :class:`DecodeResult` holding all poses,
@@ -331,7 +311,7 @@ def decode_batch(model: Any, images: Sequence[torch.Tensor], metas: Sequence[Map
         raise ValueError(f"decode_batch: {len(images)} images but {len(image_ids)} image_ids")
     out = DecodeResult([], 0.0, 0.0, len(images), [] if kwargs.get("return_intermediates") else None)
     for i, (img, meta) in enumerate(zip(images, metas)):
-        r = decode(model, img, meta, image_id=None if image_ids is None else image_ids[i], **kwargs)
+        r = decode(runner, img, meta, image_id=None if image_ids is None else image_ids[i], **kwargs)
         out.poses.extend(r.poses)
         out.time_network += r.time_network
         out.time_decode += r.time_decode

@@ -33,7 +33,8 @@ import torch.nn as nn
 
 from ..io import atomic_open, atomic_write_json
 from ..model.fast_instance import views_heatmaps
-from .runner import load_inference_model, resolve_checkpoint
+from ..model.views import dense_views
+from .weights import load_inference_model, resolve_checkpoint
 
 __all__ = ["DenseGraph", "InstanceGraph", "onnx_graphs", "export_onnx", "export_checkpoint", "OPSET", "FORMATS"]
 
@@ -49,11 +50,8 @@ class DenseGraph(nn.Module):
         self.model = model
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feats = self.model.features(images)
-        # flip the mirrored views back at the feature level (docs/inference.md#decoding-steps); with V = 1
-        # the second part is empty
-        feats = torch.cat([feats[:1], torch.flip(feats[1:], dims=[3])], dim=0)
-        return feats, self.model.center_logits(feats)
+        # the mirrored views flipped back at the feature level (docs/inference.md#decoding-steps), as every runner
+        return dense_views(self.model, images)
 
 
 class InstanceGraph(nn.Module):

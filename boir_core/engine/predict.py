@@ -23,14 +23,11 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data import get_profile
 from ..data.imagefiles import image_format, incomplete_reason
 from ..data.transforms import eval_input, eval_resize_size
 from ..io import atomic_open, atomic_write_json, check_writable_folder
-from . import backends, runner
-from . import decode as decode_mod
-from .distributed import resolve_device
 from .draw import draw_poses
+from .predictor import FAST, Predictor
 
 __all__ = ["predict", "iter_inputs", "read_inputs", "size_problem", "PredictInputError", "IMAGE_SUFFIXES",
            "VIDEO_SUFFIXES", "DRAW_MIN_SCORE", "MAX_ASPECT", "MAX_PIXELS"]
@@ -253,11 +250,9 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
     plan = _plan(inputs)
     _check_outputs(output, draw_dir, [p for p, _ in plan])
     on_failure = on_failure or _warn
-    device = resolve_device(cfg.train.device)
-    model, _ = runner.load_inference_model(cfg, checkpoint, device)
-    net = backends.make_runner(cfg.test.backend, model)  # test.backend: one of config.registry.BACKENDS
-    prof = get_profile(cfg.data.dataset)
-    kwargs = decode_mod.decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    # test.backend, unset: the fast torch path (predict reports no metrics; docs/inference.md#exact-and-fast-inference)
+    predictor = Predictor(cfg, checkpoint, default_backend=FAST)
+    prof = predictor.profile
     results: list[dict] = []
     failed: list[dict[str, str]] = []
     drawings = 0
@@ -273,8 +268,7 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
             continue
         try:
             x = eval_input(item.image, cfg.data.input_size)
-            r = decode_mod.decode(net, torch.from_numpy(x.image), {"trans_inv": x.resize.trans_inv},
-                                  image_id=image_id, **kwargs)
+            r = predictor(torch.from_numpy(x.image), {"trans_inv": x.resize.trans_inv}, image_id=image_id)
         except Exception as e:
             if not _out_of_memory(e):
                 raise

@@ -3,8 +3,10 @@
 Latency follows the paper's protocol: one image per forward pass, flip test on, single scale; network time
 (backbone, neck, center head and instance head) and decoding time (peaks, refinement, OKS-NMS) are
 timed separately because bottom-up users care about post-processing time. The network runs through
-``test.backend`` (:func:`boir_core.engine.backends.make_runner`), as ``predict`` and ``evaluate`` run it, so
-``profile test.backend=onnxruntime`` times ONNX Runtime; the result names the backend and its variant.
+``test.backend`` (a :class:`boir_core.engine.predictor.Predictor`), as ``predict`` and ``evaluate`` run it, so
+``profile test.backend=onnxruntime`` times ONNX Runtime; unset, it times predict's default, the fast ``torch``
+path (docs/inference.md#exact-and-fast-inference). The result names the backend and its variant; the network
+runs on ``test.device``.
 """
 from __future__ import annotations
 
@@ -14,11 +16,9 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data import get_profile
 from ..model import build_model, count_parameters
-from .backends import make_runner
-from .decode import decode, decode_kwargs_from_config
 from .distributed import device_name, resolve_device
+from .predictor import FAST, Predictor
 
 __all__ = ["profile", "format_profile"]
 
@@ -38,20 +38,16 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
     }
     if params_only:
         return out
-    device = resolve_device(cfg.train.device)
-    model = model.to(device).eval()
+    device = resolve_device(cfg.test.device)
+    predictor = Predictor(cfg, model=model.to(device).eval(), device=device, default_backend=FAST)
     size = int(input_size or cfg.data.input_size)
-    prof = get_profile(cfg.data.dataset)
-    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
-    kwargs["flip_test"] = flip_test
     gen = torch.Generator().manual_seed(0)
     image = torch.randn(3, size, size, generator=gen)
     meta = {"trans_inv": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "image_id": 0}
-    runner = make_runner(cfg.test.backend, model)  # test.backend: one of config.registry.BACKENDS
     net, dec = [], []
     with torch.no_grad():
         for i in range(warmup + repeats):
-            r = decode(runner, image, meta, **kwargs)
+            r = predictor(image, meta, flip_test=flip_test)
             if i >= warmup:
                 net.append(r.time_network * 1000)
                 dec.append(r.time_decode * 1000)
@@ -59,8 +55,8 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
         "input_size": size, "batch": 1, "flip_test": flip_test, "repeats": repeats,
         "network_ms": float(np.median(net)), "decode_ms": float(np.median(dec)),
         "total_ms": float(np.median(np.add(net, dec))),
-        "device": device_name(runner.device),
-        "backend": cfg.test.backend, "variant": runner.variant,
+        "device": device_name(predictor.runner.device),
+        "backend": predictor.backend, "variant": predictor.variant,
         "note": "random weights and a random image: decoding cost depends on how many centers pass the threshold",
     }
     return out

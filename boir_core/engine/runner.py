@@ -1,9 +1,11 @@
-"""Wiring for inference jobs: build the inference model, load weights, decode a data set, evaluate.
+"""Wiring for evaluation jobs: decode a data set through a :class:`~boir_core.engine.predictor.Predictor`,
+evaluate, write the metrics.
 
-:func:`load_inference_model` accepts every weights file the kit knows (our ``final.pt``, a run folder, a
-training checkpoint ``checkpoints/last.pt``, a released BoIR / CID ``.pth``) and fails loudly on anything
-else. :func:`run_evaluation` is what ``python -m boir_core evaluate`` runs: it decodes the config's test
-split, evaluates with the data set's protocol and writes a metrics JSON that the table notebooks read.
+:func:`run_evaluation` is what ``python -m boir_core evaluate`` runs: it decodes the config's test split (with
+the ``exact`` backend unless ``test.backend`` names another, docs/inference.md#exact-and-fast-inference),
+evaluates with the data set's protocol and writes a metrics JSON that the table notebooks read. The weights
+loading (:func:`load_inference_model`, :func:`checkpoint_config`, ...) lives in :mod:`boir_core.engine.weights`
+and is re-exported here.
 """
 from __future__ import annotations
 
@@ -14,115 +16,22 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
-from ..config import Config, ConfigError, load_config, preset_label, upgrade_config_dict
+from ..config import Config
 from ..data import DataError, KeypointDataset, get_profile, synthetic
 from ..data.profiles import DEMO_DATASETS
 from ..io import atomic_write_json
-from ..model import build_model, check_weights, count_parameters, load_weights, read_checkpoint
-from ..model.demo_weights import shipped_arch, shipped_checkpoint
+from ..model import count_parameters
 from ..paths import PathNotFound, inside_package
-from . import backends
-from . import decode as decode_mod  # called through the module: tests stand in for decode there
-from .checkpointing import FORMAT as TRAIN_STATE_FORMAT
-from .checkpointing import run_weights
 from .distributed import all_gather_objects, broadcast_object, cleanup_distributed, device_name, init_distributed
 from .evaluate import evaluate_results, write_metrics_json
+from .predictor import Predictor
 from .results import write_testdev_results
+from .weights import check_inference_weights, checkpoint_config, load_inference_model, resolve_checkpoint
 
-__all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights",
+__all__ = ["Predictor", "resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights",
            "decode_dataset", "run_evaluation", "default_eval_dir", "prepare_demo_data"]
 
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A run folder means its ``final.pt`` (or ``checkpoints/last.pt`` while training); ``shipped:boir`` /
-    ``shipped:cid`` (a string) always mean the demo weights shipped inside the package, checksum verified: a
-    file or folder of that name in the working folder is never consulted (``./shipped:boir`` or a ``Path``
-    names it)."""
-    arch = shipped_arch(path)
-    if arch is not None:
-        return shipped_checkpoint(arch)
-    p = Path(path)
-    if p.is_dir():
-        weights = run_weights(p)
-        if weights is not None:
-            return weights
-        raise FileNotFoundError(f"{p} is a folder without final.pt or checkpoints/last.pt")
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    return p
-
-
-def checkpoint_config(checkpoint: str | os.PathLike | None, config: str | os.PathLike | None = None,
-                      overrides: list[str] | tuple[str, ...] = (), fallback: str = "demo") -> Config:
-    """The config to use with ``checkpoint``: ``config`` when given; else the one saved with the weights (the
-    run folder's ``config.yaml`` beside them, or the config stored inside our ``final.pt``); else ``fallback``.
-    ``overrides`` (``key=value``) are applied last."""
-    if config is not None and str(config) != "":
-        return load_config(config, list(overrides))
-    if checkpoint is not None:
-        path = resolve_checkpoint(checkpoint)
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-        for cand in (run_dir / "config.yaml",):
-            if cand.is_file():
-                return load_config(cand, list(overrides))
-        obj = read_checkpoint(path)  # as data only; names the file if it cannot be read
-        saved = (obj.get("extra") or {}).get("config") if isinstance(obj, dict) else None
-        if isinstance(saved, dict):
-            # a stored record, possibly in an older kit's switch words: read without a deprecation warning
-            return Config.from_dict(upgrade_config_dict(saved), source=f"{path} (saved config)").override(*overrides)
-    return load_config(fallback, list(overrides))
-
-
-def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, device: torch.device | str = "cpu"):
-    """The inference network of ``cfg`` with ``checkpoint`` loaded strictly (None: random weights)."""
-    obj = path = None
-    if checkpoint is not None:  # read before the network is built: a file that is refused costs nothing
-        path = resolve_checkpoint(checkpoint)
-        obj = read_checkpoint(path)  # as data only; names the file if it cannot be read
-    model = build_model(cfg, train=False)
-    report = None
-    if path is not None:
-        source: Any = obj if isinstance(obj, dict) else path  # not a dict: load_weights names what it holds
-        train_config = None
-        if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
-            source = obj["model_state"]  # our training state: its weights (training-only heads are dropped)
-            train_config = obj.get("config")
-        elif isinstance(obj, dict):
-            train_config = (obj.get("extra") or {}).get("config") if isinstance(obj.get("extra"), dict) else None
-        report = load_weights(model, source, source_name=str(path))
-        model.weights_preset = _weights_preset(report.kind, train_config)
-    return model.to(device).eval(), report
-
-
-def check_inference_weights(cfg: Config, checkpoint: str | os.PathLike):
-    """Would :func:`load_inference_model` load ``checkpoint`` into ``cfg``'s network? Checked without building
-    real weights (the network on the ``meta`` device) or reading the tensors (the file is memory-mapped).
-
-    Returns the :class:`~boir_core.model.LoadReport` of the load; raises
-    :class:`~boir_core.model.CheckpointError` naming the file and every missing, unexpected or mis-shaped
-    tensor (another backbone width, another keypoint count, the other architecture).
-    """
-    path = resolve_checkpoint(checkpoint)
-    with torch.device("meta"):
-        model = build_model(cfg, train=False, initialise=False)
-    obj = read_checkpoint(path, mmap=True)  # as data only; names the file if it cannot be read
-    if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
-        obj = obj["model_state"]  # our training state: its weights
-    return check_weights(model, obj if isinstance(obj, dict) else path, source_name=str(path))
-
-def _weights_preset(kind: str, train_config: Any) -> str:
-    """What produced a weights file: the authors' release, or the preset of the config that trained ours."""
-    if kind.endswith("-release") or kind.endswith("-release-training"):
-        return "release (released weights)"
-    if isinstance(train_config, dict):
-        try:
-            return preset_label(train_config)
-        except (ConfigError, TypeError, AttributeError):
-            pass
-    return "not recorded in the weights"
 
 
 def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_images: int = 0,
@@ -131,33 +40,11 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
 
     With ``world_size`` > 1 this process decodes only its round-robin share of the first ``max_images``
     images (0: all): image i belongs to rank ``i % world_size``. :func:`run_evaluation` merges the shares.
-    ``runner``: an already built :func:`~boir_core.engine.backends.make_runner` of ``cfg.test.backend`` for
-    ``model`` (default: built here).
+    ``runner``: an already built runner of ``cfg.test.backend`` (unset: ``exact``) for ``model`` (default: built
+    here). :meth:`Predictor.decode_dataset <boir_core.engine.predictor.Predictor.decode_dataset>` does the work.
     """
-    if not 0 <= rank < world_size:
-        raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-    prof = get_profile(cfg.data.dataset)
-    kwargs = decode_mod.decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
-    n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
-    results, t_net, t_dec = [], 0.0, 0.0
-    if runner is None:
-        net = backends.make_runner(cfg.test.backend, model)  # test.backend: one of config.registry.BACKENDS
-    elif getattr(runner, "name", None) != cfg.test.backend:
-        raise ValueError(f"the runner given is a {getattr(runner, 'name', type(runner).__name__)!r} runner but "
-                         f"test.backend={cfg.test.backend!r} (the metrics would name the wrong backend)")
-    else:
-        net = runner
-    mine = range(rank, n, world_size)
-    it = mine
-    if progress:
-        it = tqdm(it, desc="decode", leave=False)
-    for i in it:
-        s = dataset[i]
-        r = decode_mod.decode(net, s["image"], s["meta"], image_id=s["image_id"], **kwargs)
-        results.extend(r.poses)
-        t_net += r.time_network
-        t_dec += r.time_decode
-    return results, t_net, t_dec, len(mine)
+    return Predictor(cfg, model=model, runner=runner).decode_dataset(
+        dataset, progress=progress, max_images=max_images, rank=rank, world_size=world_size)
 
 
 def _merge_shares(shares: list, image_ids: list) -> tuple[list, float, float, int]:
@@ -168,29 +55,34 @@ def _merge_shares(shares: list, image_ids: list) -> tuple[list, float, float, in
 
 
 def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir: str | os.PathLike | None = None,
-                   key: str | None = None, progress: bool = True, model=None, runner=None) -> dict[str, Any]:
+                   key: str | None = None, progress: bool = True, model=None, runner=None,
+                   predictor: Predictor | None = None) -> dict[str, Any]:
     """Decode the test split, evaluate it and write ``metrics.json`` (+ the results JSON) into ``out_dir``.
 
-    ``model`` (already loaded) and ``runner`` (its ``test.backend`` runner, e.g. a notebook's) skip loading
-    and building them again.
+    The network runs through ``test.backend``; unset, through ``exact`` (the release's poses,
+    docs/inference.md#exact-and-fast-inference). The metrics file's config records the backend that ran.
+    ``predictor`` (a notebook's :class:`~boir_core.engine.predictor.Predictor` of this config), or ``model``
+    (already loaded) and ``runner`` (its ``test.backend`` runner), skip loading and building them again.
 
     Launched by ``torchrun --nproc_per_node=N`` (one process per GPU), every process decodes a round-robin
     share of the images on its own device; rank 0 merges the shares, evaluates and writes the files, and
     every process returns the same dictionary. Timings stay per image on one device.
     """
     owns_group = not (dist.is_available() and dist.is_initialized())
-    dinfo = init_distributed(cfg.train.device)
+    dinfo = init_distributed(cfg.test.device)
     try:
-        if model is None:
-            model, _ = load_inference_model(cfg, checkpoint, dinfo.device)
+        if predictor is None:
+            predictor = Predictor(cfg, checkpoint, model=model, runner=runner, device=dinfo.device)
+        model = predictor.model
+        cfg = cfg.override(f"test.backend={predictor.backend}")  # the metrics record what ran
         if out_dir is None:
             out_dir = default_eval_dir(cfg, checkpoint)
         out_dir = Path(out_dir)
         dataset = KeypointDataset.from_config(cfg, train=False)
         _check_people_to_evaluate(cfg, dataset)
-        share = decode_dataset(cfg, model, dataset, progress=progress and dinfo.is_main,
-                               max_images=cfg.test.max_images, rank=dinfo.rank, world_size=dinfo.world_size,
-                               runner=runner)
+        share = predictor.decode_dataset(dataset, progress=progress and dinfo.is_main,
+                                         max_images=cfg.test.max_images, rank=dinfo.rank,
+                                         world_size=dinfo.world_size)
         shares = all_gather_objects(share)
         out = None
         if dinfo.is_main:  # only rank 0 merges, evaluates and writes

@@ -11,7 +11,9 @@ kind                      what it is
 ``boir-release-training`` the release's ``checkpoint.pth.tar``: a dict holding ``state_dict`` (with DDP's
                           ``module.`` prefix) and ``best_state_dict``; we take ``state_dict``
 ``cid-release``           a released CID model (``backbone.*``, ``iia.*``, ``gfd.*``)
-``boir-kit``              our own file written by :func:`~boir_core.model.saving.save_checkpoint`
+``boir-kit``              our own file written by :func:`~boir_core.model.saving.save_checkpoint`, or the
+                          weights (``model_state``) of our training state ``checkpoints/last.pt``
+                          (:data:`TRAIN_STATE_FORMAT`)
 ``imagenet``              ImageNet HRNet weights (timm ``hrnet_w32`` naming or the official HRNet
                           classification file), from a file or the state_dict that
                           :func:`~boir_core.model.load_imagenet` reads (timm's hub too). Only the
@@ -63,11 +65,16 @@ __all__ = [
     "TRANSFER_KEYS",
     "AUX_HEAD_PREFIXES",
     "FORMAT_TAG",
+    "TRAIN_STATE_FORMAT",
+    "saved_config",
 ]
 
 #: Tag of our own checkpoint format.
 FORMAT_TAG = "boir_kit.model"
 FORMAT_VERSION = 1
+#: Tag of our training state (``checkpoints/last.pt``, :mod:`boir_core.engine.checkpointing`): its weights are
+#: its ``model_state``, its training config its ``config``.
+TRAIN_STATE_FORMAT = "boir-kit-train-state/2"
 
 #: The networks this module loads and saves, by their ``arch``. Their module names equal the released ones
 #: (``backbone.*``, ``multihead.*``, ``kpt_head.*`` / ``iia.*``, ``gfd.*``), so released state_dicts load as
@@ -283,12 +290,28 @@ def _is_state_dict(obj: Any) -> bool:
 
 
 def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], Optional[str], dict]:
-    """→ (state_dict, container kind or None, our-format header)."""
+    """→ (state_dict in our names, container kind or None, our-format header).
+
+    The one place where a weights file's wrappers are recognised (``load_weights``, ``check_weights`` and the
+    engine's inference loading all read files through it): our format (:data:`FORMAT_TAG`), our training
+    state (:data:`TRAIN_STATE_FORMAT`, its ``model_state``), a training container (``state_dict`` /
+    ``best_state_dict`` / ``model``), and DDP's ``module.`` prefix on the keys.
+    """
+    sd, container, header = _peel(obj, source)
+    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}, container, header
+
+
+def _peel(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], Optional[str], dict]:
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT_TAG:
         sd = obj.get("state_dict")
         if not _is_state_dict(sd):
             raise CheckpointError(f"{source}: BoIR Kit checkpoint without a valid 'state_dict'")
         return dict(sd), "boir-kit", dict(obj)
+    if isinstance(obj, Mapping) and obj.get("format") == TRAIN_STATE_FORMAT:
+        sd = obj.get("model_state")
+        if not _is_state_dict(sd):
+            raise CheckpointError(f"{source}: BoIR Kit training state without a valid 'model_state'")
+        return dict(sd), "boir-kit-train-state", {}
     if _is_state_dict(obj):
         return dict(obj), None, {}
     if isinstance(obj, Mapping):
@@ -301,8 +324,17 @@ def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], Optional[st
     raise CheckpointError(f"{source}: holds a {type(obj).__name__}, not a state_dict")
 
 
-def _strip_module(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+def saved_config(obj: Any) -> Optional[dict]:
+    """The training config a weights file carries, as a dict (None: it carries none): our training state's
+    ``config``, or the ``extra["config"]`` of our format (``train``'s ``final.pt``)."""
+    if not isinstance(obj, Mapping):
+        return None
+    if obj.get("format") == TRAIN_STATE_FORMAT:
+        cfg = obj.get("config")
+    else:
+        extra = obj.get("extra")
+        cfg = extra.get("config") if isinstance(extra, Mapping) else None
+    return cfg if isinstance(cfg, dict) else None
 
 
 def _layout(sd: Mapping[str, torch.Tensor]) -> Optional[str]:
@@ -354,7 +386,6 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
         obj = read_checkpoint(Path(source), mmap=mmap)
 
     sd, container, header = _unwrap(obj, name)
-    sd = _strip_module(sd)
     layout = _layout(sd)
     if layout is None:
         raise CheckpointError(f"{name}: matches no known layout (BoIR release, CID release, BoIR Kit, ImageNet "
@@ -366,7 +397,7 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
     if layout != arch:
         raise CheckpointError(f"{name}: holds a {layout.upper()} checkpoint but the model is "
                               f"{type(model).__name__} ({arch})")
-    if container == "boir-kit":
+    if container in ("boir-kit", "boir-kit-train-state"):
         kind = "boir-kit"
     elif container == "training":
         kind = f"{arch}-release-training"
@@ -375,6 +406,8 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
     report = LoadReport(source=name, kind=kind)
     if container == "training":
         report.notes.append(f"took the '{header['container_key']}' entry of a training checkpoint")
+    elif container == "boir-kit-train-state":
+        report.notes.append("took the 'model_state' of a BoIR Kit training state")
 
     target = model.state_dict()
     allowed_missing: dict[str, str] = {}

@@ -244,10 +244,11 @@ def table5_path(results_dir: Union[str, os.PathLike], key: str, demo: bool = Fal
 
 def real_config(run: Union[Run, str], data_root: Union[str, os.PathLike], device: str = "cpu",
                 extra: Sequence[str] = ()) -> Config:
-    """``run``'s config with its data under ``<data_root>/<dataset>`` and ``train.device``."""
+    """``run``'s config with its data under ``<data_root>/<dataset>``, trained and evaluated on ``device``
+    (``train.device``, ``test.device``)."""
     run = RUNS[run] if isinstance(run, str) else run
     return load_config(run.config_path, [*run.overrides, f"data.root={Path(data_root) / run.dataset}",
-                                         f"train.device={device}", *extra])
+                                         f"train.device={device}", f"test.device={device}", *extra])
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -286,7 +287,7 @@ def demo_ablation_config(key: str, data_root: Union[str, os.PathLike], *, iters:
     switches = [f"{k}={yaml.safe_dump(flat[k], default_flow_style=True).strip().removesuffix('...').strip()}"
                 for k in ABLATION_SWITCHES]
     return load_config(base, [*switches, f"name={key}", f"data.root={data_root}", f"train.device={device}",
-                              "train.epochs=1", f"train.max_iters_per_epoch={int(iters)}",
+                              f"test.device={device}", "train.epochs=1", f"train.max_iters_per_epoch={int(iters)}",
                               "train.log_every=1000"])
 
 

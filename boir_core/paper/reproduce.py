@@ -282,7 +282,7 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
                  demo_checkpoint: Optional[str], log) -> dict[tuple[str, int], tuple[Config, Path]]:
     """(arch, K) → (config, weights) of the small stand-in models, trained once (cached by folder)."""
     base = _base(rep.results_dir, True) / "models"
-    dev = f"train.device={rep.device}"
+    dev = (f"train.device={rep.device}", f"test.device={rep.device}")
     short = ["train.epochs=1", f"train.max_iters_per_epoch={int(iters)}", "train.log_every=1000"]
     out: dict[tuple[str, int], tuple[Config, Path]] = {}
     for arch in ("boir", "cid"):
@@ -290,11 +290,11 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
             continue
         if arch == "boir" and demo_checkpoint and Path(demo_checkpoint).is_file():
 
-            cfg = checkpoint_config(demo_checkpoint, None, [f"data.root={roots[17]}", dev])
+            cfg = checkpoint_config(demo_checkpoint, None, [f"data.root={roots[17]}", *dev])
             out[(arch, 17)] = (cfg, Path(demo_checkpoint))
             rep.notes.append(f"BoIR rows: the trained demo weights {demo_checkpoint} ({cfg.name} config)")
         else:
-            ov = [f"data.root={roots[17]}", dev, *short, f"name={arch}_demo"]
+            ov = [f"data.root={roots[17]}", *dev, *short, f"name={arch}_demo"]
             if arch == "cid":
                 ov += ["model.arch=cid", "model.bbox_head=false", "loss.bbox_mask=false"]
             cfg = load_config("tiny", ov)
@@ -370,13 +370,13 @@ def _table5(rep: ReproduceReport, *, repeats: int, overrides: Sequence[str] = ()
     demo_models = rep.profiles.pop("_demo_models", {})
     latency_cache: dict[str, dict] = {}
     for key, cfg_name in TABLE5_CONFIGS.items():
-        real_cfg = load_config(cfg_name, [f"train.device={rep.device}", *overrides])
+        real_cfg = load_config(cfg_name, [f"test.device={rep.device}", *overrides])
         with torch.device("meta"):  # counting only: no weights are allocated, W48 takes a fraction of a second
             params = profile(real_cfg, params_only=True)["params"]
         if rep.demo:
             arch = RUNS[key].arch
             cfg, _ = demo_models[f"{arch}17"]
-            lat_cfg = cfg.override(f"train.device={rep.device}")
+            lat_cfg = cfg.override(f"test.device={rep.device}")
         else:
             lat_cfg = real_cfg
         if lat_cfg.name + lat_cfg.model.arch not in latency_cache:

@@ -89,11 +89,11 @@ def test_decode_dataset_passes_the_data_sets_settings(name, tiny_synth, monkeypa
 
 
 def test_predict_passes_ochumans_settings(tmp_path, monkeypatch):
-    import boir_core.engine.runner as runner
+    import boir_core.engine.weights as weights
     from boir_core.engine.predict import predict
 
-    cfg = load_config("ochuman_w32", ["train.device=cpu"])
-    monkeypatch.setattr(runner, "load_inference_model", lambda cfg, ckpt, device: (torch.nn.Identity(), None))
+    cfg = load_config("ochuman_w32", ["test.device=cpu"])
+    monkeypatch.setattr(weights, "load_inference_model", lambda cfg, ckpt, device: (torch.nn.Identity(), None))
     img = tmp_path / "a.png"
     cv2.imwrite(str(img), np.zeros((40, 60, 3), np.uint8))
     cap = _Capture(monkeypatch)

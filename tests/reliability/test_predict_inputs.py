@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import boir_core.engine.predict as predict_mod
-import boir_core.engine.runner as runner
+import boir_core.engine.weights as weights_mod
 from boir_core.__main__ import main
 from boir_core.config import load_config
 from boir_core.data.transforms import eval_resize_size
@@ -41,13 +41,13 @@ def weights(tmp_path_factory):
 def loads(monkeypatch):
     """Counts how often the weights are loaded: 0 means the command stopped before any work."""
     calls = []
-    real = runner.load_inference_model
+    real = weights_mod.load_inference_model
 
     def spy(*a, **kw):
         calls.append(a)
         return real(*a, **kw)
 
-    monkeypatch.setattr(runner, "load_inference_model", spy)
+    monkeypatch.setattr(weights_mod, "load_inference_model", spy)  # what Predictor loads through
     return calls
 
 
