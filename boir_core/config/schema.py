@@ -85,6 +85,10 @@ class LossConfig:
     bbox_decode: Literal["paper", "release"] = "paper"
     # the instance keypoint loss uses a random subset of this many of the batch's instances (0: all)
     max_instances: int = 200
+    # an image with no instance: counts nothing (paper) or one dummy instance that adds nothing to the sums but
+    # counts in the release Bbox Mask Loss's instance count and with 4 pixels in the box loss's window-pixel count
+    # (release; docs/release_vs_paper.md#dummy-instance)
+    dummy_instance: Literal["paper", "release"] = "paper"
 
 
 @dataclass
@@ -131,7 +135,7 @@ class TestConfig:
 class Config:
     name: str = "default"
     output_dir: str = "runs"
-    # which released behaviour the six paper-vs-release switches default to (RELEASE_PRESET)
+    # which released behaviour the seven paper-vs-release switches default to (RELEASE_PRESET)
     preset: Literal["paper", "release"] = "paper"
     # key=value pairs the release preset also sets for this setting (what its released yaml changed)
     release_settings: list[str] = field(default_factory=list)
