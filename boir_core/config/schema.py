@@ -95,7 +95,15 @@ class LossConfig:
 class TrainConfig:
     epochs: int = 140
     warmup_epochs: int = 10
-    batch_size: int = 20  # images per process
+    batch_size: int = 20  # images per process and micro-step (BatchNorm's statistics are over these)
+    # micro-batches summed into one optimisation step (gradient accumulation; under DDP one gradient sync per
+    # step): the effective batch is processes x batch_size x accumulate (docs/training.md#effective-batch)
+    accumulate: int = 1
+    # the paper's effective batch for this setting (the paper's configs: 80 = 4 GPUs x 20; 0: no paper value).
+    # A run with another effective batch says so; the learning rate is scaled by effective / paper only with
+    # lr_scaling: linear
+    paper_effective_batch: int = 0
+    lr_scaling: Literal["none", "linear"] = "none"
     lr: float = 1e-3
     weight_decay: float = 0.025
     min_lr: float = 1e-6
