@@ -94,6 +94,7 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
             train_config = (obj.get("extra") or {}).get("config") if isinstance(obj.get("extra"), dict) else None
         report = load_weights(model, source, source_name=str(path))
         model.weights_preset = _weights_preset(report.kind, train_config)
+        model.weights_batch = _weights_batch(obj)
     return model.to(device).eval(), report
 
 
@@ -112,6 +113,18 @@ def check_inference_weights(cfg: Config, checkpoint: str | os.PathLike):
     if isinstance(obj, dict) and obj.get("format") == TRAIN_STATE_FORMAT:
         obj = obj["model_state"]  # our training state: its weights
     return check_weights(model, obj if isinstance(obj, dict) else path, source_name=str(path))
+
+def _weights_batch(obj: Any) -> dict[str, Any] | None:
+    """The effective batch our training recorded with the weights (``extra.batch`` of ``final.pt`` / ``last.pt``:
+    :meth:`~.effective_batch.EffectiveBatch.to_dict`), None when the file records none (older or foreign
+    weights)."""
+    extra = obj.get("extra") if isinstance(obj, dict) else None
+    batch = extra.get("batch") if isinstance(extra, dict) else None
+    if isinstance(batch, dict) and isinstance(batch.get("effective"), int):
+        return {k: batch.get(k) for k in ("effective", "paper", "world_size", "batch_size", "accumulate",
+                                          "lr_scaling")}
+    return None
+
 
 def _weights_preset(kind: str, train_config: Any) -> str:
     """What produced a weights file: the authors' release, or the preset of the config that trained ours."""
@@ -307,7 +320,8 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
         out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
         checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None, timings=timings,
         params={"inference": params["inference"], "total": params["total"]}, key=key,
-        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None), images=n)
+        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None), images=n,
+        batch=getattr(model, "weights_batch", None))
     return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
             "images": n, "processes": processes, "testdev_upload": upload}
 

@@ -23,8 +23,10 @@ from boir_core.engine.effective_batch import EffectiveBatch, effective_batch
 from boir_core.engine.job import TrainingJob, build_job, images_in
 from boir_core.engine.optimization import Optimization
 from boir_core.engine.precision import Precision
+from boir_core.engine.runner import run_evaluation
 from boir_core.engine.train import train
 from boir_core.model import read_checkpoint
+from boir_core.paper.results import parse_result
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -162,6 +164,11 @@ def test_a_run_off_the_papers_batch_says_so_and_records_it(acc_cfg, tmp_path, ca
     assert epochs[-1]["images_per_s"] > 0
     weights = read_checkpoint(tmp_path / "run" / "final.pt")
     assert weights["extra"]["batch"]["effective"] == 4 and weights["extra"]["batch"]["matches_paper"] is False
+    # the evaluation's metrics file carries it to reproduce, which marks the row
+    out = run_evaluation(acc_cfg.override("test.max_images=1"), tmp_path / "run" / "final.pt",
+                         out_dir=tmp_path / "eval", key="boir_w32_coco_val", progress=False)
+    result = parse_result(json.loads(out["metrics_path"].read_text()))
+    assert (result.effective_batch, result.paper_effective_batch, result.off_paper_batch) == (4, 8, True)
 
 
 def test_linear_scaling_scales_the_schedule_and_the_dry_run_reports_the_batch(acc_cfg, tmp_path):
