@@ -24,6 +24,7 @@ from boir_core.engine.job import TrainingJob, build_job, images_in
 from boir_core.engine.optimization import Optimization
 from boir_core.engine.precision import Precision
 from boir_core.engine.runner import run_evaluation
+from boir_core.engine.schedule import iterations_per_epoch
 from boir_core.engine.train import train
 from boir_core.model import read_checkpoint
 from boir_core.paper.results import parse_result
@@ -157,6 +158,7 @@ def test_a_run_off_the_papers_batch_says_so_and_records_it(acc_cfg, tmp_path, ca
     assert len(warn) == 1 and "effective batch 4 = 1 process x 2 images x accumulate 2" in warn[0]
     assert "not the paper's 8" in warn[0]
     assert s.total_steps == s.iterations == 2  # 4 micro-batches of 2 images, 2 per step
+    assert iterations_per_epoch(8, 2, 1, 0, accumulate=2) == 2 and iterations_per_epoch(56_599, 20, 1, 0, 4) == 707
     assert s.batch["effective"] == 4 and s.batch["paper"] == 8 and s.lr == acc_cfg.train.lr
     epochs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in epochs if r["type"] == "epoch"]
