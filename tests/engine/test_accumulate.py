@@ -20,10 +20,11 @@ from boir_core.config import Config, ConfigError
 from boir_core.engine.distributed import DistInfo
 from boir_core.engine.dryrun import dry_run, format_dry_run
 from boir_core.engine.effective_batch import EffectiveBatch, effective_batch
+from boir_core.engine.evaluate import write_metrics_json
 from boir_core.engine.job import TrainingJob, build_job, images_in
 from boir_core.engine.optimization import Optimization
 from boir_core.engine.precision import Precision
-from boir_core.engine.runner import run_evaluation
+from boir_core.engine.runner import _weights_batch
 from boir_core.engine.schedule import iterations_per_epoch
 from boir_core.engine.train import train
 from boir_core.model import read_checkpoint
@@ -151,46 +152,40 @@ def acc_cfg(tiny_cfg):
                              "train.paper_effective_batch=8", "train.save_every=100")
 
 
-def test_a_run_off_the_papers_batch_says_so_and_records_it(acc_cfg, tmp_path, capsys):
-    s = train(acc_cfg, tmp_path / "run", progress=False)
-    out = capsys.readouterr().out
-    warn = [line for line in out.splitlines() if "WARNING" in line]
-    assert len(warn) == 1 and "effective batch 4 = 1 process x 2 images x accumulate 2" in warn[0]
-    assert "not the paper's 8" in warn[0]
-    assert s.total_steps == s.iterations == 2  # 4 micro-batches of 2 images, 2 per step
-    assert iterations_per_epoch(8, 2, 1, 0, accumulate=2) == 2 and iterations_per_epoch(56_599, 20, 1, 0, 4) == 707
-    assert s.batch["effective"] == 4 and s.batch["paper"] == 8 and s.lr == acc_cfg.train.lr
-    epochs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    epochs = [r for r in epochs if r["type"] == "epoch"]
-    assert epochs and all(r["effective_batch"] == 4 and r["paper_effective_batch"] == 8 for r in epochs)
-    assert epochs[-1]["images_per_s"] > 0
-    weights = read_checkpoint(tmp_path / "run" / "final.pt")
-    assert weights["extra"]["batch"]["effective"] == 4 and weights["extra"]["batch"]["matches_paper"] is False
-    # the evaluation's metrics file carries it to reproduce, which marks the row
-    out = run_evaluation(acc_cfg.override("test.max_images=1"), tmp_path / "run" / "final.pt",
-                         out_dir=tmp_path / "eval", key="boir_w32_coco_val", progress=False)
-    result = parse_result(json.loads(out["metrics_path"].read_text()))
-    assert (result.effective_batch, result.paper_effective_batch, result.off_paper_batch) == (4, 8, True)
-
-
-def test_linear_scaling_scales_the_schedule_and_the_dry_run_reports_the_batch(acc_cfg, tmp_path):
+def test_a_run_off_the_papers_batch_says_so_records_it_and_scales_lr_when_asked(acc_cfg, tmp_path, capsys):
     from boir_core.engine.schedule import warmup_cosine_schedule
 
     cfg = acc_cfg.override("train.lr_scaling=linear")  # 4 of the paper's 8: half the rate
     s = train(cfg, tmp_path / "run", progress=False)
-    assert s.lr == pytest.approx(cfg.train.lr / 2)
-    iters = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    out = capsys.readouterr().out
+    warn = [line for line in out.splitlines() if "WARNING" in line]
+    assert len(warn) == 1 and "effective batch 4 = 1 process x 2 images x accumulate 2" in warn[0]
+    assert "not the paper's 8" in warn[0] and "scaled linearly" in warn[0]
+    assert s.total_steps == s.iterations == 2  # 4 micro-batches of 2 images, 2 per step
+    assert iterations_per_epoch(8, 2, 1, 0, accumulate=2) == 2 and iterations_per_epoch(56_599, 20, 1, 0, 4) == 707
+    assert s.batch["effective"] == 4 and s.batch["paper"] == 8 and s.lr == pytest.approx(cfg.train.lr / 2)
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert epochs and all(r["effective_batch"] == 4 and r["paper_effective_batch"] == 8 for r in epochs)
     want = warmup_cosine_schedule(2, s.plan["warmup_steps"], cfg.train.lr / 2, cfg.train.warmup_start_lr,
                                   cfg.train.min_lr)
-    got = [r["lr"] for r in iters if r["type"] == "iter"]
-    assert got == pytest.approx([float(x) for x in want[:len(got)]]) and len(got) == 2
+    got = [r["lr"] for r in records if r["type"] == "iter"]
+    assert len(got) == 2 and got == pytest.approx([float(x) for x in want[:2]])
+    weights = read_checkpoint(tmp_path / "run" / "final.pt")
+    assert weights["extra"]["batch"]["effective"] == 4 and weights["extra"]["batch"]["matches_paper"] is False
+    # what the evaluation reads from the weights and writes into metrics.json, which reproduce reads
+    path = write_metrics_json(tmp_path / "metrics.json", dataset="synthcrowd", split="val", metrics={"AP": 0.1},
+                              key="boir_w32_coco_val", batch=_weights_batch(weights))
+    result = parse_result(json.loads(path.read_text()))
+    assert (result.effective_batch, result.paper_effective_batch, result.off_paper_batch) == (4, 8, True)
 
+
+def test_the_dry_run_prints_the_effective_batch_and_warns(acc_cfg):
     r = dry_run(acc_cfg, steps=1, log=lambda m: None)
     assert r["images_per_step"] == 4 and r["accumulate"] == 2 and r["effective_batch"]["paper"] == 8
     text = format_dry_run(r, config=False)
     assert "effective batch:    4 (paper: 8)" in text and "WARNING:" in text and "train.accumulate=4" in text
-    r = dry_run(acc_cfg.override("train.accumulate=4"), steps=1, log=lambda m: None)
-    assert r["effective_batch_warning"] is None and "WARNING" not in format_dry_run(r, config=False)
+    assert "4 (2 per process x 1 process(es) x accumulate 2; BatchNorm statistics over 2)" in text
 
 
 def test_a_bad_accumulate_is_named_before_any_work(tiny_cfg):
