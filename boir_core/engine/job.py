@@ -180,9 +180,9 @@ class TrainingJob:
     loss_generator: torch.Generator = field(default_factory=lambda: torch.Generator(device="cpu"))
     plan: StepPlan | None = None  # the run's length, once decided
     build_seconds: dict[str, float] = field(default_factory=dict)  # "data", "network": as build_job's clock read
-    # no gradient sync on the accumulating micro-steps: the DDP wrapper's no_sync (ddp_no_sync), a no-op without
-    # DDP; tests pass a spy
-    no_sync: Callable[[], ContextManager] = contextlib.nullcontext
+    # no gradient sync on the accumulating micro-steps: the DDP wrapper's no_sync (None: ddp_no_sync(model), a
+    # no-op without DDP); tests pass a spy
+    no_sync: Callable[[], ContextManager] | None = None
     # the loss of a micro-batch, (outputs, batch, loss_cfg, generator) -> terms with "total"; None: the kit's
     # total_loss, looked up through the losses package at each step
     loss_fn: Callable[..., dict[str, torch.Tensor]] | None = None
@@ -227,7 +227,7 @@ class TrainingJob:
         optimizer.zero_grad(set_to_none=True)
         sums: dict[str, torch.Tensor] = {}
         for i, mb in enumerate(micro):
-            with self.no_sync() if i < k - 1 else contextlib.nullcontext():
+            with self._no_sync()() if i < k - 1 else contextlib.nullcontext():
                 losses = self._micro_losses(mb)
                 total = losses["total"]
                 finite = torch.isfinite(total.detach()).all() & before.now_finite()
@@ -254,6 +254,9 @@ class TrainingJob:
         scaler.step(optimizer)
         scaler.update()
         return StepResult(terms, float(grad_norm), True)
+
+    def _no_sync(self) -> Callable[[], ContextManager]:
+        return self.no_sync if self.no_sync is not None else ddp_no_sync(self.model)
 
     def _micro_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """The forward pass and the loss terms of one micro-batch (fp32 losses)."""

@@ -64,11 +64,11 @@ class NoSyncSpy:
         yield
 
 
-def _job(model, accumulate: int, spy=None) -> TrainingJob:
+def _job(model, accumulate: int, spy: object = "a spy") -> TrainingJob:
     cfg = Config().override(f"train.accumulate={accumulate}", "train.clip_grad=1e9", "train.device=cpu")
     opt = Optimization(torch.optim.SGD(model.parameters(), lr=0.5), torch.amp.GradScaler("cuda", enabled=False),
                        Precision.of("off", torch.device("cpu")), iters_per_epoch=1)
-    return TrainingJob(cfg, DistInfo(), None, model, model, opt, no_sync=spy or NoSyncSpy(),
+    return TrainingJob(cfg, DistInfo(), None, model, model, opt, no_sync=NoSyncSpy() if spy == "a spy" else spy,
                        loss_fn=mean_over_images_loss)
 
 
@@ -114,6 +114,10 @@ def test_one_micro_batch_is_the_step_as_before_and_never_enters_no_sync():
     assert spy.entered == 0
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
     assert images_in(_split(whole, 2)) == images_in(whole) == 4
+    c, d = NoBatchNorm(), NoBatchNorm()
+    _job(c, 2).step(_split(whole, 2))
+    _job(d, 2, None).step(_split(whole, 2))  # no collaborator given: the model's own (none without DDP)
+    assert all(torch.equal(x, y) for x, y in zip(c.parameters(), d.parameters()))
 
 
 def test_effective_batch_warning_suggestion_and_lr_scaling():
