@@ -12,6 +12,8 @@ Commands
     export     write the inference network as ONNX graphs (backbone + center head, instance head)
     convert-checkpoint  rewrite a trusted older weights / training-state file as data (``--trust FILE [-o OUT]``)
     book       execute the notebooks and build the book: them and docs/ as a static HTML site (``make book``)
+    doctor     what this machine offers: versions, CPU instruction sets (and train.amp=fast), GPUs, where the
+               ImageNet weights and data are looked for, whether the hub is reachable (``--json``)
 
 Every command takes ``--config`` (a YAML file, or the name of one of the kit's configs: ``coco_w32``, ``demo``,
 ``t4_full``; they ship inside the package) and ``key=value`` overrides, e.g. ``boir train --config demo
@@ -203,6 +205,15 @@ def cmd_book(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """Versions, CPU, GPUs, weights, data and hub, on one screen or as JSON (:mod:`boir_core.engine.doctor`)."""
+    from .engine.doctor import doctor, format_doctor
+
+    report = doctor()
+    print(json.dumps(report, indent=2) if args.json else format_doctor(report))
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     """The library's :func:`boir_core.paper.reproduce.reproduce`, then the tables rendered into
     ``<results_dir>/tables_<n>.md`` and printed (no notebook: notebook 06 is a view over the same calls)."""
@@ -356,6 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/book/html",
                    help="the book's folder (default runs/book/html; replaced only if it holds a book or nothing)")
     p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("doctor", help="what this machine offers the kit: versions, CPU, GPUs, weights, data, hub",
+                       description="Versions (Python, PyTorch, CUDA / cuDNN, onnxruntime and its execution "
+                                   "providers, OpenVINO), the CPU's instruction sets (AVX2, AVX-512, AMX, bf16) and "
+                                   "what they mean for train.amp=fast, the GPUs with their memory, where the "
+                                   "ImageNet weights (the Hugging Face cache) and the data sets (each paper "
+                                   "config's data.root, from the working folder) are looked for, and whether the "
+                                   "Hugging Face hub answers (never asked when HF_HUB_OFFLINE is set; otherwise "
+                                   "one request with a 3 s timeout).")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("reproduce", help="run what one of the paper's tables needs and render it (paper / ours)")
     p.add_argument("--table", type=int, required=True, choices=range(0, 8), help="1-7, or 0 for all")

@@ -81,10 +81,13 @@ def test_dump_is_atomic_and_printable(tmp_path):
 
 # ---- presets ---------------------------------------------------------------------------------------
 
+# the release switches (six at first, then the dummy instance: docs/release_vs_paper.md#dummy-instance)
 SIX = {"model.bbox_head_init": "release", "loss.bbox_mask_variant": "release-image", "loss.bbox_decode": "release",
-       "loss.weighting": "release", "data.flip_alignment": "release", "data.box_clipping": "release"}
+       "loss.weighting": "release", "data.flip_alignment": "release", "data.box_clipping": "release",
+       "loss.dummy_instance": "release"}
 PAPER_SIDE = {"model.bbox_head_init": "paper", "loss.bbox_mask_variant": "paper", "loss.bbox_decode": "paper",
-              "loss.weighting": "paper", "data.flip_alignment": "paper", "data.box_clipping": "paper"}
+              "loss.weighting": "paper", "data.flip_alignment": "paper", "data.box_clipping": "paper",
+              "loss.dummy_instance": "paper"}
 
 
 def _switches(cfg):

@@ -9,7 +9,7 @@ Names follow the paper and the released settings (docs/training.md#released-sett
 and the paper differ, one switch says which behaviour you get (``model.bbox_head_init: release``,
 ``loss.bbox_mask_variant: release-image``, ...); the defaults are the paper's method with the release's bugs fixed.
 
-``preset: release`` (in a YAML file or as the override ``preset=release``) turns the six release switches of
+``preset: release`` (in a YAML file or as the override ``preset=release``) turns the seven release switches of
 :data:`RELEASE_PRESET` on at once; ``preset: paper`` (the default) leaves them at the paper's values. A
 preset only fills the switches that are not written explicitly: a switch set in the YAML chain or in a
 ``key=value`` override wins over it. A config may list extra ``key=value`` pairs its released setting

@@ -26,7 +26,7 @@ def split_items(items: list[str], source: str) -> list[tuple[str, str]]:
 
 def preset_values(cfg: "Config", preset: Optional[str] = None) -> dict[str, Any]:
     """``{dotted key: value}`` that ``preset`` (default: ``cfg.preset``) gives the switches of ``cfg``: the
-    six :data:`RELEASE_PRESET` / :data:`PAPER_PRESET` values, plus ``cfg.release_settings`` for release."""
+    seven :data:`RELEASE_PRESET` / :data:`PAPER_PRESET` values, plus ``cfg.release_settings`` for release."""
     preset = cfg.preset if preset is None else preset
     if preset not in PRESETS:
         raise ConfigError(f"preset={preset!r} is not one of {list(PRESETS)}")

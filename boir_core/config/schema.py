@@ -85,13 +85,25 @@ class LossConfig:
     bbox_decode: Literal["paper", "release"] = "paper"
     # the instance keypoint loss uses a random subset of this many of the batch's instances (0: all)
     max_instances: int = 200
+    # an image with no instance: counts nothing (paper) or one dummy instance that adds nothing to the sums but
+    # counts in the release Bbox Mask Loss's instance count and with 4 pixels in the box loss's window-pixel count
+    # (release; docs/release_vs_paper.md#dummy-instance)
+    dummy_instance: Literal["paper", "release"] = "paper"
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 140
     warmup_epochs: int = 10
-    batch_size: int = 20  # images per process
+    batch_size: int = 20  # images per process and micro-step (BatchNorm's statistics are over these)
+    # micro-batches summed into one optimisation step (gradient accumulation; under DDP one gradient sync per
+    # step): the effective batch is processes x batch_size x accumulate (docs/training.md#effective-batch)
+    accumulate: int = 1
+    # the paper's effective batch for this setting (the paper's configs: 80 = 4 GPUs x 20; 0: no paper value).
+    # A run with another effective batch says so; the learning rate is scaled by effective / paper only with
+    # lr_scaling: linear
+    paper_effective_batch: int = 0
+    lr_scaling: Literal["none", "linear"] = "none"
     lr: float = 1e-3
     weight_decay: float = 0.025
     min_lr: float = 1e-6
@@ -136,7 +148,7 @@ class TestConfig:
 class Config:
     name: str = "default"
     output_dir: str = "runs"
-    # which released behaviour the six paper-vs-release switches default to (RELEASE_PRESET)
+    # which released behaviour the seven paper-vs-release switches default to (RELEASE_PRESET)
     preset: Literal["paper", "release"] = "paper"
     # key=value pairs the release preset also sets for this setting (what its released yaml changed)
     release_settings: list[str] = field(default_factory=list)

@@ -12,7 +12,7 @@ __all__ = ["RELEASE_PRESET", "PAPER_PRESET", "PRESETS", "DEPRECATED_VALUES", "DE
            "upgrade_config_dict"]
 
 
-#: The six behaviours of the README's "Paper vs release" table, as the release had them.
+#: The seven behaviours of the README's "Paper vs release" table, as the release had them.
 RELEASE_PRESET: dict[str, str] = {
     "model.bbox_head_init": "release",
     "loss.bbox_mask_variant": "release-image",
@@ -20,6 +20,7 @@ RELEASE_PRESET: dict[str, str] = {
     "loss.weighting": "release",
     "data.flip_alignment": "release",
     "data.box_clipping": "release",
+    "loss.dummy_instance": "release",
 }
 #: The same switches with the paper's method (the defaults).
 PAPER_PRESET: dict[str, str] = {
@@ -29,6 +30,7 @@ PAPER_PRESET: dict[str, str] = {
     "loss.weighting": "paper",
     "data.flip_alignment": "paper",
     "data.box_clipping": "paper",
+    "loss.dummy_instance": "paper",
 }
 PRESETS = {"paper": PAPER_PRESET, "release": RELEASE_PRESET}
 

@@ -3,7 +3,8 @@
 Builds everything :func:`boir_core.engine.train.train` builds (data, model with its ImageNet or transfer
 weights, optimizer, AMP and the learning-rate schedule), runs a few optimisation steps on one batch and
 reports what to check before a 3-day job: the resolved config, where the backbone starts, the total number of
-steps, images per step over all processes, parameter counts, step time and peak memory on this device. It
+steps, images per step over all processes (the effective batch, with a warning when it is not the paper's:
+:mod:`.effective_batch`), parameter counts, step time and peak memory on this device. It
 writes nothing (no run folder, no checkpoint). Under ``torchrun`` every process takes part; rank 0 prints.
 
 The job is the one :func:`~boir_core.engine.job.build_job` builds for training, its steps are
@@ -27,7 +28,7 @@ import torch
 from ..config import Config, preset_label
 from ..model import count_parameters
 from .distributed import DistInfo, cleanup_distributed, device_name, init_distributed
-from .job import TrainingJob, build_job
+from .job import TrainingJob, build_job, images_in, micro_batches
 
 __all__ = ["dry_run", "format_dry_run", "peak_rss_bytes"]
 
@@ -69,7 +70,12 @@ def dry_run(cfg: Config, *, steps: int = 2, log: Callable[[str], None] = print,
         if cuda:
             torch.cuda.synchronize(dinfo.device)
             torch.cuda.reset_peak_memory_stats(dinfo.device)
-        say(f"[dry-run] {steps} step(s) on one batch of {batch['image'].shape[0]} images")
+        k = len(micro_batches(batch))
+        say(f"[dry-run] {steps} step(s) on one batch of {images_in(batch)} images"
+            + (f" ({k} micro-batches of {cfg.train.batch_size})" if k > 1 else ""))
+        warning = job.batch.warning(cfg.train.lr)
+        if warning is not None:
+            say(f"[dry-run] WARNING: {warning}")
         timing = job.time_steps(steps, clock, skip=min(1, steps - 1), batches=itertools.repeat(batch))
         job.decide_plan(clock, timing=timing)  # the length train() plans (a time budget: at this step time)
         return {**_job_figures(job, dinfo), **_step_figures(job, timing, cuda), "data_seconds_first_batch": t_data,
@@ -93,7 +99,11 @@ def _job_figures(job: TrainingJob, dinfo: DistInfo) -> dict[str, Any]:
         "train_images": len(job.data.dataset),
         "world_size": dinfo.world_size,
         "batch_per_process": cfg.train.batch_size,
-        "images_per_step": cfg.train.batch_size * dinfo.world_size,
+        "accumulate": cfg.train.accumulate,
+        "images_per_step": job.batch.effective,
+        "effective_batch": job.batch.to_dict(),
+        "effective_batch_warning": job.batch.warning(cfg.train.lr),
+        "lr": job.batch.lr(cfg.train.lr),
         "iters_per_epoch": job.iters_per_epoch,
         "epochs": cfg.train.epochs,
         "total_steps": plan.total_steps,
@@ -113,7 +123,7 @@ def _job_figures(job: TrainingJob, dinfo: DistInfo) -> dict[str, Any]:
 def _step_figures(job: TrainingJob, timing, cuda: bool) -> dict[str, Any]:
     """What the steps measured: seconds per step, throughput, memory, losses, and the run's estimated hours."""
     step_seconds = timing.step_seconds
-    images_per_step = job.cfg.train.batch_size * job.dinfo.world_size
+    images_per_step = job.batch.effective
     if cuda:
         peak = {"kind": "cuda max_memory_allocated", "bytes": int(torch.cuda.max_memory_allocated(job.dinfo.device))}
     else:
@@ -144,6 +154,17 @@ def _steps_source(r: dict[str, Any]) -> str:
     return f"{r['epochs']} epochs x {r['iters_per_epoch']:,}"
 
 
+def _effective_line(r: dict[str, Any]) -> str:
+    eb = r.get("effective_batch") or {}
+    paper = eb.get("paper") or 0
+    line = f"{r['images_per_step']}" + (f" (paper: {paper})" if paper else " (no paper value in this config)")
+    if r.get("effective_batch_warning"):
+        line += f"\nWARNING:            {r['effective_batch_warning']}"
+    elif eb.get("lr_factor", 1.0) != 1.0:
+        line += f"; learning rate {r['lr']:g} (train.lr_scaling=linear)"
+    return line
+
+
 def format_dry_run(r: dict[str, Any], *, config: bool = True) -> str:
     """The pre-flight report as text (the resolved config first unless ``config=False``)."""
     lines = []
@@ -157,7 +178,8 @@ def format_dry_run(r: dict[str, Any], *, config: bool = True) -> str:
         f"initialisation:     {r['initialisation']}",
         f"training images:    {r['train_images']:,}",
         f"images per step:    {r['images_per_step']} ({r['batch_per_process']} per process x {r['world_size']} "
-        f"process(es))",
+        f"process(es) x accumulate {r.get('accumulate', 1)}; BatchNorm statistics over {r['batch_per_process']})",
+        "effective batch:    " + _effective_line(r),
         f"steps:              {r['total_steps']:,} in all = " + _steps_source(r) + f" (warm-up {r['warmup_steps']:,})",
         f"parameters:         {p['total']:,} training ({p['total'] / 1e6:.1f} M), {p['inference']:,} inference "
         f"({p['inference'] / 1e6:.1f} M)",

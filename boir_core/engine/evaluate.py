@@ -237,20 +237,23 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
                        config: Any = None, checkpoint: str | os.PathLike | None = None,
                        timings: Mapping[str, Any] | Any | None = None, params: Mapping[str, Any] | None = None,
                        key: str | None = None, demo: bool = False, preset: str | None = None,
-                       images: int | None = None) -> Path:
+                       images: int | None = None, batch: Mapping[str, Any] | None = None) -> Path:
     """Write one evaluation's metrics with its provenance, atomically. Returns the path.
 
     Schema (top-level keys are fixed; ``boir_core.paper`` reads them)::
 
         {"dataset", "split", "images", "key", "model": {"arch", "backbone"}, "config_name", "config",
          "checkpoint": {"path", "sha256"}, "metrics": {...fractions...},
-         "timings": {"network_ms", "decode_ms", "device"}, "params": {...}, "demo": bool, "date", "preset"}
+         "timings": {"network_ms", "decode_ms", "device"}, "params": {...}, "demo": bool, "date", "preset",
+         "batch": {"effective", "paper", ...} or null}
 
     ``config`` is a :class:`~boir_core.config.Config` (or its dict); ``checkpoint`` a file whose SHA-256 is
     computed here; ``timings`` a dict with those keys or a ``DecodeResult``; ``params`` free-form numbers
     (e.g. parameter counts); ``key`` the paper-table row this run reproduces; ``demo`` marks toy runs;
     ``preset`` what produced the weights (default: :func:`boir_core.config.preset_label` of ``config``);
-    ``images`` how many images of the split were decoded and scored (``test.max_images`` may cap it).
+    ``images`` how many images of the split were decoded and scored (``test.max_images`` may cap it); ``batch``
+    the effective batch the weights were trained with and the paper's (recorded by our training; null when the
+    weights record none), so that ``reproduce`` can mark a row trained off the paper's batch.
     """
     if timings is not None and not isinstance(timings, Mapping):
         timings = timings_from_decode(timings)
@@ -280,5 +283,6 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
         "demo": bool(demo),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "preset": preset,
+        "batch": None if batch is None else dict(batch),
     }
     return atomic_write_json(path, record, indent=2)

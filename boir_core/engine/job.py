@@ -6,14 +6,20 @@ precision, iterations per epoch), the loss generator, and the run's plan (its le
 :meth:`TrainingJob.decide_plan` through :func:`~boir_core.engine.budget.plan_run`). :func:`~.train.train`
 and the dry run (:mod:`.dryrun`) both build it; :meth:`TrainingJob.step` is the one optimisation step of the
 kit, and :meth:`TrainingJob.time_steps` times steps with a clock passed in (tests pass a fake one).
+
+A step sums ``train.accumulate`` micro-batches of ``train.batch_size`` images (:mod:`.effective_batch`): the
+loader yields micro-batches, :meth:`TrainingData.batches` hands the step a list of ``accumulate`` of them (one
+dict when ``accumulate`` is 1), and under DDP every micro-step but the last runs inside the job's ``no_sync``
+(the DDP wrapper's, passed in as a collaborator; a no-op without DDP), so the gradients are synchronised once.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence, Union
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
@@ -25,14 +31,50 @@ from ..model import build_model
 from .budget import CALIBRATION_SKIP, CALIBRATION_STEPS, Measurement, StepPlan, length_source, plan_run, step_seconds_of
 from .checkpointing import rng_state, set_rng_state
 from .distributed import DistInfo, all_reduce_mean, device_name
+from .effective_batch import EffectiveBatch, effective_batch
 from .optimization import Optimization, build_optimization
 from .schedule import set_lr
 from .seeding import ResumableEpochSampler, epoch_batches, seed_everything, seed_worker
 
 __all__ = ["TrainingJob", "TrainingData", "StepResult", "StepTiming", "build_job", "build_training_data",
-           "build_network", "move_batch"]
+           "build_network", "move_batch", "micro_batches", "images_in", "ddp_no_sync"]
 
 Clock = Callable[[], float]
+#: A step's batch: one micro-batch (a collated dict) or the list of the step's micro-batches.
+StepBatch = Union[dict[str, Any], Sequence[dict[str, Any]]]
+
+
+def micro_batches(batch: StepBatch) -> list[dict[str, Any]]:
+    """The micro-batches of a step's batch (a dict is one)."""
+    if isinstance(batch, dict):
+        return [batch]
+    out = list(batch)
+    if not out:
+        raise ValueError("a step needs at least one micro-batch")
+    return out
+
+
+def images_in(batch: StepBatch) -> int:
+    """How many images a step's batch holds (over its micro-batches, this process only)."""
+    return sum(int(b["image"].shape[0]) for b in micro_batches(batch))
+
+
+def _grouped(batches: Iterator[dict[str, Any]], k: int) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive groups of ``k`` micro-batches; an incomplete last group is dropped (a step of fewer images
+    would have another effective batch)."""
+    while True:
+        group = list(itertools.islice(batches, k))
+        if len(group) < k:
+            return
+        yield group
+
+
+def ddp_no_sync(model: torch.nn.Module) -> Callable[[], ContextManager]:
+    """The ``no_sync`` of the DDP wrapper in ``model`` (itself, or under ``torch.compile``), else a no-op."""
+    inner = getattr(model, "_orig_mod", model)
+    if isinstance(inner, torch.nn.parallel.DistributedDataParallel):
+        return inner.no_sync
+    return contextlib.nullcontext
 
 
 def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -43,16 +85,22 @@ def move_batch(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 @dataclass
 class TrainingData:
-    """The training set of one process: the data set, its epoch sampler, the loader and the loader's generator.
-    The batches of an epoch depend only on (seed, epoch, rank) (:func:`~.seeding.epoch_batches`)."""
+    """The training set of one process: the data set, its epoch sampler, the loader (of micro-batches) and the
+    loader's generator. The batches of an epoch depend only on (seed, epoch, rank) (:func:`~.seeding.epoch_batches`);
+    each step takes ``accumulate`` consecutive micro-batches."""
 
     dataset: KeypointDataset
     sampler: ResumableEpochSampler
     loader: DataLoader
     generator: torch.Generator
+    accumulate: int = 1
 
-    def batches(self, seed: int, epoch: int, rank: int, skip: int = 0) -> Iterator[dict[str, Any]]:
-        return epoch_batches(self.loader, self.sampler, self.generator, seed, epoch, rank, skip_batches=skip)
+    def batches(self, seed: int, epoch: int, rank: int, skip: int = 0) -> Iterator[StepBatch]:
+        """The steps' batches of the epoch after its first ``skip`` steps: one micro-batch each when
+        ``accumulate`` is 1, else lists of ``accumulate`` micro-batches."""
+        k = self.accumulate
+        micro = epoch_batches(self.loader, self.sampler, self.generator, seed, epoch, rank, skip_batches=skip * k)
+        return micro if k == 1 else _grouped(micro, k)
 
 
 def build_training_data(cfg: Config, dinfo: DistInfo) -> TrainingData:
@@ -71,7 +119,7 @@ def build_training_data(cfg: Config, dinfo: DistInfo) -> TrainingData:
                         collate_fn=collate_train, worker_init_fn=seed_worker, generator=gen,
                         pin_memory=dinfo.device.type == "cuda", drop_last=drop_last,
                         persistent_workers=cfg.data.workers > 0)
-    return TrainingData(dataset, sampler, loader, gen)
+    return TrainingData(dataset, sampler, loader, gen, accumulate=cfg.train.accumulate)
 
 
 def build_network(cfg: Config, dinfo: DistInfo) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -132,6 +180,17 @@ class TrainingJob:
     loss_generator: torch.Generator = field(default_factory=lambda: torch.Generator(device="cpu"))
     plan: StepPlan | None = None  # the run's length, once decided
     build_seconds: dict[str, float] = field(default_factory=dict)  # "data", "network": as build_job's clock read
+    # no gradient sync on the accumulating micro-steps: the DDP wrapper's no_sync (None: ddp_no_sync(model), a
+    # no-op without DDP); tests pass a spy
+    no_sync: Callable[[], ContextManager] | None = None
+    # the loss of a micro-batch, (outputs, batch, loss_cfg, generator) -> terms with "total"; None: the kit's
+    # total_loss, looked up through the losses package at each step
+    loss_fn: Callable[..., dict[str, torch.Tensor]] | None = None
+
+    @property
+    def batch(self) -> EffectiveBatch:
+        """The run's effective batch (processes x micro-batch x accumulate) and the paper's."""
+        return effective_batch(self.cfg.train, self.dinfo.world_size)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -145,38 +204,47 @@ class TrainingJob:
     def iters_per_epoch(self) -> int:
         return self.optimization.iters_per_epoch
 
-    def batches(self, epoch: int, skip: int = 0) -> Iterator[dict[str, Any]]:
-        """The batches of ``epoch`` for this process, after its first ``skip``."""
+    def batches(self, epoch: int, skip: int = 0) -> Iterator[StepBatch]:
+        """The steps' batches of ``epoch`` for this process, after its first ``skip`` steps."""
         return self.data.batches(self.cfg.train.seed, epoch, self.dinfo.rank, skip)
 
-    def step(self, batch: dict[str, Any]) -> StepResult:
-        """One optimisation step on ``batch`` (the learning rate is the optimiser's, set by the caller).
+    def step(self, batch: StepBatch) -> StepResult:
+        """One optimisation step on ``batch``: one micro-batch, or the list of the step's micro-batches (the
+        learning rate is the optimiser's, set by the caller).
 
-        A step is skipped, and undone (the forward pass's BatchNorm statistics are put back), when its loss or
-        the statistics are not finite, or, without a gradient scaler (which skips such steps itself), when its
+        Each micro-batch's loss is divided by their number before its backward pass, so the gradients are the
+        mean over the micro-batches (BatchNorm's statistics are each micro-batch's own). Under DDP every
+        micro-step but the last runs inside :attr:`no_sync`: the gradients are averaged over the processes once.
+
+        A step is skipped, and undone (the forward passes' BatchNorm statistics are put back), when a loss or the
+        statistics are not finite, or, without a gradient scaler (which skips such steps itself), when its
         gradient norm is not finite. Under DDP every rank agrees on skipping.
         """
         cfg, dinfo, model, optimizer, scaler = self.cfg, self.dinfo, self.model, self.optimizer, self.scaler
-        batch = move_batch(batch, dinfo.device)
-        images = batch["image"]
-        if cfg.train.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        micro = micro_batches(batch)
+        k = len(micro)
         before = _BufferSnapshot(model.buffers())
-        with self.optimization.precision.context():
-            outputs = model(images, batch["instance_coord"], batch["instance_imgid"])
-        losses = loss_fns.total_loss(outputs, batch, cfg.loss, generator=self.loss_generator)  # fp32
-        total = losses["total"]
-        finite = torch.isfinite(total.detach()).all() & before.now_finite()
-        if dinfo.distributed:  # every rank must agree to skip
-            flag = finite.float().to(dinfo.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
-            finite = flag > 0
         optimizer.zero_grad(set_to_none=True)
-        terms = {k: float(all_reduce_mean(v.detach().float())) for k, v in losses.items() if torch.is_tensor(v)}
-        if not bool(finite):
-            before.restore()
-            return StepResult(terms, float("nan"), False)
-        scaler.scale(total).backward()
+        sums: dict[str, torch.Tensor] = {}
+        for i, mb in enumerate(micro):
+            with self._no_sync()() if i < k - 1 else contextlib.nullcontext():
+                losses = self._micro_losses(mb)
+                total = losses["total"]
+                finite = torch.isfinite(total.detach()).all() & before.now_finite()
+                if dinfo.distributed:  # every rank must agree to skip
+                    flag = finite.float().to(dinfo.device)
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+                    finite = flag > 0
+                for key, v in losses.items():
+                    if torch.is_tensor(v):
+                        sums[key] = sums.get(key, 0) + v.detach().float()
+                if not bool(finite):
+                    terms = {key: float(all_reduce_mean(v / (i + 1))) for key, v in sums.items()}
+                    before.restore()
+                    optimizer.zero_grad(set_to_none=True)
+                    return StepResult(terms, float("nan"), False)
+                scaler.scale(total / k if k > 1 else total).backward()
+        terms = {key: float(all_reduce_mean(v / k)) for key, v in sums.items()}
         scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
         if not scaler.is_enabled() and not bool(torch.isfinite(grad_norm)):
@@ -187,8 +255,23 @@ class TrainingJob:
         scaler.update()
         return StepResult(terms, float(grad_norm), True)
 
+    def _no_sync(self) -> Callable[[], ContextManager]:
+        return self.no_sync if self.no_sync is not None else ddp_no_sync(self.model)
+
+    def _micro_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The forward pass and the loss terms of one micro-batch (fp32 losses)."""
+        cfg, dinfo = self.cfg, self.dinfo
+        batch = move_batch(batch, dinfo.device)
+        images = batch["image"]
+        if cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self.optimization.precision.context():
+            outputs = self.model(images, batch["instance_coord"], batch["instance_imgid"])
+        loss_fn = self.loss_fn if self.loss_fn is not None else loss_fns.total_loss
+        return loss_fn(outputs, batch, cfg.loss, generator=self.loss_generator)
+
     def time_steps(self, n: int, clock: Clock, skip: int = CALIBRATION_SKIP,
-                   batches: Iterator[dict[str, Any]] | None = None) -> StepTiming:
+                   batches: Iterator[StepBatch] | None = None) -> StepTiming:
         """Run ``n`` real steps at the warm-up's first learning rate and time each with ``clock`` (its loading of
         the batch included: the throughput a long run sees); the first ``skip`` are warm-up. The batches are
         epoch 0's, from its start again when they run out, unless ``batches`` are given. The steps change the
@@ -212,7 +295,7 @@ class TrainingJob:
             t = now
         return StepTiming(each, skip, results)
 
-    def _epoch0_forever(self) -> Iterator[dict[str, Any]]:
+    def _epoch0_forever(self) -> Iterator[StepBatch]:
         while True:  # a training set of fewer batches than the timed steps starts epoch 0 again
             yield from self.batches(0)
 
@@ -262,6 +345,7 @@ def build_job(cfg: Config, dinfo: DistInfo, clock: Clock = time.perf_counter) ->
     fixes the initial weights and the data order of a seed); ``clock`` times the data and the network
     (:attr:`TrainingJob.build_seconds`). The plan is decided later, by :meth:`TrainingJob.decide_plan` (a
     resumed run takes its checkpoint's plan instead)."""
+    effective_batch(cfg.train, dinfo.world_size)  # a bad train.accumulate / lr_scaling is named before any work
     seed_everything(cfg.train.seed + dinfo.rank)
     t0 = clock()
     data = build_training_data(cfg, dinfo)
@@ -269,7 +353,7 @@ def build_job(cfg: Config, dinfo: DistInfo, clock: Clock = time.perf_counter) ->
     model, core = build_network(cfg, dinfo)
     t2 = clock()
     return TrainingJob(cfg, dinfo, data, model, core, build_optimization(cfg, model, dinfo, data.loader),
-                       build_seconds={"data": t1 - t0, "network": t2 - t1})
+                       build_seconds={"data": t1 - t0, "network": t2 - t1}, no_sync=ddp_no_sync(model))
 
 
 class _BufferSnapshot:

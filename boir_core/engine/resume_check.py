@@ -14,7 +14,8 @@ class ResumeMismatchError(RuntimeError):
 
 
 #: Config keys that may differ between a run and its resumption (where and how it runs, not what it trains).
-RESUME_FREE_KEYS = ("name", "output_dir", "train.device", "train.log_every", "data.workers", "test.")
+RESUME_FREE_KEYS = ("name", "output_dir", "train.device", "train.log_every", "data.workers", "test.",
+                    "train.paper_effective_batch")
 
 
 def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -199,7 +199,8 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
         out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
         checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None, timings=timings,
         params={"inference": params["inference"], "total": params["total"]}, key=key,
-        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None), images=n)
+        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None), images=n,
+        batch=getattr(model, "weights_batch", None))
     return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
             "images": n, "processes": processes, "testdev_upload": upload}
 

@@ -21,6 +21,11 @@ Ctrl-C (SIGINT) saves a checkpoint at the next step boundary, says how to resume
 ``KeyboardInterrupt``; a step with a non-finite loss, gradient norm or BatchNorm statistics is undone and
 skipped, and a training state holding inf/NaN is never saved (the last finite ``last.pt`` stays).
 
+Effective batch (:mod:`.effective_batch`): a step sums ``train.accumulate`` micro-batches of ``train.batch_size``
+images per process; a run whose processes x batch x accumulate is not the paper's (``train.paper_effective_batch``)
+prints one ``[train] WARNING`` line at its start and records both in every epoch line of ``metrics.jsonl`` and in
+its weights files; ``train.lr_scaling=linear`` scales ``train.lr`` by effective / paper.
+
 Precision: fp32 on CPU by default; on CUDA ``amp: auto`` means fp16 autocast with a GradScaler; ``bf16``
 works on both; ``fast`` adds bf16 on CPUs with native bf16 (AMX / AVX512-BF16), which with
 ``channels_last`` trains the CPU demo about 1.5x faster than fp32. Every loss is computed in fp32 (the loss
@@ -57,7 +62,7 @@ from ..model import save_checkpoint
 from .budget import StepPlan
 from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
 from .distributed import DistInfo, broadcast_object, cleanup_distributed, init_distributed
-from .job import StepResult, TrainingJob, build_job, move_batch
+from .job import StepResult, TrainingJob, build_job, images_in, move_batch
 from .metrics_log import MetricsLog
 from .precision import amp_settings, cpu_has_native_bf16  # noqa: F401  (re-exported)
 from .resume_check import RESUME_FREE_KEYS, ResumeMismatchError, config_changes, with_defaults  # noqa: F401
@@ -95,6 +100,8 @@ class TrainSummary:
     total_steps: int = 0  # steps of the whole run (its plan), not only of this call
     step_seconds: float | None = None  # measured by a time-budgeted run before its first step
     plan: dict[str, Any] | None = None  # as in <run_dir>/schedule.json
+    batch: dict[str, Any] | None = None  # the effective batch and the paper's (EffectiveBatch.to_dict)
+    lr: float | None = None  # the peak learning rate used (train.lr, scaled only with train.lr_scaling=linear)
 
 
 @dataclass
@@ -314,10 +321,13 @@ class _Run:
                   f"{self.global_iter}")
 
     def plan(self) -> None:
-        """The run's length (the checkpoint's, else decided now) and its learning rates."""
+        """The run's length (the checkpoint's, else decided now) and its learning rates (the peak ``train.lr``,
+        scaled by effective / paper batch only with ``train.lr_scaling=linear``)."""
         plan = self.job.decide_plan(self.call.clock, self.call.started)
-        tc = self.tc
-        self.lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, tc.lr, tc.warmup_start_lr, tc.min_lr)
+        tc, batch = self.tc, self.job.batch
+        self.summary.batch, self.summary.lr = batch.to_dict(), batch.lr(tc.lr)
+        self.lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, batch.lr(tc.lr), tc.warmup_start_lr,
+                                          tc.min_lr)
         self.summary.total_steps, self.summary.step_seconds = plan.total_steps, plan.step_seconds
         self.summary.plan = plan.to_dict()
 
@@ -328,6 +338,9 @@ class _Run:
             return
         plan, run_dir = self.job.plan, self.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
+        warning = self.job.batch.warning(self.tc.lr)
+        if warning is not None:  # printed whether or not progress is shown: it changes what the run means
+            print(f"[train] WARNING: {warning}", flush=True)
         self.cfg.dump(run_dir / "config.yaml")
         atomic_write_json(run_dir / "schedule.json", plan.to_dict())
         if plan.source == "time_budget" and self.start_epoch == 0 and self.call.progress:
@@ -354,7 +367,7 @@ class _Run:
                 f"of {n} tensors hold inf/NaN ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}). It was "
                 f"not saved: {self.holds()}. Lower train.lr (now {self.tc.lr:g}) or check the data, then start over "
                 "(--no-resume) or train into another run folder.")
-        extra = {"skipped_nonfinite": self.nonfinite_total, "plan": job.plan.to_dict()}
+        extra = {"skipped_nonfinite": self.nonfinite_total, "plan": job.plan.to_dict(), "batch": job.batch.to_dict()}
         if in_epoch is not None:
             extra["in_epoch"] = in_epoch
         save_training_state(self.ckpt_path, model=job.core, optimizer=job.optimizer, scaler=job.scaler,
@@ -440,7 +453,7 @@ class _Run:
         result = self.job.step(batch)
         self.global_iter += 1
         self.iters_this_call += 1
-        tally.n_images += batch["image"].shape[0] * self.dinfo.world_size
+        tally.n_images += images_in(batch) * self.dinfo.world_size
         if not result.finite:
             self.skipped(epoch, result)
         else:
@@ -483,8 +496,10 @@ class _Run:
         plan = self.job.plan
         self.summary.epochs_run += 1
         if self.dinfo.is_main:
+            batch = self.job.batch
             rec = {"type": "epoch", "epoch": epoch, "iter": self.global_iter, "seconds": seconds,
-                   "images_per_s": tally.n_images / max(seconds, 1e-9), "skipped_nonfinite": self.nonfinite_total}
+                   "images_per_s": tally.n_images / max(seconds, 1e-9), "skipped_nonfinite": self.nonfinite_total,
+                   "effective_batch": batch.effective, "paper_effective_batch": batch.paper or None}
             rec.update({k: v / max(tally.n_ok, 1) for k, v in tally.sums.items()})
             self.log.write(rec)
             if self.call.progress:
@@ -511,7 +526,8 @@ class _Run:
                                           f"{self.run_dir / 'final.pt'} was not written; {self.holds()}")
             self.summary.final_weights = save_checkpoint(
                 self.job.core, self.run_dir / "final.pt",
-                extra={"config": self.cfg.to_dict(), "plan": self.job.plan.to_dict()})
+                extra={"config": self.cfg.to_dict(), "plan": self.job.plan.to_dict(),
+                       "batch": self.job.batch.to_dict()})
         if self.stop.requested and self.dinfo.is_main:
             print(f"[train] Ctrl-C after the last step: the run is complete ({self.summary.final_weights})",
                   flush=True)

@@ -75,6 +75,7 @@ def load_inference_model(cfg: Config, checkpoint: str | os.PathLike | None, devi
         # load_weights peels every wrapper (a training state's model_state, a release container, DDP's module.)
         report = load_weights(model, source, source_name=str(path))
         model.weights_preset = _weights_preset(report.kind, saved_config(obj))
+        model.weights_batch = _weights_batch(obj)
     return model.to(device).eval(), report
 
 
@@ -91,6 +92,18 @@ def check_inference_weights(cfg: Config, checkpoint: str | os.PathLike):
         model = build_model(cfg, train=False, initialise=False)
     obj = read_checkpoint(path, mmap=True)  # as data only; names the file if it cannot be read
     return check_weights(model, obj if isinstance(obj, dict) else path, source_name=str(path))
+
+def _weights_batch(obj: Any) -> dict[str, Any] | None:
+    """The effective batch our training recorded with the weights (``extra.batch`` of ``final.pt`` / ``last.pt``:
+    :meth:`~.effective_batch.EffectiveBatch.to_dict`), None when the file records none (older or foreign
+    weights)."""
+    extra = obj.get("extra") if isinstance(obj, dict) else None
+    batch = extra.get("batch") if isinstance(extra, dict) else None
+    if isinstance(batch, dict) and isinstance(batch.get("effective"), int):
+        return {k: batch.get(k) for k in ("effective", "paper", "world_size", "batch_size", "accumulate",
+                                          "lr_scaling")}
+    return None
+
 
 def _weights_preset(kind: str, train_config: Any) -> str:
     """What produced a weights file: the authors' release, or the preset of the config that trained ours."""

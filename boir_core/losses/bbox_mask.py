@@ -179,7 +179,7 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
                     instance_center: Optional[torch.Tensor] = None, *, variant: str = "paper",
                     kernel: str = "ae", distance: str = "l2", beta: float = 10.0, temperature: float = 0.05,
                     instance_point: str = "center", similarity_emb: Optional[torch.Tensor] = None,
-                    capacity: Optional[int] = None) -> BboxMaskTerms:
+                    capacity: Optional[int] = None, dummy_instances: int | torch.Tensor = 0) -> BboxMaskTerms:
     """Compute every part of the Bbox Mask Loss at once (see the module docstring for the equations).
 
     Args:
@@ -189,6 +189,9 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
         instance_center: [N, 2] (x, y) keypoint-mean centers (paper variant with ``instance_point="center"``).
         similarity_emb: the map the soft-mask weights come from (default: ``emb``); always detached.
         capacity: instance slots per image for the padded layout (default: see ``padded_capacity``).
+        dummy_instances: the release's dummies (one per image without instances, ``loss.dummy_instance=release``):
+            the release variants count them in their instance count, where they add nothing to the sums; the
+            paper variant averages over images and has no instance count, so they do not change it.
 
     Per-instance values. paper: as in the module docstring. release-instance: pull_in = ‖p − p̄‖²/(2D),
     push_out = 1 + exp(−β‖(p + p̄)/2 − p̄ᶜ‖²/D), push_inst = [½ + ½Σ_{j≠i} ψ_ij]/(n − 1) (n ≥ 2).
@@ -204,9 +207,9 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
                        point_yx=instance_pixels(bbox, e.height, e.width, variant, instance_point, center))
     p, q = e.read(people.imgid, people.point_yx)  # p with gradient; q detached, for the soft masks
     if variant == "release-image":
-        return release_image_terms(e, people, p, beta)
+        return release_image_terms(e, people, p, beta, dummy_instances)
     if variant == "release-instance":
-        return release_instance_terms(e, people, p, q, beta, capacity)
+        return release_instance_terms(e, people, p, q, beta, capacity, dummy_instances)
     if kernel == "ae":
         return paper_ae_terms(e, people, p, q, beta=beta, distance=distance, capacity=capacity)
     return paper_contrastive_terms(e, people, p, q, temperature=temperature, distance=distance, capacity=capacity)

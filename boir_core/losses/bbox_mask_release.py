@@ -3,9 +3,10 @@ r"""The released Bbox Mask Loss, vectorised (docs/release_vs_paper.md#release-al
 Two variants of :func:`~.bbox_mask.bbox_mask_terms`: ``"release-instance"`` (the release's
 BG_SAMPLE_LEVEL 0) and ``"release-image"`` (level 1). Both read p at (floor((x + w)/2), floor((y + h)/2)),
 use the dilated, half-open box masks of :func:`release_rows_cols` (boxes under 2 px take no part), and
-divide the batch's sum by its total instance count. Their AE kernel zeroes the diagonal of its pairwise
-matrix before the exponential, which adds the constant ½ per embedding: the push over n embeddings is
-Σ_i [½ + ½·Σ_{j≠i} ψ_ij]/(n − 1), with ψ = exp(−β/D·‖·‖²).
+divide the batch's sum by its total instance count (with ``dummy_instances``, the release's dummies of
+images without instances count too: docs/release_vs_paper.md#dummy-instance). Their AE kernel zeroes the
+diagonal of its pairwise matrix before the exponential, which adds the constant ½ per embedding: the push
+over n embeddings is Σ_i [½ + ½·Σ_{j≠i} ψ_ij]/(n − 1), with ψ = exp(−β/D·‖·‖²).
 
 Per-instance values (they add up to each image's released loss):
 
@@ -55,16 +56,18 @@ def _ae_push(p: torch.Tensor, others: torch.Tensor, n: torch.Tensor, beta: float
     return (0.5 + 0.5 * (psi * others.to(p.dtype)).sum(1)) / (n - 1).clamp(min=1)
 
 
-def _release_normalised(people: Instances, p, pull, out, inst, **fields) -> BboxMaskTerms:
-    """The result with the release's normaliser: Σ over the batch ÷ its total instance count."""
-    total_instances = max(len(people), 1)
+def _release_normalised(people: Instances, p, pull, out, inst, dummy_instances=0, **fields) -> BboxMaskTerms:
+    """The result with the release's normaliser: Σ over the batch ÷ its total instance count (the release's
+    dummies, ``dummy_instances``, included: they add nothing to the sums)."""
+    total_instances = len(people) + dummy_instances
+    total_instances = total_instances.clamp(min=1) if torch.is_tensor(total_instances) else max(total_instances, 1)
     return BboxMaskTerms(pull_in=pull, push_out=out, push_inst=inst, valid=people.valid, point_yx=people.point_yx,
                          p=p, **fields, loss_pull_in=pull.sum() / total_instances,
                          loss_push_out=out.sum() / total_instances, loss_push_inst=inst.sum() / total_instances)
 
 
 def release_instance_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor, beta: float,
-                           capacity: Optional[int] = None) -> BboxMaskTerms:
+                           capacity: Optional[int] = None, dummy_instances=0) -> BboxMaskTerms:
     """BG level 0: AE([p, p̄], [p̄ᶜ]) per instance plus the AE push over the image's instances."""
     dim, dtype = emb.dim, emb.dtype
     sums = soft_box_sums(emb, people, q, kappa=beta, capacity=capacity)  # exp(−β·Σ_d), no 1/D
@@ -75,11 +78,12 @@ def release_instance_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor
     mid = torch.where(tiny[:, None], p, (p + p_bar) / 2)  # the positive group's mean
     out = (1 + torch.exp(-beta / dim * ((mid - p_bar_out) ** 2).sum(-1))) * sums.has_outside.to(dtype) * valid
     inst = _ae_push(p, people.others(), n, beta) * (n >= 2).to(dtype) * valid
-    return _release_normalised(people, p, pull, out, inst, has_outside=sums.has_outside, p_bar=p_bar,
+    return _release_normalised(people, p, pull, out, inst, dummy_instances, has_outside=sums.has_outside, p_bar=p_bar,
                                p_bar_out=p_bar_out, soft_mask_sum=sums.soft_sum)
 
 
-def release_image_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, beta: float) -> BboxMaskTerms:
+def release_image_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, beta: float,
+                        dummy_instances=0) -> BboxMaskTerms:
     """BG level 1: the AE push over {p_i} ∪ {bg}, bg the mean outside the union of the image's boxes."""
     dtype, hw, imgid = emb.dtype, emb.hw, people.imgid
     union_sum, total, union_count = union_box_sums(emb, people)
@@ -92,5 +96,6 @@ def release_image_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, b
     psi_bg = torch.exp(-beta / emb.dim * ((p - bg) ** 2).sum(-1))
     out = (psi_bg + 0.5 / n.clamp(min=1)) / (n_prime - 1).clamp(min=1) * active * bg_exists
     pull = torch.zeros(len(people), dtype=dtype, device=p.device)
-    return _release_normalised(people, p, pull, out, inst, has_outside=torch.ones_like(people.valid), p_bar=p,
+    return _release_normalised(people, p, pull, out, inst, dummy_instances, has_outside=torch.ones_like(people.valid),
+                               p_bar=p,
                                p_bar_out=p, soft_mask_sum=torch.zeros_like(pull))

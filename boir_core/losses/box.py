@@ -15,6 +15,9 @@ CIoU (Zheng et al.) of a predicted box p and the ground truth g, with eps = 1e-1
 enclosing both; α is treated as a constant (no gradient). The loss is Σ (1 − CIoU) over all window pixels
 divided by the number of window pixels (windows are clipped to the map, so border centers have fewer).
 An instance whose box is all zeros (the release's dummy) contributes 0 but its pixels still count.
+``dummy_instances`` counts the release's dummies without their tensors: each adds the window of a center at
+(0, 0), clipped to the map (4 pixels on any map of at least 2×2), to the divisor and nothing to the sum
+(docs/release_vs_paper.md#dummy-instance).
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import torch
 from ..config import switch_value
 from ._common import as_float, check_same_length, check_shape, fp32_loss
 
-__all__ = ["ciou", "decode_ltrb", "center_windows", "bbox_loss", "CIOU_EPS"]
+__all__ = ["ciou", "decode_ltrb", "center_windows", "bbox_loss", "dummy_window_pixels", "CIOU_EPS"]
 
 #: eps of the release's CIoU (docs/release_vs_paper.md#box-loss-and-decoding).
 CIOU_EPS = 1e-10
@@ -74,14 +77,22 @@ def center_windows(instance_coord: torch.Tensor, height: int, width: int):
     return ys.clamp(0, height - 1), xs.clamp(0, width - 1), valid
 
 
+def dummy_window_pixels(height: int, width: int) -> int:
+    """The window pixels of the release's dummy instance, centered at (0, 0) and clipped to an H×W map (4)."""
+    return min(2, height) * min(2, width)
+
+
 @fp32_loss
 def bbox_loss(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_imgid: torch.Tensor,
-              instance_bbox: torch.Tensor, decode: str = "paper", return_per_instance: bool = False):
+              instance_bbox: torch.Tensor, decode: str = "paper", return_per_instance: bool = False,
+              dummy_instances: int | torch.Tensor = 0):
     """Mean 1 − CIoU over the 3×3 windows around the (jittered) instance centers.
 
     ``bbox_map`` [B,4,H,W] raw l, t, r, b; ``instance_coord`` [N,2] (y, x); ``instance_imgid`` [N];
-    ``instance_bbox`` [N,4] xywh in output pixels. With ``return_per_instance`` also returns the summed
-    1 − CIoU of each instance's window [N] and its pixel count [N].
+    ``instance_bbox`` [N,4] xywh in output pixels. ``dummy_instances``: how many of the release's dummies the
+    batch holds (one per image without instances, ``loss.dummy_instance=release``); each adds
+    :func:`dummy_window_pixels` to the divisor and nothing to the sum. With ``return_per_instance`` also returns
+    the summed 1 − CIoU of each instance's window [N] and its pixel count [N] (real instances only).
     """
     check_shape("bbox", bbox_map, 4)
     if bbox_map.shape[1] != 4:
@@ -102,7 +113,8 @@ def bbox_loss(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_img
     per_pixel = (1 - ciou(pred, gt[:, None, :].expand_as(pred))) * (valid & real).to(pred.dtype)
     per_instance = per_pixel.sum(1)
     count = valid.sum(1).to(pred.dtype)
-    loss = per_instance.sum() / count.sum().clamp(min=1)
+    pixels = count.sum() + dummy_instances * dummy_window_pixels(height, width)
+    loss = per_instance.sum() / pixels.clamp(min=1)
     if return_per_instance:
         return loss, per_instance, count
     return loss

@@ -9,6 +9,11 @@ Terms whose inputs are absent are left out: no ``bbox`` output (Table 4 "no bbox
 off or no ``emb`` output. CID outputs (``heatmap`` [B, K+1, H, W]) get the multi heatmap loss on that map,
 the instance loss and, when ``features`` are given, CID's contrastive loss (weight 1).
 
+``loss.dummy_instance=release`` gives every image without instances the release's dummy instance: it adds
+nothing to any sum but counts in the box loss's window pixels (4) and in the release Bbox Mask Loss's instance
+count, so a batch holding such images is down-weighted by P/(P + 4·n_empty) and N/(N + n_empty)
+(docs/release_vs_paper.md#dummy-instance).
+
 :func:`loss_weights` is the one table of weights: every term that adds to the total has one there, and
 :data:`TERM_PARTS` names the parts that are reported beside their term but not added again. A term with no
 weight, or a weight for a term that does not exist, is an error (:func:`weighted_total`), never a term
@@ -26,7 +31,8 @@ from .box import bbox_loss
 from .contrastive import cid_contrastive_loss
 from .focal import instance_heatmap_loss, multi_heatmap_loss
 
-__all__ = ["total_loss", "loss_weights", "weighted_total", "REQUIRED_BATCH_KEYS", "TERMS", "TERM_PARTS"]
+__all__ = ["total_loss", "loss_weights", "weighted_total", "empty_images", "REQUIRED_BATCH_KEYS", "TERMS",
+           "TERM_PARTS"]
 
 REQUIRED_BATCH_KEYS = ("multi_heatmap", "multi_mask", "instance_coord", "instance_imgid", "instance_heatmap",
                        "instance_mask")
@@ -66,6 +72,14 @@ def weighted_total(terms: Mapping[str, torch.Tensor], weights: Mapping[str, floa
     return sum(weights[k] * v for k, v in terms.items() if k not in TERM_PARTS) / divisor
 
 
+def empty_images(instance_imgid: torch.Tensor, num_images: int) -> torch.Tensor:
+    """How many of the batch's ``num_images`` images hold no instance (a 0-d tensor: no host synchronisation).
+    Under ``loss.dummy_instance=release`` each gets the release's dummy instance
+    (docs/release_vs_paper.md#dummy-instance)."""
+    counts = torch.bincount(instance_imgid.long(), minlength=num_images)
+    return (counts[:num_images] == 0).sum()
+
+
 def _need(mapping: Mapping, key: str, what: str) -> torch.Tensor:
     if key not in mapping:
         raise KeyError(f"total_loss: {what} has no {key!r} (has: {sorted(mapping)})")
@@ -88,6 +102,7 @@ def total_loss(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Te
     imgid = batch["instance_imgid"]
     coord = batch["instance_coord"]
     terms: dict[str, torch.Tensor] = {}
+    dummies = empty_images(imgid, batch["multi_heatmap"].shape[0]) if loss_cfg.dummy_instance == "release" else 0
 
     if "heatmap" in outputs:  # CID: one [K+1] map
         terms["multi_heatmap"] = multi_heatmap_loss(outputs["heatmap"], None, batch["multi_heatmap"],
@@ -98,12 +113,12 @@ def total_loss(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Te
                                                     batch["multi_heatmap"], batch["multi_mask"])
     if "bbox" in outputs and outputs["bbox"] is not None:
         terms["bbox"] = bbox_loss(outputs["bbox"], coord, imgid, _need(batch, "instance_bbox", "batch"),
-                                  decode=loss_cfg.bbox_decode)
+                                  decode=loss_cfg.bbox_decode, dummy_instances=dummies)
     if loss_cfg.bbox_mask and "emb" in outputs and outputs["emb"] is not None:
         t = bbox_mask_terms(outputs["emb"], _need(batch, "instance_bbox", "batch"), imgid, batch.get("instance_center"),
                             variant=loss_cfg.bbox_mask_variant, kernel=loss_cfg.emb_loss, distance=loss_cfg.distance,
                             beta=loss_cfg.beta, temperature=loss_cfg.temperature,
-                            instance_point=loss_cfg.instance_point)
+                            instance_point=loss_cfg.instance_point, dummy_instances=dummies)
         terms.update(bbox_mask=t.loss, pull_in=t.loss_pull_in, push_out=t.loss_push_out, push_inst=t.loss_push_inst)
     if "heatmap" in outputs and outputs.get("features") is not None:
         terms["contrastive"] = cid_contrastive_loss(outputs["features"], coord, imgid)

@@ -7,7 +7,9 @@ in percent like the paper. Table 5 reads ``params.inference`` (shown in M) and `
 timings.decode_ms`` (ms) and adds the device each time was measured on.
 
 The last column names the metrics file of each row and the preset that produced its weights (``paper``,
-``release``, ``release (released weights)``, or a preset plus the switches that depart from it).
+``release``, ``release (released weights)``, or a preset plus the switches that depart from it). A row whose
+weights were trained with another effective batch than the paper's (one GPU without ``train.accumulate``, say)
+is tagged ``[batch]`` in every cell, and the last column says which batch it was.
 Rows without a result say which command produces them; rows of other methods say "paper only". Results on
 SynthCrowd (``demo``) are tagged ``[demo]`` in every cell and announced by a banner above the table: they
 check the pipeline and are not COCO / CrowdPose / OCHuman numbers.
@@ -38,6 +40,9 @@ __all__ = [
 
 MINUS = "−"  # U+2212, as in typeset tables
 DEMO_TAG = "[demo]"
+#: marks a row whose weights were trained with another effective batch than the paper's
+#: (docs/training.md#effective-batch)
+OFF_BATCH_TAG = "[batch]"
 DATASET_NAMES = {name: p.title for name, p in PROFILES.items()}  # printed names, from the profiles
 
 
@@ -168,7 +173,9 @@ def _status(row: Row, results: dict[str, Result], table: Table) -> str:
             name = r.source.replace("\\", "/").rsplit("/", 1)[-1]
             tag = f" {DEMO_TAG} on {DATASET_NAMES.get(r.dataset, r.dataset)}" if r.demo else ""
             preset = f"preset {r.preset}" if r.preset else "preset not recorded"
-            parts.append(f"ours: `{key}` ({name}; {preset}){tag}")
+            off = (f" {OFF_BATCH_TAG} effective batch {r.effective_batch}, not the paper's {r.paper_effective_batch}"
+                   if r.off_paper_batch else "")
+            parts.append(f"ours: `{key}` ({name}; {preset}){tag}{off}")
         elif len(row.run_keys()) == 1:
             parts.append(f"no result yet; run `{row.command}`" + (
                 f" (all rows: `{table.command}`)" if row.config and table.command else ""))
@@ -224,7 +231,9 @@ def render_table(table: Union[Table, str, int], results: Optional[ResultsSource]
             lines.append("| " + " | ".join([f"*{title}*"] + [""] * (len(header) - 1)) + " |")
         row_cells = by_row[id(row)]
         out = _label_cells(t, row)
-        out += [format_cell(c.paper, c.ours, has_result=c.result is not None, demo=c.demo) for c in row_cells]
+        out += [format_cell(c.paper, c.ours, has_result=c.result is not None, demo=c.demo)
+                + (f" {OFF_BATCH_TAG}" if c.result is not None and c.result.off_paper_batch else "")
+                for c in row_cells]
         if t.device:
             devs = sorted({c.result.device or "device not recorded" for c in row_cells
                            if c.ours is not None and c.column.name == "time_ms"})

@@ -10,6 +10,8 @@ One metrics file per evaluation run (written by :mod:`boir_core.engine`)::
      "params": {"inference": 31830000, "total": 33430000}, "demo": false, "date": "...",
      "preset": "paper"}
 
+``batch`` (optional) records the effective batch the weights were trained with and the paper's
+(``{"effective": 20, "paper": 80, ...}``); a row trained off the paper's batch is marked in the tables.
 ``preset`` says what produced the weights: ``paper`` / ``release`` (the config preset of the training run,
 plus any switch that departs from it, :func:`boir_core.config.preset_label`), or ``release (released
 weights)`` for the authors' files.
@@ -72,7 +74,15 @@ class Result:
     config_name: Optional[str] = None
     date: Optional[str] = None
     preset: Optional[str] = None
+    effective_batch: Optional[int] = None  # images per optimisation step the weights were trained with
+    paper_effective_batch: Optional[int] = None  # the paper's, as the training config stated it
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def off_paper_batch(self) -> bool:
+        """Trained with another effective batch than the paper's (False when either is not recorded)."""
+        return (self.effective_batch is not None and bool(self.paper_effective_batch)
+                and self.effective_batch != self.paper_effective_batch)
 
     @property
     def time_ms(self) -> Optional[float]:
@@ -166,6 +176,13 @@ def parse_result(obj: Any, source: str = "<dict>") -> Result:
 
     timings = _opt_section(obj, "timings", source)
     model = _opt_section(obj, "model", source)
+    batch = _opt_section(obj, "batch", source)
+    batch_sizes: dict[str, Optional[int]] = {}
+    for name in ("effective", "paper"):
+        v = batch.get(name)
+        if v is not None and (not _is_number(v) or v < 0 or int(v) != v):
+            raise _fail(source, f"batch.{name}", f"must be a whole number of images, got {v!r}")
+        batch_sizes[name] = None if v is None else int(v)
     return Result(
         key=key, dataset=dataset, split=split, demo=demo or dataset in DEMO_DATASETS,
         metrics=MappingProxyType(metrics), source=source,
@@ -178,6 +195,7 @@ def parse_result(obj: Any, source: str = "<dict>") -> Result:
         config_name=_opt_str(obj, "", "config_name", source),
         date=_opt_str(obj, "", "date", source),
         preset=_opt_str(obj, "", "preset", source),
+        effective_batch=batch_sizes["effective"], paper_effective_batch=batch_sizes["paper"],
         raw=MappingProxyType(dict(obj)),
     )
 

@@ -58,7 +58,9 @@ def test_dry_run_at_paper_settings_reports_what_a_long_run_needs(tmp_path, image
     assert cfg.to_yaml().strip() in out  # the resolved config, in full
     assert cfg.data.input_size == 512 and cfg.model.backbone == "hrnet_w32"
     iters = 6 // BATCH  # 6 images, BATCH per step, one process
-    assert f"images per step:    {BATCH} ({BATCH} per process x 1 process(es))" in out
+    assert f"images per step:    {BATCH} ({BATCH} per process x 1 process(es) x accumulate 1;" in out
+    # the paper's 4 GPUs x 20 = 80 is not what this run steps with: the report says so
+    assert f"effective batch:    {BATCH} (paper: 80)" in out and "WARNING:" in out
     assert f"steps:              {140 * iters:,} in all = 140 epochs x {iters}" in out
     assert f"initialisation:     ImageNet: {imagenet_w32}" in out
     assert "preset:             paper" in out

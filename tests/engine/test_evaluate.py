@@ -242,7 +242,8 @@ def test_write_metrics_json_schema(tmp_path):
                              params={"total": 29.4e6}, key="coco_w32", demo=True, images=7)
     d = json.loads(out.read_text())
     assert list(d) == ["dataset", "split", "images", "key", "model", "config_name", "config", "checkpoint",
-                       "metrics", "timings", "params", "demo", "date", "preset"]
+                       "metrics", "timings", "params", "demo", "date", "preset", "batch"]
+    assert d["batch"] is None  # no effective batch given: the weights record none
     assert d["images"] == 7
     assert d["model"] == {"arch": cfg.model.arch, "backbone": cfg.model.backbone}
     assert d["config_name"] == cfg.name and d["config"] == cfg.to_dict()

@@ -179,6 +179,21 @@ def test_render_all_and_display(capsys):
     capsys.readouterr()
 
 
+def test_a_row_trained_off_the_papers_effective_batch_is_marked():
+    batch = {"effective": 20, "paper": 80, "world_size": 1, "batch_size": 20, "accumulate": 1}
+    text = render_table(6, [_result(metrics={"AP": 0.7}, batch=batch),
+                            _result(key="cid_w32_coco_val", metrics={"AP": 0.65}, batch={**batch, "effective": 80}),
+                            _result(key="boir_w48_coco_val", metrics={"AP": 0.72})])
+    rows = {r[0] + " " + r[1]: r for r in _md_rows(text)}
+    boir = next(r for k, r in rows.items() if "BoIR" in k and "W32" in k)
+    assert all(c.endswith("[batch]") for c in boir[2:-1] if "/" in c)  # every cell with a result
+    assert "effective batch 20, not the paper's 80" in boir[-1]
+    others = [r for r in rows.values() if r is not boir]
+    assert not any("[batch]" in c for r in others for c in r)  # the paper's batch, or none recorded
+    with pytest.raises(ResultsError, match="batch.effective"):
+        render_table(6, [_result(metrics={"AP": 0.7}, batch={"effective": "twenty"})])
+
+
 def test_each_row_names_the_preset_of_its_weights():
     text = render_table(6, [_result(metrics={"AP": 0.7}, preset="release (released weights)"),
                             _result(key="cid_w32_coco_val", metrics={"AP": 0.65})])
