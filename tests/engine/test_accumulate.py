@@ -24,9 +24,9 @@ from boir_core.engine.evaluate import write_metrics_json
 from boir_core.engine.job import TrainingJob, build_job, images_in
 from boir_core.engine.optimization import Optimization
 from boir_core.engine.precision import Precision
-from boir_core.engine.runner import _weights_batch
 from boir_core.engine.schedule import iterations_per_epoch
 from boir_core.engine.train import train
+from boir_core.engine.weights import _weights_batch
 from boir_core.model import read_checkpoint
 from boir_core.paper.results import parse_result
 
