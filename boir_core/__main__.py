@@ -274,12 +274,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    prog = "boir" if Path(sys.argv[0]).name == "boir" else "python -m boir_core"
-    ap = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-    sub = ap.add_subparsers(dest="command", required=True)
-
+def _parser_train(sub) -> None:
     p = sub.add_parser("train", help="train a config (DDP under torchrun)")
     _add_common(p)
     p.add_argument("--run-dir", default=None, help="run folder (default: <output_dir>/<name>)")
@@ -293,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train)
 
+
+def _parser_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="evaluate a checkpoint, write a metrics JSON")
     _add_common(p)
     p.add_argument("--checkpoint", required=True,
@@ -303,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
+
+def _parser_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict poses on images / a folder / a video",
                        description=PREDICT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", "-c", default=None,
@@ -322,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(images up to 4:1 and 120 million pixels: see above)")
     p.set_defaults(func=cmd_predict)
 
+
+def _parser_export(sub) -> None:
     p = sub.add_parser("export", help="export the inference network (ONNX)")
     _add_common(p)
     p.add_argument("--checkpoint", required=True,
@@ -331,6 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder for dense.onnx, instance.onnx, meta.json (default <output_dir>/<name>/onnx)")
     p.set_defaults(func=cmd_export)
 
+
+def _parser_convert_checkpoint(sub) -> None:
     p = sub.add_parser("convert-checkpoint",
                        help="rewrite a TRUSTED older weights / training-state file as data the kit reads")
     p.add_argument("file", help="the file the kit refused (it holds Python objects: a full unpickling runs code)")
@@ -341,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the converted file (default: <stem>.safe.pt beside FILE; FILE itself: replaced)")
     p.set_defaults(func=cmd_convert_checkpoint)
 
+
+def _parser_profile(sub) -> None:
     p = sub.add_parser("profile", help="parameter counts and latency (Table 5)")
     _add_common(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -350,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true")
     p.set_defaults(func=cmd_profile)
 
+
+def _parser_demo(sub) -> None:
     p = sub.add_parser("demo", help="the main job on SynthCrowd (executing the notebooks needs a checkout)")
     _add_common(p)
     p.add_argument("--out", default="runs/demo")
@@ -357,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip executing the notebooks (what an installed package without a checkout can run)")
     p.set_defaults(func=cmd_demo)
 
+
+def _parser_book(sub) -> None:
     p = sub.add_parser("book", help="execute the notebooks and build the book (static HTML: them and docs/)",
                        description="Execute every notebook with its defaults (papermill, kernel in notebooks/) into "
                                    f"{BOOK_EXECUTED}/, then build the book: the executed notebooks and docs/*.md as "
@@ -368,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the book's folder (default runs/book/html; replaced only if it holds a book or nothing)")
     p.set_defaults(func=cmd_book)
 
+
+def _parser_doctor(sub) -> None:
     p = sub.add_parser("doctor", help="what this machine offers the kit: versions, CPU, GPUs, weights, data, hub",
                        description="Versions (Python, PyTorch, CUDA / cuDNN, onnxruntime and its execution "
                                    "providers, OpenVINO), the CPU's instruction sets (AVX2, AVX-512, AMX, bf16) and "
@@ -379,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_doctor)
 
+
+def _parser_reproduce(sub) -> None:
     p = sub.add_parser("reproduce", help="run what one of the paper's tables needs and render it (paper / ours)")
     p.add_argument("--table", type=int, required=True, choices=range(0, 8), help="1-7, or 0 for all")
     p.add_argument("--results-dir", default=None, help="where the metrics files and tables_<n>.md go "
@@ -388,6 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "gpus=4 demo=auto overwrite=true ...) and config overrides for every run "
                         "(model.pretrained=FILE test.max_images=100)")
     p.set_defaults(func=cmd_reproduce)
+
+
+#: the sub-commands, in --help's order: each adds its parser
+_SUBCOMMANDS = (_parser_train, _parser_evaluate, _parser_predict, _parser_export, _parser_convert_checkpoint,
+                _parser_profile, _parser_demo, _parser_book, _parser_doctor, _parser_reproduce)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    prog = "boir" if Path(sys.argv[0]).name == "boir" else "python -m boir_core"
+    ap = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for add in _SUBCOMMANDS:
+        add(sub)
     for p in sub.choices.values():  # --debug before or after the command (SUPPRESS: not reset by the command)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return ap
