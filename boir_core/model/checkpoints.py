@@ -374,17 +374,7 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
     arch = getattr(model, "arch", None)
     if arch not in ARCHS:
         raise TypeError(f"{caller} expects a BoIR or CID model, got {type(model).__name__}")
-
-    if isinstance(source, Mapping):
-        name, obj = source_name or "<state_dict>", source
-    elif isinstance(source, str) and source in ("hub", "timm"):
-        raise CheckpointError(f"load_weights({source!r}): timm's ImageNet weights are loaded by "
-                              f"boir_core.model.load_imagenet(model, {source!r}) (or model.pretrained={source} "
-                              f"through build_model)")
-    else:
-        name = str(source)
-        obj = read_checkpoint(Path(source), mmap=mmap)
-
+    name, obj = _read_source(source, source_name, mmap)
     sd, container, header = _unwrap(obj, name)
     layout = _layout(sd)
     if layout is None:
@@ -397,6 +387,26 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
     if layout != arch:
         raise CheckpointError(f"{name}: holds a {layout.upper()} checkpoint but the model is "
                               f"{type(model).__name__} ({arch})")
+    report = _report_of(name, arch, container, header)
+    target = model.state_dict()
+    allowed_missing = _drop_and_allow(sd, target, arch, report, transfer, allow_missing_aux_heads)
+    _check_fit(model, name, report.kind, sd, target, allowed_missing)
+    return sd, report, allowed_missing
+
+
+def _read_source(source, source_name: Optional[str], mmap: bool) -> tuple[str, Any]:
+    """(the name errors use, the object read as data) of a state dict or a file."""
+    if isinstance(source, Mapping):
+        return source_name or "<state_dict>", source
+    if isinstance(source, str) and source in ("hub", "timm"):
+        raise CheckpointError(f"load_weights({source!r}): timm's ImageNet weights are loaded by "
+                              f"boir_core.model.load_imagenet(model, {source!r}) (or model.pretrained={source} "
+                              f"through build_model)")
+    return str(source), read_checkpoint(Path(source), mmap=mmap)
+
+
+def _report_of(name: str, arch: str, container: str, header: Mapping[str, Any]) -> LoadReport:
+    """The load report of a file of ``arch`` in ``container`` (what :func:`_unwrap` recognised)."""
     if container in ("boir-kit", "boir-kit-train-state"):
         kind = "boir-kit"
     elif container == "training":
@@ -408,10 +418,14 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
         report.notes.append(f"took the '{header['container_key']}' entry of a training checkpoint")
     elif container == "boir-kit-train-state":
         report.notes.append("took the 'model_state' of a BoIR Kit training state")
+    return report
 
-    target = model.state_dict()
+
+def _drop_and_allow(sd: dict[str, torch.Tensor], target: Mapping[str, torch.Tensor], arch: str, report: LoadReport,
+                    transfer: bool, allow_missing_aux_heads: bool) -> dict[str, str]:
+    """Drop from ``sd`` what this model does not take (a transfer's keypoint outputs, training-only heads it
+    does not build), noting each in ``report``; returns the model keys allowed to stay initialised."""
     allowed_missing: dict[str, str] = {}
-
     if transfer:
         for k in TRANSFER_KEYS[arch]:
             if k in sd:
@@ -420,7 +434,6 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
             if k in target:
                 allowed_missing[k] = "transfer: keypoint-output tensor, trained from scratch"
         report.notes.append(f"transfer: dropped the keypoint-output tensors {', '.join(TRANSFER_KEYS[arch])}")
-
     for k in list(sd):  # tensors of training-only heads this model does not build
         if k.startswith(AUX_HEAD_PREFIXES) and k not in target:
             head = k.split(".")[1]
@@ -431,30 +444,35 @@ def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]],
         for k in target:
             if k.startswith(AUX_HEAD_PREFIXES) and k not in sd:
                 allowed_missing[k] = "training-only head absent from the checkpoint (allow_missing_aux_heads)"
+    return allowed_missing
 
+
+def _check_fit(model: nn.Module, name: str, kind: str, sd: Mapping[str, torch.Tensor],
+               target: Mapping[str, torch.Tensor], allowed_missing: Mapping[str, str]) -> None:
+    """:class:`CheckpointError` naming every missing, unexpected and mis-shaped tensor (and another K)."""
+    arch = model.arch
     unexpected = [k for k in sd if k not in target]
     missing = [k for k in target if k not in sd and k not in allowed_missing]
     shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(target[k].shape)}"
               for k in sd if k in target and sd[k].shape != target[k].shape]
-    if unexpected or missing or shapes:
-        parts = [f"{name} ({kind}) does not fit {type(model).__name__}({model.config})"]
-        if missing:
-            aux = all(k.startswith(AUX_HEAD_PREFIXES) for k in missing)
-            parts.append(f"missing {len(missing)} tensors: {_fmt(missing)}" + (
-                " (an inference checkpoint? pass allow_missing_aux_heads=True to keep these heads initialised)"
-                if aux else ""))
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)} tensors: {_fmt(unexpected)}")
-        if shapes:
-            k_file = _keypoints(sd, arch)
-            k_model = _keypoints(target, arch)
-            hint = ""
-            if k_file is not None and k_model is not None and k_file != k_model:
-                hint = (f" (the file has K={k_file} keypoints, the model K={k_model}: weights of another "
-                        f"data set; a finetune passes transfer=True)")
-            parts.append(f"{len(shapes)} shape mismatches: {_fmt(shapes)}{hint}")
-        raise CheckpointError("\n  ".join(parts), missing=missing, unexpected=unexpected, mismatched=shapes)
-    return sd, report, allowed_missing
+    if not (unexpected or missing or shapes):
+        return
+    parts = [f"{name} ({kind}) does not fit {type(model).__name__}({model.config})"]
+    if missing:
+        aux = all(k.startswith(AUX_HEAD_PREFIXES) for k in missing)
+        parts.append(f"missing {len(missing)} tensors: {_fmt(missing)}" + (
+            " (an inference checkpoint? pass allow_missing_aux_heads=True to keep these heads initialised)"
+            if aux else ""))
+    if unexpected:
+        parts.append(f"unexpected {len(unexpected)} tensors: {_fmt(unexpected)}")
+    if shapes:
+        k_file, k_model = _keypoints(sd, arch), _keypoints(target, arch)
+        hint = ""
+        if k_file is not None and k_model is not None and k_file != k_model:
+            hint = (f" (the file has K={k_file} keypoints, the model K={k_model}: weights of another "
+                    f"data set; a finetune passes transfer=True)")
+        parts.append(f"{len(shapes)} shape mismatches: {_fmt(shapes)}{hint}")
+    raise CheckpointError("\n  ".join(parts), missing=missing, unexpected=unexpected, mismatched=shapes)
 
 
 def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]], *,
