@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,6 +20,7 @@ from boir_core.deploy.runtime import normalizer
 from boir_core.engine.decode import decode
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+REPO = Path(__file__).resolve().parents[2]
 
 #: ONNX Runtime against eager PyTorch, same weights: measured 0.0 px on these SynthCrowd scenes (the same argmax
 #: everywhere, identical float64 mapping); the graphs' float32 rounding may move a keypoint only on a near-tie,
@@ -122,3 +124,26 @@ def test_a_folder_that_is_not_a_deployment_is_named(deploy_folder, tmp_path, cap
         read_settings(bad)
     assert deploy_main([str(tmp_path / "nowhere"), "x.jpg"]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_bench_inference_deploy_report_times_each_stage_per_number_of_people(deploy_folder, shipped, synth_images):
+    """benchmarks/bench_inference.py --deploy: with the center threshold at 0 every image gets exactly the number
+    of proposals asked for, and each stage is timed."""
+    import importlib.util
+
+    from boir_core.deploy import OnnxNetwork
+
+    spec = importlib.util.spec_from_file_location("bench_inference", REPO / "benchmarks" / "bench_inference.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg, model, _ = shipped
+    x = eval_input(synth_images[0], cfg.data.input_size)
+    net = OnnxNetwork(deploy_folder / "dense.onnx", deploy_folder / "instance.onnx", threads=1)
+    rows = bench.deploy_report(model, [("scene", torch.from_numpy(x.image), x.resize.trans_inv)], flip=True,
+                               threads=1, people=(1, 7), repeats=1, network=net, log=lambda *_: None)
+    assert list(rows) == [1, 7]
+    for n, r in rows.items():
+        assert r["proposals"] == n and 1 <= r["poses"] <= n
+        assert all(r[k] > 0 for k in ("dense_s", "instance_s", "decode_np_s", "decode_torch_s"))
+    table = bench.format_deploy(rows)
+    assert len(table.splitlines()) == 5 and "numpy decode ms" in table
