@@ -31,8 +31,8 @@ class DeployDependencyError(ImportError):
 
 
 def _cv2():
-    try:  # optional: only the resize and reading image files need OpenCV; the decoder is numpy only
-        import cv2
+    try:
+        import cv2  # optional: only the resize and reading image files need OpenCV; the decoder is numpy only
     except ImportError as e:
         raise DeployDependencyError(f"the deployment runtime resizes images with OpenCV, which is not installed ({e}):"
                                     " pip install opencv-python-headless") from None
@@ -88,8 +88,8 @@ class OnnxNetwork:
 
     def __init__(self, dense: str | os.PathLike | bytes, instance: str | os.PathLike | bytes, *,
                  threads: int | None = None, providers: list[str] | None = None):
-        try:  # optional at import time, so that the decoder can be imported (and tested) without it
-            import onnxruntime as ort
+        try:
+            import onnxruntime as ort  # optional at import time: the decoder imports (and is tested) without it
         except ImportError as e:
             raise DeployDependencyError(f"the deployment runtime needs onnxruntime, which is not installed ({e}): "
                                         "pip install onnxruntime") from None
