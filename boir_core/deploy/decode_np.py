@@ -62,7 +62,8 @@ class NpDecodeResult:
 def sigmoid_clamp(logits: np.ndarray) -> np.ndarray:
     """float32 sigmoid clamped to [1e-4, 1 - 1e-4] (boir_core.ops.sigmoid_clamp)."""
     x = np.asarray(logits, dtype=np.float32)
-    e = np.exp(-x.astype(np.float64)).astype(np.float32)
+    with np.errstate(over="ignore"):  # exp(-x) beyond float32 is inf, as in torch: 1 / (1 + inf) = 0, clamped
+        e = np.exp(-x.astype(np.float64)).astype(np.float32)
     return np.clip(np.float32(1) / (np.float32(1) + e), _LO, _HI)
 
 
