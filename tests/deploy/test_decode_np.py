@@ -1,6 +1,6 @@
 """The numpy decoder (boir_core.deploy.decode_np) gives the torch decoder's poses (docs/inference.md#decoding-steps).
 
-Both decoders see the same network outputs (the eager fp32 model; conftest.NumpyNet hands them to numpy), so
+Both decoders see the same network outputs (the eager fp32 model; boir_deploy_helpers.NumpyNet hands them to numpy), so
 any difference is the decoding's own: the poses must agree to 1e-4 px, on SynthCrowd with the shipped
 weights and on the real COCO / CrowdPose / OCHuman fixtures, with and without flip test.
 """
@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import NumpyNet, SharedNet, assert_same_poses
+from boir_deploy_helpers import NumpyNet, SharedNet, assert_same_poses
 
 import boir_core.deploy.decode_np as D
 from boir_core.data.transforms import eval_input
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _both(model, kwargs, image_rgb, input_size, flip, image_id=0):
-    """(numpy result, torch result) of one image, the network run once for both (conftest.SharedNet)."""
+    """(numpy result, torch result) of one image, the network run once for both (boir_deploy_helpers.SharedNet)."""
     x = eval_input(image_rgb, input_size)
     kw = dict(kwargs, flip_test=flip)
     net = SharedNet(model)

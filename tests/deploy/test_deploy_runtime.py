@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_poses, max_px
+from boir_deploy_helpers import assert_same_poses, max_px
 
 from boir_core import __version__
 from boir_core.data import get_profile

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import assert_same_poses
+from boir_deploy_helpers import assert_same_poses
 
 from boir_core.deploy import BoirDeployment
 
