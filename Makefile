@@ -89,8 +89,9 @@ reproduce: $(STAMP) notebooks
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# build/deploy-venv: the torch-free virtual environment tests/deploy/test_deploy_torch_free.py builds once and reuses
 clean:
-	rm -rf runs/ notebooks/*.ipynb .pytest_cache
+	rm -rf runs/ notebooks/*.ipynb .pytest_cache build/deploy-venv
 
 # Mutation testing (tools/mutation.py): mutmut over decode, targets, losses, the schedule, the train step and
 # evaluate, against the fast tests that cover them; prints the survival rate per module and every survivor.

@@ -23,6 +23,11 @@ Table 5 measures. To see what a plain AVX2 CPU does on an AVX-512 / AMX machine,
 and pick the widest instruction set the CPU has: its figures in such a run are marked and are not an AVX2
 CPU's. Not a test: it prints figures.
 
+``--deploy`` times the torch-free deployment runtime instead (docs/inference.md#deployment-folder): per image the
+network (dense graph, instance graph, ONNX Runtime) and the numpy decoding, beside the torch decoder's decoding,
+then how both grow with the number of people (``--people 1,5,10,20,30,60``: ``test.max_proposals`` with the center
+threshold at 0, so every image has that many proposals).
+
 ``--stages`` then profiles one image stage by stage (stem, layer1, stage2-4 with their transitions, the branch
 concat, neck, center head, instance head, decoding) for torch eager and the fastest variant (or the
 variants named: ``--stages eager,torch,openvino``): forward hooks for PyTorch, ONNX Runtime's trace and
@@ -373,6 +378,121 @@ def format_table(table: dict, baseline: str) -> str:
     return "\n".join(lines)
 
 
+# ---- the torch-free deployment runtime (boir_core.deploy) -------------------------------------------------------
+
+class _TimedNetwork:
+    """A decode_np network that adds each call's seconds to ``times['dense']`` / ``times['instance']`` and keeps
+    its last outputs (:class:`_Replay` hands them to the torch decoder). ``dense``: (images, outputs) already
+    computed, returned for those images without running the graph again."""
+
+    def __init__(self, net, dense=None):
+        self.net = net
+        self.times = {"dense": 0.0, "instance": 0.0}
+        self.last: dict = {} if dense is None else {"dense": dense}
+
+    def dense(self, images):
+        x, out = self.last.get("dense", (None, None))
+        if x is not None and x.shape == images.shape and np.array_equal(x, images):
+            return out
+        t0 = time.perf_counter()
+        out = self.net.dense(images)
+        self.times["dense"] += time.perf_counter() - t0
+        self.last["dense"] = (images, out)
+        return out
+
+    def instances(self, features, coords):
+        t0 = time.perf_counter()
+        out = self.net.instances(features, coords)
+        self.times["instance"] += time.perf_counter() - t0
+        self.last["instance"] = (coords, out)
+        return out
+
+
+class _Replay:
+    """A backend runner for the torch decoder that answers with the network outputs the numpy decoder just got
+    (the same image, the same centers), so the torch decoder's own time is measured without a second network
+    pass; other inputs go to the network."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, timed: _TimedNetwork):
+        self.timed = timed
+
+    def dense(self, images):
+        x, out = self.timed.last.get("dense", (None, None))
+        if x is None or x.shape != tuple(images.shape) or not np.array_equal(x, images.numpy()):
+            out = self.timed.net.dense(images.numpy())
+        return tuple(torch.from_numpy(o) for o in out)
+
+    def instances(self, features, coords):
+        c, out = self.timed.last.get("instance", (None, None))
+        if c is None or c.shape != tuple(coords.shape) or not np.array_equal(c, coords.numpy()):
+            out = self.timed.net.instances(features.numpy(), coords.numpy())
+        return torch.from_numpy(out)
+
+
+def deploy_report(model, images, *, flip: bool, threads: int, people=(1, 5, 10, 20, 30, 60), repeats: int = 3,
+                  network=None, log=print) -> dict:
+    """The deployment runtime stage by stage: ONNX Runtime's dense and instance graphs, the numpy decoder and,
+    for comparison, the torch decoder (on the same network outputs), for each number of people in ``people``
+    (``max_proposals`` = that number, ``center_threshold`` = 0: every image gets that many proposals; OKS-NMS then
+    keeps some). Seconds per image: the median over ``repeats`` of each image, then the mean over images; the
+    dense graph, which does not depend on the number of people, runs ``repeats`` times per image, not per number.
+    ``network``: the graphs already in ONNX Runtime (a ``boir_core.deploy.OnnxNetwork``; default: exported here)."""
+    from boir_core.deploy.decode_np import decode_np
+    from boir_core.deploy.runtime import OnnxNetwork
+    from boir_core.engine.export import onnx_graphs
+
+    if network is None:
+        graphs = onnx_graphs(model.eval().cpu())
+        network = OnnxNetwork(graphs["dense"], graphs["instance"], threads=threads)
+    rows: dict = {n: defaultdict(list) for n in people}
+    for i, (name, img, inv) in enumerate(images):
+        x = img.numpy()
+        views = np.ascontiguousarray(np.concatenate([x[None], x[None, ..., ::-1]]) if flip else x[None])
+        network.dense(views)  # warm-up (first run of a shape)
+        dense_s = []
+        for _ in range(repeats):  # the dense graph does not depend on the number of people: timed once per image
+            t0 = time.perf_counter()
+            dense_out = network.dense(views)
+            dense_s.append(time.perf_counter() - t0)
+        net = _TimedNetwork(network, dense=(views, dense_out))
+        for n in people:
+            kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS, max_proposals=n,
+                      center_threshold=0.0)
+            decode_np(net, x, inv, **kw)  # warm-up (first run of this number of people)
+            reps = defaultdict(list)
+            for _ in range(repeats):
+                net.times = {"dense": 0.0, "instance": 0.0}
+                res = decode_np(net, x, inv, image_id=i, **kw)
+                reps["instance_s"].append(net.times["instance"])
+                reps["decode_np_s"].append(res.time_decode)
+                reps["decode_torch_s"].append(decode(_Replay(net), img, {"trans_inv": inv}, **kw).time_decode)
+            row = rows[n]
+            row["dense_s"].append(statistics.median(dense_s))
+            for k, v in reps.items():
+                row[k].append(statistics.median(v))
+            row["proposals"].append(res.num_proposals)
+            row["poses"].append(len(res.poses))
+            log(f"  image {i + 1}/{len(images)} {name}, {n} people: dense {row['dense_s'][-1]:.3f}s, instance "
+                f"{row['instance_s'][-1]:.3f}s, numpy decode {row['decode_np_s'][-1] * 1e3:.1f} ms, torch decode "
+                f"{row['decode_torch_s'][-1] * 1e3:.1f} ms")
+    return {n: {k: statistics.mean(v) for k, v in r.items()} for n, r in rows.items()}
+
+
+def format_deploy(rows: dict) -> str:
+    lines = ["torch-free deployment runtime (ONNX Runtime + numpy decoder), seconds per image, and the torch decoder:",
+             f"{'people':>6}{'proposals':>10}{'kept':>6}{'dense s':>9}{'instance s':>11}{'numpy decode ms':>16}"
+             f"{'torch decode ms':>16}{'ms / person (np)':>17}"]
+    for n, r in rows.items():
+        lines.append(f"{n:>6}{r['proposals']:>10.1f}{r['poses']:>6.1f}{r['dense_s']:>9.3f}{r['instance_s']:>11.3f}"
+                     f"{r['decode_np_s'] * 1e3:>16.2f}{r['decode_torch_s'] * 1e3:>16.2f}"
+                     f"{r['decode_np_s'] * 1e3 / max(r['proposals'], 1):>17.3f}")
+    lines.append("(dense: backbone, neck, center head on [image, mirror]; instance: the instance head for every "
+                 "proposal in both views; decode: everything else, peaks to OKS-NMS)")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="hrnet_w32")
@@ -386,6 +506,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-flip", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--deploy", action="store_true",
+                    help="time the torch-free deployment runtime (ONNX Runtime + numpy decoder) instead, and how "
+                         "decoding grows with the number of people (--people)")
+    ap.add_argument("--people", default="1,5,10,20,30,60", help="numbers of people for --deploy")
     ap.add_argument("--stages", nargs="?", const="best", default=None,
                     help="then profile the first image stage by stage for eager and the fastest variant (in a "
                          "run with an ISA cap, the fastest that obeys it), or these, comma-separated")
@@ -407,6 +531,14 @@ def main(argv=None) -> int:
     print("machine: " + json.dumps(info))
     model = build_model(args.backbone, args.seed, args.device, arch=args.arch)
     images = load_images(args.images, args.size, args.seed)
+    if args.deploy:
+        rows = deploy_report(model, images, flip=not args.no_flip, threads=threads, repeats=args.repeats,
+                             people=[int(n) for n in args.people.split(",")])
+        print(format_deploy(rows))
+        print(f"load average at the end {os.getloadavg()}")
+        if args.json:
+            Path(args.json).write_text(json.dumps({"args": vars(args), "machine": info, "deploy": rows}, indent=1))
+        return 0
     table = run(variants, images, model, flip=not args.no_flip, threads=threads, repeats=args.repeats)
     info["load_average_end"] = os.getloadavg()
     print(format_table(table, "eager"))

@@ -329,7 +329,8 @@ def _parser_export(sub) -> None:
                    help="our checkpoint, a run folder, a released .pth, or shipped:boir / shipped:cid")
     p.add_argument("--format", default="onnx", choices=["onnx"])
     p.add_argument("--output", "-o", default=None,
-                   help="output folder for dense.onnx, instance.onnx, meta.json (default <output_dir>/<name>/onnx)")
+                   help="output folder for dense.onnx, instance.onnx, meta.json and deploy.json: a deployment "
+                        "folder that python -m boir_core.deploy runs without torch (default <output_dir>/<name>/onnx)")
     p.set_defaults(func=cmd_export)
 
 

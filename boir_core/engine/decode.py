@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as nnf
 
 from boir_core.engine.backends import Runner, as_runner
+from boir_core.engine.decode_settings import decode_kwargs_from_config  # noqa: F401  (decode's settings, re-exported)
 from boir_core.engine.oks import check_sigmas, keypoint_box_areas, oks_nms
 from boir_core.ops import sigmoid_clamp
 
@@ -319,11 +320,3 @@ def decode_batch(runner: Runner | torch.nn.Module, images: Sequence[torch.Tensor
         if out.intermediates is not None:
             out.intermediates.append(r.intermediates)
     return out
-
-
-def decode_kwargs_from_config(test_cfg: Any, flip_index: Sequence[int], oks_sigmas: Sequence[float]
-                              ) -> dict[str, Any]:
-    """:func:`decode` keyword arguments from a ``TestConfig`` plus the data-set profile's flip index/sigmas."""
-    return dict(flip_test=test_cfg.flip_test, flip_index=tuple(flip_index), max_proposals=test_cfg.max_proposals,
-                center_threshold=test_cfg.center_threshold, center_pool_kernel=test_cfg.center_pool_kernel,
-                oks_nms_threshold=test_cfg.oks_nms_threshold, oks_sigmas=tuple(oks_sigmas))

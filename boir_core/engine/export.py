@@ -17,7 +17,10 @@ rather than one graph that would have to re-implement top-k and thresholds in ON
 
 H', W', V and n are dynamic. The auxiliary training heads (BUK, embedding, box) are not in either graph.
 ``meta.json`` beside them records the architecture, K, the channels, the opset, the checkpoint and the
-versions. :class:`boir_core.engine.backends.OnnxRuntimeRunner` runs these graphs (exported in memory from
+versions. ``python -m boir_core export`` also writes ``deploy.json`` (:func:`deploy_settings`: the decode
+settings, the input size and normalisation, keypoint names, skeleton and flip index), which makes the folder a
+deployment that :class:`boir_core.deploy.BoirDeployment` runs without torch (docs/inference.md#deployment-folder).
+:class:`boir_core.engine.backends.OnnxRuntimeRunner` runs these graphs (exported in memory from
 the loaded checkpoint) for ``test.backend=onnxruntime`` / ``openvino``.
 """
 from __future__ import annotations
@@ -31,12 +34,17 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .. import __version__
+from ..data import get_profile
+from ..deploy.settings import SETTINGS_FILE, make_settings
 from ..io import atomic_open, atomic_write_json
 from ..model.fast_instance import views_heatmaps
 from ..model.views import dense_views
+from .decode_settings import decode_kwargs_from_config
 from .weights import load_inference_model, resolve_checkpoint
 
-__all__ = ["DenseGraph", "InstanceGraph", "onnx_graphs", "export_onnx", "export_checkpoint", "OPSET", "FORMATS"]
+__all__ = ["DenseGraph", "InstanceGraph", "onnx_graphs", "export_onnx", "export_checkpoint", "deploy_settings",
+           "OPSET", "FORMATS"]
 
 OPSET = 17
 FORMATS = ("onnx",)
@@ -122,11 +130,24 @@ def export_onnx(model: nn.Module, out_dir: str | os.PathLike, *, meta: dict[str,
     return paths
 
 
+def deploy_settings(cfg, model: nn.Module, **extra: Any) -> dict[str, Any]:
+    """The ``deploy.json`` record of ``cfg``'s test settings and data-set profile for ``model``
+    (:func:`boir_core.deploy.make_settings`; docs/inference.md#deployment-folder)."""
+    prof = get_profile(cfg.data.dataset)
+    if int(model.num_keypoints) != prof.num_keypoints:
+        raise ValueError(f"the network has {model.num_keypoints} keypoints but data.dataset={cfg.data.dataset!r} has "
+                         f"{prof.num_keypoints}: the deployment would name the wrong keypoints")
+    return make_settings(arch=getattr(model, "arch", type(model).__name__.lower()), dataset=prof.name,
+                         keypoints=prof.keypoints, skeleton=prof.skeleton, input_size=cfg.data.input_size,
+                         decode=decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas),
+                         kit_version=__version__, extra={"torch": torch.__version__, "opset": OPSET, **extra})
+
+
 def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
                       output: str | os.PathLike | None = None) -> dict[str, Path]:
     """What ``python -m boir_core export`` runs: load ``checkpoint`` (any file the kit reads, released
     weights included) into ``cfg``'s inference network and write its graphs into the folder ``output``
-    (default ``<output_dir>/<name>/onnx``)."""
+    (default ``<output_dir>/<name>/onnx``), with ``deploy.json`` beside them (a deployment folder)."""
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r} is not one of {list(FORMATS)}")
     model, _ = load_inference_model(cfg, checkpoint, "cpu")
@@ -134,5 +155,8 @@ def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output {out} is a file; export writes a folder (dense.onnx, instance.onnx, "
                                  "meta.json)")
-    return export_onnx(model, out, meta={"config": cfg.name, "checkpoint": str(resolve_checkpoint(checkpoint)),
-                                         "flip_test": cfg.test.flip_test})
+    source = {"config": cfg.name, "checkpoint": str(resolve_checkpoint(checkpoint))}
+    settings = deploy_settings(cfg, model, **source)  # checked before any file is written
+    paths = export_onnx(model, out, meta={**source, "flip_test": cfg.test.flip_test})
+    paths["deploy"] = atomic_write_json(out / SETTINGS_FILE, settings, indent=1)
+    return paths

@@ -157,7 +157,7 @@ def test_export_cli_and_predict_with_each_backend(tmp_path, capsys):
             "model.inst_channels=16", "model.emb_dim=8", "model.backbone=hrnet_w18_small", "train.device=cpu"]
     assert main(["export", "--config", "tiny", "--checkpoint", str(ckpt), "--output", str(tmp_path / "x"),
                  *over]) == 0
-    assert {p.name for p in (tmp_path / "x").iterdir()} == {"dense.onnx", "instance.onnx", "meta.json"}
+    assert {p.name for p in (tmp_path / "x").iterdir()} == {"dense.onnx", "instance.onnx", "meta.json", "deploy.json"}
     (tmp_path / "file").write_text("")
     capsys.readouterr()
     assert main(["export", "--config", "tiny", "--checkpoint", str(ckpt), "--output", str(tmp_path / "file"),
