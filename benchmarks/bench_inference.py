@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from boir_core.engine.backends import Runner  # noqa: E402
 from boir_core.engine.decode import decode  # noqa: E402
 
 CPU_VARIANTS = ("eager", "inference_mode", "fold_bn", "fast_instance", "channels_last", "torch",
@@ -408,12 +409,12 @@ class _TimedNetwork:
         return out
 
 
-class _Replay:
+class _Replay(Runner):
     """A backend runner for the torch decoder that answers with the network outputs the numpy decoder just got
     (the same image, the same centers), so the torch decoder's own time is measured without a second network
     pass; other inputs go to the network."""
 
-    device = torch.device("cpu")
+    name, variant, device, threads = "onnxruntime", "replayed outputs", torch.device("cpu"), 1
 
     def __init__(self, timed: _TimedNetwork):
         self.timed = timed

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from boir_core.engine.backends import Runner
+
 
 class NumpyNet:
     """The plain (eager, fp32) torch model behind the two numpy calls of boir_core.deploy.decode_np: the same
@@ -57,11 +59,19 @@ class SharedNet:
         return _Calls(dense, lambda f, c: torch.from_numpy(self._call("instances", f.numpy(), c.numpy())))
 
 
-class _Calls:
-    device = torch.device("cpu")
+class _Calls(Runner):
+    """A runner (decode runs only those) answering with given functions: the numpy decoder's network calls."""
+
+    name, variant, device, threads = "exact", "test stand-in", torch.device("cpu"), 1
 
     def __init__(self, dense, instances):
-        self.dense, self.instances = dense, instances
+        self._dense, self._instances = dense, instances
+
+    def dense(self, images):
+        return self._dense(images)
+
+    def instances(self, features, coords):
+        return self._instances(features, coords)
 
 
 def keypoints(poses) -> np.ndarray:
