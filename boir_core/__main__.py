@@ -14,6 +14,9 @@ Commands
     book       execute the notebooks and build the book: them and docs/ as a static HTML site (``make book``)
     doctor     what this machine offers: versions, CPU instruction sets (and train.amp=fast), GPUs, where the
                ImageNet weights and data are looked for, whether the hub is reachable (``--json``)
+    prepare-data  download / arrange / verify COCO, CrowdPose and OCHuman under ``--root`` (also
+               ``data_scripts/prepare_data.py``); exit status 1 when a data set is incomplete
+    ship-demo  export a finished run as the kit's shipped demo weights, evaluate and record them
 
 Every command takes ``--config`` (a YAML file, or the name of one of the kit's configs: ``coco_w32``, ``demo``,
 ``t4_full``; they ship inside the package) and ``key=value`` overrides, e.g. ``boir train --config demo
@@ -214,6 +217,36 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_prepare_data(args) -> int:
+    """:func:`boir_core.data.prepare.run_command`: list the archives, verify, or prepare a data set."""
+    from .data.prepare import DATASETS, run_command
+
+    named = [args.what] if args.what not in ("list", "verify") else []
+    unknown = [d for d in [*named, *(args.datasets or ())] if d not in DATASETS]
+    if unknown:
+        raise SystemExit(f"prepare-data: unknown data set(s) {', '.join(unknown)}; known: {', '.join(DATASETS)} "
+                         "(or verify / list)")
+    if named and args.datasets:
+        raise SystemExit(f"prepare-data {args.what}: one data set at a time (got also {', '.join(args.datasets)})")
+    options = {"subset": args.subset}
+    if named:
+        options.update(download_missing=args.download, check=not args.no_check,
+                       link="copy" if args.copy else "symlink", progress=not args.quiet,
+                       download_dir=args.download_dir)
+    return run_command(args.what, args.datasets, root=args.root, source=args.source, options=options)
+
+
+def cmd_ship_demo(args) -> int:
+    """:func:`boir_core.engine.ship_demo.ship`: export, evaluate and record the shipped demo weights."""
+    from .engine.ship_demo import ship
+
+    curve = json.loads(Path(args.curve).read_text()) if args.curve else []
+    entry = ship(args.arch, args.config, args.run_dir, command=args.command, curve=curve,
+                 weights_dir=args.weights_dir)
+    print(json.dumps({k: entry[k] for k in ("file", "sha256", "bytes", "metrics")}, indent=2))
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     """The library's :func:`boir_core.paper.reproduce.reproduce`, then the tables rendered into
     ``<results_dir>/tables_<n>.md`` and printed (no notebook: notebook 06 is a view over the same calls)."""
@@ -404,9 +437,50 @@ def _parser_reproduce(sub) -> None:
     p.set_defaults(func=cmd_reproduce)
 
 
+#: ``prepare-data --subset``
+SUBSET_HELP = ("the files are a subset of the release (a trial on a few images): every listed image must be on "
+               "disk, but the image and annotation counts are not compared with the full release's")
+
+
+def _parser_prepare_data(sub) -> None:
+    p = sub.add_parser("prepare-data", help="download / arrange / verify COCO, CrowdPose and OCHuman",
+                       description="Prepare COCO 2017 keypoints, CrowdPose and OCHuman under ROOT/<dataset> in the "
+                                   "layout the kit's profiles read; exit status 0 = complete, 1 = incomplete (the "
+                                   "report says what).")
+    p.add_argument("what", metavar="{coco,crowdpose,ochuman,verify,list}",
+                   help="a data set to prepare; verify: re-check prepared data sets; list: the archive table "
+                        "(names, URLs, sizes, checksums)")
+    p.add_argument("datasets", nargs="*", default=None, metavar="DATASET",
+                   help="verify / list: which data sets (default: all three)")
+    p.add_argument("--root", default="data", help="data root (default: data)")
+    p.add_argument("--from", dest="source", default=None,
+                   help="folder with the downloaded archives or their extracted files")
+    p.add_argument("--download", action="store_true",
+                   help="download missing archives that have a URL (COCO only; resumes .part files)")
+    p.add_argument("--download-dir", default=None, help="where downloads go (default: --from or ROOT/<ds>/downloads)")
+    p.add_argument("--no-check", action="store_true", help="skip size / checksum checks")
+    p.add_argument("--copy", action="store_true", help="copy supplied image folders instead of symlinking")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--subset", action="store_true", help=SUBSET_HELP)
+    p.set_defaults(func=cmd_prepare_data)
+
+
+def _parser_ship_demo(sub) -> None:
+    p = sub.add_parser("ship-demo", help="export a finished run as the kit's shipped demo weights (and evaluate)")
+    p.add_argument("--arch", choices=("boir", "cid"), required=True)
+    p.add_argument("--config", required=True, help="the config file the run was trained with")
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--command", default=None, help="the exact training command (default: the kit's train "
+                                                     "command for --config and --run-dir, one thread)")
+    p.add_argument("--curve", default=None, help="JSON file: [{steps, AP, ...}] of intermediate checkpoints")
+    p.add_argument("--weights-dir", default=None)
+    p.set_defaults(func=cmd_ship_demo)
+
+
 #: the sub-commands, in --help's order: each adds its parser
 _SUBCOMMANDS = (_parser_train, _parser_evaluate, _parser_predict, _parser_export, _parser_convert_checkpoint,
-                _parser_profile, _parser_demo, _parser_book, _parser_doctor, _parser_reproduce)
+                _parser_profile, _parser_demo, _parser_book, _parser_doctor, _parser_reproduce, _parser_prepare_data,
+                _parser_ship_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

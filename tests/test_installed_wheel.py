@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = {"train", "evaluate", "predict", "profile", "demo", "reproduce", "export", "convert-checkpoint", "book",
-            "doctor"}
+            "doctor", "prepare-data", "ship-demo"}
 #: not copied into the build folder (big, generated, or the environment itself); only at the root
 ROOT_SKIP = {".git", ".venv", "data", "runs", "build", "dist", "mutants", ".whl", ".gl", ".pytest_cache"}
 

@@ -1,6 +1,7 @@
 """Prepare the paper's real data sets (COCO 2017 keypoints, CrowdPose, OCHuman) in the layout the profiles read.
 
-After ``prepare("coco", "data")`` (or ``python data_scripts/prepare_data.py coco --root data``)::
+After ``prepare("coco", "data")`` (or ``boir prepare-data coco --root data``, also
+``python data_scripts/prepare_data.py coco --root data``)::
 
     data/coco/annotations/coco_{train,val,test}.json      data/coco/images/{train,val,test}2017/
     data/crowdpose/annotations/crowdpose_{trainval,test}.json   data/crowdpose/images/
@@ -27,7 +28,6 @@ carry ``crowdIndex``. Checksums are checked only where one is known; elsewhere t
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -65,7 +65,8 @@ __all__ = [
     "extract",
     "prepare",
     "verify",
-    "main",
+    "run_command",
+    "print_table",
 ]
 
 DATASETS = REAL_DATASETS  # the data sets this module prepares: the registry's real ones
@@ -821,7 +822,8 @@ def verify(dataset: str, root: str | os.PathLike = "data",
 # command line
 
 
-def _print_table(datasets: Sequence[str]) -> None:
+def print_table(datasets: Sequence[str]) -> None:
+    """The archive table of ``datasets``: names, URLs (or the manual page), sizes, checksums."""
     for ds in datasets:
         print(f"{ds}:")
         for a in ARCHIVES[ds]:
@@ -829,59 +831,26 @@ def _print_table(datasets: Sequence[str]) -> None:
             print(f"  {a.name:48s} {a.url or 'MANUAL: ' + a.page}  ({size}, checksum {a.describe_checksum()})")
 
 
-_SUBSET_HELP = ("the files are a subset of the release (a trial on a few images): every listed image must be "
-                "on disk, but the image and annotation counts are not compared with the full release's")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``prepare_data.py {coco,crowdpose,ochuman} --root data [--from DIR] [--download]`` / ``verify``."""
-    ap = argparse.ArgumentParser(
-        prog="prepare_data.py",
-        description="Prepare COCO 2017 keypoints, CrowdPose and OCHuman under ROOT/<dataset> in the layout "
-                    "the kit's profiles read; exit status 0 = complete, 1 = incomplete (the report says what).")
-    sub = ap.add_subparsers(dest="command", required=True)
-    for ds in DATASETS:
-        p = sub.add_parser(ds, help=f"prepare {ds}")
-        p.add_argument("--root", default="data", help="data root (default: data)")
-        p.add_argument("--from", dest="source", default=None,
-                       help="folder with the downloaded archives or their extracted files")
-        p.add_argument("--download", action="store_true",
-                       help="download missing archives that have a URL (COCO only; resumes .part files)")
-        p.add_argument("--download-dir", default=None,
-                       help="where downloads go (default: --from or ROOT/<ds>/downloads)")
-        p.add_argument("--no-check", action="store_true", help="skip size / checksum checks")
-        p.add_argument("--copy", action="store_true", help="copy supplied image folders instead of symlinking")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-        p.add_argument("--subset", action="store_true", help=_SUBSET_HELP)
-    v = sub.add_parser("verify", help="re-check prepared data sets")
-    v.add_argument("datasets", nargs="*", default=None, metavar="DATASET",
-                   help="coco / crowdpose / ochuman (default: all three)")
-    v.add_argument("--root", default="data")
-    v.add_argument("--subset", action="store_true", help=_SUBSET_HELP)
-    t = sub.add_parser("list", help="print the archive table (names, URLs, sizes, checksums)")
-    t.add_argument("datasets", nargs="*", default=list(DATASETS), metavar="DATASET")
-    args = ap.parse_args(argv)
-
-    unknown = [d for d in getattr(args, "datasets", None) or () if d not in DATASETS]
-    if unknown:
-        ap.error(f"unknown data set(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
-    if args.command == "list":
-        _print_table([d for d in args.datasets if d in ARCHIVES])
+def run_command(command: str, datasets: Sequence[str] | None = None, *, root: str | os.PathLike = "data",
+                source: str | os.PathLike | None = None, options: Mapping[str, Any] | None = None) -> int:
+    """What ``boir prepare-data COMMAND`` does (the command line is :mod:`boir_core.__main__`'s): ``list`` prints
+    the archive table, ``verify`` re-checks prepared data sets, a data-set name prepares it. ``options``: the
+    keyword arguments of :func:`prepare` (``download_missing``, ``check``, ``link``, ``progress``,
+    ``download_dir``) and ``subset``. Exit status 0 = complete, 1 = incomplete (the report says what)."""
+    options = dict(options or {})
+    if command == "list":
+        print_table([d for d in (datasets or DATASETS) if d in ARCHIVES])
         return 0
-    expected = {} if args.subset else None  # a subset: every listed image on disk, but no release counts
-    if args.command == "verify":
-        reports = [verify(ds, args.root, expected=expected) for ds in (args.datasets or DATASETS)]
+    expected = {} if options.pop("subset", False) else None  # a subset: every listed image, no release counts
+    if command == "verify":
+        reports = [verify(ds, root, expected=expected) for ds in (datasets or DATASETS)]
     else:
-        if args.source and not Path(args.source).is_dir():
-            print(f"--from {args.source}: not a folder", file=sys.stderr)
+        if source and not Path(source).is_dir():
+            print(f"--from {source}: not a folder", file=sys.stderr)
             return 1
-        reports = [prepare(args.command, args.root, args.source, download_missing=args.download,
-                           check=not args.no_check, link="copy" if args.copy else "symlink",
-                           progress=not args.quiet, download_dir=args.download_dir, expected=expected)]
+        reports = [prepare(command, root, source, expected=expected, **options)]
     for r in reports:
         print(r.format())
     return 0 if all(r.ok for r in reports) else 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

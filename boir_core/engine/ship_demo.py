@@ -1,4 +1,4 @@
-"""``python -m boir_core.engine.ship_demo --arch boir --config CONFIG --run-dir RUN [--curve JSON]``: export a
+"""``boir ship-demo --arch boir --config CONFIG --run-dir RUN [--curve JSON]`` (:func:`ship`): export a
 finished run as the kit's shipped demo weights (:func:`boir_core.model.demo_weights.export_demo_weights`),
 evaluate the exported (fp16) file on SynthCrowd val, all images and the crowded / sparse ones, and record
 its AP in the manifest. (It lives in the engine because it evaluates; the model room only reads and writes
@@ -6,18 +6,16 @@ the files.)
 """
 from __future__ import annotations
 
-import argparse
-import json
 import shlex
 from pathlib import Path
 from typing import Any
 
 from ..data import get_profile
-from ..model.demo_weights import ARCHS, export_demo_weights, shipped_checkpoint, shipped_config
+from ..model.demo_weights import export_demo_weights, shipped_checkpoint, shipped_config
 from .crowd_split import crowd_split_metrics
 from .runner import run_evaluation
 
-__all__ = ["evaluate_shipped", "main"]
+__all__ = ["evaluate_shipped", "ship"]
 
 
 def evaluate_shipped(arch: str, weights_dir, out_dir: Path) -> dict[str, Any]:
@@ -29,27 +27,14 @@ def evaluate_shipped(arch: str, weights_dir, out_dir: Path) -> dict[str, Any]:
     return {"split": f"{cfg.data.dataset} {cfg.data.test_split}", "all": ev["metrics"], **split}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Export, evaluate and record (module docstring)."""
-    ap = argparse.ArgumentParser(description="export a finished run as the kit's shipped demo weights")
-    ap.add_argument("--arch", choices=ARCHS, required=True)
-    ap.add_argument("--config", required=True, help="the config file the run was trained with")
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--command", default=None, help="the exact training command (default: the kit's train "
-                                                     "command for --config and --run-dir, one thread)")
-    ap.add_argument("--curve", default=None, help="JSON file: [{steps, AP, ...}] of intermediate checkpoints")
-    ap.add_argument("--weights-dir", default=None)
-    args = ap.parse_args(argv)
-    command = args.command or ("OMP_NUM_THREADS=1 python -m boir_core train --config "
-                               f"{shlex.quote(args.config)} --run-dir {shlex.quote(args.run_dir)}")
-    curve = json.loads(Path(args.curve).read_text()) if args.curve else []
-    kw = dict(command=command, weights_dir=args.weights_dir, learning_curve=curve, config_file=args.config)
-    export_demo_weights(args.run_dir, args.arch, **kw)
-    metrics = evaluate_shipped(args.arch, args.weights_dir, Path(args.run_dir) / "eval_shipped")
-    entry = export_demo_weights(args.run_dir, args.arch, metrics=metrics, **kw)  # same bytes, AP recorded
-    print(json.dumps({k: entry[k] for k in ("file", "sha256", "bytes", "metrics")}, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def ship(arch: str, config: str, run_dir: str, *, command: str | None = None,
+         curve: list[dict[str, Any]] | None = None, weights_dir: str | None = None) -> dict[str, Any]:
+    """Export, evaluate and record (module docstring); returns the manifest entry. ``command``: the exact
+    training command (default: the kit's train command for ``config`` and ``run_dir``, one thread);
+    ``curve``: [{steps, AP, ...}] of intermediate checkpoints."""
+    command = command or ("OMP_NUM_THREADS=1 python -m boir_core train --config "
+                          f"{shlex.quote(config)} --run-dir {shlex.quote(run_dir)}")
+    kw = dict(command=command, weights_dir=weights_dir, learning_curve=list(curve or []), config_file=config)
+    export_demo_weights(run_dir, arch, **kw)
+    metrics = evaluate_shipped(arch, weights_dir, Path(run_dir) / "eval_shipped")
+    return export_demo_weights(run_dir, arch, metrics=metrics, **kw)  # same bytes, AP recorded

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
+from boir_core.__main__ import main as cli_main
 from boir_core.data import KeypointDataset
 from boir_core.data import prepare as P
 
@@ -148,14 +149,14 @@ def test_coco_offline_end_to_end(tmp_path, capsys):
 
     # the command line checks against the real counts (module constants): 3 images is not 5,000
     assert P.EXPECTED["coco"]["val"].images == 5000
-    rc = P.main(["verify", "coco", "--root", str(root)])
+    rc = cli_main(["prepare-data", "verify", "coco", "--root", str(root)])
     out = capsys.readouterr().out
     assert rc == 1 and "lists 3 images, expected 5000" in out and "expected 118287" in out
     # --subset (a trial on a few images): every listed image on disk, no release counts
-    assert P.main(["verify", "coco", "--root", str(root), "--subset"]) == 0
+    assert cli_main(["prepare-data", "verify", "coco", "--root", str(root), "--subset"]) == 0
     assert "COMPLETE" in capsys.readouterr().out
     (coco / "images/val2017" / VAL[3]).unlink()
-    assert P.main(["verify", "coco", "--root", str(root), "--subset"]) == 1
+    assert cli_main(["prepare-data", "verify", "coco", "--root", str(root), "--subset"]) == 1
     assert "1 of 3 images missing" in capsys.readouterr().out
     (coco / "images/val2017" / VAL[3]).write_bytes(_jpeg_bytes(3))
 

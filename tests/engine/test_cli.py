@@ -239,3 +239,49 @@ def test_missing_synthcrowd_is_generated_where_the_config_points_and_said(tmp_pa
     monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun: no racing writers, a clear error instead
     with pytest.raises(FileNotFoundError, match="under torchrun generate it first"):
         prepare_demo_data(cfg.override(f"data.root={tmp_path / 'other'}"), said.append)
+
+
+def test_prepare_data_is_a_command_of_the_one_cli(tmp_path, capsys):
+    """``boir prepare-data`` (and data_scripts/prepare_data.py, which calls it): the archive table, a verify of an
+    empty root (incomplete: exit 1, the report names what is missing), an unknown data set (one error line,
+    exit 2), two data sets to prepare at once (exit 2)."""
+    from boir_core.__main__ import main
+    from boir_core.data.prepare import ARCHIVES
+
+    assert main(["prepare-data", "list", "coco"]) == 0
+    out = capsys.readouterr().out
+    assert all(a.name in out for a in ARCHIVES["coco"]) and "crowdpose" not in out
+    assert main(["prepare-data", "verify", "ochuman", "--root", str(tmp_path)]) == 1
+    assert "ochuman" in capsys.readouterr().out
+    assert main(["prepare-data", "cocoo", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown data set(s) cocoo" in err
+    assert main(["prepare-data", "coco", "crowdpose", "--root", str(tmp_path)]) == 2
+    assert "one data set at a time" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing prepared, nothing written
+
+
+def test_ship_demo_is_a_command_of_the_one_cli(tmp_path, monkeypatch, capsys):
+    """``boir ship-demo`` passes its arguments to :func:`boir_core.engine.ship_demo.ship` and prints the entry."""
+    import json
+
+    from boir_core.__main__ import main
+    from boir_core.engine import ship_demo
+
+    seen = {}
+
+    def fake_ship(arch, config, run_dir, **kw):
+        seen.update(kw, arch=arch, config=config, run_dir=run_dir)
+        return {"file": "demo_cid.pt", "sha256": "ab", "bytes": 3, "metrics": {"AP": 0.5}, "other": 1}
+
+    monkeypatch.setattr(ship_demo, "ship", fake_ship)
+    curve = tmp_path / "curve.json"
+    curve.write_text(json.dumps([{"steps": 10, "AP": 0.1}]))
+    assert main(["ship-demo", "--arch", "cid", "--config", "c.yaml", "--run-dir", "runs/x", "--curve", str(curve)]) == 0
+    assert seen == {"arch": "cid", "config": "c.yaml", "run_dir": "runs/x", "command": None,
+                    "curve": [{"steps": 10, "AP": 0.1}], "weights_dir": None}
+    assert json.loads(capsys.readouterr().out) == {"file": "demo_cid.pt", "sha256": "ab", "bytes": 3,
+                                                   "metrics": {"AP": 0.5}}
+    with pytest.raises(SystemExit) as e:  # a usage error: one line, exit status 2
+        main(["ship-demo", "--arch", "hrnet", "--config", "c", "--run-dir", "r"])
+    assert e.value.code == 2 and "invalid choice: 'hrnet'" in capsys.readouterr().err
