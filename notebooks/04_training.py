@@ -65,7 +65,7 @@ config = "tiny"  # a name in configs/ or a YAML path
 data_root = None  # None: the config's data.root (SynthCrowd is generated there when missing)
 run_dir = None  # None: runs/notebooks/04_training/<config name>; relative paths are read from the kit's root
 epochs = None  # None: the config's train.epochs
-max_iters_per_epoch = None  # None: the config's train.max_iters_per_epoch (0: whole epochs)
+max_steps_per_epoch = None  # None: the config's train.max_steps_per_epoch (0: whole epochs)
 batch_size = None  # None: the config's train.batch_size (images per GPU)
 gpus = 1  # > 1: launch torchrun with this many processes
 device = None  # None: the config's train.device
@@ -89,7 +89,7 @@ from boir_core.engine.train import train
 # %matplotlib inline
 
 # the parameters you set become overrides; the ones left at None keep the config's values
-mirrors = {"data.root": data_root, "train.epochs": epochs, "train.max_iters_per_epoch": max_iters_per_epoch,
+mirrors = {"data.root": data_root, "train.epochs": epochs, "train.max_steps_per_epoch": max_steps_per_epoch,
            "train.batch_size": batch_size, "train.device": device}
 set_here = [f"{k}={v}" for k, v in mirrors.items() if v is not None]
 cfg = load_config(config, [*set_here, *overrides])
@@ -213,7 +213,7 @@ if cfg.data.dataset.startswith("synthcrowd"):
 # ## This run's schedule
 # The loop counts iterations per epoch from the training set: each of the `gpus` processes sees
 # ⌈images / gpus⌉ images in batches of `batch_size` (an incomplete last batch is dropped when a full one
-# exists), capped by `max_iters_per_epoch` when it is > 0. With these defaults the run has a warm-up *and*
+# exists), capped by `max_steps_per_epoch` when it is > 0. With these defaults the run has a warm-up *and*
 # a decay; after training, the learning rates in its log are checked against this plan.
 
 # %%
@@ -221,7 +221,7 @@ from boir_core.data import KeypointDataset
 
 n_train = len(KeypointDataset.from_config(cfg, train=True)) if not checkpoint else None
 if n_train:
-    ipe = iterations_per_epoch(n_train, cfg.train.batch_size, max(int(gpus), 1), cfg.train.max_iters_per_epoch)
+    ipe = iterations_per_epoch(n_train, cfg.train.batch_size, max(int(gpus), 1), cfg.train.max_steps_per_epoch)
     ours = warmup_cosine_schedule(cfg.train.epochs * ipe, cfg.train.warmup_epochs * ipe, cfg.train.lr,
                                   cfg.train.warmup_start_lr, cfg.train.min_lr)
     n_warm = min(cfg.train.warmup_epochs * ipe, len(ours))

@@ -87,7 +87,7 @@ else:
     print("no trained weights yet (`make demo` trains them into "
           f"{paths.resolve(paths.DEMO_WEIGHTS)}): training the tiny config for 4 iterations instead")
     # a toy model: a few iterations, and 20 validation images unless you set max_images
-    cfg = load_config("tiny", ["train.epochs=1", "train.max_iters_per_epoch=4", "test.max_images=20", *set_here])
+    cfg = load_config("tiny", ["train.epochs=1", "train.max_steps_per_epoch=4", "test.max_images=20", *set_here])
 cfg = cfg.override(f"data.root={paths.resolve(cfg.data.root)}")  # relative to the kit's root, not notebooks/
 if cfg.data.dataset.startswith("synthcrowd"):
     from boir_core.data.synthetic import ensure_synthcrowd

@@ -153,7 +153,7 @@ def get_model(arch, config, checkpoint):
     print(f"no trained {arch.upper()} weights (`make demo` trains a BoIR into {paths.resolve(paths.DEMO_WEIGHTS)}): "
           f"a tiny {arch.upper()} trained for {train_iters} iterations stands in")
     ov = [f"data.root={data_root}", *chosen, "train.epochs=1",
-          f"train.max_iters_per_epoch={max(int(train_iters), 1)}", "train.log_every=1000", f"name={arch}_tiny"]
+          f"train.max_steps_per_epoch={max(int(train_iters), 1)}", "train.log_every=1000", f"name={arch}_tiny"]
     if arch == "cid":
         ov += ["model.arch=cid", "model.bbox_head=false", "loss.bbox_mask=false"]
     cfg = load_config("tiny", ov)

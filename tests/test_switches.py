@@ -219,3 +219,22 @@ def test_the_old_name_of_the_center_threshold_loads_with_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", category=DeprecationWarning, module=r"boir_core\.")
         assert Config.from_dict(upgrade_config_dict(stored)).test.center_threshold == pytest.approx(0.05)
+
+
+def test_the_old_name_of_the_steps_per_epoch_cap_loads_with_a_warning(tmp_path):
+    """train.max_iters_per_epoch became train.max_steps_per_epoch ("step" everywhere): the old key loads from a file
+    and an override with a warning naming both; a stored config (a run folder's, the shipped weights') is
+    upgraded silently, so runs written before the rename still resume and evaluate."""
+    from boir_core.config import upgrade_config_dict
+
+    f = tmp_path / "old.yaml"
+    f.write_text(yaml.safe_dump({"train": {"max_iters_per_epoch": 7}}))
+    with pytest.warns(DeprecationWarning, match=r"'train.max_iters_per_epoch'.*'train.max_steps_per_epoch'"):
+        assert load_config(f).train.max_steps_per_epoch == 7
+    with pytest.warns(DeprecationWarning, match="train.max_iters_per_epoch"):
+        assert load_config(f, ["train.max_iters_per_epoch=3"]).train.max_steps_per_epoch == 3
+    stored = Config().to_dict()
+    stored["train"]["max_iters_per_epoch"] = stored["train"].pop("max_steps_per_epoch") + 5
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=DeprecationWarning, module=r"boir_core\.")
+        assert Config.from_dict(upgrade_config_dict(stored)).train.max_steps_per_epoch == 5

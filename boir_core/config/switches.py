@@ -45,9 +45,11 @@ DEPRECATED_VALUES: dict[str, dict[str, str]] = {
 
 #: Old names of config keys → the current ones (same section), accepted with a DeprecationWarning until the next
 #: release. ``data.max_instances`` was renamed because ``loss.max_instances`` means another cap;
-#: ``test.keypoint_threshold`` because it thresholds the center scores, not keypoints.
+#: ``test.keypoint_threshold`` because it thresholds the center scores, not keypoints;
+#: ``train.max_iters_per_epoch`` because the kit says "step" for one optimisation step everywhere.
 DEPRECATED_KEYS: dict[str, str] = {"data.max_instances": "data.max_instances_per_image",
-                                   "test.keypoint_threshold": "test.center_threshold"}
+                                   "test.keypoint_threshold": "test.center_threshold",
+                                   "train.max_iters_per_epoch": "train.max_steps_per_epoch"}
 
 # show each deprecated-spelling warning once (Python hides DeprecationWarnings outside __main__ by default)
 warnings.filterwarnings("once", category=DeprecationWarning, module=r"boir_core\.config(\.\w+)?$")

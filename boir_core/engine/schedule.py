@@ -34,20 +34,20 @@ def warmup_cosine_schedule(
 
 
 def iterations_per_epoch(num_images: int, batch_size: int, world_size: int = 1,
-                         max_iters_per_epoch: int = 0, accumulate: int = 1) -> int:
+                         max_steps_per_epoch: int = 0, accumulate: int = 1) -> int:
     """Iterations (optimisation steps) of one epoch per process, as the training loop counts them.
 
     Each of ``world_size`` processes sees ceil(num_images / world_size) images (the distributed sampler pads
     the last share); incomplete batches are dropped whenever at least one full batch exists (a batch of one
     image would break BatchNorm in ASPP's image-pool branch); a step takes ``accumulate`` of these batches
-    (``train.accumulate``; an incomplete last group is dropped); ``max_iters_per_epoch`` > 0 caps the count.
+    (``train.accumulate``; an incomplete last group is dropped); ``max_steps_per_epoch`` > 0 caps the count.
     """
     if num_images <= 0 or batch_size <= 0 or world_size <= 0:
         raise ValueError(f"num_images, batch_size and world_size must be positive, got {num_images}, "
                          f"{batch_size}, {world_size}")
     per_rank = math.ceil(num_images / world_size)
     n = (per_rank // batch_size if per_rank >= batch_size else 1) // max(int(accumulate), 1)
-    return min(n, max_iters_per_epoch) if max_iters_per_epoch > 0 else n
+    return min(n, max_steps_per_epoch) if max_steps_per_epoch > 0 else n
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

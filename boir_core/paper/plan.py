@@ -287,7 +287,7 @@ def demo_ablation_config(key: str, data_root: Union[str, os.PathLike], *, iters:
     switches = [f"{k}={yaml.safe_dump(flat[k], default_flow_style=True).strip().removesuffix('...').strip()}"
                 for k in ABLATION_SWITCHES]
     return load_config(base, [*switches, f"name={key}", f"data.root={data_root}", f"train.device={device}",
-                              f"test.device={device}", "train.epochs=1", f"train.max_iters_per_epoch={int(iters)}",
+                              f"test.device={device}", "train.epochs=1", f"train.max_steps_per_epoch={int(iters)}",
                               "train.log_every=1000"])
 
 

@@ -283,7 +283,7 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
     """(arch, K) → (config, weights) of the small stand-in models, trained once (cached by folder)."""
     base = _base(rep.results_dir, True) / "models"
     dev = (f"train.device={rep.device}", f"test.device={rep.device}")
-    short = ["train.epochs=1", f"train.max_iters_per_epoch={int(iters)}", "train.log_every=1000"]
+    short = ["train.epochs=1", f"train.max_steps_per_epoch={int(iters)}", "train.log_every=1000"]
     out: dict[tuple[str, int], tuple[Config, Path]] = {}
     for arch in ("boir", "cid"):
         if not any(a == arch for a, _ in needed):

@@ -51,7 +51,7 @@ def demo_data_root(results_dir: Union[str, os.PathLike], num_keypoints: int = 17
 def demo_pair_configs(data_root: Union[str, os.PathLike], iters: int = 4, device: str = "cpu") -> dict[str, Config]:
     """The tiny BoIR and the tiny CID that stand in for the paper's BoIR-vs-CID comparison in demo mode."""
     ov = [f"data.root={data_root}", f"train.device={device}", f"test.device={device}", "train.epochs=1",
-          f"train.max_iters_per_epoch={int(iters)}", "train.log_every=1000"]
+          f"train.max_steps_per_epoch={int(iters)}", "train.log_every=1000"]
     return {"BoIR": load_config("tiny", [*ov, "name=boir_demo"]),
             "CID": load_config("tiny", [*ov, "name=cid_demo", "model.arch=cid", "model.bbox_head=false",
                                         "loss.bbox_mask=false"])}

@@ -151,7 +151,7 @@ def test_the_paper_configs_state_80_once_and_the_demo_none():
 @pytest.fixture()
 def acc_cfg(tiny_cfg):
     """8 images in micro-batches of 2, accumulate 2: 2 steps of 4 images an epoch; the paper's batch says 8."""
-    return tiny_cfg.override("data.input_size=64", "data.output_size=16", "train.max_iters_per_epoch=0",
+    return tiny_cfg.override("data.input_size=64", "data.output_size=16", "train.max_steps_per_epoch=0",
                              "train.epochs=1", "train.warmup_epochs=1", "train.accumulate=2",
                              "train.paper_effective_batch=8", "train.save_every=100")
 

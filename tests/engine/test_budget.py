@@ -136,7 +136,7 @@ def test_a_time_budget_fixes_the_step_count_from_the_measured_step_time(small_cf
     # 0.5 s per step, 2 s of set-up: the 8 timed steps and the set-up use 6 s of the 9.9 s budget -> 7 steps
     clock = _fake_step_time(monkeypatch, 0.5, setup_s=2.0)
     cfg = small_cfg.override("train.time_budget_s=9.9", "train.epochs=4", "train.warmup_epochs=1",
-                             "train.max_iters_per_epoch=3", "train.log_every=1", "train.save_every=1")
+                             "train.max_steps_per_epoch=3", "train.log_every=1", "train.save_every=1")
     s = train(cfg, tmp_path / "budget", progress=False, clock=clock)
     expected = math.floor((9.9 - 2.0 - CALIBRATION_STEPS * 0.5) / 0.5)
     assert expected == 7
@@ -163,7 +163,7 @@ def test_a_time_budget_fixes_the_step_count_from_the_measured_step_time(small_cf
 def test_a_budgeted_run_is_reproduced_exactly_by_its_step_count(small_cfg, tmp_path, monkeypatch):
     # the timed steps are undone: rerunning with max_steps=N gives the same losses and the same weights
     clock = _fake_step_time(monkeypatch, 1.0)
-    base = small_cfg.override("train.epochs=3", "train.max_iters_per_epoch=3", "train.warmup_epochs=1")
+    base = small_cfg.override("train.epochs=3", "train.max_steps_per_epoch=3", "train.warmup_epochs=1")
     budgeted = train(base.override("train.time_budget_s=12"), tmp_path / "budget", progress=False, clock=clock)
     assert budgeted.total_steps == 12 - CALIBRATION_STEPS
     exact_cfg = base.override(*budgeted.plan["reproduce_with"].split())
@@ -178,7 +178,7 @@ def test_a_budgeted_run_is_reproduced_exactly_by_its_step_count(small_cfg, tmp_p
 
 def test_a_resumed_budgeted_run_keeps_its_step_count(small_cfg, tmp_path, monkeypatch):
     clock = _fake_step_time(monkeypatch, 1.0)
-    cfg = small_cfg.override("train.time_budget_s=13", "train.epochs=3", "train.max_iters_per_epoch=3",
+    cfg = small_cfg.override("train.time_budget_s=13", "train.epochs=3", "train.max_steps_per_epoch=3",
                              "train.save_every=1")
     with pytest.raises(TrainingInterrupted):  # killed after the epoch-1 checkpoint
         train(cfg, tmp_path / "run", progress=False, stop_after_iters=4, clock=clock)
@@ -199,7 +199,7 @@ def _slower(step, clock, extra):
 
 def test_max_steps_wins_over_a_budget_and_nothing_is_timed(small_cfg, tmp_path, monkeypatch):
     clock = _fake_step_time(monkeypatch, 1.0)
-    cfg = small_cfg.override("train.time_budget_s=1000", "train.max_steps=4", "train.max_iters_per_epoch=3")
+    cfg = small_cfg.override("train.time_budget_s=1000", "train.max_steps=4", "train.max_steps_per_epoch=3")
     s = train(cfg, tmp_path / "run", progress=False, clock=clock)
     assert s.total_steps == 4 and s.iterations == 4 and clock.calls["n"] == 4
     assert json.loads((tmp_path / "run" / "schedule.json").read_text())["source"] == "max_steps"
@@ -207,7 +207,7 @@ def test_max_steps_wins_over_a_budget_and_nothing_is_timed(small_cfg, tmp_path, 
 
 def test_a_checkpoint_from_before_the_new_fields_still_resumes(small_cfg, tmp_path):
     # a run folder written before train.max_steps / train.time_budget_s existed holds a config without them
-    cfg = small_cfg.override("train.epochs=2", "train.max_iters_per_epoch=2", "train.save_every=1")
+    cfg = small_cfg.override("train.epochs=2", "train.max_steps_per_epoch=2", "train.save_every=1")
     with pytest.raises(TrainingInterrupted):
         train(cfg, tmp_path / "old", progress=False, stop_after_iters=3)
     ckpt = tmp_path / "old" / "checkpoints" / "last.pt"

@@ -21,7 +21,7 @@ def trained_run(tmp_path_factory, tiny_synth):
     from boir_core.config import load_config
 
     cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu", "data.workers=0", "train.epochs=1",
-                               "train.max_iters_per_epoch=2", "train.warmup_start_lr=0.001",
+                               "train.max_steps_per_epoch=2", "train.warmup_start_lr=0.001",
                                # every center proposal becomes a pose: results to compare even untrained
                                "test.center_threshold=0.0", "test.max_proposals=3"])
     run = tmp_path_factory.mktemp("trained")
@@ -109,7 +109,7 @@ def test_transfer_from_loads_a_17_keypoint_model_into_a_14_keypoint_training(tin
     src = source.state_dict()
 
     base = tiny_cfg.override("data.dataset=synthcrowd14", f"data.root={synth14}", "train.epochs=1",
-                             "train.max_iters_per_epoch=1")
+                             "train.max_steps_per_epoch=1")
     seen = _weights_at_first_step(monkeypatch)
     train(base, tmp_path / "scratch", progress=False)
     scratch = seen.pop("state")

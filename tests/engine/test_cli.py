@@ -15,7 +15,7 @@ from boir_core.__main__ import main
 def trained(tiny_synth, tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
     rc = main(["train", "--config", "tiny", "--run-dir", str(run), "--quiet", f"data.root={tiny_synth}",
-               "train.device=cpu", "train.epochs=1", "train.max_iters_per_epoch=2"])
+               "train.device=cpu", "train.epochs=1", "train.max_steps_per_epoch=2"])
     assert rc == 0
     return run
 

@@ -61,7 +61,7 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_
 
 @pytest.mark.slow
 def test_two_gloo_processes_keep_identical_replicas(tiny_cfg, tmp_path):
-    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=2", "train.batch_size=2")
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_steps_per_epoch=2", "train.batch_size=2")
     mp.spawn(_worker, args=(2, _free_port(), cfg.to_dict(), str(tmp_path / "run"), str(tmp_path)), nprocs=2,
              join=True)
     r0 = (tmp_path / "rank0.txt").read_text().split("\n")

@@ -106,7 +106,7 @@ def test_a_checkpoint_hook_sees_every_checkpoint_and_changes_nothing_in_the_run(
     from boir_core.engine.train import train
 
     cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu", *SMALL, "train.epochs=3",
-                               "train.max_iters_per_epoch=2", "train.save_every=1", "train.warmup_epochs=0"])
+                               "train.max_steps_per_epoch=2", "train.save_every=1", "train.warmup_epochs=0"])
     seen = []
 
     def noisy_hook(step, path):

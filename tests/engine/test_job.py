@@ -30,7 +30,7 @@ class Readings:
 
 @pytest.fixture()
 def small_cfg(tiny_cfg):
-    return tiny_cfg.override("data.input_size=64", "data.output_size=16", "train.max_iters_per_epoch=2",
+    return tiny_cfg.override("data.input_size=64", "data.output_size=16", "train.max_steps_per_epoch=2",
                              "train.epochs=2", "train.warmup_epochs=1", "train.save_every=100")
 
 

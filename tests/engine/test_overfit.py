@@ -47,7 +47,7 @@ def test_tiny_network_overfits_one_image(tmp_path):
     assert people >= 1
     cfg = load_config("tiny", [
         f"data.root={tmp_path / 'one'}", "train.device=cpu", "data.workers=0", "train.amp=auto",
-        "train.channels_last=false", "train.batch_size=2", f"train.epochs={STEPS}", "train.max_iters_per_epoch=0",
+        "train.channels_last=false", "train.batch_size=2", f"train.epochs={STEPS}", "train.max_steps_per_epoch=0",
         "train.save_every=1000",
         "train.warmup_epochs=0", f"train.lr={LR}", "train.min_lr=0.0003", "train.weight_decay=0.0",
         # no augmentation: the same image every step

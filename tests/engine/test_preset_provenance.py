@@ -13,7 +13,7 @@ from boir_core.paper import load_results, render_table
 
 
 def test_preset_is_recorded_from_training_to_the_rendered_row(tiny_cfg, tmp_path):
-    cfg = tiny_cfg.override("preset=release", "train.epochs=1", "train.max_iters_per_epoch=1")
+    cfg = tiny_cfg.override("preset=release", "train.epochs=1", "train.max_steps_per_epoch=1")
     run = tmp_path / "run"
     train(cfg, run, progress=False)
     dumped = yaml.safe_load((run / "config.yaml").read_text())

@@ -16,7 +16,7 @@ from boir_core.engine.train import NonFiniteLossError, TrainingInterrupted, trai
 
 
 def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_path):
-    cfg = tiny_cfg.override("train.epochs=2", "train.max_iters_per_epoch=3", "train.save_every=1")
+    cfg = tiny_cfg.override("train.epochs=2", "train.max_steps_per_epoch=3", "train.save_every=1")
     full = train(cfg, tmp_path / "full", progress=False)
     assert len(full.losses) == 6 and all(torch.isfinite(torch.tensor(full.losses)))
 
@@ -43,7 +43,7 @@ def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_pa
     it = [r for r in lines if r["type"] == "iter"]
     assert len(it) == 6 and it[-1]["iter"] == 6 and "lr" in it[0] and "grad_norm" in it[0]
     assert it[0]["lr"] < it[1]["lr"] or cfg.train.warmup_epochs == 0  # warm-up rises
-    assert (tmp_path / "full" / "config.yaml").read_text().count("max_iters_per_epoch: 3") == 1
+    assert (tmp_path / "full" / "config.yaml").read_text().count("max_steps_per_epoch: 3") == 1
 
 
 def _nan_after(real, bad_iters):
@@ -61,7 +61,7 @@ def _nan_after(real, bad_iters):
 
 
 def test_a_nonfinite_loss_skips_the_step_with_a_counted_warning(tiny_cfg, tmp_path, monkeypatch):
-    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=3")
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_steps_per_epoch=3")
     monkeypatch.setattr(losses_mod, "total_loss", _nan_after(losses_mod.total_loss, {2}))
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
@@ -72,7 +72,7 @@ def test_a_nonfinite_loss_skips_the_step_with_a_counted_warning(tiny_cfg, tmp_pa
 
 
 def test_nonfinite_losses_in_a_row_stop_the_run(tiny_cfg, tmp_path, monkeypatch):
-    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=3", "train.max_nonfinite_in_a_row=2")
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_steps_per_epoch=3", "train.max_nonfinite_in_a_row=2")
     monkeypatch.setattr(losses_mod, "total_loss", _nan_after(losses_mod.total_loss, {1, 2, 3}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -104,7 +104,7 @@ def test_amp_fast_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
 def test_channels_last_bf16_training_on_cpu(tiny_cfg, tmp_path):
     """The CPU demo's fast path (channels_last + bf16 autocast) trains, and its weights load into a plain
     NCHW model that computes what the NHWC one computes."""
-    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=2", "train.amp=bf16",
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_steps_per_epoch=2", "train.amp=bf16",
                             "train.channels_last=true")
     s = train(cfg, tmp_path / "cl", progress=False)
     assert len(s.losses) == 2 and all(torch.isfinite(torch.tensor(s.losses)))
@@ -120,7 +120,7 @@ def test_channels_last_bf16_training_on_cpu(tiny_cfg, tmp_path):
 
 
 def test_bf16_autocast_step_on_cpu(tiny_cfg, tmp_path):
-    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=2", "train.amp=bf16")
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_steps_per_epoch=2", "train.amp=bf16")
     s = train(cfg, tmp_path / "bf16", progress=False)
     assert len(s.losses) == 2 and all(torch.isfinite(torch.tensor(s.losses)))
 
@@ -128,7 +128,7 @@ def test_bf16_autocast_step_on_cpu(tiny_cfg, tmp_path):
 def test_resuming_with_a_changed_config_is_refused(tiny_cfg, tmp_path):
     from boir_core.engine.resume_check import ResumeMismatchError, config_changes
 
-    cfg = tiny_cfg.override("train.epochs=1", "train.max_iters_per_epoch=1")
+    cfg = tiny_cfg.override("train.epochs=1", "train.max_steps_per_epoch=1")
     train(cfg, tmp_path / "run", progress=False)
     with pytest.raises(ResumeMismatchError, match=r"loss.beta: 10.0 -> 5.0"):
         train(cfg.override("loss.beta=5"), tmp_path / "run", progress=False)

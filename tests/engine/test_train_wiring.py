@@ -95,7 +95,7 @@ def _golden(initial, batches, lrs, loss_cfg, *, clip, weight_decay):
 
 # clipping is active (raw norms are far above 0.5), warm-up starts well above zero so that the first step
 # moves the weights, and the weight decay is large enough to be seen next to Adam's ~lr-sized steps
-WIRING = ("train.epochs=1", "train.max_iters_per_epoch=2", "train.warmup_epochs=1", "train.lr=0.02",
+WIRING = ("train.epochs=1", "train.max_steps_per_epoch=2", "train.warmup_epochs=1", "train.lr=0.02",
           "train.warmup_start_lr=0.005", "train.weight_decay=0.5", "train.clip_grad=0.5", "train.amp=auto",
           "train.channels_last=false")
 
@@ -181,7 +181,7 @@ def test_weight_decay_is_applied(wiring_run):
 def test_lr_of_every_iteration_is_the_closed_form_across_a_resume(tiny_cfg, tmp_path, monkeypatch):
     """3 epochs of 2 iterations (1 warm-up epoch), killed in epoch 2 and resumed: every one of the 6 steps
     ran with the closed-form rate (the resumed run continues the schedule, it does not restart it)."""
-    cfg = tiny_cfg.override("train.epochs=3", "train.max_iters_per_epoch=2", "train.warmup_epochs=1",
+    cfg = tiny_cfg.override("train.epochs=3", "train.max_steps_per_epoch=2", "train.warmup_epochs=1",
                             "train.save_every=1", "train.lr=0.004", "train.warmup_start_lr=0.0001",
                             "train.min_lr=0.0002")
     spy = _Spy(monkeypatch)

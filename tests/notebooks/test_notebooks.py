@@ -121,12 +121,12 @@ def test_notebook_04_papermill_trains_the_configs_schedule(tmp_path):
              "model.pretrained=none"]  # offline: no ImageNet file for coco_w32 here
     papermill.execute_notebook(str(src), str(out), kernel_name="python3", cwd=str(REPO), progress_bar=False,
                                parameters={"config": "coco_w32", "data_root": str(data), "run_dir": str(run_dir),
-                                           "epochs": 1, "max_iters_per_epoch": 2, "device": "cpu",
+                                           "epochs": 1, "max_steps_per_epoch": 2, "device": "cpu",
                                            "overrides": small})
     dumped = yaml.safe_load((run_dir / "config.yaml").read_text())
     paper = load_config("coco_w32").to_dict()
     # set: override
-    assert dumped["train"]["epochs"] == 1 and dumped["train"]["max_iters_per_epoch"] == 2
+    assert dumped["train"]["epochs"] == 1 and dumped["train"]["max_steps_per_epoch"] == 2
     assert dumped["data"]["root"] == str(data) and dumped["train"]["device"] == "cpu"
     # unset: the config's values, untouched
     for key in ("batch_size", "lr", "warmup_epochs", "weight_decay", "min_lr", "clip_grad", "amp"):

@@ -92,7 +92,7 @@ def test_demo_ablation_config_carries_the_row_switches(tmp_path):
     cfg = rp.demo_ablation_config("t4_contrastive_cosine", tmp_path, iters=3)
     assert (cfg.loss.emb_loss, cfg.loss.distance) == ("contrastive", "cosine")
     assert cfg.model.backbone == "hrnet_w18_small" and cfg.data.input_size == 128  # tiny, not W32
-    assert cfg.train.max_iters_per_epoch == 3 and cfg.name == "t4_contrastive_cosine"
+    assert cfg.train.max_steps_per_epoch == 3 and cfg.name == "t4_contrastive_cosine"
     cfg = rp.demo_ablation_config("t7_dim_8", tmp_path)
     assert cfg.model.emb_dim == 8 and cfg.model.bbox_head is False
     cfg = rp.demo_ablation_config("t7_beta_0.5", tmp_path)

@@ -38,8 +38,8 @@ def test_two_seed_studies_with_other_settings_never_share_a_run_folder(synth, tm
     dirs = sorted(p.name for p in work.iterdir())
     assert len(dirs) == 2 and all(d.startswith("BoIR_seed0_") for d in dirs)
     d4, d2 = (seed_run_dir(work, "BoIR", c["BoIR"].override("train.seed=0")) for c in (longer, shorter))
-    assert "max_iters_per_epoch: 2" in (d4 / "config.yaml").read_text() and _iters(d4) == [2]
-    assert "max_iters_per_epoch: 1" in (d2 / "config.yaml").read_text() and _iters(d2) == [1]
+    assert "max_steps_per_epoch: 2" in (d4 / "config.yaml").read_text() and _iters(d4) == [2]
+    assert "max_steps_per_epoch: 1" in (d2 / "config.yaml").read_text() and _iters(d2) == [1]
     # the first settings again: their finished run is found and reused, with the same score
     again = seed_study(longer, [0], work, val_images=2)
     out = capsys.readouterr().out
@@ -53,7 +53,7 @@ def test_the_fingerprint_is_what_a_resume_compares(synth):
     same = [cfg.override(o) for o in ("train.device=cpu", "train.log_every=3", "data.workers=2",
                                       "test.max_images=7", "name=other")]
     assert {run_fingerprint(c) for c in same} == {run_fingerprint(cfg)}  # where and how it runs: same run
-    changed = ("train.max_iters_per_epoch=3", "train.seed=1", "train.lr=0.01", "model.emb_dim=4", "loss.beta=5")
+    changed = ("train.max_steps_per_epoch=3", "train.seed=1", "train.lr=0.01", "model.emb_dim=4", "loss.beta=5")
     prints = {run_fingerprint(cfg.override(o)) for o in changed}
     assert len(prints) == len(changed) and run_fingerprint(cfg) not in prints
 

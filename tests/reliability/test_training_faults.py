@@ -62,7 +62,7 @@ def _sha(path: Path) -> str:
 def test_a_diverging_run_keeps_its_last_finite_checkpoint(synth, tmp_path):
     """``train.lr=1e10`` (the issue's case: last.pt overwritten with 93 of 558 tensors inf/NaN): the run stops
     with an error that names the step and the checkpoint it left, and that checkpoint is finite."""
-    cfg = _cfg(synth, "train.lr=1e10", "train.epochs=3", "train.max_iters_per_epoch=2", "train.save_every=1",
+    cfg = _cfg(synth, "train.lr=1e10", "train.epochs=3", "train.max_steps_per_epoch=2", "train.save_every=1",
                "train.max_nonfinite_in_a_row=2")
     run = tmp_path / "run"
     with warnings.catch_warnings():
@@ -83,7 +83,7 @@ def test_a_diverging_run_keeps_its_last_finite_checkpoint(synth, tmp_path):
 def test_a_step_that_overflows_batchnorm_statistics_is_undone(synth, tmp_path, monkeypatch):
     """The mechanism behind the 93 tensors: a forward pass whose activations overflow puts inf into the
     BatchNorm running statistics even when the step is skipped. The step is skipped *and* undone."""
-    cfg = _cfg(synth, "train.epochs=1", "train.max_iters_per_epoch=3")
+    cfg = _cfg(synth, "train.epochs=1", "train.max_steps_per_epoch=3")
     calls = {"n": 0}
     real_build = job_mod.build_network
 
@@ -113,7 +113,7 @@ def test_a_step_that_overflows_batchnorm_statistics_is_undone(synth, tmp_path, m
 def test_weights_that_turn_non_finite_are_never_saved(synth, tmp_path, monkeypatch):
     """A step with a finite loss that leaves inf in the weights (or the optimizer's moments): the next save
     refuses, the error names a tensor, the step, and the checkpoint that is kept; final.pt is not written."""
-    cfg = _cfg(synth, "train.epochs=2", "train.max_iters_per_epoch=2", "train.save_every=1")
+    cfg = _cfg(synth, "train.epochs=2", "train.max_steps_per_epoch=2", "train.save_every=1")
     real_step = job_mod.TrainingJob.step
     seen = {"n": 0}
 
@@ -141,7 +141,7 @@ def test_weights_that_turn_non_finite_are_never_saved(synth, tmp_path, monkeypat
 
 # ---------------------------------------------------------------- a full disk
 def test_a_full_disk_leaves_the_previous_checkpoint_intact(synth, tmp_path, monkeypatch):
-    cfg = _cfg(synth, "train.epochs=2", "train.max_iters_per_epoch=1", "train.save_every=1")
+    cfg = _cfg(synth, "train.epochs=2", "train.max_steps_per_epoch=1", "train.save_every=1")
     run = tmp_path / "run"
     ckpt = run / "checkpoints" / "last.pt"
     real_save = torch.save
@@ -168,7 +168,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_intact(synth, tmp_path, monk
 
 # ---------------------------------------------------------------- one training per run folder
 def test_a_second_training_into_a_locked_run_folder_is_refused(synth, tmp_path):
-    cfg = _cfg(synth, "train.epochs=1", "train.max_iters_per_epoch=1")
+    cfg = _cfg(synth, "train.epochs=1", "train.max_steps_per_epoch=1")
     run = tmp_path / "run"
     holder = RunLock(run).acquire()  # another open file description: a second holder, as another process
     try:
@@ -194,7 +194,7 @@ def test_a_stale_lock_file_is_taken_over_with_a_message(synth, tmp_path, capsys)
     import socket
 
     (run / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "since": "yesterday"}))
-    s = train(_cfg(synth, "train.epochs=1", "train.max_iters_per_epoch=1"), run, progress=False)
+    s = train(_cfg(synth, "train.epochs=1", "train.max_steps_per_epoch=1"), run, progress=False)
     out = capsys.readouterr().out
     assert s.iterations == 1
     assert f"taking over the stale lock {run / LOCK_NAME}" in out and f"pid {pid} on" in out
@@ -261,7 +261,7 @@ CHILD = textwrap.dedent("""
     runpy.run_module("boir_core", run_name="__main__", alter_sys=True)
 """)
 
-RESUMABLE = ("train.epochs=2", "train.max_iters_per_epoch=4", "train.save_every=1")
+RESUMABLE = ("train.epochs=2", "train.max_steps_per_epoch=4", "train.save_every=1")
 
 
 def _start_child(synth, run: Path, block_at: int) -> tuple[subprocess.Popen, list[str]]:

@@ -47,7 +47,7 @@ def synth(tmp_path_factory):
 
 
 def _args(synth):
-    return [f"data.root={synth}", "train.device=cpu", "train.epochs=1", "train.max_iters_per_epoch=1"]
+    return [f"data.root={synth}", "train.device=cpu", "train.epochs=1", "train.max_steps_per_epoch=1"]
 
 
 @pytest.fixture(scope="module")
