@@ -494,6 +494,61 @@ def format_deploy(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int = 1, real_dir: Path | None = None,
+                    log=print) -> dict:
+    """The AP and the poses of every variant against ``eager`` (test.backend=exact, the release's poses) on the
+    trained ``checkpoint`` over its config's test split (SynthCrowd val for the shipped weights; ``images``: the
+    first N, 0: all), and, with ``real_dir``, the largest pose difference on the real fixtures through the same
+    weights. Per variant: AP, AP's change against exact, images whose poses differ (> 0.01 px) and the largest
+    difference in image pixels."""
+    from boir_core.data import KeypointDataset
+    from boir_core.engine.evaluate import evaluate_results
+    from boir_core.engine.predictor import Predictor
+    from boir_core.engine.runner import _subset_gt
+    from boir_core.engine.weights import checkpoint_config, load_inference_model
+
+    cfg = checkpoint_config(checkpoint)
+    model, _ = load_inference_model(cfg, checkpoint, "cpu")
+    dataset = KeypointDataset.from_config(cfg, train=False)
+    n = len(dataset) if images <= 0 else min(images, len(dataset))
+    gt = _subset_gt(dataset.ann_file, set(dataset.image_ids[:n])) if n < len(dataset) else dataset.ann_file
+    real = load_images(9, cfg.data.input_size) if real_dir else []
+    rows: dict[str, dict] = {}
+    ref_by_image: dict = {}
+    ref_real: list = []
+    for v in variants:
+        runner = make_variant(v, model, threads)
+        pred = Predictor(cfg, model=model, backend=runner.name, runner=runner)
+        by_image = {}
+        for i in range(n):
+            s = dataset[i]
+            by_image[s["image_id"]] = pred(s["image"], s["meta"], image_id=s["image_id"]).poses
+        results = [p for poses in by_image.values() for p in poses]
+        ap = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator)["AP"]
+        real_poses = [pred(img, {"trans_inv": inv, "image_id": 0}).poses for _, img, inv in real]
+        if v == "eager":
+            ref_by_image, ref_real, ref_ap = by_image, real_poses, ap
+        diffs = [max_pose_diff(ref_by_image[k], by_image[k]) for k in by_image]
+        real_diffs = [max_pose_diff(a, b) for a, b in zip(ref_real, real_poses)]
+        rows[v] = {"backend": runner.name, "variant": getattr(runner, "variant", v), "AP": ap,
+                   "AP_change": ap - ref_ap, "images": n, "images_differing": sum(d > 0.01 for d in diffs),
+                   "max_px": max(diffs, default=0.0), "real_images": len(real),
+                   "real_differing": sum(d > 0.01 for d in real_diffs), "real_max_px": max(real_diffs, default=0.0)}
+        log(f"  {v}: AP {ap:.4f}")
+    return rows
+
+
+def format_accuracy(rows: dict, checkpoint: str) -> str:
+    lines = [f"AP and poses against exact (eager fp32, the release's poses), weights {checkpoint}",
+             f"{'variant':16s} {'backend':12s} {'AP':>7s} {'ΔAP':>8s} {'images differing':>17s} {'max px':>8s} "
+             f"{'real differing':>15s} {'real max px':>12s}"]
+    for v, r in rows.items():
+        lines.append(f"{v:16s} {r['backend']:12s} {r['AP']:7.4f} {r['AP_change']:+8.4f} "
+                     f"{r['images_differing']:>8d} of {r['images']:<6d} {r['max_px']:8.3g} "
+                     f"{r['real_differing']:>6d} of {r['real_images']:<5d} {r['real_max_px']:12.3g}")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="hrnet_w32")
@@ -511,6 +566,10 @@ def main(argv=None) -> int:
                     help="time the torch-free deployment runtime (ONNX Runtime + numpy decoder) instead, and how "
                          "decoding grows with the number of people (--people)")
     ap.add_argument("--people", default="1,5,10,20,30,60", help="numbers of people for --deploy")
+    ap.add_argument("--accuracy", nargs="?", const="shipped:boir", default=None, metavar="WEIGHTS",
+                    help="instead of timing: the AP and pose changes of every CPU variant against exact on these "
+                         "trained weights (default shipped:boir) over their test split (--images N: the first N, "
+                         "0 all) and on the real fixtures")
     ap.add_argument("--stages", nargs="?", const="best", default=None,
                     help="then profile the first image stage by stage for eager and the fastest variant (in a "
                          "run with an ISA cap, the fastest that obeys it), or these, comma-separated")
@@ -530,6 +589,12 @@ def main(argv=None) -> int:
     print(f"bench_inference: {args.arch} {args.backbone}, {args.size} px, flip={not args.no_flip}, "
           f"{args.images} images, device {args.device}")
     print("machine: " + json.dumps(info))
+    if args.accuracy:
+        rows = accuracy_report(args.accuracy, variants, images=args.images, threads=threads, real_dir=True)
+        print(format_accuracy(rows, args.accuracy))
+        if args.json:
+            Path(args.json).write_text(json.dumps({"args": vars(args), "machine": info, "accuracy": rows}, indent=1))
+        return 0
     model = build_model(args.backbone, args.seed, args.device, arch=args.arch)
     images = load_images(args.images, args.size, args.seed)
     if args.deploy:
