@@ -51,10 +51,10 @@ notebooks: $(NOTEBOOKS)
 demo: $(STAMP) notebooks
 	$(PY) -m boir_core demo --out $(DEMO_OUT)
 
-# two pytest-xdist workers (TEST_WORKERS=0: one process); tests/conftest.py keeps a test file on one worker and
-# the files that execute notebooks together
+# two pytest-xdist workers (TEST_WORKERS=0: one process); tests/conftest.py's scheduler keeps a test file on one
+# worker and the files that execute notebooks together
 TEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
 test: $(STAMP) notebooks lint
 	$(PY) -m pytest -q $(XDIST) tests $(NOTEBOOKS) $(NBVAL)

@@ -1,6 +1,7 @@
 """Shared test set-up: offline hub, few threads, the real-fixture folder and a small SynthCrowd set."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -69,7 +70,6 @@ def pytest_collection_modifyitems(config, items):
             if "test_browser" in item.nodeid and not _browser_can_run():
                 continue
             covered.update(mark.args)
-    _group_for_workers(items)
     if not covered:
         return
     keep, left = [], []
@@ -87,11 +87,21 @@ def pytest_collection_modifyitems(config, items):
 NOTEBOOK_FILES = ("tests/notebooks/", "tests/paper/test_reproduce.py", "notebooks/")
 
 
-def _group_for_workers(items) -> None:
-    """``make test`` runs two pytest-xdist workers with ``--dist loadgroup``: each test file is one group (its
-    module fixtures are built once, on one worker), and every file that executes notebooks joins one group
-    ``notebooks``. Without xdist the marker does nothing."""
-    for item in items:
-        rel = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
-        group = "notebooks" if rel.startswith(NOTEBOOK_FILES) else rel
-        item.add_marker(pytest.mark.xdist_group(group))
+def work_unit(nodeid: str) -> str:
+    """What one pytest-xdist worker runs as a whole: a test's file (its module fixtures are built once), or
+    ``notebooks`` for every file that executes notebooks."""
+    path = nodeid.split("::", 1)[0]
+    return "notebooks" if path.startswith(NOTEBOOK_FILES) else path
+
+
+if importlib.util.find_spec("xdist") is not None:  # make test's two workers (pytest-xdist, a dev dependency)
+    def pytest_xdist_make_scheduler(config, log):
+        """Whole work units (:func:`work_unit`) to each worker, biggest first as workers free up. (pytest-xdist's
+        own ``--dist loadgroup`` renames node ids in a way pytest 9 no longer reads, so it groups nothing.)"""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class WorkUnits(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return work_unit(nodeid)
+
+        return WorkUnits(config, log)
