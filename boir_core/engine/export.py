@@ -31,6 +31,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..data import profile_for
 from ..io import atomic_open, atomic_write_json
 from ..model.fast_instance import views_heatmaps
 from .runner import load_inference_model, resolve_checkpoint
@@ -128,7 +129,8 @@ def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
                       output: str | os.PathLike | None = None) -> dict[str, Path]:
     """What ``python -m boir_core export`` runs: load ``checkpoint`` (any file the kit reads, released
     weights included) into ``cfg``'s inference network and write its graphs into the folder ``output``
-    (default ``<output_dir>/<name>/onnx``)."""
+    (default ``<output_dir>/<name>/onnx``). ``meta.json`` names the keypoints: the data set's names, skeleton
+    (0-based pairs), flip index and OKS sigmas (:func:`boir_core.data.profile_for`, a custom set's too)."""
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r} is not one of {list(FORMATS)}")
     model, _ = load_inference_model(cfg, checkpoint, "cpu")
@@ -136,5 +138,8 @@ def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--output {out} is a file; export writes a folder (dense.onnx, instance.onnx, "
                                  "meta.json)")
+    prof = profile_for(cfg)
+    keypoints = {"dataset": prof.name, "names": list(prof.keypoints), "skeleton": [list(e) for e in prof.skeleton],
+                 "flip_index": list(prof.flip_index), "sigmas": list(prof.sigmas)}
     return export_onnx(model, out, meta={"config": cfg.name, "checkpoint": str(resolve_checkpoint(checkpoint)),
-                                         "flip_test": cfg.test.flip_test})
+                                         "flip_test": cfg.test.flip_test, "keypoints": keypoints})

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data import get_profile
+from ..data import profile_for
 from ..data.imagefiles import image_format, incomplete_reason
 from ..data.transforms import eval_input, eval_resize_size
 from ..io import atomic_open, atomic_write_json, check_writable_folder
@@ -256,7 +256,7 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
     device = resolve_device(cfg.train.device)
     model, _ = runner.load_inference_model(cfg, checkpoint, device)
     net = backends.make_runner(cfg.test.backend, model)  # test.backend: one of config.registry.BACKENDS
-    prof = get_profile(cfg.data.dataset)
+    prof = profile_for(cfg)  # a custom data set's keypoints, skeleton and sigmas come from its file
     kwargs = decode_mod.decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     results: list[dict] = []
     failed: list[dict[str, str]] = []

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..config import Config
-from ..data import get_profile
+from ..data import profile_for
 from ..model import build_model, count_parameters
 from .backends import make_runner
 from .decode import decode, decode_kwargs_from_config
@@ -41,7 +41,7 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
     device = resolve_device(cfg.train.device)
     model = model.to(device).eval()
     size = int(input_size or cfg.data.input_size)
-    prof = get_profile(cfg.data.dataset)
+    prof = profile_for(cfg)
     kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     kwargs["flip_test"] = flip_test
     gen = torch.Generator().manual_seed(0)

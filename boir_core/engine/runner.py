@@ -17,7 +17,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..config import Config, ConfigError, load_config, preset_label, upgrade_config_dict
-from ..data import DataError, KeypointDataset, get_profile, synthetic
+from ..data import DataError, KeypointDataset, get_profile, profile_for, synthetic
 from ..data.profiles import DEMO_DATASETS
 from ..io import atomic_write_json
 from ..model import build_model, check_weights, count_parameters, load_weights, read_checkpoint
@@ -136,7 +136,7 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
     """
     if not 0 <= rank < world_size:
         raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-    prof = get_profile(cfg.data.dataset)
+    prof = profile_for(cfg)
     kwargs = decode_mod.decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
     n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
     results, t_net, t_dec = [], 0.0, 0.0
@@ -301,7 +301,8 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
         gt: Any = dataset.ann_file
         if n < len(dataset):  # test.max_images: score against the decoded images only
             gt = _subset_gt(dataset.ann_file, set(dataset.image_ids[:n]))
-        metrics = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator)
+        metrics = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator,
+                                   sigmas=dataset.profile.sigmas)
     params = count_parameters(model)
     metrics_path = write_metrics_json(
         out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
