@@ -244,7 +244,8 @@ def test_the_backend_and_data_set_choices_come_from_the_one_table_of_names():
 
     assert backends.BACKENDS is BACKENDS == ("torch", "onnxruntime", "openvino")
     assert typing.get_args(typing.get_type_hints(TestConfig)["backend"]) == BACKENDS
-    assert typing.get_args(typing.get_type_hints(DataConfig)["dataset"]) == tuple(DATASET_KEYPOINTS)
+    # the registry's data sets, then "custom" (a keypoint set from its own file, K from it: boir_core.data.custom)
+    assert typing.get_args(typing.get_type_hints(DataConfig)["dataset"]) == (*DATASET_KEYPOINTS, "custom")
     for name, k in DATASET_KEYPOINTS.items():
         assert Config().override(f"data.dataset={name}").num_keypoints == k
     with pytest.raises(ConfigError, match=r"test.backend='tensorrt' is not one of \['torch', 'onnxruntime'"):
