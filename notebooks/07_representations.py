@@ -88,7 +88,7 @@ import torch
 
 from boir_core import paths
 from boir_core.config import load_config
-from boir_core.data import get_profile
+from boir_core.data import profile_for
 from boir_core.data.annotations import read_image
 from boir_core.engine.backends import make_runner
 from boir_core.engine.decode import decode, decode_kwargs_from_config
@@ -174,14 +174,14 @@ for name, arch, config, ckpt in (("CID", "cid", cid_config, cid_checkpoint),
     cfg, model, source = get_model(arch, config, ckpt)
     models[name] = (cfg, model)
     runners[name] = make_runner(cfg.test.backend, model)  # decodes the poses; the maps below read the model
-    print(f"{name}: {cfg.model.arch} {cfg.model.backbone}, input {cfg.data.input_size} px, {cfg.num_keypoints} "
+    print(f"{name}: {cfg.model.arch} {cfg.model.backbone}, input {cfg.data.input_size} px, {model.num_keypoints} "
           f"keypoints ({source}); poses through test.backend={cfg.test.backend} ({runners[name].variant})")
 names = list(models)
 input_size = min(c.data.input_size for c, _ in models.values())
 # each model decodes and draws with its own data set's keypoints (flip index, OKS sigmas, skeleton)
-profiles = {name: get_profile(cfg.data.dataset) for name, (cfg, _) in models.items()}
-for name, (cfg, _) in models.items():
-    assert profiles[name].num_keypoints == cfg.num_keypoints, (name, cfg.data.dataset)
+profiles = {name: profile_for(cfg) for name, (cfg, _) in models.items()}
+for name, (cfg, net) in models.items():
+    assert profiles[name].num_keypoints == net.num_keypoints, (name, cfg.data.dataset)
     print(f"{name}: profile {profiles[name].name} ({profiles[name].num_keypoints} keypoints)")
 prof = profiles["BoIR"]
 
