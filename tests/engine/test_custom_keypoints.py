@@ -100,3 +100,19 @@ def test_a_custom_set_without_categories_is_named(sets, tmp_path, capsys):
                  f"data.root={tmp_path}"]) != 0
     err = capsys.readouterr().err
     assert str(ann) in err and "no 'categories'" in err and "data.keypoints.names" in err
+
+
+def test_the_docs_example_config_loads_and_describes_the_five_point_set(sets, tmp_path):
+    """docs/custom_keypoints.md's YAML (data.root pointed at the K = 5 set) gives the file's keypoints, its
+    skeleton, the inferred flip pairs and the config's sigmas."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "custom_keypoints.md").read_text(encoding="utf-8")
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert "root: data/dogs" in block
+    (tmp_path / "dogs.yaml").write_text(block.replace("root: data/dogs", f"root: {sets[5]}"))
+    cfg = load_config(str(tmp_path / "dogs.yaml"))
+    p = profile_for(cfg)
+    assert cfg.name == "dogs" and cfg.num_keypoints == 5 and p.keypoints == ANIMAL5_NAMES
+    assert p.flip_index == (0, 2, 1, 4, 3) and p.sigmas == (0.05, 0.08, 0.08, 0.08, 0.08)
+    assert p.skeleton == tuple((a - 1, b - 1) for a, b in ANIMAL5_SKELETON_1BASED)
