@@ -61,7 +61,7 @@ import torch
 
 from boir_core import paths
 from boir_core.config import load_config
-from boir_core.data import KeypointDataset, get_profile, profile_for
+from boir_core.data import KeypointDataset, get_profile
 from boir_core.data.transforms import denormalize_image
 from boir_core.engine.backends import make_runner
 from boir_core.engine.decode import decode, decode_kwargs_from_config
@@ -112,7 +112,7 @@ print(f"network: test.backend={cfg.test.backend} ({net.variant})")
 # affine keeps the image centered. Its inverse maps predictions back to the original pixels.
 
 # %%
-prof = profile_for(cfg)  # the data set's keypoints, skeleton, flip index, sigmas (a custom set's too)
+prof = get_profile(cfg.data.dataset)
 test_set = KeypointDataset.from_config(cfg, train=False)
 sample = test_set[image_index]
 original = test_set.read(image_index)
