@@ -172,15 +172,15 @@ for name, arch, config, ckpt in (("CID", "cid", cid_config, cid_checkpoint),
     cfg, model, source = get_model(arch, config, ckpt)
     models[name] = (cfg, model)
     predictors[name] = Predictor(cfg, model=model)  # decodes the poses; the maps below read the model
-    print(f"{name}: {cfg.model.arch} {cfg.model.backbone}, input {cfg.data.input_size} px, {cfg.num_keypoints} "
+    print(f"{name}: {cfg.model.arch} {cfg.model.backbone}, input {cfg.data.input_size} px, {model.num_keypoints} "
           f"keypoints ({source}); poses through test.backend={predictors[name].backend} "
           f"({predictors[name].variant})")
 names = list(models)
 input_size = min(c.data.input_size for c, _ in models.values())
 # each model decodes and draws with its own data set's keypoints (flip index, OKS sigmas, skeleton)
-profiles = {name: p.profile for name, p in predictors.items()}
-for name, (cfg, _) in models.items():
-    assert profiles[name].num_keypoints == cfg.num_keypoints, (name, cfg.data.dataset)
+profiles = {name: p.profile for name, p in predictors.items()}  # profile_for(cfg): a custom set's too
+for name, (cfg, net) in models.items():
+    assert profiles[name].num_keypoints == net.num_keypoints, (name, cfg.data.dataset)
     print(f"{name}: profile {profiles[name].name} ({profiles[name].num_keypoints} keypoints)")
 prof = profiles["BoIR"]
 

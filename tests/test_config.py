@@ -251,7 +251,8 @@ def test_the_backend_and_data_set_choices_come_from_the_one_table_of_names():
     assert typing.get_args(literal) == BACKENDS and none is type(None) and TestConfig().backend is None
     assert Config().override("test.backend=exact").test.backend == "exact"
     assert Config().override("test.backend=exact", "test.backend=null").test.backend is None
-    assert typing.get_args(typing.get_type_hints(DataConfig)["dataset"]) == tuple(DATASET_KEYPOINTS)
+    # the registry's data sets, then "custom" (a keypoint set from its own file, K from it: boir_core.data.custom)
+    assert typing.get_args(typing.get_type_hints(DataConfig)["dataset"]) == (*DATASET_KEYPOINTS, "custom")
     for name, k in DATASET_KEYPOINTS.items():
         assert Config().override(f"data.dataset={name}").num_keypoints == k
     with pytest.raises(ConfigError, match=r"test.backend='tensorrt' is not one of \['exact', 'torch', 'onnxruntime'"):

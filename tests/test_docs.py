@@ -91,7 +91,7 @@ def test_github_anchor_rule():
 
 def test_docs_pages_exist():
     for page in ("README.md", "release_vs_paper.md", "data_format.md", "inference.md", "training.md", "model.md",
-                 "architecture.md"):
+                 "architecture.md", "custom_keypoints.md"):
         assert (DOCS / page).is_file(), f"docs/{page} is missing"
 
 

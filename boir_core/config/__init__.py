@@ -37,8 +37,8 @@ from .errors import ConfigError
 from .kit_configs import config_names, configs_dir, find_config
 from .loading import load_config
 from .overrides import apply_overrides, preset_label, preset_values
-from .registry import BACKENDS, DATASET_KEYPOINTS, DATASET_NAMES
-from .schema import Config, DataConfig, LossConfig, ModelConfig, TestConfig, TrainConfig
+from .registry import BACKENDS, CUSTOM, DATASET_KEYPOINTS, DATASET_NAMES
+from .schema import Config, DataConfig, KeypointsConfig, LossConfig, ModelConfig, TestConfig, TrainConfig
 from .switches import (
                        DEPRECATED_KEYS,
                        DEPRECATED_VALUES,
@@ -52,6 +52,7 @@ from .switches import (
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "KeypointsConfig",
     "ModelConfig",
     "LossConfig",
     "TrainConfig",
@@ -73,5 +74,6 @@ __all__ = [
     "upgrade_config_dict",
     "DATASET_KEYPOINTS",
     "DATASET_NAMES",
+    "CUSTOM",
     "BACKENDS",
 ]

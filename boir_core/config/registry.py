@@ -9,17 +9,22 @@ with :data:`DATASET_KEYPOINTS`; :mod:`boir_core.engine.backends` builds a runner
 :data:`BACKENDS`.
 
 A new data set: its line here and its profile in ``data/profiles.py``. A new backend: its name here and its
-runner in ``engine/backends.py``.
+runner in ``engine/backends.py``. A data set of one's own needs neither: ``data.dataset: custom`` (:data:`CUSTOM`)
+takes its keypoints from its annotation file and the config's ``data.keypoints`` block
+(:mod:`boir_core.data.custom`, docs/custom_keypoints.md).
 """
 from __future__ import annotations
 
-__all__ = ["DATASET_KEYPOINTS", "DATASET_NAMES", "BACKENDS"]
+__all__ = ["DATASET_KEYPOINTS", "CUSTOM", "DATASET_NAMES", "BACKENDS"]
 
 #: Every data set the kit knows, in registry order, and its number of keypoints K (COCO's 17, CrowdPose's 14);
 #: the synthetic sets follow COCO's and CrowdPose's keypoints.
 DATASET_KEYPOINTS: dict[str, int] = {"coco": 17, "crowdpose": 14, "ochuman": 17, "synthcrowd": 17, "synthcrowd14": 14}
-#: The data-set names, in registry order (``data.dataset`` accepts exactly these).
-DATASET_NAMES: tuple[str, ...] = tuple(DATASET_KEYPOINTS)
+#: A data set described by its own COCO-format file: K, names, skeleton from its ``categories``, the rest from
+#: ``data.keypoints`` (no fixed K, so not in :data:`DATASET_KEYPOINTS`).
+CUSTOM = "custom"
+#: The data-set names (``data.dataset`` accepts exactly these): the registry's, in order, then :data:`CUSTOM`.
+DATASET_NAMES: tuple[str, ...] = (*DATASET_KEYPOINTS, CUSTOM)
 #: Who runs the network at inference (``test.backend``): PyTorch as trained (``exact``, the release's poses),
 #: PyTorch with eval-only speed-ups (``torch``), and the two pip extras that run the exported ONNX graphs
 #: (docs: :mod:`boir_core.engine.backends`, docs/inference.md#exact-and-fast-inference).

@@ -12,14 +12,28 @@ import yaml
 
 from ..io import atomic_write_text
 from .errors import ConfigError
-from .registry import BACKENDS, DATASET_KEYPOINTS, DATASET_NAMES
+from .registry import BACKENDS, CUSTOM, DATASET_KEYPOINTS, DATASET_NAMES
 from .typecheck import merge_into
 
-__all__ = ["DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "TestConfig", "Config"]
+__all__ = ["KeypointsConfig", "DataConfig", "ModelConfig", "LossConfig", "TrainConfig", "TestConfig", "Config"]
 
 #: ``data.dataset``'s and ``test.backend``'s choices, read from the one table of names (:mod:`.registry`)
 DatasetName = Literal[DATASET_NAMES]  # type: ignore[valid-type]
 BackendName = Literal[BACKENDS]  # type: ignore[valid-type]
+
+
+@dataclass
+class KeypointsConfig:
+    """``data.keypoints``: the keypoint set and files of ``data.dataset: custom`` (ignored by the registry's data
+    sets). A field left at None is read from the annotation file or inferred (:mod:`boir_core.data.custom`,
+    docs/custom_keypoints.md#the-keypoints-block)."""
+
+    names: Optional[list[str]] = None  # None: the file's categories[0].keypoints
+    skeleton: Optional[list[list[str]]] = None  # pairs of names; None: the file's (1-based) skeleton
+    flip_pairs: Optional[list[list[str]]] = None  # pairs of names; None: inferred from left/right names
+    sigmas: Optional[list[float]] = None  # K OKS sigmas (true σ); None: COCO's mean sigma for every keypoint
+    annotations: str = "annotations/{split}.json"  # under data.root, {split} filled in
+    images: str = "images/{split}"  # under data.root; file_name is relative to it
 
 
 @dataclass
@@ -45,6 +59,7 @@ class DataConfig:
     max_instances_per_image: int = 200
     workers: int = 0
     skip_bad_samples: bool = False
+    keypoints: KeypointsConfig = field(default_factory=KeypointsConfig)  # data.dataset=custom only
 
 
 @dataclass
@@ -190,7 +205,13 @@ class Config:
 
     @property
     def num_keypoints(self) -> int:
-        """K of ``data.dataset`` (:data:`~boir_core.config.registry.DATASET_KEYPOINTS`)."""
+        """K of ``data.dataset`` (:data:`~boir_core.config.registry.DATASET_KEYPOINTS`); for ``custom``, the
+        number of ``data.keypoints.names`` (K read from the annotation file: ``boir_core.data.profile_for``)."""
+        if self.data.dataset == CUSTOM:
+            if self.data.keypoints.names is None:
+                raise ConfigError("data.dataset=custom without data.keypoints.names: K is read from the annotation "
+                                  "file's categories, by boir_core.data.profile_for(cfg).num_keypoints")
+            return len(self.data.keypoints.names)
         try:
             return DATASET_KEYPOINTS[self.data.dataset]
         except KeyError:

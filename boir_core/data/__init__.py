@@ -7,11 +7,14 @@
 - :mod:`.targets`: centers, Gaussian radii, multi / instance heatmaps, boxes (docs/data_format.md#targets).
 - :mod:`.annotations`: reading, checking and indexing a COCO-format keypoint file (:class:`DataError`).
 - :mod:`.dataset`: :class:`KeypointDataset` (training and test samples).
+- :mod:`.custom`: ``data.dataset: custom`` (a keypoint set from its COCO-format file); :func:`profile_for`, a
+  config's profile.
 - :mod:`.collate`: :func:`collate_train`, :func:`collate_test`.
 - ``synthetic`` / ``prepare``: the SynthCrowd generator and the real-data preparation (imported on use).
 """
 from .annotations import DataError, read_image
 from .collate import collate_test, collate_train
+from .custom import profile_for
 from .dataset import EpochSampler, KeypointDataset
 from .profiles import PROFILES, DatasetProfile, get_profile
 
@@ -24,5 +27,6 @@ __all__ = [
     "collate_test",
     "collate_train",
     "get_profile",
+    "profile_for",
     "read_image",
 ]

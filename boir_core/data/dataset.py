@@ -40,6 +40,7 @@ from pycocotools.coco import COCO
 
 from ..config import switch_value
 from .annotations import index_annotations, load_annotation_json, read_image
+from .custom import profile_for
 from .errors import SKIP_HINT, DataError
 from .profiles import DatasetProfile, get_profile
 from .targets import build_targets
@@ -176,10 +177,11 @@ class KeypointDataset(torch.utils.data.Dataset):
     # ---- construction ---------------------------------------------------------------------------
     @classmethod
     def from_config(cls, cfg, split: str | None = None, train: bool = True, **overrides) -> "KeypointDataset":
-        """Build from a :class:`boir_core.config.Config` (``split`` defaults to the train/test split)."""
+        """Build from a :class:`boir_core.config.Config` (``split`` defaults to the train/test split; the profile is
+        :func:`~boir_core.data.custom.profile_for`'s: a custom data set's comes from ``data.keypoints``)."""
         d = cfg.data
         kwargs = dict(
-            root=d.root, profile=d.dataset, split=split or (d.train_split if train else d.test_split),
+            root=d.root, profile=profile_for(cfg), split=split or (d.train_split if train else d.test_split),
             train=train, input_size=d.input_size, output_size=d.output_size, flip=d.flip,
             max_rotation=d.max_rotation, min_scale=d.min_scale, max_scale=d.max_scale,
             max_translate=d.max_translate, flip_alignment=d.flip_alignment, box_clipping=d.box_clipping,

@@ -45,7 +45,7 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from boir_core.config import ConfigError, preset_label
+from boir_core.config import CUSTOM, ConfigError, preset_label
 from boir_core.data.profiles import COCO_SIGMAS, CROWDPOSE_SIGMAS, PROFILES
 from boir_core.engine.results import atomic_write_json, load_results_json, validate_results
 
@@ -71,9 +71,10 @@ COCO_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR
 CROWDPOSE_METRICS: tuple[str, ...] = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium",
                                       "AP_hard")
 
-#: data set -> (protocol, sigmas), from the data-set profiles
-DATASET_PROTOCOLS: dict[str, tuple[str, tuple[float, ...]]] = {
-    name: (p.protocol, p.sigmas) for name, p in PROFILES.items()}
+#: data set -> (protocol, sigmas), from the data-set profiles; ``custom`` (a keypoint set of one's own,
+#: boir_core.data.custom) follows COCO's protocol with its own sigmas, which the caller passes
+DATASET_PROTOCOLS: dict[str, tuple[str, tuple[float, ...] | None]] = {
+    **{name: (p.protocol, p.sigmas) for name, p in PROFILES.items()}, CUSTOM: ("coco", None)}
 
 Backend = Literal["pycocotools", "faster-coco-eval"]
 
@@ -160,16 +161,20 @@ def evaluate_results(results: Sequence[dict[str, Any]] | str | os.PathLike,
     Args:
         results: result dicts (:mod:`boir_core.engine.results`) or the path of a results file.
         gt_json: path of the annotation file, or its loaded dict.
-        dataset: 'coco' | 'ochuman' | 'synthcrowd' (COCO protocol) or 'crowdpose' | 'synthcrowd14'
+        dataset: 'coco' | 'ochuman' | 'synthcrowd' | 'custom' (COCO protocol) or 'crowdpose' | 'synthcrowd14'
             (CrowdPose protocol).
         backend: 'pycocotools' or 'faster-coco-eval' (COCO protocol only; see :func:`evaluation_backend`).
-        sigmas: override the protocol's OKS sigmas (true σ, K values).
+        sigmas: override the protocol's OKS sigmas (true σ, K values); required for 'custom' (its profile's,
+            :func:`boir_core.data.profile_for`).
 
     Returns ``{metric: value}`` with :data:`COCO_METRICS` or :data:`CROWDPOSE_METRICS` as keys. With no
     results at all every metric is 0.
     """
     used = evaluation_backend(dataset, backend)
     protocol, default_sigmas = DATASET_PROTOCOLS[dataset]
+    if sigmas is None and default_sigmas is None:
+        raise ValueError(f"evaluating data set {dataset!r} needs its OKS sigmas (sigmas=boir_core.data.profile_for("
+                         "cfg).sigmas)")
     sig = tuple(float(s) for s in (default_sigmas if sigmas is None else sigmas))
     names = CROWDPOSE_METRICS if protocol == "crowdpose" else COCO_METRICS
     gt, source = _load_gt(gt_json)

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from .. import __version__
-from ..data import get_profile
+from ..data import profile_for
 from ..deploy.settings import SETTINGS_FILE, make_settings
 from ..io import atomic_open, atomic_write_json
 from ..model.fast_instance import views_heatmaps
@@ -133,7 +133,7 @@ def export_onnx(model: nn.Module, out_dir: str | os.PathLike, *, meta: dict[str,
 def deploy_settings(cfg, model: nn.Module, **extra: Any) -> dict[str, Any]:
     """The ``deploy.json`` record of ``cfg``'s test settings and data-set profile for ``model``
     (:func:`boir_core.deploy.make_settings`; docs/inference.md#deployment-folder)."""
-    prof = get_profile(cfg.data.dataset)
+    prof = profile_for(cfg)
     if int(model.num_keypoints) != prof.num_keypoints:
         raise ValueError(f"the network has {model.num_keypoints} keypoints but data.dataset={cfg.data.dataset!r} has "
                          f"{prof.num_keypoints}: the deployment would name the wrong keypoints")
@@ -147,7 +147,8 @@ def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
                       output: str | os.PathLike | None = None) -> dict[str, Path]:
     """What ``python -m boir_core export`` runs: load ``checkpoint`` (any file the kit reads, released
     weights included) into ``cfg``'s inference network and write its graphs into the folder ``output``
-    (default ``<output_dir>/<name>/onnx``), with ``deploy.json`` beside them (a deployment folder)."""
+    (default ``<output_dir>/<name>/onnx``), with ``deploy.json`` beside them (a deployment folder: the keypoint
+    names, skeleton, flip index and OKS sigmas of :func:`boir_core.data.profile_for`, a custom set's too)."""
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r} is not one of {list(FORMATS)}")
     model, _ = load_inference_model(cfg, checkpoint, "cpu")

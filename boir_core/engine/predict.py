@@ -252,7 +252,7 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
     on_failure = on_failure or _warn
     # test.backend, unset: the fast torch path (predict reports no metrics; docs/inference.md#exact-and-fast-inference)
     predictor = Predictor(cfg, checkpoint, default_backend=FAST)
-    prof = predictor.profile
+    prof = predictor.profile  # profile_for(cfg): a custom data set's keypoints, skeleton and sigmas from its file
     results: list[dict] = []
     failed: list[dict[str, str]] = []
     drawings = 0

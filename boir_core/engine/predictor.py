@@ -23,7 +23,7 @@ import torch.nn as nn
 from tqdm.auto import tqdm
 
 from ..config import BACKENDS, Config
-from ..data import get_profile
+from ..data import profile_for
 from . import backends, weights
 from . import decode as decode_mod  # called through the module: tests stand in for decode there
 from .distributed import resolve_device
@@ -90,7 +90,7 @@ class Predictor:
         self.model = model
         # test.backend: one of config.registry.BACKENDS
         self.runner = runner if runner is not None else backends.make_runner(self.backend, model, **runner_options)
-        self.profile = get_profile(cfg.data.dataset)
+        self.profile = profile_for(cfg)  # a custom keypoint set: from its file (docs/custom_keypoints.md)
         self.decode_kwargs = decode_mod.decode_kwargs_from_config(cfg.test, self.profile.flip_index,
                                                                   self.profile.sigmas)
 

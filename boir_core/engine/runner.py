@@ -193,7 +193,8 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
         gt: Any = dataset.ann_file
         if n < len(dataset):  # test.max_images: score against the decoded images only
             gt = _subset_gt(dataset.ann_file, set(dataset.image_ids[:n]))
-        metrics = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator)
+        metrics = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator,
+                                   sigmas=dataset.profile.sigmas)
     params = count_parameters(model)
     metrics_path = write_metrics_json(
         out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
