@@ -80,13 +80,15 @@ def test_train_evaluate_predict_draw_export(sets, k, tmp_path, capsys):
     drawn = cv2.imread(str(next(draw.iterdir())))
     assert drawn is not None and drawn.shape[:2] == cv2.imread(str(img)).shape[:2]
     assert np.abs(drawn.astype(int) - cv2.imread(str(img)).astype(int)).max() > 0  # something was drawn
-    # export: the graphs give K channels; meta.json names the file's keypoints
+    # export: the graphs give K channels; the deployment folder's deploy.json names the file's keypoints
     pytest.importorskip("onnx")
     assert main(["export", "--config", "tiny", "--checkpoint", str(run), "--output", str(tmp_path / "onnx"),
                  *over]) == 0
     meta = json.loads((tmp_path / "onnx" / "meta.json").read_text())
-    assert meta["num_keypoints"] == k and meta["keypoints"]["names"] == list(profile_for(
-        load_config("tiny", over)).keypoints) and len(meta["keypoints"]["flip_index"]) == k
+    settings = json.loads((tmp_path / "onnx" / "deploy.json").read_text())
+    prof = profile_for(load_config("tiny", over))
+    assert meta["num_keypoints"] == k and settings["keypoints"] == list(prof.keypoints)
+    assert settings["decode"]["flip_index"] == list(prof.flip_index) and len(settings["skeleton"]) == len(prof.skeleton)
 
 
 def test_a_custom_set_without_categories_is_named(sets, tmp_path, capsys):
