@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import cv2
 import numpy as np
@@ -73,17 +73,25 @@ def _show(v: Any) -> str:
     return f"{r if len(r) <= 60 else r[:57] + '...'} (a {kind})"
 
 
-def load_annotation_json(path: Path) -> dict:
-    """The annotation file at ``path``, checked to be an object with ``images`` and ``annotations`` lists."""
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
+def read_json_object(path: Path | str, keys: Sequence[str]) -> dict:
+    """The JSON object in the file at ``path``; a file that is not JSON, or whose top level is not an object,
+    is a :class:`DataError` naming the file (and the ``keys`` it should hold)."""
     try:
         with open(path) as f:
             d = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(d, dict):
-        raise DataError(f"{path}: top level must be an object with 'images' and 'annotations'")
+        named = ", ".join(f"'{k}'" for k in keys[:-1]) + f" and '{keys[-1]}'" if len(keys) > 1 else f"'{keys[0]}'"
+        raise DataError(f"{path}: top level must be an object with {named}")
+    return d
+
+
+def load_annotation_json(path: Path) -> dict:
+    """The annotation file at ``path``, checked to be an object with ``images`` and ``annotations`` lists."""
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    d = read_json_object(path, ("images", "annotations"))
     for key in ("images", "annotations"):
         if key not in d:
             raise DataError(f"{path}: missing top-level key {key!r}")

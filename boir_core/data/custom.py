@@ -23,7 +23,6 @@ or name unknown keypoints.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import re
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..config import CUSTOM, Config, KeypointsConfig
+from .annotations import read_json_object
 from .errors import DataError
 from .profiles import COCO_SIGMAS, DatasetProfile, get_profile
 
@@ -133,13 +133,7 @@ def _pairs_by_name(names: Sequence[str], pairs: Sequence[Sequence[Any]], key: st
 
 @functools.lru_cache(maxsize=8)
 def _read_category(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
-    try:
-        with open(path) as f:
-            d = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(d, dict):
-        raise DataError(f"{path}: top level must be an object with 'images', 'annotations' and 'categories'")
+    d = read_json_object(path, ("images", "annotations", "categories"))
     hint = ("the keypoint names of data.dataset=custom come from the file's categories (COCO format: "
             "{\"categories\": [{\"id\": 1, \"name\": ..., \"keypoints\": [names], \"skeleton\": [[1, 2], ...]}]}); "
             "add them, or give data.keypoints.names")

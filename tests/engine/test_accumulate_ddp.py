@@ -5,30 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
+from boir_ddp_helpers import free_port, torchrun_env
 
 from boir_core.config import Config
 from boir_core.engine.distributed import DistInfo
 from boir_core.engine.job import build_job
 from boir_core.engine.seeding import seed_everything
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun_env(rank: int, world: int, port: int) -> None:
-    """What torchrun sets for one of ``world`` processes on this machine; one thread each."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), HF_HUB_OFFLINE="1")
-    torch.set_num_threads(1)
-
 
 #: micro-batches of 2 images (the tiny set's images 0-7) and who takes them: one process all four in order,
 #: two processes with DistributedSampler's round-robin share (rank 0: A, C; rank 1: B, D)
@@ -64,7 +50,7 @@ class CountingNoSync:
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, out_dir: str) -> None:
-    _torchrun_env(rank, world, port)
+    torchrun_env(rank, world, port)
     from boir_core.engine.distributed import cleanup_distributed, init_distributed
 
     cfg = Config.from_dict(cfg_dict)
@@ -89,7 +75,7 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict, out_dir: str) -> N
 def test_two_gloo_processes_accumulating_2_equal_one_process_accumulating_4(tiny_cfg, tmp_path):
     base = tiny_cfg.override("data.input_size=64", "data.output_size=16", f"train.batch_size={MICRO}",
                              "train.clip_grad=1e9")
-    mp.spawn(_worker, args=(2, _free_port(), base.override("train.accumulate=2").to_dict(), str(tmp_path)),
+    mp.spawn(_worker, args=(2, free_port(), base.override("train.accumulate=2").to_dict(), str(tmp_path)),
              nprocs=2, join=True)
     one = build_job(base.override("train.accumulate=4"), DistInfo())
     one.model.train()

@@ -3,28 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 
 import pytest
 import torch
 import torch.multiprocessing as mp
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun_env(rank: int, world: int, port: int) -> None:
-    """What torchrun sets for one of ``world`` processes on this machine; one thread each."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank), HF_HUB_OFFLINE="1")
-    torch.set_num_threads(1)
+from boir_ddp_helpers import free_port, torchrun_env
 
 
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_dir: str) -> None:
-    _torchrun_env(rank, world, port)
+    torchrun_env(rank, world, port)
     from boir_core.config import Config
     from boir_core.engine import job as job_mod
     from boir_core.engine import train as train_mod
@@ -62,7 +49,7 @@ def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_
 @pytest.mark.slow
 def test_two_gloo_processes_keep_identical_replicas(tiny_cfg, tmp_path):
     cfg = tiny_cfg.override("train.epochs=1", "train.max_steps_per_epoch=2", "train.batch_size=2")
-    mp.spawn(_worker, args=(2, _free_port(), cfg.to_dict(), str(tmp_path / "run"), str(tmp_path)), nprocs=2,
+    mp.spawn(_worker, args=(2, free_port(), cfg.to_dict(), str(tmp_path / "run"), str(tmp_path)), nprocs=2,
              join=True)
     r0 = (tmp_path / "rank0.txt").read_text().split("\n")
     r1 = (tmp_path / "rank1.txt").read_text().split("\n")
@@ -77,7 +64,7 @@ def test_two_gloo_processes_keep_identical_replicas(tiny_cfg, tmp_path):
 
 
 def _eval_worker(rank: int, world: int, port: int, cfg_dict: dict, checkpoint: str, out_dir: str) -> None:
-    _torchrun_env(rank, world, port)
+    torchrun_env(rank, world, port)
     import json
 
     import torch.distributed as dist
@@ -110,7 +97,7 @@ def test_two_gloo_processes_evaluate_round_robin_like_one(tiny_cfg, tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert single["images"] == 3 and single["processes"] == 1
-    mp.spawn(_eval_worker, args=(2, _free_port(), cfg.to_dict(), str(checkpoint), str(tmp_path)), nprocs=2,
+    mp.spawn(_eval_worker, args=(2, free_port(), cfg.to_dict(), str(checkpoint), str(tmp_path)), nprocs=2,
              join=True)  # 3 images: rank 0 decodes images 0 and 2, rank 1 image 1
     ranks = [json.loads((tmp_path / f"eval_rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1] == {"metrics": single["metrics"], "images": 3, "processes": 2}
