@@ -213,17 +213,9 @@ def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[
         image_id: written into every result (default ``meta['image_id']``, else 0).
         return_intermediates: also return every step's maps (on the CPU) for teaching.
     """
-    if image.dim() != 3 or image.shape[0] != 3:
-        raise ValueError(f"image must be a [3, H', W'] tensor, got {tuple(image.shape)}")
-    if "trans_inv" not in meta:
-        raise KeyError(f"meta has no 'trans_inv' (keys: {sorted(meta)}); it is the 2x3 canvas->image affine")
-    trans_inv = _as_affine(meta["trans_inv"], "meta['trans_inv']")
+    trans_inv = _checked_inputs(image, meta, flip_test, flip_index, max_proposals)
     if image_id is None:
         image_id = meta.get("image_id", 0)
-    if flip_test and flip_index is None:
-        raise ValueError("flip_test=True needs flip_index (the data-set profile's flip_index)")
-    if max_proposals < 1:
-        raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
 
     net = as_runner(runner)
     device = net.device
@@ -262,40 +254,66 @@ def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[
     oks_s = check_sigmas(oks_sigmas, k)
 
     # 7. flip average with the keypoint permutation.
-    if flip_test:
-        perm = _check_flip_index(flip_index, k).to(device)  # type: ignore[arg-type]
-        original, mirrored = inst[:n], inst[n:][:, perm]
-        heat = (original + mirrored) / 2
-        if inter is not None:
-            inter.update(instance_heatmaps_original=original.cpu(), instance_heatmaps_mirrored=mirrored.cpu())
-    else:
-        heat = inst
+    heat = _flip_average(inst, n, flip_index if flip_test else None, inter)
+
+    # 8-10. smoothing, argmax, quarter-pixel refinement, scores; back to the image; OKS-NMS.
+    results = _poses(heat, center_scores, trans_inv, stride, center_pool_kernel, oks_s, oks_nms_threshold,
+                     int(image_id), inter)
+    clock.lap("decode")
+    return DecodeResult(results, clock.network, clock.decode, 1, inter, str(device))
+
+
+def _checked_inputs(image: torch.Tensor, meta: Mapping[str, Any], flip_test: bool,
+                    flip_index: Sequence[int] | None, max_proposals: int) -> torch.Tensor:
+    """:func:`decode`'s arguments checked; returns ``meta['trans_inv']`` as a 2×3 float64 tensor."""
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"image must be a [3, H', W'] tensor, got {tuple(image.shape)}")
+    if "trans_inv" not in meta:
+        raise KeyError(f"meta has no 'trans_inv' (keys: {sorted(meta)}); it is the 2x3 canvas->image affine")
+    trans_inv = _as_affine(meta["trans_inv"], "meta['trans_inv']")
+    if flip_test and flip_index is None:
+        raise ValueError("flip_test=True needs flip_index (the data-set profile's flip_index)")
+    if max_proposals < 1:
+        raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
+    return trans_inv
+
+
+def _flip_average(inst: torch.Tensor, n: int, flip_index: Sequence[int] | None,
+                  inter: dict[str, Any] | None) -> torch.Tensor:
+    """Step 7: the mean of the original view's and the mirrored view's maps, the mirrored ones' keypoints
+    permuted by ``flip_index`` (None: no flip test, the maps as they are)."""
+    if flip_index is None:
         if inter is not None:
             inter.update(instance_heatmaps_original=inst.cpu(), instance_heatmaps_mirrored=None)
+        return inst
+    perm = _check_flip_index(flip_index, inst.shape[1]).to(inst.device)
+    original, mirrored = inst[:n], inst[n:][:, perm]
+    if inter is not None:
+        inter.update(instance_heatmaps_original=original.cpu(), instance_heatmaps_mirrored=mirrored.cpu())
+    return (original + mirrored) / 2
 
+
+def _poses(heat: torch.Tensor, center_scores: torch.Tensor, trans_inv: torch.Tensor, stride: int,
+           kernel: int, oks_sigmas: torch.Tensor, oks_nms_threshold: float, image_id: int,
+           inter: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Steps 8-10: the people's keypoints in image pixels and their scores, after OKS-NMS, as COCO results."""
     # 8. smoothing, argmax, quarter-pixel refinement, scores.
-    heat_s = smooth_heatmaps(heat, center_pool_kernel)
+    heat_s = smooth_heatmaps(heat, kernel)
     xy_map, peak = refine_quarter_pixel(heat_s)
     kp_scores = peak * center_scores[:, None]  # [n, K]
-
     # 9. back to the original image; person score.
     xy_canvas, xy_image = map_to_image(xy_map, trans_inv.to(xy_map.device), stride)
     poses = torch.cat([xy_image, kp_scores.to(torch.float64)[..., None]], dim=-1).cpu()  # [n, K, 3]
     person_scores = kp_scores.mean(dim=1).to(torch.float64).cpu()
-
     # 10. OKS-NMS in original pixels.
-    keep = oks_nms(poses, person_scores, oks_s, oks_nms_threshold, areas=keypoint_box_areas(poses))
-    results = [
-        {"image_id": int(image_id), "category_id": 1,
-         "keypoints": [float(v) for v in poses[i].flatten().tolist()], "score": float(person_scores[i])}
-        for i in keep.tolist()
-    ]
-    clock.lap("decode")
+    keep = oks_nms(poses, person_scores, oks_sigmas, oks_nms_threshold, areas=keypoint_box_areas(poses))
     if inter is not None:
         inter.update(instance_heatmaps=heat.cpu(), instance_heatmaps_smoothed=heat_s.cpu(),
                      keypoints_map=xy_map.cpu(), keypoints_canvas=xy_canvas.cpu(), keypoints_image=xy_image.cpu(),
                      keypoint_scores=kp_scores.cpu(), person_scores=person_scores, keep=keep)
-    return DecodeResult(results, clock.network, clock.decode, 1, inter, str(device))
+    return [{"image_id": image_id, "category_id": 1,
+             "keypoints": [float(v) for v in poses[i].flatten().tolist()], "score": float(person_scores[i])}
+            for i in keep.tolist()]
 
 
 def decode_batch(runner: Runner | torch.nn.Module, images: Sequence[torch.Tensor],
