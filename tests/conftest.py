@@ -9,9 +9,15 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm's hub is unreachable: fail in 0.5 s, not 48 s
 os.environ.setdefault("MPLBACKEND", "Agg")
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1) or 1) > 1:
+    # two workers on two cores: every process they start (notebook kernels, the CLI in a subprocess) gets one
+    # thread too; two OpenMP pools of two threads on two busy cores spin-wait (a notebook cell took 404 s, not 30)
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 import torch  # noqa: E402
 from boir_skips import skip_or_fail_in_ci  # noqa: E402  (tests/ is on sys.path: this conftest lives there)
+from boir_workers import work_unit  # noqa: E402
 
 # BOIR_TEST_THREADS=1 for tools that fork the test process (make mutation): an OpenMP pool that has run
 # before a fork hangs the child
@@ -79,19 +85,6 @@ def pytest_collection_modifyitems(config, items):
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = keep
-
-
-#: Test files that execute notebooks (JupyterLab, papermill, nbval): under pytest-xdist they run one after the
-#: other on one worker, as without xdist, since the notebooks share folders of the checkout (runs/notebooks/,
-#: data/synthcrowd) and the browser test's two runs of a notebook compare their outputs.
-NOTEBOOK_FILES = ("tests/notebooks/", "tests/paper/test_reproduce.py", "notebooks/")
-
-
-def work_unit(nodeid: str) -> str:
-    """What one pytest-xdist worker runs as a whole: a test's file (its module fixtures are built once), or
-    ``notebooks`` for every file that executes notebooks."""
-    path = nodeid.split("::", 1)[0]
-    return "notebooks" if path.startswith(NOTEBOOK_FILES) else path
 
 
 if importlib.util.find_spec("xdist") is not None:  # make test's two workers (pytest-xdist, a dev dependency)
