@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -251,7 +252,10 @@ def test_graph_runners_time_their_nodes_when_asked(backend):
     # on the runner's threads (OpenVINO once summed to 22.8 ms for a 20.7 ms call). The bound is wall x threads.
     total = sum(sec for sec, _ in nodes.values())
     assert 0 < max(sec for sec, _ in nodes.values()) <= wall
-    assert total <= wall * runner.threads, (total, wall, runner.threads)
+    # OpenVINO keeps its own pool: with OMP_NUM_THREADS=1 (make test's workers) its runner says 1 thread and its
+    # nodes still overlapped (64.4 ms of nodes in a 60.5 ms call); the hard bound is the cores it may run on
+    cores = len(os.sched_getaffinity(0))
+    assert total <= wall * max(runner.threads, cores), (total, wall, runner.threads, cores)
     assert all(isinstance(kernel, str) for _, kernel in nodes.values())
     with pytest.raises(RuntimeError, match="profiling=True"):
         cls(model, graphs=graphs).layer_times("dense")
