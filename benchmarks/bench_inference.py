@@ -494,11 +494,11 @@ def format_deploy(rows: dict) -> str:
     return "\n".join(lines)
 
 
-def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int = 1, real_dir: Path | None = None,
+def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int = 1, real: bool = True,
                     log=print) -> dict:
     """The AP and the poses of every variant against ``eager`` (test.backend=exact, the release's poses) on the
     trained ``checkpoint`` over its config's test split (SynthCrowd val for the shipped weights; ``images``: the
-    first N, 0: all), and, with ``real_dir``, the largest pose difference on the real fixtures through the same
+    first N, 0: all), and, with ``real``, the largest pose difference on the real fixtures through the same
     weights. Per variant: AP, AP's change against exact, images whose poses differ (> 0.01 px) and the largest
     difference in image pixels."""
     from boir_core.data import KeypointDataset
@@ -512,7 +512,7 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
     dataset = KeypointDataset.from_config(cfg, train=False)
     n = len(dataset) if images <= 0 else min(images, len(dataset))
     gt = _subset_gt(dataset.ann_file, set(dataset.image_ids[:n])) if n < len(dataset) else dataset.ann_file
-    real = load_images(9, cfg.data.input_size) if real_dir else []
+    real_images = load_images(9, cfg.data.input_size) if real else []
     rows: dict[str, dict] = {}
     ref_by_image: dict = {}
     ref_real: list = []
@@ -525,14 +525,14 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
             by_image[s["image_id"]] = pred(s["image"], s["meta"], image_id=s["image_id"]).poses
         results = [p for poses in by_image.values() for p in poses]
         ap = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator)["AP"]
-        real_poses = [pred(img, {"trans_inv": inv, "image_id": 0}).poses for _, img, inv in real]
+        real_poses = [pred(img, {"trans_inv": inv, "image_id": 0}).poses for _, img, inv in real_images]
         if v == "eager":
             ref_by_image, ref_real, ref_ap = by_image, real_poses, ap
         diffs = [max_pose_diff(ref_by_image[k], by_image[k]) for k in by_image]
         real_diffs = [max_pose_diff(a, b) for a, b in zip(ref_real, real_poses)]
         rows[v] = {"backend": runner.name, "variant": getattr(runner, "variant", v), "AP": ap,
                    "AP_change": ap - ref_ap, "images": n, "images_differing": sum(d > 0.01 for d in diffs),
-                   "max_px": max(diffs, default=0.0), "real_images": len(real),
+                   "max_px": max(diffs, default=0.0), "real_images": len(real_images),
                    "real_differing": sum(d > 0.01 for d in real_diffs), "real_max_px": max(real_diffs, default=0.0)}
         log(f"  {v}: AP {ap:.4f}")
     return rows
@@ -590,7 +590,7 @@ def main(argv=None) -> int:
           f"{args.images} images, device {args.device}")
     print("machine: " + json.dumps(info))
     if args.accuracy:
-        rows = accuracy_report(args.accuracy, variants, images=args.images, threads=threads, real_dir=True)
+        rows = accuracy_report(args.accuracy, variants, images=args.images, threads=threads)
         print(format_accuracy(rows, args.accuracy))
         if args.json:
             Path(args.json).write_text(json.dumps({"args": vars(args), "machine": info, "accuracy": rows}, indent=1))

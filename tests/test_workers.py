@@ -23,7 +23,7 @@ def test_a_file_is_one_work_unit_and_the_notebook_files_are_one():
 def test_every_test_file_that_executes_notebooks_is_in_the_notebook_unit():
     """Two notebooks running at once on two workers would share runs/notebooks/ and data/synthcrowd."""
     found = [p.relative_to(REPO).as_posix() for p in sorted((REPO / "tests").rglob("test_*.py"))
-             if EXECUTES_NOTEBOOKS.search(p.read_text()) and p.name not in ("test_workers.py",)]
+             if EXECUTES_NOTEBOOKS.search(p.read_text()) and p.name != "test_workers.py"]
     assert found, "the pattern finds nothing: it has gone stale"
     outside = [f for f in found if not f.startswith(NOTEBOOK_FILES)]
     assert not outside, f"{outside} execute notebooks but run beside the notebook unit (NOTEBOOK_FILES)"
