@@ -9,7 +9,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # timm's hub is unreachable: fail in 0.5 s, not 48 s
 os.environ.setdefault("MPLBACKEND", "Agg")
-if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1) or 1) > 1:
+#: pytest-xdist workers sharing the machine (make test: two; 1 without xdist)
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1) or 1)
+if _WORKERS > 1:
     # two workers on two cores: every process they start (notebook kernels, the CLI in a subprocess) gets one
     # thread too; two OpenMP pools of two threads on two busy cores spin-wait (a notebook cell took 404 s, not 30)
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -22,7 +24,6 @@ from boir_workers import work_unit  # noqa: E402
 # BOIR_TEST_THREADS=1 for tools that fork the test process (make mutation): an OpenMP pool that has run
 # before a fork hangs the child
 # Under pytest-xdist (make test: two workers) the cores are shared out between the workers.
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", 1) or 1)
 torch.set_num_threads(int(os.environ.get("BOIR_TEST_THREADS", 0))
                       or max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 
@@ -89,7 +90,7 @@ def pytest_collection_modifyitems(config, items):
 
 if importlib.util.find_spec("xdist") is not None:  # make test's two workers (pytest-xdist, a dev dependency)
     def pytest_xdist_make_scheduler(config, log):
-        """Whole work units (:func:`work_unit`) to each worker, biggest first as workers free up. (pytest-xdist's
+        """Whole work units (:func:`work_unit`) to each worker, in collection order as workers free up. (pytest-xdist's
         own ``--dist loadgroup`` renames node ids in a way pytest 9 no longer reads, so it groups nothing.)"""
         from xdist.scheduler import LoadScopeScheduling
 
