@@ -58,10 +58,12 @@ from boir_core.engine.backends import Runner  # noqa: E402
 from boir_core.engine.decode import decode  # noqa: E402
 
 CPU_VARIANTS = ("eager", "inference_mode", "fold_bn", "fast_instance", "channels_last", "torch",
-                "onnxruntime", "openvino")
+                "onnxruntime", "openvino", "onnxruntime_int8")
+#: variants that need calibration inputs (network inputs [V, 3, H', W']) to be built
+CALIBRATED = ("onnxruntime_int8",)
 #: variants whose kernels no environment variable caps to a smaller instruction set (ONNX Runtime's MLAS
 #: dispatches on cpuid alone)
-UNCAPPED = ("onnxruntime",)
+UNCAPPED = ("onnxruntime", "onnxruntime_int8")
 CUDA_VARIANTS = tuple(f"{p}-{m}" for p in ("fp32", "fp16") for m in ("eager", "compile", "cudagraphs"))
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 COCO_SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
@@ -105,8 +107,17 @@ def build_model(backbone: str, seed: int, device: str, **model_kw):
     return seeded_trained_like_(model, seed=seed).to(device)
 
 
-def make_variant(name: str, model, threads: int):
-    """The runner of one variant name (``eager``: test.backend=exact, the plain network in fp32)."""
+def calibration_images(timed: list, size: int, flip: bool, count: int = 4, seed: int = 0) -> list:
+    """Network inputs to calibrate INT8 on: real fixtures that are not among the ``timed`` images (else random
+    pixels), resized as for testing and mirrored beside themselves with ``flip``."""
+    names = {t[0] for t in timed}
+    pool = [it for it in load_images(count + len(timed), size, seed + 1) if it[0] not in names][:count]
+    return [torch.cat([img[None], img[None].flip(-1)]).numpy() if flip else img[None].numpy() for _, img, _ in pool]
+
+
+def make_variant(name: str, model, threads: int, calibration=None):
+    """The runner of one variant name (``eager``: test.backend=exact, the plain network in fp32;
+    ``onnxruntime_int8`` needs ``calibration``, network inputs to read its activation ranges from)."""
     from boir_core.engine.backends import TorchRunner, make_runner
 
     if name == "eager":  # what test.backend=exact runs
@@ -123,6 +134,8 @@ def make_variant(name: str, model, threads: int):
         return TorchRunner(model)
     if name in ("onnxruntime", "openvino"):
         return make_runner(name, model, threads=threads)
+    if name == "onnxruntime_int8":
+        return make_runner(name, model, threads=threads, calibration=calibration)
     if name in CUDA_VARIANTS:
         prec, mode = name.split("-")
         return TorchRunner(model, half=prec == "fp16", mode=mode)
@@ -154,6 +167,19 @@ def isa_capped() -> bool:
     return bool(os.environ.get("ATEN_CPU_CAPABILITY") or os.environ.get("ONEDNN_MAX_CPU_ISA"))
 
 
+def matched_displacements(ref: list, out: list) -> list[float]:
+    """For each pose of ``ref``: the mean keypoint distance (image pixels) to its nearest pose of ``out`` (by
+    that distance; inf when ``out`` is empty). Tells how far poses moved when a path finds other people too."""
+    if not ref:
+        return []
+    if not out:
+        return [float("inf")] * len(ref)
+    a = np.array([p["keypoints"] for p in ref], np.float64).reshape(len(ref), -1, 3)[..., :2]
+    b = np.array([p["keypoints"] for p in out], np.float64).reshape(len(out), -1, 3)[..., :2]
+    dist = np.linalg.norm(a[:, None] - b[None], axis=-1).mean(-1)  # [len(ref), len(out)]
+    return dist.min(1).tolist()
+
+
 def max_pose_diff(ref: list, out: list) -> float:
     """Largest |Δx|, |Δy| in image pixels between two pose lists (inf if the people differ)."""
     if len(ref) != len(out):
@@ -166,13 +192,13 @@ def max_pose_diff(ref: list, out: list) -> float:
 
 
 def run(variants, images, model, *, flip: bool, threads: int, repeats: int = 1, warmup: bool = True,
-        log=print) -> dict:
+        log=print, calibration=None) -> dict:
     kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
     built, build_s = {}, {}
     for v in variants:
         t0 = time.perf_counter()
         try:
-            built[v] = make_variant(v, model, threads)
+            built[v] = make_variant(v, model, threads, calibration)
         except ImportError as e:
             log(f"  {v}: skipped ({e})")
             continue
@@ -308,12 +334,15 @@ def timed_call(obj, method: str, acc: dict, key: str):
 
 def profile_stages(variant: str, model, image, inv, *, flip: bool, threads: int) -> dict:
     """Seconds per stage of one decode of ``image`` by ``variant`` (after one untimed decode)."""
-    from boir_core.engine.backends import OnnxRuntimeRunner, OpenVinoRunner
+    from boir_core.engine.backends import OnnxRuntimeRunner, OpenVinoRunner, make_runner
 
     kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
     if variant in ("onnxruntime", "openvino"):
         cls = OnnxRuntimeRunner if variant == "onnxruntime" else OpenVinoRunner
         net = cls(model, threads=threads, profiling=True)
+    elif variant in CALIBRATED:
+        net = make_runner(variant, model, threads=threads, profiling=True,
+                          calibration=calibration_images([], min(image.shape[-2:]), flip))
     else:
         net = make_variant(variant, model, threads)
     decode(net, image, {"trans_inv": inv}, **kw)  # warm-up
@@ -504,6 +533,7 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
     from boir_core.data import KeypointDataset
     from boir_core.engine.evaluate import evaluate_results
     from boir_core.engine.predictor import Predictor
+    from boir_core.engine.quantize import calibration_inputs
     from boir_core.engine.runner import _subset_gt
     from boir_core.engine.weights import checkpoint_config, load_inference_model
 
@@ -516,8 +546,10 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
     rows: dict[str, dict] = {}
     ref_by_image: dict = {}
     ref_real: list = []
+    # INT8 reads its activation ranges from train-split images (never the scored split), as test.backend does
+    calibration = calibration_inputs(cfg) if any(v in CALIBRATED for v in variants) else None
     for v in variants:
-        runner = make_variant(v, model, threads)
+        runner = make_variant(v, model, threads, calibration)
         pred = Predictor(cfg, model=model, backend=runner.name, runner=runner)
         by_image = {}
         for i in range(n):
@@ -530,9 +562,12 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
             ref_by_image, ref_real, ref_ap = by_image, real_poses, ap
         diffs = [max_pose_diff(ref_by_image[k], by_image[k]) for k in by_image]
         real_diffs = [max_pose_diff(a, b) for a, b in zip(ref_real, real_poses)]
+        moved = [d for k in by_image for d in matched_displacements(ref_by_image[k], by_image[k])]
         rows[v] = {"backend": runner.name, "variant": getattr(runner, "variant", v), "AP": ap,
                    "AP_change": ap - ref_ap, "images": n, "images_differing": sum(d > 0.01 for d in diffs),
-                   "max_px": max(diffs, default=0.0), "real_images": len(real_images),
+                   "max_px": max(diffs, default=0.0),
+                   "median_matched_px": float(np.median(moved)) if moved else 0.0,
+                   "p90_matched_px": float(np.percentile(moved, 90)) if moved else 0.0, "real_images": len(real_images),
                    "real_differing": sum(d > 0.01 for d in real_diffs), "real_max_px": max(real_diffs, default=0.0)}
         log(f"  {v}: AP {ap:.4f}")
     return rows
@@ -540,11 +575,14 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
 
 def format_accuracy(rows: dict, checkpoint: str) -> str:
     lines = [f"AP and poses against exact (eager fp32, the release's poses), weights {checkpoint}",
-             f"{'variant':16s} {'backend':12s} {'AP':>7s} {'ΔAP':>8s} {'images differing':>17s} {'max px':>8s} "
-             f"{'real differing':>15s} {'real max px':>12s}"]
+             "(max px: inf where a path finds other people; matched px: each exact pose's mean keypoint distance to",
+             "its nearest pose of the variant, median / 90th percentile over every exact pose)",
+             f"{'variant':16s} {'backend':16s} {'AP':>7s} {'ΔAP':>8s} {'images differing':>17s} {'max px':>8s} "
+             f"{'matched px':>13s} {'real differing':>15s} {'real max px':>12s}"]
     for v, r in rows.items():
-        lines.append(f"{v:16s} {r['backend']:12s} {r['AP']:7.4f} {r['AP_change']:+8.4f} "
+        lines.append(f"{v:16s} {r['backend']:16s} {r['AP']:7.4f} {r['AP_change']:+8.4f} "
                      f"{r['images_differing']:>8d} of {r['images']:<6d} {r['max_px']:8.3g} "
+                     f"{r['median_matched_px']:6.2g} / {r['p90_matched_px']:<5.2g} "
                      f"{r['real_differing']:>6d} of {r['real_images']:<5d} {r['real_max_px']:12.3g}")
     return "\n".join(lines)
 
@@ -605,7 +643,10 @@ def main(argv=None) -> int:
         if args.json:
             Path(args.json).write_text(json.dumps({"args": vars(args), "machine": info, "deploy": rows}, indent=1))
         return 0
-    table = run(variants, images, model, flip=not args.no_flip, threads=threads, repeats=args.repeats)
+    calibration = (calibration_images(images, args.size, not args.no_flip)
+                   if any(v in CALIBRATED for v in variants) else None)
+    table = run(variants, images, model, flip=not args.no_flip, threads=threads, repeats=args.repeats,
+                calibration=calibration)
     info["load_average_end"] = os.getloadavg()
     print(format_table(table, "eager"))
     print(f"load average at the start {info['load_average']}, at the end {info['load_average_end']}")

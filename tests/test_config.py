@@ -245,7 +245,7 @@ def test_the_backend_and_data_set_choices_come_from_the_one_table_of_names():
     from boir_core.config.schema import DataConfig
     from boir_core.engine import backends
 
-    assert backends.BACKENDS is BACKENDS == ("exact", "torch", "onnxruntime", "openvino")
+    assert backends.BACKENDS is BACKENDS == ("exact", "torch", "onnxruntime", "openvino", "onnxruntime_int8")
     # Optional: unset (None) means the command's default (docs/inference.md#exact-and-fast-inference)
     literal, none = typing.get_args(typing.get_type_hints(TestConfig)["backend"])
     assert typing.get_args(literal) == BACKENDS and none is type(None) and TestConfig().backend is None

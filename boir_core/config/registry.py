@@ -26,6 +26,7 @@ CUSTOM = "custom"
 #: The data-set names (``data.dataset`` accepts exactly these): the registry's, in order, then :data:`CUSTOM`.
 DATASET_NAMES: tuple[str, ...] = (*DATASET_KEYPOINTS, CUSTOM)
 #: Who runs the network at inference (``test.backend``): PyTorch as trained (``exact``, the release's poses),
-#: PyTorch with eval-only speed-ups (``torch``), and the two pip extras that run the exported ONNX graphs
-#: (docs: :mod:`boir_core.engine.backends`, docs/inference.md#exact-and-fast-inference).
-BACKENDS: tuple[str, ...] = ("exact", "torch", "onnxruntime", "openvino")
+#: PyTorch with eval-only speed-ups (``torch``), the two pip extras that run the exported ONNX graphs, and ONNX
+#: Runtime on the dense graph quantised to INT8 (``onnxruntime_int8``, calibrated on ``test.calibration_images``
+#: train images; docs: :mod:`boir_core.engine.backends`, docs/inference.md#exact-and-fast-inference).
+BACKENDS: tuple[str, ...] = ("exact", "torch", "onnxruntime", "openvino", "onnxruntime_int8")

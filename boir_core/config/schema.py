@@ -157,6 +157,9 @@ class TestConfig:
     # where inference runs (evaluate, predict, profile, the notebooks): "auto" (a GPU if there is one), "cpu",
     # "cuda", "cuda:1", ...; training's device is train.device
     device: str = "auto"
+    # test.backend=onnxruntime_int8 (and boir export --int8): how many train-split images calibrate the INT8
+    # activation ranges (boir_core.engine.quantize)
+    calibration_images: int = 16
 
 
 @dataclass

@@ -14,7 +14,10 @@
   flip a near-tie in an argmax;
 * ``onnxruntime``: the two ONNX graphs of :mod:`boir_core.engine.export`, exported in memory from the
   loaded weights and run by ONNX Runtime (``pip install 'boir-kit[onnx]'``);
-* ``openvino``: the same graphs run by OpenVINO in fp32 (``pip install 'boir-kit[openvino]'``).
+* ``openvino``: the same graphs run by OpenVINO in fp32 (``pip install 'boir-kit[openvino]'``);
+* ``onnxruntime_int8``: ONNX Runtime with the dense graph quantised to INT8 (:mod:`boir_core.engine.quantize`,
+  calibrated on ``test.calibration_images`` images of the train split). The fastest on a CPU and not exact:
+  its AP change is measured (docs/inference.md#int8-post-training-quantisation).
 
 Every runner is a :class:`Runner`: two calls, both on torch tensors, so the decoding around them is shared.
 ``dense(images)`` with ``images`` [V, 3, H', W'] (view 0 the image, views 1.. its mirror) returns the
@@ -43,12 +46,12 @@ from ..model.views import dense_views
 from .export import onnx_graphs
 
 __all__ = ["BACKENDS", "EXTRAS", "Runner", "make_runner", "as_runner", "TorchRunner", "OnnxRuntimeRunner",
-           "OpenVinoRunner", "BackendUnavailable"]
+           "OnnxRuntimeInt8Runner", "OpenVinoRunner", "BackendUnavailable"]
 
 #: what a plain network provides (CONTRIBUTING.md): :func:`as_runner` runs it as the ``exact`` runner
 NETWORK_CALLS = ("features", "center_logits", "instance_heatmaps")
 #: the pip extra that installs each optional backend
-EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino", "onnxruntime_int8": "onnx"}
 
 
 class BackendUnavailable(ImportError):
@@ -282,6 +285,22 @@ class OnnxRuntimeRunner(_GraphRunner):
         return out
 
 
+class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
+    """ONNX Runtime on the graphs with the dense one quantised to INT8 from ``calibration`` (network inputs
+    [V, 3, H', W'], :func:`boir_core.engine.quantize.calibration_inputs`); the instance graph in fp32."""
+
+    name = "onnxruntime_int8"
+
+    def __init__(self, model: nn.Module, *, calibration, threads: int | None = None, reduce_range: bool = True,
+                 profiling: bool = False):
+        _require("onnxruntime", "onnxruntime_int8")
+        from .quantize import int8_graphs
+
+        super().__init__(model, threads=threads, profiling=profiling,
+                         graphs=int8_graphs(_graphs(model), calibration, reduce_range=reduce_range))
+        self.variant += f" int8 (dense graph, {len(calibration)} calibration images)"
+
+
 class OpenVinoRunner(_GraphRunner):
     """OpenVINO (CPU plug-in, fp32 inference precision: no bf16 even on AMX CPUs) on the two graphs."""
 
@@ -338,6 +357,11 @@ def make_runner(backend: str, model: nn.Module, **kwargs: Any) -> Runner:
         return OnnxRuntimeRunner(model, **kwargs)
     if backend == "openvino":
         return OpenVinoRunner(model, **kwargs)
+    if backend == "onnxruntime_int8":
+        if "calibration" not in kwargs:
+            raise ValueError("test.backend=onnxruntime_int8 needs calibration inputs (make_runner(..., calibration="
+                             "boir_core.engine.quantize.calibration_inputs(cfg)); Predictor passes them)")
+        return OnnxRuntimeInt8Runner(model, **kwargs)
     raise ValueError(f"test.backend={backend!r} is not one of {list(BACKENDS)}")
 
 

@@ -106,9 +106,10 @@ def onnx_graphs(model: nn.Module, *, opset: int = OPSET, probe_size: int = 64) -
 
 
 def export_onnx(model: nn.Module, out_dir: str | os.PathLike, *, meta: dict[str, Any] | None = None,
-                opset: int = OPSET) -> dict[str, Path]:
-    """Write ``dense.onnx``, ``instance.onnx`` and ``meta.json`` into ``out_dir`` (each file atomically)."""
-    graphs = onnx_graphs(model, opset=opset)
+                opset: int = OPSET, graphs: dict[str, bytes] | None = None) -> dict[str, Path]:
+    """Write ``dense.onnx``, ``instance.onnx`` and ``meta.json`` into ``out_dir`` (each file atomically);
+    ``graphs``: already made ones (e.g. :func:`boir_core.engine.quantize.int8_graphs`'), else exported here."""
+    graphs = graphs if graphs is not None else onnx_graphs(model, opset=opset)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -144,11 +145,14 @@ def deploy_settings(cfg, model: nn.Module, **extra: Any) -> dict[str, Any]:
 
 
 def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
-                      output: str | os.PathLike | None = None) -> dict[str, Path]:
+                      output: str | os.PathLike | None = None, int8: bool = False,
+                      calibration: str | os.PathLike | None = None) -> dict[str, Path]:
     """What ``python -m boir_core export`` runs: load ``checkpoint`` (any file the kit reads, released
     weights included) into ``cfg``'s inference network and write its graphs into the folder ``output``
     (default ``<output_dir>/<name>/onnx``), with ``deploy.json`` beside them (a deployment folder: the keypoint
-    names, skeleton, flip index and OKS sigmas of :func:`boir_core.data.profile_for`, a custom set's too)."""
+    names, skeleton, flip index and OKS sigmas of :func:`boir_core.data.profile_for`, a custom set's too).
+    ``int8``: the dense graph quantised (:mod:`boir_core.engine.quantize`), calibrated on ``test.calibration_images``
+    images of the train split or of the folder ``calibration``; ``meta.json`` and ``deploy.json`` say so."""
     if fmt not in FORMATS:
         raise ValueError(f"export format {fmt!r} is not one of {list(FORMATS)}")
     model, _ = load_inference_model(cfg, checkpoint, "cpu")
@@ -157,7 +161,16 @@ def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
         raise NotADirectoryError(f"--output {out} is a file; export writes a folder (dense.onnx, instance.onnx, "
                                  "meta.json)")
     source = {"config": cfg.name, "checkpoint": str(resolve_checkpoint(checkpoint))}
+    graphs = None
+    if int8:
+        from .quantize import calibration_inputs, int8_graphs
+
+        inputs = calibration_inputs(cfg, folder=calibration)  # a bad folder fails before any file is written
+        graphs = int8_graphs(onnx_graphs(model), inputs)
+        source["dense_precision"] = {"precision": "int8", "calibration_images": len(inputs),
+                                     "calibration": str(calibration) if calibration else
+                                     f"{cfg.data.root} split {cfg.data.train_split}"}
     settings = deploy_settings(cfg, model, **source)  # checked before any file is written
-    paths = export_onnx(model, out, meta={**source, "flip_test": cfg.test.flip_test})
+    paths = export_onnx(model, out, meta={**source, "flip_test": cfg.test.flip_test}, graphs=graphs)
     paths["deploy"] = atomic_write_json(out / SETTINGS_FILE, settings, indent=1)
     return paths

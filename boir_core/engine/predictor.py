@@ -89,6 +89,10 @@ class Predictor:
             self.device = torch.device(device) if device is not None else _device_of(model)
         self.model = model
         # test.backend: one of config.registry.BACKENDS
+        if runner is None and self.backend == "onnxruntime_int8" and "calibration" not in runner_options:
+            from .quantize import calibration_inputs  # train-split images: never the scored split
+
+            runner_options["calibration"] = calibration_inputs(cfg)
         self.runner = runner if runner is not None else backends.make_runner(self.backend, model, **runner_options)
         self.profile = profile_for(cfg)  # a custom keypoint set: from its file (docs/custom_keypoints.md)
         self.decode_kwargs = decode_mod.decode_kwargs_from_config(cfg.test, self.profile.flip_index,
