@@ -624,8 +624,12 @@ def main(argv=None) -> int:
     info = cpu_report(threads)
     if args.device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
-    print(f"bench_inference: {args.arch} {args.backbone}, {args.size} px, flip={not args.no_flip}, "
-          f"{args.images} images, device {args.device}")
+    if args.accuracy:
+        print(f"bench_inference --accuracy: weights {args.accuracy} (their config's network, input size and test "
+              f"settings), {args.images or 'all'} test images, device {args.device}")
+    else:
+        print(f"bench_inference: {args.arch} {args.backbone}, {args.size} px, flip={not args.no_flip}, "
+              f"{args.images} images, device {args.device}")
     print("machine: " + json.dumps(info))
     if args.accuracy:
         rows = accuracy_report(args.accuracy, variants, images=args.images, threads=threads)
