@@ -13,10 +13,16 @@ from typing import Optional
 
 import torch
 
+from .bbox_mask_sums import BboxMaskSettings
+
 __all__ = [
     "focal_loss_ref", "ciou_ref", "bbox_loss_ref", "bbox_mask_paper_ref", "bbox_mask_release_ref",
     "ae_loss_ref", "cid_contrastive_ref", "pixel_index", "paper_box_members", "release_box_span",
 ]
+
+
+#: the paper's settings (every default of :class:`~boir_core.losses.bbox_mask.BboxMaskSettings`)
+PAPER = BboxMaskSettings()
 
 
 def pixel_index(v: float, n: int) -> int:
@@ -115,12 +121,16 @@ def _r(a, b, distance):
     return 2 * (1 - (_unit(a) * _unit(b)).sum())
 
 
-def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None, kernel="ae", distance="l2",
-                        beta=10.0, temperature=0.05, instance_point="center", similarity_emb=None):
-    """Eqs. 1–4 / 7–9 with the conventions of :mod:`boir_core.losses.bbox_mask`, one instance at a time.
+def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None, settings=PAPER,
+                        similarity_emb=None):
+    """Eqs. 1–4 / 7–9 with the conventions of :mod:`boir_core.losses.bbox_mask`, one instance at a time;
+    ``settings`` (a :class:`~boir_core.losses.bbox_mask.BboxMaskSettings`) gives the kernel, distance, β, τ and
+    instance point (its variant is the paper's; its capacity is a layout of the vectorised loss, not read here).
 
     Returns a dict with per-instance lists ``pull_in``, ``push_out``, ``push_inst`` and the losses.
     """
+    kernel, distance, beta, temperature = settings.kernel, settings.distance, settings.beta, settings.temperature
+    instance_point = settings.instance_point
     e = _unit_map(emb)
     es = _unit_map((emb if similarity_emb is None else similarity_emb).detach())
     B, D, H, W = e.shape

@@ -31,7 +31,7 @@ from matplotlib.patches import Rectangle
 
 from ..data.transforms import AffineParams, denormalize_image
 from ..engine.decode import decode
-from ..losses.bbox_mask import bbox_mask_terms
+from ..losses.bbox_mask import BboxMaskSettings, bbox_mask_terms
 from .draw import draw_poses
 from .figures import feature_at, similarity_from_point
 
@@ -225,7 +225,7 @@ def _fit_embedding(boxes, size, dim, beta, steps, lr, seed) -> torch.Tensor:
     opt = torch.optim.Adam([emb], lr=lr)
     for _ in range(int(steps)):
         opt.zero_grad()
-        bbox_mask_terms(emb[None], bbox, imgid, centers, beta=beta).loss.backward()
+        bbox_mask_terms(emb[None], bbox, imgid, centers, BboxMaskSettings(beta=beta)).loss.backward()
         opt.step()
     return emb.detach()
 

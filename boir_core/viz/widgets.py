@@ -18,7 +18,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from ..config import LossConfig
-from ..losses.bbox_mask import VARIANTS, bbox_mask_terms, box_masks, instance_pixels
+from ..losses.bbox_mask import VARIANTS, BboxMaskSettings, bbox_mask_terms, box_masks, instance_pixels
 from .explorers import figure_png
 from .similarity import similarity_map
 
@@ -63,8 +63,9 @@ def explore_terms(boxes: Sequence[Sequence[float]], beta: float = 10.0, dim: int
     bbox = torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4)
     centers = bbox[:, :2] + bbox[:, 2:] / 2
     imgid = torch.zeros(len(bbox), dtype=torch.long)
-    t = bbox_mask_terms(emb[None].double(), bbox, imgid, centers, variant=variant, kernel=kernel, distance=distance,
-                        beta=beta, temperature=temperature)
+    t = bbox_mask_terms(emb[None].double(), bbox, imgid, centers,
+                        BboxMaskSettings(variant=variant, kernel=kernel, distance=distance, beta=beta,
+                                         temperature=temperature))
     points = instance_pixels(bbox, h, w, variant, "center", centers)
     masks = box_masks(bbox, h, w, variant).double()
     if variant == "paper" and kernel == "ae":

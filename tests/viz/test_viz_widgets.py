@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from boir_core.losses import bbox_mask_terms
+from boir_core.losses import BboxMaskSettings, bbox_mask_terms
 from boir_core.viz.widgets import LossExplorer, SimilarityViewer, explore_terms, toy_embedding
 
 BOXES = [(2.0, 3.0, 8.0, 10.0), (7.0, 4.0, 8.0, 9.0)]
@@ -32,7 +32,7 @@ def test_the_contrastive_explorer_uses_the_losss_temperature_and_kernel(temperat
     res = explore_terms(BOXES, beta=10.0, dim=8, size=20, kernel="contrastive", **kw)
     bbox = torch.tensor(BOXES, dtype=torch.float64)
     t = bbox_mask_terms(res["emb"][None], bbox, torch.zeros(2, dtype=torch.long), bbox[:, :2] + bbox[:, 2:] / 2,
-                        kernel="contrastive", temperature=tau)
+                        BboxMaskSettings(kernel="contrastive", temperature=tau))
     assert res["total"] == pytest.approx(float(t.loss), rel=1e-9)
     e = torch.nn.functional.normalize(res["emb"], dim=0)
     row, col = res["points"][0]
