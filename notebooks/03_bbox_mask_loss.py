@@ -81,7 +81,7 @@ from boir_core.losses import (
 )
 from boir_core.model import BoIR
 from boir_core.viz.similarity import similarity_map
-from boir_core.viz.widgets import explore_terms, loss_explorer, similarity_viewer, toy_embedding
+from boir_core.viz.widgets import ToyMap, explore_terms, loss_explorer, similarity_viewer, toy_embedding
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -204,7 +204,7 @@ print(f"L_emb = pull_in {float(terms.loss_pull_in):.4f} + push_out {float(terms.
 # %%
 betas = [0.5, 1, 5, 10, 15]
 dims = [1, 8, 16, 32, 64, 128]
-table = np.array([[explore_terms(boxes.tolist(), beta=b, dim=d_, size=size, noise=noise, seed=seed)["total"]
+table = np.array([[explore_terms(boxes.tolist(), BboxMaskSettings(beta=b), toy=ToyMap(size, d_, noise, seed))["total"]
                    for d_ in dims] for b in betas])
 fig, ax = plt.subplots(figsize=(5, 3))
 for b, row in zip(betas, table):
@@ -612,7 +612,7 @@ frozen_explorer = place(FrozenEmbeddingExplorer(boxes.tolist(), size=size, dim=d
 
 # %%
 variants = ["paper", "release-instance", "release-image"]
-res = {v: explore_terms(boxes.tolist(), beta=beta, dim=dim, variant=v, size=size, noise=noise, seed=seed)
+res = {v: explore_terms(boxes.tolist(), BboxMaskSettings(variant=v, beta=beta), toy=ToyMap(size, dim, noise, seed))
        for v in variants}
 print(f"{'variant':18s} {'pull_in':>8s} {'push_out':>9s} {'push_inst':>10s} {'total':>7s}")
 for v in variants:
