@@ -123,14 +123,11 @@ def _r(a, b, distance):
 
 def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None, settings=PAPER,
                         similarity_emb=None):
-    """Eqs. 1–4 / 7–9 with the conventions of :mod:`boir_core.losses.bbox_mask`, one instance at a time;
-    ``settings`` (a :class:`~boir_core.losses.bbox_mask.BboxMaskSettings`) gives the kernel, distance, β, τ and
-    instance point (its variant is the paper's; its capacity is a layout of the vectorised loss, not read here).
-
-    Returns a dict with per-instance lists ``pull_in``, ``push_out``, ``push_inst`` and the losses.
+    """Eqs. 1–4 / 7–9 with the conventions of :mod:`boir_core.losses.bbox_mask`, one instance at a time, with the
+    kernel, distance, β, τ and instance point of ``settings`` (a ``BboxMaskSettings``). Returns a dict with
+    per-instance lists ``pull_in``, ``push_out``, ``push_inst`` and the losses.
     """
     kernel, distance, beta, temperature = settings.kernel, settings.distance, settings.beta, settings.temperature
-    instance_point = settings.instance_point
     e = _unit_map(emb)
     es = _unit_map((emb if similarity_emb is None else similarity_emb).detach())
     B, D, H, W = e.shape
@@ -141,7 +138,7 @@ def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None
         for i in [k for k in range(N) if int(instance_imgid[k]) == b]:
             x, y, w, h = (float(v) for v in instance_bbox[i])
             cols, rows = paper_box_members(x, w, W), paper_box_members(y, h, H)
-            if instance_point == "box":
+            if settings.instance_point == "box":
                 px, py = pixel_index(x + w / 2, W), pixel_index(y + h / 2, H)
             else:
                 px, py = pixel_index(float(instance_center[i, 0]), W), pixel_index(float(instance_center[i, 1]), H)
