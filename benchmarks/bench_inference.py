@@ -471,6 +471,7 @@ def deploy_report(model, images, *, flip: bool, threads: int, people=(1, 5, 10, 
     ``network``: the graphs already in ONNX Runtime (a ``boir_core.deploy.OnnxNetwork``; default: exported here)."""
     from boir_core.deploy.decode_np import decode_np
     from boir_core.deploy.runtime import OnnxNetwork
+    from boir_core.deploy.settings import DecodeSettings
     from boir_core.engine.export import onnx_graphs
 
     if network is None:
@@ -490,11 +491,12 @@ def deploy_report(model, images, *, flip: bool, threads: int, people=(1, 5, 10, 
         for n in people:
             kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS, max_proposals=n,
                       center_threshold=0.0)
-            decode_np(net, x, inv, **kw)  # warm-up (first run of this number of people)
+            settings = DecodeSettings(**kw)
+            decode_np(net, x, inv, settings)  # warm-up (first run of this number of people)
             reps = defaultdict(list)
             for _ in range(repeats):
                 net.times = {"dense": 0.0, "instance": 0.0}
-                res = decode_np(net, x, inv, image_id=i, **kw)
+                res = decode_np(net, x, inv, settings, image_id=i)
                 reps["instance_s"].append(net.times["instance"])
                 reps["decode_np_s"].append(res.time_decode)
                 reps["decode_torch_s"].append(decode(_Replay(net), img, {"trans_inv": inv}, **kw).time_decode)

@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from boir_core.losses import bbox_loss, bbox_mask_terms, cid_contrastive_loss, multi_heatmap_loss
+from boir_core.losses import BboxMaskSettings, bbox_loss, bbox_mask_terms, cid_contrastive_loss, multi_heatmap_loss
 from boir_core.losses.reference import bbox_loss_ref, bbox_mask_paper_ref, bbox_mask_release_ref, cid_contrastive_ref
 
 
@@ -73,8 +73,9 @@ def main() -> None:
     fast_of = {
         "bbox_mask paper": lambda e: bbox_mask_terms(e, d["bbox"], d["imgid"], d["center"]).loss,
         "bbox_mask release-instance": lambda e: bbox_mask_terms(e, d["bbox"], d["imgid"],
-                                                                variant="release-instance").loss,
-        "bbox_mask release-image": lambda e: bbox_mask_terms(e, d["bbox"], d["imgid"], variant="release-image").loss,
+                                                                settings=BboxMaskSettings("release-instance")).loss,
+        "bbox_mask release-image": lambda e: bbox_mask_terms(e, d["bbox"], d["imgid"],
+                                                             settings=BboxMaskSettings("release-image")).loss,
         "bbox (CIoU)": lambda m: bbox_loss(m, d["coord"], d["imgid"], d["bbox"]),
         "cid contrastive": lambda f: cid_contrastive_loss(f, d["coord"], d["imgid"]),
     }

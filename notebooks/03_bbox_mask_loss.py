@@ -69,6 +69,7 @@ import torch
 from matplotlib.patches import Rectangle
 
 from boir_core.losses import (
+    BboxMaskSettings,
     bbox_loss,
     bbox_mask_terms,
     box_masks,
@@ -80,7 +81,7 @@ from boir_core.losses import (
 )
 from boir_core.model import BoIR
 from boir_core.viz.similarity import similarity_map
-from boir_core.viz.widgets import explore_terms, loss_explorer, similarity_viewer, toy_embedding
+from boir_core.viz.widgets import ToyMap, explore_terms, loss_explorer, similarity_viewer, toy_embedding
 
 if num_threads:
     torch.set_num_threads(num_threads)
@@ -159,7 +160,8 @@ plt.show()
 # %%
 p_bar = torch.stack([(e * soft[i]).sum((1, 2)) / soft[i].sum() for i in range(len(boxes))])
 pull_by_hand = ((p - p_bar) ** 2).sum(1) / dim
-pull_lib = pull_in(emb[None], boxes, imgid, centers, beta=beta)
+paper = BboxMaskSettings(beta=beta)  # the loss's settings: the paper variant (its defaults) with this β
+pull_lib = pull_in(emb[None], boxes, imgid, centers, paper)
 print("pull_in by hand:", pull_by_hand.numpy().round(5), " library:", pull_lib.numpy().round(5))
 assert torch.allclose(pull_by_hand, pull_lib, atol=1e-9)
 
@@ -171,7 +173,7 @@ assert torch.allclose(pull_by_hand, pull_lib, atol=1e-9)
 # %%
 p_out = torch.stack([e[:, ~masks[i]].mean(1) for i in range(len(boxes))])
 out_by_hand = torch.exp(-beta / dim * ((p - p_out) ** 2).sum(1))
-out_lib = push_out(emb[None], boxes, imgid, centers, beta=beta)
+out_lib = push_out(emb[None], boxes, imgid, centers, paper)
 print("push_out by hand:", out_by_hand.numpy().round(5), " library:", out_lib.numpy().round(5))
 assert torch.allclose(out_by_hand, out_lib, atol=1e-9)
 
@@ -184,10 +186,10 @@ assert torch.allclose(out_by_hand, out_lib, atol=1e-9)
 n = len(boxes)
 pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
 eq9 = sum(torch.exp(-beta / dim * ((p[i] - p[j]) ** 2).sum()) for i, j in pairs) / (n * (n - 1) / 2)
-inst_lib = push_inst(emb[None], boxes, imgid, centers, beta=beta)
+inst_lib = push_inst(emb[None], boxes, imgid, centers, paper)
 print(f"Eq. 9 by hand: {float(eq9):.5f}   mean of library shares: {float(inst_lib.mean()):.5f}")
 assert torch.allclose(eq9, inst_lib.mean(), atol=1e-9)
-terms = bbox_mask_terms(emb[None], boxes, imgid, centers, beta=beta)
+terms = bbox_mask_terms(emb[None], boxes, imgid, centers, paper)
 print(f"L_emb = pull_in {float(terms.loss_pull_in):.4f} + push_out {float(terms.loss_push_out):.4f}"
       f" + push_inst {float(terms.loss_push_inst):.4f} = {float(terms.loss):.4f}   (Eq. 6)")
 
@@ -202,7 +204,7 @@ print(f"L_emb = pull_in {float(terms.loss_pull_in):.4f} + push_out {float(terms.
 # %%
 betas = [0.5, 1, 5, 10, 15]
 dims = [1, 8, 16, 32, 64, 128]
-table = np.array([[explore_terms(boxes.tolist(), beta=b, dim=d_, size=size, noise=noise, seed=seed)["total"]
+table = np.array([[explore_terms(boxes.tolist(), BboxMaskSettings(beta=b), toy=ToyMap(size, d_, noise, seed))["total"]
                    for d_ in dims] for b in betas])
 fig, ax = plt.subplots(figsize=(5, 3))
 for b, row in zip(betas, table):
@@ -271,7 +273,7 @@ kernel_explorer = place(KernelExplorer(beta=10.0, dim=128, seed=seed))
 # %%
 from boir_core.losses import term_gradients
 
-grads = term_gradients(emb[None], boxes, imgid, centers, beta=beta)
+grads = term_gradients(emb[None], boxes, imgid, centers, paper)
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
 for ax, name in zip(axes, ("pull_in", "push_out", "push_inst")):
     ax.imshow(grads[name][0].norm(dim=0).numpy(), cmap="magma")
@@ -288,7 +290,7 @@ assert torch.equal(touched["push_inst"], at_points)  # only the p_i pixels
 assert not (touched["pull_in"] & ~inside_any).any()  # nothing outside the boxes
 assert touched["push_out"][~inside_any].all()  # every background pixel
 print({k: f"{int(v.sum())} of {H * W} pixels" for k, v in touched.items()})
-g_image = term_gradients(emb[None], boxes, imgid, variant="release-image", beta=beta)
+g_image = term_gradients(emb[None], boxes, imgid, settings=BboxMaskSettings(variant="release-image", beta=beta))
 assert float(g_image["pull_in"].abs().max()) == 0.0 and float(g_image["push_out"].abs().max()) > 0
 
 # %% [markdown]
@@ -307,7 +309,7 @@ from boir_core.paper import TABLES
 emb1 = toy_embedding(boxes.tolist(), size=size, dim=1, noise=noise, seed=seed)[None]
 variants = ["paper", "release-instance", "release-image"]  # the paper's loss and the release's two (Going deeper A)
 for v in variants:
-    g1 = term_gradients(emb1, boxes, imgid, centers if v == "paper" else None, variant=v, beta=beta)
+    g1 = term_gradients(emb1, boxes, imgid, centers if v == "paper" else None, BboxMaskSettings(variant=v, beta=beta))
     print(f"D = 1, {v:16s}: max |∂L/∂x| = {max(float(g.abs().max()) for g in g1.values())}")
     assert all(float(g.abs().max()) == 0.0 for g in g1.values())
 x = torch.tensor([-0.7, 0.3, 2.0], dtype=torch.float64, requires_grad=True)
@@ -332,8 +334,8 @@ print(f"paper: D = 1 (no embedding gradient, no bbox head) {ap_d1} AP; neither l
 one_box = torch.tensor([[10.0, 6.0, 10.0, 20.0]], dtype=torch.float64)
 one_center, one_id = one_box[:, :2] + one_box[:, 2:] / 2, torch.zeros(1, dtype=torch.long)
 one_emb = toy_embedding(one_box.tolist(), size=size, dim=dim, noise=noise, seed=seed)[None]
-one = bbox_mask_terms(one_emb, one_box, one_id, one_center, beta=beta)
-one_grads = term_gradients(one_emb, one_box, one_id, one_center, beta=beta)
+one = bbox_mask_terms(one_emb, one_box, one_id, one_center, paper)
+one_grads = term_gradients(one_emb, one_box, one_id, one_center, paper)
 outside_one = ~box_masks(one_box, H, W)[0]
 e1 = normalize_embedding(one_emb)[0]  # the same term from its definition: ψ(p, mean of e outside the box)
 r1, c1 = (int(v) for v in one_center[0].flip(0))
@@ -383,20 +385,20 @@ leaky = toy_embedding(torch.cat([a_box, u_box]).tolist(), size=size, dim=dim, no
 g_leak = torch.Generator().manual_seed(seed + 1)
 leaky[0][:, u_pixels] = leaky[0][:, ra, ca][:, None] + noise * torch.randn(dim, int(u_pixels.sum()), generator=g_leak,
                                                                              dtype=torch.float64)
-leak_terms = bbox_mask_terms(leaky, a_box, a_id, a_center, beta=beta)
-g_out = term_gradients(leaky, a_box, a_id, a_center, beta=beta)["push_out"][0]
+leak_terms = bbox_mask_terms(leaky, a_box, a_id, a_center, paper)
+g_out = term_gradients(leaky, a_box, a_id, a_center, paper)["push_out"][0]
 
 
 def u_similarity(emb_map):
     """Cosine of A's unit embedding p_A with U's mean unit embedding, and push_out for A."""
     e_ = normalize_embedding(emb_map)[0]
     cos = float(e_[:, u_pixels].mean(1) @ e_[:, ra, ca])
-    return cos, float(bbox_mask_terms(emb_map, a_box, a_id, a_center, beta=beta).loss_push_out)
+    return cos, float(bbox_mask_terms(emb_map, a_box, a_id, a_center, paper).loss_push_out)
 
 
 stepped = leaky.clone()
 for _ in range(10):  # ten gradient steps of push_out, on U's pixels only
-    g_step = term_gradients(stepped, a_box, a_id, a_center, beta=beta)["push_out"][0]
+    g_step = term_gradients(stepped, a_box, a_id, a_center, paper)["push_out"][0]
     stepped[0][:, u_pixels] -= 1000.0 * g_step[:, u_pixels]
 (cos0, out0), (cos1, out1) = u_similarity(leaky), u_similarity(stepped)
 # each of U's pixels, moved against the gradient, turns away from p_A (the derivative of its cosine with p_A)
@@ -491,7 +493,7 @@ found = {}
 for r, (label, net) in enumerate(nets.items()):
     with torch.no_grad():
         out = net.forward_train(images, coord, ids)
-        t = bbox_mask_terms(out["emb"], net_boxes, ids, net_centers, beta=net_beta)
+        t = bbox_mask_terms(out["emb"], net_boxes, ids, net_centers, BboxMaskSettings(beta=net_beta))
     net_emb = out["emb"][0]
     maps = [similarity_map(net_emb, point=tuple(coord[k].tolist()), beta=net_beta) for k in pair[:2]]
     leak = [vs.region_mean(maps[0], only_b), vs.region_mean(maps[1], only_a)]
@@ -610,7 +612,7 @@ frozen_explorer = place(FrozenEmbeddingExplorer(boxes.tolist(), size=size, dim=d
 
 # %%
 variants = ["paper", "release-instance", "release-image"]
-res = {v: explore_terms(boxes.tolist(), beta=beta, dim=dim, variant=v, size=size, noise=noise, seed=seed)
+res = {v: explore_terms(boxes.tolist(), BboxMaskSettings(variant=v, beta=beta), toy=ToyMap(size, dim, noise, seed))
        for v in variants}
 print(f"{'variant':18s} {'pull_in':>8s} {'push_out':>9s} {'push_inst':>10s} {'total':>7s}")
 for v in variants:
@@ -621,7 +623,7 @@ for kernel, distance, row in [("contrastive", "cosine", "Table 4 right, row 1"),
                               ("ae", "l2", "Table 4 right, row 3 (the default)"),
                               ("ae", "cosine",
                                "not a Table 4 row: the AE kernel on the cosine distance, for comparison")]:
-    t = bbox_mask_terms(emb[None], boxes, imgid, centers, beta=beta, kernel=kernel, distance=distance)
+    t = bbox_mask_terms(emb[None], boxes, imgid, centers, BboxMaskSettings(beta=beta, kernel=kernel, distance=distance))
     print(f"paper {kernel}/{distance}: pull_in {float(t.loss_pull_in):.2e}, push_out {float(t.loss_push_out):.2e},"
           f" push_inst {float(t.loss_push_inst):.2e}   ({row})")
 print("(InfoNCE with τ = 0.05 is already near 0 on this clean toy scene: its people are well separated)")
@@ -639,7 +641,7 @@ plt.show()
 # %%
 from boir_core.losses.reference import bbox_mask_release_ref
 
-rel0 = bbox_mask_terms(emb[None], boxes, imgid, variant="release-instance", beta=beta)
+rel0 = bbox_mask_terms(emb[None], boxes, imgid, settings=BboxMaskSettings(variant="release-instance", beta=beta))
 
 
 def psi(a, b):
@@ -651,7 +653,7 @@ assert torch.allclose(rel0.pull_in, ((rel0.p - rel0.p_bar) ** 2).sum(-1) / (2 * 
 assert torch.allclose(rel0.push_out, 1 + psi(mid, rel0.p_bar_out), atol=1e-12)
 pair_sum = sum(psi(rel0.p[i], rel0.p[j]) for i, j in pairs)
 assert torch.allclose(rel0.push_inst.sum(), (n / 2 + pair_sum) / (n - 1), atol=1e-12)  # one image: N' = N
-rel1 = bbox_mask_terms(emb[None], boxes, imgid, variant="release-image", beta=beta)
+rel1 = bbox_mask_terms(emb[None], boxes, imgid, settings=BboxMaskSettings(variant="release-image", beta=beta))
 assert float(rel1.pull_in.abs().sum()) == 0.0  # level 1: no pull at all
 for level, t in ((0, rel0), (1, rel1)):
     ref, _ = bbox_mask_release_ref(emb[None], boxes, imgid, level=level, beta=beta)

@@ -545,8 +545,8 @@ h, w = a["prep"]["canvas"].shape[:2]
 runs = {}
 for n_it in (int(tsne_iterations), 1000):
     info = {}
-    runs[n_it] = (fg.tsne_rgb(a["features"], max_points=int(tsne_points), n_iter=n_it, out_size=(h, w), info=info),
-                  info)
+    tsne = fg.TsneSettings(max_points=int(tsne_points), n_iter=n_it)
+    runs[n_it] = (fg.tsne_rgb(a["features"], tsne, out_size=(h, w), info=info), info)
     kl = "none reported" if info["kl_divergence"] is None else f"{info['kl_divergence']:.3f}"
     print(f"{n_it:5d} iterations: ran {info['n_iter']}, KL {kl}, spread {info['spread']:.3g}, "
           f"trustworthiness {info['trustworthiness']:.3f}")

@@ -10,7 +10,17 @@ of the kit that does (tests/deploy/test_deploy_torch_free.py runs it in a virtua
 from . import decode_np  # the module; its decoder is decode_np.decode_np
 from .decode_np import NpDecodeResult
 from .runtime import BoirDeployment, DeployDependencyError, OnnxNetwork, preprocess
-from .settings import FORMAT, SETTINGS_FILE, DeploySettingsError, make_settings, read_settings
+from .settings import (
+    FORMAT,
+    SETTINGS_FILE,
+    DecodeSettings,
+    DeploySettingsError,
+    InputSettings,
+    KeypointSet,
+    make_settings,
+    read_settings,
+)
 
 __all__ = ["BoirDeployment", "OnnxNetwork", "decode_np", "NpDecodeResult", "preprocess", "make_settings",
-           "read_settings", "DeploySettingsError", "DeployDependencyError", "FORMAT", "SETTINGS_FILE"]
+           "read_settings", "DecodeSettings", "InputSettings", "KeypointSet", "DeploySettingsError",
+           "DeployDependencyError", "FORMAT", "SETTINGS_FILE"]

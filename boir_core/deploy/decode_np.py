@@ -24,6 +24,8 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
+from .settings import DecodeSettings
+
 __all__ = ["NpDecodeResult", "Network", "decode_np", "sigmoid_clamp", "smooth_heatmaps", "peak_pool_kernel",
            "find_peaks", "refine_quarter_pixel", "map_to_image", "check_sigmas", "keypoint_box_areas",
            "pairwise_oks", "oks_nms", "CLAMP_EPS"]
@@ -224,12 +226,13 @@ def _mean_over_keypoints(scores: np.ndarray) -> np.ndarray:
     return total / np.float32(scores.shape[1])
 
 
-def decode_np(network: Network, image: np.ndarray, trans_inv: Any, *, flip_test: bool = True,
-              flip_index: Sequence[int] | None = None, max_proposals: int = 30, center_threshold: float = 0.01,
-              center_pool_kernel: int = 3, oks_nms_threshold: float = 0.8, oks_sigmas: Sequence[float],
+def decode_np(network: Network, image: np.ndarray, trans_inv: Any, settings: DecodeSettings, *,
               image_id: int = 0, stride: int = 4) -> NpDecodeResult:
     """Decode the people in one resized, normalised image ``[3, H', W']`` float32 (the network's canvas) as
-    :func:`boir_core.engine.decode.decode` does; ``trans_inv`` maps canvas pixels to the original image."""
+    :func:`boir_core.engine.decode.decode` does, with its ``settings`` (:class:`~.settings.DecodeSettings`, e.g.
+    ``DecodeSettings.of(deploy.json's decode)``); ``trans_inv`` maps canvas pixels to the original image."""
+    flip_test, flip_index, max_proposals = settings.flip_test, settings.flip_index, settings.max_proposals
+    center_pool_kernel = settings.center_pool_kernel
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be a [3, H', W'] array, got shape {image.shape}")
@@ -249,7 +252,7 @@ def decode_np(network: Network, image: np.ndarray, trans_inv: Any, *, flip_test:
     probs = sigmoid_clamp(center_logits)[:, 0]  # [V, H, W]
     center_raw = probs[0] if probs.shape[0] == 1 else (probs.sum(axis=0, dtype=np.float32) / np.float32(probs.shape[0]))
     center = smooth_heatmaps(center_raw, center_pool_kernel)
-    coords, center_scores, _ = find_peaks(center, max_proposals, center_threshold)
+    coords, center_scores, _ = find_peaks(center, max_proposals, settings.center_threshold)
     n = coords.shape[0]
     if n == 0:
         t3 = time.perf_counter()
@@ -258,7 +261,7 @@ def decode_np(network: Network, image: np.ndarray, trans_inv: Any, *, flip_test:
     inst_logits = network.instances(feats, coords)
     t4 = time.perf_counter()
     k = inst_logits.shape[1]
-    sig = check_sigmas(oks_sigmas, k)
+    sig = check_sigmas(settings.oks_sigmas, k)
     perm = _check_flip_index(flip_index, k) if flip_test else None  # type: ignore[arg-type]
     xy_map = np.empty((n, k, 2), dtype=np.float32)
     peak = np.empty((n, k), dtype=np.float32)
@@ -272,7 +275,7 @@ def decode_np(network: Network, image: np.ndarray, trans_inv: Any, *, flip_test:
     _, xy_image = map_to_image(xy_map, inv, stride)
     poses = np.concatenate([xy_image, kp_scores.astype(np.float64)[..., None]], axis=-1)  # [n, K, 3]
     person_scores = _mean_over_keypoints(kp_scores).astype(np.float64)
-    keep = oks_nms(poses, person_scores, sig, oks_nms_threshold, areas=keypoint_box_areas(poses))
+    keep = oks_nms(poses, person_scores, sig, settings.oks_nms_threshold, areas=keypoint_box_areas(poses))
     results = [{"image_id": int(image_id), "category_id": 1,
                 "keypoints": [float(v) for v in poses[i].reshape(-1).tolist()], "score": float(person_scores[i])}
                for i in keep.tolist()]

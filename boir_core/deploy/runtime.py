@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .decode_np import NpDecodeResult, decode_np
-from .settings import read_settings
+from .settings import DecodeSettings, read_settings
 
 __all__ = ["BoirDeployment", "OnnxNetwork", "preprocess", "resize_size", "resize_affine", "normalizer",
            "DeployDependencyError"]
@@ -118,7 +118,8 @@ class BoirDeployment:
     """A deployment folder (``deploy.json``, ``dense.onnx``, ``instance.onnx``) ready to predict.
 
     Attributes read from ``deploy.json``: ``keypoints`` (names), ``skeleton`` (0-based pairs), ``input_size``,
-    ``decode_settings`` (:func:`decode_np`'s keyword arguments), ``settings`` (the whole record).
+    ``decode_settings`` (the record's ``decode``, read into :func:`decode_np`'s :class:`DecodeSettings` at every
+    image), ``settings`` (the whole record).
     ``last`` is the :class:`NpDecodeResult` of the latest image (its network / decode seconds).
     """
 
@@ -146,7 +147,8 @@ class BoirDeployment:
         """The people in ``image`` (HxWx3 uint8, RGB unless ``bgr``) as COCO keypoint results
         ``{"image_id", "category_id": 1, "keypoints": [x1, y1, s1, ...], "score"}`` in its pixels."""
         x, inv = self.prepare(image, bgr=bgr)
-        self.last = decode_np(self.network, x, inv, image_id=image_id, stride=self.stride, **self.decode_settings)
+        self.last = decode_np(self.network, x, inv, DecodeSettings.of(self.decode_settings), image_id=image_id,
+                              stride=self.stride)
         return self.last.poses
 
     def predict_file(self, path: str | os.PathLike, *, image_id: int = 0) -> list[dict[str, Any]]:

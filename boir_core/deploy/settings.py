@@ -1,16 +1,19 @@
 """``deploy.json``: what a deployment folder's runtime reads (docs/inference.md#deployment-folder).
 
 One module writes the record (:func:`make_settings`, called by ``python -m boir_core export``) and reads it back
-(:func:`read_settings`), so the two cannot drift. numpy and the standard library only.
+(:func:`read_settings`), so the two cannot drift. Its ``decode`` and ``input`` parts are :class:`DecodeSettings`
+(what the numpy decoder reads) and :class:`InputSettings`. numpy and the standard library only.
 """
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Optional, Protocol, Sequence
 
-__all__ = ["FORMAT", "SETTINGS_FILE", "DeploySettingsError", "make_settings", "read_settings"]
+__all__ = ["FORMAT", "SETTINGS_FILE", "DeploySettingsError", "DecodeSettings", "InputSettings", "KeypointSet",
+           "make_settings", "read_settings"]
 
 FORMAT = "boir-kit-deploy-v1"
 SETTINGS_FILE = "deploy.json"
@@ -25,35 +28,74 @@ class DeploySettingsError(ValueError):
     """A deployment folder or its ``deploy.json`` that cannot be used; the message names the file and key."""
 
 
-def make_settings(*, arch: str, dataset: str, keypoints: Sequence[str], skeleton: Sequence[Sequence[int]],
-                  input_size: int, decode: dict[str, Any], kit_version: str, stride: int = 4,
-                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``deploy.json`` record. ``decode`` holds :func:`boir_core.engine.decode.decode`'s settings
-    (``flip_test``, ``flip_index``, ``max_proposals``, ``center_threshold``, ``center_pool_kernel``,
-    ``oks_nms_threshold``, ``oks_sigmas``)."""
-    missing = [k for k in _DECODE_KEYS if k not in decode]
-    if missing:
-        raise DeploySettingsError(f"decode settings lack {missing}")
+@dataclass(frozen=True, kw_only=True)
+class DecodeSettings:
+    """The decoding settings of :func:`boir_core.deploy.decode_np.decode_np` (those of
+    :func:`boir_core.engine.decode.decode`; ``deploy.json``'s ``decode``): flip test and the flip index it needs,
+    at most ``max_proposals`` centers above ``center_threshold``, the smoothing / peak kernel, OKS-NMS threshold and
+    the data set's OKS sigmas. :meth:`of` reads the record (or ``decode_kwargs_from_config``'s dict)."""
+
+    flip_test: bool = True
+    flip_index: Optional[Sequence[int]] = None
+    max_proposals: int = 30
+    center_threshold: float = 0.01
+    center_pool_kernel: int = 3
+    oks_nms_threshold: float = 0.8
+    oks_sigmas: Sequence[float]
+
+    @classmethod
+    def of(cls, decode: Mapping[str, Any]) -> "DecodeSettings":
+        """The settings of a ``decode`` mapping with every key of :data:`_DECODE_KEYS` (others are an error)."""
+        missing = [k for k in _DECODE_KEYS if k not in decode]
+        if missing:
+            raise DeploySettingsError(f"decode settings lack {missing}")
+        return cls(**decode)
+
+    def record(self) -> dict[str, Any]:
+        """The JSON form of ``deploy.json``'s ``decode``."""
+        return {"flip_test": bool(self.flip_test), "flip_index": [int(i) for i in self.flip_index],
+                "max_proposals": int(self.max_proposals), "center_threshold": float(self.center_threshold),
+                "center_pool_kernel": int(self.center_pool_kernel),
+                "oks_nms_threshold": float(self.oks_nms_threshold), "oks_sigmas": [float(s) for s in self.oks_sigmas]}
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """The network input of ``deploy.json``'s ``input``: the short side ``size``, the output ``stride`` and the
+    RGB ``mean`` / ``std`` the image is normalised with."""
+
+    size: int
+    stride: int = 4
+    mean: Sequence[float] = IMAGENET_MEAN
+    std: Sequence[float] = IMAGENET_STD
+
+
+class KeypointSet(Protocol):
+    """A data set's keypoints as a deployment names them (``boir_core.data.DatasetProfile`` is one)."""
+
+    name: str
+    keypoints: Sequence[str]
+    skeleton: Sequence[Sequence[int]]
+
+
+def make_settings(*, arch: str, profile: KeypointSet, input: InputSettings, decode: DecodeSettings,
+                  kit_version: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``deploy.json`` record of network ``arch``: ``profile``'s data-set name, keypoint names and skeleton,
+    the ``input`` and ``decode`` settings, the kit's version and ``extra`` top-level keys."""
     return {
         "format": FORMAT,
         "kit_version": kit_version,
         "arch": arch,
-        "dataset": dataset,
+        "dataset": profile.name,
         "graphs": {"dense": "dense.onnx", "instance": "instance.onnx"},
-        "input": {"size": int(input_size), "stride": int(stride), "color": "RGB", "scale": "1/255",
-                  "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+        "input": {"size": int(input.size), "stride": int(input.stride), "color": "RGB", "scale": "1/255",
+                  "mean": [float(v) for v in input.mean], "std": [float(v) for v in input.std],
                   "resize": "short side to size, long side int((x + 63) // 64 * 64) with x = size * long / short, "
                             "image center to canvas center, bilinear, black border "
                             "(docs/inference.md#test-time-resize)"},
-        "decode": {"flip_test": bool(decode["flip_test"]), "flip_index": [int(i) for i in decode["flip_index"]],
-                   "max_proposals": int(decode["max_proposals"]),
-                   "center_threshold": float(decode["center_threshold"]),
-                   "center_pool_kernel": int(decode["center_pool_kernel"]),
-                   "oks_nms_threshold": float(decode["oks_nms_threshold"]),
-                   "oks_sigmas": [float(s) for s in decode["oks_sigmas"]]},
-        "keypoints": list(keypoints),
-        "skeleton": [[int(a), int(b)] for a, b in skeleton],
+        "decode": decode.record(),
+        "keypoints": list(profile.keypoints),
+        "skeleton": [[int(a), int(b)] for a, b in profile.skeleton],
         **(extra or {}),
     }
 

@@ -36,7 +36,7 @@ import torch.nn as nn
 
 from .. import __version__
 from ..data import profile_for
-from ..deploy.settings import SETTINGS_FILE, make_settings
+from ..deploy.settings import SETTINGS_FILE, DecodeSettings, InputSettings, make_settings
 from ..io import atomic_open, atomic_write_json
 from ..model.fast_instance import views_heatmaps
 from ..model.views import dense_views
@@ -138,9 +138,9 @@ def deploy_settings(cfg, model: nn.Module, **extra: Any) -> dict[str, Any]:
     if int(model.num_keypoints) != prof.num_keypoints:
         raise ValueError(f"the network has {model.num_keypoints} keypoints but data.dataset={cfg.data.dataset!r} has "
                          f"{prof.num_keypoints}: the deployment would name the wrong keypoints")
-    return make_settings(arch=getattr(model, "arch", type(model).__name__.lower()), dataset=prof.name,
-                         keypoints=prof.keypoints, skeleton=prof.skeleton, input_size=cfg.data.input_size,
-                         decode=decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas),
+    return make_settings(arch=getattr(model, "arch", type(model).__name__.lower()), profile=prof,
+                         input=InputSettings(cfg.data.input_size),
+                         decode=DecodeSettings.of(decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)),
                          kit_version=__version__, extra={"torch": torch.__version__, "opset": OPSET, **extra})
 
 

@@ -7,11 +7,12 @@ the files.)
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..data import get_profile
-from ..model.demo_weights import export_demo_weights, shipped_checkpoint, shipped_config
+from ..model.demo_weights import DemoRecord, export_demo_weights, shipped_checkpoint, shipped_config
 from .crowd_split import crowd_split_metrics
 from .runner import run_evaluation
 
@@ -34,7 +35,8 @@ def ship(arch: str, config: str, run_dir: str, *, command: str | None = None,
     ``curve``: [{steps, AP, ...}] of intermediate checkpoints."""
     command = command or ("OMP_NUM_THREADS=1 python -m boir_core train --config "
                           f"{shlex.quote(config)} --run-dir {shlex.quote(run_dir)}")
-    kw = dict(command=command, weights_dir=weights_dir, learning_curve=list(curve or []), config_file=config)
-    export_demo_weights(run_dir, arch, **kw)
+    record = DemoRecord(command=command, config_file=config, learning_curve=list(curve or []))
+    export_demo_weights(run_dir, arch, record, weights_dir=weights_dir)
     metrics = evaluate_shipped(arch, weights_dir, Path(run_dir) / "eval_shipped")
-    return export_demo_weights(run_dir, arch, metrics=metrics, **kw)  # same bytes, AP recorded
+    return export_demo_weights(run_dir, arch, replace(record, metrics=metrics),  # same bytes, AP recorded
+                               weights_dir=weights_dir)

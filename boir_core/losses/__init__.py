@@ -11,7 +11,9 @@
 Every function is vectorised over images and people and computes in fp32 (float64 passes through).
 """
 from .bbox_mask import (
+                        BboxMaskSettings,
                         BboxMaskTerms,
+                        EmbeddingMap,
                         bbox_mask_loss,
                         bbox_mask_terms,
                         box_masks,
@@ -25,15 +27,16 @@ from .bbox_mask import (
                         push_out,
                         term_gradients,
 )
-from .box import bbox_loss, center_windows, ciou, decode_ltrb
+from .box import bbox_loss, bbox_loss_per_instance, center_windows, ciou, decode_ltrb
 from .contrastive import cid_contrastive_loss, info_nce_per_instance
 from .focal import focal_loss, instance_heatmap_loss, multi_heatmap_loss
 from .total import TERM_PARTS, TERMS, loss_weights, total_loss, weighted_total
 
 __all__ = [
     "focal_loss", "multi_heatmap_loss", "instance_heatmap_loss",
-    "ciou", "decode_ltrb", "center_windows", "bbox_loss",
-    "BboxMaskTerms", "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out", "push_inst",
+    "ciou", "decode_ltrb", "center_windows", "bbox_loss", "bbox_loss_per_instance",
+    "BboxMaskSettings", "BboxMaskTerms", "EmbeddingMap", "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out",
+    "push_inst",
     "normalize_embedding", "psi", "box_rows_cols", "box_masks", "instance_pixels", "distance_r", "term_gradients",
     "cid_contrastive_loss", "info_nce_per_instance", "total_loss", "loss_weights", "weighted_total", "TERMS",
     "TERM_PARTS",

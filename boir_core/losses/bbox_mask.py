@@ -3,7 +3,7 @@ r"""The Bbox Mask Loss (paper §3.2, Eqs. 1–4, appendix Eqs. 7–9; release: d
 Notation. e is the embedding map, L2-normalised over its D channels at every pixel. For instance i of an
 image with N instances, b_i = (x, y, w, h) is its box in output pixels and p_i = e at one pixel (below).
 
-Three variants (``variant=``):
+Three variants (``variant=`` of :class:`BboxMaskSettings`, which holds every setting below):
 
 ``"paper"`` (default) — Eqs. 1–4 with the appendix forms 7–9::
 
@@ -21,8 +21,8 @@ Three variants (``variant=``):
     contains x + w/2 always belongs (so a box narrower than a pixel still has one); rows likewise; B_i is the
     product of its rows and columns, clipped to the map. A box at the border simply loses its outside part.
   * **ψ inside the soft mask** is the same kernel as Eqs. 8/9, exp(−β/D·‖·‖²). (The release uses the much
-    sharper exp(−β·Σ_d) there.) The weights s carry no gradient; ``similarity_emb`` lets a test supply the
-    map they are computed from.
+    sharper exp(−β·Σ_d) there.) The weights s carry no gradient; ``EmbeddingMap.of(emb, similarity_emb)`` lets a
+    test supply the map they are computed from.
   * **p_i** is sampled at the nearest pixel (floor, clipped to the map) of the keypoint-mean instance center
     ``instance_center`` (``instance_point="center"``) or of the box center x + w/2, y + h/2 (``"box"``).
   * **N and the averages.** N counts the instances of one image. Each term is averaged over the instances
@@ -61,25 +61,36 @@ public functions, the paper variant (:func:`paper_ae_terms`, Eqs. 7–9) and its
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 
 from ._common import as_float, check_choice, check_same_length, check_shape, fp32_loss, mean_over_images
 from .bbox_mask_release import RELEASE_TINY_MASK_SUM, release_image_terms, release_instance_terms, release_rows_cols
-from .bbox_mask_sums import BboxMaskTerms, BoxSums, EmbeddingMap, Instances, pairwise_r, soft_box_sums
+from .bbox_mask_sums import (
+    DISTANCES,
+    INSTANCE_POINTS,
+    KERNELS,
+    VARIANTS,
+    BboxMaskSettings,
+    BboxMaskTerms,
+    BoxSums,
+    EmbeddingMap,
+    Instances,
+    pairwise_r,
+    soft_box_sums,
+)
 
 __all__ = [
-    "VARIANTS", "KERNELS", "DISTANCES", "INSTANCE_POINTS", "RELEASE_TINY_MASK_SUM",
-    "BboxMaskTerms", "normalize_embedding", "box_rows_cols", "box_masks", "instance_pixels", "distance_r", "psi",
+    "VARIANTS", "KERNELS", "DISTANCES", "INSTANCE_POINTS", "RELEASE_TINY_MASK_SUM", "PAPER",
+    "BboxMaskSettings", "BboxMaskTerms", "EmbeddingMap", "normalize_embedding", "box_rows_cols", "box_masks",
+    "instance_pixels", "distance_r", "psi",
     "bbox_mask_terms", "bbox_mask_loss", "pull_in", "push_out", "push_inst", "term_gradients",
 ]
 
-VARIANTS = ("paper", "release-image", "release-instance")
-KERNELS = ("ae", "contrastive")
-DISTANCES = ("l2", "cosine")
-INSTANCE_POINTS = ("center", "box")
+#: the paper's settings, every default (β = 10, the Gaussian kernel, L2, p_i at the keypoint-mean center)
+PAPER = BboxMaskSettings()
 
 
 def normalize_embedding(emb: torch.Tensor) -> torch.Tensor:
@@ -160,35 +171,27 @@ def psi(r: torch.Tensor, beta: float, dim: float) -> torch.Tensor:
     return torch.exp(-(beta / dim) * r)
 
 
-def _check_inputs(emb, instance_bbox, instance_imgid, instance_center, variant, kernel, distance, instance_point):
-    check_shape("emb", emb, 4)
+def _check_inputs(emb, instance_bbox, instance_imgid, instance_center):
+    check_shape("emb", emb.x if isinstance(emb, EmbeddingMap) else emb, 4)
     check_shape("instance_bbox", instance_bbox, 2, 4)
     check_shape("instance_imgid", instance_imgid, 1)
     check_same_length(instance_bbox=instance_bbox, instance_imgid=instance_imgid, instance_center=instance_center)
-    check_choice("variant", variant, VARIANTS)
-    check_choice("kernel", kernel, KERNELS)
-    check_choice("distance", distance, DISTANCES)
-    check_choice("instance_point", instance_point, INSTANCE_POINTS)
-    if variant != "paper" and (kernel != "ae" or distance != "l2"):
-        raise ValueError(f"variant={variant!r} is the released AE/L2 loss; kernel={kernel!r} and "
-                         f"distance={distance!r} exist only for variant='paper'")
 
 
 @fp32_loss
-def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_imgid: torch.Tensor,
-                    instance_center: Optional[torch.Tensor] = None, *, variant: str = "paper",
-                    kernel: str = "ae", distance: str = "l2", beta: float = 10.0, temperature: float = 0.05,
-                    instance_point: str = "center", similarity_emb: Optional[torch.Tensor] = None,
-                    capacity: Optional[int] = None, dummy_instances: int | torch.Tensor = 0) -> BboxMaskTerms:
+def bbox_mask_terms(emb: torch.Tensor | EmbeddingMap, instance_bbox: torch.Tensor, instance_imgid: torch.Tensor,
+                    instance_center: Optional[torch.Tensor] = None, settings: BboxMaskSettings = PAPER, *,
+                    dummy_instances: int | torch.Tensor = 0) -> BboxMaskTerms:
     """Compute every part of the Bbox Mask Loss at once (see the module docstring for the equations).
 
     Args:
-        emb: [B, D, H, W] raw embedding map (normalised here).
+        emb: [B, D, H, W] raw embedding map (normalised here), or ``EmbeddingMap.of(emb, similarity_emb)`` when
+            the soft-mask weights come from another map ``similarity_emb`` (always detached; default: ``emb``).
         instance_bbox: [N, 4] xywh boxes in output pixels.
         instance_imgid: [N] image of each instance.
         instance_center: [N, 2] (x, y) keypoint-mean centers (paper variant with ``instance_point="center"``).
-        similarity_emb: the map the soft-mask weights come from (default: ``emb``); always detached.
-        capacity: instance slots per image for the padded layout (default: see ``padded_capacity``).
+        settings: variant, kernel, distance, β, τ, instance point and padded capacity (:class:`BboxMaskSettings`;
+            default :data:`PAPER`; from a config: ``BboxMaskSettings.of(cfg.loss)``).
         dummy_instances: the release's dummies (one per image without instances, ``loss.dummy_instance=release``):
             the release variants count them in their instance count, where they add nothing to the sums; the
             paper variant averages over images and has no instance count, so they do not change it.
@@ -199,26 +202,27 @@ def bbox_mask_terms(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_img
     push_out = [ψ(p_i, bg) + ½/n]/(N' − 1) (the background's own constant shared by the image's people).
     Skipped (tiny) boxes give 0 everywhere. The release losses are Σ_i values / N.
     """
-    _check_inputs(emb, instance_bbox, instance_imgid, instance_center, variant, kernel, distance, instance_point)
-    e = EmbeddingMap.of(emb, similarity_emb)
+    _check_inputs(emb, instance_bbox, instance_imgid, instance_center)
+    e = emb if isinstance(emb, EmbeddingMap) else EmbeddingMap.of(emb)
+    variant = settings.variant
     bbox = as_float(instance_bbox).to(e.dtype)
     center = None if instance_center is None else as_float(instance_center).to(e.dtype)
     people = Instances(instance_imgid.long(), e.num_images, *box_rows_cols(bbox, e.height, e.width, variant),
-                       point_yx=instance_pixels(bbox, e.height, e.width, variant, instance_point, center))
+                       point_yx=instance_pixels(bbox, e.height, e.width, variant, settings.instance_point, center))
     p, q = e.read(people.imgid, people.point_yx)  # p with gradient; q detached, for the soft masks
     if variant == "release-image":
-        return release_image_terms(e, people, p, beta, dummy_instances)
+        return release_image_terms(e, people, p, settings.beta, dummy_instances)
     if variant == "release-instance":
-        return release_instance_terms(e, people, p, q, beta, capacity, dummy_instances)
-    if kernel == "ae":
-        return paper_ae_terms(e, people, p, q, beta=beta, distance=distance, capacity=capacity)
-    return paper_contrastive_terms(e, people, p, q, temperature=temperature, distance=distance, capacity=capacity)
+        return release_instance_terms(e, people, p, q, settings, dummy_instances)
+    if settings.kernel == "ae":
+        return paper_ae_terms(e, people, p, q, settings)
+    return paper_contrastive_terms(e, people, p, q, settings)
 
 
-def paper_ae_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor, *, beta: float,
-                   distance: str, capacity: Optional[int] = None) -> BboxMaskTerms:
+def paper_ae_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor,
+                   settings: BboxMaskSettings) -> BboxMaskTerms:
     """Eqs. 1–3 and 7–9 per instance (q: p detached); then image means and the mean over images."""
-    D = emb.dim
+    D, beta, distance = emb.dim, settings.beta, settings.distance
     N = people.count(emb.dtype)  # people in i's image
 
     def d(a, b):
@@ -227,19 +231,21 @@ def paper_ae_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: tor
     def kernel(r):  # ψ, the Gaussian kernel
         return psi(r, beta, D)
 
-    sums = soft_box_sums(emb, people, q, kappa=beta / D, distance=distance, capacity=capacity)  # s = ψ(d(e, p)), Eq. 1
-    p_bar = sums.soft_mean(p, fallback=sums.soft_sum <= 0)  # Eq. 2
-    p_bar_c = sums.outside_mean()  # Eq. 3
-    pull_in = d(p, p_bar) / D  # Eq. 7
-    push_out = kernel(d(p, p_bar_c)) * sums.has_outside.to(p.dtype)  # Eq. 8
+    sums = soft_box_sums(emb, people, q, kappa=beta / D, distance=distance,
+                         capacity=settings.capacity)  # s = ψ(d(e, p)), Eq. 1
+    means = _PaperMeans(p, sums.soft_mean(p, fallback=sums.soft_sum <= 0), sums.outside_mean())  # Eqs. 2, 3
+    pull_in = d(p, means.p_bar) / D  # Eq. 7
+    push_out = kernel(d(p, means.p_bar_out)) * sums.has_outside.to(p.dtype)  # Eq. 8
     push_inst = (kernel(pairwise_r(p, distance)) * people.others().to(p.dtype)).sum(1) / (N - 1).clamp(min=1)  # Eq. 9
-    return _paper_image_means(people, p, p_bar, p_bar_c, sums, pull_in, push_out, push_inst)
+    return _paper_image_means(people, sums, means, pull_in, push_out, push_inst)
 
 
-def paper_contrastive_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor, *,
-                            temperature: float, distance: str, capacity: Optional[int] = None) -> BboxMaskTerms:
+def paper_contrastive_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor,
+                            settings: BboxMaskSettings) -> BboxMaskTerms:
     """The InfoNCE kernel (Table 4 right): logits ℓ(a, b) = −r(a, b)/(2τ), soft mask exp(ℓ(e, p_i))."""
-    sums = soft_box_sums(emb, people, q, kappa=1.0 / (2 * temperature), distance=distance, capacity=capacity)
+    temperature, distance = settings.temperature, settings.distance
+    sums = soft_box_sums(emb, people, q, kappa=1.0 / (2 * temperature), distance=distance,
+                         capacity=settings.capacity)
     p_bar = sums.soft_mean(p, fallback=sums.soft_sum <= 0)
     p_bar_c = sums.outside_mean()
     same = people.same_image()
@@ -248,15 +254,24 @@ def paper_contrastive_terms(emb: EmbeddingMap, people: Instances, p: torch.Tenso
     background = -distance_r(p, p_bar_c, distance) / (2 * temperature)
     push_out = F.softplus(background - own) * sums.has_outside.to(p.dtype)
     push_inst = _info_nce(-pairwise_r(p, distance) / (2 * temperature), same)
-    return _paper_image_means(people, p, p_bar, p_bar_c, sums, pull_in, push_out, push_inst)
+    return _paper_image_means(people, sums, _PaperMeans(p, p_bar, p_bar_c), pull_in, push_out, push_inst)
 
 
-def _paper_image_means(people: Instances, p, p_bar, p_bar_c, sums: BoxSums, pull, out, inst) -> BboxMaskTerms:
+class _PaperMeans(NamedTuple):
+    """p_i, its soft-masked in-box mean p̄_i (Eq. 2) and the mean outside its box p̄ᶜ_i (Eq. 3), each [N, D]."""
+
+    p: torch.Tensor
+    p_bar: torch.Tensor
+    p_bar_out: torch.Tensor
+
+
+def _paper_image_means(people: Instances, sums: BoxSums, means: _PaperMeans, pull, out, inst) -> BboxMaskTerms:
     """The result with the paper's averages: per image, then over the images where the term is defined."""
     imgid, num_images = people.imgid, people.num_images
     return BboxMaskTerms(pull_in=pull, push_out=out, push_inst=inst, valid=people.valid,
-                         has_outside=sums.has_outside, point_yx=people.point_yx, p=p, p_bar=p_bar, p_bar_out=p_bar_c,
-                         soft_mask_sum=sums.soft_sum, loss_pull_in=mean_over_images(pull, imgid, num_images, 1),
+                         has_outside=sums.has_outside, point_yx=people.point_yx, p=means.p, p_bar=means.p_bar,
+                         p_bar_out=means.p_bar_out, soft_mask_sum=sums.soft_sum,
+                         loss_pull_in=mean_over_images(pull, imgid, num_images, 1),
                          loss_push_out=mean_over_images(out, imgid, num_images, 1),
                          loss_push_inst=mean_over_images(inst, imgid, num_images, 2))
 
@@ -275,41 +290,44 @@ def _info_nce(logits: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
     masked = logits.masked_fill(~allowed, float("-inf"))
     return torch.logsumexp(masked, dim=1) - logits.diagonal()
 
-def bbox_mask_loss(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_imgid: torch.Tensor,
-                   instance_center: Optional[torch.Tensor] = None, **options) -> dict[str, torch.Tensor]:
-    """The Bbox Mask Loss as a dict: ``pull_in``, ``push_out``, ``push_inst`` and their sum ``bbox_mask``.
-
-    Options are those of :func:`bbox_mask_terms` (variant, kernel, distance, beta, temperature, ...).
-    """
-    t = bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, **options)
+def bbox_mask_loss(emb: torch.Tensor | EmbeddingMap, instance_bbox: torch.Tensor, instance_imgid: torch.Tensor,
+                   instance_center: Optional[torch.Tensor] = None, settings: BboxMaskSettings = PAPER
+                   ) -> dict[str, torch.Tensor]:
+    """The Bbox Mask Loss as a dict: ``pull_in``, ``push_out``, ``push_inst`` and their sum ``bbox_mask``
+    (arguments as :func:`bbox_mask_terms`)."""
+    t = bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, settings)
     return {"pull_in": t.loss_pull_in, "push_out": t.loss_push_out, "push_inst": t.loss_push_inst, "bbox_mask": t.loss}
 
 
-def pull_in(emb, instance_bbox, instance_imgid, instance_center=None, **options) -> torch.Tensor:
+def pull_in(emb, instance_bbox, instance_imgid, instance_center=None, settings: BboxMaskSettings = PAPER
+            ) -> torch.Tensor:
     """In-box pull per instance [N] (Eq. 2 / Eq. 7; see :func:`bbox_mask_terms` for the variants)."""
-    return bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, **options).pull_in
+    return bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, settings).pull_in
 
 
-def push_out(emb, instance_bbox, instance_imgid, instance_center=None, **options) -> torch.Tensor:
+def push_out(emb, instance_bbox, instance_imgid, instance_center=None, settings: BboxMaskSettings = PAPER
+             ) -> torch.Tensor:
     """Out-box push per instance [N] (Eq. 3 / Eq. 8)."""
-    return bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, **options).push_out
+    return bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, settings).push_out
 
 
-def push_inst(emb, instance_bbox, instance_imgid, instance_center=None, **options) -> torch.Tensor:
+def push_inst(emb, instance_bbox, instance_imgid, instance_center=None, settings: BboxMaskSettings = PAPER
+              ) -> torch.Tensor:
     """Cross-instance push per instance [N] (Eq. 4 / Eq. 9); its image mean is Eq. 9."""
-    return bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, **options).push_inst
+    return bbox_mask_terms(emb, instance_bbox, instance_imgid, instance_center, settings).push_inst
 
 
 def term_gradients(emb: torch.Tensor, instance_bbox: torch.Tensor, instance_imgid: torch.Tensor,
-                   instance_center: Optional[torch.Tensor] = None, **options) -> dict[str, torch.Tensor]:
+                   instance_center: Optional[torch.Tensor] = None, settings: BboxMaskSettings = PAPER
+                   ) -> dict[str, torch.Tensor]:
     """∂L/∂emb of each part of the Bbox Mask Loss: ``pull_in``, ``push_out``, ``push_inst`` and ``total``.
 
     ``emb`` [B, D, H, W] is the raw map (it is detached and copied here). Each value has the shape of
     ``emb``; a term that does not depend on the map (the release-image variant has no pull) gives zeros.
-    Options are those of :func:`bbox_mask_terms`.
+    ``settings`` as for :func:`bbox_mask_terms`.
     """
     x = as_float(emb).detach().clone().requires_grad_(True)
-    t = bbox_mask_terms(x, instance_bbox, instance_imgid, instance_center, **options)
+    t = bbox_mask_terms(x, instance_bbox, instance_imgid, instance_center, settings)
     parts = {"pull_in": t.loss_pull_in, "push_out": t.loss_push_out, "push_inst": t.loss_push_inst, "total": t.loss}
     out = {}
     for name, value in parts.items():

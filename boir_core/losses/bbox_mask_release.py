@@ -22,11 +22,17 @@ discards it), so ``release-image`` reports p̄ = p̄ᶜ = p and a soft-mask sum 
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
-from .bbox_mask_sums import BboxMaskTerms, EmbeddingMap, Instances, pairwise_r, soft_box_sums, union_box_sums
+from .bbox_mask_sums import (
+    BboxMaskSettings,
+    BboxMaskTerms,
+    EmbeddingMap,
+    Instances,
+    pairwise_r,
+    soft_box_sums,
+    union_box_sums,
+)
 
 __all__ = ["RELEASE_TINY_MASK_SUM", "release_rows_cols", "release_instance_terms", "release_image_terms"]
 
@@ -66,11 +72,12 @@ def _release_normalised(people: Instances, p, pull, out, inst, dummy_instances=0
                          loss_push_out=out.sum() / total_instances, loss_push_inst=inst.sum() / total_instances)
 
 
-def release_instance_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor, beta: float,
-                           capacity: Optional[int] = None, dummy_instances=0) -> BboxMaskTerms:
-    """BG level 0: AE([p, p̄], [p̄ᶜ]) per instance plus the AE push over the image's instances."""
-    dim, dtype = emb.dim, emb.dtype
-    sums = soft_box_sums(emb, people, q, kappa=beta, capacity=capacity)  # exp(−β·Σ_d), no 1/D
+def release_instance_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor,
+                           settings: BboxMaskSettings, dummy_instances=0) -> BboxMaskTerms:
+    """BG level 0: AE([p, p̄], [p̄ᶜ]) per instance plus the AE push over the image's instances (β and the padded
+    capacity from ``settings``)."""
+    dim, dtype, beta = emb.dim, emb.dtype, settings.beta
+    sums = soft_box_sums(emb, people, q, kappa=beta, capacity=settings.capacity)  # exp(−β·Σ_d), no 1/D
     tiny = sums.soft_sum < RELEASE_TINY_MASK_SUM  # the positive group is [p] alone
     p_bar, p_bar_out = sums.soft_mean(p, fallback=tiny), sums.outside_mean()
     valid, n = people.valid.to(dtype), people.count(dtype)

@@ -5,7 +5,8 @@ with weights that already include 1/‖x‖ (one pass over x instead of three). 
 image in C padded slots (:func:`~._common.padded_capacity`), so that one ``bmm`` gives every instance's
 similarity to every pixel of its own image, and a second one the sums Σ s·e, Σ_{B_i} e and Σ e.
 Nothing here loops over people or images. The variants themselves are in :mod:`.bbox_mask` (paper) and
-:mod:`.bbox_mask_release` (release).
+:mod:`.bbox_mask_release` (release); :class:`BboxMaskSettings` (variant, kernel, distance, β, τ, where p_i is
+read) is the one object every variant reads its settings from.
 """
 from __future__ import annotations
 
@@ -15,10 +16,53 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ._common import as_float, padded_capacity, rank_in_image
+from ._common import as_float, check_choice, padded_capacity, rank_in_image
 
-__all__ = ["BboxMaskTerms", "EmbeddingMap", "Instances", "BoxSums", "soft_box_sums", "union_box_sums",
+__all__ = ["VARIANTS", "KERNELS", "DISTANCES", "INSTANCE_POINTS", "BboxMaskSettings", "BboxMaskTerms", "EmbeddingMap",
+           "Instances", "BoxSums", "soft_box_sums", "union_box_sums",
            "pairwise_r"]
+
+
+VARIANTS = ("paper", "release-image", "release-instance")
+KERNELS = ("ae", "contrastive")
+DISTANCES = ("l2", "cosine")
+INSTANCE_POINTS = ("center", "box")
+
+
+@dataclass(frozen=True)
+class BboxMaskSettings:
+    """The settings of the Bbox Mask Loss (module docstring of :mod:`.bbox_mask`), checked when made.
+
+    ``variant`` (paper / release-image / release-instance), ``kernel`` (``"ae"``: the Gaussian ψ;
+    ``"contrastive"``: InfoNCE), ``distance`` r (``"l2"`` / ``"cosine"``), ``beta`` β of ψ, ``temperature``
+    τ of the contrastive kernel, ``instance_point`` (where p_i is read: ``"center"`` / ``"box"``);
+    ``capacity``: instance slots per image for the padded layout (default: see ``padded_capacity``; the
+    results do not depend on it). :meth:`of` reads them from a config's ``loss`` section.
+    """
+
+    variant: str = "paper"
+    kernel: str = "ae"
+    distance: str = "l2"
+    beta: float = 10.0
+    temperature: float = 0.05
+    instance_point: str = "center"
+    capacity: Optional[int] = None
+
+    def __post_init__(self):
+        check_choice("variant", self.variant, VARIANTS)
+        check_choice("kernel", self.kernel, KERNELS)
+        check_choice("distance", self.distance, DISTANCES)
+        check_choice("instance_point", self.instance_point, INSTANCE_POINTS)
+        if self.variant != "paper" and (self.kernel != "ae" or self.distance != "l2"):
+            raise ValueError(f"variant={self.variant!r} is the released AE/L2 loss; kernel={self.kernel!r} and "
+                             f"distance={self.distance!r} exist only for variant='paper'")
+
+    @classmethod
+    def of(cls, loss_cfg) -> "BboxMaskSettings":
+        """The settings of a ``LossConfig`` (``bbox_mask_variant``, ``emb_loss``, ``distance``, ``beta``,
+        ``temperature``, ``instance_point``)."""
+        return cls(variant=loss_cfg.bbox_mask_variant, kernel=loss_cfg.emb_loss, distance=loss_cfg.distance,
+                   beta=loss_cfg.beta, temperature=loss_cfg.temperature, instance_point=loss_cfg.instance_point)
 
 
 @dataclass

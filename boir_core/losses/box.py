@@ -28,7 +28,8 @@ import torch
 from ..config import switch_value
 from ._common import as_float, check_same_length, check_shape, fp32_loss
 
-__all__ = ["ciou", "decode_ltrb", "center_windows", "bbox_loss", "dummy_window_pixels", "CIOU_EPS"]
+__all__ = ["ciou", "decode_ltrb", "center_windows", "bbox_loss", "bbox_loss_per_instance", "dummy_window_pixels",
+           "CIOU_EPS"]
 
 #: eps of the release's CIoU (docs/release_vs_paper.md#box-loss-and-decoding).
 CIOU_EPS = 1e-10
@@ -82,18 +83,26 @@ def dummy_window_pixels(height: int, width: int) -> int:
     return min(2, height) * min(2, width)
 
 
-@fp32_loss
 def bbox_loss(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_imgid: torch.Tensor,
-              instance_bbox: torch.Tensor, decode: str = "paper", return_per_instance: bool = False,
-              dummy_instances: int | torch.Tensor = 0):
+              instance_bbox: torch.Tensor, decode: str = "paper", dummy_instances: int | torch.Tensor = 0
+              ) -> torch.Tensor:
     """Mean 1 − CIoU over the 3×3 windows around the (jittered) instance centers.
 
     ``bbox_map`` [B,4,H,W] raw l, t, r, b; ``instance_coord`` [N,2] (y, x); ``instance_imgid`` [N];
     ``instance_bbox`` [N,4] xywh in output pixels. ``dummy_instances``: how many of the release's dummies the
     batch holds (one per image without instances, ``loss.dummy_instance=release``); each adds
-    :func:`dummy_window_pixels` to the divisor and nothing to the sum. With ``return_per_instance`` also returns
-    the summed 1 − CIoU of each instance's window [N] and its pixel count [N] (real instances only).
+    :func:`dummy_window_pixels` to the divisor and nothing to the sum. :func:`bbox_loss_per_instance` also
+    gives each instance's share.
     """
+    return bbox_loss_per_instance(bbox_map, instance_coord, instance_imgid, instance_bbox, decode, dummy_instances)[0]
+
+
+@fp32_loss
+def bbox_loss_per_instance(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_imgid: torch.Tensor,
+                           instance_bbox: torch.Tensor, decode: str = "paper",
+                           dummy_instances: int | torch.Tensor = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, per_instance, count): :func:`bbox_loss` (same arguments), the summed 1 − CIoU of each instance's
+    window [N] and its pixel count [N] (real instances only)."""
     check_shape("bbox", bbox_map, 4)
     if bbox_map.shape[1] != 4:
         raise ValueError(f"bbox must have 4 channels (l, t, r, b), got {bbox_map.shape[1]}")
@@ -114,7 +123,4 @@ def bbox_loss(bbox_map: torch.Tensor, instance_coord: torch.Tensor, instance_img
     per_instance = per_pixel.sum(1)
     count = valid.sum(1).to(pred.dtype)
     pixels = count.sum() + dummy_instances * dummy_window_pixels(height, width)
-    loss = per_instance.sum() / pixels.clamp(min=1)
-    if return_per_instance:
-        return loss, per_instance, count
-    return loss
+    return per_instance.sum() / pixels.clamp(min=1), per_instance, count

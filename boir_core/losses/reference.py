@@ -13,10 +13,16 @@ from typing import Optional
 
 import torch
 
+from .bbox_mask_sums import BboxMaskSettings
+
 __all__ = [
     "focal_loss_ref", "ciou_ref", "bbox_loss_ref", "bbox_mask_paper_ref", "bbox_mask_release_ref",
     "ae_loss_ref", "cid_contrastive_ref", "pixel_index", "paper_box_members", "release_box_span",
 ]
+
+
+#: the paper's settings (every default of :class:`~boir_core.losses.bbox_mask.BboxMaskSettings`)
+PAPER = BboxMaskSettings()
 
 
 def pixel_index(v: float, n: int) -> int:
@@ -115,12 +121,13 @@ def _r(a, b, distance):
     return 2 * (1 - (_unit(a) * _unit(b)).sum())
 
 
-def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None, kernel="ae", distance="l2",
-                        beta=10.0, temperature=0.05, instance_point="center", similarity_emb=None):
-    """Eqs. 1–4 / 7–9 with the conventions of :mod:`boir_core.losses.bbox_mask`, one instance at a time.
-
-    Returns a dict with per-instance lists ``pull_in``, ``push_out``, ``push_inst`` and the losses.
+def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None, settings=PAPER,
+                        similarity_emb=None):
+    """Eqs. 1–4 / 7–9 with the conventions of :mod:`boir_core.losses.bbox_mask`, one instance at a time, with the
+    kernel, distance, β, τ and instance point of ``settings`` (a ``BboxMaskSettings``). Returns a dict with
+    per-instance lists ``pull_in``, ``push_out``, ``push_inst`` and the losses.
     """
+    kernel, distance, beta, temperature = settings.kernel, settings.distance, settings.beta, settings.temperature
     e = _unit_map(emb)
     es = _unit_map((emb if similarity_emb is None else similarity_emb).detach())
     B, D, H, W = e.shape
@@ -131,7 +138,7 @@ def bbox_mask_paper_ref(emb, instance_bbox, instance_imgid, instance_center=None
         for i in [k for k in range(N) if int(instance_imgid[k]) == b]:
             x, y, w, h = (float(v) for v in instance_bbox[i])
             cols, rows = paper_box_members(x, w, W), paper_box_members(y, h, H)
-            if instance_point == "box":
+            if settings.instance_point == "box":
                 px, py = pixel_index(x + w / 2, W), pixel_index(y + h / 2, H)
             else:
                 px, py = pixel_index(float(instance_center[i, 0]), W), pixel_index(float(instance_center[i, 1]), H)

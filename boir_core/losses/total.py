@@ -26,7 +26,7 @@ from typing import Mapping, Optional
 import torch
 
 from ..config import LossConfig
-from .bbox_mask import bbox_mask_terms
+from .bbox_mask import BboxMaskSettings, bbox_mask_terms
 from .box import bbox_loss
 from .contrastive import cid_contrastive_loss
 from .focal import instance_heatmap_loss, multi_heatmap_loss
@@ -116,9 +116,7 @@ def total_loss(outputs: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Te
                                   decode=loss_cfg.bbox_decode, dummy_instances=dummies)
     if loss_cfg.bbox_mask and "emb" in outputs and outputs["emb"] is not None:
         t = bbox_mask_terms(outputs["emb"], _need(batch, "instance_bbox", "batch"), imgid, batch.get("instance_center"),
-                            variant=loss_cfg.bbox_mask_variant, kernel=loss_cfg.emb_loss, distance=loss_cfg.distance,
-                            beta=loss_cfg.beta, temperature=loss_cfg.temperature,
-                            instance_point=loss_cfg.instance_point, dummy_instances=dummies)
+                            BboxMaskSettings.of(loss_cfg), dummy_instances=dummies)
         terms.update(bbox_mask=t.loss, pull_in=t.loss_pull_in, push_out=t.loss_push_out, push_inst=t.loss_push_inst)
     if "heatmap" in outputs and outputs.get("features") is not None:
         terms["contrastive"] = cid_contrastive_loss(outputs["features"], coord, imgid)

@@ -362,19 +362,24 @@ def _keypoints(sd: Mapping[str, torch.Tensor], arch: str) -> Optional[int]:
 
 # ---- loading ------------------------------------------------------------------------------------------
 
-def _match(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, Any]], *, transfer: bool,
-           allow_missing_aux_heads: bool, expect: Optional[str], source_name: Optional[str], caller: str,
-           mmap: bool = False) -> tuple[dict[str, torch.Tensor], LoadReport, dict[str, str]]:
-    """Read ``source`` and match its tensors to ``model``'s, by name and shape, without loading anything.
+def _arch_of(model: nn.Module, caller: str) -> str:
+    """``model``'s architecture (``boir`` / ``cid``); a TypeError naming ``caller`` for any other object."""
+    arch = getattr(model, "arch", None)
+    if arch not in ARCHS:
+        raise TypeError(f"{caller} expects a BoIR or CID model, got {type(model).__name__}")
+    return arch
+
+
+def _match(model: nn.Module, name: str, obj: Any, *, transfer: bool, allow_missing_aux_heads: bool,
+           expect: Optional[str]) -> tuple[dict[str, torch.Tensor], LoadReport, dict[str, str]]:
+    """Match the tensors of ``obj`` (read from the source ``name``, :func:`_read_source`) to ``model``'s, by name
+    and shape, without loading anything.
 
     Returns (the state_dict in our names, the report so far, model keys allowed to stay initialised); an
     ImageNet file comes back unmatched (kind ``imagenet``). Raises :class:`CheckpointError` as
     :func:`load_weights` documents.
     """
-    arch = getattr(model, "arch", None)
-    if arch not in ARCHS:
-        raise TypeError(f"{caller} expects a BoIR or CID model, got {type(model).__name__}")
-    name, obj = _read_source(source, source_name, mmap)
+    arch = model.arch
     sd, container, header = _unwrap(obj, name)
     layout = _layout(sd)
     if layout is None:
@@ -498,9 +503,10 @@ def load_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str, 
     Raises:
         CheckpointError: unreadable file, unknown layout, or any missing / unexpected / mis-shaped tensor.
     """
-    sd, report, allowed_missing = _match(model, source, transfer=transfer,
-                                         allow_missing_aux_heads=allow_missing_aux_heads, expect=expect,
-                                         source_name=source_name, caller="load_weights")
+    _arch_of(model, "load_weights")
+    name, obj = _read_source(source, source_name, mmap=False)
+    sd, report, allowed_missing = _match(model, name, obj, transfer=transfer,
+                                         allow_missing_aux_heads=allow_missing_aux_heads, expect=expect)
     if report.kind == "imagenet":
         return _load_imagenet(model, sd, report.source)
     target = model.state_dict()
@@ -523,9 +529,10 @@ def check_weights(model: nn.Module, source: Union[str, os.PathLike, Mapping[str,
     are refused: they hold no heads to evaluate. Raises :class:`CheckpointError` naming the file and the
     keys; returns the :class:`LoadReport` the load would give (``loaded`` = the tensors it would fill).
     """
-    sd, report, allowed_missing = _match(model, source, transfer=transfer,
-                                         allow_missing_aux_heads=allow_missing_aux_heads, expect=None,
-                                         source_name=source_name, caller="check_weights", mmap=True)
+    _arch_of(model, "check_weights")
+    name, obj = _read_source(source, source_name, mmap=True)
+    sd, report, allowed_missing = _match(model, name, obj, transfer=transfer,
+                                         allow_missing_aux_heads=allow_missing_aux_heads, expect=None)
     if report.kind == "imagenet":
         raise CheckpointError(f"{report.source}: ImageNet backbone weights (no neck, no heads), not a "
                               f"{model.arch.upper()} checkpoint to evaluate")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from .checkpoints import CheckpointError, read_checkpoint
 
 __all__ = ["WEIGHTS_DIR", "MANIFEST_NAME", "MAX_BYTES", "ARCHS", "SHIPPED_PREFIX", "ChecksumError", "shipped_arch",
            "shipped_checkpoint",
-           "shipped_config", "shipped_manifest", "shipped_entry", "sha256_of", "export_demo_weights"]
+           "shipped_config", "shipped_manifest", "shipped_entry", "sha256_of", "DemoRecord", "export_demo_weights"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_NAME = "demo_weights.json"
@@ -121,11 +122,22 @@ def shipped_config(arch: str = "boir", overrides: list[str] | None = None,
     return apply_overrides(cfg, list(overrides or []), source="override") if overrides else cfg
 
 
-def export_demo_weights(run_dir: str | os.PathLike, arch: str, *, command: str,
-                        weights_dir: str | os.PathLike | None = None, metrics: dict[str, Any] | None = None,
-                        learning_curve: list[dict[str, Any]] | None = None, config_file: str | None = None,
-                        max_bytes: int = MAX_BYTES) -> dict[str, Any]:
-    """Write ``<run_dir>/final.pt`` as the shipped ``arch`` weights (fp16) and record it in the manifest.
+@dataclass(frozen=True)
+class DemoRecord:
+    """What the manifest records about shipped weights beside the file: the exact training ``command``, the
+    ``config_file`` it named, the ``metrics`` of the exported file and the ``learning_curve``
+    ([{steps, AP, ...}] of intermediate checkpoints)."""
+
+    command: str
+    config_file: str | None = None
+    metrics: dict[str, Any] | None = None
+    learning_curve: list[dict[str, Any]] | None = None
+
+
+def export_demo_weights(run_dir: str | os.PathLike, arch: str, record: DemoRecord, *,
+                        weights_dir: str | os.PathLike | None = None, max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+    """Write ``<run_dir>/final.pt`` as the shipped ``arch`` weights (fp16) and record it, with ``record``, in the
+    manifest.
 
     The file keeps the kit's checkpoint format (``load_weights`` / ``load_inference_model`` read it as any
     other) with every floating-point tensor in fp16; the training log (``metrics.jsonl``) is copied to
@@ -167,8 +179,8 @@ def export_demo_weights(run_dir: str | os.PathLike, arch: str, *, command: str,
                 "final_loss": epochs[-1].get("total") if epochs else None, "log": log_rel,
                 "schedule": plan}
     entry = {"file": name, "sha256": sha256_of(out / name), "bytes": size, "dtype": "float16",
-             "config_file": config_file, "config": extra.get("config"), "command": command,
-             "training": training, "metrics": metrics or {}, "learning_curve": learning_curve or []}
+             "config_file": record.config_file, "config": extra.get("config"), "command": record.command,
+             "training": training, "metrics": record.metrics or {}, "learning_curve": record.learning_curve or []}
     try:
         manifest = shipped_manifest(out)
     except FileNotFoundError:

@@ -31,7 +31,7 @@ from matplotlib.patches import Rectangle
 
 from ..data.transforms import AffineParams, denormalize_image
 from ..engine.decode import decode
-from ..losses.bbox_mask import bbox_mask_terms
+from ..losses.bbox_mask import BboxMaskSettings, bbox_mask_terms
 from .draw import draw_poses
 from .figures import feature_at, similarity_from_point
 
@@ -201,13 +201,17 @@ class AugmentationExplorer(Explorer):
 
 
 # ---------------------------------------------------------------- notebook 03: freeze the embedding, move a box
+#: Adam's learning rate in :func:`fit_embedding`
+FIT_LR = 0.1
+
+
 def fit_embedding(boxes: Sequence[Sequence[float]], size: int = 32, dim: int = 16, beta: float = 10.0,
-                  steps: int = 60, lr: float = 0.1, seed: int = 0) -> torch.Tensor:
+                  steps: int = 60, seed: int = 0) -> torch.Tensor:
     """An embedding map [D, size, size] *trained* with the Bbox Mask Loss (paper variant) for ``boxes``: the map
-    itself is the parameter, started from small noise and moved by Adam for ``steps`` steps. A trained map
-    for the explorers, free of any network. Cached: the same arguments return the same (shared) tensor."""
-    key = (tuple(tuple(float(v) for v in b) for b in boxes), int(size), int(dim), float(beta), int(steps),
-           float(lr), int(seed))
+    itself is the parameter, started from small noise and moved by Adam (learning rate :data:`FIT_LR`) for
+    ``steps`` steps. A trained map for the explorers, free of any network. Cached: the same arguments return
+    the same (shared) tensor."""
+    key = (tuple(tuple(float(v) for v in b) for b in boxes), int(size), int(dim), float(beta), int(steps), int(seed))
     if key not in _FITTED:
         _FITTED[key] = _fit_embedding(*key)
     return _FITTED[key]
@@ -216,16 +220,17 @@ def fit_embedding(boxes: Sequence[Sequence[float]], size: int = 32, dim: int = 1
 _FITTED: dict = {}
 
 
-def _fit_embedding(boxes, size, dim, beta, steps, lr, seed) -> torch.Tensor:
+def _fit_embedding(boxes, size, dim, beta, steps, seed) -> torch.Tensor:
     g = torch.Generator().manual_seed(int(seed))
     emb = (0.1 * torch.randn(dim, size, size, generator=g, dtype=torch.float64)).requires_grad_(True)
     bbox = torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4)
     centers = bbox[:, :2] + bbox[:, 2:] / 2
     imgid = torch.zeros(len(bbox), dtype=torch.long)
-    opt = torch.optim.Adam([emb], lr=lr)
+    opt = torch.optim.Adam([emb], lr=FIT_LR)
+    settings = BboxMaskSettings(beta=beta)
     for _ in range(int(steps)):
         opt.zero_grad()
-        bbox_mask_terms(emb[None], bbox, imgid, centers, beta=beta).loss.backward()
+        bbox_mask_terms(emb[None], bbox, imgid, centers, settings).loss.backward()
         opt.step()
     return emb.detach()
 
@@ -266,9 +271,9 @@ class FrozenEmbeddingExplorer(Explorer):
         from .widgets import explore_terms  # local: a genuine circle, widgets imports figure_png from here
 
         emb = self.embedding()
-        kw = dict(beta=self.beta, kernel=self.kernel.value, distance=self.distance.value, emb=emb)
-        return {"true": explore_terms(self.true_boxes, **kw), "moved": explore_terms(self.moved_boxes(), **kw),
-                "emb": emb}
+        settings = BboxMaskSettings(kernel=self.kernel.value, distance=self.distance.value, beta=self.beta)
+        return {"true": explore_terms(self.true_boxes, settings, emb),
+                "moved": explore_terms(self.moved_boxes(), settings, emb), "emb": emb}
 
     def describe(self, r: dict) -> str:
         k = int(self.box.value)

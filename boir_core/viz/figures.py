@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Sequence, Union
 
 import cv2
@@ -40,7 +41,8 @@ from .draw import draw_poses
 from .similarity import similarity_map
 
 __all__ = [
-    "tsne_iteration_argument", "tsne_exaggeration_iterations", "grid_stride", "tsne_rgb", "feature_at",
+    "tsne_iteration_argument", "tsne_exaggeration_iterations", "grid_stride", "TsneSettings", "tsne_rgb",
+    "feature_at",
     "gaussian_similarity", "similarity_from_point", "fixed_beta_similarity", "box_center", "box_iou",
     "most_overlapping_pair", "PAIR_IOU_RANGE", "PAIR_MIN_CENTER_DISTANCE", "separated_overlapping_pair", "overlay",
     "model_maps", "prepare_image", "to_canvas", "boxes_to_canvas", "similarity_figure", "similarity_grid_figure",
@@ -82,17 +84,29 @@ def grid_stride(height: int, width: int, max_points: int) -> int:
     return s
 
 
-def tsne_rgb(features: ArrayLike, *, max_points: int = 1024, n_iter: int = 250, perplexity: float = 30.0,
-             seed: int = 0, out_size: Optional[tuple[int, int]] = None, info: Optional[dict] = None) -> np.ndarray:
+@dataclass(frozen=True)
+class TsneSettings:
+    """The t-SNE of :func:`tsne_rgb`: at most ``max_points`` pixels of a regular grid, ``n_iter`` iterations (the
+    paper: 250), scikit-learn's ``perplexity`` (capped at (n − 1)/3) and ``seed`` (its random_state)."""
+
+    max_points: int = 1024
+    n_iter: int = 250
+    perplexity: float = 30.0
+    seed: int = 0
+
+
+def tsne_rgb(features: ArrayLike, settings: TsneSettings = TsneSettings(), *,
+             out_size: Optional[tuple[int, int]] = None, info: Optional[dict] = None) -> np.ndarray:
     """t-SNE of a feature map [C, H, W] as an RGB image [H, W, 3] (or ``out_size`` = (H', W')) in [0, 1].
 
-    The feature vectors of a regular grid (at most ``max_points`` pixels) are embedded in 3 dimensions with
-    ``n_iter`` iterations (the paper: 250); each dimension is min-max normalised to [0, 1] and the colour
-    image is upsampled bilinearly to the map (or ``out_size``). A dict passed as ``info`` receives
+    The feature vectors of a regular grid (at most ``settings.max_points`` pixels) are embedded in 3 dimensions
+    with ``settings.n_iter`` iterations (:class:`TsneSettings`); each dimension is min-max normalised to [0, 1]
+    and the colour image is upsampled bilinearly to the map (or ``out_size``). A dict passed as ``info`` receives
     ``n_iter`` (iterations run), ``kl_divergence`` (None when scikit-learn reports none: a run that stops at
     the end of early exaggeration), ``spread`` (standard deviation of the raw embedding) and
     ``trustworthiness`` (how well 5-nearest-neighbourhoods survive, in [0, 1]).
     """
+    max_points, n_iter, perplexity, seed = settings.max_points, settings.n_iter, settings.perplexity, settings.seed
     from sklearn.manifold import TSNE  # local: a slow import (~1 s), only t-SNE needs it
 
     f = _np(features).astype(np.float32)

@@ -10,6 +10,7 @@ callback is a plain method (``update``) that returns what it drew, so everything
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt
@@ -18,15 +19,16 @@ import torch
 from matplotlib.patches import Rectangle
 
 from ..config import LossConfig
-from ..losses.bbox_mask import VARIANTS, bbox_mask_terms, box_masks, instance_pixels
+from ..losses.bbox_mask import PAPER, VARIANTS, BboxMaskSettings, bbox_mask_terms, box_masks, instance_pixels
 from .explorers import figure_png
 from .similarity import similarity_map
 
-__all__ = ["toy_embedding", "explore_terms", "LossExplorer", "SimilarityViewer", "loss_explorer", "similarity_viewer"]
+__all__ = ["ToyMap", "toy_embedding", "explore_terms", "LossExplorer", "SimilarityViewer", "loss_explorer",
+           "similarity_viewer"]
 
 DEFAULT_BOXES = ((4.0, 6.0, 12.0, 18.0), (12.0, 8.0, 12.0, 16.0))
 #: τ of the contrastive kernel (soft mask exp(−‖·‖²/(2τ))): the config's default ``loss.temperature``, 0.05, CID's
-#: InfoNCE temperature (also the default of :func:`boir_core.losses.bbox_mask_terms`)
+#: InfoNCE temperature (also the default of :class:`boir_core.losses.BboxMaskSettings`)
 TEMPERATURE = LossConfig().temperature
 
 
@@ -47,30 +49,45 @@ def toy_embedding(boxes: Sequence[Sequence[float]], size: int = 32, dim: int = 1
     return emb
 
 
-def explore_terms(boxes: Sequence[Sequence[float]], beta: float = 10.0, dim: int = 16, variant: str = "paper",
-                  kernel: str = "ae", distance: str = "l2", size: int = 32, noise: float = 0.3, seed: int = 0,
-                  emb: Optional[torch.Tensor] = None, temperature: float = TEMPERATURE) -> dict:
-    """Bbox Mask Loss terms and soft masks for ``boxes`` (xywh in map pixels) on a toy map (or ``emb``);
-    ``temperature`` is τ of ``kernel="contrastive"`` (default :data:`TEMPERATURE`).
+@dataclass(frozen=True)
+class ToyMap:
+    """The toy embedding map of :func:`toy_embedding`: ``size`` × ``size`` pixels, D = ``dim``, noise of std
+    ``noise``, drawn with ``seed``."""
+
+    size: int = 32
+    dim: int = 16
+    noise: float = 0.3
+    seed: int = 0
+
+    def embedding(self, boxes: Sequence[Sequence[float]]) -> torch.Tensor:
+        """The map [D, size, size] for ``boxes`` (:func:`toy_embedding`)."""
+        return toy_embedding(boxes, self.size, self.dim, self.noise, self.seed)
+
+
+def explore_terms(boxes: Sequence[Sequence[float]], settings: BboxMaskSettings = PAPER,
+                  emb: Optional[torch.Tensor] = None, toy: ToyMap = ToyMap()) -> dict:
+    """Bbox Mask Loss terms and soft masks for ``boxes`` (xywh in map pixels) under ``settings`` (variant, kernel,
+    distance, β and τ; :class:`~boir_core.losses.BboxMaskSettings`, default the paper's) on the map ``emb``
+    [D, H, W] (default: the toy map ``toy.embedding(boxes)``, :class:`ToyMap`).
 
     Returns ``pull_in``, ``push_out``, ``push_inst``, ``total`` (floats, after the variant's normalisation),
     ``per_instance`` (dict of lists), ``soft_masks`` [K, H, W] (numpy; the weights s_i inside B_i as the
     variant defines them), ``points`` (row, col) of the p_i and ``emb`` [D, H, W].
     """
     if emb is None:
-        emb = toy_embedding(boxes, size, dim, noise, seed)
+        emb = toy.embedding(boxes)
     d, h, w = emb.shape
     bbox = torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4)
     centers = bbox[:, :2] + bbox[:, 2:] / 2
     imgid = torch.zeros(len(bbox), dtype=torch.long)
-    t = bbox_mask_terms(emb[None].double(), bbox, imgid, centers, variant=variant, kernel=kernel, distance=distance,
-                        beta=beta, temperature=temperature)
+    t = bbox_mask_terms(emb[None].double(), bbox, imgid, centers, settings)
+    variant, kernel, beta = settings.variant, settings.kernel, settings.beta
     points = instance_pixels(bbox, h, w, variant, "center", centers)
     masks = box_masks(bbox, h, w, variant).double()
     if variant == "paper" and kernel == "ae":
         kern, b = "gaussian", beta
     elif variant == "paper":  # contrastive: exp(−‖·‖²/(2τ)) = the Gaussian with β/D = 1/(2τ)
-        kern, b = "gaussian", d / (2 * temperature)
+        kern, b = "gaussian", d / (2 * settings.temperature)
     else:
         kern, b = "release", beta
     soft = torch.stack([similarity_map(emb, point=tuple(pt.tolist()), beta=b, kernel=kern) for pt in points]) \
@@ -130,8 +147,8 @@ class LossExplorer:
     def update(self, draw: bool = True) -> dict:
         """Recompute the terms for the current slider values; redraw when ``draw``. Returns the result."""
         kernel = self.kernel.value if self.variant.value == "paper" else "ae"
-        res = explore_terms(self.boxes, beta=float(self.beta.value), dim=int(self.dim.value),
-                            variant=self.variant.value, kernel=kernel, size=self.size, noise=self.noise, seed=self.seed)
+        settings = BboxMaskSettings(variant=self.variant.value, kernel=kernel, beta=float(self.beta.value))
+        res = explore_terms(self.boxes, settings, toy=ToyMap(self.size, int(self.dim.value), self.noise, self.seed))
         self.last = res
         self.text.value = (f"<b>{self.variant.value}</b> ({kernel}): pull_in = {res['pull_in']:.4f}, "
                            f"push_out = {res['push_out']:.4f}, push_inst = {res['push_inst']:.4f}, "

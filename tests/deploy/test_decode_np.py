@@ -16,6 +16,7 @@ from boir_deploy_helpers import NumpyNet, SharedNet, assert_same_poses
 
 import boir_core.deploy.decode_np as D
 from boir_core.data.transforms import eval_input
+from boir_core.deploy import DecodeSettings
 from boir_core.engine import decode as T
 from boir_core.engine.oks import oks_nms
 from boir_core.ops import sigmoid_clamp
@@ -29,7 +30,7 @@ def _both(model, kwargs, image_rgb, input_size, flip, image_id=0):
     x = eval_input(image_rgb, input_size)
     kw = dict(kwargs, flip_test=flip)
     net = SharedNet(model)
-    out = D.decode_np(net.numpy(), x.image, x.resize.trans_inv, image_id=image_id, **kw)
+    out = D.decode_np(net.numpy(), x.image, x.resize.trans_inv, DecodeSettings(**kw), image_id=image_id)
     ref = T.decode(net.torch(), torch.from_numpy(x.image), {"trans_inv": x.resize.trans_inv}, image_id=image_id,
                    **kw)
     assert net.calls == (2 if out.num_proposals else 1)  # torch found the same centers: nothing ran twice
@@ -129,11 +130,11 @@ def test_no_center_above_the_threshold_gives_no_people_and_bad_inputs_are_named(
     _, model, kwargs = shipped
     img = np.zeros((3, 64, 64), np.float32)
     inv = np.array([[1.0, 0, 0], [0, 1.0, 0]])
-    out = D.decode_np(NumpyNet(model), img, inv, **dict(kwargs, center_threshold=0.9999))
+    out = D.decode_np(NumpyNet(model), img, inv, DecodeSettings(**dict(kwargs, center_threshold=0.9999)))
     assert out.poses == [] and out.num_proposals == 0
     with pytest.raises(ValueError, match=r"\[3, H', W'\]"):
-        D.decode_np(NumpyNet(model), img[0], inv, **kwargs)
+        D.decode_np(NumpyNet(model), img[0], inv, DecodeSettings(**kwargs))
     with pytest.raises(ValueError, match="2x3"):
-        D.decode_np(NumpyNet(model), img, np.eye(3), **kwargs)
+        D.decode_np(NumpyNet(model), img, np.eye(3), DecodeSettings(**kwargs))
     with pytest.raises(ValueError, match="flip_index"):
-        D.decode_np(NumpyNet(model), img, inv, **dict(kwargs, flip_index=None))
+        D.decode_np(NumpyNet(model), img, inv, DecodeSettings(**dict(kwargs, flip_index=None)))

@@ -9,7 +9,7 @@ import pytest
 import boir_core.engine.demo as demo_mod
 from boir_core.config import load_config
 from boir_core.model import build_model, save_checkpoint
-from boir_core.model.demo_weights import export_demo_weights
+from boir_core.model.demo_weights import DemoRecord, export_demo_weights
 
 SMALL = ["data.input_size=64", "data.output_size=16"]  # 4x less work per step
 
@@ -23,7 +23,7 @@ def _ship_tiny(tmp_path, tiny_synth):
         cfg = load_config("tiny", ov)
         run = tmp_path / f"run_{arch}"
         save_checkpoint(build_model(cfg, train=True), run / "final.pt", extra={"config": cfg.to_dict()})
-        export_demo_weights(run, arch, command=f"train {arch}", weights_dir=out)
+        export_demo_weights(run, arch, DemoRecord(f"train {arch}"), weights_dir=out)
     return out
 
 

@@ -17,6 +17,8 @@ import pytest
 import torch
 
 from boir_core.losses import (
+    BboxMaskSettings,
+    EmbeddingMap,
     bbox_mask_loss,
     bbox_mask_terms,
     box_masks,
@@ -51,8 +53,8 @@ def _setup(make_batch, counts=COUNTS, size=SIZE, dim=6, seed=0):
 @pytest.mark.parametrize("options", PAPER_OPTIONS, ids=lambda o: f"{o['kernel']}-{o['distance']}-{o['instance_point']}")
 def test_paper_variant_matches_oracle(make_batch, options):
     emb, bbox, imgid, center = _setup(make_batch)
-    t = bbox_mask_terms(emb, bbox, imgid, center, **options)
-    ref = bbox_mask_paper_ref(emb, bbox, imgid, center, **options)
+    t = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(**options))
+    ref = bbox_mask_paper_ref(emb, bbox, imgid, center, BboxMaskSettings(**options))
     for name in ("pull_in", "push_out", "push_inst"):
         assert torch.allclose(getattr(t, name), torch.stack(ref["per_instance"][name]), atol=1e-6), name
         assert torch.allclose(getattr(t, "loss_" + name), ref[name], atol=1e-6), name
@@ -64,7 +66,7 @@ def test_paper_variant_matches_oracle(make_batch, options):
 def test_release_variants_match_pseudo_code(make_batch, variant, level, beta):
     emb, bbox, imgid, _ = _setup(make_batch)
     bbox[1] = torch.tensor([SIZE[1] - 0.5, 4.0, 0.8, 5.0], dtype=bbox.dtype)  # skipped: x2 − x1 = 1 at the border
-    t = bbox_mask_terms(emb, bbox, imgid, variant=variant, beta=beta)
+    t = bbox_mask_terms(emb, bbox, imgid, settings=BboxMaskSettings(variant=variant, beta=beta))
     want, per_image = bbox_mask_release_ref(emb, bbox, imgid, level=level, beta=beta)
     assert torch.allclose(t.loss, want, atol=1e-6)
     assert not bool(t.valid[1])
@@ -87,7 +89,7 @@ def test_release_closed_forms_single_instance():
     inside = torch.zeros(10, 10, dtype=torch.bool)
     inside[0:8, 1:8] = True  # rows int(1)−1 … int(7)+1 (half-open), cols int(2)−1 … int(7)+1
     bg = e[0][:, ~inside].mean(1)
-    level1 = bbox_mask_terms(emb, bbox, imgid, variant="release-image")
+    level1 = bbox_mask_terms(emb, bbox, imgid, settings=BboxMaskSettings(variant="release-image"))
     assert torch.allclose(level1.loss, 1 + torch.exp(-10 / 4 * ((p - bg) ** 2).sum()))
     assert torch.equal(box_masks(bbox, 10, 10, "release-image")[0], inside)
     assert ae_loss_ref(torch.stack([p, bg])).item() == pytest.approx(level1.loss.item())
@@ -98,13 +100,14 @@ def test_gradients_match_oracle_and_soft_mask_carries_none(make_batch):
     for variant, ref in (("paper", lambda x: bbox_mask_paper_ref(x, bbox, imgid, center)["bbox_mask"]),
                          ("release-instance", lambda x: bbox_mask_release_ref(x, bbox, imgid, level=0)[0])):
         a = emb.clone().requires_grad_()
-        bbox_mask_terms(a, bbox, imgid, center, variant=variant).loss.backward()
+        bbox_mask_terms(a, bbox, imgid, center, BboxMaskSettings(variant=variant)).loss.backward()
         b = emb.clone().requires_grad_()
         ref(b).backward()
         assert torch.allclose(a.grad, b.grad, atol=1e-8), variant
         # weights from a separate constant map give the same gradient: s has no gradient path
         c = emb.clone().requires_grad_()
-        bbox_mask_terms(c, bbox, imgid, center, variant=variant, similarity_emb=emb.clone()).loss.backward()
+        bbox_mask_terms(EmbeddingMap.of(c, emb.clone()), bbox, imgid, center,
+                        BboxMaskSettings(variant=variant)).loss.backward()
         assert torch.allclose(a.grad, c.grad, atol=1e-12), variant
 
 
@@ -115,7 +118,7 @@ def test_gradients_match_oracle_and_soft_mask_carries_none(make_batch):
 def test_gradcheck_with_fixed_soft_mask(make_batch, options):
     emb, bbox, imgid, center = _setup(make_batch, counts=(2, 1), size=(4, 5), dim=3, seed=2)
     weights = emb.clone()  # the soft mask is a constant: gradcheck then tests the true derivative
-    fn = lambda x: bbox_mask_terms(x, bbox, imgid, center, similarity_emb=weights, **options).loss  # noqa: E731
+    fn = lambda x: bbox_mask_terms(EmbeddingMap.of(x, weights), bbox, imgid, center, BboxMaskSettings(**options)).loss  # noqa: E731
     assert torch.autograd.gradcheck(fn, (emb.clone().requires_grad_(),), atol=1e-6, fast_mode=True)
 
 
@@ -123,8 +126,8 @@ def test_gradcheck_with_fixed_soft_mask(make_batch, options):
 def test_invariant_to_the_order_of_people(make_batch, variant):
     emb, bbox, imgid, center = _setup(make_batch)
     perm = torch.randperm(imgid.numel(), generator=torch.Generator().manual_seed(3))
-    a = bbox_mask_terms(emb, bbox, imgid, center, variant=variant)
-    b = bbox_mask_terms(emb, bbox[perm], imgid[perm], center[perm], variant=variant)
+    a = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(variant=variant))
+    b = bbox_mask_terms(emb, bbox[perm], imgid[perm], center[perm], BboxMaskSettings(variant=variant))
     assert torch.allclose(a.loss, b.loss, atol=1e-12)
     for name in ("pull_in", "push_out", "push_inst"):
         assert torch.allclose(getattr(a, name)[perm], getattr(b, name), atol=1e-12)
@@ -134,8 +137,8 @@ def test_padded_capacity_choice_does_not_change_values(make_batch):
     """capacity=N is the sync-free layout used on CUDA; it must agree with the compact CPU layout."""
     emb, bbox, imgid, center = _setup(make_batch)
     for variant in ("paper", "release-image"):
-        a = bbox_mask_terms(emb, bbox, imgid, center, variant=variant)
-        b = bbox_mask_terms(emb, bbox, imgid, center, variant=variant, capacity=imgid.numel())
+        a = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(variant=variant))
+        b = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(variant=variant, capacity=imgid.numel()))
         assert torch.allclose(a.loss, b.loss, atol=1e-12)
 
 
@@ -143,7 +146,7 @@ def test_no_instances_and_single_instance(make_batch):
     emb, bbox, imgid, center = _setup(make_batch, counts=(0, 0))
     for variant in ("paper", "release-image", "release-instance"):
         x = emb.clone().requires_grad_()
-        t = bbox_mask_terms(x, bbox, imgid, center, variant=variant)
+        t = bbox_mask_terms(x, bbox, imgid, center, BboxMaskSettings(variant=variant))
         t.loss.backward()
         assert t.loss.item() == 0 and t.pull_in.shape == (0,) and torch.isfinite(x.grad).all()
     emb, bbox, imgid, center = _setup(make_batch, counts=(1, 0))
@@ -172,7 +175,7 @@ def test_whole_map_box_tiny_box_border_box_and_identical_embeddings():
     ref = bbox_mask_paper_ref(emb, bbox, imgid, center)
     assert torch.allclose(t.loss, ref["bbox_mask"], atol=1e-6)
     for variant in ("release-image", "release-instance"):
-        r = bbox_mask_terms(emb, bbox, imgid, variant=variant)
+        r = bbox_mask_terms(emb, bbox, imgid, settings=BboxMaskSettings(variant=variant))
         level = {"release-instance": 0, "release-image": 1}[variant]
         assert r.valid.tolist() == [True, True, True, False]  # the dilated tiny box survives; x2 − x1 = 1 does not
         assert torch.allclose(r.loss, bbox_mask_release_ref(emb, bbox, imgid, level=level)[0], atol=1e-6)
@@ -180,7 +183,7 @@ def test_whole_map_box_tiny_box_border_box_and_identical_embeddings():
     same = torch.ones(1, D, H, W, dtype=torch.float64, requires_grad=True)
     for options in (dict(), dict(distance="cosine"), dict(kernel="contrastive"), dict(variant="release-instance"),
                     dict(variant="release-image")):
-        t = bbox_mask_terms(same, bbox, imgid, center, **options)
+        t = bbox_mask_terms(same, bbox, imgid, center, BboxMaskSettings(**options))
         t.loss.backward()
         assert torch.isfinite(t.loss) and torch.isfinite(same.grad).all(), options
     t = bbox_mask_terms(same.detach(), bbox, imgid, center)
@@ -190,14 +193,14 @@ def test_whole_map_box_tiny_box_border_box_and_identical_embeddings():
 
 def test_term_functions_and_dict(make_batch):
     emb, bbox, imgid, center = _setup(make_batch)
-    t = bbox_mask_terms(emb, bbox, imgid, center, beta=5.0)
-    assert torch.equal(pull_in(emb, bbox, imgid, center, beta=5.0), t.pull_in)
-    assert torch.equal(push_out(emb, bbox, imgid, center, beta=5.0), t.push_out)
-    assert torch.equal(push_inst(emb, bbox, imgid, center, beta=5.0), t.push_inst)
-    d = bbox_mask_loss(emb, bbox, imgid, center, beta=5.0)
+    t = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(beta=5.0))
+    assert torch.equal(pull_in(emb, bbox, imgid, center, BboxMaskSettings(beta=5.0)), t.pull_in)
+    assert torch.equal(push_out(emb, bbox, imgid, center, BboxMaskSettings(beta=5.0)), t.push_out)
+    assert torch.equal(push_inst(emb, bbox, imgid, center, BboxMaskSettings(beta=5.0)), t.push_inst)
+    d = bbox_mask_loss(emb, bbox, imgid, center, BboxMaskSettings(beta=5.0))
     assert torch.allclose(d["bbox_mask"], d["pull_in"] + d["push_out"] + d["push_inst"])
     # β matters, and for any D
-    assert not torch.allclose(bbox_mask_terms(emb, bbox, imgid, center, beta=1.0).loss, t.loss)
+    assert not torch.allclose(bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(beta=1.0)).loss, t.loss)
 
 
 def test_fp32_under_autocast(make_batch):
@@ -211,9 +214,9 @@ def test_fp32_under_autocast(make_batch):
 def test_bad_input_errors_name_the_problem(make_batch):
     emb, bbox, imgid, center = _setup(make_batch)
     with pytest.raises(ValueError, match="variant"):
-        bbox_mask_terms(emb, bbox, imgid, center, variant="release")
+        bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(variant="release"))
     with pytest.raises(ValueError, match="kernel"):
-        bbox_mask_terms(emb, bbox, imgid, center, variant="release-image", kernel="contrastive")
+        bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(variant="release-image", kernel="contrastive"))
     with pytest.raises(ValueError, match="instance_center"):
         bbox_mask_terms(emb, bbox, imgid)
     with pytest.raises(ValueError, match="instance_bbox"):
@@ -230,8 +233,8 @@ def test_bbox_mask_loss_passes_every_option_through(make_batch):
     outputs, batch = make_batch(counts=(3, 2), size=(10, 9))
     args = (outputs["emb"], batch["instance_bbox"], batch["instance_imgid"], batch["instance_center"])
     for options in ({"beta": 2.5}, {"distance": "cosine"}, {"variant": "release-instance"}):
-        got = bbox_mask_loss(*args, **options)
-        want = bbox_mask_terms(*args, **options)
+        got = bbox_mask_loss(*args, settings=BboxMaskSettings(**options))
+        want = bbox_mask_terms(*args, settings=BboxMaskSettings(**options))
         default = bbox_mask_terms(*args)
         assert torch.equal(got["bbox_mask"], want.loss) and not torch.equal(want.loss, default.loss), options
         assert torch.equal(got["push_out"], want.loss_push_out)
@@ -247,12 +250,12 @@ def test_all_zero_embedding_pixels_give_finite_gradients(make_batch, options):
     emb = emb.detach().clone()
     emb[:, :, 2:6, 3:8] = 0.0  # inside several boxes and outside others
     emb.requires_grad_(True)
-    t = bbox_mask_terms(emb, bbox, imgid, center, **options)
+    t = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(**options))
     t.loss.sum().backward()
     assert torch.isfinite(t.loss).all() and torch.isfinite(emb.grad).all(), options
     variant = options.get("variant", "paper")
     if variant == "paper":
-        ref = bbox_mask_paper_ref(emb.detach(), bbox, imgid, center, **options)["bbox_mask"]
+        ref = bbox_mask_paper_ref(emb.detach(), bbox, imgid, center, BboxMaskSettings(**options))["bbox_mask"]
     else:
         level = {"release-instance": 0, "release-image": 1}[variant]
         ref = bbox_mask_release_ref(emb.detach(), bbox, imgid, level=level)[0]
@@ -300,10 +303,11 @@ def test_a_box_whose_soft_weights_all_underflow_falls_back_to_p():
     bbox = torch.tensor([[0.0, 0.0, 3.0, 3.0]])  # pixels (0..2, 0..2): embeddings 0, r(0, p/|p|) = 1
     center = torch.tensor([[5.2, 5.3]])
     imgid = torch.zeros(1, dtype=torch.long)
-    t = bbox_mask_terms(emb, bbox, imgid, center, beta=1e4)  # psi = exp(-beta / D * 1) = 0 in float32
+    t = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(beta=1e4))  # psi = exp(-beta / D * 1) = 0 in float32
     assert t.soft_mask_sum[0] == 0  # every weight underflowed
     assert t.pull_in[0] == 0 and torch.isfinite(t.loss)
-    assert torch.equal(t.loss, bbox_mask_terms(emb, bbox, imgid, center, beta=1e4, instance_point="center").loss)
+    center_point = BboxMaskSettings(beta=1e4, instance_point="center")
+    assert torch.equal(t.loss, bbox_mask_terms(emb, bbox, imgid, center, center_point).loss)
 
 
 # ---- a smaller batch: input checks, helpers, returned tensors, edge pixels ---------------------------------
@@ -327,11 +331,14 @@ def _choice_calls(emb, bbox, imgid, center):
         ("instance_pixels", "instance_point", "middle",
          lambda: instance_pixels(bbox, h, w, instance_point="middle", instance_center=center)),
         ("distance_r", "distance", "l1", lambda: distance_r(a, a, distance="l1")),
-        ("bbox_mask_terms", "variant", "release", lambda: bbox_mask_terms(emb, bbox, imgid, center, variant="release")),
-        ("bbox_mask_terms", "kernel", "gaussian", lambda: bbox_mask_terms(emb, bbox, imgid, center, kernel="gaussian")),
-        ("bbox_mask_terms", "distance", "l1", lambda: bbox_mask_terms(emb, bbox, imgid, center, distance="l1")),
+        ("bbox_mask_terms", "variant", "release",
+         lambda: bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(variant="release"))),
+        ("bbox_mask_terms", "kernel", "gaussian",
+         lambda: bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(kernel="gaussian"))),
+        ("bbox_mask_terms", "distance", "l1",
+         lambda: bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(distance="l1"))),
         ("bbox_mask_terms", "instance_point", "middle",
-         lambda: bbox_mask_terms(emb, bbox, imgid, center, instance_point="middle")),
+         lambda: bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(instance_point="middle"))),
     ]
 
 
@@ -406,7 +413,7 @@ def test_returned_points_and_means_match_a_loop(make_batch, kernel):
     emb, bbox, imgid, center = _small_setup(make_batch)
     _, dim, h, w = emb.shape
     beta, temperature = 4.0, 0.5
-    t = bbox_mask_terms(emb, bbox, imgid, center, kernel=kernel, beta=beta, temperature=temperature)
+    t = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(kernel=kernel, beta=beta, temperature=temperature))
     kappa = beta / dim if kernel == "ae" else 1 / (2 * temperature)
     e = emb / emb.norm(dim=1, keepdim=True)
     for i in range(imgid.numel()):
@@ -444,8 +451,8 @@ def test_cosine_distance_on_zero_and_tiny_pixels_matches_the_oracle(kernel):
     imgid = torch.tensor([0, 0, 1, 1, 1])
     for temperature in (0.5, 0.05):
         options = dict(kernel=kernel, distance="cosine", beta=6.0, temperature=temperature)
-        t = bbox_mask_terms(emb, bbox, imgid, center, **options)
-        ref = bbox_mask_paper_ref(emb, bbox, imgid, center, **options)
+        t = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(**options))
+        ref = bbox_mask_paper_ref(emb, bbox, imgid, center, BboxMaskSettings(**options))
         for name in ("pull_in", "push_out", "push_inst"):
             want = torch.stack(ref["per_instance"][name])
             assert torch.allclose(getattr(t, name), want, rtol=1e-8, atol=1e-13), (name, temperature)
@@ -463,7 +470,7 @@ def test_contrastive_soft_weights_that_all_underflow_fall_back_to_p():
     bbox = torch.tensor([[0.0, 0.0, 3.0, 3.0]], dtype=torch.float64)  # embeddings 0 inside: r(0, p) = 1
     center = torch.tensor([[5.2, 5.3]], dtype=torch.float64)
     imgid = torch.zeros(1, dtype=torch.long)
-    t = bbox_mask_terms(emb, bbox, imgid, center, kernel="contrastive", temperature=1e-4)
+    t = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(kernel="contrastive", temperature=1e-4))
     assert t.soft_mask_sum[0] == 0
     assert torch.equal(t.p_bar, t.p)
     # push_out = softplus(ℓ(p, p̄ᶜ) − ℓ(p, p̄)) with ℓ(p, p̄) = 0 and p̄ᶜ = (p + e_0)/27 (36 − 9 pixels)
@@ -471,7 +478,7 @@ def test_contrastive_soft_weights_that_all_underflow_fall_back_to_p():
     outside_mean = (p + torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)) / (H * W - 9)
     background = -float(((p - outside_mean) ** 2).sum()) / (2 * 1e-4)
     assert float(t.push_out[0]) == pytest.approx(math.log1p(math.exp(background)), rel=1e-9, abs=0)
-    ref = bbox_mask_paper_ref(emb, bbox, imgid, center, kernel="contrastive", temperature=1e-4)
+    ref = bbox_mask_paper_ref(emb, bbox, imgid, center, BboxMaskSettings(kernel="contrastive", temperature=1e-4))
     assert float(ref["per_instance"]["push_out"][0]) == pytest.approx(float(t.push_out[0]), rel=1e-9, abs=0)
 
 
@@ -481,10 +488,10 @@ def test_term_gradients_gives_each_term_its_own_gradient(make_batch, kernel):
     those names, each equal to the gradient of the loop oracle's term (the soft mask carries none)."""
     emb, bbox, imgid, center = _small_setup(make_batch, counts=(3, 2), size=(5, 6), dim=3, seed=1)
     options = dict(kernel=kernel, beta=3.0, temperature=0.5)
-    grads = term_gradients(emb, bbox, imgid, center, **options)
+    grads = term_gradients(emb, bbox, imgid, center, BboxMaskSettings(**options))
     assert sorted(grads) == ["pull_in", "push_inst", "push_out", "total"]
     x = emb.clone().requires_grad_(True)
-    ref = bbox_mask_paper_ref(x, bbox, imgid, center, **options)
+    ref = bbox_mask_paper_ref(x, bbox, imgid, center, BboxMaskSettings(**options))
     for name, ref_name in (("pull_in", "pull_in"), ("push_out", "push_out"), ("push_inst", "push_inst"),
                            ("total", "bbox_mask")):
         (want,) = torch.autograd.grad(ref[ref_name], x, retain_graph=True)
@@ -516,8 +523,8 @@ def test_half_precision_boxes_give_the_same_pixels_as_float64():
 def test_on_cuda_matches_cpu(make_batch, kernel):
     """The same terms on a GPU (tensors built on the inputs' device: the pixel grids, the InfoNCE mask)."""
     emb, bbox, imgid, center = _small_setup(make_batch)
-    cpu = bbox_mask_terms(emb, bbox, imgid, center, kernel=kernel)
-    gpu = bbox_mask_terms(emb.cuda(), bbox.cuda(), imgid.cuda(), center.cuda(), kernel=kernel)
+    cpu = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(kernel=kernel))
+    gpu = bbox_mask_terms(emb.cuda(), bbox.cuda(), imgid.cuda(), center.cuda(), BboxMaskSettings(kernel=kernel))
     for name in ("pull_in", "push_out", "push_inst", "p_bar", "p_bar_out"):
         assert torch.allclose(getattr(gpu, name).cpu(), getattr(cpu, name), atol=1e-9), name
     h, w = emb.shape[2:]

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from boir_core.losses import bbox_mask_release, bbox_mask_terms, box_rows_cols
+from boir_core.losses import BboxMaskSettings, bbox_mask_release, bbox_mask_terms, box_rows_cols
 from boir_core.losses.reference import _unit_map, bbox_mask_release_ref, release_box_span
 
 H, W = 8, 10
@@ -67,7 +67,7 @@ def test_release_loss_skips_the_boxes_the_release_skips_at_the_borders(variant, 
     emb = torch.randn(2, 3, H, W, generator=g, dtype=torch.float64)
     boxes = torch.tensor(BORDER_BOXES, dtype=torch.float64)
     imgid = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1, 1, 0])
-    t = bbox_mask_terms(emb, boxes, imgid, variant=variant)
+    t = bbox_mask_terms(emb, boxes, imgid, settings=BboxMaskSettings(variant=variant))
     want, _ = bbox_mask_release_ref(emb, boxes, imgid, level=level)
     assert torch.allclose(t.loss, want, atol=1e-9)
     assert t.valid.tolist() == [_oracle_box(b)[2] for b in BORDER_BOXES]
@@ -101,7 +101,7 @@ def test_release_instance_fields_match_loop_values(beta):
     in the map's dtype; notebook 03 builds its closed forms on them."""
     emb, boxes, imgid = _field_setup(beta)
     e = _unit_map(emb)
-    t = bbox_mask_terms(emb, boxes, imgid, variant="release-instance", beta=beta)
+    t = bbox_mask_terms(emb, boxes, imgid, settings=BboxMaskSettings(variant="release-instance", beta=beta))
     for i, box in enumerate(FIELD_BOXES):
         b = FIELD_IMGID[i]
         rows, cols, valid = _oracle_box(box)
@@ -133,7 +133,7 @@ def test_release_image_fields_are_p_p_and_zero():
     release's point."""
     emb, boxes, imgid = _field_setup(10.0)
     e = _unit_map(emb)
-    t = bbox_mask_terms(emb, boxes, imgid, variant="release-image")
+    t = bbox_mask_terms(emb, boxes, imgid, settings=BboxMaskSettings(variant="release-image"))
     want_p = torch.stack([e[b, :, r, c] for b, (r, c) in zip(FIELD_IMGID, map(_point, FIELD_BOXES))])
     assert t.point_yx.tolist() == [list(_point(box)) for box in FIELD_BOXES]
     assert torch.allclose(t.p, want_p, atol=1e-12)
@@ -156,19 +156,19 @@ def test_release_fallback_to_p_is_strictly_below_the_threshold(monkeypatch):
     box = [2.2, 1.4, 4.0, 4.5]
     boxes, imgid = torch.tensor([box], dtype=torch.float64), torch.zeros(1, dtype=torch.long)
     assert bbox_mask_release.RELEASE_TINY_MASK_SUM == 1e-5
-    t = bbox_mask_terms(emb, boxes, imgid, variant="release-instance", beta=2.0)
+    t = bbox_mask_terms(emb, boxes, imgid, settings=BboxMaskSettings(variant="release-instance", beta=2.0))
     s = t.soft_mask_sum[0]
     p, p_bar, p_bar_out = t.p[0], t.p_bar[0], t.p_bar_out[0]
     assert s > 1e-5 and not torch.allclose(p, p_bar)
 
     monkeypatch.setattr(bbox_mask_release, "RELEASE_TINY_MASK_SUM", s.item())
-    at = bbox_mask_terms(emb, boxes, imgid, variant="release-instance", beta=2.0)
+    at = bbox_mask_terms(emb, boxes, imgid, settings=BboxMaskSettings(variant="release-instance", beta=2.0))
     assert torch.equal(at.p_bar[0], p_bar)
     assert at.pull_in[0].item() == pytest.approx(float(((p - p_bar) ** 2).sum()) / (2 * D), rel=1e-12)
     assert at.pull_in[0] > 0
 
     monkeypatch.setattr(bbox_mask_release, "RELEASE_TINY_MASK_SUM", torch.nextafter(s, s + 1).item())
-    above = bbox_mask_terms(emb, boxes, imgid, variant="release-instance", beta=2.0)
+    above = bbox_mask_terms(emb, boxes, imgid, settings=BboxMaskSettings(variant="release-instance", beta=2.0))
     assert torch.equal(above.p_bar[0], p) and above.pull_in[0] == 0
     want_out = 1 + math.exp(-2.0 / D * float(((p - p_bar_out) ** 2).sum()))
     assert above.push_out[0].item() == pytest.approx(want_out, rel=1e-12)

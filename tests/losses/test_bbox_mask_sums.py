@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from boir_core.losses import bbox_mask_terms
+from boir_core.losses import BboxMaskSettings, EmbeddingMap, bbox_mask_terms
 from boir_core.losses.reference import _unit  # v / max(‖v‖, 1e-12), F.normalize's convention
 
 VARIANT_OPTIONS = [dict(), dict(distance="cosine"), dict(kernel="contrastive"), dict(variant="release-instance"),
@@ -34,8 +34,9 @@ def test_a_similarity_map_of_another_float_dtype_is_cast_to_the_embedding_dtype(
     sim = torch.randn(2, 4, 6, 7, generator=g, dtype=sim_dtype)
     bbox, imgid, center = _people(emb_dtype)
     for options in (dict(), dict(variant="release-instance")):
-        got = bbox_mask_terms(emb, bbox, imgid, center, similarity_emb=sim, **options)
-        want = bbox_mask_terms(emb, bbox, imgid, center, similarity_emb=sim.to(emb_dtype), **options)
+        settings = BboxMaskSettings(**options)
+        got = bbox_mask_terms(EmbeddingMap.of(emb, sim), bbox, imgid, center, settings)
+        want = bbox_mask_terms(EmbeddingMap.of(emb, sim.to(emb_dtype)), bbox, imgid, center, settings)
         assert got.loss.dtype == emb_dtype
         assert torch.equal(got.loss, want.loss) and torch.equal(got.soft_mask_sum, want.soft_mask_sum), options
 
@@ -44,14 +45,16 @@ def test_a_similarity_map_of_another_shape_is_refused_naming_both_shapes():
     emb = torch.randn(1, 3, 4, 5, dtype=torch.float64)
     bbox = torch.tensor([[0.0, 0.0, 2.0, 2.0]], dtype=torch.float64)
     with pytest.raises(ValueError, match=re.escape("similarity_emb shape (1, 3, 4, 6) != emb shape (1, 3, 4, 5)")):
-        bbox_mask_terms(emb, bbox, torch.tensor([0]), similarity_emb=torch.randn(1, 3, 4, 6), instance_point="box")
+        bbox_mask_terms(EmbeddingMap.of(emb, torch.randn(1, 3, 4, 6)), bbox, torch.tensor([0]),
+                        settings=BboxMaskSettings(instance_point="box"))
 
 
 def test_a_box_that_leaves_exactly_one_pixel_outside():
     """p̄ᶜ is the mean of e outside B_i (Eq. 3): with one pixel outside, that pixel's unit vector itself."""
     emb = torch.tensor([[[[3.0, -1.0, 2.0]], [[4.0, 2.0, -2.0]]]], dtype=torch.float64)  # [1, D=2, 1, 3]
     bbox = torch.tensor([[0.0, 0.0, 2.0, 1.0]], dtype=torch.float64)  # columns 0 and 1 of the single row
-    t = bbox_mask_terms(emb, bbox, torch.tensor([0]), instance_point="box", beta=10.0)  # p read at column 1
+    box_point = BboxMaskSettings(instance_point="box", beta=10.0)
+    t = bbox_mask_terms(emb, bbox, torch.tensor([0]), settings=box_point)  # p read at column 1
     outside = torch.tensor([2.0, -2.0], dtype=torch.float64) / math.sqrt(8)
     p = torch.tensor([-1.0, 2.0], dtype=torch.float64) / math.sqrt(5)
     assert torch.allclose(t.p_bar_out[0], outside, rtol=0, atol=1e-14)
@@ -75,8 +78,9 @@ def test_cosine_soft_mask_on_zero_and_near_zero_pixels_matches_a_loop_oracle(ker
     bbox = torch.tensor([[0.0, 0.0, 4.0, 3.0], [1.0, 1.0, 3.0, 2.0], [0.0, 0.0, 3.0, 3.0]], dtype=torch.float64)
     beta, temperature = 10.0, 0.05
     kappa = beta / D if kernel == "ae" else 1 / (2 * temperature)
-    t = bbox_mask_terms(x, bbox, torch.zeros(3, dtype=torch.long), kernel=kernel, distance="cosine", beta=beta,
-                        temperature=temperature, instance_point="box")
+    settings = BboxMaskSettings(kernel=kernel, distance="cosine", beta=beta, temperature=temperature,
+                                instance_point="box")
+    t = bbox_mask_terms(x, bbox, torch.zeros(3, dtype=torch.long), settings=settings)
     e = [[_unit(x[0, :, r, c]) for c in range(W)] for r in range(H)]
     for i, (bx, by, bw, bh) in enumerate(bbox.long().tolist()):
         pr, pc = by + bh // 2, bx + bw // 2
@@ -98,11 +102,11 @@ def test_the_loss_does_not_depend_on_torchs_default_dtype(options):
     g = torch.Generator().manual_seed(4)
     emb = torch.randn(2, 4, 6, 7, generator=g)
     bbox, imgid, center = _people(torch.float32)
-    want = bbox_mask_terms(emb, bbox, imgid, center, **options)
+    want = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(**options))
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        got = bbox_mask_terms(emb, bbox, imgid, center, **options)
+        got = bbox_mask_terms(emb, bbox, imgid, center, BboxMaskSettings(**options))
     finally:
         torch.set_default_dtype(before)
     assert got.loss.dtype == torch.float32
@@ -117,7 +121,7 @@ def test_every_tensor_stays_on_the_input_device(options):
     bbox, imgid, center = _people(torch.float32)
     emb = torch.randn(2, 4, 6, 7)
     meta = [a.to("meta") for a in (emb, bbox, imgid, center)]
-    t = bbox_mask_terms(*meta, **options)
+    t = bbox_mask_terms(*meta, settings=BboxMaskSettings(**options))
     for name in ("loss", "pull_in", "push_out", "push_inst", "p_bar", "p_bar_out", "soft_mask_sum"):
         value = getattr(t, name)
         assert value.device.type == "meta", name

@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from boir_core.losses import bbox_loss, center_windows, ciou, decode_ltrb
+from boir_core.losses import bbox_loss, bbox_loss_per_instance, center_windows, ciou, decode_ltrb
 from boir_core.losses.reference import bbox_loss_ref, ciou_ref
 
 
@@ -115,7 +115,7 @@ def test_dummy_boxes_add_exactly_zero_loss_and_zero_gradient():
     boxes = torch.stack([real_box, torch.zeros(4, dtype=torch.float64)])
     coord = torch.tensor([[2, 2], [7, 7]])  # (y, x): windows rows/cols 1..3 and 6..8 do not overlap
     imgid = torch.tensor([0, 0])
-    loss, per_instance, count = bbox_loss(m, coord, imgid, boxes, return_per_instance=True)
+    loss, per_instance, count = bbox_loss_per_instance(m, coord, imgid, boxes)
     assert per_instance[1].item() == 0.0 and count.tolist() == [9.0, 9.0]
     by_hand = 0.0
     for y in (1, 2, 3):
@@ -237,6 +237,6 @@ def test_the_box_loss_keeps_every_tensor_on_the_input_device():
     CPU by mistake meets a meta tensor and raises, as it would meet a CUDA tensor."""
     args = (torch.rand(2, 4, 5, 6), torch.tensor([[2, 3], [0, 5]]), torch.tensor([0, 1]),
             torch.tensor([[1.0, 1.0, 3.0, 2.5], [4.0, 0.0, 2.0, 1.0]]))
-    loss, per_instance, count = bbox_loss(*(a.to("meta") for a in args), return_per_instance=True)
+    loss, per_instance, count = bbox_loss_per_instance(*(a.to("meta") for a in args))
     assert loss.device.type == per_instance.device.type == count.device.type == "meta"
     assert per_instance.shape == count.shape == (2,)

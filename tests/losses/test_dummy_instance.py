@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from boir_core.config import Config, LossConfig
-from boir_core.losses import bbox_loss, total_loss
+from boir_core.losses import bbox_loss, bbox_loss_per_instance, total_loss
 from boir_core.losses.total import empty_images
 
 
@@ -50,7 +50,7 @@ def test_a_batch_without_empty_images_is_unchanged(make_batch):
 def test_the_box_loss_counts_four_pixels_per_dummy_and_the_empty_images_are_counted(make_batch):
     outputs, batch = make_batch(counts=(1, 2))
     args = (outputs["bbox"], batch["instance_coord"], batch["instance_imgid"], batch["instance_bbox"])
-    _, per_instance, count = bbox_loss(*args, return_per_instance=True)
+    _, per_instance, count = bbox_loss_per_instance(*args)
     loss = bbox_loss(*args, dummy_instances=torch.tensor(3))
     assert float(loss) == pytest.approx(float(per_instance.sum()) / (float(count.sum()) + 12), rel=1e-12)
     assert int(empty_images(torch.tensor([0, 0, 3]), 5)) == 3  # images 1, 2 and 4 hold nobody

@@ -8,6 +8,7 @@ import torch
 
 from boir_core.config import LossConfig
 from boir_core.losses import (
+    BboxMaskSettings,
     bbox_loss,
     bbox_mask_terms,
     cid_contrastive_loss,
@@ -121,9 +122,9 @@ def test_losses_read_nothing_back_from_tensors(make_batch, monkeypatch):
     cid_contrastive_loss(outputs["features"], batch["instance_coord"], batch["instance_imgid"])
     for variant in ("paper", "release-instance", "release-image"):
         bbox_mask_terms(emb, batch["instance_bbox"], batch["instance_imgid"], batch["instance_center"],
-                        variant=variant, capacity=n).loss.backward()
+                        BboxMaskSettings(variant=variant, capacity=n)).loss.backward()
     bbox_mask_terms(outputs["emb"], batch["instance_bbox"], batch["instance_imgid"], batch["instance_center"],
-                    kernel="contrastive", distance="cosine", capacity=n)
+                    BboxMaskSettings(kernel="contrastive", distance="cosine", capacity=n))
     monkeypatch.undo()
     with pytest.raises(AssertionError, match="read a tensor value"):  # the guard itself works
         monkeypatch.setattr(torch.Tensor, "item", refuse)
@@ -159,8 +160,9 @@ def test_total_loss_names_the_mapping_and_the_key_that_is_missing(make_batch):
 def test_total_loss_passes_the_temperature_to_the_contrastive_bbox_mask_loss(make_batch):
     outputs, batch = make_batch(counts=(2, 1), size=(6, 5), emb_dim=3)
     out = total_loss(outputs, batch, LossConfig(emb_loss="contrastive", temperature=0.5))
+    settings = BboxMaskSettings(kernel="contrastive", temperature=0.5)
     want = bbox_mask_paper_ref(outputs["emb"], batch["instance_bbox"], batch["instance_imgid"],
-                               batch["instance_center"], kernel="contrastive", temperature=0.5)["bbox_mask"]
+                               batch["instance_center"], settings)["bbox_mask"]
     assert torch.allclose(out["bbox_mask"], want, atol=1e-8)
 
 

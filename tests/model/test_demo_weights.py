@@ -15,6 +15,7 @@ from boir_core.model.demo_weights import (
     MAX_BYTES,
     WEIGHTS_DIR,
     ChecksumError,
+    DemoRecord,
     export_demo_weights,
     sha256_of,
     shipped_checkpoint,
@@ -42,8 +43,8 @@ def _run_folder(tmp_path, arch="boir"):
 def test_export_writes_fp16_weights_a_manifest_and_the_log_and_they_load(tmp_path):
     cfg, model, run = _run_folder(tmp_path)
     out = tmp_path / "weights"
-    entry = export_demo_weights(run, "boir", command="python -m boir_core train --config tiny", weights_dir=out,
-                                metrics={"val": {"AP": 0.5}})
+    entry = export_demo_weights(run, "boir", DemoRecord("python -m boir_core train --config tiny",
+                                                           metrics={"val": {"AP": 0.5}}), weights_dir=out)
     path = shipped_checkpoint("boir", weights_dir=out)
     assert path == out / "demo_boir.pt" and entry["sha256"] == sha256_of(path)
     assert entry["bytes"] == path.stat().st_size <= MAX_BYTES
@@ -64,7 +65,7 @@ def test_export_writes_fp16_weights_a_manifest_and_the_log_and_they_load(tmp_pat
         if v.is_floating_point():
             assert torch.allclose(v, ref[k].half().float(), atol=0, rtol=0), k
     # a second architecture joins the same manifest
-    export_demo_weights(_run_folder(tmp_path, "cid")[2], "cid", command="c", weights_dir=out)
+    export_demo_weights(_run_folder(tmp_path, "cid")[2], "cid", DemoRecord("c"), weights_dir=out)
     assert set(json.loads((out / MANIFEST_NAME).read_text())["weights"]) == {"boir", "cid"}
     assert shipped_checkpoint("cid", weights_dir=out).name == "demo_cid.pt"
 
@@ -72,7 +73,7 @@ def test_export_writes_fp16_weights_a_manifest_and_the_log_and_they_load(tmp_pat
 def test_a_corrupted_file_is_a_clear_error_naming_it_and_both_checksums(tmp_path):
     _, _, run = _run_folder(tmp_path)
     out = tmp_path / "weights"
-    entry = export_demo_weights(run, "boir", command="c", weights_dir=out)
+    entry = export_demo_weights(run, "boir", DemoRecord("c"), weights_dir=out)
     bad = tmp_path / "bad"
     shutil.copytree(out, bad)
     data = bytearray((bad / "demo_boir.pt").read_bytes())
@@ -90,7 +91,7 @@ def test_missing_weights_and_bad_arguments_are_clear_errors(tmp_path):
         shipped_checkpoint("boir", weights_dir=tmp_path)
     _, _, run = _run_folder(tmp_path)
     out = tmp_path / "weights"
-    export_demo_weights(run, "boir", command="c", weights_dir=out)
+    export_demo_weights(run, "boir", DemoRecord("c"), weights_dir=out)
     with pytest.raises(FileNotFoundError, match="no 'cid' weights"):
         shipped_checkpoint("cid", weights_dir=out)
     with pytest.raises(ValueError, match="arch must be one of"):
@@ -99,9 +100,9 @@ def test_missing_weights_and_bad_arguments_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="demo_boir.pt"):
         shipped_checkpoint("boir", weights_dir=out)
     with pytest.raises(Exception, match="holds a 'boir' model"):
-        export_demo_weights(run, "cid", command="c", weights_dir=out)
+        export_demo_weights(run, "cid", DemoRecord("c"), weights_dir=out)
     with pytest.raises(ValueError, match="more than the 1000 allowed"):
-        export_demo_weights(run, "boir", command="c", weights_dir=tmp_path / "small", max_bytes=1000)
+        export_demo_weights(run, "boir", DemoRecord("c"), weights_dir=tmp_path / "small", max_bytes=1000)
     assert not (tmp_path / "small" / "demo_boir.pt").exists()
 
 

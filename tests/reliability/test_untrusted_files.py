@@ -22,7 +22,7 @@ from boir_core.config import load_config
 from boir_core.engine.checkpointing import FORMAT, OLD_FORMATS, load_training_state, set_rng_state
 from boir_core.engine.runner import checkpoint_config, load_inference_model, resolve_checkpoint
 from boir_core.model import UnsafeCheckpointError, build_model, save_checkpoint
-from boir_core.model.demo_weights import export_demo_weights, shipped_checkpoint
+from boir_core.model.demo_weights import DemoRecord, export_demo_weights, shipped_checkpoint
 
 SHAPES = ("bare", "weights", "train_state", "legacy")
 
@@ -187,7 +187,7 @@ def test_exporting_demo_weights_refuses_a_payload(tmp_path, marker, trained):
     run = tmp_path / "run"
     path = _payload_file("weights", run / "final.pt", marker, trained)
     with pytest.raises(UnsafeCheckpointError) as e:
-        export_demo_weights(run, "boir", command="test", weights_dir=tmp_path / "weights")
+        export_demo_weights(run, "boir", DemoRecord("test"), weights_dir=tmp_path / "weights")
     _assert_refused(str(e.value), path, marker)
     assert not (tmp_path / "weights").exists()
 

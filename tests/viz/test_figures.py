@@ -14,7 +14,7 @@ def test_tsne_rgb_shape_range_and_upsampling():
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(16, 20, 24)).astype(np.float32)
     feats[:, :, 12:] += 6.0  # two clusters: left and right half
-    full = fg.tsne_rgb(feats, max_points=20 * 24, n_iter=250)  # every pixel: no upsampling
+    full = fg.tsne_rgb(feats, fg.TsneSettings(max_points=20 * 24, n_iter=250))  # every pixel: no upsampling
     assert full.shape == (20, 24, 3) and full.dtype == np.float32
     flat = full.reshape(-1, 3)
     np.testing.assert_allclose(flat.min(0), 0.0, atol=1e-6)  # each axis min-max normalised to [0, 1]
@@ -22,14 +22,14 @@ def test_tsne_rgb_shape_range_and_upsampling():
     # the two clusters get different colours: their mean colours are far apart
     left, right = full[:, :12].reshape(-1, 3).mean(0), full[:, 12:].reshape(-1, 3).mean(0)
     assert np.linalg.norm(left - right) > 0.3
-    rgb = fg.tsne_rgb(feats, max_points=120, n_iter=250, out_size=(40, 48))  # subsampled, upsampled
+    rgb = fg.tsne_rgb(feats, fg.TsneSettings(max_points=120, n_iter=250), out_size=(40, 48))  # subsampled, upsampled
     assert rgb.shape == (40, 48, 3) and rgb.min() >= 0.0 and rgb.max() <= 1.0
     assert rgb.reshape(-1, 3).std(0).max() > 0.01  # not a constant image
 
 
 def test_tsne_rgb_default_size_is_the_map_and_torch_input():
     feats = torch.randn(8, 10, 9)
-    rgb = fg.tsne_rgb(feats, max_points=90)
+    rgb = fg.tsne_rgb(feats, fg.TsneSettings(max_points=90))
     assert rgb.shape == (10, 9, 3)
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from boir_core.losses import bbox_mask_terms
-from boir_core.viz.widgets import LossExplorer, SimilarityViewer, explore_terms, toy_embedding
+from boir_core.losses import BboxMaskSettings, bbox_mask_terms
+from boir_core.viz.widgets import LossExplorer, SimilarityViewer, ToyMap, explore_terms, toy_embedding
 
 BOXES = [(2.0, 3.0, 8.0, 10.0), (7.0, 4.0, 8.0, 9.0)]
 
 
 def test_explore_terms_equals_the_loss_and_masks_stay_in_boxes():
-    res = explore_terms(BOXES, beta=10.0, dim=8, size=20)
+    res = explore_terms(BOXES, BboxMaskSettings(beta=10.0), toy=ToyMap(size=20, dim=8))
     bbox = torch.tensor(BOXES, dtype=torch.float64)
     t = bbox_mask_terms(res["emb"][None], bbox, torch.zeros(2, dtype=torch.long), bbox[:, :2] + bbox[:, 2:] / 2)
     assert res["total"] == pytest.approx(float(t.loss)) and res["push_inst"] == pytest.approx(float(t.loss_push_inst))
@@ -29,10 +29,10 @@ def test_the_contrastive_explorer_uses_the_losss_temperature_and_kernel(temperat
 
     kw = {} if temperature is None else {"temperature": temperature}
     tau = LossConfig().temperature if temperature is None else temperature
-    res = explore_terms(BOXES, beta=10.0, dim=8, size=20, kernel="contrastive", **kw)
+    res = explore_terms(BOXES, BboxMaskSettings(beta=10.0, kernel="contrastive", **kw), toy=ToyMap(size=20, dim=8))
     bbox = torch.tensor(BOXES, dtype=torch.float64)
     t = bbox_mask_terms(res["emb"][None], bbox, torch.zeros(2, dtype=torch.long), bbox[:, :2] + bbox[:, 2:] / 2,
-                        kernel="contrastive", temperature=tau)
+                        BboxMaskSettings(kernel="contrastive", temperature=tau))
     assert res["total"] == pytest.approx(float(t.loss), rel=1e-9)
     e = torch.nn.functional.normalize(res["emb"], dim=0)
     row, col = res["points"][0]
@@ -47,8 +47,9 @@ def test_the_contrastive_explorer_uses_the_losss_temperature_and_kernel(temperat
 def test_toy_scene_separates_boxes_and_overlap_changes_push_inst():
     emb = toy_embedding(BOXES, size=20, dim=8, noise=0.0)
     assert torch.allclose(emb[:, 5, 3], emb[:, 6, 4]) and not torch.allclose(emb[:, 5, 3], emb[:, 5, 12])
-    apart = explore_terms([(0, 0, 6, 6), (13, 13, 6, 6)], dim=8, size=20, noise=0.0)
-    overlap = explore_terms([(0, 0, 6, 6), (1, 1, 6, 6)], dim=8, size=20, noise=0.0)
+    clean = ToyMap(size=20, dim=8, noise=0.0)
+    apart = explore_terms([(0, 0, 6, 6), (13, 13, 6, 6)], toy=clean)
+    overlap = explore_terms([(0, 0, 6, 6), (1, 1, 6, 6)], toy=clean)
     assert apart["pull_in"] == pytest.approx(0, abs=1e-12)  # a clean box: soft mean = p
     assert overlap["push_inst"] != pytest.approx(apart["push_inst"])
 
