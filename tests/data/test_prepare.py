@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from boir_core.__main__ import main as cli_main
-from boir_core.data import KeypointDataset
+from boir_core.data import KeypointDataset, SampleSettings
 from boir_core.data import prepare as P
 
 # ---------------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ def test_coco_offline_end_to_end(tmp_path, capsys):
     (coco / "images/val2017" / VAL[3]).write_bytes(_jpeg_bytes(3))
 
     # the loader opens the prepared COCO
-    ds = KeypointDataset(coco, "coco", split="val", train=False, input_size=64)
+    ds = KeypointDataset(coco, "coco", split="val", train=False, settings=SampleSettings(input_size=64))
     assert len(ds) == 3
     sample = ds[0]
     assert sample["image"].shape[0] == 3 and sample["image_id"] in VAL
@@ -247,7 +247,8 @@ def test_crowdpose_merges_train_and_val_and_links_images(tmp_path):
     assert all(im["crowdIndex"] == 0.25 for im in tv["images"])
     assert (root / "crowdpose/images").is_symlink()
     assert (root / "crowdpose/images/300.jpg").read_bytes() == _jpeg_bytes(300)
-    ds = KeypointDataset(root / "crowdpose", "crowdpose", split="test", train=False, input_size=64)
+    ds = KeypointDataset(root / "crowdpose", "crowdpose", split="test", train=False,
+                         settings=SampleSettings(input_size=64))
     assert len(ds) == 2
 
     # verify: a lost crowdIndex and a lost image are both reported

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from boir_core.data import KeypointDataset
+from boir_core.data import KeypointDataset, SampleSettings
 from boir_core.data import synthetic as S
 
 N_TRAIN, N_VAL = 6, 2
@@ -107,11 +107,11 @@ def test_loads_with_pycocotools_and_the_kit_loader(sc17):
     for a in people:
         assert a["num_keypoints"] == sum(v > 0 for v in a["keypoints"][2::3])
         assert a["area"] == pytest.approx(float(coco.annToMask(a).sum()), rel=0.25)  # polygon vs pixel count
-    ds = KeypointDataset(sc17, "synthcrowd", split="train", train=True, input_size=128)
+    ds = KeypointDataset(sc17, "synthcrowd", split="train", train=True, settings=SampleSettings(input_size=128))
     assert len(ds) == N_TRAIN
     s = ds[0]
     assert s["image"].shape == (3, 128, 128) and s["instance_keypoints"].shape[1:] == (17, 3)
-    val = KeypointDataset(sc17, "synthcrowd", split="val", train=False, input_size=128)
+    val = KeypointDataset(sc17, "synthcrowd", split="val", train=False, settings=SampleSettings(input_size=128))
     assert len(val) == N_VAL and val[0]["image"].shape[0] == 3
 
 
@@ -267,9 +267,10 @@ def test_14_keypoint_variant_is_crowdpose_shaped(sc14, sc17):
         for im in d14["images"]:  # the same drawings
             assert (sc14 / "images" / split / im["file_name"]).read_bytes() == \
                 (sc17 / "images" / split / im["file_name"]).read_bytes()
-    ds = KeypointDataset(sc14, "synthcrowd14", split="train", train=True, input_size=128)
+    ds = KeypointDataset(sc14, "synthcrowd14", split="train", train=True, settings=SampleSettings(input_size=128))
     assert len(ds) == N_TRAIN and ds[0]["instance_keypoints"].shape[1:] == (14, 3)
-    assert len(KeypointDataset(sc14, "synthcrowd14", split="val", train=False, input_size=128)) == N_VAL
+    assert len(KeypointDataset(sc14, "synthcrowd14", split="val", train=False,
+                               settings=SampleSettings(input_size=128))) == N_VAL
 
 
 def test_bad_arguments_are_refused(tmp_path):

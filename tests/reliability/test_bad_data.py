@@ -26,7 +26,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from boir_core.config import load_config
-from boir_core.data import DataError, KeypointDataset, read_image, synthetic
+from boir_core.data import DataError, KeypointDataset, SampleSettings, read_image, synthetic
 from boir_core.data.imagefiles import inspect_image_file
 from boir_core.engine.evaluate import evaluate_results
 from boir_core.engine.runner import prepare_demo_data, run_evaluation
@@ -110,8 +110,8 @@ def two_images(root: Path, files: dict[str, bytes] | None = None, split: str = "
     return write_set(root, images, [ann(11, 1), ann(12, 1, 50, 30), ann(21, 2)], files, split)
 
 
-def build(root: Path, **kw) -> KeypointDataset:
-    return KeypointDataset(root, "synthcrowd", kw.pop("split", "train"), input_size=64, **kw)
+def build(root: Path, split: str = "train", train: bool = True, **settings) -> KeypointDataset:
+    return KeypointDataset(root, "synthcrowd", split, train, settings=SampleSettings(input_size=64, **settings))
 
 
 def edit(path: Path, fn) -> None:
@@ -334,7 +334,7 @@ def test_structural_faults_are_named(tmp_path):
     two_images(tmp_path)
     with pytest.raises(DataError, match=rf"{ann_file}: annotation id 11 \(image id 1, a\.jpg\): 'keypoints' has 51 "
                                         r"numbers, expected 3 x 14 = 42 for profile 'synthcrowd14'"):
-        KeypointDataset(tmp_path, "synthcrowd14", "train", input_size=64)
+        KeypointDataset(tmp_path, "synthcrowd14", "train", settings=SampleSettings(input_size=64))
     (tmp_path / "images/train/b.jpg").unlink()
     with pytest.raises(DataError, match=r"b\.jpg: image file not found \(image id 2, annotation ids 21, listed in"):
         build(tmp_path)
@@ -384,7 +384,8 @@ def test_visibility_values_follow_coco(tmp_path):
     v = [2, 1, 0] * 5 + [1, 0]
     images = [{"id": 1, "file_name": "a.jpg", "width": 128, "height": 128}]
     write_set(tmp_path, images, [ann(1, 1, 30, 30, v=v, bbox=[20.0, 20.0, 40.0, 50.0])])
-    ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=128, output_size=128, **NO_AUG)
+    ds = KeypointDataset(tmp_path, "synthcrowd", "train",
+                         settings=SampleSettings(input_size=128, output_size=128, **NO_AUG))
     s = ds[0]
     labelled = np.array(v) > 0
     np.testing.assert_array_equal(s["instance_mask"][0].numpy(), labelled.astype(np.float32))
