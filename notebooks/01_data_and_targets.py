@@ -156,11 +156,11 @@ output_size = input_size // 4
 
 # %%
 if data_root is None:
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
 
     data_root = os.path.join(tempfile.gettempdir(), f"boir_nb01_synthcrowd_{num_train}_{num_val}_{seed}")
     if not Path(data_root, "annotations", "person_keypoints_train.json").exists():
-        make_synthcrowd(data_root, num_train=num_train, num_val=num_val, seed=seed, num_keypoints=17)
+        make_synthcrowd(data_root, SynthCrowdSpec(num_train=num_train, num_val=num_val, seed=seed, num_keypoints=17))
 data_root = paths.existing(data_root, "data_root")
 print(data_root, sorted(p.name for p in (data_root / "annotations").iterdir()))
 

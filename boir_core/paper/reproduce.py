@@ -47,7 +47,7 @@ import torch
 
 from ..config import Config, load_config
 from ..data.layout import DataLayoutError, check_layout
-from ..data.synthetic import ensure_synthcrowd
+from ..data.synthetic import SynthCrowdSpec, ensure_synthcrowd
 from ..engine import train as training  # train() through its module (tests stand in for it there)
 from ..engine.evaluate import write_metrics_json
 from ..engine.profile import profile
@@ -274,7 +274,7 @@ def _preset_of(result: dict) -> str:
 def _demo_data(base: Path, num_keypoints: int, num_val: int) -> Path:
 
     root = base / "data" / ("synthcrowd" if num_keypoints == 17 else "synthcrowd14")
-    ensure_synthcrowd(root, num_keypoints=num_keypoints, num_train=16, num_val=max(int(num_val), 1))
+    ensure_synthcrowd(root, SynthCrowdSpec(num_keypoints=num_keypoints, num_train=16, num_val=max(int(num_val), 1)))
     return root
 
 

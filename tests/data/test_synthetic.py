@@ -29,7 +29,7 @@ CROWDPOSE_NAMES = [
 
 def _make(root: Path, **kw) -> dict:
     t0 = time.perf_counter()
-    summary = S.make_synthcrowd(root, **{"num_train": N_TRAIN, "num_val": N_VAL, "seed": 0, **kw})
+    summary = S.make_synthcrowd(root, S.SynthCrowdSpec(**{"num_train": N_TRAIN, "num_val": N_VAL, "seed": 0, **kw}))
     print(f"SynthCrowd {kw or ''} into {root.name}: {time.perf_counter() - t0:.2f} s")
     return summary
 
@@ -275,9 +275,9 @@ def test_14_keypoint_variant_is_crowdpose_shaped(sc14, sc17):
 
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="num_keypoints must be 17"):
-        S.make_synthcrowd(tmp_path, 1, 1, num_keypoints=15)
+        S.make_synthcrowd(tmp_path, S.SynthCrowdSpec(num_train=1, num_val=1, num_keypoints=15))
     with pytest.raises(ValueError, match="num_train"):
-        S.make_synthcrowd(tmp_path, -1, 1)
+        S.make_synthcrowd(tmp_path, S.SynthCrowdSpec(num_train=-1, num_val=1))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -288,7 +288,7 @@ def test_ensure_regenerates_only_when_needed(tmp_path):
     root = tmp_path / "sc"
     kw = dict(num_train=3, num_val=1, seed=5)
     t0 = time.perf_counter()
-    first = S.ensure_synthcrowd(root, **kw)
+    first = S.ensure_synthcrowd(root, S.SynthCrowdSpec(**kw))
     print(f"ensure_synthcrowd 3/1 images: {time.perf_counter() - t0:.2f} s")
     assert first["generated"] is True
     ann = root / "annotations/person_keypoints_train.json"
@@ -296,23 +296,23 @@ def test_ensure_regenerates_only_when_needed(tmp_path):
     original = img.read_bytes()
     stamp = (ann.stat().st_mtime_ns, img.stat().st_mtime_ns)
 
-    same = S.ensure_synthcrowd(root, **kw)
+    same = S.ensure_synthcrowd(root, S.SynthCrowdSpec(**kw))
     assert same["generated"] is False
     assert (ann.stat().st_mtime_ns, img.stat().st_mtime_ns) == stamp  # nothing rewritten
 
     img.unlink()  # an incomplete set
-    assert S.ensure_synthcrowd(root, **kw)["generated"] is True
+    assert S.ensure_synthcrowd(root, S.SynthCrowdSpec(**kw))["generated"] is True
     assert img.read_bytes() == original
 
     (root / S.MARKER_NAME).unlink()  # an interrupted run (the marker is written last)
-    assert S.ensure_synthcrowd(root, **kw)["generated"] is True
+    assert S.ensure_synthcrowd(root, S.SynthCrowdSpec(**kw))["generated"] is True
 
-    changed = S.ensure_synthcrowd(root, **{**kw, "num_train": 2})
+    changed = S.ensure_synthcrowd(root, S.SynthCrowdSpec(**{**kw, "num_train": 2}))
     assert changed["generated"] is True
     assert sorted(os.listdir(root / "images/train")) == ["000001.jpg", "000002.jpg"]  # old images gone
     assert len(_load(root, "train")["images"]) == 2
-    assert S.ensure_synthcrowd(root, **{**kw, "num_train": 2})["generated"] is False
-    assert S.ensure_synthcrowd(root, **{**kw, "num_train": 2, "seed": 6})["generated"] is True
+    assert S.ensure_synthcrowd(root, S.SynthCrowdSpec(**{**kw, "num_train": 2}))["generated"] is False
+    assert S.ensure_synthcrowd(root, S.SynthCrowdSpec(**{**kw, "num_train": 2, "seed": 6}))["generated"] is True
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -339,4 +339,4 @@ def test_scenes_have_varied_counts_people_sized_figures_and_overlaps():
                                        (dict(max_people=0), "max_people")])
 def test_bad_sizes_are_named(tmp_path, bad, word):
     with pytest.raises(ValueError, match=word):
-        S.make_synthcrowd(tmp_path, 1, 1, **bad)
+        S.make_synthcrowd(tmp_path, S.SynthCrowdSpec(num_train=1, num_val=1, **bad))

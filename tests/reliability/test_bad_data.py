@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -425,6 +426,10 @@ def test_evaluate_on_ground_truth_without_people_is_an_error(tmp_path):
 
 # ---- SynthCrowd generation ------------------------------------------------------------------------------------------
 
+#: a tiny set: 2 train + 1 val images of 64-80 px, at most 2 people
+SMALL = synthetic.SynthCrowdSpec(num_train=2, num_val=1, image_size=(64, 80), max_people=2)
+
+
 @pytest.fixture
 def small_defaults(monkeypatch, tmp_path):
     """A fresh working folder, the default SynthCrowd made small (2 train + 1 val images)."""
@@ -445,7 +450,7 @@ def test_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "_generate_split", stop_at_val)
     root = tmp_path / "data" / "synthcrowd"
     with pytest.raises(KeyboardInterrupt):
-        synthetic.make_synthcrowd(root, 2, 1, image_size=(64, 80), max_people=2)
+        synthetic.make_synthcrowd(root, SMALL)
     assert list((tmp_path / "data").iterdir()) == []  # no half set, no temporary folder
 
 
@@ -455,7 +460,7 @@ def test_a_killed_generations_temporary_folder_is_removed_by_the_next(tmp_path):
     live = tmp_path / f".sc.generating-{os.getppid()}-x2"  # a generation still running (the parent process)
     for d in (dead, live):
         (d / "images/train").mkdir(parents=True)
-    synthetic.make_synthcrowd(tmp_path / "sc", 1, 1, image_size=(64, 80), max_people=2)
+    synthetic.make_synthcrowd(tmp_path / "sc", replace(SMALL, num_train=1))
     assert not dead.exists() and live.exists()
     assert synthetic.synthcrowd_state(tmp_path / "sc") == ("complete", "")
     assert os.stat(tmp_path / "sc").st_mode & 0o777 == 0o777 & ~_umask()  # not mkdtemp's private 0700
@@ -469,9 +474,9 @@ def _umask() -> int:
 
 def test_regenerating_into_a_folder_keeps_what_is_not_synthcrowds(tmp_path):
     root = tmp_path / "sc"
-    synthetic.make_synthcrowd(root, 3, 1, image_size=(64, 80), max_people=2)
+    synthetic.make_synthcrowd(root, replace(SMALL, num_train=3))
     (root / "notes.txt").write_text("mine")
-    synthetic.make_synthcrowd(root, 2, 1, seed=1, image_size=(64, 80), max_people=2)
+    synthetic.make_synthcrowd(root, replace(SMALL, seed=1))
     assert (root / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in (root / "images/train").iterdir()) == ["000001.jpg", "000002.jpg"]
     assert synthetic.synthcrowd_state(root) == ("complete", "")
@@ -509,7 +514,8 @@ def test_a_mistyped_data_root_is_an_error_not_83_mb(small_defaults, tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"data.root=data/synthcrwod ({(tmp_path / 'data/synthcrwod').resolve()}) does not exist")
     assert "only at its default folder data.root=data/synthcrowd" in msg
-    assert "ensure_synthcrowd('data/synthcrwod', num_keypoints=17)" in msg  # how to generate it there on purpose
+    # how to generate it there on purpose
+    assert "ensure_synthcrowd('data/synthcrwod', SynthCrowdSpec(num_keypoints=17))" in msg
     assert not (tmp_path / "data").exists()
 
 
