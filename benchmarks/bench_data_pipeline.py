@@ -21,7 +21,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from boir_core.data import KeypointDataset  # noqa: E402
+from boir_core.data import KeypointDataset, SampleSettings  # noqa: E402
 
 
 def make_set(root: Path, num_images: int, people: int, seed: int = 0) -> None:
@@ -63,7 +63,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_set(root, args.images, args.people)
-        ds = KeypointDataset(root, "synthcrowd", "train", input_size=args.input_size, seed=0)
+        ds = KeypointDataset(root, "synthcrowd", "train", settings=SampleSettings(input_size=args.input_size, seed=0))
         for i in range(3):  # warm-up
             ds.load_train(i % len(ds))
         timings: dict[str, float] = {}

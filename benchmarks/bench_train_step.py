@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from boir_core import losses as loss_fns  # noqa: E402
 from boir_core.config import load_config  # noqa: E402
 from boir_core.data import KeypointDataset, collate_train  # noqa: E402
-from boir_core.data.synthetic import ensure_synthcrowd  # noqa: E402
+from boir_core.data.synthetic import SynthCrowdSpec, ensure_synthcrowd  # noqa: E402
 from boir_core.engine.distributed import DistInfo  # noqa: E402
 from boir_core.engine.job import TrainingJob, move_batch  # noqa: E402
 from boir_core.engine.optimization import Optimization  # noqa: E402
@@ -186,7 +186,7 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     device = torch.device(args.device)
     if cfg.data.dataset.startswith("synthcrowd"):
-        ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
+        ensure_synthcrowd(cfg.data.root, SynthCrowdSpec(num_keypoints=cfg.num_keypoints))
     dataset = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
     b = args.batch or cfg.train.batch_size
     mult = 2 if "batch" in levers else 1

@@ -102,11 +102,11 @@ def cuda_tests(tests_on_cpu: bool, device: str) -> dict:
 
 def _synth_batch(cfg, batch: int, workdir: Path):
     from boir_core.data import KeypointDataset, collate_train
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = workdir / "synthcrowd"
     if not (root / "annotations").is_dir():
-        make_synthcrowd(root, num_train=max(batch, 2), num_val=1, seed=5, max_people=6)
+        make_synthcrowd(root, SynthCrowdSpec(num_train=max(batch, 2), num_val=1, seed=5, max_people=6))
     cfg = cfg.override("data.dataset=synthcrowd", f"data.root={root}", "data.workers=0")
     ds = KeypointDataset.from_config(cfg, split="train", train=True)
     return collate_train([ds[i % len(ds)] for i in range(batch)])

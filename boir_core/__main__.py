@@ -268,7 +268,7 @@ def cmd_reproduce(args) -> int:
 
     if args.results_dir:
         kwargs["results_dir"] = args.results_dir
-    report = rp.reproduce(args.table, overrides=overrides, **kwargs)
+    report = rp.reproduce(args.table, rp.ReproduceOptions(overrides=overrides, **kwargs))
     print(report.summary())
     path = rp.write_tables(report)
     print(path.read_text())
@@ -276,14 +276,16 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-#: ``reproduce``'s own arguments that ``key=value`` may set (a key with a dot is a config override instead).
+#: ``reproduce``'s own arguments that ``key=value`` may set (the fields of ``ReproduceOptions``; a key with a dot
+#: is a config override instead).
 REPRODUCE_ARGUMENTS = {"data_root": str, "checkpoint_dir": str, "train": "bool", "gpus": int, "demo": "demo",
                        "demo_ablation_rows": "rows", "demo_images": int, "demo_train_iters": int,
                        "demo_checkpoint": str, "overwrite": "bool", "latency_repeats": int}
 
 
 def _reproduce_arguments(items: list[str]) -> tuple[dict, list[str]]:
-    """Split ``key=value`` items into reproduce()'s arguments and config overrides (``section.key=value``)."""
+    """Split ``key=value`` items into reproduce()'s options (``ReproduceOptions`` fields) and config overrides
+    (``section.key=value``)."""
     import yaml
 
     kwargs: dict = {}

@@ -39,9 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     kw = dict(num_train=args.train, num_val=args.val, seed=args.seed, num_keypoints=args.keypoints,
               max_people=args.max_people)
     if args.force:
-        summary = {**synthetic.make_synthcrowd(out, **kw), "generated": True}
+        summary = {**synthetic.make_synthcrowd(out, synthetic.SynthCrowdSpec(**kw)), "generated": True}
     else:
-        summary = synthetic.ensure_synthcrowd(out, **kw)
+        summary = synthetic.ensure_synthcrowd(out, synthetic.SynthCrowdSpec(**kw))
     why = f" ({summary['reason']})" if summary.get("reason") else ""
     state = f"generated in {summary['seconds']} s{why}" if summary["generated"] else "already complete, kept"
     print(f"SynthCrowd ({args.keypoints} keypoints) in {out}: {state}")

@@ -135,13 +135,14 @@ seed = 0
 import json
 import os
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from boir_core import paths
-from boir_core.data import PROFILES, KeypointDataset, collate_train, get_profile
+from boir_core.data import PROFILES, DataFiles, KeypointDataset, SampleSettings, collate_train, get_profile
 from boir_core.data.targets import gaussian_radius, gaussian_sigma
 from boir_core.data.transforms import apply_affine, denormalize_image, eval_resize
 
@@ -155,11 +156,11 @@ output_size = input_size // 4
 
 # %%
 if data_root is None:
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
 
     data_root = os.path.join(tempfile.gettempdir(), f"boir_nb01_synthcrowd_{num_train}_{num_val}_{seed}")
     if not Path(data_root, "annotations", "person_keypoints_train.json").exists():
-        make_synthcrowd(data_root, num_train=num_train, num_val=num_val, seed=seed, num_keypoints=17)
+        make_synthcrowd(data_root, SynthCrowdSpec(num_train=num_train, num_val=num_val, seed=seed, num_keypoints=17))
 data_root = paths.existing(data_root, "data_root")
 print(data_root, sorted(p.name for p in (data_root / "annotations").iterdir()))
 
@@ -230,7 +231,7 @@ def draw_people(ax, keypoints, skeleton, scale=1.0, boxes=None):
 # corners straight into **output-map coordinates**. Below: six draws of the same image.
 
 # %%
-train_ds = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, seed=seed)
+train_ds = KeypointDataset(data_root, "synthcrowd", "train", settings=SampleSettings(input_size=input_size, seed=seed))
 print(train_ds)
 skel = get_profile("synthcrowd").skeleton
 fig, axes = plt.subplots(1, 6, figsize=(18, 3.2))
@@ -412,8 +413,8 @@ files = {"coco": "test_coco.json", "crowdpose": "test_crowdpose.json", "ochuman"
 if real is not None:
     print(f"real fixtures: {real}")
     for name, fname in files.items():
-        ds = KeypointDataset(real / name, name, "test", input_size=input_size, ann_file=real / name / fname,
-                             image_dir=real / name, seed=seed)
+        ds = KeypointDataset(real / name, name, "test", settings=SampleSettings(input_size=input_size, seed=seed),
+                             files=DataFiles(ann_file=real / name / fname, image_dir=real / name))
         show_targets(ds[len(ds) - 1], get_profile(name).skeleton, f"{name} ({len(ds)} images)")
 else:
     print(f"real fixtures not found at {paths.repo_root().parent / 'shared' / 'fixtures' / 'real'}; "
@@ -426,7 +427,7 @@ else:
 # image, which is how predicted keypoints return to original coordinates.
 
 # %%
-test_ds = KeypointDataset(data_root, "synthcrowd", "val", train=False, input_size=input_size)
+test_ds = KeypointDataset(data_root, "synthcrowd", "val", train=False, settings=SampleSettings(input_size=input_size))
 t = test_ds[0]
 print("canvas", tuple(t["image"].shape), "meta:", {k: np.round(v, 3).tolist() for k, v in t["meta"].items()})
 w, h = t["meta"]["size"]
@@ -468,14 +469,14 @@ assert r_lib == int(r3) == 7 and abs(float(gaussian_sigma(r_lib)) - 15 / 6) < 1e
 # then check. (Notebook 03 comes back to person 1: the Bbox Mask Loss still pushes its pixels away.)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-from boir_core.data.targets import build_targets
+from boir_core.data.targets import TargetRules, build_targets
 
 kpts = np.zeros((2, 17, 3))
 kpts[0, :, :2] = np.random.default_rng(seed).uniform(8, 24, size=(17, 2))
 kpts[0, :, 2] = 2  # person 0: every keypoint labelled and visible; person 1: nothing labelled
 corners = np.array([[[6, 6], [26, 6], [26, 26], [6, 26]], [[30, 8], [50, 8], [50, 40], [30, 40]]], float)
 areas = np.array([80.0 ** 2, 80.0 ** 2])  # input pixels², above the 32² small-person rule
-tg = build_targets(kpts, corners, areas, output_size=64, center_jitter=False)
+tg = build_targets(kpts, corners, areas, output_size=64, rules=TargetRules(center_jitter=False))
 labelled = (kpts[..., 2] > 0).any(1) & (areas >= 32 ** 2)  # the rule, written independently
 print(f"instances: {len(tg.instance_coord)}; center valid per person: {tg.center_valid.tolist()}; "
       f"the instance is person {tg.person_index.tolist()}")
@@ -509,12 +510,12 @@ assert torch.equal(batch["instance_imgid"], expected)
 # the original behaviour.
 
 # %%
-no_aug = dict(min_scale=1.0, max_scale=1.0, max_rotation=0.0, max_translate=0.0, center_jitter=False, seed=seed)
-plain = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=0.0, **no_aug)[0]
+no_aug = SampleSettings(input_size=input_size, min_scale=1.0, max_scale=1.0, max_rotation=0.0, max_translate=0.0,
+                        center_jitter=False, seed=seed)
+plain = KeypointDataset(data_root, "synthcrowd", "train", settings=replace(no_aug, flip=0.0))[0]
 fi = list(get_profile("synthcrowd").flip_index)
 for mode in ("paper", "release"):
-    f = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, flip=1.0,
-                        flip_alignment=mode, **no_aug)[0]
+    f = KeypointDataset(data_root, "synthcrowd", "train", settings=replace(no_aug, flip=1.0, flip_alignment=mode))[0]
     # where the mirrored image puts each labelled point, in output px: S_out - 0.25 - x
     truth = output_size - 0.25 - plain["instance_keypoints"][:, fi, 0]
     err = (f["instance_keypoints"][:, :, 0] - truth)[f["instance_keypoints"][:, :, 2] > 0]
@@ -595,10 +596,10 @@ assert abs(peak[10, 10 + r] - edge) < 1e-6 and peak[10, 11 + r] == 0 and peak[10
 # keeps its full width. `box_clipping="paper"` (default) clips the corners and recomputes w and h.
 
 # %%
-zoom = dict(min_scale=0.75, max_scale=0.75, max_rotation=0.0, max_translate=0.0, flip=0.0, seed=seed)
+zoom = SampleSettings(input_size=input_size, min_scale=0.75, max_scale=0.75, max_rotation=0.0, max_translate=0.0,
+                      flip=0.0, seed=seed)
 for mode in ("paper", "release"):
-    b = KeypointDataset(data_root, "synthcrowd", "train", input_size=input_size, box_clipping=mode,
-                        **zoom)[0]["instance_bbox"]
+    b = KeypointDataset(data_root, "synthcrowd", "train", settings=replace(zoom, box_clipping=mode))[0]["instance_bbox"]
     over = (b[:, 0] + b[:, 2] > output_size - 1) | (b[:, 1] + b[:, 3] > output_size - 1)
     print(f"{mode:>8s}: {int(over.sum())} of {len(b)} boxes reach past the map edge")
 

@@ -363,7 +363,7 @@ assert reached.all()
 # unlabelled person U (the confusion the loss exists to undo): what does push_out do to U's pixels?
 
 # %%
-from boir_core.data.targets import build_targets
+from boir_core.data.targets import TargetRules, build_targets
 
 K_toy = 17
 kpts = np.zeros((2, K_toy, 3))
@@ -371,7 +371,7 @@ kpts[0, :, 0] = np.random.default_rng(seed).uniform(5, 13, K_toy)
 kpts[0, :, 1] = np.random.default_rng(seed + 1).uniform(7, 25, K_toy)
 kpts[0, :, 2] = 2  # A: every keypoint labelled; U (person 1): none (num_keypoints 0)
 corners = np.array([[[4, 6], [14, 6], [14, 26], [4, 26]], [[17, 5], [28, 5], [28, 27], [17, 27]]], float)
-tg = build_targets(kpts, corners, np.array([100.0 ** 2, 100.0 ** 2]), size, center_jitter=False)
+tg = build_targets(kpts, corners, np.array([100.0 ** 2, 100.0 ** 2]), size, rules=TargetRules(center_jitter=False))
 a_box = torch.tensor(tg.instance_bbox, dtype=torch.float64)
 a_center = torch.tensor(tg.instance_center, dtype=torch.float64)
 a_id, (ra, ca) = torch.zeros(len(a_box), dtype=torch.long), tg.instance_coord[0].tolist()

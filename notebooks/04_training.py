@@ -204,9 +204,9 @@ assert paper_ipe == math.ceil(COCO_TRAIN_IMAGES / PAPER_GPUS) // coco.batch_size
 
 # %%
 if cfg.data.dataset.startswith("synthcrowd"):
-    from boir_core.data.synthetic import ensure_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, ensure_synthcrowd
 
-    info = ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
+    info = ensure_synthcrowd(cfg.data.root, SynthCrowdSpec(num_keypoints=cfg.num_keypoints))
     print({k: v for k, v in info.items() if k in ("root", "seconds")})
 
 # %% [markdown]

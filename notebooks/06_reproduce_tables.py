@@ -130,11 +130,12 @@ display(Markdown("\n".join(lines)))
 
 # %%
 t0 = time.time()
-report = rp.reproduce(table, data_root=data_root, checkpoint_dir=checkpoint_dir, train=train, gpus=gpus,
-                      results_dir=results_dir, demo=demo_mode, demo_ablation_rows=demo_ablation_rows,
-                      demo_images=demo_images, demo_train_iters=demo_train_iters,
-                      demo_checkpoint=demo_checkpoint, overwrite=overwrite, latency_repeats=latency_repeats,
-                      overrides=overrides)
+options = rp.ReproduceOptions(data_root=data_root, checkpoint_dir=checkpoint_dir, train=train, gpus=gpus,
+                              results_dir=results_dir, demo=demo_mode, demo_ablation_rows=demo_ablation_rows,
+                              demo_images=demo_images, demo_train_iters=demo_train_iters,
+                              demo_checkpoint=demo_checkpoint, overwrite=overwrite,
+                              latency_repeats=latency_repeats, overrides=overrides)
+report = rp.reproduce(table, options)
 print(report.summary())
 
 # %% [markdown]

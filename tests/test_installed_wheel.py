@@ -157,12 +157,13 @@ def test_profile_from_a_folder_outside_the_checkout(installed):
 def test_predict_evaluate_export_and_train_with_the_shipped_weights(installed, tmp_path):
     import cv2
 
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
     from boir_core.engine.predict import predict
     from boir_core.model.demo_weights import shipped_checkpoint, shipped_config
 
     user, before = installed.user, installed.package_files()
-    make_synthcrowd(tmp_path / "sc", num_train=2, num_val=2, seed=5, image_size=(112, 144), max_people=2)
+    make_synthcrowd(tmp_path / "sc",
+                    SynthCrowdSpec(num_train=2, num_val=2, seed=5, image_size=(112, 144), max_people=2))
     shutil.copytree(tmp_path / "sc", user / "data" / "synthcrowd")  # where the shipped config looks, from here
     img = sorted((user / "data" / "synthcrowd" / "images" / "val").glob("*.jpg"))[0]
     shutil.copy(img, user / "people.jpg")

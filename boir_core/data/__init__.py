@@ -6,7 +6,8 @@
   docs/inference.md#test-time-resize).
 - :mod:`.targets`: centers, Gaussian radii, multi / instance heatmaps, boxes (docs/data_format.md#targets).
 - :mod:`.annotations`: reading, checking and indexing a COCO-format keypoint file (:class:`DataError`).
-- :mod:`.dataset`: :class:`KeypointDataset` (training and test samples).
+- :mod:`.dataset`: :class:`KeypointDataset` (training and test samples), :class:`SampleSettings` (how they are
+  made), :class:`DataFiles` (an annotation file and image folder of one's own).
 - :mod:`.custom`: ``data.dataset: custom`` (a keypoint set from its COCO-format file); :func:`profile_for`, a
   config's profile.
 - :mod:`.collate`: :func:`collate_train`, :func:`collate_test`.
@@ -15,15 +16,17 @@
 from .annotations import DataError, read_image
 from .collate import collate_test, collate_train
 from .custom import profile_for
-from .dataset import EpochSampler, KeypointDataset
+from .dataset import DataFiles, EpochSampler, KeypointDataset, SampleSettings
 from .profiles import PROFILES, DatasetProfile, get_profile
 
 __all__ = [
     "DataError",
+    "DataFiles",
     "DatasetProfile",
     "EpochSampler",
     "KeypointDataset",
     "PROFILES",
+    "SampleSettings",
     "collate_test",
     "collate_train",
     "get_profile",

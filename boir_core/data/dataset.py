@@ -31,6 +31,7 @@ import io
 import os
 import time
 import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +44,10 @@ from .annotations import index_annotations, load_annotation_json, read_image
 from .custom import profile_for
 from .errors import SKIP_HINT, DataError
 from .profiles import DatasetProfile, get_profile
-from .targets import build_targets
+from .targets import TargetRules, build_targets
 from .transforms import (
     AffineParams,
+    Augmentation,
     apply_affine,
     eval_input,
     normalize_image,
@@ -54,7 +56,8 @@ from .transforms import (
     warp,
 )
 
-__all__ = ["DataError", "KeypointDataset", "EpochSampler", "read_image"]  # DataError, read_image: re-exported
+__all__ = ["DataError", "DataFiles", "KeypointDataset", "SampleSettings", "EpochSampler",
+           "read_image"]  # DataError, read_image: re-exported
 
 
 def _box_corners(boxes: np.ndarray) -> np.ndarray:
@@ -89,76 +92,117 @@ class EpochSampler(torch.utils.data.Sampler):
         return len(self.sampler)
 
 
+@dataclass(frozen=True)
+class SampleSettings:
+    """How a :class:`KeypointDataset` makes its samples: the config's ``data`` section (sizes, augmentation, the
+    paper/release switches, ``max_instances_per_image``, ``skip_bad_samples``) and ``train.seed``, in one object.
+
+    ``input_size``, ``output_size``: S_in and S_out (None: S_in // 4). ``flip``, ``max_rotation``,
+    ``min_scale``, ``max_scale``, ``max_translate``: the augmentation (docs/data_format.md#augmentation; also
+    as one :class:`~boir_core.data.transforms.Augmentation`, :attr:`augmentation`). ``flip_alignment``:
+    ``"paper"`` (labels follow the image flip exactly) or ``"release"``. ``box_clipping``: ``"paper"`` (clip
+    corners) or ``"release"`` (clip x, y, w, h separately). ``center_jitter``: jitter instance coordinates by
+    ±1 px (release: on). ``max_instances``: at most this many instances per image (release: 200). ``seed``:
+    None for fresh randomness; an int makes sample ``i`` of epoch ``e`` reproducible (``set_epoch``), also
+    across DataLoader workers. ``skip_bad_samples``: drop bad images with a counted warning instead of raising
+    :class:`DataError`.
+    """
+
+    input_size: int = 512
+    output_size: int | None = None
+    flip: float = 0.5
+    max_rotation: float = 30.0
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    max_translate: float = 40.0
+    flip_alignment: str = "paper"
+    box_clipping: str = "paper"
+    center_jitter: bool = True
+    max_instances: int = 200
+    seed: int | None = None
+    skip_bad_samples: bool = False
+
+    @classmethod
+    def from_config(cls, cfg) -> "SampleSettings":
+        """The settings of a :class:`boir_core.config.Config` (``data.*`` and ``train.seed``)."""
+        d = cfg.data
+        return cls(input_size=d.input_size, output_size=d.output_size, flip=d.flip, max_rotation=d.max_rotation,
+                   min_scale=d.min_scale, max_scale=d.max_scale, max_translate=d.max_translate,
+                   flip_alignment=d.flip_alignment, box_clipping=d.box_clipping, center_jitter=d.center_jitter,
+                   max_instances=d.max_instances_per_image, seed=cfg.train.seed,
+                   skip_bad_samples=d.skip_bad_samples)
+
+    @property
+    def augmentation(self) -> Augmentation:
+        """The augmentation ranges as the one object :func:`~boir_core.data.transforms.sample_affine_params` takes."""
+        return Augmentation(flip=self.flip, max_rotation=self.max_rotation, min_scale=self.min_scale,
+                            max_scale=self.max_scale, max_translate=self.max_translate)
+
+
+@dataclass(frozen=True)
+class DataFiles:
+    """Where a data set's annotation file and images are when they are not where its profile puts them under
+    the root (``profile.ann_file(root, split)``, ``profile.image_dir(root, split)``); None keeps the profile's."""
+
+    ann_file: str | os.PathLike | None = None
+    image_dir: str | os.PathLike | None = None
+
+
 class KeypointDataset(torch.utils.data.Dataset):
     """COCO-format multi-person keypoint data set.
 
     Args:
         root: data root; the JSON is ``profile.ann_file(root, split)`` and images lie in
-            ``profile.image_dir(root, split)`` unless ``ann_file`` / ``image_dir`` are given.
+            ``profile.image_dir(root, split)`` unless ``files`` says otherwise (:class:`DataFiles`).
         profile: a profile name (``coco``, ``crowdpose``, ``ochuman``, ``synthcrowd``, ``synthcrowd14``) or
             a :class:`DatasetProfile`.
         split: ``train``, ``val``, ``test``, ``trainval``...
         train: training samples (augmentation + targets) or test samples (resize + meta).
-        input_size, output_size: S_in and S_out (default S_in // 4).
-        flip, max_rotation, min_scale, max_scale, max_translate: augmentation (docs/data_format.md#augmentation).
-        flip_alignment: ``"paper"`` (labels follow the image flip exactly) or ``"release"``.
-        box_clipping: ``"paper"`` (clip corners) or ``"release"`` (clip x, y, w, h separately).
-        center_jitter: jitter instance coordinates by ±1 px (release: on).
-        max_instances: at most this many instances per image (release: 200).
-        seed: None for fresh randomness; an int makes sample ``i`` of epoch ``e`` reproducible
-            (``set_epoch``), also across DataLoader workers.
-        skip_bad_samples: drop bad images with a counted warning instead of raising :class:`DataError`.
+        settings: sizes, augmentation, switches, seed and the bad-data policy (:class:`SampleSettings`; its
+            fields are also this object's attributes: ``input_size``, ``flip``, ``seed``...).
+        files: the annotation file and image folder when not the profile's (:class:`DataFiles`).
+
+    :meth:`from_config` builds one from a :class:`boir_core.config.Config`.
     """
 
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        profile: str | DatasetProfile,
-        split: str = "train",
-        train: bool = True,
-        input_size: int = 512,
-        output_size: int | None = None,
-        *,
-        flip: float = 0.5,
-        max_rotation: float = 30.0,
-        min_scale: float = 0.75,
-        max_scale: float = 1.5,
-        max_translate: float = 40.0,
-        flip_alignment: str = "paper",
-        box_clipping: str = "paper",
-        center_jitter: bool = True,
-        max_instances: int = 200,
-        seed: int | None = None,
-        skip_bad_samples: bool = False,
-        ann_file: str | os.PathLike | None = None,
-        image_dir: str | os.PathLike | None = None,
-    ) -> None:
+    def __init__(self, root: str | os.PathLike, profile: str | DatasetProfile, split: str = "train",
+                 train: bool = True, *, settings: SampleSettings = SampleSettings(),
+                 files: DataFiles = DataFiles()) -> None:
         self.profile = get_profile(profile)
         self.root = Path(root)
         self.split = split
         self.train = bool(train)
-        self.input_size = int(input_size)
-        self.output_size = int(output_size) if output_size is not None else self.input_size // 4
+        st = settings
+        self.input_size = int(st.input_size)
+        self.output_size = int(st.output_size) if st.output_size is not None else self.input_size // 4
         if self.input_size <= 0 or self.output_size <= 0:
-            raise ValueError(f"input_size and output_size must be positive, got {input_size}, {output_size}")
-        flip_alignment = switch_value("data.flip_alignment", flip_alignment, name="flip_alignment")
-        box_clipping = switch_value("data.box_clipping", box_clipping, name="box_clipping")
-        if not 0.0 < min_scale <= max_scale:
-            raise ValueError(f"need 0 < min_scale <= max_scale, got {min_scale}, {max_scale}")
-        self.flip = float(flip)
-        self.max_rotation = float(max_rotation)
-        self.min_scale = float(min_scale)
-        self.max_scale = float(max_scale)
-        self.max_translate = float(max_translate)
+            raise ValueError(f"input_size and output_size must be positive, got {st.input_size}, {st.output_size}")
+        flip_alignment = switch_value("data.flip_alignment", st.flip_alignment, name="flip_alignment")
+        box_clipping = switch_value("data.box_clipping", st.box_clipping, name="box_clipping")
+        if not 0.0 < st.min_scale <= st.max_scale:
+            raise ValueError(f"need 0 < min_scale <= max_scale, got {st.min_scale}, {st.max_scale}")
+        self.flip = float(st.flip)
+        self.max_rotation = float(st.max_rotation)
+        self.min_scale = float(st.min_scale)
+        self.max_scale = float(st.max_scale)
+        self.max_translate = float(st.max_translate)
         self.flip_alignment = flip_alignment
         self.box_clipping = box_clipping
-        self.center_jitter = bool(center_jitter)
-        self.max_instances = int(max_instances)
-        self.seed = seed
+        self.center_jitter = bool(st.center_jitter)
+        self.max_instances = int(st.max_instances)
+        self.seed = st.seed
         self.epoch = 0
-        self.skip_bad_samples = bool(skip_bad_samples)
-        self.ann_file = Path(ann_file) if ann_file is not None else self.profile.ann_file(self.root, split)
-        self.image_dir = Path(image_dir) if image_dir is not None else self.profile.image_dir(self.root, split)
+        self.skip_bad_samples = bool(st.skip_bad_samples)
+        self.settings = replace(st, input_size=self.input_size, output_size=self.output_size,
+                                flip_alignment=flip_alignment, box_clipping=box_clipping)
+        self.augmentation = self.settings.augmentation
+        self.target_rules = TargetRules(small_person_no_center=self.profile.small_person_no_center,
+                                        box_clipping=self.box_clipping, center_jitter=self.center_jitter,
+                                        max_instances=self.max_instances)
+        self.ann_file = (Path(files.ann_file) if files.ann_file is not None
+                         else self.profile.ann_file(self.root, split))
+        self.image_dir = (Path(files.image_dir) if files.image_dir is not None
+                          else self.profile.image_dir(self.root, split))
         self.skipped: list[str] = []
         self.num_load_skips = 0
 
@@ -176,20 +220,13 @@ class KeypointDataset(torch.utils.data.Dataset):
 
     # ---- construction ---------------------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg, split: str | None = None, train: bool = True, **overrides) -> "KeypointDataset":
+    def from_config(cls, cfg, split: str | None = None, train: bool = True, **changes) -> "KeypointDataset":
         """Build from a :class:`boir_core.config.Config` (``split`` defaults to the train/test split; the profile is
-        :func:`~boir_core.data.custom.profile_for`'s: a custom data set's comes from ``data.keypoints``)."""
+        :func:`~boir_core.data.custom.profile_for`'s: a custom data set's comes from ``data.keypoints``).
+        ``changes``: :class:`SampleSettings` fields that differ from the config's (e.g. ``flip=0.0``)."""
         d = cfg.data
-        kwargs = dict(
-            root=d.root, profile=profile_for(cfg), split=split or (d.train_split if train else d.test_split),
-            train=train, input_size=d.input_size, output_size=d.output_size, flip=d.flip,
-            max_rotation=d.max_rotation, min_scale=d.min_scale, max_scale=d.max_scale,
-            max_translate=d.max_translate, flip_alignment=d.flip_alignment, box_clipping=d.box_clipping,
-            center_jitter=d.center_jitter, max_instances=d.max_instances_per_image, seed=cfg.train.seed,
-            skip_bad_samples=d.skip_bad_samples,
-        )
-        kwargs.update(overrides)
-        return cls(**kwargs)
+        return cls(d.root, profile_for(cfg), split or (d.train_split if train else d.test_split), train,
+                   settings=replace(SampleSettings.from_config(cfg), **changes))
 
     def _bad(self, msg: str) -> None:
         if not self.skip_bad_samples:
@@ -292,9 +329,7 @@ class KeypointDataset(torch.utils.data.Dataset):
         rng = self.rng_for(index)
         s_in, s_out = self.input_size, self.output_size
         if params is None:
-            params = sample_affine_params(rng, w, h, min_scale=self.min_scale, max_scale=self.max_scale,
-                                          max_rotation=self.max_rotation, max_translate=self.max_translate,
-                                          flip_prob=self.flip)
+            params = sample_affine_params(rng, w, h, self.augmentation)
         m_in, m_out = train_affines(params, s_in, s_out, self.flip_alignment)
         image = warp(img, m_in, (s_in, s_in))
         kpts = rec["keypoints"].copy()
@@ -317,10 +352,7 @@ class KeypointDataset(torch.utils.data.Dataset):
                 corners[..., 0] = s_out - 1 - corners[..., 0]
             kpts = kpts[:, list(self.profile.flip_index)]
             corners = corners[:, [1, 0, 3, 2]]  # TL, TR, BL, BR of the mirrored box
-        tg = build_targets(kpts, corners, areas, s_out,
-                           small_person_no_center=self.profile.small_person_no_center,
-                           box_clipping=self.box_clipping, center_jitter=self.center_jitter, rng=rng,
-                           max_instances=self.max_instances)
+        tg = build_targets(kpts, corners, areas, s_out, rules=self.target_rules, rng=rng)
         t4 = clock()
 
         sample = {

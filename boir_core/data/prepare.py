@@ -8,7 +8,7 @@ After ``prepare("coco", "data")`` (or ``boir prepare-data coco --root data``, al
     data/ochuman/annotations/ochuman_{val,test}.json      data/ochuman/images/
 
 Where the files come from is the table :data:`ARCHIVES` (file name, official URL or download page, size and
-checksum where one is known). COCO is downloaded from ``images.cocodataset.org`` (``download=True``: a
+checksum where one is known). COCO is downloaded from ``images.cocodataset.org`` (``download_missing=True``: a
 progress bar, resume of a ``.part`` file through HTTP ``Range``, size and md5 check); CrowdPose and OCHuman
 are distributed through Google-Drive links on their project pages, so they are **manual** downloads: fetch
 them by hand and pass the folder as ``source`` (``--from DIR``). ``source`` may hold the archives, or what
@@ -60,9 +60,11 @@ __all__ = [
     "Report",
     "PrepareError",
     "ChecksumError",
+    "Transfer",
     "download",
     "check_file",
     "extract",
+    "PrepareOptions",
     "prepare",
     "verify",
     "run_command",
@@ -308,10 +310,20 @@ def _progress(total: int | None, initial: int, desc: str, enabled: bool):
                 disable=not enabled, leave=False)
 
 
+@dataclass(frozen=True)
+class Transfer:
+    """How :func:`download` moves the bytes: the network ``timeout`` in seconds, the ``chunk`` size in bytes read
+    at a time, and whether to show a ``progress`` bar."""
+
+    timeout: float = 60.0
+    chunk: int = 1 << 20
+    progress: bool = True
+
+
 def download(url: str, dest: str | os.PathLike, *, size: int | None = None, md5: str | None = None,
-             sha256: str | None = None, timeout: float = 60.0, chunk: int = 1 << 20,
-             progress: bool = True) -> Path:
-    """Download ``url`` to ``dest``, resuming ``dest.part`` with an HTTP ``Range`` request.
+             sha256: str | None = None, transfer: Transfer = Transfer()) -> Path:
+    """Download ``url`` to ``dest``, resuming ``dest.part`` with an HTTP ``Range`` request (``transfer``: timeout,
+    chunk size, progress bar).
 
     The bytes go to ``<dest>.part`` and are renamed onto ``dest`` once complete and checked (size, md5,
     sha256 where given). A server that ignores ``Range`` (status 200) restarts the file from zero. A file
@@ -338,13 +350,13 @@ def download(url: str, dest: str | os.PathLike, *, size: int | None = None, md5:
             if offset > total:
                 offset = 0
             with open(src, "rb") as fin, open(part, "ab" if offset else "wb") as fout, \
-                    _progress(total, offset, dest.name, progress) as bar:
+                    _progress(total, offset, dest.name, transfer.progress) as bar:
                 fin.seek(offset)
-                while block := fin.read(chunk):
+                while block := fin.read(transfer.chunk):
                     fout.write(block)
                     bar.update(len(block))
         else:
-            _http_download(url, part, offset, dest.name, timeout, chunk, progress)
+            _http_download(url, part, offset, dest.name, transfer)
     try:
         check_file(part, size, md5, sha256, name=dest.name)
     except ChecksumError as e:
@@ -354,14 +366,13 @@ def download(url: str, dest: str | os.PathLike, *, size: int | None = None, md5:
     return dest
 
 
-def _http_download(url: str, part: Path, offset: int, name: str, timeout: float, chunk: int,
-                   progress: bool) -> None:
+def _http_download(url: str, part: Path, offset: int, name: str, transfer: Transfer) -> None:
     headers = {"User-Agent": "boir-kit-prepare/1"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     req = urllib.request.Request(url, headers=headers)
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
+        resp = urllib.request.urlopen(req, timeout=transfer.timeout)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:  # nothing left to fetch: the part file is complete
             return
@@ -374,8 +385,8 @@ def _http_download(url: str, part: Path, offset: int, name: str, timeout: float,
             offset = 0
         length = resp.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
-        with open(part, "ab" if offset else "wb") as fout, _progress(total, offset, name, progress) as bar:
-            while block := resp.read(chunk):
+        with open(part, "ab" if offset else "wb") as fout, _progress(total, offset, name, transfer.progress) as bar:
+            while block := resp.read(transfer.chunk):
                 fout.write(block)
                 bar.update(len(block))
 
@@ -584,29 +595,42 @@ def _listed_files(ann_paths: Iterable[Path]) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class PrepareOptions:
+    """How :func:`prepare` works (``boir prepare-data``'s switches).
+
+    ``download_missing``: fetch the archives with a URL that are needed and not found (into ``download_dir``,
+    default the ``source`` folder or ``root/<dataset>/downloads``). ``check``: verify size / checksum where the
+    table knows them. ``link``: how supplied (not extracted) image folders are placed: "symlink" or "copy".
+    ``progress``: progress bars for downloads and extraction.
+    """
+
+    download_missing: bool = False
+    check: bool = True
+    link: str = "symlink"
+    progress: bool = True
+    download_dir: str | os.PathLike | None = None
+
+
 def prepare(dataset: str, root: str | os.PathLike = "data", source: str | os.PathLike | None = None, *,
-            download_missing: bool = False, check: bool = True, link: str = "symlink",
-            archives: Mapping[str, Sequence[Archive]] | None = None,
-            expected: Mapping[str, Expected] | None = None, progress: bool = True,
-            download_dir: str | os.PathLike | None = None) -> Report:
+            options: PrepareOptions = PrepareOptions(), archives: Mapping[str, Sequence[Archive]] | None = None,
+            expected: Mapping[str, Expected] | None = None) -> Report:
     """Prepare ``dataset`` under ``root/<dataset>`` and verify it; returns the :class:`Report`.
 
-    ``source``: a folder with the downloaded archives or their extracted contents. ``download_missing``:
-    fetch the archives with a URL that are needed and not found (into ``download_dir``, default
-    ``source`` or ``root/<dataset>/downloads``). ``check``: verify size / checksum where the table knows
-    them. ``link``: how supplied (not extracted) image folders are placed: "symlink" or "copy".
-    ``archives`` / ``expected`` replace :data:`ARCHIVES` / :data:`EXPECTED` (tests use small fakes).
-    Targets already in place are kept; delete them to prepare again.
+    ``source``: a folder with the downloaded archives or their extracted contents. ``options``: downloading,
+    checking, how image folders are placed (:class:`PrepareOptions`). ``archives`` / ``expected`` replace
+    :data:`ARCHIVES` / :data:`EXPECTED` (tests use small fakes). Targets already in place are kept; delete them
+    to prepare again.
     """
     if dataset not in RECIPES:
         raise KeyError(f"unknown data set {dataset!r}; known: {', '.join(RECIPES)}")
-    if link not in ("symlink", "copy"):
-        raise ValueError(f"link must be 'symlink' or 'copy', got {link!r}")
+    if options.link not in ("symlink", "copy"):
+        raise ValueError(f"link must be 'symlink' or 'copy', got {options.link!r}")
     ds_dir = Path(root) / dataset
-    dl_dir = Path(download_dir) if download_dir else (Path(source) if source else ds_dir / "downloads")
-    run = _Preparation(dataset, ds_dir, Path(source) if source else None, dl_dir,
-                       _PrepareSettings(download_missing, check, link, progress,
-                                        ARCHIVES if archives is None else archives))
+    dl_dir = (Path(options.download_dir) if options.download_dir
+              else (Path(source) if source else ds_dir / "downloads"))
+    run = _Preparation(dataset, ds_dir, Path(source) if source else None, dl_dir, options,
+                       ARCHIVES if archives is None else archives)
     run.annotations()  # first: the image folders are recognised by the file names they list
     run.images()
     report = verify(dataset, root, expected=expected)
@@ -617,21 +641,14 @@ def prepare(dataset: str, root: str | os.PathLike = "data", source: str | os.Pat
     return report
 
 
-@dataclass(frozen=True)
-class _PrepareSettings:
-    download_missing: bool
-    check: bool
-    link: str
-    progress: bool
-    archives: Mapping[str, Sequence[Archive]]
-
-
 class _Preparation:
     """One :func:`prepare` call: the trees searched (the staging folder, then the sources), what was done and
     what went wrong."""
 
-    def __init__(self, dataset: str, ds_dir: Path, source: Path | None, dl_dir: Path, settings: _PrepareSettings):
-        self.dataset, self.ds_dir, self.source, self.dl_dir, self.settings = dataset, ds_dir, source, dl_dir, settings
+    def __init__(self, dataset: str, ds_dir: Path, source: Path | None, dl_dir: Path, options: PrepareOptions,
+                 archives: Mapping[str, Sequence[Archive]]):
+        self.dataset, self.ds_dir, self.source, self.dl_dir = dataset, ds_dir, source, dl_dir
+        self.settings, self.archives = options, archives
         self.recipe, self.profile = RECIPES[dataset], get_profile(dataset)
         self.staging = ds_dir / _STAGING
         self.actions: list[str] = []
@@ -661,7 +678,7 @@ class _Preparation:
         try:
             path = download(arc.url, self.dl_dir / archive_name, size=arc.size if st.check else None,
                             md5=arc.md5 if st.check else None, sha256=arc.sha256 if st.check else None,
-                            progress=st.progress)
+                            transfer=Transfer(progress=st.progress))
         except PrepareError as e:
             self.problems.append(str(e))
             return None
@@ -673,7 +690,7 @@ class _Preparation:
         if archive_name in self.extracted:
             return False
         self.extracted.add(archive_name)
-        arc = _archive(self.dataset, archive_name, self.settings.archives)
+        arc = _archive(self.dataset, archive_name, self.archives)
         path = _find_file(self.src_trees, archive_name) or (
             self.dl_dir / archive_name if (self.dl_dir / archive_name).is_file() else None)
         if path is None:
@@ -716,7 +733,7 @@ class _Preparation:
                                      f"{' in ' + t.archive if t.archive else ''}")
             return
         for s, f in zip(t.sources, found):
-            arc = _archive(self.dataset, s, self.settings.archives)
+            arc = _archive(self.dataset, s, self.archives)
             if self.settings.check and not _is_archive(s) and (arc.size or arc.md5 or arc.sha256) and t.archive is None:
                 try:
                     _checked(f, arc, self.staging)
@@ -837,7 +854,7 @@ def run_command(command: str, datasets: Sequence[str] | None = None, *, root: st
                 source: str | os.PathLike | None = None, options: Mapping[str, Any] | None = None) -> int:
     """What ``boir prepare-data COMMAND`` does (the command line is :mod:`boir_core.__main__`'s): ``list`` prints
     the archive table, ``verify`` re-checks prepared data sets, a data-set name prepares it. ``options``: the
-    keyword arguments of :func:`prepare` (``download_missing``, ``check``, ``link``, ``progress``,
+    fields of :class:`PrepareOptions` (``download_missing``, ``check``, ``link``, ``progress``,
     ``download_dir``) and ``subset``. Exit status 0 = complete, 1 = incomplete (the report says what)."""
     options = dict(options or {})
     if command == "list":
@@ -850,7 +867,7 @@ def run_command(command: str, datasets: Sequence[str] | None = None, *, root: st
         if source and not Path(source).is_dir():
             print(f"--from {source}: not a folder", file=sys.stderr)
             return 1
-        reports = [prepare(command, root, source, expected=expected, **options)]
+        reports = [prepare(command, root, source, options=PrepareOptions(**options), expected=expected)]
     for r in reports:
         print(r.format())
     return 0 if all(r.ok for r in reports) else 1

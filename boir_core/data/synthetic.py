@@ -92,6 +92,7 @@ __all__ = [
     "person_annotation",
     "crowd_index",
     "category_for",
+    "SynthCrowdSpec",
     "make_synthcrowd",
     "ensure_synthcrowd",
     "synthcrowd_state",
@@ -668,8 +669,38 @@ def _check_args(num_train: int, num_val: int, image_size: Sequence[int], max_peo
     return int(image_size[0]), int(image_size[1])
 
 
-def _generate_split(root: Path, split: str, count: int, seed: int, num_keypoints: int,
-                    image_size: tuple[int, int], max_people: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SynthCrowdSpec:
+    """What a SynthCrowd set is drawn with: the generation arguments its marker records (module notes).
+
+    ``num_train`` / ``num_val``: images per split; ``seed``: the random streams (image i of a split is drawn
+    from ``(seed, split, i)``); ``num_keypoints``: 17 (COCO format) or 14 (CrowdPose format); ``image_size``:
+    (min, max) pixels, each image's width and height drawn from it; ``max_people``: at most this many people
+    per image. Checked when made (a ValueError names the argument); ``image_size`` becomes an int pair.
+    """
+
+    num_train: int = DEFAULT_TRAIN
+    num_val: int = DEFAULT_VAL
+    seed: int = DEFAULT_SEED
+    num_keypoints: int = 17
+    image_size: Sequence[int] = DEFAULT_IMAGE_SIZE
+    max_people: int = DEFAULT_MAX_PEOPLE
+
+    def __post_init__(self) -> None:
+        _keypoint_names(self.num_keypoints)
+        object.__setattr__(self, "image_size",
+                           _check_args(self.num_train, self.num_val, self.image_size, self.max_people))
+
+    def record(self) -> dict[str, Any]:
+        """The arguments as the completion marker stores them (with the generator version)."""
+        return {"version": GENERATOR_VERSION, "num_train": int(self.num_train), "num_val": int(self.num_val),
+                "seed": int(self.seed), "num_keypoints": int(self.num_keypoints),
+                "image_size": [int(self.image_size[0]), int(self.image_size[1])],
+                "max_people": int(self.max_people)}
+
+
+def _generate_split(root: Path, split: str, count: int, spec: SynthCrowdSpec) -> dict[str, Any]:
+    seed, num_keypoints, image_size = int(spec.seed), spec.num_keypoints, spec.image_size
     img_dir = root / "images" / split
     img_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
@@ -678,7 +709,7 @@ def _generate_split(root: Path, split: str, count: int, seed: int, num_keypoints
         rng = np.random.default_rng([seed, _SPLIT_CODE[split], i])
         w = int(rng.integers(image_size[0], image_size[1] + 1))
         h = int(rng.integers(image_size[0], image_size[1] + 1))
-        scene = render_scene(rng, w, h, max_people)
+        scene = render_scene(rng, w, h, int(spec.max_people))
         image_id = _SPLIT_ID_BASE[split] + i + 1
         file_name = f"{i + 1:06d}.jpg"
         ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
@@ -765,19 +796,15 @@ def _install(tmp: Path, root: Path, summary: dict[str, Any]) -> None:
     _atomic_write_json(marker, summary)
 
 
-def make_synthcrowd(out_dir: str | os.PathLike = DEFAULT_ROOT, num_train: int = DEFAULT_TRAIN,
-                    num_val: int = DEFAULT_VAL, seed: int = DEFAULT_SEED, num_keypoints: int = 17,
-                    image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
-                    max_people: int = DEFAULT_MAX_PEOPLE) -> dict[str, Any]:
-    """Generate SynthCrowd into ``out_dir`` (always regenerates; see :func:`ensure_synthcrowd`).
+def make_synthcrowd(out_dir: str | os.PathLike = DEFAULT_ROOT, spec: SynthCrowdSpec = SynthCrowdSpec(),
+                    ) -> dict[str, Any]:
+    """Generate SynthCrowd as ``spec`` says into ``out_dir`` (always regenerates; see :func:`ensure_synthcrowd`).
 
     The set is drawn into a temporary sibling folder and moved into ``out_dir`` when complete (module notes),
     so an interruption leaves ``out_dir`` as it was. Returns a summary: ``root``, per split the annotation
     file, image folder, image and person counts, the generation ``args`` and the ``seconds`` it took. The
     marker file is written last.
     """
-    _keypoint_names(num_keypoints)
-    lo, hi = _check_args(num_train, num_val, image_size, max_people)
     root = Path(out_dir)
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(root)
@@ -787,10 +814,10 @@ def make_synthcrowd(out_dir: str | os.PathLike = DEFAULT_ROOT, num_train: int = 
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes a private folder; the set gets the usual permissions
     try:
         t0 = time.perf_counter()
-        args = _args_record(num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+        args = spec.record()
         splits = {}
-        for split, count in (("train", num_train), ("val", num_val)):
-            s = _generate_split(tmp, split, int(count), int(seed), num_keypoints, (lo, hi), int(max_people))
+        for split, count in (("train", spec.num_train), ("val", spec.num_val)):
+            s = _generate_split(tmp, split, int(count), spec)
             splits[split] = {**s, "annotations": str(root / Path(s["annotations"]).relative_to(tmp)),
                              "images": str(root / Path(s["images"]).relative_to(tmp))}
         summary = {"root": str(root), "args": args, "splits": splits,
@@ -801,40 +828,31 @@ def make_synthcrowd(out_dir: str | os.PathLike = DEFAULT_ROOT, num_train: int = 
     return summary
 
 
-def _args_record(num_train, num_val, seed, num_keypoints, image_size, max_people) -> dict[str, Any]:
-    return {"version": GENERATOR_VERSION, "num_train": int(num_train), "num_val": int(num_val),
-            "seed": int(seed), "num_keypoints": int(num_keypoints),
-            "image_size": [int(image_size[0]), int(image_size[1])], "max_people": int(max_people)}
-
-
 def default_root(num_keypoints: int = 17) -> str:
     """``data/synthcrowd`` for 17 keypoints, ``data/synthcrowd14`` for 14."""
     _keypoint_names(num_keypoints)
     return DEFAULT_ROOT if num_keypoints == 17 else DEFAULT_ROOT_14
 
 
-def ensure_synthcrowd(root: str | os.PathLike | None = None, num_keypoints: int = 17,
-                      num_train: int = DEFAULT_TRAIN, num_val: int = DEFAULT_VAL, seed: int = DEFAULT_SEED,
-                      image_size: Sequence[int] = DEFAULT_IMAGE_SIZE,
-                      max_people: int = DEFAULT_MAX_PEOPLE) -> dict[str, Any]:
-    """Generate SynthCrowd under ``root`` unless a complete set with the same arguments is already there.
+def ensure_synthcrowd(root: str | os.PathLike | None = None, spec: SynthCrowdSpec = SynthCrowdSpec(),
+                      ) -> dict[str, Any]:
+    """Generate SynthCrowd as ``spec`` says under ``root`` (default: :func:`default_root` of its keypoint count)
+    unless a complete set with the same arguments is already there.
 
     "Complete" means: the marker file exists and records exactly these arguments (and generator version),
     both annotation files exist and each image folder holds the expected number of JPEGs. Anything else
     (a changed argument, an interrupted run) regenerates. Returns the summary; ``generated`` says which and
     ``reason`` why (None when nothing was generated).
     """
-    root = Path(root if root is not None else default_root(num_keypoints))
-    lo, hi = _check_args(num_train, num_val, image_size, max_people)
-    _keypoint_names(num_keypoints)
-    want = _args_record(num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+    root = Path(root if root is not None else default_root(spec.num_keypoints))
+    want = spec.record()
     state, detail, summary = _state(root)
     if state == "complete" and summary.get("args") == want:
         return {**summary, "generated": False, "reason": None}
     reason = ("it was made with other arguments" if state == "complete" else
               "nothing there" if state in ("missing", "empty") else
               f"no complete SynthCrowd there: {detail}")
-    summary = make_synthcrowd(root, num_train, num_val, seed, num_keypoints, (lo, hi), max_people)
+    summary = make_synthcrowd(root, spec)
     return {**summary, "generated": True, "reason": reason}
 
 

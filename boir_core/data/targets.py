@@ -41,6 +41,7 @@ __all__ = [
     "person_radii",
     "gaussian_maps",
     "boxes_from_corners",
+    "TargetRules",
     "select_instances",
     "Targets",
     "build_targets",
@@ -145,27 +146,39 @@ def boxes_from_corners(corners: np.ndarray, output_size: int, box_clipping: str 
     raise AssertionError(box_clipping)  # pragma: no cover - switch_value checked it
 
 
-def select_instances(
-    centers: np.ndarray,
-    center_ok: np.ndarray,
-    areas: np.ndarray,
-    output_size: int,
-    rng: np.random.Generator | None,
-    center_jitter: bool = True,
-    max_instances: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class TargetRules:
+    """The rules that decide who becomes a target and how (docs/data_format.md#targets).
+
+    ``small_person_no_center``: people under :data:`SMALL_PERSON_AREA` input px² get no center (the COCO /
+    OCHuman rule of a data-set profile); ``box_clipping``: ``"paper"`` or ``"release"``
+    (docs/release_vs_paper.md#box-clipping); ``center_jitter``: instance coordinates jittered by ±1 px;
+    ``max_instances``: at most this many instances (None: all).
+    """
+
+    small_person_no_center: bool = True
+    box_clipping: str = "paper"
+    center_jitter: bool = True
+    max_instances: int | None = None
+
+
+def select_instances(centers: np.ndarray, center_ok: np.ndarray, areas: np.ndarray, output_size: int,
+                     rng: np.random.Generator | None, rules: TargetRules = TargetRules(),
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Which people become instances, in which order, and at which (y, x) (docs/data_format.md#instances).
 
     Returns (person indices [n] in ascending area order, coords [n, 2] (y, x) int64). A person is skipped
     when its center is invalid or int(center) (truncation toward zero) is outside the map; the coordinate
-    is jittered by a random {-1, 0, 1} per axis (reverted when it would leave the map); of people sharing
-    a coordinate the first (smallest) is kept. At most ``max_instances`` are returned.
+    is jittered by a random {-1, 0, 1} per axis (reverted when it would leave the map) when
+    ``rules.center_jitter``; of people sharing a coordinate the first (smallest) is kept. At most
+    ``rules.max_instances`` are returned (``rules.small_person_no_center`` and ``rules.box_clipping`` play no
+    part here).
     """
     order = np.argsort(areas, kind="stable")
     c = np.trunc(centers[order]).astype(np.int64)
     inside = center_ok[order] & (c >= 0).all(-1) & (c < output_size).all(-1)
     order, c = order[inside], c[inside]
-    if center_jitter and len(order):
+    if rules.center_jitter and len(order):
         if rng is None:
             rng = np.random.default_rng()
         j = c + rng.integers(-1, 2, size=c.shape)
@@ -174,8 +187,8 @@ def select_instances(
     key = c[:, 1] * output_size + c[:, 0]
     _, first = np.unique(key, return_index=True)
     first.sort()
-    if max_instances is not None:
-        first = first[:max_instances]
+    if rules.max_instances is not None:
+        first = first[:rules.max_instances]
     return order[first], c[first][:, ::-1].copy()
 
 
@@ -195,19 +208,10 @@ class Targets:
     radius: np.ndarray  # [P] int64, per input person
 
 
-def build_targets(
-    keypoints: np.ndarray,
-    corners: np.ndarray,
-    areas: np.ndarray,
-    output_size: int,
-    *,
-    small_person_no_center: bool = True,
-    box_clipping: str = "paper",
-    center_jitter: bool = True,
-    rng: np.random.Generator | None = None,
-    max_instances: int | None = None,
-) -> Targets:
-    """Every target of docs/data_format.md#targets for P people with K keypoints (P may be 0)."""
+def build_targets(keypoints: np.ndarray, corners: np.ndarray, areas: np.ndarray, output_size: int, *,
+                  rules: TargetRules = TargetRules(), rng: np.random.Generator | None = None) -> Targets:
+    """Every target of docs/data_format.md#targets for P people with K keypoints (P may be 0), under ``rules``;
+    ``rng`` draws the center jitter (None: fresh randomness)."""
     keypoints = np.asarray(keypoints, dtype=np.float64)
     if keypoints.ndim != 3 or keypoints.shape[-1] != 3:
         raise ValueError(f"keypoints must be [P, K, 3], got shape {keypoints.shape}")
@@ -218,12 +222,12 @@ def build_targets(
 
     centers, has_kpts = keypoint_centers(keypoints)
     center_ok = has_kpts.copy()
-    if small_person_no_center:
+    if rules.small_person_no_center:
         center_ok &= areas >= SMALL_PERSON_AREA
     radius = person_radii(corners, s) if p else np.zeros(0, np.int64)
 
     # instances first, so their heatmaps are a contiguous slice of the per-person maps (no copy)
-    idx, coords = select_instances(centers, center_ok, areas, s, rng, center_jitter, max_instances)
+    idx, coords = select_instances(centers, center_ok, areas, s, rng, rules)
     n = len(idx)
     everyone = np.concatenate([idx, np.setdiff1d(np.arange(p), idx)]).astype(np.int64)
     vis = keypoints[..., 2] > 0
@@ -234,7 +238,7 @@ def build_targets(
         kpt_maps.max(axis=0, out=multi[:k])
         ctr_maps.max(axis=0, out=multi[k])
 
-    boxes = boxes_from_corners(corners, s, box_clipping) if p else np.zeros((0, 4), np.float32)
+    boxes = boxes_from_corners(corners, s, rules.box_clipping) if p else np.zeros((0, 4), np.float32)
     return Targets(
         multi_heatmap=multi,
         instance_coord=coords.astype(np.int64).reshape(-1, 2),

@@ -28,6 +28,8 @@ __all__ = [
     "IMAGENET_STD",
     "denormalize_image",
     "AffineParams",
+    "Augmentation",
+    "NO_AUGMENTATION",
     "crop_affine",
     "sample_affine_params",
     "train_affines",
@@ -82,27 +84,41 @@ def crop_affine(center, scale: float, size: int, rotation: float = 0.0) -> np.nd
     return m
 
 
-def sample_affine_params(
-    rng: np.random.Generator,
-    width: int,
-    height: int,
-    *,
-    min_scale: float = 0.75,
-    max_scale: float = 1.5,
-    max_rotation: float = 30.0,
-    max_translate: float = 40.0,
-    flip_prob: float = 0.5,
-) -> AffineParams:
+@dataclass(frozen=True)
+class Augmentation:
+    """The ranges the training augmentation draws from (docs/data_format.md#augmentation; the config's
+    ``data.flip``, ``data.max_rotation``, ``data.min_scale``, ``data.max_scale``, ``data.max_translate``).
+
+    ``flip`` is the probability of a mirror, ``max_rotation`` in degrees, the scale factor is drawn from
+    [``min_scale``, ``max_scale``), ``max_translate`` in pixels of the 200-pixel crop. :data:`NO_AUGMENTATION`
+    draws the identity (no flip, rotation, zoom or shift).
+    """
+
+    flip: float = 0.5
+    max_rotation: float = 30.0
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    max_translate: float = 40.0
+
+
+#: The identity draw: no flip, no rotation, scale 1, no translation.
+NO_AUGMENTATION = Augmentation(flip=0.0, max_rotation=0.0, min_scale=1.0, max_scale=1.0, max_translate=0.0)
+
+
+def sample_affine_params(rng: np.random.Generator, width: int, height: int,
+                         augmentation: Augmentation = Augmentation()) -> AffineParams:
     """Draw scale, rotation, integer translation and flip as the release does (docs/data_format.md#augmentation).
 
     Base center (w/2, h/2), base scale min(h, w)/200; s = s0·U[min_scale, max_scale); rotation
-    U(-max_rotation, max_rotation); translation randint(-max_translate·s, max_translate·s) per axis.
+    U(-max_rotation, max_rotation); translation randint(-max_translate·s, max_translate·s) per axis; a flip
+    with probability ``augmentation.flip``.
     """
-    s = (min(width, height) / 200.0) * rng.uniform(min_scale, max_scale)
-    rot = rng.uniform(-max_rotation, max_rotation) if max_rotation > 0 else 0.0
-    t = int(max_translate * s)
+    a = augmentation
+    s = (min(width, height) / 200.0) * rng.uniform(a.min_scale, a.max_scale)
+    rot = rng.uniform(-a.max_rotation, a.max_rotation) if a.max_rotation > 0 else 0.0
+    t = int(a.max_translate * s)
     dx, dy = (rng.integers(-t, t, size=2, endpoint=False) if t > 0 else (0, 0))
-    flip = bool(rng.random() < flip_prob)
+    flip = bool(rng.random() < a.flip)
     return AffineParams(center=(width / 2.0 + float(dx), height / 2.0 + float(dy)), scale=float(s),
                         rotation=float(rot), flip=flip)
 

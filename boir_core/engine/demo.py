@@ -30,7 +30,7 @@ from typing import Any
 
 from ..config import load_config
 from ..data import get_profile
-from ..data.synthetic import ensure_synthcrowd
+from ..data.synthetic import SynthCrowdSpec, ensure_synthcrowd
 from ..io import atomic_write_json
 from ..model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
 from ..paths import checkout_root
@@ -164,7 +164,8 @@ class _Demo:
         t, cfg = time.time(), self.cfg
         print(f"[demo] 1/5 SynthCrowd at {cfg.data.root}")
         if self.options.generate_data:
-            info = ensure_synthcrowd(cfg.data.root, num_keypoints=get_profile(cfg.data.dataset).num_keypoints)
+            k = get_profile(cfg.data.dataset).num_keypoints
+            info = ensure_synthcrowd(cfg.data.root, SynthCrowdSpec(num_keypoints=k))
             if info["generated"]:  # why: nothing there, other arguments, or an interrupted generation's leftover
                 print(f"[demo]     generated ({info['reason']}) in {info['seconds']:.0f} s")
         self.stages["data"] = time.time() - t

@@ -151,8 +151,8 @@ def prepare_demo_data(cfg: Config, say=print) -> bool:
     at_default = root.resolve() == Path(default).resolve()
     if state == "empty" and not at_default:
         return False  # a folder of the user's own: the data set says what it lacks
-    make_it = (f"python -c \"from boir_core.data.synthetic import ensure_synthcrowd; ensure_synthcrowd('{root}', "
-               f"num_keypoints={k})\"")
+    make_it = (f"python -c \"from boir_core.data.synthetic import SynthCrowdSpec, ensure_synthcrowd; "
+               f"ensure_synthcrowd('{root}', SynthCrowdSpec(num_keypoints={k}))\"")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the processes would race writing the same files
         raise FileNotFoundError(f"no {cfg.data.dataset} data at data.root={cfg.data.root} ({root.resolve()}: "
                                 f"{detail}); under torchrun generate it first, in one process: {make_it}")
@@ -168,8 +168,8 @@ def prepare_demo_data(cfg: Config, say=print) -> bool:
             f"an incomplete SynthCrowd ({detail}: an interrupted generation?), not used as it is,")
     say(f"[data] {what} at data.root={cfg.data.root} ({root.resolve()}): generating the kit's embedded SynthCrowd "
         f"there ({synthetic.DEFAULT_TRAIN} train + {synthetic.DEFAULT_VAL} val images, {k} keypoints; once)")
-    s = synthetic.ensure_synthcrowd(root, num_keypoints=k, num_train=synthetic.DEFAULT_TRAIN,
-                                    num_val=synthetic.DEFAULT_VAL)
+    s = synthetic.ensure_synthcrowd(root, synthetic.SynthCrowdSpec(num_keypoints=k, num_train=synthetic.DEFAULT_TRAIN,
+                                                                   num_val=synthetic.DEFAULT_VAL))
     say(f"[data] SynthCrowd generated in {s.get('seconds', 0):.0f} s: {root.resolve()}")
     return True
 

@@ -39,7 +39,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -47,7 +47,7 @@ import torch
 
 from ..config import Config, load_config
 from ..data.layout import DataLayoutError, check_layout
-from ..data.synthetic import ensure_synthcrowd
+from ..data.synthetic import SynthCrowdSpec, ensure_synthcrowd
 from ..engine import train as training  # train() through its module (tests stand in for it there)
 from ..engine.evaluate import write_metrics_json
 from ..engine.profile import profile
@@ -83,7 +83,7 @@ from .plan import (
 from .render import render_table
 
 __all__ = [
-    "ReproduceReport", "reproduce", "render_report", "write_tables", "PreflightError", "preflight",
+    "ReproduceOptions", "ReproduceReport", "reproduce", "render_report", "write_tables", "PreflightError", "preflight",
     # re-exported from boir_core.paper.plan (the names notebook 06 and the tests read here)
     "Run", "RUNS", "REAL_DATASETS", "TABLE5_CONFIGS", "RESULTS_DIR", "table_numbers", "table_ids", "plan",
     "ablation_subset", "weight_candidates", "resolve_weights", "data_present", "detect_demo", "metrics_path",
@@ -144,51 +144,70 @@ def _evaluate(cfg: Config, weights, out: Path, key: str, model=None) -> dict:
     return run_evaluation(cfg, weights, out_dir=out.parent, key=key, progress=False, model=model)
 
 
-def reproduce(table: Union[int, str] = 0, *, data_root: Union[str, os.PathLike] = "data",
-              checkpoint_dir: Union[str, os.PathLike] = "checkpoints", train: bool = False, gpus: int = 1,
-              results_dir: Union[str, os.PathLike] = RESULTS_DIR, demo: Union[str, bool] = "auto",
-              demo_ablation_rows: Union[int, str, Sequence[str]] = 2, demo_images: int = 4,
-              demo_train_iters: int = 2, demo_checkpoint: Optional[str] = "default",
-              overwrite: bool = False, latency_repeats: int = 10, overrides: Sequence[str] = (),
-              log: Callable[[str], None] = _log_default) -> ReproduceReport:
-    """Run what ``table`` (0 = all) needs and write its metrics files; see the module docstring.
+@dataclass(frozen=True)
+class ReproduceOptions:
+    """How :func:`reproduce` runs a table (the ``key=value`` arguments of ``boir reproduce``, notebook 06's
+    parameters).
 
-    Existing metrics files are kept unless ``overwrite``. Returns a :class:`ReproduceReport`; render with
-    :func:`table_results` + :func:`boir_core.paper.render_table`, or :func:`render_report`.
-    ``demo_checkpoint="default"`` means :func:`boir_core.paths.default_checkpoint` (None: train a tiny BoIR).
-    ``overrides``: ``key=value`` config overrides for every real-mode run (e.g. ``model.pretrained=<ImageNet
-    file>`` offline, ``test.max_images=500``); each metrics file records the config it ran. Real mode first
-    runs :func:`preflight` and raises :class:`PreflightError` before any run starts.
+    ``data_root`` / ``checkpoint_dir``: the real data and weights; ``train``: train the ablation rows (real
+    mode); ``gpus``: 0 = CPU, more than 1 trains under torchrun; ``results_dir``: where the metrics files go;
+    ``demo``: ``"auto"`` (demo mode when no real data is found), True or False; ``demo_ablation_rows``: which
+    ablation rows demo mode trains (a count, ``"all"`` or keys); ``demo_images`` / ``demo_train_iters``: the
+    demo's images per evaluation and training iterations; ``demo_checkpoint``: the BoIR weights of demo mode
+    (``"default"``: :func:`boir_core.paths.default_checkpoint`; None: train a tiny BoIR); ``overwrite``: redo
+    existing metrics files (else kept); ``latency_repeats``: Table 5's timed repeats; ``overrides``: ``key=value``
+    config overrides for every real-mode run (e.g. ``model.pretrained=<ImageNet file>`` offline,
+    ``test.max_images=500``); each metrics file records the config it ran.
+    """
+
+    data_root: Union[str, os.PathLike] = "data"
+    checkpoint_dir: Union[str, os.PathLike] = "checkpoints"
+    train: bool = False
+    gpus: int = 1
+    results_dir: Union[str, os.PathLike] = RESULTS_DIR
+    demo: Union[str, bool] = "auto"
+    demo_ablation_rows: Union[int, str, Sequence[str]] = 2
+    demo_images: int = 4
+    demo_train_iters: int = 2
+    demo_checkpoint: Optional[str] = "default"
+    overwrite: bool = False
+    latency_repeats: int = 10
+    overrides: Sequence[str] = ()
+
+
+def reproduce(table: Union[int, str] = 0, options: ReproduceOptions = ReproduceOptions(), *,
+              log: Callable[[str], None] = _log_default) -> ReproduceReport:
+    """Run what ``table`` (0 = all) needs, as ``options`` say, and write its metrics files; see the module docstring.
+
+    Returns a :class:`ReproduceReport`; render with :func:`table_results` + :func:`boir_core.paper.render_table`,
+    or :func:`render_report`. Real mode first runs :func:`preflight` and raises :class:`PreflightError` before
+    any run starts. ``log`` receives the progress lines.
     """
     t0 = time.time()
-    if demo_checkpoint == "default":
-
-        demo_checkpoint = default_checkpoint("boir")
-    is_demo = detect_demo(demo, data_root)
-    device = _device(gpus)
-    rep = ReproduceReport(int(str(table).replace("all", "0")), is_demo, Path(results_dir), device)
-    rep.runs = plan(table, demo=is_demo, demo_ablation_rows=demo_ablation_rows)
+    if options.demo_checkpoint == "default":
+        options = replace(options, demo_checkpoint=default_checkpoint("boir"))
+    is_demo = detect_demo(options.demo, options.data_root)
+    device = _device(options.gpus)
+    rep = ReproduceReport(int(str(table).replace("all", "0")), is_demo, Path(options.results_dir), device)
+    rep.runs = plan(table, demo=is_demo, demo_ablation_rows=options.demo_ablation_rows)
     numbers = table_numbers(table)
     if is_demo:
-        _run_demo(rep, numbers, demo_images=demo_images, iters=demo_train_iters,
-                  demo_checkpoint=demo_checkpoint, overwrite=overwrite, log=log)
+        _run_demo(rep, numbers, options, log)
     else:
-        preflight(rep.runs, data_root=data_root, checkpoint_dir=checkpoint_dir, results_dir=rep.results_dir,
-                  train=train, overwrite=overwrite, overrides=overrides, device=device)
-        _run_real(rep, data_root=data_root, checkpoint_dir=checkpoint_dir, train=train, gpus=gpus,
-                  overwrite=overwrite, overrides=overrides, log=log)
+        preflight(rep.runs, options, device=device)
+        _run_real(rep, options, log)
     if 5 in numbers:
-        _table5(rep, repeats=latency_repeats, overrides=() if is_demo else overrides, log=log)
+        _table5(rep, repeats=options.latency_repeats, overrides=() if is_demo else options.overrides, log=log)
     rep.profiles.pop("_demo_models", None)  # the demo models handed to Table 5, never a Table 5 row
     rep.seconds = time.time() - t0
     return rep
 
 
-def _run_real(rep: ReproduceReport, *, data_root, checkpoint_dir, train: bool, gpus: int, overwrite: bool,
-              overrides: Sequence[str], log) -> None:
+def _run_real(rep: ReproduceReport, options: ReproduceOptions, log) -> None:
+    data_root, checkpoint_dir, overrides = options.data_root, options.checkpoint_dir, options.overrides
     for run in rep.runs:
         out = metrics_path(rep.results_dir, run.key)
-        if out.is_file() and not overwrite:
+        if out.is_file() and not options.overwrite:
             rep.status[run.key] = f"kept {out}"
             continue
         split = _profile_split(run.dataset, run.split)
@@ -197,12 +216,12 @@ def _run_real(rep: ReproduceReport, *, data_root, checkpoint_dir, train: bool, g
             continue
         weights = resolve_weights(run, checkpoint_dir)
         cfg = real_config(run, data_root, rep.device, overrides)
-        if run.kind == "ablation" and train:
+        if run.kind == "ablation" and options.train:
             if not data_present(data_root, run.dataset, cfg.data.train_split):
                 rep.status[run.key] = f"skipped: no {run.dataset} {cfg.data.train_split} split to train on"
                 continue
             log(f"[reproduce] training {run.key} ({run.config})")
-            weights = _train(cfg, rep.results_dir / "train" / run.key, gpus, log)
+            weights = _train(cfg, rep.results_dir / "train" / run.key, options.gpus, log)
         if weights is None:
             tried = ", ".join(p.name for p in weight_candidates(run, checkpoint_dir)[:3])
             rep.status[run.key] = f"skipped: no weights in {checkpoint_dir} (tried {tried}, ...)"
@@ -217,14 +236,16 @@ class PreflightError(ValueError):
     differently, a CrowdPose file without ``crowdIndex``, weights that do not fit their row's network)."""
 
 
-def preflight(runs: Sequence[Run], *, data_root, checkpoint_dir, results_dir=None, train: bool = False,
-              overwrite: bool = False, overrides: Sequence[str] = (), device: str = "cpu") -> None:
-    """Check what real mode will read, before it runs anything: every data set folder the runs use
+def preflight(runs: Sequence[Run], options: ReproduceOptions, *, device: str = "cpu") -> None:
+    """Check what real mode will read (``options``: ``data_root``, ``checkpoint_dir``, ``results_dir``, ``train``,
+    ``overwrite``, ``overrides``), before it runs anything: every data set folder the runs use
     (:func:`boir_core.data.layout.check_layout`) and every weights file it will evaluate
     (:func:`boir_core.engine.runner.check_inference_weights`: the row's architecture, backbone width and
     keypoint count, tensor by tensor). Missing data or weights are not problems (those rows are skipped);
     runs whose metrics file is kept are not checked. Raises :class:`PreflightError` listing every problem.
     """
+    data_root, checkpoint_dir, train = options.data_root, options.checkpoint_dir, options.train
+    results_dir, overwrite, overrides = options.results_dir, options.overwrite, options.overrides
     problems: list[str] = []
     needed: dict[str, list[str]] = {}
     for run in runs:
@@ -241,7 +262,7 @@ def preflight(runs: Sequence[Run], *, data_root, checkpoint_dir, results_dir=Non
     for run in runs:
         if run.kind == "ablation" and train:
             continue  # trained here: its weights do not exist yet
-        if results_dir is not None and metrics_path(results_dir, run.key).is_file() and not overwrite:
+        if metrics_path(results_dir, run.key).is_file() and not overwrite:
             continue
         if not present.get((run.dataset, _profile_split(run.dataset, run.split))):
             continue
@@ -274,7 +295,7 @@ def _preset_of(result: dict) -> str:
 def _demo_data(base: Path, num_keypoints: int, num_val: int) -> Path:
 
     root = base / "data" / ("synthcrowd" if num_keypoints == 17 else "synthcrowd14")
-    ensure_synthcrowd(root, num_keypoints=num_keypoints, num_train=16, num_val=max(int(num_val), 1))
+    ensure_synthcrowd(root, SynthCrowdSpec(num_keypoints=num_keypoints, num_train=16, num_val=max(int(num_val), 1)))
     return root
 
 
@@ -309,8 +330,8 @@ def _demo_models(rep: ReproduceReport, needed: set[tuple[str, int]], roots: dict
     return out
 
 
-def _run_demo(rep: ReproduceReport, numbers: list[int], *, demo_images: int, iters: int,
-              demo_checkpoint: Optional[str], overwrite: bool, log) -> None:
+def _run_demo(rep: ReproduceReport, numbers: list[int], options: ReproduceOptions, log) -> None:
+    demo_images, iters, overwrite = options.demo_images, options.demo_train_iters, options.overwrite
 
     base = _base(rep.results_dir, True)
     evals = [r for r in rep.runs if r.kind == "evaluate"]
@@ -320,7 +341,7 @@ def _run_demo(rep: ReproduceReport, numbers: list[int], *, demo_images: int, ite
     needed = {(r.arch, r.num_keypoints) for r in evals}
     if 5 in numbers:
         needed |= {("boir", 17), ("cid", 17)}
-    models = _demo_models(rep, needed, roots, iters, demo_checkpoint, log)
+    models = _demo_models(rep, needed, roots, iters, options.demo_checkpoint, log)
     rep.profiles["_demo_models"] = {f"{a}{k}": (cfg, w) for (a, k), (cfg, w) in models.items()}
     loaded: dict[tuple[str, int], Any] = {}
     for run in evals:

@@ -266,8 +266,13 @@ _CROWDPOSE_COLS = (
 )
 
 
-def _row(cols: tuple[Column, ...], method: str, ref: str, backbone: Optional[str], input_size: Optional[str],
-         group: Optional[str], nums: tuple, key: Optional[str] = None, marks: str = "", **kw) -> Row:
+#: The cells left of a row's numbers as the paper prints them: (method, ref, backbone, input size, group).
+Label = tuple[str, str, Optional[str], Optional[str], Optional[str]]
+
+
+def _row(cols: tuple[Column, ...], label: Label, nums: tuple, key: Optional[str] = None, marks: str = "",
+         **kw) -> Row:
+    method, ref, backbone, input_size, group = label
     if len(nums) != len(cols):
         raise ValueError(f"{method} {backbone}: {len(nums)} values for {len(cols)} columns")
     values = {c.name: (None if v is None else float(v)) for c, v in zip(cols, nums)}
@@ -285,7 +290,7 @@ def _settings_row(cols: tuple[Column, ...], settings: dict, nums: tuple, key: st
 # ---------------------------------------------------------------------------------------------------
 # Table 1: COCO test-dev
 
-_t1 = functools.partial(_row, _COCO_COLS)  # (method, ref, backbone, input size, group, nums, key, marks)
+_t1 = functools.partial(_row, _COCO_COLS)  # ((method, ref, backbone, input size, group), nums, key, marks)
 
 
 TABLE1 = Table(
@@ -295,18 +300,18 @@ TABLE1 = Table(
             "respectively.",
     columns=_COCO_COLS, command="make reproduce TABLE=1",
     rows=(
-        _t1("SBL", "[37]", "ResNet-152", "384×288", _TD, (73.7, 91.9, 81.1, 70.3, 80.0, _N)),
-        _t1("HRNet", "[62]", "HRNet-W32", "384×288", _TD, (74.9, 92.5, 82.8, 71.3, 80.9, _N)),
-        _t1("HrHRNet", "[9]", "HrHRNet-W32", "512", _BU, (66.4, 87.5, 72.8, 61.2, 74.2, _N)),
-        _t1("DEKR", "[6]", "HRNet-W32", "512", _BU, (67.3, 87.9, 74.1, 61.5, 76.1, 72.4)),
-        _t1("SWAHR", "[19]", "HrHRNet-W32", "512", _BU, (67.9, 88.9, 74.5, 62.4, 75.5, _N)),
-        _t1("FCPose", "[20]", "ResNet-101+FPN", "800", _SS, (65.6, 87.9, 72.6, 62.1, 72.3, _N)),
-        _t1("PETR", "[29]", "ResNet-101", "800", _SS, (68.5, 90.3, 76.5, 62.5, 77.0, _N)),
-        _t1("ED-Pose", "[40]", "ResNet-50", "800", _SS, (69.8, 90.2, 77.2, 64.3, 77.4, _N)),
-        _t1("CID", "[34]", "HRNet-W32", "512", _SS, (68.9, 89.9, 76.0, 63.2, 77.7, 74.6), "cid_w32_coco_testdev"),
-        _t1("CID", "[34]", "HRNet-W48", "640", _SS, (70.7, 90.3, 77.9, 66.3, 77.8, 76.4)),
-        _t1("BoIR", "", "HRNet-W32", "512", _SS, (69.5, 90.4, 76.9, 64.2, 77.3, 75.3), "boir_w32_coco_testdev"),
-        _t1("BoIR", "", "HRNet-W48", "640", _SS, (71.2, 90.8, 78.6, 67.0, 77.6, 77.1), "boir_w48_coco_testdev"),
+        _t1(("SBL", "[37]", "ResNet-152", "384×288", _TD), (73.7, 91.9, 81.1, 70.3, 80.0, _N)),
+        _t1(("HRNet", "[62]", "HRNet-W32", "384×288", _TD), (74.9, 92.5, 82.8, 71.3, 80.9, _N)),
+        _t1(("HrHRNet", "[9]", "HrHRNet-W32", "512", _BU), (66.4, 87.5, 72.8, 61.2, 74.2, _N)),
+        _t1(("DEKR", "[6]", "HRNet-W32", "512", _BU), (67.3, 87.9, 74.1, 61.5, 76.1, 72.4)),
+        _t1(("SWAHR", "[19]", "HrHRNet-W32", "512", _BU), (67.9, 88.9, 74.5, 62.4, 75.5, _N)),
+        _t1(("FCPose", "[20]", "ResNet-101+FPN", "800", _SS), (65.6, 87.9, 72.6, 62.1, 72.3, _N)),
+        _t1(("PETR", "[29]", "ResNet-101", "800", _SS), (68.5, 90.3, 76.5, 62.5, 77.0, _N)),
+        _t1(("ED-Pose", "[40]", "ResNet-50", "800", _SS), (69.8, 90.2, 77.2, 64.3, 77.4, _N)),
+        _t1(("CID", "[34]", "HRNet-W32", "512", _SS), (68.9, 89.9, 76.0, 63.2, 77.7, 74.6), "cid_w32_coco_testdev"),
+        _t1(("CID", "[34]", "HRNet-W48", "640", _SS), (70.7, 90.3, 77.9, 66.3, 77.8, 76.4)),
+        _t1(("BoIR", "", "HRNet-W32", "512", _SS), (69.5, 90.4, 76.9, 64.2, 77.3, 75.3), "boir_w32_coco_testdev"),
+        _t1(("BoIR", "", "HRNet-W48", "640", _SS), (71.2, 90.8, 78.6, 67.0, 77.6, 77.1), "boir_w48_coco_testdev"),
     ),
 )
 
@@ -324,22 +329,22 @@ TABLE2 = Table(
             "respectively. Models with * are trained on COCO and finetuned on CrowdPose.",
     columns=_CROWDPOSE_COLS, command="make reproduce TABLE=2",
     rows=(
-        _t2("SBL", "[57]", "ResNet-101", None, _TD, (60.8, 81.4, 65.7, 71.4, 61.2, 51.2)),
-        _t2("SPPE", "[16]", "ResNet-101", "320×256", _TD, (66.0, 84.2, 71.5, 75.5, 66.3, 57.4)),
-        _t2("HrHRNet", "[9]", "HrHRNet-W48", "640", _BU, (65.9, 86.4, 70.6, 73.3, 66.5, 57.9)),
-        _t2("DEKR", "[9]", "HrHRNet-W32", "512", _BU, (65.7, 85.7, 70.4, 73.0, 66.4, 57.5)),
-        _t2("SWAHR", "[19]", "HrHRNet-W48", "640", _BU, (71.6, 88.5, 77.6, 78.9, 72.4, 63.0)),
-        _t2("PETR", "[29]", "Swin-L", "800", _SS, (71.6, 90.4, 78.3, 77.3, 72.0, 65.8)),
-        _t2("ED-Pose", "[40]", "ResNet-50", "800", _SS, (69.9, 88.6, 75.8, 77.7, 70.6, 60.9)),
-        _t2("CID", "[54]", "HRNet-W32", "512", _SS, (71.3, 90.6, 76.6, 77.4, 72.1, 63.9), "cid_w32_crowdpose_test"),
-        _t2("CID", "[54]", "HRNet-W48", "640", _SS, (72.3, 90.8, 77.9, 78.7, 73.0, 64.8)),
-        _t2("CID", "[54]", "HRNet-W32", "512", _SS, (74.9, 91.8, 81.0, 82.0, 75.8, 66.3),
+        _t2(("SBL", "[57]", "ResNet-101", None, _TD), (60.8, 81.4, 65.7, 71.4, 61.2, 51.2)),
+        _t2(("SPPE", "[16]", "ResNet-101", "320×256", _TD), (66.0, 84.2, 71.5, 75.5, 66.3, 57.4)),
+        _t2(("HrHRNet", "[9]", "HrHRNet-W48", "640", _BU), (65.9, 86.4, 70.6, 73.3, 66.5, 57.9)),
+        _t2(("DEKR", "[9]", "HrHRNet-W32", "512", _BU), (65.7, 85.7, 70.4, 73.0, 66.4, 57.5)),
+        _t2(("SWAHR", "[19]", "HrHRNet-W48", "640", _BU), (71.6, 88.5, 77.6, 78.9, 72.4, 63.0)),
+        _t2(("PETR", "[29]", "Swin-L", "800", _SS), (71.6, 90.4, 78.3, 77.3, 72.0, 65.8)),
+        _t2(("ED-Pose", "[40]", "ResNet-50", "800", _SS), (69.9, 88.6, 75.8, 77.7, 70.6, 60.9)),
+        _t2(("CID", "[54]", "HRNet-W32", "512", _SS), (71.3, 90.6, 76.6, 77.4, 72.1, 63.9), "cid_w32_crowdpose_test"),
+        _t2(("CID", "[54]", "HRNet-W48", "640", _SS), (72.3, 90.8, 77.9, 78.7, 73.0, 64.8)),
+        _t2(("CID", "[54]", "HRNet-W32", "512", _SS), (74.9, 91.8, 81.0, 82.0, 75.8, 66.3),
             "cid_w32_crowdpose_finetune_test", marks="*"),
-        _t2("BoIR", "", "HRNet-W32", "512", _SS, (70.6, 89.9, 76.5, 77.1, 71.2, 63.0), "boir_w32_crowdpose_test"),
-        _t2("BoIR", "", "HRNet-W48", "640", _SS, (71.2, 90.3, 76.7, 77.8, 71.8, 63.5), "boir_w48_crowdpose_test"),
-        _t2("BoIR", "", "HRNet-W32", "512", _SS, (75.8, 92.2, 82.3, 82.3, 76.5, 67.5),
+        _t2(("BoIR", "", "HRNet-W32", "512", _SS), (70.6, 89.9, 76.5, 77.1, 71.2, 63.0), "boir_w32_crowdpose_test"),
+        _t2(("BoIR", "", "HRNet-W48", "640", _SS), (71.2, 90.3, 76.7, 77.8, 71.8, 63.5), "boir_w48_crowdpose_test"),
+        _t2(("BoIR", "", "HRNet-W32", "512", _SS), (75.8, 92.2, 82.3, 82.3, 76.5, 67.5),
             "boir_w32_crowdpose_finetune_test", marks="*"),
-        _t2("BoIR", "", "HRNet-W48", "640", _SS, (77.2, 92.4, 83.5, 82.7, 78.1, 69.8),
+        _t2(("BoIR", "", "HRNet-W48", "640", _SS), (77.2, 92.4, 83.5, 82.7, 78.1, 69.8),
             "boir_w48_crowdpose_finetune_test", marks="*"),
     ),
 )
@@ -364,7 +369,7 @@ def _t3(method, ref, bb, nums, prefix=None, **kw):
                 "ochuman_test": f"{prefix}_ochuman_test"}
     key = keys.get("coco_val")
     command = "; ".join(COMMANDS[k] for k in keys.values()) if keys else None
-    return _row(_T3_COLS, method, ref, bb, None, None, nums, key, keys=keys, command=command, **kw)
+    return _row(_T3_COLS, (method, ref, bb, None, None), nums, key, keys=keys, command=command, **kw)
 
 
 TABLE3 = Table(
@@ -427,7 +432,7 @@ _T5_COLS = (
 
 
 def _t5(method, bb, nums, key=None, **kw):
-    return _row(_T5_COLS, method, "", bb, None, None, nums, key, **kw)
+    return _row(_T5_COLS, (method, "", bb, None, None), nums, key, **kw)
 
 
 TABLE5 = Table(
@@ -463,23 +468,23 @@ TABLE6 = Table(
             "respectively.",
     columns=_COCO_COLS, command="make reproduce TABLE=6",
     rows=(
-        _t6("SBL", "[37]", "ResNet-152", "384×288", _TD, (74.3, 89.6, 81.1, 70.5, 81.6, 79.7)),
-        _t6("HRNet", "[62]", "HRNet-W32", "384×288", _TD, (75.8, 90.6, 82.5, 72.0, 82.7, 80.9)),
-        _t6("HrHRNet", "[9]", "HrHRNet-W32", "512", _BU, (67.1, 86.2, 73.0, 61.5, 76.1, _N)),
-        _t6("HrHRNet", "[9]", "HrHRNet-W48", "640", _BU, (69.9, 87.2, 76.1, 65.4, 76.4, _N)),
-        _t6("DEKR", "[6]", "HRNet-W32", "512", _BU, (68.0, 86.7, 74.5, 62.1, 77.7, 73.0)),
-        _t6("DEKR", "[6]", "HRNet-W48", "512", _BU, (71.0, 88.3, 77.4, 66.7, 78.5, 76.0),
+        _t6(("SBL", "[37]", "ResNet-152", "384×288", _TD), (74.3, 89.6, 81.1, 70.5, 81.6, 79.7)),
+        _t6(("HRNet", "[62]", "HRNet-W32", "384×288", _TD), (75.8, 90.6, 82.5, 72.0, 82.7, 80.9)),
+        _t6(("HrHRNet", "[9]", "HrHRNet-W32", "512", _BU), (67.1, 86.2, 73.0, 61.5, 76.1, _N)),
+        _t6(("HrHRNet", "[9]", "HrHRNet-W48", "640", _BU), (69.9, 87.2, 76.1, 65.4, 76.4, _N)),
+        _t6(("DEKR", "[6]", "HRNet-W32", "512", _BU), (68.0, 86.7, 74.5, 62.1, 77.7, 73.0)),
+        _t6(("DEKR", "[6]", "HRNet-W48", "512", _BU), (71.0, 88.3, 77.4, 66.7, 78.5, 76.0),
             note="Input size printed as 512 in the paper."),
-        _t6("SWAHR", "[19]", "HrHRNet-W32", "512", _BU, (67.1, 86.2, 73.0, 61.5, 76.1, _N),
+        _t6(("SWAHR", "[19]", "HrHRNet-W32", "512", _BU), (67.1, 86.2, 73.0, 61.5, 76.1, _N),
             note="Same numbers as the HrHRNet-W32 row in the paper."),
-        _t6("SWAHR", "[19]", "HrHRNet-W48", "640", _BU, (69.9, 87.2, 76.1, 65.4, 76.4, _N),
+        _t6(("SWAHR", "[19]", "HrHRNet-W48", "640", _BU), (69.9, 87.2, 76.1, 65.4, 76.4, _N),
             note="Same numbers as the HrHRNet-W48 row in the paper."),
-        _t6("PETR", "[29]", "ResNet-101", "800", _SS, (70.0, 88.5, 77.5, 63.6, 79.4, _N)),
-        _t6("ED-Pose", "[40]", "ResNet-50", "800", _SS, (71.6, 89.6, 78.1, 65.9, 79.8, _N)),
-        _t6("CID", "[54]", "HRNet-W32", "512", _SS, (69.8, 88.5, 76.6, 64.0, 78.9, 75.4), "cid_w32_coco_val",
+        _t6(("PETR", "[29]", "ResNet-101", "800", _SS), (70.0, 88.5, 77.5, 63.6, 79.4, _N)),
+        _t6(("ED-Pose", "[40]", "ResNet-50", "800", _SS), (71.6, 89.6, 78.1, 65.9, 79.8, _N)),
+        _t6(("CID", "[54]", "HRNet-W32", "512", _SS), (69.8, 88.5, 76.6, 64.0, 78.9, 75.4), "cid_w32_coco_val",
             note="Scored by the BoIR authors from CID's released weights."),
-        _t6("BoIR", "", "HRNet-W32", "512", _SS, (70.6, 89.2, 77.4, 65.1, 79.0, 76.3), "boir_w32_coco_val"),
-        _t6("BoIR", "", "HRNet-W48", "640", _SS, (72.5, 89.9, 79.1, 68.2, 79.4, 78.3), "boir_w48_coco_val"),
+        _t6(("BoIR", "", "HRNet-W32", "512", _SS), (70.6, 89.2, 77.4, 65.1, 79.0, 76.3), "boir_w32_coco_val"),
+        _t6(("BoIR", "", "HRNet-W48", "640", _SS), (72.5, 89.9, 79.1, 68.2, 79.4, 78.3), "boir_w48_coco_val"),
     ),
 )
 

@@ -20,7 +20,7 @@ import numpy as np
 from .. import paths
 from ..data import get_profile
 from ..data.annotations import read_image
-from ..data.synthetic import ensure_synthcrowd
+from ..data.synthetic import SynthCrowdSpec, ensure_synthcrowd
 
 __all__ = ["FULL_SET", "synthcrowd_root", "Picture", "val_pictures", "keypoint_center"]
 
@@ -38,7 +38,7 @@ def synthcrowd_root(fallback_dir: str | os.PathLike, num_val: int, num_keypoints
     if full is not None and profile.ann_file(full, split).is_file():
         return full
     root = Path(fallback_dir) / "synthcrowd"
-    ensure_synthcrowd(root, num_keypoints=num_keypoints, num_train=16, num_val=max(int(num_val), 1))
+    ensure_synthcrowd(root, SynthCrowdSpec(num_keypoints=num_keypoints, num_train=16, num_val=max(int(num_val), 1)))
     return root
 
 

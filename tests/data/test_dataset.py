@@ -10,7 +10,15 @@ import torch
 from boir_data_builders import person, simple_set, write_coco
 
 from boir_core.config import Config
-from boir_core.data import DataError, EpochSampler, KeypointDataset, collate_test, collate_train, get_profile
+from boir_core.data import (
+    DataError,
+    EpochSampler,
+    KeypointDataset,
+    SampleSettings,
+    collate_test,
+    collate_train,
+    get_profile,
+)
 from boir_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 TRAIN_KEYS = {"image", "multi_heatmap", "multi_mask", "instance_coord", "instance_center", "instance_heatmap",
@@ -19,7 +27,7 @@ NO_AUG = dict(min_scale=1.0, max_scale=1.0, max_rotation=0.0, max_translate=0.0,
 
 
 def test_training_sample_follows_the_contract(tiny_coco):
-    ds = KeypointDataset(tiny_coco, "synthcrowd", "train", input_size=128, seed=0)
+    ds = KeypointDataset(tiny_coco, "synthcrowd", "train", settings=SampleSettings(input_size=128, seed=0))
     assert len(ds) == 2 and ds.output_size == 32
     s = ds[0]
     assert set(s) == TRAIN_KEYS
@@ -36,7 +44,8 @@ def test_training_sample_follows_the_contract(tiny_coco):
 
 
 def test_keypoints_follow_the_closed_form_without_augmentation(tiny_coco):
-    ds = KeypointDataset(tiny_coco, "synthcrowd", "train", input_size=64, center_jitter=False, **NO_AUG)
+    ds = KeypointDataset(tiny_coco, "synthcrowd", "train",
+                         settings=SampleSettings(input_size=64, center_jitter=False, **NO_AUG))
     s = ds[0]
     raw = np.array(json.loads((tiny_coco / "annotations/person_keypoints_train.json").read_text())
                    ["annotations"][0]["keypoints"]).reshape(17, 3)
@@ -64,8 +73,9 @@ def _dot_image(tmp_path, px, py, flip_alignment):
     kp[1] = (px, py, 2)
     write_coco(tmp_path, [{"id": 7, "file_name": "dot.png", "width": 256, "height": 256}],
                [person(1, 7, kp, [px - 30, py - 30, 60, 60])], pixels={7: img})
-    ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=256, flip_alignment=flip_alignment,
-                         center_jitter=False, **{**NO_AUG, "flip": 1.0})
+    ds = KeypointDataset(tmp_path, "synthcrowd", "train",
+                         settings=SampleSettings(input_size=256, flip_alignment=flip_alignment, center_jitter=False,
+                                                 **{**NO_AUG, "flip": 1.0}))
     s = ds[0]
     red = s["image"][0].numpy() * IMAGENET_STD[0] + IMAGENET_MEAN[0]
     ys, xs = np.nonzero(red > 0.5)
@@ -110,16 +120,19 @@ def _mask_set(tmp_path):
 
 def test_ignore_mask_crowd_unlabelled_and_padding(tmp_path):
     root = _mask_set(tmp_path)
-    m = KeypointDataset(root, "synthcrowd", "train", input_size=128, **NO_AUG)[0]["multi_mask"][0].numpy()
+    m = KeypointDataset(root, "synthcrowd", "train",
+                        settings=SampleSettings(input_size=128, **NO_AUG))[0]["multi_mask"][0].numpy()
     assert m[:15, :15].max() == 0  # crowd region (RLE)
     assert m[:7, 25:].max() == 0  # unlabelled person (polygon)
     assert m[18:, :].min() == 1 and m[:, 17:23].min() == 1
     # CrowdPose / OCHuman rule: no crowd mask, only padding is ignored
     no_crowd = dataclasses.replace(get_profile("synthcrowd"), crowd_ignore_mask=False)
-    m2 = KeypointDataset(root, no_crowd, "train", input_size=128, **NO_AUG)[0]["multi_mask"][0].numpy()
+    m2 = KeypointDataset(root, no_crowd, "train",
+                         settings=SampleSettings(input_size=128, **NO_AUG))[0]["multi_mask"][0].numpy()
     assert m2.min() == 1
     zoom_out = {**NO_AUG, "min_scale": 1.5, "max_scale": 1.5}
-    m3 = KeypointDataset(root, no_crowd, "train", input_size=128, **zoom_out)[0]["multi_mask"][0].numpy()
+    m3 = KeypointDataset(root, no_crowd, "train",
+                         settings=SampleSettings(input_size=128, **zoom_out))[0]["multi_mask"][0].numpy()
     assert m3[0, 0] == 0 and m3[-1, -1] == 0 and m3[16, 16] == 1 and m3[7:26, 7:26].min() == 1
     assert m3[:, :5].max() == 0 and m3[:, 28:].max() == 0  # the image covers output px 5.3 .. 26.7
 
@@ -129,10 +142,10 @@ def test_train_filter_rules_and_test_mode(tmp_path):
     images = [{"id": i, "file_name": f"{i}.png", "width": 64, "height": 64} for i in (1, 2, 3)]
     anns = [person(1, 1, kp, [10, 10, 40, 40]), person(2, 2, [(0, 0, 0)] * 17, [10, 10, 40, 40])]
     write_coco(tmp_path, images, anns)
-    assert KeypointDataset(tmp_path, "synthcrowd", "train", input_size=64).image_ids == [1]
+    assert KeypointDataset(tmp_path, "synthcrowd", "train", settings=SampleSettings(input_size=64)).image_ids == [1]
     anyrule = dataclasses.replace(get_profile("synthcrowd"), train_filter="any")
-    assert KeypointDataset(tmp_path, anyrule, "train", input_size=64).image_ids == [1, 2]
-    test = KeypointDataset(tmp_path, "synthcrowd", "train", train=False, input_size=64)
+    assert KeypointDataset(tmp_path, anyrule, "train", settings=SampleSettings(input_size=64)).image_ids == [1, 2]
+    test = KeypointDataset(tmp_path, "synthcrowd", "train", train=False, settings=SampleSettings(input_size=64))
     assert test.image_ids == [1, 2, 3]
     s = test[2]
     assert set(s) == {"image", "image_id", "meta"} and s["image"].shape == (3, 64, 64)
@@ -142,8 +155,8 @@ def test_train_filter_rules_and_test_mode(tmp_path):
 
 
 def test_seeded_samples_repeat_and_epochs_differ(tiny_coco):
-    a = KeypointDataset(tiny_coco, "synthcrowd", "train", input_size=64, seed=5)
-    b = KeypointDataset(tiny_coco, "synthcrowd", "train", input_size=64, seed=5)
+    a = KeypointDataset(tiny_coco, "synthcrowd", "train", settings=SampleSettings(input_size=64, seed=5))
+    b = KeypointDataset(tiny_coco, "synthcrowd", "train", settings=SampleSettings(input_size=64, seed=5))
     x, y = a[1], b[1]
     for k in TRAIN_KEYS - {"image_id"}:
         assert torch.equal(x[k], y[k]), k
@@ -183,7 +196,7 @@ def test_collate_with_empty_images(tmp_path):
     # person 2 is 4×4 px: < 32² input px², so under the COCO rule it has no center and no instance
     anns = [person(1, 1, kp, [10, 10, 40, 40]), person(2, 2, tiny, [28, 28, 4, 4])]
     write_coco(tmp_path, images, anns)
-    ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=64, **NO_AUG)
+    ds = KeypointDataset(tmp_path, "synthcrowd", "train", settings=SampleSettings(input_size=64, **NO_AUG))
     full, empty = ds[0], ds[1]
     assert len(full["instance_coord"]) == 1 and len(empty["instance_coord"]) == 0
     assert empty["multi_heatmap"][:17].max() == 1.0  # its keypoints still train the BUK channels
@@ -234,22 +247,24 @@ def test_bad_annotation_is_named_or_skipped(tmp_path, case):
     edit, pattern = BAD_ANNOTATIONS[case]
     ann = _edit(tmp_path, edit)
     with pytest.raises(DataError, match=pattern) as e:
-        KeypointDataset(tmp_path, "synthcrowd", "train", input_size=64)
+        KeypointDataset(tmp_path, "synthcrowd", "train", settings=SampleSettings(input_size=64))
     assert str(ann) in str(e.value)
     if case == "unknown image":
         return  # an annotation of no image cannot be skipped with its image
     assert "b.png" in str(e.value)
     with pytest.warns(UserWarning, match="skipped 1 bad"):
-        ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=64, skip_bad_samples=True)
+        ds = KeypointDataset(tmp_path, "synthcrowd", "train",
+                             settings=SampleSettings(input_size=64, skip_bad_samples=True))
     assert ds.image_ids == [1] and len(ds.skipped) == 1
 
 
 def test_wrong_keypoint_count_for_the_profile(tmp_path):
     simple_set(tmp_path)  # 17 keypoints, read with a 14-keypoint profile
     with pytest.raises(DataError, match="expected 3 x 14 = 42 for profile 'synthcrowd14'"):
-        KeypointDataset(tmp_path, "synthcrowd14", "train", input_size=64)
+        KeypointDataset(tmp_path, "synthcrowd14", "train", settings=SampleSettings(input_size=64))
     with pytest.warns(UserWarning, match="skipped 3 bad"):
-        ds = KeypointDataset(tmp_path, "synthcrowd14", "train", input_size=64, skip_bad_samples=True)
+        ds = KeypointDataset(tmp_path, "synthcrowd14", "train",
+                             settings=SampleSettings(input_size=64, skip_bad_samples=True))
     assert len(ds) == 0
 
 
@@ -257,7 +272,7 @@ def test_malformed_json(tmp_path):
     ann = simple_set(tmp_path)
     ann.write_text(ann.read_text()[:-20])
     with pytest.raises(DataError, match="person_keypoints_train.json: not valid JSON"):
-        KeypointDataset(tmp_path, "synthcrowd", "train", skip_bad_samples=True)
+        KeypointDataset(tmp_path, "synthcrowd", "train", settings=SampleSettings(skip_bad_samples=True))
     ann.write_text(json.dumps({"images": []}))
     with pytest.raises(DataError, match="missing top-level key 'annotations'"):
         KeypointDataset(tmp_path, "synthcrowd", "train")
@@ -272,17 +287,18 @@ def test_missing_image_file(tmp_path):
     with pytest.raises(DataError, match="b.png: image file not found \\(image id 2, annotation ids 3, listed in"):
         KeypointDataset(tmp_path, "synthcrowd", "train")
     with pytest.warns(UserWarning, match="skipped 1 bad"):
-        ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=64, skip_bad_samples=True)
+        ds = KeypointDataset(tmp_path, "synthcrowd", "train",
+                             settings=SampleSettings(input_size=64, skip_bad_samples=True))
     assert ds.image_ids == [1]
 
 
 def test_unreadable_image(tmp_path):
     simple_set(tmp_path)
     (tmp_path / "images/train/b.png").write_bytes(b"not an image at all")
-    ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=64)
+    ds = KeypointDataset(tmp_path, "synthcrowd", "train", settings=SampleSettings(input_size=64))
     with pytest.raises(DataError, match="b.png: cannot decode image \\(image id 2\\)"):
         ds[1]
-    ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=64, skip_bad_samples=True)
+    ds = KeypointDataset(tmp_path, "synthcrowd", "train", settings=SampleSettings(input_size=64, skip_bad_samples=True))
     with pytest.warns(UserWarning, match="1 skipped so far.*cannot decode"):
         s = ds[1]
     assert s["image_id"] == 1 and ds.num_load_skips == 1
@@ -290,6 +306,6 @@ def test_unreadable_image(tmp_path):
 
 def test_bad_options_are_refused(tiny_coco):
     with pytest.raises(ValueError, match="flip_alignment"):
-        KeypointDataset(tiny_coco, "synthcrowd", "train", flip_alignment="maybe")
+        KeypointDataset(tiny_coco, "synthcrowd", "train", settings=SampleSettings(flip_alignment="maybe"))
     with pytest.raises(KeyError, match="unknown data set profile 'coc'"):
         KeypointDataset(tiny_coco, "coc", "train")

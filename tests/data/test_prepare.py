@@ -20,8 +20,12 @@ import numpy as np
 import pytest
 
 from boir_core.__main__ import main as cli_main
-from boir_core.data import KeypointDataset
+from boir_core.data import KeypointDataset, SampleSettings
 from boir_core.data import prepare as P
+
+QUIET = P.PrepareOptions(progress=False)
+DOWNLOAD = P.PrepareOptions(download_missing=True, progress=False)
+FAST = P.Transfer(timeout=10, progress=False)
 
 # ---------------------------------------------------------------------------------------------------
 # fake releases
@@ -116,7 +120,7 @@ def test_coco_offline_end_to_end(tmp_path, capsys):
     js = _fake_coco_release(src, val_images=(1, 2))
     table = _table(src, md5={n: _md5(src / n) for n in ("val2017.zip", "annotations_trainval2017.zip")})
 
-    report = P.prepare("coco", root, src, archives=table, expected=COCO_EXPECTED, progress=False)
+    report = P.prepare("coco", root, src, archives=table, expected=COCO_EXPECTED, options=QUIET)
     coco = root / "coco"
     # annotation files under the profile's names; the keypoint files are copied byte for byte
     assert (coco / "annotations/coco_val.json").read_bytes() == js["person_keypoints_val2017.json"]
@@ -161,7 +165,7 @@ def test_coco_offline_end_to_end(tmp_path, capsys):
     (coco / "images/val2017" / VAL[3]).write_bytes(_jpeg_bytes(3))
 
     # the loader opens the prepared COCO
-    ds = KeypointDataset(coco, "coco", split="val", train=False, input_size=64)
+    ds = KeypointDataset(coco, "coco", split="val", train=False, settings=SampleSettings(input_size=64))
     assert len(ds) == 3
     sample = ds[0]
     assert sample["image"].shape[0] == 3 and sample["image_id"] in VAL
@@ -171,7 +175,7 @@ def test_coco_counts_against_passed_expectations(tmp_path):
     src, root = tmp_path / "src", tmp_path / "data"
     _fake_coco_release(src, val_images=(1, 2, 3))
     wrong = {**COCO_EXPECTED, "train": P.Expected(5, None), "val": P.Expected(3, 7)}
-    report = P.prepare("coco", root, src, archives=_table(src), expected=wrong, progress=False)
+    report = P.prepare("coco", root, src, archives=_table(src), expected=wrong, options=QUIET)
     assert sorted(report.problems) == sorted([
         "coco train: coco_train.json lists 2 images, expected 5",
         "coco val: coco_val.json has 6 annotations, expected 7",
@@ -184,7 +188,7 @@ def test_wrong_checksum_is_reported_with_the_file_name(tmp_path):
     _fake_coco_release(src, val_images=(1, 2, 3))
     good = _md5(src / "annotations_trainval2017.zip")
     table = _table(src, md5={"val2017.zip": "0" * 32, "annotations_trainval2017.zip": good})
-    report = P.prepare("coco", root, src, archives=table, expected=COCO_EXPECTED, progress=False)
+    report = P.prepare("coco", root, src, archives=table, expected=COCO_EXPECTED, options=QUIET)
     bad = [p for p in report.problems if "val2017.zip" in p and "md5" in p]
     assert len(bad) == 1 and "expected " + "0" * 32 in bad[0] and _md5(src / "val2017.zip") in bad[0]
     assert not (root / "coco/images/val2017").exists()  # nothing extracted from the bad archive
@@ -199,7 +203,7 @@ def test_missing_archive_names_the_download(tmp_path):
     src, root = tmp_path / "src", tmp_path / "data"
     _fake_coco_release(src)
     (src / "train2017.zip").unlink()
-    report = P.prepare("coco", root, src, archives=_table(src, url=True), expected=COCO_EXPECTED, progress=False)
+    report = P.prepare("coco", root, src, archives=_table(src, url=True), expected=COCO_EXPECTED, options=QUIET)
     msg = [p for p in report.problems if p.startswith("train2017.zip")]
     assert len(msg) == 1 and "--download" in msg[0]
     assert any("coco train: 2 of 2 images missing" in p for p in report.problems)
@@ -210,15 +214,13 @@ def test_download_from_file_url_then_rerun_keeps_everything(tmp_path):
     release, root = tmp_path / "release", tmp_path / "data"
     _fake_coco_release(release, val_images=(1, 2, 3))
     table = _table(release, url=True, md5={"val2017.zip": _md5(release / "val2017.zip")})
-    report = P.prepare("coco", root, None, download_missing=True, archives=table, expected=COCO_EXPECTED,
-                       progress=False)
+    report = P.prepare("coco", root, None, options=DOWNLOAD, archives=table, expected=COCO_EXPECTED)
     assert report.ok, report.problems
     assert (root / "coco/downloads/val2017.zip").read_bytes() == (release / "val2017.zip").read_bytes()
     assert not (root / "coco/.prepare").exists()  # extraction leftovers removed once complete
     before = (root / "coco/annotations/coco_val.json").stat().st_mtime_ns
     shutil.rmtree(release)  # nothing is fetched again
-    again = P.prepare("coco", root, None, download_missing=True, archives=table, expected=COCO_EXPECTED,
-                      progress=False)
+    again = P.prepare("coco", root, None, options=DOWNLOAD, archives=table, expected=COCO_EXPECTED)
     assert again.ok and (root / "coco/annotations/coco_val.json").stat().st_mtime_ns == before
 
 
@@ -239,7 +241,7 @@ def test_crowdpose_merges_train_and_val_and_links_images(tmp_path):
     for i, n in {**train, **val, **test}.items():
         (src / "images" / n).write_bytes(_jpeg_bytes(i))
     exp = {"trainval": P.Expected(3, 6), "test": P.Expected(2, 4)}
-    report = P.prepare("crowdpose", root, src, expected=exp, progress=False)
+    report = P.prepare("crowdpose", root, src, expected=exp, options=QUIET)
     assert report.ok, report.problems
     tv = json.loads((root / "crowdpose/annotations/crowdpose_trainval.json").read_text())
     assert [im["id"] for im in tv["images"]] == [100, 101, 200]
@@ -247,7 +249,8 @@ def test_crowdpose_merges_train_and_val_and_links_images(tmp_path):
     assert all(im["crowdIndex"] == 0.25 for im in tv["images"])
     assert (root / "crowdpose/images").is_symlink()
     assert (root / "crowdpose/images/300.jpg").read_bytes() == _jpeg_bytes(300)
-    ds = KeypointDataset(root / "crowdpose", "crowdpose", split="test", train=False, input_size=64)
+    ds = KeypointDataset(root / "crowdpose", "crowdpose", split="test", train=False,
+                         settings=SampleSettings(input_size=64))
     assert len(ds) == 2
 
     # verify: a lost crowdIndex and a lost image are both reported
@@ -268,7 +271,7 @@ def test_crowdpose_clashing_ids_are_refused(tmp_path):
     (src / "crowdpose_val.json").write_text(json.dumps(_coco_json({7: "x.jpg"}, k=14, crowd_index=True,
                                                                   first_ann=9)))
     (src / "crowdpose_test.json").write_text(json.dumps(_coco_json({8: "8.jpg"}, k=14, crowd_index=True)))
-    report = P.prepare("crowdpose", root, src, expected={}, progress=False)
+    report = P.prepare("crowdpose", root, src, expected={}, options=QUIET)
     assert any("crowdpose_val.json: image id 7 also appears in" in p for p in report.problems), report.problems
     assert not (root / "crowdpose/annotations/crowdpose_trainval.json").exists()
     assert any(p.startswith("images.zip: not found") and P.ARCHIVES["crowdpose"][0].page in p
@@ -289,7 +292,7 @@ def test_ochuman_from_tar_gz(tmp_path):
     with tarfile.open(src / "images.tar.gz", "w:gz") as t:
         t.add(staging, arcname="images")
     report = P.prepare("ochuman", root, src, expected={"val": P.Expected(2), "test": P.Expected(1)},
-                       progress=False)
+                       options=QUIET)
     assert report.ok, report.problems
     assert sorted(p.name for p in (root / "ochuman/images").iterdir()) == ["000001.jpg", "000002.jpg", "000003.jpg"]
     assert not (root / "ochuman/images").is_symlink()  # moved out of our own extraction
@@ -362,7 +365,7 @@ def test_download_resumes_a_part_file_with_range(tmp_path, http_server):
     dest = tmp_path / "val2017.zip"
     (tmp_path / "val2017.zip.part").write_bytes(payload[:120_000])  # an interrupted earlier download
     out = P.download(url, dest, size=len(payload), md5=hashlib.md5(payload).hexdigest(),
-                     sha256=hashlib.sha256(payload).hexdigest(), timeout=10, progress=False)
+                     sha256=hashlib.sha256(payload).hexdigest(), transfer=FAST)
     assert out == dest and dest.read_bytes() == payload
     assert not (tmp_path / "val2017.zip.part").exists()
     assert handler.seen == ["bytes=120000-"] and handler.sent == 180_000  # only the rest was sent
@@ -372,12 +375,12 @@ def test_download_restarts_when_the_server_ignores_range(tmp_path, http_server):
     payload = bytes(range(256)) * 400
     url, handler = http_server(payload, ignore_range=True)
     (tmp_path / "a.zip.part").write_bytes(b"garbage-" * 100)
-    P.download(url, tmp_path / "a.zip", md5=hashlib.md5(payload).hexdigest(), timeout=10, progress=False)
+    P.download(url, tmp_path / "a.zip", md5=hashlib.md5(payload).hexdigest(), transfer=FAST)
     assert (tmp_path / "a.zip").read_bytes() == payload and handler.seen == ["bytes=800-"]
 
 
 def test_download_with_wrong_checksum_names_the_file_and_drops_the_part(tmp_path, http_server):
     url, _ = http_server(b"not the archive you want")
     with pytest.raises(P.ChecksumError, match=r"val2017\.zip: md5 [0-9a-f]{32}, expected 1{32}"):
-        P.download(url, tmp_path / "val2017.zip", md5="1" * 32, timeout=10, progress=False)
+        P.download(url, tmp_path / "val2017.zip", md5="1" * 32, transfer=FAST)
     assert not (tmp_path / "val2017.zip").exists() and not (tmp_path / "val2017.zip.part").exists()

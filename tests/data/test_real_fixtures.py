@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pycocotools.cocoeval import COCOeval
 
-from boir_core.data import KeypointDataset, get_profile
+from boir_core.data import DataFiles, KeypointDataset, SampleSettings, get_profile
 from boir_core.data.transforms import IMAGENET_MEAN, IMAGENET_STD, apply_affine, eval_resize
 
 pytestmark = pytest.mark.real
@@ -18,9 +18,9 @@ FILES = {"coco": "test_coco.json", "crowdpose": "test_crowdpose.json", "ochuman"
 NO_AUG = dict(min_scale=1.0, max_scale=1.0, max_rotation=0.0, max_translate=0.0, flip=0.0)
 
 
-def load(real, name, **kw) -> KeypointDataset:
-    return KeypointDataset(real / name, name, "test", ann_file=real / name / FILES[name], image_dir=real / name,
-                           **kw)
+def load(real, name, train: bool = True, **settings) -> KeypointDataset:
+    return KeypointDataset(real / name, name, "test", train, settings=SampleSettings(**settings),
+                           files=DataFiles(ann_file=real / name / FILES[name], image_dir=real / name))
 
 
 @pytest.mark.parametrize("name", sorted(FILES))

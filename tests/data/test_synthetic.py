@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from boir_core.data import KeypointDataset
+from boir_core.data import KeypointDataset, SampleSettings
 from boir_core.data import synthetic as S
 
 N_TRAIN, N_VAL = 6, 2
@@ -29,7 +29,7 @@ CROWDPOSE_NAMES = [
 
 def _make(root: Path, **kw) -> dict:
     t0 = time.perf_counter()
-    summary = S.make_synthcrowd(root, **{"num_train": N_TRAIN, "num_val": N_VAL, "seed": 0, **kw})
+    summary = S.make_synthcrowd(root, S.SynthCrowdSpec(**{"num_train": N_TRAIN, "num_val": N_VAL, "seed": 0, **kw}))
     print(f"SynthCrowd {kw or ''} into {root.name}: {time.perf_counter() - t0:.2f} s")
     return summary
 
@@ -107,11 +107,11 @@ def test_loads_with_pycocotools_and_the_kit_loader(sc17):
     for a in people:
         assert a["num_keypoints"] == sum(v > 0 for v in a["keypoints"][2::3])
         assert a["area"] == pytest.approx(float(coco.annToMask(a).sum()), rel=0.25)  # polygon vs pixel count
-    ds = KeypointDataset(sc17, "synthcrowd", split="train", train=True, input_size=128)
+    ds = KeypointDataset(sc17, "synthcrowd", split="train", train=True, settings=SampleSettings(input_size=128))
     assert len(ds) == N_TRAIN
     s = ds[0]
     assert s["image"].shape == (3, 128, 128) and s["instance_keypoints"].shape[1:] == (17, 3)
-    val = KeypointDataset(sc17, "synthcrowd", split="val", train=False, input_size=128)
+    val = KeypointDataset(sc17, "synthcrowd", split="val", train=False, settings=SampleSettings(input_size=128))
     assert len(val) == N_VAL and val[0]["image"].shape[0] == 3
 
 
@@ -267,16 +267,17 @@ def test_14_keypoint_variant_is_crowdpose_shaped(sc14, sc17):
         for im in d14["images"]:  # the same drawings
             assert (sc14 / "images" / split / im["file_name"]).read_bytes() == \
                 (sc17 / "images" / split / im["file_name"]).read_bytes()
-    ds = KeypointDataset(sc14, "synthcrowd14", split="train", train=True, input_size=128)
+    ds = KeypointDataset(sc14, "synthcrowd14", split="train", train=True, settings=SampleSettings(input_size=128))
     assert len(ds) == N_TRAIN and ds[0]["instance_keypoints"].shape[1:] == (14, 3)
-    assert len(KeypointDataset(sc14, "synthcrowd14", split="val", train=False, input_size=128)) == N_VAL
+    assert len(KeypointDataset(sc14, "synthcrowd14", split="val", train=False,
+                               settings=SampleSettings(input_size=128))) == N_VAL
 
 
 def test_bad_arguments_are_refused(tmp_path):
     with pytest.raises(ValueError, match="num_keypoints must be 17"):
-        S.make_synthcrowd(tmp_path, 1, 1, num_keypoints=15)
+        S.make_synthcrowd(tmp_path, S.SynthCrowdSpec(num_train=1, num_val=1, num_keypoints=15))
     with pytest.raises(ValueError, match="num_train"):
-        S.make_synthcrowd(tmp_path, -1, 1)
+        S.make_synthcrowd(tmp_path, S.SynthCrowdSpec(num_train=-1, num_val=1))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -287,7 +288,7 @@ def test_ensure_regenerates_only_when_needed(tmp_path):
     root = tmp_path / "sc"
     kw = dict(num_train=3, num_val=1, seed=5)
     t0 = time.perf_counter()
-    first = S.ensure_synthcrowd(root, **kw)
+    first = S.ensure_synthcrowd(root, S.SynthCrowdSpec(**kw))
     print(f"ensure_synthcrowd 3/1 images: {time.perf_counter() - t0:.2f} s")
     assert first["generated"] is True
     ann = root / "annotations/person_keypoints_train.json"
@@ -295,23 +296,23 @@ def test_ensure_regenerates_only_when_needed(tmp_path):
     original = img.read_bytes()
     stamp = (ann.stat().st_mtime_ns, img.stat().st_mtime_ns)
 
-    same = S.ensure_synthcrowd(root, **kw)
+    same = S.ensure_synthcrowd(root, S.SynthCrowdSpec(**kw))
     assert same["generated"] is False
     assert (ann.stat().st_mtime_ns, img.stat().st_mtime_ns) == stamp  # nothing rewritten
 
     img.unlink()  # an incomplete set
-    assert S.ensure_synthcrowd(root, **kw)["generated"] is True
+    assert S.ensure_synthcrowd(root, S.SynthCrowdSpec(**kw))["generated"] is True
     assert img.read_bytes() == original
 
     (root / S.MARKER_NAME).unlink()  # an interrupted run (the marker is written last)
-    assert S.ensure_synthcrowd(root, **kw)["generated"] is True
+    assert S.ensure_synthcrowd(root, S.SynthCrowdSpec(**kw))["generated"] is True
 
-    changed = S.ensure_synthcrowd(root, **{**kw, "num_train": 2})
+    changed = S.ensure_synthcrowd(root, S.SynthCrowdSpec(**{**kw, "num_train": 2}))
     assert changed["generated"] is True
     assert sorted(os.listdir(root / "images/train")) == ["000001.jpg", "000002.jpg"]  # old images gone
     assert len(_load(root, "train")["images"]) == 2
-    assert S.ensure_synthcrowd(root, **{**kw, "num_train": 2})["generated"] is False
-    assert S.ensure_synthcrowd(root, **{**kw, "num_train": 2, "seed": 6})["generated"] is True
+    assert S.ensure_synthcrowd(root, S.SynthCrowdSpec(**{**kw, "num_train": 2}))["generated"] is False
+    assert S.ensure_synthcrowd(root, S.SynthCrowdSpec(**{**kw, "num_train": 2, "seed": 6}))["generated"] is True
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -338,4 +339,4 @@ def test_scenes_have_varied_counts_people_sized_figures_and_overlaps():
                                        (dict(max_people=0), "max_people")])
 def test_bad_sizes_are_named(tmp_path, bad, word):
     with pytest.raises(ValueError, match=word):
-        S.make_synthcrowd(tmp_path, 1, 1, **bad)
+        S.make_synthcrowd(tmp_path, S.SynthCrowdSpec(num_train=1, num_val=1, **bad))

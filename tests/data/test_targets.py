@@ -3,11 +3,13 @@ docs/data_format.md#gaussian-size."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from boir_core.data.targets import (
+    TargetRules,
     boxes_from_corners,
     build_targets,
     gaussian_maps,
@@ -16,6 +18,8 @@ from boir_core.data.targets import (
     keypoint_centers,
     select_instances,
 )
+
+STILL = TargetRules(center_jitter=False)  # no jitter: instance coordinates are int(center)
 
 
 def radius_oracle(h: float, w: float, o: float = 0.7) -> int:
@@ -106,7 +110,7 @@ def test_points_in_minus_one_to_zero_are_drawn_at_pixel_zero():
     assert maps[3].max() == maps[4].max() == maps[6].max() == maps[7].max() == 0.0
     # the center pixel and the instance coordinate follow the same int()
     idx, coords = select_instances(np.array([[-0.5, 3.2], [3.7, -0.9], [-1.0, 3.0]]), np.ones(3, bool),
-                                   np.array([1.0, 2.0, 3.0]), 8, None, center_jitter=False)
+                                   np.array([1.0, 2.0, 3.0]), 8, None, STILL)
     assert idx.tolist() == [0, 1] and coords.tolist() == [[3, 0], [0, 3]]
 
 
@@ -166,7 +170,7 @@ def test_build_targets_peaks_order_and_small_person_rule():
     kp = np.stack([p[0] for p in people])
     corners = np.stack([p[1] for p in people])
     areas = np.array([3000.0, 1500.0, 500.0])  # input px²: the third is < 32² -> no center (COCO rule)
-    t = build_targets(kp, corners, areas, s, center_jitter=False)
+    t = build_targets(kp, corners, areas, s, rules=STILL)
     k = kp.shape[1]
     assert t.multi_heatmap.shape == (k + 1, s, s)
     for p in range(3):  # every labelled keypoint peaks at 1 in its BUK channel, small people included
@@ -184,21 +188,21 @@ def test_build_targets_peaks_order_and_small_person_rule():
     np.testing.assert_allclose(t.instance_heatmap[0].max(0), draw_oracle(s, kp[1, :, :2], [t.radius[1]] * k),
                                atol=1e-6)
     # CrowdPose rule: no area test
-    t2 = build_targets(kp, corners, areas, s, small_person_no_center=False, center_jitter=False)
+    t2 = build_targets(kp, corners, areas, s, rules=replace(STILL, small_person_no_center=False))
     assert t2.center_valid.all() and t2.person_index.tolist() == [2, 1, 0]
     # every instance output has one row per instance, in the instance order
     assert t.instance_heatmap.shape == (2, k, s, s) and t.instance_mask.shape == (2, k)
     np.testing.assert_array_equal(t.instance_keypoints, kp[[1, 0]].astype(np.float32))
     np.testing.assert_array_equal(t.instance_bbox, boxes_from_corners(corners, s)[[1, 0]])
     # exactly 32² input px² is not small
-    t3 = build_targets(kp, corners, np.array([3000.0, 1500.0, 32.0 ** 2]), s, center_jitter=False)
+    t3 = build_targets(kp, corners, np.array([3000.0, 1500.0, 32.0 ** 2]), s, rules=STILL)
     assert t3.center_valid.tolist() == [True, True, True]
 
 
 def test_build_targets_dtypes_and_shapes():
     """The dtypes CONTRIBUTING.md gives for every target (float32 maps and numbers, int64 indices)."""
     kp, corners = _person(30, 30, 10)
-    t = build_targets(kp[None].astype(int), corners[None].astype(int), [5000], 64, center_jitter=False)
+    t = build_targets(kp[None].astype(int), corners[None].astype(int), [5000], 64, rules=STILL)
     for name in ("multi_heatmap", "instance_heatmap", "instance_mask", "instance_bbox", "instance_keypoints",
                  "instance_center"):
         assert getattr(t, name).dtype == np.float32, name
@@ -211,15 +215,14 @@ def test_person_without_labelled_keypoints_has_no_center_whatever_its_area():
     kp, corners = _person(30, 30, 10)
     kp2 = kp.copy()
     kp2[:, 2] = 0
-    t = build_targets(np.stack([kp, kp2]), np.stack([corners, corners]), [5000.0, 9000.0], 64,
-                      center_jitter=False)
+    t = build_targets(np.stack([kp, kp2]), np.stack([corners, corners]), [5000.0, 9000.0], 64, rules=STILL)
     assert t.center_valid.tolist() == [True, False] and t.person_index.tolist() == [0]
 
 
 def test_occluded_keypoints_v1_are_drawn_and_masked_like_visible_ones():
     kp, corners = _person(30, 30, 10)
     kp[:, 2] = [1, 2, 1, 1, 2]
-    t = build_targets(kp[None], corners[None], [5000.0], 64, center_jitter=False)
+    t = build_targets(kp[None], corners[None], [5000.0], 64, rules=STILL)
     assert t.instance_mask[0].tolist() == [1, 1, 1, 1, 1]
     for j in range(5):
         assert t.multi_heatmap[j, int(kp[j, 1]), int(kp[j, 0])] == 1.0 == t.instance_heatmap[0, j].max()
@@ -233,16 +236,18 @@ def test_build_targets_jitters_by_default_reproducibly_and_honours_max_instances
     corners = np.stack([p[1] for p in people])
     areas = np.arange(10) * 100.0 + 2000.0
     a = build_targets(kp, corners, areas, 64, rng=np.random.default_rng(7))
-    b = build_targets(kp, corners, areas, 64, rng=np.random.default_rng(7), center_jitter=True)
-    still = build_targets(kp, corners, areas, 64, center_jitter=False)
+    b = build_targets(kp, corners, areas, 64, rules=TargetRules(center_jitter=True),
+                      rng=np.random.default_rng(7))
+    still = build_targets(kp, corners, areas, 64, rules=STILL)
     np.testing.assert_array_equal(a.instance_coord, b.instance_coord)
     assert (a.instance_coord != still.instance_coord).any()
-    few = build_targets(kp, corners, areas, 64, rng=np.random.default_rng(7), max_instances=3)
+    few = build_targets(kp, corners, areas, 64, rules=TargetRules(max_instances=3),
+                        rng=np.random.default_rng(7))
     assert len(few.person_index) == 3 and few.instance_heatmap.shape[0] == 3
     off = corners.copy()
     off[0, :, 0] -= 10  # the smallest person's box: x from -6 to 2, where the two clipping rules differ
-    correct = build_targets(kp, off, areas, 64, center_jitter=False, box_clipping="correct").instance_bbox[0]
-    release = build_targets(kp, off, areas, 64, center_jitter=False, box_clipping="release").instance_bbox[0]
+    correct = build_targets(kp, off, areas, 64, rules=replace(STILL, box_clipping="correct")).instance_bbox[0]
+    release = build_targets(kp, off, areas, 64, rules=replace(STILL, box_clipping="release")).instance_bbox[0]
     assert correct[2] == 2 and release[2] == 8
 
 
@@ -250,7 +255,7 @@ def test_unlabelled_and_out_of_map_keypoints():
     kp, corners = _person(30, 30, 10)
     kp[0, 2] = 0  # unlabelled -> mask 0
     kp[1, :2] = (-5, 30)  # labelled but outside the map -> mask 1, all-negative channel
-    t = build_targets(kp[None], corners[None], [5000.0], 64, center_jitter=False)
+    t = build_targets(kp[None], corners[None], [5000.0], 64, rules=STILL)
     assert t.instance_mask[0].tolist() == [0, 1, 1, 1, 1]
     assert t.instance_heatmap[0, 0].max() == 0 and t.instance_heatmap[0, 1].max() == 0
     assert t.instance_heatmap[0, 2].max() == 1.0
@@ -259,7 +264,7 @@ def test_unlabelled_and_out_of_map_keypoints():
 def test_duplicate_coordinates_keep_the_smaller_person():
     centers = np.array([[10.2, 10.7], [10.9, 10.1], [30.0, 30.0], [40.0, 10.5], [10.5, 40.0]])
     idx, coords = select_instances(centers, np.ones(5, bool), np.array([500.0, 100.0, 50.0, 600.0, 700.0]), 64,
-                                   None, center_jitter=False)
+                                   None, STILL)
     # same row or same column is not the same coordinate
     assert idx.tolist() == [2, 1, 3, 4] and coords.tolist() == [[30, 30], [10, 10], [10, 40], [40, 10]]
     assert idx.dtype == np.int64 and coords.dtype == np.int64
@@ -270,13 +275,13 @@ def test_equal_areas_keep_the_input_order():
     rng = np.random.default_rng(4)
     centers = np.stack([np.arange(30) * 2 + 0.5, np.full(30, 5.5)], 1)
     areas = rng.integers(0, 3, size=30).astype(float)
-    idx, _ = select_instances(centers, np.ones(30, bool), areas, 64, None, center_jitter=False)
+    idx, _ = select_instances(centers, np.ones(30, bool), areas, 64, None, STILL)
     assert idx.tolist() == sorted(range(30), key=lambda i: areas[i])
 
 
 def test_centers_at_or_past_the_last_pixel_are_not_instances():
     centers = np.array([[63.9, 10.0], [64.0, 10.0], [10.0, 64.5], [20.0, 20.0]])
-    idx, coords = select_instances(centers, np.ones(4, bool), np.arange(4.0), 64, None, center_jitter=False)
+    idx, coords = select_instances(centers, np.ones(4, bool), np.arange(4.0), 64, None, STILL)
     assert idx.tolist() == [0, 3] and coords.tolist() == [[10, 63], [20, 20]]
 
 
@@ -284,7 +289,7 @@ def test_jitter_stays_within_one_pixel_and_inside_the_map():
     rng = np.random.default_rng(3)
     centers = np.concatenate([rng.uniform(0, 64, size=(300, 2)), [[0.5, 63.5], [63.2, 0.1]]])
     idx, coords = select_instances(centers, np.ones(len(centers), bool), rng.uniform(1, 9, len(centers)),
-                                   64, rng, center_jitter=True)
+                                   64, rng, TargetRules(center_jitter=True))
     base = np.trunc(centers[idx][:, ::-1])
     assert np.abs(coords - base).max() == 1 and (coords >= 0).all() and (coords < 64).all()
     # each axis of each person is drawn on its own from {-1, 0, 1}: all nine offsets occur
@@ -299,11 +304,11 @@ def test_jitter_stays_within_one_pixel_and_inside_the_map():
     ok, areas = np.ones(16, bool), np.arange(16.0)
     same = [select_instances(grid, ok, areas, 64, np.random.default_rng(9))[1] for _ in range(2)]
     np.testing.assert_array_equal(same[0], same[1])
-    assert (same[0] != select_instances(grid, ok, areas, 64, None, center_jitter=False)[1]).any()
+    assert (same[0] != select_instances(grid, ok, areas, 64, None, STILL)[1]).any()
     assert len(select_instances(grid, ok, areas, 64, None)[0]) == 16
     assert len({tuple(c) for c in coords.tolist()}) == len(coords)  # no duplicates
     assert len(select_instances(centers, np.ones(len(centers), bool), np.ones(len(centers)), 64, rng,
-                                max_instances=7)[0]) == 7
+                                TargetRules(max_instances=7))[0]) == 7
 
 
 def test_box_clipping_correct_vs_release():

@@ -24,7 +24,7 @@ import pytest
 from boir_data_builders import write_coco
 from pycocotools import mask as mask_utils
 
-from boir_core.data import KeypointDataset, get_profile
+from boir_core.data import DataFiles, KeypointDataset, SampleSettings, get_profile
 from boir_core.data.transforms import AffineParams
 
 S_IN, S_OUT = 512, 128
@@ -248,8 +248,10 @@ def test_targets_equal_the_spec_oracle(source, tmp_path, request):
         real = request.getfixturevalue("real_fixtures")
         ann_file, image_dir, name = real / source / REAL[source], real / source, source
     profile = get_profile(name)
-    ds = KeypointDataset(image_dir, name, "train", input_size=S_IN, ann_file=ann_file, image_dir=image_dir,
-                         flip_alignment="release", box_clipping="release", center_jitter=False, seed=0)
+    ds = KeypointDataset(image_dir, name, "train",
+                         settings=SampleSettings(input_size=S_IN, flip_alignment="release", box_clipping="release",
+                                                 center_jitter=False, seed=0),
+                         files=DataFiles(ann_file=ann_file, image_dir=image_dir))
     data = json.loads(Path(ann_file).read_text())
     stats = dict.fromkeys(CASES, 0)
     n_samples = n_inst = 0

@@ -11,6 +11,7 @@ import pytest
 from boir_core.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    NO_AUGMENTATION,
     AffineParams,
     apply_affine,
     crop_affine,
@@ -67,8 +68,7 @@ def test_random_params_stay_in_their_ranges():
         assert abs(d.center[0] - w / 2) <= 40 * d.scale and abs(d.center[1] - h / 2) <= 40 * d.scale
         assert float(d.center[0]).is_integer()  # integer translation of an integer base center
     assert 0.35 < np.mean([d.flip for d in draws]) < 0.65
-    fixed = sample_affine_params(rng, w, h, min_scale=1, max_scale=1, max_rotation=0, max_translate=0,
-                                 flip_prob=0)
+    fixed = sample_affine_params(rng, w, h, NO_AUGMENTATION)
     assert (fixed.scale, fixed.rotation, fixed.center, fixed.flip) == (s0, 0.0, (150.0, 100.0), False)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from boir_core.data import DataError, KeypointDataset
+from boir_core.data import DataError, DataFiles, KeypointDataset, SampleSettings
 from boir_core.data.transforms import AffineParams
 
 NOSE, L_EYE, R_EYE, L_WRIST = 0, 1, 2, 9
@@ -77,8 +77,9 @@ def posetrack_like(root: Path) -> tuple[Path, dict]:
     return path, data
 
 
-def build(root, ann_file, **kw):
-    return KeypointDataset(root, "coco", "val", ann_file=ann_file, image_dir=root / "images", **kw)
+def build(root, ann_file, train: bool = True, **settings):
+    return KeypointDataset(root, "coco", "val", train, settings=SampleSettings(**settings),
+                           files=DataFiles(ann_file=ann_file, image_dir=root / "images"))
 
 
 @pytest.mark.parametrize("skip_bad_samples", [False, True])

@@ -73,12 +73,13 @@ class _Capture:
 def test_decode_dataset_passes_the_data_sets_settings(name, tiny_synth, monkeypatch):
     """``run_evaluation`` decodes through ``decode_dataset``: each image's decode call gets the config's
     kernel / NMS threshold and the profile's flip index."""
-    from boir_core.data import KeypointDataset
+    from boir_core.data import KeypointDataset, SampleSettings
     from boir_core.engine.runner import decode_dataset
 
     cfg = load_config(name)
     prof = get_profile(cfg.data.dataset)
-    dataset = KeypointDataset(tiny_synth, "synthcrowd", split="val", train=False, input_size=64)
+    dataset = KeypointDataset(tiny_synth, "synthcrowd", split="val", train=False,
+                              settings=SampleSettings(input_size=64))
     cap = _Capture(monkeypatch)
     decode_dataset(cfg, torch.nn.Identity(), dataset, progress=False, max_images=2)
     assert len(cap.calls) == 2

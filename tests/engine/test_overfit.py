@@ -22,9 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def _one_image_set(root):
     """SynthCrowd with one image: train lists it twice (a batch of 2 keeps BatchNorm well defined), val once."""
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
 
-    make_synthcrowd(root, num_train=1, num_val=1, seed=11, image_size=(128, 128), max_people=2)
+    make_synthcrowd(root, SynthCrowdSpec(num_train=1, num_val=1, seed=11, image_size=(128, 128), max_people=2))
     train_json = root / "annotations" / "person_keypoints_train.json"
     data = json.loads(train_json.read_text())
     (img,) = data["images"]

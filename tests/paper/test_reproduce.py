@@ -145,8 +145,8 @@ def test_real_mode_without_weights_skips_with_reasons(tmp_path):
     (root / "coco" / "annotations").mkdir(parents=True)
     (root / "coco" / "annotations" / "coco_val.json").write_text("{}")
     (root / "coco" / "images" / "val2017").mkdir(parents=True)
-    rep = rp.reproduce(6, data_root=root, checkpoint_dir=tmp_path / "ck", results_dir=tmp_path / "res",
-                       demo="auto", gpus=0, log=lambda m: None)
+    rep = rp.reproduce(6, rp.ReproduceOptions(data_root=root, checkpoint_dir=tmp_path / "ck",
+                                              results_dir=tmp_path / "res", demo="auto", gpus=0), log=lambda m: None)
     assert rep.demo is False
     assert set(rep.status) == {"cid_w32_coco_val", "boir_w32_coco_val", "boir_w48_coco_val"}
     assert all(v.startswith("skipped: no weights") for v in rep.status.values())
@@ -252,17 +252,17 @@ def test_reproduce_cli_calls_the_library_and_writes_the_tables(tmp_path, monkeyp
 
     seen = {}
 
-    def fake_reproduce(table, **kwargs):
-        seen.update(kwargs, table=table)
-        return rp.ReproduceReport(int(table), False, Path(kwargs["results_dir"]), "cpu")
+    def fake_reproduce(table, options):
+        seen.update(table=table, options=options)
+        return rp.ReproduceReport(int(table), False, Path(options.results_dir), "cpu")
 
     monkeypatch.setattr(rp, "reproduce", fake_reproduce)
     assert main(["reproduce", "--table", "3", "--results-dir", str(tmp_path / "res"), "data_root=/d",
                  "checkpoint_dir=ck", "train=true", "gpus=0", "demo=false", "demo_ablation_rows=all",
                  "test.max_images=5", "model.pretrained=/w.pth"]) == 0
-    assert seen == {"table": 3, "results_dir": str(tmp_path / "res"), "data_root": "/d", "checkpoint_dir": "ck",
-                    "train": True, "gpus": 0, "demo": False, "demo_ablation_rows": "all",
-                    "overrides": ["test.max_images=5", "model.pretrained=/w.pth"]}
+    assert seen == {"table": 3, "options": rp.ReproduceOptions(
+        results_dir=str(tmp_path / "res"), data_root="/d", checkpoint_dir="ck", train=True, gpus=0, demo=False,
+        demo_ablation_rows="all", overrides=["test.max_images=5", "model.pretrained=/w.pth"])}
     md = (tmp_path / "res" / "tables_3.md").read_text()
     assert md == "\n\n".join(render_table(t, {}) for t in rp.table_ids(3)) + "\n"
     assert "Table 3" in capsys.readouterr().out

@@ -409,9 +409,9 @@ def run_all_tables(inst: Installation, res: Path) -> tuple[dict, dict]:
         if table not in TABLES_RUN:
             continue
         t0 = time.time()
-        reports[table] = rp.reproduce(table, data_root=inst.data, checkpoint_dir=inst.checkpoints, train=train,
-                                      gpus=0, results_dir=res, demo="auto", overrides=ov, latency_repeats=1,
-                                      log=lambda m: None)
+        options = rp.ReproduceOptions(data_root=inst.data, checkpoint_dir=inst.checkpoints, train=train, gpus=0,
+                                      results_dir=res, demo="auto", overrides=ov, latency_repeats=1)
+        reports[table] = rp.reproduce(table, options, log=lambda m: None)
         seconds[table] = time.time() - t0
         assert reports[table].demo is False
     return reports, seconds
@@ -560,8 +560,8 @@ def test_mistakes_are_named_before_any_run(installation, tmp_path):
 
     def run(table, data, ck):
         with pytest.raises(rp.PreflightError) as e:
-            rp.reproduce(table, data_root=data, checkpoint_dir=ck, gpus=0, results_dir=res, demo=False,
-                         overrides=ov, log=lambda m: None)
+            rp.reproduce(table, rp.ReproduceOptions(data_root=data, checkpoint_dir=ck, gpus=0, results_dir=res,
+                                                    demo=False, overrides=ov), log=lambda m: None)
         assert not res.exists() or not any(res.rglob("metrics.json")), "a run started before the error"
         return str(e.value)
 

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -26,7 +27,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from boir_core.config import load_config
-from boir_core.data import DataError, KeypointDataset, read_image, synthetic
+from boir_core.data import DataError, KeypointDataset, SampleSettings, read_image, synthetic
 from boir_core.data.imagefiles import inspect_image_file
 from boir_core.engine.evaluate import evaluate_results
 from boir_core.engine.runner import prepare_demo_data, run_evaluation
@@ -110,8 +111,8 @@ def two_images(root: Path, files: dict[str, bytes] | None = None, split: str = "
     return write_set(root, images, [ann(11, 1), ann(12, 1, 50, 30), ann(21, 2)], files, split)
 
 
-def build(root: Path, **kw) -> KeypointDataset:
-    return KeypointDataset(root, "synthcrowd", kw.pop("split", "train"), input_size=64, **kw)
+def build(root: Path, split: str = "train", train: bool = True, **settings) -> KeypointDataset:
+    return KeypointDataset(root, "synthcrowd", split, train, settings=SampleSettings(input_size=64, **settings))
 
 
 def edit(path: Path, fn) -> None:
@@ -334,7 +335,7 @@ def test_structural_faults_are_named(tmp_path):
     two_images(tmp_path)
     with pytest.raises(DataError, match=rf"{ann_file}: annotation id 11 \(image id 1, a\.jpg\): 'keypoints' has 51 "
                                         r"numbers, expected 3 x 14 = 42 for profile 'synthcrowd14'"):
-        KeypointDataset(tmp_path, "synthcrowd14", "train", input_size=64)
+        KeypointDataset(tmp_path, "synthcrowd14", "train", settings=SampleSettings(input_size=64))
     (tmp_path / "images/train/b.jpg").unlink()
     with pytest.raises(DataError, match=r"b\.jpg: image file not found \(image id 2, annotation ids 21, listed in"):
         build(tmp_path)
@@ -384,7 +385,8 @@ def test_visibility_values_follow_coco(tmp_path):
     v = [2, 1, 0] * 5 + [1, 0]
     images = [{"id": 1, "file_name": "a.jpg", "width": 128, "height": 128}]
     write_set(tmp_path, images, [ann(1, 1, 30, 30, v=v, bbox=[20.0, 20.0, 40.0, 50.0])])
-    ds = KeypointDataset(tmp_path, "synthcrowd", "train", input_size=128, output_size=128, **NO_AUG)
+    ds = KeypointDataset(tmp_path, "synthcrowd", "train",
+                         settings=SampleSettings(input_size=128, output_size=128, **NO_AUG))
     s = ds[0]
     labelled = np.array(v) > 0
     np.testing.assert_array_equal(s["instance_mask"][0].numpy(), labelled.astype(np.float32))
@@ -424,6 +426,10 @@ def test_evaluate_on_ground_truth_without_people_is_an_error(tmp_path):
 
 # ---- SynthCrowd generation ------------------------------------------------------------------------------------------
 
+#: a tiny set: 2 train + 1 val images of 64-80 px, at most 2 people
+SMALL = synthetic.SynthCrowdSpec(num_train=2, num_val=1, image_size=(64, 80), max_people=2)
+
+
 @pytest.fixture
 def small_defaults(monkeypatch, tmp_path):
     """A fresh working folder, the default SynthCrowd made small (2 train + 1 val images)."""
@@ -444,7 +450,7 @@ def test_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(synthetic, "_generate_split", stop_at_val)
     root = tmp_path / "data" / "synthcrowd"
     with pytest.raises(KeyboardInterrupt):
-        synthetic.make_synthcrowd(root, 2, 1, image_size=(64, 80), max_people=2)
+        synthetic.make_synthcrowd(root, SMALL)
     assert list((tmp_path / "data").iterdir()) == []  # no half set, no temporary folder
 
 
@@ -454,7 +460,7 @@ def test_a_killed_generations_temporary_folder_is_removed_by_the_next(tmp_path):
     live = tmp_path / f".sc.generating-{os.getppid()}-x2"  # a generation still running (the parent process)
     for d in (dead, live):
         (d / "images/train").mkdir(parents=True)
-    synthetic.make_synthcrowd(tmp_path / "sc", 1, 1, image_size=(64, 80), max_people=2)
+    synthetic.make_synthcrowd(tmp_path / "sc", replace(SMALL, num_train=1))
     assert not dead.exists() and live.exists()
     assert synthetic.synthcrowd_state(tmp_path / "sc") == ("complete", "")
     assert os.stat(tmp_path / "sc").st_mode & 0o777 == 0o777 & ~_umask()  # not mkdtemp's private 0700
@@ -468,9 +474,9 @@ def _umask() -> int:
 
 def test_regenerating_into_a_folder_keeps_what_is_not_synthcrowds(tmp_path):
     root = tmp_path / "sc"
-    synthetic.make_synthcrowd(root, 3, 1, image_size=(64, 80), max_people=2)
+    synthetic.make_synthcrowd(root, replace(SMALL, num_train=3))
     (root / "notes.txt").write_text("mine")
-    synthetic.make_synthcrowd(root, 2, 1, seed=1, image_size=(64, 80), max_people=2)
+    synthetic.make_synthcrowd(root, replace(SMALL, seed=1))
     assert (root / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in (root / "images/train").iterdir()) == ["000001.jpg", "000002.jpg"]
     assert synthetic.synthcrowd_state(root) == ("complete", "")
@@ -508,7 +514,8 @@ def test_a_mistyped_data_root_is_an_error_not_83_mb(small_defaults, tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"data.root=data/synthcrwod ({(tmp_path / 'data/synthcrwod').resolve()}) does not exist")
     assert "only at its default folder data.root=data/synthcrowd" in msg
-    assert "ensure_synthcrowd('data/synthcrwod', num_keypoints=17)" in msg  # how to generate it there on purpose
+    # how to generate it there on purpose
+    assert "ensure_synthcrowd('data/synthcrwod', SynthCrowdSpec(num_keypoints=17))" in msg
     assert not (tmp_path / "data").exists()
 
 

@@ -39,10 +39,10 @@ class _Payload:
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = tmp_path_factory.mktemp("synthcrowd")
-    make_synthcrowd(root, num_train=4, num_val=2, seed=5, image_size=(96, 112), max_people=2)
+    make_synthcrowd(root, SynthCrowdSpec(num_train=4, num_val=2, seed=5, image_size=(96, 112), max_people=2))
     return root
 
 
@@ -155,7 +155,7 @@ def test_train_refuses_to_resume_from_a_planted_training_state(tmp_path, marker,
 
 def test_reproduce_preflight_refuses_a_payload_in_checkpoint_dir(tmp_path, marker, trained):
     from boir_core.data.profiles import get_profile
-    from boir_core.paper.reproduce import PreflightError, reproduce
+    from boir_core.paper.reproduce import PreflightError, ReproduceOptions, reproduce
 
     data, ckpts = tmp_path / "data", tmp_path / "checkpoints"
     prof = get_profile("coco")  # COCO val "present": the Table 3 rows on it check their weights first
@@ -165,8 +165,8 @@ def test_reproduce_preflight_refuses_a_payload_in_checkpoint_dir(tmp_path, marke
     prof.image_dir(data / "coco", "val").mkdir(parents=True)
     path = _payload_file("weights", ckpts / "boir_coco_w32.pth", marker, trained)
     with pytest.raises(PreflightError) as e:
-        reproduce(3, data_root=data, checkpoint_dir=ckpts, results_dir=tmp_path / "results", demo=False,
-                  demo_checkpoint=None, log=lambda m: None)
+        reproduce(3, ReproduceOptions(data_root=data, checkpoint_dir=ckpts, results_dir=tmp_path / "results",
+                                      demo=False, demo_checkpoint=None), log=lambda m: None)
     _assert_refused(str(e.value), path, marker)
     assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("metrics.json"))
 

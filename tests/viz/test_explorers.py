@@ -19,32 +19,33 @@ BOXES = [(3.0, 4.0, 10.0, 14.0), (10.0, 6.0, 9.0, 13.0)]
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = tmp_path_factory.mktemp("synth")
-    make_synthcrowd(root, num_train=3, num_val=2, seed=1, image_size=(160, 192), max_people=3)
+    make_synthcrowd(root, SynthCrowdSpec(num_train=3, num_val=2, seed=1, image_size=(160, 192), max_people=3))
     return root
 
 
 def test_pinned_augmentation_equals_the_datasets_own_draw(synth):
     """load_train(params=...) with the parameters the data set would draw gives the very same sample."""
-    from boir_core.data import KeypointDataset
+    from boir_core.data import KeypointDataset, SampleSettings
     from boir_core.data.transforms import sample_affine_params
 
-    ds = KeypointDataset(synth, "synthcrowd", "train", input_size=128, seed=4, center_jitter=False)
+    ds = KeypointDataset(synth, "synthcrowd", "train",
+                         settings=SampleSettings(input_size=128, seed=4, center_jitter=False))
     h, w = ds.read(1).shape[:2]
-    params = sample_affine_params(ds.rng_for(1), w, h, min_scale=ds.min_scale, max_scale=ds.max_scale,
-                                  max_rotation=ds.max_rotation, max_translate=ds.max_translate, flip_prob=ds.flip)
+    params = sample_affine_params(ds.rng_for(1), w, h, ds.augmentation)
     a, b = ds[1], ds.load_train(1, params=params)
     for k in ("image", "multi_heatmap", "instance_keypoints", "instance_bbox"):
         assert torch.equal(a[k], b[k]), k
 
 
 def test_augmentation_explorer_follows_its_controls(synth):
-    from boir_core.data import KeypointDataset, get_profile
+    from boir_core.data import KeypointDataset, SampleSettings, get_profile
 
     prof = get_profile("synthcrowd")
-    ds = KeypointDataset(synth, "synthcrowd", "train", input_size=128, seed=0, center_jitter=False)
+    ds = KeypointDataset(synth, "synthcrowd", "train",
+                         settings=SampleSettings(input_size=128, seed=0, center_jitter=False))
     ex = AugmentationExplorer(ds, index=0, skeleton=prof.skeleton)
     plain = ex.update()
     png0 = ex.png

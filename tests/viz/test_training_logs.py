@@ -92,10 +92,10 @@ def test_the_kits_own_shipped_logs_load():
 
 
 def test_scenes_small_set_pictures_and_centers(tmp_path, monkeypatch):
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
 
     full = tmp_path / "full"
-    make_synthcrowd(full, num_train=1, num_val=3, image_size=(96, 128), max_people=3)
+    make_synthcrowd(full, SynthCrowdSpec(num_train=1, num_val=3, image_size=(96, 128), max_people=3))
     monkeypatch.setattr(scenes, "FULL_SET", str(full))  # an absolute path: read as it is
     assert scenes.synthcrowd_root(tmp_path / "work", 3) == full  # a generated full set is used, not copied
     assert not (tmp_path / "work").exists()
