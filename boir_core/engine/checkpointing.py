@@ -27,23 +27,13 @@ from ..model import CheckpointError, UnsafeCheckpointError, read_checkpoint
 from ..model.checkpoints import TRAIN_STATE_FORMAT
 
 __all__ = ["atomic_torch_save", "save_training_state", "load_training_state", "rng_state", "set_rng_state",
-           "run_weights", "upgrade_training_state", "FORMAT", "OLD_FORMATS"]
+           "upgrade_training_state", "FORMAT", "OLD_FORMATS"]
 
 #: /2: the random states as plain values (tensors, ints, lists), read with ``weights_only=True``. Spelled once in
 #: :mod:`boir_core.model.checkpoints`, which recognises it when weights are loaded from a training state.
 FORMAT = TRAIN_STATE_FORMAT
 #: Earlier layouts: /1 held numpy's random state as a numpy array (readable only by a full unpickling).
 OLD_FORMATS = ("boir-kit-train-state/1",)
-
-
-def run_weights(run_dir: str | os.PathLike) -> Path | None:
-    """The weights of a run folder: its ``final.pt``, else (while it trains) ``checkpoints/last.pt``, else
-    None. The one place that maps a run folder to its weights file."""
-    d = Path(run_dir)
-    for cand in (d / "final.pt", d / "checkpoints" / "last.pt"):
-        if cand.is_file():
-            return cand
-    return None
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:

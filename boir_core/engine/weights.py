@@ -17,9 +17,18 @@ from ..config import Config, ConfigError, load_config, preset_label, upgrade_con
 from ..model import build_model, check_weights, load_weights, read_checkpoint
 from ..model.checkpoints import saved_config
 from ..model.demo_weights import shipped_arch, shipped_checkpoint
-from .checkpointing import run_weights
 
-__all__ = ["resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights"]
+__all__ = ["run_weights", "resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights"]
+
+
+def run_weights(run_dir: str | os.PathLike) -> Path | None:
+    """The weights of a run folder: its ``final.pt``, else (while it trains) ``checkpoints/last.pt``, else
+    None. The one place that maps a run folder to its weights file."""
+    d = Path(run_dir)
+    for cand in (d / "final.pt", d / "checkpoints" / "last.pt"):
+        if cand.is_file():
+            return cand
+    return None
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
