@@ -129,11 +129,11 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
                 workdir: Path) -> dict:
     import torch
 
-    from boir_core.engine.budget import step_seconds_of
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.job import TrainingJob, move_batch
-    from boir_core.engine.optimization import Optimization
-    from boir_core.engine.precision import Precision
+    from boir_core.engine.training.budget import step_seconds_of
+    from boir_core.engine.training.job import TrainingJob, move_batch
+    from boir_core.engine.training.optimization import Optimization
+    from boir_core.engine.training.precision import Precision
     from boir_core.model import build_model, count_parameters
 
     cfg = _train_cfg(name, tiny, device_name, batch, compile_)
@@ -163,7 +163,7 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
             first = dt
         if i >= warmup:
             times.append(dt)
-    step = step_seconds_of(times, skip=0)  # the kit's seconds per step: the mean (engine.budget)
+    step = step_seconds_of(times, skip=0)  # the kit's seconds per step: the mean (engine.training.budget)
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     if peak is None:
         from boir_core.engine.dryrun import peak_rss_bytes
@@ -220,9 +220,9 @@ def ddp_step(tiny: bool, device_name: str, batch: int, workdir: Path) -> dict:
     import torch.distributed as dist
 
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.job import TrainingJob, move_batch
-    from boir_core.engine.optimization import Optimization
-    from boir_core.engine.precision import Precision
+    from boir_core.engine.training.job import TrainingJob, move_batch
+    from boir_core.engine.training.optimization import Optimization
+    from boir_core.engine.training.precision import Precision
     from boir_core.model import build_model
 
     backend = "nccl" if device_name == "cuda" else "gloo"

@@ -80,7 +80,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args) -> int:
-    from .engine.train import train
+    from .engine.training.train import train
 
     cfg = _config(args)
     if args.dry_run:
@@ -159,7 +159,7 @@ def cmd_export(args) -> int:
 
 def cmd_convert_checkpoint(args) -> int:
     """Rewrite a trusted file the kit refuses (it holds Python objects) as data (``weights_only=True``)."""
-    from .engine.convert import convert_checkpoint
+    from .engine.training.convert import convert_checkpoint
 
     report = convert_checkpoint(args.file, args.output, trust=args.trust)  # without --trust: refused, nothing read
     print(f"[convert-checkpoint] {report.summary()}")
@@ -537,10 +537,10 @@ FALSE_WORDS = ("", "0", "false", "no", "off")
 #: every ``ValueError`` subclass the kit defines, a ``ValueError`` raised by the data code, every ``OSError``
 #: (missing files, permissions, a full disk) and "cannot read checkpoint" (:func:`describe_error`).
 USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
-               ("boir_core.engine.resume_check", "ResumeMismatchError"),
+               ("boir_core.engine.training.resume_check", "ResumeMismatchError"),
                ("boir_core.model.checkpoints", "CheckpointError"), ("boir_core.engine.backends", "BackendUnavailable"),
-               ("boir_core.data.prepare", "PrepareError"), ("boir_core.engine.train", "NonFiniteLossError"),
-               ("boir_core.engine.runlock", "RunLockedError"))
+               ("boir_core.data.prepare", "PrepareError"), ("boir_core.engine.training.train", "NonFiniteLossError"),
+               ("boir_core.engine.training.runlock", "RunLockedError"))
 
 #: What to do about an OSError, by errno.
 _OS_HINTS = {errno.EACCES: "check its permissions or choose another path",

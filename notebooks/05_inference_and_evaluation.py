@@ -94,7 +94,7 @@ if cfg.data.dataset.startswith("synthcrowd"):
 
     ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
 if checkpoint is None:
-    from boir_core.engine.train import train
+    from boir_core.engine.training.train import train
 
     checkpoint = train(cfg, paths.resolve(fallback_run_dir), resume="or-restart", progress=False).final_weights
     print(f"weights: {checkpoint} (tiny, 4 iterations)")

@@ -159,7 +159,7 @@ def get_model(arch, config, checkpoint):
     cfg = load_config("tiny", ov)
     if int(train_iters) <= 0:
         return cfg, load_inference_model(cfg, None, device)[0], "random weights"
-    from boir_core.engine.train import train
+    from boir_core.engine.training.train import train
 
     weights = train(cfg, work_dir / f"{arch}_tiny_it{train_iters}", resume="or-restart",
                     progress=False).final_weights

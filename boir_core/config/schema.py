@@ -132,7 +132,7 @@ class TrainConfig:
     compile: bool = False
     save_every: int = 2
     max_steps_per_epoch: int = 0  # 0: the whole epoch
-    # the run's length (boir_core.engine.budget): max_steps > 0 runs exactly that many steps (it wins over the
+    # the run's length (boir_core.engine.training.budget): max_steps > 0 runs exactly that many steps (it wins over the
     # budget); time_budget_s > 0 times a few steps on this machine and runs as many as fit in the budget
     max_steps: int = 0
     time_budget_s: float = 0.0

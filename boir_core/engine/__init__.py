@@ -1,6 +1,6 @@
 """boir_core.engine: training, inference decoding, evaluation, prediction, profiling and the demo.
 
-- :mod:`.train`: :func:`~boir_core.engine.train.train` (AdamW, warm-up + cosine, AMP, DDP, checkpoints)
+- :mod:`.train`: :func:`~boir_core.engine.training.train.train` (AdamW, warm-up + cosine, AMP, DDP, checkpoints)
   and its parts: :mod:`.precision` (AMP), :mod:`.optimization`, :mod:`.schedule`, :mod:`.seeding`,
   :mod:`.resume_check`, :mod:`.metrics_log`, :mod:`.budget`, :mod:`.checkpointing`, :mod:`.distributed`,
   :mod:`.runlock`, :mod:`.effective_batch` (processes x batch x accumulate, and the paper's)

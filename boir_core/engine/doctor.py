@@ -26,7 +26,7 @@ import torch
 from ..config import load_config
 from ..data.profiles import get_profile
 from ..model.pretrained import TIMM_WEIGHTS
-from .precision import cpu_has_native_bf16
+from .training.precision import cpu_has_native_bf16
 
 __all__ = ["doctor", "format_doctor", "hub_status", "cpu_flags", "hub_cache_dir", "HUB_URL", "HUB_TIMEOUT_S",
            "CPU_FEATURES"]

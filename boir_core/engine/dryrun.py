@@ -1,15 +1,15 @@
 """Pre-flight for a long training run: ``python -m boir_core train --config coco_w32 --dry-run``.
 
-Builds everything :func:`boir_core.engine.train.train` builds (data, model with its ImageNet or transfer
+Builds everything :func:`boir_core.engine.training.train.train` builds (data, model with its ImageNet or transfer
 weights, optimizer, AMP and the learning-rate schedule), runs a few optimisation steps on one batch and
 reports what to check before a 3-day job: the resolved config, where the backbone starts, the total number of
 steps, images per step over all processes (the effective batch, with a warning when it is not the paper's:
 :mod:`.effective_batch`), parameter counts, step time and peak memory on this device. It
 writes nothing (no run folder, no checkpoint). Under ``torchrun`` every process takes part; rank 0 prints.
 
-The job is the one :func:`~boir_core.engine.job.build_job` builds for training, its steps are
-:meth:`~boir_core.engine.job.TrainingJob.time_steps`, and the length reported is the plan the job decides
-(:meth:`~boir_core.engine.job.TrainingJob.decide_plan`: a time-budgeted run is sized from the steps timed
+The job is the one :func:`~boir_core.engine.training.job.build_job` builds for training, its steps are
+:meth:`~boir_core.engine.training.job.TrainingJob.time_steps`, and the length reported is the plan the job decides
+(:meth:`~boir_core.engine.training.job.TrainingJob.decide_plan`: a time-budgeted run is sized from the steps timed
 here). The first step includes one-off costs (kernel selection, allocator warm-up), so seconds per step
 (``step_seconds``) is the mean of the steps after it, as a time-budgeted run measures it (``steps`` >= 2;
 with one step, that step's time).
@@ -28,7 +28,7 @@ import torch
 from ..config import Config, preset_label
 from ..model import count_parameters
 from .distributed import DistInfo, cleanup_distributed, device_name, init_distributed
-from .job import TrainingJob, build_job, images_in, micro_batches
+from .training.job import TrainingJob, build_job, images_in, micro_batches
 
 __all__ = ["dry_run", "format_dry_run", "peak_rss_bytes"]
 

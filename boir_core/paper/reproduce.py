@@ -48,10 +48,10 @@ import torch
 from ..config import Config, load_config
 from ..data.layout import DataLayoutError, check_layout
 from ..data.synthetic import ensure_synthcrowd
-from ..engine import train as training  # train() through its module (tests stand in for it there)
 from ..engine.evaluate import write_metrics_json
 from ..engine.profile import profile
 from ..engine.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
+from ..engine.training import train as training  # train() through its module (tests stand in for it there)
 from ..io import atomic_write_text
 from ..model import CheckpointError
 from ..paths import default_checkpoint

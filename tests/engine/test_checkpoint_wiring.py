@@ -9,9 +9,9 @@ import cv2
 import pytest
 import torch
 
-from boir_core.engine.checkpointing import load_training_state
-from boir_core.engine.job import TrainingJob
-from boir_core.engine.train import train
+from boir_core.engine.training.checkpointing import load_training_state
+from boir_core.engine.training.job import TrainingJob
+from boir_core.engine.training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

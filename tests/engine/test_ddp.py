@@ -13,8 +13,8 @@ from boir_ddp_helpers import free_port, torchrun_env
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_dir: str) -> None:
     torchrun_env(rank, world, port)
     from boir_core.config import Config
-    from boir_core.engine import job as job_mod
-    from boir_core.engine import train as train_mod
+    from boir_core.engine.training import job as job_mod
+    from boir_core.engine.training import train as train_mod
 
     cfg = Config.from_dict(cfg_dict)
     captured = {}

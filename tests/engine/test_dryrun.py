@@ -95,10 +95,10 @@ def test_dry_run_figures(tmp_path):
 
 def test_dry_run_plans_the_length_train_will_run(tmp_path, monkeypatch):
     """``train.max_steps`` and ``train.time_budget_s`` set the length of the run as ``train`` plans it
-    (engine.budget), with the warm-up's share of the epochs; the report and its text say where it came from."""
+    (engine.training.budget), with the warm-up's share of the epochs; the report and its text say where it came from."""
     import boir_core.engine.dryrun as dr
-    import boir_core.engine.job as job_mod
-    from boir_core.engine.budget import Measurement, plan_run
+    import boir_core.engine.training.job as job_mod
+    from boir_core.engine.training.budget import Measurement, plan_run
 
     coco = coco_layout_from_synthcrowd(tmp_path, num_train=5)
     small = [f"data.root={coco}", "model.pretrained=none", "train.batch_size=2", "data.workers=0",

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-from ..config import ConfigError, TrainConfig
+from ...config import ConfigError, TrainConfig
 
 __all__ = ["EffectiveBatch", "effective_batch", "LR_SCALINGS"]
 

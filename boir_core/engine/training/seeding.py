@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..data import EpochSampler
+from ...data import EpochSampler
 
 __all__ = ["seed_everything", "seed_worker", "epoch_batches", "ResumableEpochSampler"]
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text
+from ...io import atomic_write_text
 
 __all__ = ["MetricsLog"]
 

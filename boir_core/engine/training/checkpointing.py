@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..io import atomic_open
-from ..model import CheckpointError, UnsafeCheckpointError, read_checkpoint
-from ..model.checkpoints import TRAIN_STATE_FORMAT
+from ...io import atomic_open
+from ...model import CheckpointError, UnsafeCheckpointError, read_checkpoint
+from ...model.checkpoints import TRAIN_STATE_FORMAT
 
 __all__ = ["atomic_torch_save", "save_training_state", "load_training_state", "rng_state", "set_rng_state",
            "upgrade_training_state", "FORMAT", "OLD_FORMATS"]

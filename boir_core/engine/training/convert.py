@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model import CheckpointError
+from ...model import CheckpointError
 from .checkpointing import atomic_torch_save, upgrade_training_state
 
 __all__ = ["ConvertReport", "convert_checkpoint", "default_converted_path"]

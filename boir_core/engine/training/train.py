@@ -56,12 +56,12 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from ..config import Config, upgrade_config_dict
-from ..io import atomic_write_json
-from ..model import save_checkpoint
+from ...config import Config, upgrade_config_dict
+from ...io import atomic_write_json
+from ...model import save_checkpoint
+from ..distributed import DistInfo, broadcast_object, cleanup_distributed, init_distributed
 from .budget import StepPlan
 from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
-from .distributed import DistInfo, broadcast_object, cleanup_distributed, init_distributed
 from .job import StepResult, TrainingJob, build_job, images_in, move_batch
 from .metrics_log import MetricsLog
 from .precision import amp_settings, cpu_has_native_bf16  # noqa: F401  (re-exported)

@@ -1,6 +1,6 @@
 """One training at a time per run folder: ``<run_dir>/train.lock``.
 
-:func:`~boir_core.engine.train.train` holds the lock while it writes into a run folder (under DDP only rank 0
+:func:`~boir_core.engine.training.train.train` holds the lock while it writes into a run folder (under DDP only rank 0
 holds it), so a second training aimed at the same folder stops at once with :class:`RunLockedError`, naming the
 process that holds it (pid, host, since when) and the lock file, instead of interleaving two runs in
 ``metrics.jsonl`` and overwriting the first run's ``config.yaml`` and ``final.pt``.

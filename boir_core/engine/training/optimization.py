@@ -1,13 +1,13 @@
 """The optimiser of a training run: AdamW, the precision with its GradScaler, and the iterations per epoch
-(built once, by :func:`boir_core.engine.job.build_job`). The learning-rate schedule is :mod:`.schedule`."""
+(built once, by :func:`boir_core.engine.training.job.build_job`). The learning-rate schedule is :mod:`.schedule`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from ..config import Config
-from .distributed import DistInfo
+from ...config import Config
+from ..distributed import DistInfo
 from .precision import Precision
 
 __all__ = ["Optimization", "build_optimization"]

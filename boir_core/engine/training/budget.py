@@ -6,7 +6,7 @@ steps, where the count came from). The learning-rate schedule (warm-up + cosine)
 - ``train.max_steps = N`` (N > 0): exactly N steps. The warm-up keeps the config's share of the run
   (``warmup_epochs / epochs``), so ``max_steps`` changes the length and nothing else about the schedule.
 - ``train.time_budget_s = B`` (B > 0): the engine times a few steps on this machine
-  (:meth:`boir_core.engine.job.TrainingJob.time_steps`; they are undone afterwards, so they leave no trace in
+  (:meth:`boir_core.engine.training.job.TrainingJob.time_steps`; they are undone afterwards, so they leave no trace in
   the weights), then fixes ``N = (B - seconds already spent) / seconds per step`` (:func:`steps_for_budget`)
   and continues as with ``max_steps = N``. The run folder's ``schedule.json`` records N and the measured step time, so
   ``train.max_steps=N train.time_budget_s=0`` reproduces the run on any machine, step for step.

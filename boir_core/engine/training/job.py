@@ -3,7 +3,7 @@
 A :class:`TrainingJob` owns the data (data set, epoch sampler, loader and its generator), the network (as
 stepped, possibly wrapped in DDP / ``torch.compile``, and its plain core), the optimisation (AdamW, GradScaler,
 precision, iterations per epoch), the loss generator, and the run's plan (its length, decided once by
-:meth:`TrainingJob.decide_plan` through :func:`~boir_core.engine.budget.plan_run`). :func:`~.train.train`
+:meth:`TrainingJob.decide_plan` through :func:`~boir_core.engine.training.budget.plan_run`). :func:`~.train.train`
 and the dry run (:mod:`.dryrun`) both build it; :meth:`TrainingJob.step` is the one optimisation step of the
 kit, and :meth:`TrainingJob.time_steps` times steps with a clock passed in (tests pass a fake one).
 
@@ -24,13 +24,13 @@ from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Sequence
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .. import losses as loss_fns  # total_loss through the package (tests stand in for it there)
-from ..config import Config
-from ..data import KeypointDataset, collate_train
-from ..model import build_model
+from ... import losses as loss_fns  # total_loss through the package (tests stand in for it there)
+from ...config import Config
+from ...data import KeypointDataset, collate_train
+from ...model import build_model
+from ..distributed import DistInfo, all_reduce_mean, device_name
 from .budget import CALIBRATION_SKIP, CALIBRATION_STEPS, Measurement, StepPlan, length_source, plan_run, step_seconds_of
 from .checkpointing import rng_state, set_rng_state
-from .distributed import DistInfo, all_reduce_mean, device_name
 from .effective_batch import EffectiveBatch, effective_batch
 from .optimization import Optimization, build_optimization
 from .schedule import set_lr

@@ -1,6 +1,6 @@
 """Resuming a run: which config differences make a checkpoint belong to another run.
 
-:func:`~boir_core.engine.train.train` refuses (:class:`ResumeMismatchError`) to resume from a checkpoint whose
+:func:`~boir_core.engine.training.train.train` refuses (:class:`ResumeMismatchError`) to resume from a checkpoint whose
 config differs in a key that changes what is trained; keys in :data:`RESUME_FREE_KEYS` (where and how the run
 runs) may differ.
 """
