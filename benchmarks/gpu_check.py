@@ -182,7 +182,7 @@ def latency(name: str, tiny: bool, device_name: str, repeats: int, warmup: int, 
     import torch
 
     from boir_core.config import load_config
-    from boir_core.engine.predictor import Predictor
+    from boir_core.engine.inference.predictor import Predictor
     from boir_core.model import build_model, count_parameters
 
     ov = [f"test.device={device_name}"]

@@ -116,7 +116,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .engine.predict import DRAW_MIN_SCORE, predict
+    from .engine.inference.predict import DRAW_MIN_SCORE, predict
 
     cfg = _config(args)
     min_score = DRAW_MIN_SCORE if args.draw_min_score is None else args.draw_min_score
@@ -147,7 +147,7 @@ config or checkpoint error (no input usable: nothing is written); 1 an internal 
 
 
 def cmd_export(args) -> int:
-    from .engine.export import export_checkpoint
+    from .engine.inference.export import export_checkpoint
 
     cfg = _config(args)
     if args.output:
@@ -167,7 +167,7 @@ def cmd_convert_checkpoint(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from .engine.profile import profile
+    from .engine.inference.profile import profile
 
     cfg = _config(args)
     res = profile(cfg, params_only=args.params_only, input_size=args.input_size, repeats=args.repeats,
@@ -175,7 +175,7 @@ def cmd_profile(args) -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        from .engine.profile import format_profile
+        from .engine.inference.profile import format_profile
 
         print(format_profile(res))
     return 0
@@ -538,7 +538,8 @@ FALSE_WORDS = ("", "0", "false", "no", "off")
 #: (missing files, permissions, a full disk) and "cannot read checkpoint" (:func:`describe_error`).
 USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
                ("boir_core.engine.training.resume_check", "ResumeMismatchError"),
-               ("boir_core.model.checkpoints", "CheckpointError"), ("boir_core.engine.backends", "BackendUnavailable"),
+               ("boir_core.model.checkpoints", "CheckpointError"),
+               ("boir_core.engine.inference.backends", "BackendUnavailable"),
                ("boir_core.data.prepare", "PrepareError"), ("boir_core.engine.training.train", "NonFiniteLossError"),
                ("boir_core.engine.training.runlock", "RunLockedError"))
 

@@ -63,7 +63,7 @@ from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data import KeypointDataset, get_profile
 from boir_core.data.transforms import denormalize_image
-from boir_core.engine.predictor import Predictor
+from boir_core.engine.inference.predictor import Predictor
 from boir_core.engine.runner import checkpoint_config, run_evaluation
 from boir_core.viz.draw import draw_poses
 

@@ -158,7 +158,7 @@ def test_predict_evaluate_export_and_train_with_the_shipped_weights(installed, t
     import cv2
 
     from boir_core.data.synthetic import make_synthcrowd
-    from boir_core.engine.predict import predict
+    from boir_core.engine.inference.predict import predict
     from boir_core.model.demo_weights import shipped_checkpoint, shipped_config
 
     user, before = installed.user, installed.package_files()

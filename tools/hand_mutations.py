@@ -46,12 +46,12 @@ class Mutation:
 MUTATIONS = [
     # -- the six of issue 14 ------------------------------------------------------------------------------
     Mutation("quarter_sign", "quarter-pixel refinement sign flipped (decode)",
-             "boir_core/engine/decode.py",
+             "boir_core/engine/inference/decode.py",
              "x.float() + 0.25 * dx, y.float() + 0.25 * dy",
              "x.float() - 0.25 * dx, y.float() - 0.25 * dy",
              ("tests/engine/test_decode.py",), issue=True),
     Mutation("flip_perm", "flip-index permutation dropped (decode)",
-             "boir_core/engine/decode.py",
+             "boir_core/engine/inference/decode.py",
              "mirrored = inst[:n], inst[n:][:, perm]",
              "mirrored = inst[:n], inst[n:]",
              ("tests/engine/test_decode.py",), issue=True),
@@ -71,7 +71,7 @@ MUTATIONS = [
              "clip_grad_norm_(model.parameters(), float('inf'))",
              ("tests/engine/test_train_wiring.py", "-k", "first_steps or clipping"), issue=True),
     Mutation("kernel3", "OCHuman's center pool kernel 11 lost (decoder kwargs hard-coded to 3)",
-             "boir_core/engine/decode.py",
+             "boir_core/engine/inference/decode.py",
              "center_pool_kernel=test_cfg.center_pool_kernel",
              "center_pool_kernel=3",
              ("tests/engine/test_decode_config.py",), issue=True),

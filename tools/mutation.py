@@ -40,7 +40,7 @@ GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
     # Loss and the shared helpers
     "losses_rest": (["boir_core/losses/focal.py", "boir_core/losses/contrastive.py", "boir_core/losses/total.py",
                      "boir_core/losses/bbox_mask_release.py", "boir_core/losses/_common.py"], [], ["tests/losses"]),
-    "decode": (["boir_core/engine/decode.py"], [],
+    "decode": (["boir_core/engine/inference/decode.py"], [],
                ["tests/engine/test_decode.py", "tests/engine/test_decode_config.py"]),
     "targets": (["boir_core/data/targets.py"], [], ["tests/data/test_targets.py"]),
     "evaluate": (["boir_core/engine/evaluate.py"], [], ["tests/engine/test_evaluate.py"]),

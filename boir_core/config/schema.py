@@ -150,9 +150,9 @@ class TestConfig:
     oks_nms_threshold: float = 0.8  # 0.7 for OCHuman
     evaluator: Literal["pycocotools", "faster-coco-eval"] = "pycocotools"
     max_images: int = 0  # 0: all
-    # who runs the network (boir_core.engine.backends; the names: config.registry.BACKENDS). Unset (null): exact
-    # where numbers are reported (evaluate, reproduce, the notebooks' metrics), torch (fast) for predict and
-    # profile (docs/inference.md#exact-and-fast-inference)
+    # who runs the network (boir_core.engine.inference.backends; the names: config.registry.BACKENDS).
+    # Unset (null): exact where numbers are reported (evaluate, reproduce, the notebooks' metrics), torch (fast)
+    # for predict and profile (docs/inference.md#exact-and-fast-inference)
     backend: Optional[BackendName] = None
     # where inference runs (evaluate, predict, profile, the notebooks): "auto" (a GPU if there is one), "cpu",
     # "cuda", "cuda:1", ...; training's device is train.device

@@ -29,7 +29,7 @@ def make_settings(*, arch: str, dataset: str, keypoints: Sequence[str], skeleton
                   input_size: int, decode: dict[str, Any], kit_version: str, stride: int = 4,
                   mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``deploy.json`` record. ``decode`` holds :func:`boir_core.engine.decode.decode`'s settings
+    """The ``deploy.json`` record. ``decode`` holds :func:`boir_core.engine.inference.decode.decode`'s settings
     (``flip_test``, ``flip_index``, ``max_proposals``, ``center_threshold``, ``center_pool_kernel``,
     ``oks_nms_threshold``, ``oks_sigmas``)."""
     missing = [k for k in _DECODE_KEYS if k not in decode]

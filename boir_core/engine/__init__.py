@@ -7,7 +7,7 @@
 - :mod:`.decode`: the released inference decoding (docs/inference.md#decoding-steps); :mod:`.oks`: OKS and OKS-NMS
 - :mod:`.evaluate`: COCO / OCHuman (pycocotools, faster-coco-eval) and CrowdPose protocols, metrics JSON
 - :mod:`.weights`: load a model from any known checkpoint; :mod:`.backends`: who runs the network (runners);
-  :mod:`.predictor`: :class:`~boir_core.engine.predictor.Predictor`, the one inference path (weights, device,
+  :mod:`.predictor`: :class:`~boir_core.engine.inference.predictor.Predictor`, the one inference path (weights, device,
   backend, decode settings); :mod:`.runner`: evaluate a data set through it
 - :mod:`.predict`, :mod:`.profile`, :mod:`.demo`, :mod:`.doctor`: the CLI's other jobs
 

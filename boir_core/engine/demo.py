@@ -35,7 +35,7 @@ from ..io import atomic_write_json
 from ..model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
 from ..paths import checkout_root
 from .crowd_split import crowd_split_metrics
-from .predict import predict
+from .inference.predict import predict
 from .runner import run_evaluation
 from .training import train as training  # train() through its module (tests stand in for it there)
 from .training.budget import length_source

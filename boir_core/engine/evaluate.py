@@ -207,7 +207,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def timings_from_decode(result: Any, device: str | None = None) -> dict[str, Any]:
-    """``{"network_ms", "decode_ms", "device"}`` per image from a :class:`~boir_core.engine.decode.DecodeResult`."""
+    """``{"network_ms", "decode_ms", "device"}`` per image from a
+    :class:`~boir_core.engine.inference.decode.DecodeResult`."""
     n = max(1, int(getattr(result, "num_images", 1)))
     return {"network_ms": 1000.0 * result.time_network / n, "decode_ms": 1000.0 * result.time_decode / n,
             "device": device or getattr(result, "device", None)}

@@ -1,11 +1,11 @@
-"""Wiring for evaluation jobs: decode a data set through a :class:`~boir_core.engine.predictor.Predictor`,
+"""Wiring for evaluation jobs: decode a data set through a :class:`~boir_core.engine.inference.predictor.Predictor`,
 evaluate, write the metrics.
 
 :func:`run_evaluation` is what ``python -m boir_core evaluate`` runs: it decodes the config's test split (with
 the ``exact`` backend unless ``test.backend`` names another, docs/inference.md#exact-and-fast-inference),
 evaluates with the data set's protocol and writes a metrics JSON that the table notebooks read. The weights
-loading (:func:`load_inference_model`, :func:`checkpoint_config`, ...) lives in :mod:`boir_core.engine.weights`
-and is re-exported here.
+loading (:func:`load_inference_model`, :func:`checkpoint_config`, ...) lives in
+:mod:`boir_core.engine.inference.weights` and is re-exported here.
 """
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ from ..model import count_parameters
 from ..paths import PathNotFound, inside_package
 from .distributed import all_gather_objects, broadcast_object, cleanup_distributed, device_name, init_distributed
 from .evaluate import evaluate_results, write_metrics_json
-from .predictor import Predictor
+from .inference.predictor import Predictor
+from .inference.weights import check_inference_weights, checkpoint_config, load_inference_model, resolve_checkpoint
 from .results import write_testdev_results
-from .weights import check_inference_weights, checkpoint_config, load_inference_model, resolve_checkpoint
 
 __all__ = ["Predictor", "resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights",
            "decode_dataset", "run_evaluation", "default_eval_dir", "prepare_demo_data"]
@@ -41,7 +41,8 @@ def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_im
     With ``world_size`` > 1 this process decodes only its round-robin share of the first ``max_images``
     images (0: all): image i belongs to rank ``i % world_size``. :func:`run_evaluation` merges the shares.
     ``runner``: an already built runner of ``cfg.test.backend`` (unset: ``exact``) for ``model`` (default: built
-    here). :meth:`Predictor.decode_dataset <boir_core.engine.predictor.Predictor.decode_dataset>` does the work.
+    here). :meth:`Predictor.decode_dataset <boir_core.engine.inference.predictor.Predictor.decode_dataset>` does the
+    work.
     """
     return Predictor(cfg, model=model, runner=runner).decode_dataset(
         dataset, progress=progress, max_images=max_images, rank=rank, world_size=world_size)
@@ -61,7 +62,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
 
     The network runs through ``test.backend``; unset, through ``exact`` (the release's poses,
     docs/inference.md#exact-and-fast-inference). The metrics file's config records the backend that ran.
-    ``predictor`` (a notebook's :class:`~boir_core.engine.predictor.Predictor` of this config), or ``model``
+    ``predictor`` (a notebook's :class:`~boir_core.engine.inference.predictor.Predictor` of this config), or ``model``
     (already loaded) and ``runner`` (its ``test.backend`` runner), skip loading and building them again.
 
     Launched by ``torchrun --nproc_per_node=N`` (one process per GPU), every process decodes a round-robin

@@ -14,7 +14,7 @@ Every metrics file records the preset that produced its weights (``preset``: ``p
   ``ochuman/``, laid out as :mod:`boir_core.data.profiles` expects) and weights under ``checkpoint_dir``.
   Tables 1, 2, 3, 6 evaluate released (or our own) checkpoints; Tables 4 and 7 train (``train=True``) and
   evaluate one config per row (``configs/ablations/<key>.yaml``); Table 5 is measured live by
-  :func:`boir_core.engine.profile.profile`. A run whose data or weights are missing is skipped and its row
+  :func:`boir_core.engine.inference.profile.profile`. A run whose data or weights are missing is skipped and its row
   shows the command that produces it. Data or weights that are there but wrong (a folder laid out another
   way, a CrowdPose file without ``crowdIndex``, a weights file of another architecture, width or keypoint
   count) stop the job before any run starts (:func:`preflight`, :class:`PreflightError`). ``overrides``
@@ -49,7 +49,7 @@ from ..config import Config, load_config
 from ..data.layout import DataLayoutError, check_layout
 from ..data.synthetic import ensure_synthcrowd
 from ..engine.evaluate import write_metrics_json
-from ..engine.profile import profile
+from ..engine.inference.profile import profile
 from ..engine.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
 from ..engine.training import train as training  # train() through its module (tests stand in for it there)
 from ..io import atomic_write_text

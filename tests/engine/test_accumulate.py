@@ -20,13 +20,13 @@ from boir_core.config import Config, ConfigError
 from boir_core.engine.distributed import DistInfo
 from boir_core.engine.dryrun import dry_run, format_dry_run
 from boir_core.engine.evaluate import write_metrics_json
+from boir_core.engine.inference.weights import _weights_batch
 from boir_core.engine.training.effective_batch import EffectiveBatch, effective_batch
 from boir_core.engine.training.job import TrainingJob, build_job, images_in
 from boir_core.engine.training.optimization import Optimization
 from boir_core.engine.training.precision import Precision
 from boir_core.engine.training.schedule import iterations_per_epoch
 from boir_core.engine.training.train import train
-from boir_core.engine.weights import _weights_batch
 from boir_core.model import read_checkpoint
 from boir_core.paper.results import parse_result
 

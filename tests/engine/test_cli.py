@@ -94,7 +94,7 @@ def test_predict_reads_video_frames(trained, tiny_synth, tmp_path):
         writer.write(cv2.resize(f, (w, h)))
     writer.release()
     from boir_core.config import load_config
-    from boir_core.engine.predict import iter_inputs, predict
+    from boir_core.engine.inference.predict import iter_inputs, predict
 
     names = [name for name, img in iter_inputs([str(video)])]
     assert names == [f"{video}#frame0", f"{video}#frame1"]
@@ -126,8 +126,8 @@ def test_coco_test_dev_writes_the_upload_file(trained, tiny_synth, tmp_path, mon
 
 
 def test_predict_draws_only_confident_people_but_keeps_every_pose(trained, tiny_synth, tmp_path, monkeypatch):
-    import boir_core.engine.predict as predict_mod
-    from boir_core.engine.predict import DRAW_MIN_SCORE
+    import boir_core.engine.inference.predict as predict_mod
+    from boir_core.engine.inference.predict import DRAW_MIN_SCORE
 
     drawn_scores: list[list[float]] = []
     real = predict_mod.draw_poses

@@ -65,7 +65,7 @@ def test_dry_run_at_paper_settings_reports_what_a_long_run_needs(tmp_path, image
     assert f"initialisation:     ImageNet: {imagenet_w32}" in out
     assert "preset:             paper" in out
     # the W32 BoIR parameter counts of Table 5 (training network with its auxiliary heads, and inference)
-    from boir_core.engine.profile import profile
+    from boir_core.engine.inference.profile import profile
 
     with torch.device("meta"):
         counts = profile(cfg, params_only=True)["params"]

@@ -259,7 +259,7 @@ def test_write_metrics_json_schema(tmp_path):
 
 
 def test_write_metrics_json_from_decode_result(tmp_path):
-    from boir_core.engine.decode import DecodeResult
+    from boir_core.engine.inference.decode import DecodeResult
     r = DecodeResult([], time_network=0.2, time_decode=0.05, num_images=4, device="cpu")
     d = json.loads(write_metrics_json(tmp_path / "m.json", dataset="crowdpose", split="test",
                                       metrics={"AP_easy": -1.0}, timings=r).read_text())
@@ -327,7 +327,7 @@ def test_resize_decode_evaluate_end_to_end_real_coco(real_fixtures):
     import torch
 
     import boir_core.data.transforms as transforms
-    from boir_core.engine.decode import decode
+    from boir_core.engine.inference.decode import decode
     path = real_fixtures / "coco" / "test_coco.json"
     gt = json.loads(path.read_text())
     results = []

@@ -100,7 +100,7 @@ def test_fit_embedding_learns_and_a_moved_box_is_punished():
 def test_decoding_explorer_counts_match_decode(synth):
     from boir_core.config import load_config
     from boir_core.data import KeypointDataset, get_profile
-    from boir_core.engine.decode import decode, decode_kwargs_from_config
+    from boir_core.engine.inference.decode import decode, decode_kwargs_from_config
     from boir_core.model import build_model
 
     torch.manual_seed(0)

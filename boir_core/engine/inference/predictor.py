@@ -1,10 +1,10 @@
-"""One inference path: a config and weights → a network → a runner → :func:`~boir_core.engine.decode.decode`.
+"""One inference path: a config and weights → a network → a runner → :func:`~boir_core.engine.inference.decode.decode`.
 
 :class:`Predictor` is what ``predict``, ``evaluate`` (:func:`boir_core.engine.runner.run_evaluation`),
 ``profile``, the notebooks and the benchmarks decode through, so each of them reads the same settings the same
-way: the weights (:func:`boir_core.engine.weights.load_inference_model`), the device (``test.device``), the
+way: the weights (:func:`boir_core.engine.inference.weights.load_inference_model`), the device (``test.device``), the
 backend (``test.backend``, :func:`resolve_backend`) and the decoding settings (``test.*`` plus the data set's
-flip index and OKS sigmas, :func:`~boir_core.engine.decode.decode_kwargs_from_config`)::
+flip index and OKS sigmas, :func:`~boir_core.engine.inference.decode.decode_kwargs_from_config`)::
 
     pred = Predictor(cfg, "shipped:boir")            # exact: the release's poses
     poses = pred(sample["image"], sample["meta"]).poses
@@ -22,11 +22,11 @@ import torch
 import torch.nn as nn
 from tqdm.auto import tqdm
 
-from ..config import BACKENDS, Config
-from ..data import profile_for
+from ...config import BACKENDS, Config
+from ...data import profile_for
+from ..distributed import resolve_device
 from . import backends, weights
 from . import decode as decode_mod  # called through the module: tests stand in for decode there
-from .distributed import resolve_device
 
 __all__ = ["Predictor", "resolve_backend", "EXACT", "FAST"]
 
@@ -65,7 +65,7 @@ class Predictor:
         runner: an already built runner of the chosen backend (a notebook's), reused; a runner of another
             backend is an error (the metrics would name the wrong backend).
         device: overrides ``test.device`` (where the network is loaded; a given ``model`` stays where it is).
-        runner_options: passed to :func:`~boir_core.engine.backends.make_runner` (e.g. ``threads``).
+        runner_options: passed to :func:`~boir_core.engine.inference.backends.make_runner` (e.g. ``threads``).
 
     Attributes: ``cfg``, ``backend`` (the name that runs), ``model``, ``runner``, ``device``, ``profile`` (the
     data set's), ``decode_kwargs``, ``report`` (the :class:`~boir_core.model.LoadReport`, None without a file).
@@ -101,7 +101,7 @@ class Predictor:
 
     def __call__(self, image: torch.Tensor, meta: Mapping[str, Any], *, image_id: int | None = None,
                  **overrides: Any) -> decode_mod.DecodeResult:
-        """Decode one test image (:func:`~boir_core.engine.decode.decode`); ``overrides`` replace the config's
+        """Decode one test image (:func:`~boir_core.engine.inference.decode.decode`); ``overrides`` replace the config's
         decode settings for this call (e.g. ``flip_test=False``, ``return_intermediates=True``)."""
         return decode_mod.decode(self.runner, image, meta, image_id=image_id, **{**self.decode_kwargs, **overrides})
 

@@ -1,4 +1,4 @@
-"""The decoding settings of a config: :func:`~boir_core.engine.decode.decode`'s keyword arguments from the
+"""The decoding settings of a config: :func:`~boir_core.engine.inference.decode.decode`'s keyword arguments from the
 ``test`` section and the data set's flip index and OKS sigmas. A module of its own, below ``decode`` (which
 imports the runners) and ``export`` (which writes the settings into a deployment folder)."""
 from __future__ import annotations

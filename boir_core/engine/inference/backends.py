@@ -36,10 +36,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..config import BACKENDS
-from ..model.fast_instance import views_heatmaps
-from ..model.fold import fold_batchnorm
-from ..model.views import dense_views
+from ...config import BACKENDS
+from ...model.fast_instance import views_heatmaps
+from ...model.fold import fold_batchnorm
+from ...model.views import dense_views
 from .export import onnx_graphs
 
 __all__ = ["BACKENDS", "EXTRAS", "Runner", "make_runner", "as_runner", "TorchRunner", "OnnxRuntimeRunner",

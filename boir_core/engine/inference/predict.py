@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..config import Config
-from ..data.imagefiles import image_format, incomplete_reason
-from ..data.transforms import eval_input, eval_resize_size
-from ..io import atomic_open, atomic_write_json, check_writable_folder
+from ...config import Config
+from ...data.imagefiles import image_format, incomplete_reason
+from ...data.transforms import eval_input, eval_resize_size
+from ...io import atomic_open, atomic_write_json, check_writable_folder
 from .draw import draw_poses
 from .predictor import FAST, Predictor
 

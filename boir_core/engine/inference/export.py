@@ -34,12 +34,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .. import __version__
-from ..data import profile_for
-from ..deploy.settings import SETTINGS_FILE, make_settings
-from ..io import atomic_open, atomic_write_json
-from ..model.fast_instance import views_heatmaps
-from ..model.views import dense_views
+from ... import __version__
+from ...data import profile_for
+from ...deploy.settings import SETTINGS_FILE, make_settings
+from ...io import atomic_open, atomic_write_json
+from ...model.fast_instance import views_heatmaps
+from ...model.views import dense_views
 from .decode_settings import decode_kwargs_from_config
 from .weights import load_inference_model, resolve_checkpoint
 

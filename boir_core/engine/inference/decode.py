@@ -13,7 +13,7 @@ The steps (H, W are the output-map size, H'/4 and W'/4):
 3. **Center map** C = mean over the two images of ``sigmoid_clamp(model.center_logits(F))``.
 
 Steps 1-3's network calls and step 6's instance head run through a runner
-(:class:`boir_core.engine.backends.Runner`, ``test.backend``); a plain network is run as the ``exact`` runner.
+(:class:`boir_core.engine.inference.backends.Runner`, ``test.backend``); a plain network is run as the ``exact`` runner.
 4. **Smooth** C ← (C + avgpool_k(C)) / 2 (k = ``center_pool_kernel``, zero padding counted in the mean).
 5. **Peaks**: max-pool NMS with a kernel that grows with the map (7 if (H+W)/2 > 300, 5 if > 200, else 3);
    keep the top ``max_proposals`` values that exceed ``center_threshold``. Nothing left → no people.
@@ -25,7 +25,7 @@ Steps 1-3's network calls and step 6's instance head run through a runner
    larger neighbour (x and y separately; no move on the border). Score = smoothed peak × center score.
 9. **Back to the image**: input-canvas pixel = 4·map + 2, then the inverse resize affine
    ``meta['trans_inv']`` (2×3). Person score = mean keypoint score.
-10. **OKS-NMS** (:func:`boir_core.engine.oks.oks_nms`), greedy, threshold 0.8 (0.7 for OCHuman).
+10. **OKS-NMS** (:func:`boir_core.engine.inference.oks.oks_nms`), greedy, threshold 0.8 (0.7 for OCHuman).
 
 Timing: :class:`DecodeResult` reports the time spent inside the network calls (``time_network``) and in
 everything else (``time_decode``) separately, in seconds, synchronising CUDA before each clock read.
@@ -40,9 +40,9 @@ import numpy as np
 import torch
 import torch.nn.functional as nnf
 
-from boir_core.engine.backends import Runner, as_runner
-from boir_core.engine.decode_settings import decode_kwargs_from_config  # noqa: F401  (decode's settings, re-exported)
-from boir_core.engine.oks import check_sigmas, keypoint_box_areas, oks_nms
+from boir_core.engine.inference.backends import Runner, as_runner
+from boir_core.engine.inference.decode_settings import decode_kwargs_from_config  # noqa: F401  (decode's settings, re-exported)
+from boir_core.engine.inference.oks import check_sigmas, keypoint_box_areas, oks_nms
 from boir_core.ops import sigmoid_clamp
 
 __all__ = [
@@ -198,8 +198,8 @@ def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[
     docs/inference.md#decoding-steps).
 
     Args:
-        runner: who runs the network, a :class:`~boir_core.engine.backends.Runner` (``test.backend``,
-            :func:`~boir_core.engine.backends.make_runner`); a plain network (``features``, ``center_logits``,
+        runner: who runs the network, a :class:`~boir_core.engine.inference.backends.Runner` (``test.backend``,
+            :func:`~boir_core.engine.inference.backends.make_runner`); a plain network (``features``, ``center_logits``,
             ``instance_heatmaps``, CONTRIBUTING.md) is run as the ``exact`` runner, in eval mode.
         image: [3, H', W'] normalised input canvas (a test sample's ``image``).
         meta: the test sample's ``meta``; only ``trans_inv`` (2×3, canvas → original pixels) is read,

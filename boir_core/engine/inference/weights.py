@@ -3,7 +3,8 @@
 :func:`load_inference_model` accepts our ``final.pt``, a run folder, a training state ``checkpoints/last.pt``, a
 released BoIR / CID ``.pth`` and the shipped demo weights (``shipped:boir``), and fails loudly on anything else;
 the file's wrappers are recognised in one place, :mod:`boir_core.model.checkpoints`. :func:`checkpoint_config`
-finds the config that belongs to a weights file. :class:`boir_core.engine.predictor.Predictor` builds on these.
+finds the config that belongs to a weights file. :class:`boir_core.engine.inference.predictor.Predictor` builds on
+these.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any
 
 import torch
 
-from ..config import Config, ConfigError, load_config, preset_label, upgrade_config_dict
-from ..model import build_model, check_weights, load_weights, read_checkpoint
-from ..model.checkpoints import saved_config
-from ..model.demo_weights import shipped_arch, shipped_checkpoint
+from ...config import Config, ConfigError, load_config, preset_label, upgrade_config_dict
+from ...model import build_model, check_weights, load_weights, read_checkpoint
+from ...model.checkpoints import saved_config
+from ...model.demo_weights import shipped_arch, shipped_checkpoint
 
 __all__ = ["run_weights", "resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights"]
 

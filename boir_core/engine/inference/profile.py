@@ -3,7 +3,7 @@
 Latency follows the paper's protocol: one image per forward pass, flip test on, single scale; network time
 (backbone, neck, center head and instance head) and decoding time (peaks, refinement, OKS-NMS) are
 timed separately because bottom-up users care about post-processing time. The network runs through
-``test.backend`` (a :class:`boir_core.engine.predictor.Predictor`), as ``predict`` and ``evaluate`` run it, so
+``test.backend`` (a :class:`boir_core.engine.inference.predictor.Predictor`), as ``predict`` and ``evaluate`` run it, so
 ``profile test.backend=onnxruntime`` times ONNX Runtime; unset, it times predict's default, the fast ``torch``
 path (docs/inference.md#exact-and-fast-inference). The result names the backend and its variant; the network
 runs on ``test.device``.
@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import Config
-from ..model import build_model, count_parameters
-from .distributed import device_name, resolve_device
+from ...config import Config
+from ...model import build_model, count_parameters
+from ..distributed import device_name, resolve_device
 from .predictor import FAST, Predictor
 
 __all__ = ["profile", "format_profile"]
