@@ -502,10 +502,10 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
     weights. Per variant: AP, AP's change against exact, images whose poses differ (> 0.01 px) and the largest
     difference in image pixels."""
     from boir_core.data import KeypointDataset
-    from boir_core.engine.evaluate import evaluate_results
+    from boir_core.engine.evaluation.evaluate import evaluate_results
+    from boir_core.engine.evaluation.runner import _subset_gt
     from boir_core.engine.inference.predictor import Predictor
     from boir_core.engine.inference.weights import checkpoint_config, load_inference_model
-    from boir_core.engine.runner import _subset_gt
 
     cfg = checkpoint_config(checkpoint)
     model, _ = load_inference_model(cfg, checkpoint, "cpu")

@@ -166,7 +166,7 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
     step = step_seconds_of(times, skip=0)  # the kit's seconds per step: the mean (engine.training.budget)
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     if peak is None:
-        from boir_core.engine.dryrun import peak_rss_bytes
+        from boir_core.engine.jobs.dryrun import peak_rss_bytes
 
         peak = peak_rss_bytes()
     return {"config": cfg.name, "backbone": cfg.model.backbone, "input_size": cfg.data.input_size, "batch": batch,
@@ -296,7 +296,7 @@ def main(argv=None) -> int:
         torch.backends.cudnn.benchmark = True
         where = f"{torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB"
     else:
-        from boir_core.engine.dryrun import _cpu_name
+        from boir_core.engine.jobs.dryrun import _cpu_name
 
         where = f"CPU: {_cpu_name()}, {torch.get_num_threads()} threads"
     print(f"[gpu_check] {where}; torch {torch.__version__} (CUDA {torch.version.cuda}); budget {args.budget_s:.0f} s"

@@ -67,7 +67,7 @@ def _config(args):
 
 def _data(cfg) -> None:
     """The embedded SynthCrowd, generated at ``data.root`` (from the working folder) when it is missing."""
-    from .engine.runner import prepare_demo_data
+    from .engine.evaluation.runner import prepare_demo_data
 
     prepare_demo_data(cfg, say=lambda m: print(m, file=sys.stderr))
 
@@ -84,7 +84,7 @@ def cmd_train(args) -> int:
 
     cfg = _config(args)
     if args.dry_run:
-        from .engine.dryrun import dry_run, format_dry_run
+        from .engine.jobs.dryrun import dry_run, format_dry_run
 
         report = dry_run(cfg, steps=args.dry_run_steps)
         if int(os.environ.get("RANK", "0")) == 0:
@@ -101,7 +101,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .engine.runner import run_evaluation
+    from .engine.evaluation.runner import run_evaluation
 
     cfg = _config(args)
     if args.out:  # before the work: a folder that cannot be written is found now, not after the evaluation
@@ -182,7 +182,7 @@ def cmd_profile(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .engine.demo import DemoOptions, run_demo
+    from .engine.jobs.demo import DemoOptions, run_demo
 
     run_demo(out_dir=args.out, config=args.config or "demo", overrides=args.overrides,
              options=DemoOptions(notebooks=not args.no_notebooks))
@@ -209,8 +209,8 @@ def cmd_book(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    """Versions, CPU, GPUs, weights, data and hub, on one screen or as JSON (:mod:`boir_core.engine.doctor`)."""
-    from .engine.doctor import doctor, format_doctor
+    """Versions, CPU, GPUs, weights, data and hub, on one screen or as JSON (:mod:`boir_core.engine.jobs.doctor`)."""
+    from .engine.jobs.doctor import doctor, format_doctor
 
     report = doctor()
     print(json.dumps(report, indent=2) if args.json else format_doctor(report))
@@ -237,8 +237,8 @@ def cmd_prepare_data(args) -> int:
 
 
 def cmd_ship_demo(args) -> int:
-    """:func:`boir_core.engine.ship_demo.ship`: export, evaluate and record the shipped demo weights."""
-    from .engine.ship_demo import ship
+    """:func:`boir_core.engine.jobs.ship_demo.ship`: export, evaluate and record the shipped demo weights."""
+    from .engine.jobs.ship_demo import ship
 
     curve = json.loads(Path(args.curve).read_text()) if args.curve else []
     entry = ship(args.arch, args.config, args.run_dir, command=args.command, curve=curve,

@@ -89,8 +89,8 @@ import torch
 from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data.annotations import read_image
+from boir_core.engine.evaluation.runner import checkpoint_config, load_inference_model
 from boir_core.engine.inference.predictor import Predictor
-from boir_core.engine.runner import checkpoint_config, load_inference_model
 from boir_core.viz import figures as fg
 from boir_core.viz import similarity as vs
 from boir_core.viz.training import shipped_description

@@ -97,7 +97,7 @@ MUTATIONS = [
              "    if False:\n        rep = load_weights(",
              ("tests/engine/test_checkpoint_wiring.py", "-k", "transfer_from_loads")),
     Mutation("last_pt_unwrap", "a training state (last.pt) loaded without unwrapping model_state",
-             "boir_core/engine/runner.py",
+             "boir_core/engine/evaluation/runner.py",
              '            source = obj["model_state"]',
              "            pass",
              ("tests/engine/test_checkpoint_wiring.py", "-k", "last_pt")),

@@ -43,7 +43,7 @@ GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "decode": (["boir_core/engine/inference/decode.py"], [],
                ["tests/engine/test_decode.py", "tests/engine/test_decode_config.py"]),
     "targets": (["boir_core/data/targets.py"], [], ["tests/data/test_targets.py"]),
-    "evaluate": (["boir_core/engine/evaluate.py"], [], ["tests/engine/test_evaluate.py"]),
+    "evaluate": (["boir_core/engine/evaluation/evaluate.py"], [], ["tests/engine/test_evaluate.py"]),
     # the optimisation step only (the rest of the job and train.py is I/O and bookkeeping tested elsewhere)
     "train_step": (["boir_core/engine/training/job.py"], ["boir_core.engine.training.job.xǁTrainingJobǁstep*"],
                    ["tests/engine/test_train_wiring.py"]),

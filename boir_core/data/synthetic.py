@@ -847,7 +847,7 @@ def synthcrowd_state(root: str | os.PathLike) -> tuple[str, str]:
       the marker and without an annotation file, e.g. left by an interrupted generation of an older kit (it
       wrote each split's annotation file after its images, the marker last); ``detail`` says what is missing;
     - ``"other"``: a folder that holds something else, or both annotation files without the marker (someone's
-      own data in SynthCrowd's layout): :func:`prepare_demo_data <boir_core.engine.runner.prepare_demo_data>`
+      own data in SynthCrowd's layout): :func:`prepare_demo_data <boir_core.engine.evaluation.runner.prepare_demo_data>`
       uses it as it is.
     """
     state, detail, _ = _state(Path(root))

@@ -13,7 +13,7 @@ import torch
 
 from ..config import Config, load_config
 from ..data import KeypointDataset, collate_train
-from ..engine.runner import load_inference_model
+from ..engine.evaluation.runner import load_inference_model
 from ..engine.training.resume_check import RESUME_FREE_KEYS
 from ..losses import instance_heatmap_loss
 from .plan import _base

@@ -18,9 +18,9 @@ import torch
 
 from boir_core.config import Config, ConfigError
 from boir_core.engine.distributed import DistInfo
-from boir_core.engine.dryrun import dry_run, format_dry_run
-from boir_core.engine.evaluate import write_metrics_json
+from boir_core.engine.evaluation.evaluate import write_metrics_json
 from boir_core.engine.inference.weights import _weights_batch
+from boir_core.engine.jobs.dryrun import dry_run, format_dry_run
 from boir_core.engine.training.effective_batch import EffectiveBatch, effective_batch
 from boir_core.engine.training.job import TrainingJob, build_job, images_in
 from boir_core.engine.training.optimization import Optimization

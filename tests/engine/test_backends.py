@@ -299,7 +299,7 @@ def test_a_runner_handed_to_the_evaluation_must_be_the_configs_backend():
     """run_evaluation / decode_dataset reuse a notebook's runner only when it is test.backend's: the metrics
     record test.backend, so a different runner is an error naming both."""
     from boir_core.config import load_config
-    from boir_core.engine.runner import decode_dataset
+    from boir_core.engine.evaluation.runner import decode_dataset
 
     model = small("boir")
     cfg = load_config("tiny", ["test.backend=onnxruntime"])

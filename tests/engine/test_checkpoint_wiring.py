@@ -30,8 +30,8 @@ def trained_run(tmp_path_factory, tiny_synth):
 
 
 def test_evaluate_and_predict_with_a_training_state_last_pt(trained_run, tmp_path):
+    from boir_core.engine.evaluation.runner import load_inference_model, run_evaluation
     from boir_core.engine.inference.predict import predict
-    from boir_core.engine.runner import load_inference_model, run_evaluation
 
     cfg, run = trained_run
     last = run / "checkpoints" / "last.pt"

@@ -74,7 +74,7 @@ def test_decode_dataset_passes_the_data_sets_settings(name, tiny_synth, monkeypa
     """``run_evaluation`` decodes through ``decode_dataset``: each image's decode call gets the config's
     kernel / NMS threshold and the profile's flip index."""
     from boir_core.data import KeypointDataset
-    from boir_core.engine.runner import decode_dataset
+    from boir_core.engine.evaluation.runner import decode_dataset
 
     cfg = load_config(name)
     prof = get_profile(cfg.data.dataset)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import boir_core.engine.demo as demo_mod
+import boir_core.engine.jobs.demo as demo_mod
 from boir_core.config import load_config
 from boir_core.model import build_model, save_checkpoint
 from boir_core.model.demo_weights import export_demo_weights
@@ -124,7 +124,7 @@ def test_a_checkpoint_hook_sees_every_checkpoint_and_changes_nothing_in_the_run(
 
 
 def test_the_demos_default_length_yields_to_any_length_the_user_sets():
-    from boir_core.engine.demo import DEMO_TIME_BUDGET_S, demo_config
+    from boir_core.engine.jobs.demo import DEMO_TIME_BUDGET_S, demo_config
     from boir_core.engine.training.budget import length_source
 
     plain = demo_config("demo")

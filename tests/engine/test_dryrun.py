@@ -76,7 +76,7 @@ def test_dry_run_at_paper_settings_reports_what_a_long_run_needs(tmp_path, image
 
 def test_dry_run_figures(tmp_path):
     """The returned figures are consistent with each other (small network, fast)."""
-    from boir_core.engine.dryrun import dry_run
+    from boir_core.engine.jobs.dryrun import dry_run
 
     coco = coco_layout_from_synthcrowd(tmp_path, num_train=5)
     cfg = load_config("coco_w32", [f"data.root={coco}", "model.pretrained=none", "train.batch_size=2",
@@ -96,7 +96,7 @@ def test_dry_run_figures(tmp_path):
 def test_dry_run_plans_the_length_train_will_run(tmp_path, monkeypatch):
     """``train.max_steps`` and ``train.time_budget_s`` set the length of the run as ``train`` plans it
     (engine.training.budget), with the warm-up's share of the epochs; the report and its text say where it came from."""
-    import boir_core.engine.dryrun as dr
+    import boir_core.engine.jobs.dryrun as dr
     import boir_core.engine.training.job as job_mod
     from boir_core.engine.training.budget import Measurement, plan_run
 
@@ -129,7 +129,7 @@ def test_dry_run_plans_the_length_train_will_run(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_dry_run_on_cuda_reports_max_memory_allocated(tmp_path):
-    from boir_core.engine.dryrun import dry_run, format_dry_run
+    from boir_core.engine.jobs.dryrun import dry_run, format_dry_run
 
     coco = coco_layout_from_synthcrowd(tmp_path, num_train=4)
     cfg = load_config("coco_w32", [f"data.root={coco}", "model.pretrained=none", "train.batch_size=4",

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from boir_core.engine.distributed import DistInfo, device_name
-from boir_core.engine.dryrun import dry_run
+from boir_core.engine.jobs.dryrun import dry_run
 from boir_core.engine.training.budget import CALIBRATION_STEPS, Measurement, length_source, plan_run
 from boir_core.engine.training.job import TrainingJob, build_job
 from boir_core.engine.training.schedule import set_lr, warmup_cosine_schedule

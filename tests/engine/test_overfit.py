@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from boir_core.config import load_config
-from boir_core.engine.runner import run_evaluation
+from boir_core.engine.evaluation.runner import run_evaluation
 from boir_core.engine.training.train import train
 
 #: 60 steps at lr 0.003 halved the loss but left AP at 0; 100 at lr 0.008 brought the loss from 11.4 to 0.18 and

@@ -108,7 +108,7 @@ def test_channels_last_bf16_training_on_cpu(tiny_cfg, tmp_path):
                             "train.channels_last=true")
     s = train(cfg, tmp_path / "cl", progress=False)
     assert len(s.losses) == 2 and all(torch.isfinite(torch.tensor(s.losses)))
-    from boir_core.engine.runner import load_inference_model
+    from boir_core.engine.evaluation.runner import load_inference_model
 
     model, _ = load_inference_model(cfg, s.final_weights)
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))

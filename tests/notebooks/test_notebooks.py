@@ -174,8 +174,8 @@ def test_notebook_05_papermill_runs_the_network_through_the_chosen_backend(tmp_p
 
     from boir_core.config import Config
     from boir_core.data import KeypointDataset, get_profile
+    from boir_core.engine.evaluation.runner import load_inference_model
     from boir_core.engine.inference.decode import decode, decode_kwargs_from_config
-    from boir_core.engine.runner import load_inference_model
 
     src = tmp_path / "05.ipynb"
     nbformat.write(_load(REPO / "notebooks" / "05_inference_and_evaluation.py"), src)

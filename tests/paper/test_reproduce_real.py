@@ -55,7 +55,7 @@ import torch
 from boir_skips import skip_or_fail_in_ci
 
 from boir_core.config import load_config
-from boir_core.engine.dryrun import dry_run
+from boir_core.engine.jobs.dryrun import dry_run
 from boir_core.paper import TABLES, render_table
 from boir_core.paper import reproduce as rp
 from boir_core.paper.plan import _flatten

@@ -19,7 +19,7 @@ import torch
 
 from boir_core.__main__ import main
 from boir_core.config import load_config
-from boir_core.engine.runner import checkpoint_config, load_inference_model, resolve_checkpoint
+from boir_core.engine.evaluation.runner import checkpoint_config, load_inference_model, resolve_checkpoint
 from boir_core.engine.training.checkpointing import FORMAT, OLD_FORMATS, load_training_state, set_rng_state
 from boir_core.model import UnsafeCheckpointError, build_model, save_checkpoint
 from boir_core.model.demo_weights import export_demo_weights, shipped_checkpoint

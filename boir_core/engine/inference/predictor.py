@@ -1,6 +1,6 @@
 """One inference path: a config and weights → a network → a runner → :func:`~boir_core.engine.inference.decode.decode`.
 
-:class:`Predictor` is what ``predict``, ``evaluate`` (:func:`boir_core.engine.runner.run_evaluation`),
+:class:`Predictor` is what ``predict``, ``evaluate`` (:func:`boir_core.engine.evaluation.runner.run_evaluation`),
 ``profile``, the notebooks and the benchmarks decode through, so each of them reads the same settings the same
 way: the weights (:func:`boir_core.engine.inference.weights.load_inference_model`), the device (``test.device``), the
 backend (``test.backend``, :func:`resolve_backend`) and the decoding settings (``test.*`` plus the data set's

@@ -47,7 +47,7 @@ from pycocotools.cocoeval import COCOeval
 
 from boir_core.config import CUSTOM, ConfigError, preset_label
 from boir_core.data.profiles import COCO_SIGMAS, CROWDPOSE_SIGMAS, PROFILES
-from boir_core.engine.results import atomic_write_json, load_results_json, validate_results
+from boir_core.engine.evaluation.results import atomic_write_json, load_results_json, validate_results
 
 __all__ = [
     "COCO_OKS_SIGMAS",
@@ -159,7 +159,7 @@ def evaluate_results(results: Sequence[dict[str, Any]] | str | os.PathLike,
     """Evaluate COCO keypoint results against a ground-truth JSON (module docstring).
 
     Args:
-        results: result dicts (:mod:`boir_core.engine.results`) or the path of a results file.
+        results: result dicts (:mod:`boir_core.engine.evaluation.results`) or the path of a results file.
         gt_json: path of the annotation file, or its loaded dict.
         dataset: 'coco' | 'ochuman' | 'synthcrowd' | 'custom' (COCO protocol) or 'crowdpose' | 'synthcrowd14'
             (CrowdPose protocol).

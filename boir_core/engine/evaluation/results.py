@@ -18,8 +18,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..data.profiles import get_profile
-from ..io import atomic_write_json
+from ...data.profiles import get_profile
+from ...io import atomic_write_json
 
 __all__ = [
     "atomic_write_json",

@@ -10,10 +10,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ..data import get_profile
-from ..model.demo_weights import export_demo_weights, shipped_checkpoint, shipped_config
-from .crowd_split import crowd_split_metrics
-from .runner import run_evaluation
+from ...data import get_profile
+from ...model.demo_weights import export_demo_weights, shipped_checkpoint, shipped_config
+from ..evaluation.crowd_split import crowd_split_metrics
+from ..evaluation.runner import run_evaluation
 
 __all__ = ["evaluate_shipped", "ship"]
 

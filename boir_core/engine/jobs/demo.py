@@ -28,17 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config
-from ..data import get_profile
-from ..data.synthetic import ensure_synthcrowd
-from ..io import atomic_write_json
-from ..model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
-from ..paths import checkout_root
-from .crowd_split import crowd_split_metrics
-from .inference.predict import predict
-from .runner import run_evaluation
-from .training import train as training  # train() through its module (tests stand in for it there)
-from .training.budget import length_source
+from ...config import load_config
+from ...data import get_profile
+from ...data.synthetic import ensure_synthcrowd
+from ...io import atomic_write_json
+from ...model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
+from ...paths import checkout_root
+from ..evaluation.crowd_split import crowd_split_metrics
+from ..evaluation.runner import run_evaluation
+from ..inference.predict import predict
+from ..training import train as training  # train() through its module (tests stand in for it there)
+from ..training.budget import length_source
 
 __all__ = ["run_demo", "DemoOptions", "demo_config", "execute_notebook"]
 

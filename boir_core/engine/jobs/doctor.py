@@ -23,10 +23,10 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..config import load_config
-from ..data.profiles import get_profile
-from ..model.pretrained import TIMM_WEIGHTS
-from .training.precision import cpu_has_native_bf16
+from ...config import load_config
+from ...data.profiles import get_profile
+from ...model.pretrained import TIMM_WEIGHTS
+from ..training.precision import cpu_has_native_bf16
 
 __all__ = ["doctor", "format_doctor", "hub_status", "cpu_flags", "hub_cache_dir", "HUB_URL", "HUB_TIMEOUT_S",
            "CPU_FEATURES"]

@@ -25,10 +25,10 @@ from typing import Any, Callable
 
 import torch
 
-from ..config import Config, preset_label
-from ..model import count_parameters
-from .distributed import DistInfo, cleanup_distributed, device_name, init_distributed
-from .training.job import TrainingJob, build_job, images_in, micro_batches
+from ...config import Config, preset_label
+from ...model import count_parameters
+from ..distributed import DistInfo, cleanup_distributed, device_name, init_distributed
+from ..training.job import TrainingJob, build_job, images_in, micro_batches
 
 __all__ = ["dry_run", "format_dry_run", "peak_rss_bytes"]
 

@@ -17,16 +17,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..config import Config
-from ..data import DataError, KeypointDataset, get_profile, synthetic
-from ..data.profiles import DEMO_DATASETS
-from ..io import atomic_write_json
-from ..model import count_parameters
-from ..paths import PathNotFound, inside_package
-from .distributed import all_gather_objects, broadcast_object, cleanup_distributed, device_name, init_distributed
+from ...config import Config
+from ...data import DataError, KeypointDataset, get_profile, synthetic
+from ...data.profiles import DEMO_DATASETS
+from ...io import atomic_write_json
+from ...model import count_parameters
+from ...paths import PathNotFound, inside_package
+from ..distributed import all_gather_objects, broadcast_object, cleanup_distributed, device_name, init_distributed
+from ..inference.predictor import Predictor
+from ..inference.weights import check_inference_weights, checkpoint_config, load_inference_model, resolve_checkpoint
 from .evaluate import evaluate_results, write_metrics_json
-from .inference.predictor import Predictor
-from .inference.weights import check_inference_weights, checkpoint_config, load_inference_model, resolve_checkpoint
 from .results import write_testdev_results
 
 __all__ = ["Predictor", "resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights",
