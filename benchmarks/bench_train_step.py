@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from boir_core import losses as loss_fns  # noqa: E402
 from boir_core.config import load_config  # noqa: E402
 from boir_core.data import KeypointDataset, collate_train  # noqa: E402
-from boir_core.data.synthetic import ensure_synthcrowd  # noqa: E402
+from boir_core.data.sources.synthetic import ensure_synthcrowd  # noqa: E402
 from boir_core.engine.distributed import DistInfo  # noqa: E402
 from boir_core.engine.training.job import TrainingJob, move_batch  # noqa: E402
 from boir_core.engine.training.optimization import Optimization  # noqa: E402

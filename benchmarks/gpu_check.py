@@ -102,7 +102,7 @@ def cuda_tests(tests_on_cpu: bool, device: str) -> dict:
 
 def _synth_batch(cfg, batch: int, workdir: Path):
     from boir_core.data import KeypointDataset, collate_train
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.sources.synthetic import make_synthcrowd
 
     root = workdir / "synthcrowd"
     if not (root / "annotations").is_dir():

@@ -218,8 +218,8 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_prepare_data(args) -> int:
-    """:func:`boir_core.data.prepare.run_command`: list the archives, verify, or prepare a data set."""
-    from .data.prepare import DATASETS, run_command
+    """:func:`boir_core.data.sources.prepare.run_command`: list the archives, verify, or prepare a data set."""
+    from .data.sources.prepare import DATASETS, run_command
 
     named = [args.what] if args.what not in ("list", "verify") else []
     unknown = [d for d in [*named, *(args.datasets or ())] if d not in DATASETS]
@@ -540,7 +540,8 @@ USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCh
                ("boir_core.engine.training.resume_check", "ResumeMismatchError"),
                ("boir_core.model.checkpoints", "CheckpointError"),
                ("boir_core.engine.inference.backends", "BackendUnavailable"),
-               ("boir_core.data.prepare", "PrepareError"), ("boir_core.engine.training.train", "NonFiniteLossError"),
+               ("boir_core.data.sources.prepare", "PrepareError"),
+               ("boir_core.engine.training.train", "NonFiniteLossError"),
                ("boir_core.engine.training.runlock", "RunLockedError"))
 
 #: What to do about an OSError, by errno.

@@ -204,7 +204,7 @@ assert paper_ipe == math.ceil(COCO_TRAIN_IMAGES / PAPER_GPUS) // coco.batch_size
 
 # %%
 if cfg.data.dataset.startswith("synthcrowd"):
-    from boir_core.data.synthetic import ensure_synthcrowd
+    from boir_core.data.sources.synthetic import ensure_synthcrowd
 
     info = ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
     print({k: v for k, v in info.items() if k in ("root", "seconds")})

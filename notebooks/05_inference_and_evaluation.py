@@ -90,7 +90,7 @@ else:
     cfg = load_config("tiny", ["train.epochs=1", "train.max_steps_per_epoch=4", "test.max_images=20", *set_here])
 cfg = cfg.override(f"data.root={paths.resolve(cfg.data.root)}")  # relative to the kit's root, not notebooks/
 if cfg.data.dataset.startswith("synthcrowd"):
-    from boir_core.data.synthetic import ensure_synthcrowd
+    from boir_core.data.sources.synthetic import ensure_synthcrowd
 
     ensure_synthcrowd(cfg.data.root, num_keypoints=cfg.num_keypoints)
 if checkpoint is None:

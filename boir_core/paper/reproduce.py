@@ -46,8 +46,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 
 from ..config import Config, load_config
-from ..data.layout import DataLayoutError, check_layout
-from ..data.synthetic import ensure_synthcrowd
+from ..data.sources.layout import DataLayoutError, check_layout
+from ..data.sources.synthetic import ensure_synthcrowd
 from ..engine.evaluation.evaluate import write_metrics_json
 from ..engine.evaluation.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
 from ..engine.inference.profile import profile
@@ -220,7 +220,7 @@ class PreflightError(ValueError):
 def preflight(runs: Sequence[Run], *, data_root, checkpoint_dir, results_dir=None, train: bool = False,
               overwrite: bool = False, overrides: Sequence[str] = (), device: str = "cpu") -> None:
     """Check what real mode will read, before it runs anything: every data set folder the runs use
-    (:func:`boir_core.data.layout.check_layout`) and every weights file it will evaluate
+    (:func:`boir_core.data.sources.layout.check_layout`) and every weights file it will evaluate
     (:func:`boir_core.engine.evaluation.runner.check_inference_weights`: the row's architecture, backbone width and
     keypoint count, tensor by tensor). Missing data or weights are not problems (those rows are skipped);
     runs whose metrics file is kept are not checked. Raises :class:`PreflightError` listing every problem.

@@ -85,7 +85,7 @@ def _weights_at_first_step(monkeypatch):
 
 @pytest.fixture(scope="module")
 def synth14(tmp_path_factory):
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.sources.synthetic import make_synthcrowd
 
     root = tmp_path_factory.mktemp("synth14")
     make_synthcrowd(root, num_train=4, num_val=1, seed=4, num_keypoints=14, image_size=(112, 144), max_people=2)

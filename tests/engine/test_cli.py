@@ -215,7 +215,7 @@ def test_cli_predict_with_the_shipped_weights_uses_their_config(tiny_synth, tmp_
 
 def test_missing_synthcrowd_is_generated_where_the_config_points_and_said(tmp_path, monkeypatch, capsys):
     from boir_core.config import load_config
-    from boir_core.data import synthetic
+    from boir_core.data.sources import synthetic
     from boir_core.engine.evaluation.runner import prepare_demo_data
 
     monkeypatch.chdir(tmp_path)
@@ -246,7 +246,7 @@ def test_prepare_data_is_a_command_of_the_one_cli(tmp_path, capsys):
     empty root (incomplete: exit 1, the report names what is missing), an unknown data set (one error line,
     exit 2), two data sets to prepare at once (exit 2)."""
     from boir_core.__main__ import main
-    from boir_core.data.prepare import ARCHIVES
+    from boir_core.data.sources.prepare import ARCHIVES
 
     assert main(["prepare-data", "list", "coco"]) == 0
     out = capsys.readouterr().out

@@ -22,7 +22,7 @@ BATCH = 1  # one image per step: the paper-size step is what is checked, not the
 def coco_layout_from_synthcrowd(root: Path, num_train: int) -> Path:
     """A COCO-format set in the layout the coco profile expects (annotations/coco_train.json,
     images/train2017/), made from SynthCrowd images and labels."""
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.sources.synthetic import make_synthcrowd
 
     synth = root / "synth"
     make_synthcrowd(synth, num_train=num_train, num_val=1, seed=11, image_size=(96, 128), max_people=3)

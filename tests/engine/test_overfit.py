@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def _one_image_set(root):
     """SynthCrowd with one image: train lists it twice (a batch of 2 keeps BatchNorm well defined), val once."""
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.sources.synthetic import make_synthcrowd
 
     make_synthcrowd(root, num_train=1, num_val=1, seed=11, image_size=(128, 128), max_people=2)
     train_json = root / "annotations" / "person_keypoints_train.json"

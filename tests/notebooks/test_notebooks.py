@@ -91,7 +91,7 @@ def _coco_format_set(root: Path, n_train: int, n_val: int) -> Path:
     import shutil
 
     from boir_core.data import get_profile
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.sources.synthetic import make_synthcrowd
 
     src = root / "synth"
     make_synthcrowd(src, num_train=n_train, num_val=n_val, seed=3, image_size=(96, 128), max_people=3)

@@ -552,7 +552,7 @@ def _link_tree(src: Path, dst: Path) -> None:
 
 
 def test_mistakes_are_named_before_any_run(installation, tmp_path):
-    from boir_core.data.layout import DataLayoutError, check_layout
+    from boir_core.data.sources.layout import DataLayoutError, check_layout
 
     inst = installation
     res = tmp_path / "results"

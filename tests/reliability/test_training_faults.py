@@ -35,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py; also ma
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.sources.synthetic import make_synthcrowd
 
     root = tmp_path_factory.mktemp("synthcrowd")
     make_synthcrowd(root, num_train=8, num_val=3, seed=3, image_size=(112, 144), max_people=3)

@@ -39,7 +39,7 @@ class _Payload:
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.sources.synthetic import make_synthcrowd
 
     root = tmp_path_factory.mktemp("synthcrowd")
     make_synthcrowd(root, num_train=4, num_val=2, seed=5, image_size=(96, 112), max_people=2)

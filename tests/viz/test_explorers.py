@@ -19,7 +19,7 @@ BOXES = [(3.0, 4.0, 10.0, 14.0), (10.0, 6.0, 9.0, 13.0)]
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import make_synthcrowd
+    from boir_core.data.sources.synthetic import make_synthcrowd
 
     root = tmp_path_factory.mktemp("synth")
     make_synthcrowd(root, num_train=3, num_val=2, seed=1, image_size=(160, 192), max_people=3)

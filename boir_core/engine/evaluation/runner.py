@@ -18,8 +18,9 @@ import torch
 import torch.distributed as dist
 
 from ...config import Config
-from ...data import DataError, KeypointDataset, get_profile, synthetic
+from ...data import DataError, KeypointDataset, get_profile
 from ...data.profiles import DEMO_DATASETS
+from ...data.sources import synthetic
 from ...io import atomic_write_json
 from ...model import count_parameters
 from ...paths import PathNotFound, inside_package
@@ -128,14 +129,14 @@ def default_eval_dir(cfg: Config, checkpoint: str | os.PathLike | None) -> Path:
 
 
 def prepare_demo_data(cfg: Config, say=print) -> bool:
-    """Generate SynthCrowd (the kit's embedded data set, :func:`boir_core.data.synthetic.ensure_synthcrowd` with
+    """Generate SynthCrowd (the kit's embedded data set, :func:`boir_core.data.sources.synthetic.ensure_synthcrowd` with
     its defaults, as ``make demo`` does) when the config uses it and ``data.root`` is SynthCrowd's default
     folder (``data/synthcrowd``, ``data/synthcrowd14`` for 14 keypoints, from the working folder), e.g. a
     ``pip install``-ed kit run in a fresh folder; ``say`` tells where, why and how much. Returns whether it
     generated.
 
     - A complete set, or a folder holding something else (someone's own data), is used as it is.
-    - An incomplete SynthCrowd at the default folder (:func:`~boir_core.data.synthetic.synthcrowd_state`: an
+    - An incomplete SynthCrowd at the default folder (:func:`~boir_core.data.sources.synthetic.synthcrowd_state`: an
       interrupted generation of an older kit) is regenerated, said; never used as it is.
     - Any other ``data.root`` the user named is never generated into: one that does not exist is a
       :class:`~boir_core.paths.PathNotFound` (a mistyped path?), one holding an incomplete SynthCrowd a
@@ -152,8 +153,8 @@ def prepare_demo_data(cfg: Config, say=print) -> bool:
     at_default = root.resolve() == Path(default).resolve()
     if state == "empty" and not at_default:
         return False  # a folder of the user's own: the data set says what it lacks
-    make_it = (f"python -c \"from boir_core.data.synthetic import ensure_synthcrowd; ensure_synthcrowd('{root}', "
-               f"num_keypoints={k})\"")
+    make_it = (f"python -c \"from boir_core.data.sources.synthetic import ensure_synthcrowd; "
+               f"ensure_synthcrowd('{root}', num_keypoints={k})\"")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: the processes would race writing the same files
         raise FileNotFoundError(f"no {cfg.data.dataset} data at data.root={cfg.data.root} ({root.resolve()}: "
                                 f"{detail}); under torchrun generate it first, in one process: {make_it}")

@@ -30,7 +30,7 @@ from typing import Any
 
 from ...config import load_config
 from ...data import get_profile
-from ...data.synthetic import ensure_synthcrowd
+from ...data.sources.synthetic import ensure_synthcrowd
 from ...io import atomic_write_json
 from ...model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
 from ...paths import checkout_root

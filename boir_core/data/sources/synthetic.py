@@ -695,6 +695,7 @@ def _generate_split(root: Path, split: str, count: int, seed: int, num_keypoints
             annotations.append({"id": ann_id, "image_id": image_id, **a})
         images.append({"id": image_id, "file_name": file_name, "width": w, "height": h,
                        "crowdIndex": round(crowd_index(anns), 4)})
+    # the description is part of the files written: the module's first path, so SynthCrowd stays byte-identical
     info = {"description": f"SynthCrowd {split} ({num_keypoints} keypoints), drawn by boir_core.data.synthetic",
             "version": str(GENERATOR_VERSION), "seed": int(seed), "split": split}
     data = {"info": info, "licenses": [], "images": images, "annotations": annotations,

@@ -1,6 +1,6 @@
 """Is a real data set laid out as the kit reads it? Checked before a long job starts, with what was expected where.
 
-``data_scripts/prepare_data.py`` (:mod:`boir_core.data.prepare`) lays out ``<root>/<dataset>`` as the
+``data_scripts/prepare_data.py`` (:mod:`boir_core.data.sources.prepare`) lays out ``<root>/<dataset>`` as the
 profiles read it (``annotations/coco_val.json`` + ``images/val2017/``, ...). A folder arranged some other way
 (the release's own file names, images beside the annotations, a missing image folder) makes every run of that
 data set fail, or worse, be skipped as "no data". :func:`check_layout` tells the three cases apart for each
@@ -21,8 +21,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
+from ..profiles import get_profile
 from .prepare import RECIPES, PrepareError, load_coco_json
-from .profiles import get_profile
 
 __all__ = ["DataLayoutError", "check_layout"]
 
