@@ -1,6 +1,6 @@
 """`make demo`'s figures on this machine's CPU: AP (shipped and fresh weights) and the time of every stage.
 
-Runs the demo (boir_core.engine.demo.run_demo) into a fresh folder: SynthCrowd, evaluation of the shipped
+Runs the demo (boir_core.engine.jobs.demo.run_demo) into a fresh folder: SynthCrowd, evaluation of the shipped
 BoIR and CID (all / crowded / sparse val images), a fresh run of the `demo` config within the demo's time
 budget, drawing and, with --notebooks, the notebooks. Prints the AP table, the measured step time and the
 seconds per stage. Target (issue 13): the whole demo, set-up excluded, in <= 12 min on a 2-core AVX2 CPU
@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from boir_core.engine.demo import DemoOptions, run_demo  # noqa: E402
 from boir_core.engine.distributed import device_name  # noqa: E402
+from boir_core.engine.jobs.demo import DemoOptions, run_demo  # noqa: E402
 
 
 def main() -> None:

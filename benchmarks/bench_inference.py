@@ -54,8 +54,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from boir_core.engine.backends import Runner  # noqa: E402
-from boir_core.engine.decode import decode  # noqa: E402
+from boir_core.engine.inference.backends import Runner  # noqa: E402
+from boir_core.engine.inference.decode import decode  # noqa: E402
 
 CPU_VARIANTS = ("eager", "inference_mode", "fold_bn", "fast_instance", "channels_last", "torch",
                 "onnxruntime", "openvino", "onnxruntime_int8")
@@ -118,7 +118,7 @@ def calibration_images(timed: list, size: int, flip: bool, count: int = 4, seed:
 def make_variant(name: str, model, threads: int, calibration=None):
     """The runner of one variant name (``eager``: test.backend=exact, the plain network in fp32;
     ``onnxruntime_int8`` needs ``calibration``, network inputs to read its activation ranges from)."""
-    from boir_core.engine.backends import TorchRunner, make_runner
+    from boir_core.engine.inference.backends import TorchRunner, make_runner
 
     if name == "eager":  # what test.backend=exact runs
         return make_runner("exact", model)
@@ -334,7 +334,7 @@ def timed_call(obj, method: str, acc: dict, key: str):
 
 def profile_stages(variant: str, model, image, inv, *, flip: bool, threads: int) -> dict:
     """Seconds per stage of one decode of ``image`` by ``variant`` (after one untimed decode)."""
-    from boir_core.engine.backends import OnnxRuntimeRunner, OpenVinoRunner, make_runner
+    from boir_core.engine.inference.backends import OnnxRuntimeRunner, OpenVinoRunner, make_runner
 
     kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
     if variant in ("onnxruntime", "openvino"):
@@ -472,7 +472,7 @@ def deploy_report(model, images, *, flip: bool, threads: int, people=(1, 5, 10, 
     from boir_core.deploy.decode_np import decode_np
     from boir_core.deploy.runtime import OnnxNetwork
     from boir_core.deploy.settings import DecodeSettings
-    from boir_core.engine.export import onnx_graphs
+    from boir_core.engine.inference.export import onnx_graphs
 
     if network is None:
         graphs = onnx_graphs(model.eval().cpu())
@@ -533,11 +533,11 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
     weights. Per variant: AP, AP's change against exact, images whose poses differ (> 0.01 px) and the largest
     difference in image pixels."""
     from boir_core.data import KeypointDataset
-    from boir_core.engine.evaluate import evaluate_results
-    from boir_core.engine.predictor import Predictor
-    from boir_core.engine.quantize import calibration_inputs
-    from boir_core.engine.runner import _subset_gt
-    from boir_core.engine.weights import checkpoint_config, load_inference_model
+    from boir_core.engine.evaluation.evaluate import evaluate_results
+    from boir_core.engine.evaluation.runner import _subset_gt
+    from boir_core.engine.inference.predictor import Predictor
+    from boir_core.engine.inference.quantize import calibration_inputs
+    from boir_core.engine.inference.weights import checkpoint_config, load_inference_model
 
     cfg = checkpoint_config(checkpoint)
     model, _ = load_inference_model(cfg, checkpoint, "cpu")

@@ -7,8 +7,8 @@ Usage::
     python benchmarks/bench_train_step.py --levers layout,optimizer --rounds 5
     python benchmarks/bench_train_step.py --config coco_w32 --device cuda --batch 8 data.root=data/coco
 
-One step = the training loop's own step (``boir_core.engine.job.TrainingJob.step``: forward, every loss term, backward,
-clipping, AdamW) on real batches of the config's training set (SynthCrowd by default; generated when
+One step = the training loop's own step (``boir_core.engine.training.job.TrainingJob.step``: forward, every loss
+term, backward, clipping, AdamW) on real batches of the config's training set (SynthCrowd by default; generated when
 missing). The levers run interleaved, round by round, each on its own copy of the same seeded network, so a
 machine whose load changes during the run shifts them all alike: compare the ratios, and read the absolute
 figures together with the CPU line printed first (``lscpu``). Data loading is timed on its own (the images
@@ -45,11 +45,11 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from boir_core import losses as loss_fns  # noqa: E402
 from boir_core.config import load_config  # noqa: E402
 from boir_core.data import KeypointDataset, collate_train  # noqa: E402
-from boir_core.data.synthetic import SynthCrowdSpec, ensure_synthcrowd  # noqa: E402
+from boir_core.data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd  # noqa: E402
 from boir_core.engine.distributed import DistInfo  # noqa: E402
-from boir_core.engine.job import TrainingJob, move_batch  # noqa: E402
-from boir_core.engine.optimization import Optimization  # noqa: E402
-from boir_core.engine.precision import Precision, amp_settings, cpu_has_native_bf16  # noqa: E402
+from boir_core.engine.training.job import TrainingJob, move_batch  # noqa: E402
+from boir_core.engine.training.optimization import Optimization  # noqa: E402
+from boir_core.engine.training.precision import Precision, amp_settings, cpu_has_native_bf16  # noqa: E402
 from boir_core.model import build_model  # noqa: E402
 
 LEVERS = ("layout", "optimizer", "threads", "precision", "compile", "batch")
@@ -97,7 +97,7 @@ def step_flops(model, batch, channels_last: bool) -> float:
 
 class Setting:
     """One lever setting: its own seeded network and optimiser, stepped by the engine's step
-    (:meth:`~boir_core.engine.job.TrainingJob.step`)."""
+    (:meth:`~boir_core.engine.training.job.TrainingJob.step`)."""
 
     def __init__(self, name: str, cfg, device: torch.device, *, channels_last: bool, fused: bool = False,
                  threads: int | None = None, amp: str | None = None, compile_net: bool = False, batch_mult: int = 1):

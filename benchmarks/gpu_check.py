@@ -102,7 +102,7 @@ def cuda_tests(tests_on_cpu: bool, device: str) -> dict:
 
 def _synth_batch(cfg, batch: int, workdir: Path):
     from boir_core.data import KeypointDataset, collate_train
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = workdir / "synthcrowd"
     if not (root / "annotations").is_dir():
@@ -129,11 +129,11 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
                 workdir: Path) -> dict:
     import torch
 
-    from boir_core.engine.budget import step_seconds_of
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.job import TrainingJob, move_batch
-    from boir_core.engine.optimization import Optimization
-    from boir_core.engine.precision import Precision
+    from boir_core.engine.training.budget import step_seconds_of
+    from boir_core.engine.training.job import TrainingJob, move_batch
+    from boir_core.engine.training.optimization import Optimization
+    from boir_core.engine.training.precision import Precision
     from boir_core.model import build_model, count_parameters
 
     cfg = _train_cfg(name, tiny, device_name, batch, compile_)
@@ -163,10 +163,10 @@ def train_steps(name: str, tiny: bool, device_name: str, batch: int, steps: int,
             first = dt
         if i >= warmup:
             times.append(dt)
-    step = step_seconds_of(times, skip=0)  # the kit's seconds per step: the mean (engine.budget)
+    step = step_seconds_of(times, skip=0)  # the kit's seconds per step: the mean (engine.training.budget)
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     if peak is None:
-        from boir_core.engine.dryrun import peak_rss_bytes
+        from boir_core.engine.jobs.dryrun import peak_rss_bytes
 
         peak = peak_rss_bytes()
     return {"config": cfg.name, "backbone": cfg.model.backbone, "input_size": cfg.data.input_size, "batch": batch,
@@ -182,7 +182,7 @@ def latency(name: str, tiny: bool, device_name: str, repeats: int, warmup: int, 
     import torch
 
     from boir_core.config import load_config
-    from boir_core.engine.predictor import Predictor
+    from boir_core.engine.inference.predictor import Predictor
     from boir_core.model import build_model, count_parameters
 
     ov = [f"test.device={device_name}"]
@@ -220,9 +220,9 @@ def ddp_step(tiny: bool, device_name: str, batch: int, workdir: Path) -> dict:
     import torch.distributed as dist
 
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.job import TrainingJob, move_batch
-    from boir_core.engine.optimization import Optimization
-    from boir_core.engine.precision import Precision
+    from boir_core.engine.training.job import TrainingJob, move_batch
+    from boir_core.engine.training.optimization import Optimization
+    from boir_core.engine.training.precision import Precision
     from boir_core.model import build_model
 
     backend = "nccl" if device_name == "cuda" else "gloo"
@@ -296,7 +296,7 @@ def main(argv=None) -> int:
         torch.backends.cudnn.benchmark = True
         where = f"{torch.cuda.get_device_name(0)}, {torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB"
     else:
-        from boir_core.engine.dryrun import _cpu_name
+        from boir_core.engine.jobs.dryrun import _cpu_name
 
         where = f"CPU: {_cpu_name()}, {torch.get_num_threads()} threads"
     print(f"[gpu_check] {where}; torch {torch.__version__} (CUDA {torch.version.cuda}); budget {args.budget_s:.0f} s"

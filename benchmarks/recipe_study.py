@@ -74,8 +74,8 @@ def cpu_line() -> str:
 
 def run_setting(name: str, overrides: list[str], budget: float, threads: int, val_images: int,
                 work: Path, seed: int) -> dict:
-    from boir_core.engine.demo import _evaluate
-    from boir_core.engine.train import train
+    from boir_core.engine.jobs.demo import _evaluate
+    from boir_core.engine.training.train import train
     from boir_core.paper.seeds import held_out_keypoint_loss
 
     run_dir = work / f"{name}_{int(budget)}s_seed{seed}"

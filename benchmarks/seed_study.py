@@ -43,8 +43,8 @@ def run_one(arch: str, seed: int, steps: int, threads: int, work: Path) -> dict:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from bench_train_step import cpu_description
 
-    from boir_core.engine.demo import _evaluate
-    from boir_core.engine.train import train
+    from boir_core.engine.jobs.demo import _evaluate
+    from boir_core.engine.training.train import train
 
     run_dir = work / f"{arch}_seed{seed}_{steps}steps"
     overrides = ["train.device=cpu", f"train.max_steps={steps}", f"train.seed={seed}", "train.save_every=1000"]

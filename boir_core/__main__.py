@@ -68,7 +68,7 @@ def _config(args):
 
 def _data(cfg) -> None:
     """The embedded SynthCrowd, generated at ``data.root`` (from the working folder) when it is missing."""
-    from .engine.runner import prepare_demo_data
+    from .engine.evaluation.runner import prepare_demo_data
 
     prepare_demo_data(cfg, say=lambda m: print(m, file=sys.stderr))
 
@@ -81,11 +81,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args) -> int:
-    from .engine.train import train
+    from .engine.training.train import train
 
     cfg = _config(args)
     if args.dry_run:
-        from .engine.dryrun import dry_run, format_dry_run
+        from .engine.jobs.dryrun import dry_run, format_dry_run
 
         report = dry_run(cfg, steps=args.dry_run_steps)
         if int(os.environ.get("RANK", "0")) == 0:
@@ -102,7 +102,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .engine.runner import run_evaluation
+    from .engine.evaluation.runner import run_evaluation
 
     cfg = _config(args)
     if args.out:  # before the work: a folder that cannot be written is found now, not after the evaluation
@@ -117,7 +117,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .engine.predict import DRAW_MIN_SCORE, predict
+    from .engine.inference.predict import DRAW_MIN_SCORE, predict
 
     cfg = _config(args)
     min_score = DRAW_MIN_SCORE if args.draw_min_score is None else args.draw_min_score
@@ -148,7 +148,7 @@ config or checkpoint error (no input usable: nothing is written); 1 an internal 
 
 
 def cmd_export(args) -> int:
-    from .engine.export import export_checkpoint
+    from .engine.inference.export import export_checkpoint
 
     if args.calibration is not None and not args.int8:
         from .config import ConfigError
@@ -172,7 +172,7 @@ def cmd_export(args) -> int:
 
 def cmd_convert_checkpoint(args) -> int:
     """Rewrite a trusted file the kit refuses (it holds Python objects) as data (``weights_only=True``)."""
-    from .engine.convert import convert_checkpoint
+    from .engine.training.convert import convert_checkpoint
 
     report = convert_checkpoint(args.file, args.output, trust=args.trust)  # without --trust: refused, nothing read
     print(f"[convert-checkpoint] {report.summary()}")
@@ -180,7 +180,7 @@ def cmd_convert_checkpoint(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from .engine.profile import profile
+    from .engine.inference.profile import profile
 
     cfg = _config(args)
     res = profile(cfg, params_only=args.params_only, input_size=args.input_size, repeats=args.repeats,
@@ -188,14 +188,14 @@ def cmd_profile(args) -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        from .engine.profile import format_profile
+        from .engine.inference.profile import format_profile
 
         print(format_profile(res))
     return 0
 
 
 def cmd_demo(args) -> int:
-    from .engine.demo import DemoOptions, run_demo
+    from .engine.jobs.demo import DemoOptions, run_demo
 
     run_demo(out_dir=args.out, config=args.config or "demo", overrides=args.overrides,
              options=DemoOptions(notebooks=not args.no_notebooks))
@@ -222,8 +222,8 @@ def cmd_book(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    """Versions, CPU, GPUs, weights, data and hub, on one screen or as JSON (:mod:`boir_core.engine.doctor`)."""
-    from .engine.doctor import doctor, format_doctor
+    """Versions, CPU, GPUs, weights, data and hub, on one screen or as JSON (:mod:`boir_core.engine.jobs.doctor`)."""
+    from .engine.jobs.doctor import doctor, format_doctor
 
     report = doctor()
     print(json.dumps(report, indent=2) if args.json else format_doctor(report))
@@ -231,8 +231,8 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_prepare_data(args) -> int:
-    """:func:`boir_core.data.prepare.run_command`: list the archives, verify, or prepare a data set."""
-    from .data.prepare import DATASETS, run_command
+    """:func:`boir_core.data.sources.prepare.run_command`: list the archives, verify, or prepare a data set."""
+    from .data.sources.prepare import DATASETS, run_command
 
     named = [args.what] if args.what not in ("list", "verify") else []
     unknown = [d for d in [*named, *(args.datasets or ())] if d not in DATASETS]
@@ -250,8 +250,8 @@ def cmd_prepare_data(args) -> int:
 
 
 def cmd_ship_demo(args) -> int:
-    """:func:`boir_core.engine.ship_demo.ship`: export, evaluate and record the shipped demo weights."""
-    from .engine.ship_demo import ship
+    """:func:`boir_core.engine.jobs.ship_demo.ship`: export, evaluate and record the shipped demo weights."""
+    from .engine.jobs.ship_demo import ship
 
     curve = json.loads(Path(args.curve).read_text()) if args.curve else []
     entry = ship(args.arch, args.config, args.run_dir, command=args.command, curve=curve,
@@ -558,10 +558,12 @@ FALSE_WORDS = ("", "0", "false", "no", "off")
 #: every ``ValueError`` subclass the kit defines, a ``ValueError`` raised by the data code, every ``OSError``
 #: (missing files, permissions, a full disk) and "cannot read checkpoint" (:func:`describe_error`).
 USER_ERRORS = (("boir_core.config", "ConfigError"), ("boir_core.paths", "NeedsCheckout"),
-               ("boir_core.engine.resume_check", "ResumeMismatchError"),
-               ("boir_core.model.checkpoints", "CheckpointError"), ("boir_core.engine.backends", "BackendUnavailable"),
-               ("boir_core.data.prepare", "PrepareError"), ("boir_core.engine.train", "NonFiniteLossError"),
-               ("boir_core.engine.runlock", "RunLockedError"))
+               ("boir_core.engine.training.resume_check", "ResumeMismatchError"),
+               ("boir_core.model.checkpoints", "CheckpointError"),
+               ("boir_core.engine.inference.backends", "BackendUnavailable"),
+               ("boir_core.data.sources.prepare", "PrepareError"),
+               ("boir_core.engine.training.train", "NonFiniteLossError"),
+               ("boir_core.engine.training.runlock", "RunLockedError"))
 
 #: What to do about an OSError, by errno.
 _OS_HINTS = {errno.EACCES: "check its permissions or choose another path",

@@ -186,7 +186,7 @@ def execute_notebooks(out_dir: str | os.PathLike, names: list[str] | None = None
     ``out_dir`` (papermill, kernel started in ``notebooks/`` as JupyterLab starts it); return name → executed
     notebook. A notebook that fails is a :class:`BookError` naming it and the cell (papermill's message),
     with the partial run left in ``out_dir``."""
-    from .engine.demo import execute_notebook  # local: pulls in torch and the engine, which the build needs not
+    from .engine.jobs.demo import execute_notebook  # local: pulls in torch and the engine, which the build needs not
 
     repo = checkout_root("executing the notebooks for the book")
     sources = sorted((repo / "notebooks").glob("[0-9][0-9]_*.py"))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generate SynthCrowd, the kit's embedded synthetic crowd data set (see :mod:`boir_core.data.synthetic`).
+"""Generate SynthCrowd, the kit's embedded synthetic crowd data set (see :mod:`boir_core.data.sources.synthetic`).
 
     python data_scripts/make_synthetic.py                                   # data/synthcrowd, 2000 / 200 images
     python data_scripts/make_synthetic.py --keypoints 14                    # data/synthcrowd14 (CrowdPose format)
@@ -16,7 +16,7 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # runs from a checkout, installed or not
 
-from boir_core.data import synthetic  # noqa: E402
+from boir_core.data.sources import synthetic  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,7 @@
     python data_scripts/prepare_data.py list                                  # the archive table
 
 Exit status 0: complete; 1: incomplete (the report names what is missing); 2: a usage error. The logic lives
-in :mod:`boir_core.data.prepare`.
+in :mod:`boir_core.data.sources.prepare`.
 """
 import sys
 from pathlib import Path

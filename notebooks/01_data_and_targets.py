@@ -156,7 +156,7 @@ output_size = input_size // 4
 
 # %%
 if data_root is None:
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     data_root = os.path.join(tempfile.gettempdir(), f"boir_nb01_synthcrowd_{num_train}_{num_val}_{seed}")
     if not Path(data_root, "annotations", "person_keypoints_train.json").exists():

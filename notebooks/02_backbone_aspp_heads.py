@@ -74,7 +74,7 @@ import torch
 
 from boir_core import paths
 from boir_core.data.transforms import normalize_image
-from boir_core.engine.runner import checkpoint_config
+from boir_core.engine.evaluation.runner import checkpoint_config
 from boir_core.model import BoIR, build_model, count_parameters, load_weights, parameter_table
 from boir_core.ops import sigmoid_clamp
 from boir_core.viz import figures as fg

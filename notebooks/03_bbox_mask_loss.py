@@ -444,7 +444,7 @@ plt.show()
 # %%
 from boir_core import paths
 from boir_core.config import load_config
-from boir_core.engine.runner import checkpoint_config
+from boir_core.engine.evaluation.runner import checkpoint_config
 from boir_core.model import build_model, load_weights
 from boir_core.viz import figures as fg
 from boir_core.viz import similarity as vs

@@ -33,7 +33,7 @@ show_course_map("04")
 
 # %% [markdown]
 # ## The training loop in brief
-# This notebook explains the training loop of `boir_core.engine.train` and runs it. It starts with what a full
+# This notebook explains the training loop of `boir_core.engine.training.train` and runs it. It starts with what a full
 # schedule does: the training logs of the BoIR and the CID that the kit ships. Then it trains the
 # `tiny` configuration (its own schedule: 2 epochs of 3 iterations) on the embedded SynthCrowd data; papermill
 # parameters turn it into a full GPU run (`config`, `data_root`, `gpus`). A parameter left at `None` takes the
@@ -83,8 +83,8 @@ import numpy as np
 
 from boir_core import paths
 from boir_core.config import load_config
-from boir_core.engine.schedule import warmup_cosine_schedule
-from boir_core.engine.train import train
+from boir_core.engine.training.schedule import warmup_cosine_schedule
+from boir_core.engine.training.train import train
 
 # %matplotlib inline
 
@@ -169,7 +169,7 @@ if study:
 # the plot).
 
 # %%
-from boir_core.engine.schedule import iterations_per_epoch
+from boir_core.engine.training.schedule import iterations_per_epoch
 
 # the COCO train2017 images with at least one non-crowd person with labelled keypoints (56,599 of 118,287): what
 # the loader keeps for training (train_filter "coco"); on your copy: len(KeypointDataset.from_config(cfg, train=True))
@@ -204,7 +204,7 @@ assert paper_ipe == math.ceil(COCO_TRAIN_IMAGES / PAPER_GPUS) // coco.batch_size
 
 # %%
 if cfg.data.dataset.startswith("synthcrowd"):
-    from boir_core.data.synthetic import SynthCrowdSpec, ensure_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
 
     info = ensure_synthcrowd(cfg.data.root, SynthCrowdSpec(num_keypoints=cfg.num_keypoints))
     print({k: v for k, v in info.items() if k in ("root", "seconds")})

@@ -63,8 +63,8 @@ from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data import KeypointDataset, get_profile
 from boir_core.data.transforms import denormalize_image
-from boir_core.engine.predictor import Predictor
-from boir_core.engine.runner import checkpoint_config, run_evaluation
+from boir_core.engine.evaluation.runner import checkpoint_config, run_evaluation
+from boir_core.engine.inference.predictor import Predictor
 from boir_core.viz.draw import draw_poses
 
 # %matplotlib inline
@@ -90,11 +90,11 @@ else:
     cfg = load_config("tiny", ["train.epochs=1", "train.max_steps_per_epoch=4", "test.max_images=20", *set_here])
 cfg = cfg.override(f"data.root={paths.resolve(cfg.data.root)}")  # relative to the kit's root, not notebooks/
 if cfg.data.dataset.startswith("synthcrowd"):
-    from boir_core.data.synthetic import SynthCrowdSpec, ensure_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
 
     ensure_synthcrowd(cfg.data.root, SynthCrowdSpec(num_keypoints=cfg.num_keypoints))
 if checkpoint is None:
-    from boir_core.engine.train import train
+    from boir_core.engine.training.train import train
 
     checkpoint = train(cfg, paths.resolve(fallback_run_dir), resume="or-restart", progress=False).final_weights
     print(f"weights: {checkpoint} (tiny, 4 iterations)")
@@ -225,7 +225,7 @@ print(f"timings per image: {out['timings']}")
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 from boir_core.data.profiles import COCO_SIGMAS
-from boir_core.engine.coco_ap import oks_matrix
+from boir_core.engine.evaluation.coco_ap import oks_matrix
 
 names_coco = get_profile("coco").keypoints
 person = {"keypoints": [v for k in range(17) for v in (100.0 + 3 * k, 200.0 + 2 * k, 2)], "area": 64.0 ** 2}
@@ -263,15 +263,15 @@ oks_explorer = place(OKSExplorer(names_coco, COCO_SIGMAS, keypoint="nose", error
 # (AP50, AP75: one threshold; AP_M / AP_L: only medium (32²–96² px) or large people). **AR** averages the
 # final recall over the same thresholds.
 #
-# `boir_core.engine.coco_ap` writes this out in plain loops. A model trained for a few iterations scores 0,
+# `boir_core.engine.evaluation.coco_ap` writes this out in plain loops. A model trained for a few iterations scores 0,
 # so to get telling numbers we score a *stand-in* for predictions: the ground truth with noise added, some
 # people left out and some random poses added. The plain version must reproduce pycocotools.
 
 # %%
 import json
 
-from boir_core.engine.coco_ap import crowd_index, keypoint_ap, oks_matrix
-from boir_core.engine.evaluate import evaluate_results
+from boir_core.engine.evaluation.coco_ap import crowd_index, keypoint_ap, oks_matrix
+from boir_core.engine.evaluation.evaluate import evaluate_results
 
 gt_file = Path(cfg.data.root) / "annotations" / f"person_keypoints_{cfg.data.test_split}.json"
 gt_all = json.loads(gt_file.read_text())

@@ -89,8 +89,8 @@ import torch
 from boir_core import paths
 from boir_core.config import load_config
 from boir_core.data.annotations import read_image
-from boir_core.engine.predictor import Predictor
-from boir_core.engine.runner import checkpoint_config, load_inference_model
+from boir_core.engine.evaluation.runner import checkpoint_config, load_inference_model
+from boir_core.engine.inference.predictor import Predictor
 from boir_core.viz import figures as fg
 from boir_core.viz import similarity as vs
 from boir_core.viz.training import shipped_description
@@ -159,7 +159,7 @@ def get_model(arch, config, checkpoint):
     cfg = load_config("tiny", ov)
     if int(train_iters) <= 0:
         return cfg, load_inference_model(cfg, None, device)[0], "random weights"
-    from boir_core.engine.train import train
+    from boir_core.engine.training.train import train
 
     weights = train(cfg, work_dir / f"{arch}_tiny_it{train_iters}", resume="or-restart",
                     progress=False).final_weights

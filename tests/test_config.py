@@ -243,7 +243,7 @@ def test_the_backend_and_data_set_choices_come_from_the_one_table_of_names():
 
     from boir_core.config import BACKENDS, DATASET_KEYPOINTS, TestConfig
     from boir_core.config.schema import DataConfig
-    from boir_core.engine import backends
+    from boir_core.engine.inference import backends
 
     assert backends.BACKENDS is BACKENDS == ("exact", "torch", "onnxruntime", "openvino", "onnxruntime_int8")
     # Optional: unset (None) means the command's default (docs/inference.md#exact-and-fast-inference)

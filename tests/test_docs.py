@@ -196,7 +196,8 @@ def test_the_architecture_page_quotes_todays_counts():
 
 def test_arch_counts_measures_lengths_parameters_and_circles(tmp_path, monkeypatch):
     """The counter on a made-up package: a long function, one with 7 loose parameters (self not counted), a
-    network constructor apart, a data table left out, and an import circle closed only inside a function."""
+    network constructor apart, a data table left out, an import circle closed only inside a function, and the
+    modules counted by the package they sit in (a sub-package a room of its own)."""
     ac = _arch_counts()
     pkg = tmp_path / "boir_core"
     (pkg / "model").mkdir(parents=True)
@@ -212,6 +213,9 @@ def test_arch_counts_measures_lengths_parameters_and_circles(tmp_path, monkeypat
     (pkg / "model" / "net.py").write_text(
         "import torch.nn as nn\n\nclass Net(nn.Module):\n    def __init__(self, a, b, c, d, e, f, g):\n"
         "        super().__init__()\n")
+    (pkg / "model" / "parts").mkdir()
+    (pkg / "model" / "parts" / "__init__.py").write_text("")
+    (pkg / "model" / "parts" / "head.py").write_text("X = 1\n")
     monkeypatch.setattr(ac, "REPO", tmp_path)
     monkeypatch.setattr(ac, "PACKAGE", pkg)
     m = ac.measure()
@@ -219,3 +223,4 @@ def test_arch_counts_measures_lengths_parameters_and_circles(tmp_path, monkeypat
     assert m["over_6_parameters"] == [(7, "boir_core.a.K.many")]
     assert m["network_constructors_over_6"] == [(7, "boir_core.model.net.Net.__init__")]
     assert m["import_circles"] == [] and m["deferred_import_circles"] == [["boir_core.a", "boir_core.b"]]
+    assert m["rooms"] == {"boir_core": 3, "boir_core.model": 2, "boir_core.model.parts": 2}  # by the package

@@ -157,8 +157,8 @@ def test_profile_from_a_folder_outside_the_checkout(installed):
 def test_predict_evaluate_export_and_train_with_the_shipped_weights(installed, tmp_path):
     import cv2
 
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
-    from boir_core.engine.predict import predict
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.engine.inference.predict import predict
     from boir_core.model.demo_weights import shipped_checkpoint, shipped_config
 
     user, before = installed.user, installed.package_files()

@@ -8,7 +8,7 @@ import torch
 
 from boir_core import paths
 from boir_core.config import load_config
-from boir_core.engine.runner import checkpoint_config
+from boir_core.engine.evaluation.runner import checkpoint_config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -31,7 +31,7 @@ WORK = REPO / "build" / "mutation"
 
 #: group -> (files to mutate, mutant-name filters (empty: all), tests that cover them)
 GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
-    "schedule": (["boir_core/engine/schedule.py"], [], ["tests/engine/test_schedule.py"]),
+    "schedule": (["boir_core/engine/training/schedule.py"], [], ["tests/engine/test_schedule.py"]),
     "losses": (["boir_core/losses/*"], [], ["tests/losses"]),
     # the files a researcher's numbers depend on most: the box loss and the paper's Bbox Mask Loss path
     "losses_paper": (["boir_core/losses/box.py", "boir_core/losses/bbox_mask.py",
@@ -40,12 +40,12 @@ GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
     # Loss and the shared helpers
     "losses_rest": (["boir_core/losses/focal.py", "boir_core/losses/contrastive.py", "boir_core/losses/total.py",
                      "boir_core/losses/bbox_mask_release.py", "boir_core/losses/_common.py"], [], ["tests/losses"]),
-    "decode": (["boir_core/engine/decode.py"], [],
+    "decode": (["boir_core/engine/inference/decode.py"], [],
                ["tests/engine/test_decode.py", "tests/engine/test_decode_config.py"]),
     "targets": (["boir_core/data/targets.py"], [], ["tests/data/test_targets.py"]),
-    "evaluate": (["boir_core/engine/evaluate.py"], [], ["tests/engine/test_evaluate.py"]),
+    "evaluate": (["boir_core/engine/evaluation/evaluate.py"], [], ["tests/engine/test_evaluate.py"]),
     # the optimisation step only (the rest of the job and train.py is I/O and bookkeeping tested elsewhere)
-    "train_step": (["boir_core/engine/job.py"], ["boir_core.engine.job.xǁTrainingJobǁstep*"],
+    "train_step": (["boir_core/engine/training/job.py"], ["boir_core.engine.training.job.xǁTrainingJobǁstep*"],
                    ["tests/engine/test_train_wiring.py"]),
 }
 DO_NOT_MUTATE = ["boir_core/losses/reference.py"]  # the loop oracles the tests compare against

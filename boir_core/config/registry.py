@@ -5,11 +5,12 @@ They live in the config room, the lowest, so that the config's types are built f
 (:class:`~boir_core.config.DataConfig` ``dataset``, :class:`~boir_core.config.TestConfig` ``backend``,
 ``Config.num_keypoints``) and every higher room reads the same table: :mod:`boir_core.data.profiles` holds each
 data set's full profile (keypoint names, skeleton, sigmas, files, rules) and checks on import that it agrees
-with :data:`DATASET_KEYPOINTS`; :mod:`boir_core.engine.backends` builds a runner for each name of
+with :data:`DATASET_KEYPOINTS`; :mod:`boir_core.engine.inference.backends` builds a runner for each name of
 :data:`BACKENDS`.
 
 A new data set: its line here and its profile in ``data/profiles.py``. A new backend: its name here and its
-runner in ``engine/backends.py``. A data set of one's own needs neither: ``data.dataset: custom`` (:data:`CUSTOM`)
+runner in ``engine/inference/backends.py``.
+A data set of one's own needs neither: ``data.dataset: custom`` (:data:`CUSTOM`)
 takes its keypoints from its annotation file and the config's ``data.keypoints`` block
 (:mod:`boir_core.data.custom`, docs/custom_keypoints.md).
 """
@@ -28,5 +29,5 @@ DATASET_NAMES: tuple[str, ...] = (*DATASET_KEYPOINTS, CUSTOM)
 #: Who runs the network at inference (``test.backend``): PyTorch as trained (``exact``, the release's poses),
 #: PyTorch with eval-only speed-ups (``torch``), the two pip extras that run the exported ONNX graphs, and ONNX
 #: Runtime on the dense graph quantised to INT8 (``onnxruntime_int8``, calibrated on ``test.calibration_images``
-#: train images; docs: :mod:`boir_core.engine.backends`, docs/inference.md#exact-and-fast-inference).
+#: train images; docs: :mod:`boir_core.engine.inference.backends`, docs/inference.md#exact-and-fast-inference).
 BACKENDS: tuple[str, ...] = ("exact", "torch", "onnxruntime", "openvino", "onnxruntime_int8")

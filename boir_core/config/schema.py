@@ -132,7 +132,7 @@ class TrainConfig:
     compile: bool = False
     save_every: int = 2
     max_steps_per_epoch: int = 0  # 0: the whole epoch
-    # the run's length (boir_core.engine.budget): max_steps > 0 runs exactly that many steps (it wins over the
+    # the run's length (boir_core.engine.training.budget): max_steps > 0 runs exactly that many steps (it wins over the
     # budget); time_budget_s > 0 times a few steps on this machine and runs as many as fit in the budget
     max_steps: int = 0
     time_budget_s: float = 0.0
@@ -150,15 +150,15 @@ class TestConfig:
     oks_nms_threshold: float = 0.8  # 0.7 for OCHuman
     evaluator: Literal["pycocotools", "faster-coco-eval"] = "pycocotools"
     max_images: int = 0  # 0: all
-    # who runs the network (boir_core.engine.backends; the names: config.registry.BACKENDS). Unset (null): exact
-    # where numbers are reported (evaluate, reproduce, the notebooks' metrics), torch (fast) for predict and
-    # profile (docs/inference.md#exact-and-fast-inference)
+    # who runs the network (boir_core.engine.inference.backends; the names: config.registry.BACKENDS).
+    # Unset (null): exact where numbers are reported (evaluate, reproduce, the notebooks' metrics), torch (fast)
+    # for predict and profile (docs/inference.md#exact-and-fast-inference)
     backend: Optional[BackendName] = None
     # where inference runs (evaluate, predict, profile, the notebooks): "auto" (a GPU if there is one), "cpu",
     # "cuda", "cuda:1", ...; training's device is train.device
     device: str = "auto"
     # test.backend=onnxruntime_int8 (and boir export --int8): how many train-split images calibrate the INT8
-    # activation ranges (boir_core.engine.quantize)
+    # activation ranges (boir_core.engine.inference.quantize)
     calibration_images: int = 16
 
 

@@ -11,7 +11,8 @@
 - :mod:`.custom`: ``data.dataset: custom`` (a keypoint set from its COCO-format file); :func:`profile_for`, a
   config's profile.
 - :mod:`.collate`: :func:`collate_train`, :func:`collate_test`.
-- ``synthetic`` / ``prepare``: the SynthCrowd generator and the real-data preparation (imported on use).
+- :mod:`.sources`: where the files come from, apart from the pipeline: ``synthetic`` (the SynthCrowd
+  generator), ``prepare`` (the real data sets from their archives), ``layout`` (imported on use).
 """
 from .annotations import DataError, read_image
 from .collate import collate_test, collate_train

@@ -158,7 +158,7 @@ PROFILES: dict[str, DatasetProfile] = {
         train_filter="any", small_person_no_center=True, crowd_ignore_mask=False, has_crowd_index=False,
         title="OCHuman",
     ),
-    # the embedded synthetic sets (boir_core.data.synthetic): COCO rules / CrowdPose rules
+    # the embedded synthetic sets (boir_core.data.sources.synthetic): COCO rules / CrowdPose rules
     "synthcrowd": _coco_like("synthcrowd", "annotations/person_keypoints_{split}.json", "images/{split}",
                              "SynthCrowd", synthetic=True),
     "synthcrowd14": _crowdpose_like(
@@ -184,7 +184,7 @@ _check_agrees_with_registry(PROFILES, DATASET_KEYPOINTS)
 
 #: Every data-set name the kit knows, in registry order.
 DATASETS: tuple[str, ...] = tuple(PROFILES)
-#: The paper's data sets (prepared from downloads by :mod:`boir_core.data.prepare`).
+#: The paper's data sets (prepared from downloads by :mod:`boir_core.data.sources.prepare`).
 REAL_DATASETS: tuple[str, ...] = tuple(n for n, p in PROFILES.items() if not p.synthetic)
 #: The embedded synthetic sets (results on them are demo results).
 DEMO_DATASETS: tuple[str, ...] = tuple(n for n, p in PROFILES.items() if p.synthetic)

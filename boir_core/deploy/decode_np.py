@@ -1,7 +1,7 @@
 """The released decoding (docs/inference.md#decoding-steps) in numpy only: no torch, nor any part of the kit
 that imports it.
 
-:func:`decode_np` is :func:`boir_core.engine.decode.decode` step for step, for a deployment that runs the two
+:func:`decode_np` is :func:`boir_core.engine.inference.decode.decode` step for step, for a deployment that runs the two
 exported graphs (docs/inference.md#deployment-folder) with ONNX Runtime. Its network is anything with the two
 calls of a backend runner, on numpy arrays:
 
@@ -33,7 +33,7 @@ __all__ = ["NpDecodeResult", "Network", "decode_np", "sigmoid_clamp", "smooth_he
 #: probabilities are clamped to [CLAMP_EPS, 1 - CLAMP_EPS] after the sigmoid (boir_core.ops.CLAMP_EPS)
 CLAMP_EPS = 1e-4
 _LO, _HI = np.float32(CLAMP_EPS), np.float32(1 - CLAMP_EPS)
-_EPS = 2.220446049250313e-16  # np.spacing(1), as boir_core.engine.oks: a zero area never divides by zero
+_EPS = 2.220446049250313e-16  # np.spacing(1), as boir_core.engine.inference.oks: a zero area never divides by zero
 _CHUNK = 2  # people whose instance heatmaps are decoded together
 
 
@@ -156,7 +156,7 @@ def _as_affine(m: Any) -> np.ndarray:
     return a
 
 
-# ---- OKS-NMS (boir_core.engine.oks, docs/inference.md#oks-nms) ------------------------------------------
+# ---- OKS-NMS (boir_core.engine.inference.oks, docs/inference.md#oks-nms) ------------------------------------------
 
 def check_sigmas(sigmas: Sequence[float], num_keypoints: int | None = None) -> np.ndarray:
     """The K true OKS σ as float64; refuses a wrong count or the release's ten-times values (0.26)."""
@@ -229,8 +229,9 @@ def _mean_over_keypoints(scores: np.ndarray) -> np.ndarray:
 def decode_np(network: Network, image: np.ndarray, trans_inv: Any, settings: DecodeSettings, *,
               image_id: int = 0, stride: int = 4) -> NpDecodeResult:
     """Decode the people in one resized, normalised image ``[3, H', W']`` float32 (the network's canvas) as
-    :func:`boir_core.engine.decode.decode` does, with its ``settings`` (:class:`~.settings.DecodeSettings`, e.g.
-    ``DecodeSettings.of(deploy.json's decode)``); ``trans_inv`` maps canvas pixels to the original image."""
+    :func:`boir_core.engine.inference.decode.decode` does, with its ``settings``
+    (:class:`~.settings.DecodeSettings`, e.g. ``DecodeSettings.of(deploy.json's decode)``); ``trans_inv`` maps canvas
+    pixels to the original image."""
     flip_test, flip_index, max_proposals = settings.flip_test, settings.flip_index, settings.max_proposals
     center_pool_kernel = settings.center_pool_kernel
     image = np.asarray(image)

@@ -1,15 +1,14 @@
-"""boir_core.engine: training, inference decoding, evaluation, prediction, profiling and the demo.
+"""boir_core.engine: training, inference, evaluation and the jobs built on them, in that order.
 
-- :mod:`.train`: :func:`~boir_core.engine.train.train` (AdamW, warm-up + cosine, AMP, DDP, checkpoints)
-  and its parts: :mod:`.precision` (AMP), :mod:`.optimization`, :mod:`.schedule`, :mod:`.seeding`,
-  :mod:`.resume_check`, :mod:`.metrics_log`, :mod:`.budget`, :mod:`.checkpointing`, :mod:`.distributed`,
-  :mod:`.runlock`, :mod:`.effective_batch` (processes x batch x accumulate, and the paper's)
-- :mod:`.decode`: the released inference decoding (docs/inference.md#decoding-steps); :mod:`.oks`: OKS and OKS-NMS
-- :mod:`.evaluate`: COCO / OCHuman (pycocotools, faster-coco-eval) and CrowdPose protocols, metrics JSON
-- :mod:`.weights`: load a model from any known checkpoint; :mod:`.backends`: who runs the network (runners);
-  :mod:`.predictor`: :class:`~boir_core.engine.predictor.Predictor`, the one inference path (weights, device,
-  backend, decode settings); :mod:`.runner`: evaluate a data set through it
-- :mod:`.predict`, :mod:`.profile`, :mod:`.demo`, :mod:`.doctor`: the CLI's other jobs
+- :mod:`.training`: one training run (:func:`~boir_core.engine.training.job.build_job`, the step, the loop
+  :func:`~boir_core.engine.training.train.train`, its length, precision, schedule, checkpoints, resume)
+- :mod:`.inference`: one prediction (weights, the runners of :mod:`~boir_core.engine.inference.backends`, export,
+  :mod:`~boir_core.engine.inference.decode`, :class:`~boir_core.engine.inference.predictor.Predictor`,
+  predict, profile)
+- :mod:`.evaluation`: a data set through the predictor, scored (COCO / OCHuman / CrowdPose protocols)
+- :mod:`.jobs`: demo, dry run, shipping the demo weights, doctor
+- :mod:`.distributed`: devices and the process group, used by training, inference and evaluation alike
 
-Submodules are imported on use, so ``import boir_core.engine`` stays light.
+Training and inference never import each other; evaluation builds on inference; the jobs on all three
+(``tests/test_rooms.py``). Submodules are imported on use, so ``import boir_core.engine`` stays light.
 """

@@ -72,7 +72,7 @@ __all__ = [
 #: Tag of our own checkpoint format.
 FORMAT_TAG = "boir_kit.model"
 FORMAT_VERSION = 1
-#: Tag of our training state (``checkpoints/last.pt``, :mod:`boir_core.engine.checkpointing`): its weights are
+#: Tag of our training state (``checkpoints/last.pt``, :mod:`boir_core.engine.training.checkpointing`): its weights are
 #: its ``model_state``, its training config its ``config``.
 TRAIN_STATE_FORMAT = "boir-kit-train-state/2"
 

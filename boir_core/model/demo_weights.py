@@ -10,7 +10,7 @@ the exact command that reproduces it, a summary of its training log (the log its
     cfg = shipped_config("boir")        # the config it was trained with
 
 :func:`export_demo_weights` writes them from a finished run folder (fp16, at most :data:`MAX_BYTES`);
-``python -m boir_core ship-demo`` (:mod:`boir_core.engine.ship_demo`) exports, evaluates and records them.
+``python -m boir_core ship-demo`` (:mod:`boir_core.engine.jobs.ship_demo`) exports, evaluates and records them.
 """
 from __future__ import annotations
 

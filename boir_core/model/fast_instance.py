@@ -15,7 +15,7 @@ InstanceNorm follows (BoIR: the norm removes any per-channel constant exactly).
 
 Everything is batched (matrix products over [V, n·c, c] × [V, c, H·W]); there is no Python loop over
 people or views, and the same code traces to ONNX with a dynamic number of people and a dynamic map size
-(:mod:`boir_core.engine.export`). ``tests/model/test_fast_instance.py`` checks it against the readable head.
+(:mod:`boir_core.engine.inference.export`). ``tests/model/test_fast_instance.py`` checks it against the readable head.
 """
 from __future__ import annotations
 

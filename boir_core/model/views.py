@@ -2,8 +2,8 @@
 docs/inference.md#flip-test).
 
 The mirrored views' feature maps are flipped back at the feature level, so every view is aligned with the
-image. This is written once, here: every runner of :mod:`boir_core.engine.backends` and the exported ONNX
-graph (:mod:`boir_core.engine.export`) call :func:`dense_views`; the instance head over the views is
+image. This is written once, here: every runner of :mod:`boir_core.engine.inference.backends` and the exported ONNX
+graph (:mod:`boir_core.engine.inference.export`) call :func:`dense_views`; the instance head over the views is
 :func:`boir_core.model.fast_instance.views_heatmaps` (or the network's own ``instance_heatmaps``).
 """
 from __future__ import annotations

@@ -39,7 +39,7 @@ import yaml
 
 from ..config import Config, configs_dir, load_config
 from ..data.profiles import REAL_DATASETS, get_profile
-from ..engine.checkpointing import run_weights
+from ..engine.inference.weights import run_weights
 from .results import load_results
 from .values import ABLATION_KEYS, RUN_SPECS, TABLES, all_keys, rows_for_key, tables_for
 

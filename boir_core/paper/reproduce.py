@@ -14,7 +14,7 @@ Every metrics file records the preset that produced its weights (``preset``: ``p
   ``ochuman/``, laid out as :mod:`boir_core.data.profiles` expects) and weights under ``checkpoint_dir``.
   Tables 1, 2, 3, 6 evaluate released (or our own) checkpoints; Tables 4 and 7 train (``train=True``) and
   evaluate one config per row (``configs/ablations/<key>.yaml``); Table 5 is measured live by
-  :func:`boir_core.engine.profile.profile`. A run whose data or weights are missing is skipped and its row
+  :func:`boir_core.engine.inference.profile.profile`. A run whose data or weights are missing is skipped and its row
   shows the command that produces it. Data or weights that are there but wrong (a folder laid out another
   way, a CrowdPose file without ``crowdIndex``, a weights file of another architecture, width or keypoint
   count) stop the job before any run starts (:func:`preflight`, :class:`PreflightError`). ``overrides``
@@ -46,12 +46,12 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 
 from ..config import Config, load_config
-from ..data.layout import DataLayoutError, check_layout
-from ..data.synthetic import SynthCrowdSpec, ensure_synthcrowd
-from ..engine import train as training  # train() through its module (tests stand in for it there)
-from ..engine.evaluate import write_metrics_json
-from ..engine.profile import profile
-from ..engine.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
+from ..data.sources.layout import DataLayoutError, check_layout
+from ..data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
+from ..engine.evaluation.evaluate import write_metrics_json
+from ..engine.evaluation.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
+from ..engine.inference.profile import profile
+from ..engine.training import train as training  # train() through its module (tests stand in for it there)
 from ..io import atomic_write_text
 from ..model import CheckpointError
 from ..paths import default_checkpoint
@@ -239,8 +239,8 @@ class PreflightError(ValueError):
 def preflight(runs: Sequence[Run], options: ReproduceOptions, *, device: str = "cpu") -> None:
     """Check what real mode will read (``options``: ``data_root``, ``checkpoint_dir``, ``results_dir``, ``train``,
     ``overwrite``, ``overrides``), before it runs anything: every data set folder the runs use
-    (:func:`boir_core.data.layout.check_layout`) and every weights file it will evaluate
-    (:func:`boir_core.engine.runner.check_inference_weights`: the row's architecture, backbone width and
+    (:func:`boir_core.data.sources.layout.check_layout`) and every weights file it will evaluate
+    (:func:`boir_core.engine.evaluation.runner.check_inference_weights`: the row's architecture, backbone width and
     keypoint count, tensor by tensor). Missing data or weights are not problems (those rows are skipped);
     runs whose metrics file is kept are not checked. Raises :class:`PreflightError` listing every problem.
     """

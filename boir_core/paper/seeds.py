@@ -13,8 +13,8 @@ import torch
 
 from ..config import Config, load_config
 from ..data import KeypointDataset, collate_train
-from ..engine.resume_check import RESUME_FREE_KEYS
-from ..engine.runner import load_inference_model
+from ..engine.evaluation.runner import load_inference_model
+from ..engine.training.resume_check import RESUME_FREE_KEYS
 from ..losses import instance_heatmap_loss
 from .plan import _base
 from .reproduce import _demo_data, _log_default, _train
@@ -69,7 +69,7 @@ def _training_keys(d: dict, prefix: str = "") -> dict:
 
 def run_fingerprint(cfg: Config) -> str:
     """8 hex digits of SHA-256 over what defines a training run: every config key a resume compares (all but
-    :data:`~boir_core.engine.resume_check.RESUME_FREE_KEYS`: where and how it runs)."""
+    :data:`~boir_core.engine.training.resume_check.RESUME_FREE_KEYS`: where and how it runs)."""
     text = json.dumps(_training_keys(cfg.to_dict()), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..data.transforms import AffineParams, denormalize_image
-from ..engine.decode import decode
+from ..engine.inference.decode import decode
 from ..losses.bbox_mask import BboxMaskSettings, bbox_mask_terms
 from .draw import draw_poses
 from .figures import feature_at, similarity_from_point

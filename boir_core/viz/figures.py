@@ -282,7 +282,7 @@ def prepare_image(image: np.ndarray, input_size: int) -> dict[str, Any]:
     """The test-time resize of an RGB image (docs/inference.md#test-time-resize): ``image``
     (normalised tensor [3, H', W'] for the model), ``canvas`` (RGB uint8 as the model sees it), ``matrix``
     (original → canvas) and ``meta`` (``trans_inv``: canvas → original, what
-    :func:`boir_core.engine.decode.decode` needs)."""
+    :func:`boir_core.engine.inference.decode.decode` needs)."""
     x = eval_input(image, input_size)
     return {"image": torch.from_numpy(x.image), "canvas": x.canvas, "matrix": x.resize.matrix,
             "meta": {"trans_inv": x.resize.trans_inv}}

@@ -2,7 +2,7 @@
 
 Same shape as :mod:`boir_core.viz.explorers` (``compute`` → plain numbers, ``draw`` → a figure; place them with
 :func:`boir_core.viz.explorers.place`). Every number they show comes from the kit's own function, not from a
-copy of the formula: :func:`boir_core.losses.psi`, :func:`boir_core.engine.coco_ap.oks_matrix`,
+copy of the formula: :func:`boir_core.losses.psi`, :func:`boir_core.engine.evaluation.coco_ap.oks_matrix`,
 :func:`boir_core.losses.focal_loss`.
 
 - :class:`KernelExplorer` (notebook 03): the Bbox Mask Loss kernel ψ = exp(−β/D·r) against r = ‖a − b‖², for β
@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..engine.coco_ap import OKS_THRESHOLDS, oks_matrix
+from ..engine.evaluation.coco_ap import OKS_THRESHOLDS, oks_matrix
 from ..losses import focal_loss, psi
 from .explorers import Explorer, _dropdown, _figure, _slider
 
@@ -106,7 +106,7 @@ class KernelExplorer(Explorer):
 # ---------------------------------------------------------------- notebook 05: OKS
 class OKSExplorer(Explorer):
     """One keypoint's OKS term exp(−d²/(2·s²·(2σ)²)) against the error d (px) and the person's size s (√area),
-    computed by :func:`boir_core.engine.coco_ap.oks_matrix` on a person with that one keypoint labelled. The
+    computed by :func:`boir_core.engine.evaluation.coco_ap.oks_matrix` on a person with that one keypoint labelled. The
     right panel gives every keypoint type's term at the same d and s."""
 
     SIZES = (32.0, 64.0, 128.0, 256.0)

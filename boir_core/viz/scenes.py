@@ -20,11 +20,12 @@ import numpy as np
 from .. import paths
 from ..data import get_profile
 from ..data.annotations import read_image
-from ..data.synthetic import SynthCrowdSpec, ensure_synthcrowd
+from ..data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
 
 __all__ = ["FULL_SET", "synthcrowd_root", "Picture", "val_pictures", "keypoint_center"]
 
-#: where ``make demo`` (and ``boir_core.data.synthetic``) generate the full SynthCrowd, relative to the kit's root
+#: where ``make demo`` (and ``boir_core.data.sources.synthetic``) generate the full SynthCrowd, relative to the
+#: kit's root
 FULL_SET = "data/synthcrowd"
 
 

@@ -1,7 +1,7 @@
 """Training logs as data and as figures: a run's ``metrics.jsonl``, and the shipped demo models' logs.
 
 * :func:`read_metrics` — the records of a ``metrics.jsonl`` (one JSON object a line, written by
-  :class:`boir_core.engine.metrics_log.MetricsLog`); a bad line is an error naming the file and the line.
+  :class:`boir_core.engine.training.metrics_log.MetricsLog`); a bad line is an error naming the file and the line.
 * :func:`metric_series` — per key, the steps and values of the ``iter`` records (one logged batch each) or of
   the ``epoch`` records (means over an epoch), keyed by the global step ``iter``.
 * :func:`shipped_training_log` — what the kit knows about how a shipped demo model

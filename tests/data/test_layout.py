@@ -1,4 +1,4 @@
-"""boir_core.data.layout.check_layout: present / absent / laid out differently, and CrowdPose's crowdIndex.
+"""boir_core.data.sources.layout.check_layout: present / absent / laid out differently, and CrowdPose's crowdIndex.
 
 Tiny folders built here; the end-to-end use (make reproduce's pre-flight on a prepared installation) is
 tests/paper/test_reproduce_real.py."""
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from boir_core.data.layout import DataLayoutError, check_layout
+from boir_core.data.sources.layout import DataLayoutError, check_layout
 
 
 def _json(path: Path, images: list[dict]) -> Path:

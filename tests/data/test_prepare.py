@@ -1,4 +1,4 @@
-"""Real-data preparation (boir_core.data.prepare) on small fake releases built in tmp_path.
+"""Real-data preparation (boir_core.data.sources.prepare) on small fake releases built in tmp_path.
 
 The fakes mimic the real file names and folder structure (COCO's zips, CrowdPose's loose JSONs and
 images/ folder, OCHuman's images.tar.gz); the expected counts are passed in, the real ones being
@@ -21,7 +21,7 @@ import pytest
 
 from boir_core.__main__ import main as cli_main
 from boir_core.data import KeypointDataset, SampleSettings
-from boir_core.data import prepare as P
+from boir_core.data.sources import prepare as P
 
 QUIET = P.PrepareOptions(progress=False)
 DOWNLOAD = P.PrepareOptions(download_missing=True, progress=False)

@@ -72,9 +72,9 @@ def test_the_profiles_are_the_one_registry_of_data_set_names():
     import typing
 
     from boir_core.config import DATASET_KEYPOINTS, Config, DataConfig
-    from boir_core.data.prepare import DATASETS as PREPARED
     from boir_core.data.profiles import DATASETS, DEMO_DATASETS, REAL_DATASETS
-    from boir_core.engine.evaluate import DATASET_PROTOCOLS
+    from boir_core.data.sources.prepare import DATASETS as PREPARED
+    from boir_core.engine.evaluation.evaluate import DATASET_PROTOCOLS
     from boir_core.paper import DATASETS as PAPER_DATASETS
     from boir_core.paper import DEMO_DATASETS as PAPER_DEMO
     from boir_core.paper.plan import REAL_DATASETS as REPRODUCED

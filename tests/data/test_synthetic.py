@@ -1,4 +1,4 @@
-"""SynthCrowd (boir_core.data.synthetic): determinism, formats, geometry of the labels, crowdIndex, caching.
+"""SynthCrowd (boir_core.data.sources.synthetic): determinism, formats, geometry of the labels, crowdIndex, caching.
 
 Small sets (6 train / 2 val images). The oracles are written here from the documented definitions:
 occlusion from the people's masks and depth order, crowdIndex from the annotations, the CrowdPose names
@@ -18,7 +18,7 @@ import pytest
 from pycocotools.coco import COCO
 
 from boir_core.data import KeypointDataset, SampleSettings
-from boir_core.data import synthetic as S
+from boir_core.data.sources import synthetic as S
 
 N_TRAIN, N_VAL = 6, 2
 CROWDPOSE_NAMES = [

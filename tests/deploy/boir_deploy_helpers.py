@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from boir_core.engine.backends import Runner
+from boir_core.engine.inference.backends import Runner
 
 
 class NumpyNet:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from boir_core.data import get_profile
-from boir_core.data.synthetic import render_scene
-from boir_core.engine.decode import decode_kwargs_from_config
-from boir_core.engine.runner import load_inference_model
+from boir_core.data.sources.synthetic import render_scene
+from boir_core.engine.evaluation.runner import load_inference_model
+from boir_core.engine.inference.decode import decode_kwargs_from_config
 from boir_core.model.demo_weights import shipped_config
 
 

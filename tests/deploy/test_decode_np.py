@@ -17,8 +17,8 @@ from boir_deploy_helpers import NumpyNet, SharedNet, assert_same_poses
 import boir_core.deploy.decode_np as D
 from boir_core.data.transforms import eval_input
 from boir_core.deploy import DecodeSettings
-from boir_core.engine import decode as T
-from boir_core.engine.oks import oks_nms
+from boir_core.engine.inference import decode as T
+from boir_core.engine.inference.oks import oks_nms
 from boir_core.ops import sigmoid_clamp
 
 TOL_PX = 1e-4

@@ -17,7 +17,7 @@ from boir_core.data.transforms import eval_input
 from boir_core.deploy import BoirDeployment, DeploySettingsError, preprocess, read_settings
 from boir_core.deploy.__main__ import main as deploy_main
 from boir_core.deploy.runtime import normalizer
-from boir_core.engine.decode import decode
+from boir_core.engine.inference.decode import decode
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""Gradient accumulation and the effective batch (boir_core.engine.effective_batch, TrainingJob.step):
+"""Gradient accumulation and the effective batch (boir_core.engine.training.effective_batch, TrainingJob.step):
 
 - k micro-batches summed in one step equal one step on the whole batch, on a network without BatchNorm whose
   loss is a mean over images (an oracle written here: plain forward, backward and SGD on the whole batch);
@@ -18,15 +18,15 @@ import torch
 
 from boir_core.config import Config, ConfigError
 from boir_core.engine.distributed import DistInfo
-from boir_core.engine.dryrun import dry_run, format_dry_run
-from boir_core.engine.effective_batch import EffectiveBatch, effective_batch
-from boir_core.engine.evaluate import write_metrics_json
-from boir_core.engine.job import TrainingJob, build_job, images_in
-from boir_core.engine.optimization import Optimization
-from boir_core.engine.precision import Precision
-from boir_core.engine.schedule import iterations_per_epoch
-from boir_core.engine.train import train
-from boir_core.engine.weights import _weights_batch
+from boir_core.engine.evaluation.evaluate import write_metrics_json
+from boir_core.engine.inference.weights import _weights_batch
+from boir_core.engine.jobs.dryrun import dry_run, format_dry_run
+from boir_core.engine.training.effective_batch import EffectiveBatch, effective_batch
+from boir_core.engine.training.job import TrainingJob, build_job, images_in
+from boir_core.engine.training.optimization import Optimization
+from boir_core.engine.training.precision import Precision
+from boir_core.engine.training.schedule import iterations_per_epoch
+from boir_core.engine.training.train import train
 from boir_core.model import read_checkpoint
 from boir_core.paper.results import parse_result
 
@@ -157,7 +157,7 @@ def acc_cfg(tiny_cfg):
 
 
 def test_a_run_off_the_papers_batch_says_so_records_it_and_scales_lr_when_asked(acc_cfg, tmp_path, capsys):
-    from boir_core.engine.schedule import warmup_cosine_schedule
+    from boir_core.engine.training.schedule import warmup_cosine_schedule
 
     cfg = acc_cfg.override("train.lr_scaling=linear")  # 4 of the paper's 8: half the rate
     s = train(cfg, tmp_path / "run", progress=False)

@@ -13,8 +13,8 @@ from boir_ddp_helpers import free_port, torchrun_env
 
 from boir_core.config import Config
 from boir_core.engine.distributed import DistInfo
-from boir_core.engine.job import build_job
-from boir_core.engine.seeding import seed_everything
+from boir_core.engine.training.job import build_job
+from boir_core.engine.training.seeding import seed_everything
 
 #: micro-batches of 2 images (the tiny set's images 0-7) and who takes them: one process all four in order,
 #: two processes with DistributedSampler's round-robin share (rank 0: A, C; rank 1: B, D)

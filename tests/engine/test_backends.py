@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from boir_core.engine.backends import BackendUnavailable, OnnxRuntimeRunner, TorchRunner, make_runner
-from boir_core.engine.decode import decode
+from boir_core.engine.inference.backends import BackendUnavailable, OnnxRuntimeRunner, TorchRunner, make_runner
+from boir_core.engine.inference.decode import decode
 from boir_core.model import CID, BoIR, count_parameters, save_checkpoint
 from boir_core.model.random_weights import seeded_trained_like_
 
@@ -74,7 +74,7 @@ def test_onnx_export_round_trips_through_onnxruntime(arch, tmp_path):
     """Export to files, run them in ONNX Runtime: the poses of PyTorch, for two image sizes, with and
     without flip, and with a different number of people than at export time (3)."""
     pytest.importorskip("onnxruntime")
-    from boir_core.engine.export import export_onnx
+    from boir_core.engine.inference.export import export_onnx
 
     model = small(arch)
     paths = export_onnx(model, tmp_path / "onnx")
@@ -92,7 +92,7 @@ def test_exported_graph_holds_only_the_inference_network(tmp_path):
     """A model built with the training heads exports the same weights as the inference model: the BUK,
     embedding and box heads are not in the graphs."""
     onnx = pytest.importorskip("onnx")
-    from boir_core.engine.export import onnx_graphs
+    from boir_core.engine.inference.export import onnx_graphs
 
     def weights(model):
         total = 0
@@ -207,7 +207,7 @@ def test_profile_times_the_network_through_test_backend(monkeypatch):
     at load 5)."""
     pytest.importorskip("onnxruntime")
     from boir_core.config import load_config
-    from boir_core.engine.profile import format_profile, profile
+    from boir_core.engine.inference.profile import format_profile, profile
 
     calls = []
     real_run = OnnxRuntimeRunner._run
@@ -232,8 +232,8 @@ def test_graph_runners_time_their_nodes_when_asked(backend):
     pytest.importorskip(backend)
     import time
 
-    from boir_core.engine.backends import OpenVinoRunner
-    from boir_core.engine.export import onnx_graphs
+    from boir_core.engine.inference.backends import OpenVinoRunner
+    from boir_core.engine.inference.export import onnx_graphs
 
     cls = OnnxRuntimeRunner if backend == "onnxruntime" else OpenVinoRunner
     model = small("boir")
@@ -299,7 +299,7 @@ def test_a_runner_handed_to_the_evaluation_must_be_the_configs_backend():
     """run_evaluation / decode_dataset reuse a notebook's runner only when it is test.backend's: the metrics
     record test.backend, so a different runner is an error naming both."""
     from boir_core.config import load_config
-    from boir_core.engine.runner import decode_dataset
+    from boir_core.engine.evaluation.runner import decode_dataset
 
     model = small("boir")
     cfg = load_config("tiny", ["test.backend=onnxruntime"])

@@ -1,4 +1,4 @@
-"""Runs sized by steps or by a time budget (boir_core.engine.budget), with a fake clock: no timed tests."""
+"""Runs sized by steps or by a time budget (boir_core.engine.training.budget), with a fake clock: no timed tests."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from boir_core.config import TrainConfig
-from boir_core.engine.budget import (
+from boir_core.engine.training.budget import (
     CALIBRATION_STEPS,
     Measurement,
     StepPlan,
@@ -18,10 +18,10 @@ from boir_core.engine.budget import (
     step_seconds_of,
     steps_for_budget,
 )
-from boir_core.engine.checkpointing import load_training_state
-from boir_core.engine.job import TrainingJob
-from boir_core.engine.schedule import warmup_cosine_schedule
-from boir_core.engine.train import TrainingInterrupted, train
+from boir_core.engine.training.checkpointing import load_training_state
+from boir_core.engine.training.job import TrainingJob
+from boir_core.engine.training.schedule import warmup_cosine_schedule
+from boir_core.engine.training.train import TrainingInterrupted, train
 
 
 class FakeClock:

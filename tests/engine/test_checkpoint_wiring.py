@@ -9,9 +9,9 @@ import cv2
 import pytest
 import torch
 
-from boir_core.engine.checkpointing import load_training_state
-from boir_core.engine.job import TrainingJob
-from boir_core.engine.train import train
+from boir_core.engine.training.checkpointing import load_training_state
+from boir_core.engine.training.job import TrainingJob
+from boir_core.engine.training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -30,8 +30,8 @@ def trained_run(tmp_path_factory, tiny_synth):
 
 
 def test_evaluate_and_predict_with_a_training_state_last_pt(trained_run, tmp_path):
-    from boir_core.engine.predict import predict
-    from boir_core.engine.runner import load_inference_model, run_evaluation
+    from boir_core.engine.evaluation.runner import load_inference_model, run_evaluation
+    from boir_core.engine.inference.predict import predict
 
     cfg, run = trained_run
     last = run / "checkpoints" / "last.pt"
@@ -85,7 +85,7 @@ def _weights_at_first_step(monkeypatch):
 
 @pytest.fixture(scope="module")
 def synth14(tmp_path_factory):
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = tmp_path_factory.mktemp("synth14")
     make_synthcrowd(root, SynthCrowdSpec(num_train=4, num_val=1, seed=4, num_keypoints=14, image_size=(112, 144),

@@ -94,7 +94,7 @@ def test_predict_reads_video_frames(trained, tiny_synth, tmp_path):
         writer.write(cv2.resize(f, (w, h)))
     writer.release()
     from boir_core.config import load_config
-    from boir_core.engine.predict import iter_inputs, predict
+    from boir_core.engine.inference.predict import iter_inputs, predict
 
     names = [name for name, img in iter_inputs([str(video)])]
     assert names == [f"{video}#frame0", f"{video}#frame1"]
@@ -107,7 +107,7 @@ def test_coco_test_dev_writes_the_upload_file(trained, tiny_synth, tmp_path, mon
     """The COCO test split has no labels: evaluate writes the evaluation server's file, no metrics."""
     import boir_core.data.profiles as profiles
     from boir_core.config import load_config
-    from boir_core.engine.runner import run_evaluation
+    from boir_core.engine.evaluation.runner import run_evaluation
 
     coco_like = profiles.PROFILES["synthcrowd"].__class__(**{**profiles.PROFILES["synthcrowd"].__dict__,
                                                               "name": "coco"})
@@ -126,8 +126,8 @@ def test_coco_test_dev_writes_the_upload_file(trained, tiny_synth, tmp_path, mon
 
 
 def test_predict_draws_only_confident_people_but_keeps_every_pose(trained, tiny_synth, tmp_path, monkeypatch):
-    import boir_core.engine.predict as predict_mod
-    from boir_core.engine.predict import DRAW_MIN_SCORE
+    import boir_core.engine.inference.predict as predict_mod
+    from boir_core.engine.inference.predict import DRAW_MIN_SCORE
 
     drawn_scores: list[list[float]] = []
     real = predict_mod.draw_poses
@@ -164,7 +164,7 @@ def test_draw_poses_leaves_out_people_below_min_score():
 
 
 def test_shipped_weights_are_named_shipped_boir_and_shipped_cid(tmp_path, monkeypatch):
-    from boir_core.engine.runner import resolve_checkpoint
+    from boir_core.engine.evaluation.runner import resolve_checkpoint
     from boir_core.model import CheckpointError
     from boir_core.model.demo_weights import shipped_arch, shipped_checkpoint
 
@@ -183,7 +183,7 @@ def test_shipped_weights_are_named_shipped_boir_and_shipped_cid(tmp_path, monkey
 
 def test_evaluate_never_writes_into_the_package(tmp_path, monkeypatch):
     from boir_core.config import load_config
-    from boir_core.engine.runner import default_eval_dir
+    from boir_core.engine.evaluation.runner import default_eval_dir
 
     cfg = load_config("tiny", ["name=t1", "output_dir=out"])
     assert default_eval_dir(cfg, "shipped:boir") == Path("out") / "t1" / "eval"  # from the working folder
@@ -215,8 +215,8 @@ def test_cli_predict_with_the_shipped_weights_uses_their_config(tiny_synth, tmp_
 
 def test_missing_synthcrowd_is_generated_where_the_config_points_and_said(tmp_path, monkeypatch, capsys):
     from boir_core.config import load_config
-    from boir_core.data import synthetic
-    from boir_core.engine.runner import prepare_demo_data
+    from boir_core.data.sources import synthetic
+    from boir_core.engine.evaluation.runner import prepare_demo_data
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(synthetic, "DEFAULT_TRAIN", 2)  # the kit's defaults, made small for the test
@@ -246,7 +246,7 @@ def test_prepare_data_is_a_command_of_the_one_cli(tmp_path, capsys):
     empty root (incomplete: exit 1, the report names what is missing), an unknown data set (one error line,
     exit 2), two data sets to prepare at once (exit 2)."""
     from boir_core.__main__ import main
-    from boir_core.data.prepare import ARCHIVES
+    from boir_core.data.sources.prepare import ARCHIVES
 
     assert main(["prepare-data", "list", "coco"]) == 0
     out = capsys.readouterr().out
@@ -262,11 +262,11 @@ def test_prepare_data_is_a_command_of_the_one_cli(tmp_path, capsys):
 
 
 def test_ship_demo_is_a_command_of_the_one_cli(tmp_path, monkeypatch, capsys):
-    """``boir ship-demo`` passes its arguments to :func:`boir_core.engine.ship_demo.ship` and prints the entry."""
+    """``boir ship-demo`` passes its arguments to :func:`boir_core.engine.jobs.ship_demo.ship` and prints the entry."""
     import json
 
     from boir_core.__main__ import main
-    from boir_core.engine import ship_demo
+    from boir_core.engine.jobs import ship_demo
 
     seen = {}
 

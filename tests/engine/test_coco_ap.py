@@ -1,4 +1,4 @@
-"""boir_core.engine.coco_ap (the plain re-derivation of the COCO keypoint metrics) against pycocotools."""
+"""boir_core.engine.evaluation.coco_ap (the plain re-derivation of the COCO keypoint metrics) against pycocotools."""
 import json
 import os
 from pathlib import Path
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from boir_core.data import get_profile
-from boir_core.engine.coco_ap import crowd_index, keypoint_ap, oks_matrix
-from boir_core.engine.evaluate import evaluate_results
+from boir_core.engine.evaluation.coco_ap import crowd_index, keypoint_ap, oks_matrix
+from boir_core.engine.evaluation.evaluate import evaluate_results
 
 
 def _scene(seed=0, n_images=12):

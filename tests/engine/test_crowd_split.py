@@ -6,8 +6,8 @@ import json
 import pytest
 from test_evaluate import gt_as_results, perturbed, tiny_gt
 
-from boir_core.engine.crowd_split import crowd_split_metrics, split_by_crowd_index
-from boir_core.engine.evaluate import evaluate_results
+from boir_core.engine.evaluation.crowd_split import crowd_split_metrics, split_by_crowd_index
+from boir_core.engine.evaluation.evaluate import evaluate_results
 
 
 def test_split_uses_crowd_index_with_the_threshold_inclusive():

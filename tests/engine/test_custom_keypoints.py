@@ -24,7 +24,7 @@ TINY = ["data.input_size=64", "data.output_size=16", "train.device=cpu", "data.w
 
 @pytest.fixture(scope="module")
 def sets(tmp_path_factory):
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     src = tmp_path_factory.mktemp("synth")
     make_synthcrowd(src, SynthCrowdSpec(num_train=3, num_val=2, seed=5, image_size=(96, 128), max_people=2))

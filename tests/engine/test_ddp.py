@@ -13,8 +13,8 @@ from boir_ddp_helpers import free_port, torchrun_env
 def _worker(rank: int, world: int, port: int, cfg_dict: dict, run_dir: str, out_dir: str) -> None:
     torchrun_env(rank, world, port)
     from boir_core.config import Config
-    from boir_core.engine import job as job_mod
-    from boir_core.engine import train as train_mod
+    from boir_core.engine.training import job as job_mod
+    from boir_core.engine.training import train as train_mod
 
     cfg = Config.from_dict(cfg_dict)
     captured = {}
@@ -70,7 +70,7 @@ def _eval_worker(rank: int, world: int, port: int, cfg_dict: dict, checkpoint: s
     import torch.distributed as dist
 
     from boir_core.config import Config
-    from boir_core.engine.runner import run_evaluation
+    from boir_core.engine.evaluation.runner import run_evaluation
 
     out = run_evaluation(Config.from_dict(cfg_dict), checkpoint, out_dir=os.path.join(out_dir, "dist"),
                          progress=False)
@@ -83,7 +83,7 @@ def _eval_worker(rank: int, world: int, port: int, cfg_dict: dict, checkpoint: s
 def test_two_gloo_processes_evaluate_round_robin_like_one(tiny_cfg, tmp_path):
     import json
 
-    from boir_core.engine.runner import run_evaluation
+    from boir_core.engine.evaluation.runner import run_evaluation
     from boir_core.model import build_model, save_checkpoint
 
     # threshold 0: every center proposal becomes a pose, so random weights give results to compare

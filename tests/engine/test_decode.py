@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from boir_core.engine.decode import (
+from boir_core.engine.inference.decode import (
     decode,
     decode_batch,
     find_peaks,
@@ -406,7 +406,7 @@ def test_decode_batch_passes_image_ids_and_returns_intermediates_per_image():
 
 def test_decode_batch_sums_the_times_of_its_images(monkeypatch):
     """The reported per-image times (Tables 5 and 7) are the sums over the images, from zero."""
-    import boir_core.engine.decode as decode_mod
+    import boir_core.engine.inference.decode as decode_mod
 
     times = iter([(0.25, 0.5), (1.0, 0.125)])
 
@@ -420,7 +420,7 @@ def test_decode_batch_sums_the_times_of_its_images(monkeypatch):
 
 
 def test_clock_splits_time_into_network_and_decode_and_syncs_cuda(monkeypatch):
-    import boir_core.engine.decode as decode_mod
+    import boir_core.engine.inference.decode as decode_mod
 
     ticks = iter([10.0, 10.5, 12.0, 12.25])
     syncs = []

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-import boir_core.engine.decode as decode_mod
+import boir_core.engine.inference.decode as decode_mod
 from boir_core.config import load_config
 from boir_core.data import get_profile
-from boir_core.engine.decode import DecodeResult, decode_kwargs_from_config
+from boir_core.engine.inference.decode import DecodeResult, decode_kwargs_from_config
 
 # written out from the released settings (docs/inference.md#decoding-steps): center pool kernel 11 and
 # OKS-NMS 0.7 for OCHuman only
@@ -64,7 +64,7 @@ class _Capture:
 
         monkeypatch.setattr(decode_mod, "decode", fake_decode)
         # decode is faked, so the network runner in front of it is not needed: hand the stand-in model through
-        from boir_core.engine import backends
+        from boir_core.engine.inference import backends
 
         monkeypatch.setattr(backends, "make_runner", lambda backend, model, **kwargs: model)
 
@@ -74,7 +74,7 @@ def test_decode_dataset_passes_the_data_sets_settings(name, tiny_synth, monkeypa
     """``run_evaluation`` decodes through ``decode_dataset``: each image's decode call gets the config's
     kernel / NMS threshold and the profile's flip index."""
     from boir_core.data import KeypointDataset, SampleSettings
-    from boir_core.engine.runner import decode_dataset
+    from boir_core.engine.evaluation.runner import decode_dataset
 
     cfg = load_config(name)
     prof = get_profile(cfg.data.dataset)
@@ -90,8 +90,8 @@ def test_decode_dataset_passes_the_data_sets_settings(name, tiny_synth, monkeypa
 
 
 def test_predict_passes_ochumans_settings(tmp_path, monkeypatch):
-    import boir_core.engine.weights as weights
-    from boir_core.engine.predict import predict
+    import boir_core.engine.inference.weights as weights
+    from boir_core.engine.inference.predict import predict
 
     cfg = load_config("ochuman_w32", ["test.device=cpu"])
     monkeypatch.setattr(weights, "load_inference_model", lambda cfg, ckpt, device: (torch.nn.Identity(), None))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import boir_core.engine.demo as demo_mod
+import boir_core.engine.jobs.demo as demo_mod
 from boir_core.config import load_config
 from boir_core.model import build_model, save_checkpoint
 from boir_core.model.demo_weights import DemoRecord, export_demo_weights
@@ -85,7 +85,7 @@ def test_the_demo_trains_within_its_time_budget_unless_a_length_is_given(tiny_sy
         seen.append((cfg.train.time_budget_s, cfg.train.max_steps))
         raise _Stop
 
-    monkeypatch.setattr("boir_core.engine.train.train", fake_train)
+    monkeypatch.setattr("boir_core.engine.training.train.train", fake_train)
     for ov in ([], ["train.max_steps=7"], ["train.time_budget_s=30"]):
         with pytest.raises(_Stop):
             demo_mod.run_demo(tmp_path / "d", config="tiny", overrides=[f"data.root={tiny_synth}", *ov],
@@ -103,7 +103,7 @@ def test_a_checkpoint_hook_sees_every_checkpoint_and_changes_nothing_in_the_run(
     import torch
 
     from boir_core.config import load_config
-    from boir_core.engine.train import train
+    from boir_core.engine.training.train import train
 
     cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu", *SMALL, "train.epochs=3",
                                "train.max_steps_per_epoch=2", "train.save_every=1", "train.warmup_epochs=0"])
@@ -124,8 +124,8 @@ def test_a_checkpoint_hook_sees_every_checkpoint_and_changes_nothing_in_the_run(
 
 
 def test_the_demos_default_length_yields_to_any_length_the_user_sets():
-    from boir_core.engine.budget import length_source
-    from boir_core.engine.demo import DEMO_TIME_BUDGET_S, demo_config
+    from boir_core.engine.jobs.demo import DEMO_TIME_BUDGET_S, demo_config
+    from boir_core.engine.training.budget import length_source
 
     plain = demo_config("demo")
     assert length_source(plain.train) == "time_budget" and plain.train.time_budget_s == DEMO_TIME_BUDGET_S

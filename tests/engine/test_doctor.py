@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from boir_core.__main__ import main
-from boir_core.engine.doctor import _probe_hub, cpu_flags, doctor, format_doctor, hub_status
-from boir_core.engine.precision import cpu_has_native_bf16
+from boir_core.engine.jobs.doctor import _probe_hub, cpu_flags, doctor, format_doctor, hub_status
+from boir_core.engine.training.precision import cpu_has_native_bf16
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

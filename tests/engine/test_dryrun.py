@@ -22,7 +22,7 @@ BATCH = 1  # one image per step: the paper-size step is what is checked, not the
 def coco_layout_from_synthcrowd(root: Path, num_train: int) -> Path:
     """A COCO-format set in the layout the coco profile expects (annotations/coco_train.json,
     images/train2017/), made from SynthCrowd images and labels."""
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     synth = root / "synth"
     make_synthcrowd(synth, SynthCrowdSpec(num_train=num_train, num_val=1, seed=11, image_size=(96, 128), max_people=3))
@@ -65,7 +65,7 @@ def test_dry_run_at_paper_settings_reports_what_a_long_run_needs(tmp_path, image
     assert f"initialisation:     ImageNet: {imagenet_w32}" in out
     assert "preset:             paper" in out
     # the W32 BoIR parameter counts of Table 5 (training network with its auxiliary heads, and inference)
-    from boir_core.engine.profile import profile
+    from boir_core.engine.inference.profile import profile
 
     with torch.device("meta"):
         counts = profile(cfg, params_only=True)["params"]
@@ -76,7 +76,7 @@ def test_dry_run_at_paper_settings_reports_what_a_long_run_needs(tmp_path, image
 
 def test_dry_run_figures(tmp_path):
     """The returned figures are consistent with each other (small network, fast)."""
-    from boir_core.engine.dryrun import dry_run
+    from boir_core.engine.jobs.dryrun import dry_run
 
     coco = coco_layout_from_synthcrowd(tmp_path, num_train=5)
     cfg = load_config("coco_w32", [f"data.root={coco}", "model.pretrained=none", "train.batch_size=2",
@@ -95,10 +95,10 @@ def test_dry_run_figures(tmp_path):
 
 def test_dry_run_plans_the_length_train_will_run(tmp_path, monkeypatch):
     """``train.max_steps`` and ``train.time_budget_s`` set the length of the run as ``train`` plans it
-    (engine.budget), with the warm-up's share of the epochs; the report and its text say where it came from."""
-    import boir_core.engine.dryrun as dr
-    import boir_core.engine.job as job_mod
-    from boir_core.engine.budget import Measurement, plan_run
+    (engine.training.budget), with the warm-up's share of the epochs; the report and its text say where it came from."""
+    import boir_core.engine.jobs.dryrun as dr
+    import boir_core.engine.training.job as job_mod
+    from boir_core.engine.training.budget import Measurement, plan_run
 
     coco = coco_layout_from_synthcrowd(tmp_path, num_train=5)
     small = [f"data.root={coco}", "model.pretrained=none", "train.batch_size=2", "data.workers=0",
@@ -129,7 +129,7 @@ def test_dry_run_plans_the_length_train_will_run(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_dry_run_on_cuda_reports_max_memory_allocated(tmp_path):
-    from boir_core.engine.dryrun import dry_run, format_dry_run
+    from boir_core.engine.jobs.dryrun import dry_run, format_dry_run
 
     coco = coco_layout_from_synthcrowd(tmp_path, num_train=4)
     cfg = load_config("coco_w32", [f"data.root={coco}", "model.pretrained=none", "train.batch_size=4",

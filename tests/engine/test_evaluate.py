@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from boir_core.engine.evaluate import (
+from boir_core.engine.evaluation.evaluate import (
     COCO_METRICS,
     COCO_OKS_SIGMAS,
     CROWDPOSE_METRICS,
@@ -20,7 +20,7 @@ from boir_core.engine.evaluate import (
     evaluation_backend,
     write_metrics_json,
 )
-from boir_core.engine.results import (
+from boir_core.engine.evaluation.results import (
     coco_testdev_filename,
     load_results_json,
     results_path,
@@ -259,7 +259,7 @@ def test_write_metrics_json_schema(tmp_path):
 
 
 def test_write_metrics_json_from_decode_result(tmp_path):
-    from boir_core.engine.decode import DecodeResult
+    from boir_core.engine.inference.decode import DecodeResult
     r = DecodeResult([], time_network=0.2, time_decode=0.05, num_images=4, device="cpu")
     d = json.loads(write_metrics_json(tmp_path / "m.json", dataset="crowdpose", split="test",
                                       metrics={"AP_easy": -1.0}, timings=r).read_text())
@@ -327,7 +327,7 @@ def test_resize_decode_evaluate_end_to_end_real_coco(real_fixtures):
     import torch
 
     import boir_core.data.transforms as transforms
-    from boir_core.engine.decode import decode
+    from boir_core.engine.inference.decode import decode
     path = real_fixtures / "coco" / "test_coco.json"
     gt = json.loads(path.read_text())
     results = []
@@ -349,7 +349,7 @@ def test_resize_decode_evaluate_end_to_end_real_coco(real_fixtures):
 
 @pytest.mark.parametrize("backend", ["pycocotools", "faster-coco-eval"])
 def test_evaluation_uses_the_chosen_backend_changes_no_input_and_prints_nothing(backend, monkeypatch, capsys):
-    import boir_core.engine.evaluate as ev
+    import boir_core.engine.evaluation.evaluate as ev
 
     gt = tiny_gt(seed=3, people=4)
     res = perturbed(gt, 1, 17)
@@ -417,7 +417,7 @@ def test_coco_ground_truth_without_area_is_refused_by_name(tmp_path):
 def test_timings_are_per_image_from_any_decode_result():
     from types import SimpleNamespace
 
-    from boir_core.engine.evaluate import timings_from_decode
+    from boir_core.engine.evaluation.evaluate import timings_from_decode
 
     one = SimpleNamespace(time_network=0.25, time_decode=0.125, num_images=1, device="cuda:0")
     assert timings_from_decode(one) == {"network_ms": 250.0, "decode_ms": 125.0, "device": "cuda:0"}

@@ -1,5 +1,5 @@
-"""The training job (boir_core.engine.job): its plan is decided once, by one rule, and train, the dry run and the
-demo agree on it; its step is the step train takes; an injected clock times its steps, deterministically."""
+"""The training job (boir_core.engine.training.job): its plan is decided once, by one rule, and train, the dry run
+and the demo agree on it; its step is the step train takes; an injected clock times its steps, deterministically."""
 from __future__ import annotations
 
 import json
@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from boir_core.engine.budget import CALIBRATION_STEPS, Measurement, length_source, plan_run
 from boir_core.engine.distributed import DistInfo, device_name
-from boir_core.engine.dryrun import dry_run
-from boir_core.engine.job import TrainingJob, build_job
-from boir_core.engine.schedule import set_lr, warmup_cosine_schedule
-from boir_core.engine.train import train
+from boir_core.engine.jobs.dryrun import dry_run
+from boir_core.engine.training.budget import CALIBRATION_STEPS, Measurement, length_source, plan_run
+from boir_core.engine.training.job import TrainingJob, build_job
+from boir_core.engine.training.schedule import set_lr, warmup_cosine_schedule
+from boir_core.engine.training.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

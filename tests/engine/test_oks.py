@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from boir_core.engine.oks import check_sigmas, keypoint_box_areas, oks_nms, pairwise_oks
+from boir_core.engine.inference.oks import check_sigmas, keypoint_box_areas, oks_nms, pairwise_oks
 
 SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
           0.107, 0.107, 0.087, 0.087, 0.089, 0.089]

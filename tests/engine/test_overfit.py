@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from boir_core.config import load_config
-from boir_core.engine.runner import run_evaluation
-from boir_core.engine.train import train
+from boir_core.engine.evaluation.runner import run_evaluation
+from boir_core.engine.training.train import train
 
 #: 60 steps at lr 0.003 halved the loss but left AP at 0; 100 at lr 0.008 brought the loss from 11.4 to 0.18 and
 #: AP to 0.9 (80 steps: 0.46 and 0.5), on a 2-core AMD EPYC (AVX2), one thread: the margin is deliberate.
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def _one_image_set(root):
     """SynthCrowd with one image: train lists it twice (a batch of 2 keeps BatchNorm well defined), val once."""
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     make_synthcrowd(root, SynthCrowdSpec(num_train=1, num_val=1, seed=11, image_size=(128, 128), max_people=2))
     train_json = root / "annotations" / "person_keypoints_train.json"

@@ -10,12 +10,12 @@ import torch
 
 from boir_core.config import load_config, preset_label
 from boir_core.data import KeypointDataset, get_profile
-from boir_core.engine.backends import Runner, TorchRunner, as_runner, make_runner
-from boir_core.engine.decode import decode, decode_kwargs_from_config
-from boir_core.engine.export import DenseGraph
-from boir_core.engine.predictor import EXACT, FAST, Predictor, resolve_backend
-from boir_core.engine.runner import run_evaluation
-from boir_core.engine.weights import check_inference_weights, checkpoint_config, load_inference_model
+from boir_core.engine.evaluation.runner import run_evaluation
+from boir_core.engine.inference.backends import Runner, TorchRunner, as_runner, make_runner
+from boir_core.engine.inference.decode import decode, decode_kwargs_from_config
+from boir_core.engine.inference.export import DenseGraph
+from boir_core.engine.inference.predictor import EXACT, FAST, Predictor, resolve_backend
+from boir_core.engine.inference.weights import check_inference_weights, checkpoint_config, load_inference_model
 from boir_core.model import build_model, save_checkpoint
 from boir_core.model.checkpoints import TRAIN_STATE_FORMAT
 from boir_core.model.random_weights import seeded_trained_like_

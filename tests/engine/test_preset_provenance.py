@@ -6,8 +6,8 @@ import json
 import torch
 import yaml
 
-from boir_core.engine.runner import run_evaluation
-from boir_core.engine.train import train
+from boir_core.engine.evaluation.runner import run_evaluation
+from boir_core.engine.training.train import train
 from boir_core.model import build_model, export_released, save_checkpoint
 from boir_core.paper import load_results, render_table
 

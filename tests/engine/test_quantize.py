@@ -1,5 +1,5 @@
-"""INT8 post-training quantisation (boir_core.engine.quantize): what it calibrates on, what it writes, how close it
-stays to fp32, and the two ways users reach it (test.backend=onnxruntime_int8, boir export --int8)."""
+"""INT8 post-training quantisation (boir_core.engine.inference.quantize): what it calibrates on, what it writes,
+how close it stays to fp32, and the two ways users reach it (test.backend=onnxruntime_int8, boir export --int8)."""
 from __future__ import annotations
 
 import json
@@ -15,9 +15,9 @@ from test_backends import small  # noqa: E402
 
 from boir_core.data import KeypointDataset  # noqa: E402
 from boir_core.data.errors import DataError  # noqa: E402
-from boir_core.engine.backends import OnnxRuntimeRunner, make_runner  # noqa: E402
-from boir_core.engine.export import onnx_graphs  # noqa: E402
-from boir_core.engine.quantize import calibration_inputs, folder_images, quantize_dense  # noqa: E402
+from boir_core.engine.inference.backends import OnnxRuntimeRunner, make_runner  # noqa: E402
+from boir_core.engine.inference.export import onnx_graphs  # noqa: E402
+from boir_core.engine.inference.quantize import calibration_inputs, folder_images, quantize_dense  # noqa: E402
 from boir_core.model.demo_weights import shipped_config  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def test_data_missing_for_calibration_says_what_to_do(tmp_path, tiny_cfg):
 
 def _scene_inputs(seeds, input_size=128):
     """SynthCrowd scenes as the network sees them at test time: [2, 3, H', W'] (the scene and its mirror)."""
-    from boir_core.data.synthetic import render_scene
+    from boir_core.data.sources.synthetic import render_scene
     from boir_core.data.transforms import eval_input
 
     out = []
@@ -83,7 +83,7 @@ def _scene_inputs(seeds, input_size=128):
 def test_quantised_dense_graph_is_int8_deterministic_and_close_to_fp32():
     """The shipped BoIR's dense graph gets QDQ nodes around int8 weights; the same calibration gives the same
     bytes; on scenes it was not calibrated on, its features and center logits stay close to the fp32 graph's."""
-    from boir_core.engine.weights import load_inference_model
+    from boir_core.engine.inference.weights import load_inference_model
 
     model, _ = load_inference_model(shipped_config("boir"), "shipped:boir", "cpu")
     graphs = onnx_graphs(model)
@@ -107,7 +107,7 @@ def test_quantised_dense_graph_is_int8_deterministic_and_close_to_fp32():
 def test_int8_backend_needs_calibration_and_predictor_gives_it(tiny_synth):
     """make_runner alone refuses without calibration inputs; the Predictor calibrates on test.calibration_images
     train images and decodes the shipped BoIR's people about where exact finds them."""
-    from boir_core.engine.predictor import Predictor
+    from boir_core.engine.inference.predictor import Predictor
 
     model = small("boir")
     with pytest.raises(ValueError, match="needs calibration inputs"):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from boir_core.engine.schedule import set_lr, warmup_cosine_schedule
+from boir_core.engine.training.schedule import set_lr, warmup_cosine_schedule
 
 
 def test_schedule_closed_form():
@@ -44,7 +44,7 @@ def test_iterations_per_epoch_matches_the_training_loader(num_images, batch_size
     """The count the notebooks plot the schedule with equals len() of the loader the training loop builds."""
     from torch.utils.data import DataLoader, DistributedSampler
 
-    from boir_core.engine.schedule import iterations_per_epoch
+    from boir_core.engine.training.schedule import iterations_per_epoch
 
     data = list(range(num_images))
     for rank in range(world_size):

@@ -7,12 +7,12 @@ import warnings
 import pytest
 import torch
 
-import boir_core.engine.precision as precision_mod
+import boir_core.engine.training.precision as precision_mod
 import boir_core.losses as losses_mod
-from boir_core.engine.checkpointing import load_training_state
-from boir_core.engine.precision import amp_settings, cpu_has_native_bf16
-from boir_core.engine.seeding import epoch_batches
-from boir_core.engine.train import NonFiniteLossError, TrainingInterrupted, train
+from boir_core.engine.training.checkpointing import load_training_state
+from boir_core.engine.training.precision import amp_settings, cpu_has_native_bf16
+from boir_core.engine.training.seeding import epoch_batches
+from boir_core.engine.training.train import NonFiniteLossError, TrainingInterrupted, train
 
 
 def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_path):
@@ -108,7 +108,7 @@ def test_channels_last_bf16_training_on_cpu(tiny_cfg, tmp_path):
                             "train.channels_last=true")
     s = train(cfg, tmp_path / "cl", progress=False)
     assert len(s.losses) == 2 and all(torch.isfinite(torch.tensor(s.losses)))
-    from boir_core.engine.runner import load_inference_model
+    from boir_core.engine.evaluation.runner import load_inference_model
 
     model, _ = load_inference_model(cfg, s.final_weights)
     images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
@@ -126,7 +126,7 @@ def test_bf16_autocast_step_on_cpu(tiny_cfg, tmp_path):
 
 
 def test_resuming_with_a_changed_config_is_refused(tiny_cfg, tmp_path):
-    from boir_core.engine.resume_check import ResumeMismatchError, config_changes
+    from boir_core.engine.training.resume_check import ResumeMismatchError, config_changes
 
     cfg = tiny_cfg.override("train.epochs=1", "train.max_steps_per_epoch=1")
     train(cfg, tmp_path / "run", progress=False)
@@ -147,7 +147,7 @@ def test_persistent_workers_follow_the_epoch_like_the_main_process(tiny_cfg):
     # one persistent DataLoader worker for the whole run: each epoch's augmentation must still reach it
     from boir_core.data import KeypointDataset
     from boir_core.engine.distributed import DistInfo
-    from boir_core.engine.job import build_training_data
+    from boir_core.engine.training.job import build_training_data
 
     cfg = tiny_cfg.override("data.workers=1")
     data = build_training_data(cfg, DistInfo())

@@ -16,11 +16,11 @@ import math
 import pytest
 import torch
 
-import boir_core.engine.job as job_mod
-import boir_core.engine.train as train_mod
+import boir_core.engine.training.job as job_mod
+import boir_core.engine.training.train as train_mod
 from boir_core.engine.distributed import DistInfo
-from boir_core.engine.job import TrainingJob, build_job
-from boir_core.engine.train import train
+from boir_core.engine.training.job import TrainingJob, build_job
+from boir_core.engine.training.train import train
 from boir_core.losses import total_loss
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which the engine uses

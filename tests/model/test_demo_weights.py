@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from boir_core.config import load_config
-from boir_core.engine.runner import load_inference_model
+from boir_core.engine.evaluation.runner import load_inference_model
 from boir_core.model import build_model, save_checkpoint
 from boir_core.model.demo_weights import (
     MANIFEST_NAME,

@@ -91,7 +91,7 @@ def _coco_format_set(root: Path, n_train: int, n_val: int) -> Path:
     import shutil
 
     from boir_core.data import get_profile
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     src = root / "synth"
     make_synthcrowd(src, SynthCrowdSpec(num_train=n_train, num_val=n_val, seed=3, image_size=(96, 128), max_people=3))
@@ -174,8 +174,8 @@ def test_notebook_05_papermill_runs_the_network_through_the_chosen_backend(tmp_p
 
     from boir_core.config import Config
     from boir_core.data import KeypointDataset, get_profile
-    from boir_core.engine.decode import decode, decode_kwargs_from_config
-    from boir_core.engine.runner import load_inference_model
+    from boir_core.engine.evaluation.runner import load_inference_model
+    from boir_core.engine.inference.decode import decode, decode_kwargs_from_config
 
     src = tmp_path / "05.ipynb"
     nbformat.write(_load(REPO / "notebooks" / "05_inference_and_evaluation.py"), src)

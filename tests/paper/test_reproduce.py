@@ -155,7 +155,7 @@ def test_real_mode_without_weights_skips_with_reasons(tmp_path):
 
 
 def test_table_results_reads_the_right_files(tmp_path):
-    from boir_core.engine.evaluate import write_metrics_json
+    from boir_core.engine.evaluation.evaluate import write_metrics_json
 
     m = {"AP": 0.7, "AP50": 0.9, "AP75": 0.77, "AP_M": 0.65, "AP_L": 0.79, "AR": 0.76}
     write_metrics_json(rp.metrics_path(tmp_path, "boir_w32_coco_val"), dataset="coco", split="val", metrics=m,
@@ -205,7 +205,7 @@ def _outputs(path: Path) -> str:
 def test_notebook_06_all_tables_demo(tmp_path):
     """Notebook 06 with its defaults (all tables, demo mode where the real data are absent, the default weights),
     only its folders redirected into tmp_path: nbval leaves the notebook to this test (tests/conftest.py)."""
-    from boir_core.engine.demo import execute_notebook
+    from boir_core.engine.jobs.demo import execute_notebook
 
     res = tmp_path / "results"
     out = execute_notebook("06_reproduce_tables", tmp_path / "nb", {
@@ -233,7 +233,7 @@ def test_notebook_06_all_tables_demo(tmp_path):
 def test_notebook_07_figures_demo(tmp_path):
     import nbformat
 
-    from boir_core.engine.demo import execute_notebook
+    from boir_core.engine.jobs.demo import execute_notebook
 
     out = execute_notebook("07_representations", tmp_path / "nb", {
         "boir_checkpoint": "", "work_dir": str(tmp_path / "work"), "data_root": "",

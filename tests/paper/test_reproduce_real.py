@@ -55,7 +55,7 @@ import torch
 from boir_skips import skip_or_fail_in_ci
 
 from boir_core.config import load_config
-from boir_core.engine.dryrun import dry_run
+from boir_core.engine.jobs.dryrun import dry_run
 from boir_core.paper import TABLES, render_table
 from boir_core.paper import reproduce as rp
 from boir_core.paper.plan import _flatten
@@ -552,7 +552,7 @@ def _link_tree(src: Path, dst: Path) -> None:
 
 
 def test_mistakes_are_named_before_any_run(installation, tmp_path):
-    from boir_core.data.layout import DataLayoutError, check_layout
+    from boir_core.data.sources.layout import DataLayoutError, check_layout
 
     inst = installation
     res = tmp_path / "results"

@@ -123,7 +123,7 @@ def test_render_reads_a_folder(tmp_path):
 
 def test_reads_what_the_engine_writes(tmp_path):
     """The engine's writer and this reader agree on the schema (a demo run on SynthCrowd included)."""
-    import boir_core.engine.evaluate as evaluate
+    import boir_core.engine.evaluation.evaluate as evaluate
     evaluate.write_metrics_json(tmp_path / "coco" / "metrics.json", dataset="coco", split="val",
                                 metrics={"AP": 0.7011, "AR": 0.7649, "AP_M": -1.0}, key="boir_w32_coco_val",
                                 timings={"network_ms": 30.0, "decode_ms": 4.25, "device": "cpu"},

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = tmp_path_factory.mktemp("synthcrowd")
     make_synthcrowd(root, SynthCrowdSpec(num_train=6, num_val=2, seed=5, image_size=(112, 144), max_people=2))

@@ -27,10 +27,11 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from boir_core.config import load_config
-from boir_core.data import DataError, KeypointDataset, SampleSettings, read_image, synthetic
+from boir_core.data import DataError, KeypointDataset, SampleSettings, read_image
 from boir_core.data.imagefiles import inspect_image_file
-from boir_core.engine.evaluate import evaluate_results
-from boir_core.engine.runner import prepare_demo_data, run_evaluation
+from boir_core.data.sources import synthetic
+from boir_core.engine.evaluation.evaluate import evaluate_results
+from boir_core.engine.evaluation.runner import prepare_demo_data, run_evaluation
 from boir_core.paths import PathNotFound
 
 K = 17

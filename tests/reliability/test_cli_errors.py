@@ -22,8 +22,8 @@ from boir_core.__main__ import main
 from boir_core.config import ConfigError, load_config
 from boir_core.data.annotations import DataError
 from boir_core.data.transforms import eval_resize_size
-from boir_core.engine.runlock import RunLockedError
-from boir_core.engine.train import NonFiniteStateError
+from boir_core.engine.training.runlock import RunLockedError
+from boir_core.engine.training.train import NonFiniteStateError
 from boir_core.model import CheckpointError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-import boir_core.engine.predict as predict_mod
-import boir_core.engine.weights as weights_mod
+import boir_core.engine.inference.predict as predict_mod
+import boir_core.engine.inference.weights as weights_mod
 from boir_core.__main__ import main
 from boir_core.config import load_config
 from boir_core.data.transforms import eval_resize_size
-from boir_core.engine.predict import MAX_ASPECT, MAX_PIXELS, PredictInputError, predict, size_problem
+from boir_core.engine.inference.predict import MAX_ASPECT, MAX_PIXELS, PredictInputError, predict, size_problem
 from boir_core.model import build_model
 from boir_core.model.saving import save_checkpoint
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import boir_core.engine.job as job_mod
+import boir_core.engine.training.job as job_mod
 from boir_core.config import load_config
-from boir_core.engine.checkpointing import load_training_state
-from boir_core.engine.runlock import LOCK_NAME, RunLock, RunLockedError
-from boir_core.engine.train import NonFiniteLossError, NonFiniteStateError, train
+from boir_core.engine.training.checkpointing import load_training_state
+from boir_core.engine.training.runlock import LOCK_NAME, RunLock, RunLockedError
+from boir_core.engine.training.train import NonFiniteLossError, NonFiniteStateError, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py; also ma
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = tmp_path_factory.mktemp("synthcrowd")
     make_synthcrowd(root, SynthCrowdSpec(num_train=8, num_val=3, seed=3, image_size=(112, 144), max_people=3))
@@ -244,7 +244,7 @@ CHILD = textwrap.dedent("""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     import torch
     torch.set_num_threads(1)
-    import boir_core.engine.job as job_mod
+    import boir_core.engine.training.job as job_mod
 
     block_at = int(sys.argv.pop(1))
     real_step, n = job_mod.TrainingJob.step, [0]

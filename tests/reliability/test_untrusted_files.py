@@ -19,8 +19,8 @@ import torch
 
 from boir_core.__main__ import main
 from boir_core.config import load_config
-from boir_core.engine.checkpointing import FORMAT, OLD_FORMATS, load_training_state, set_rng_state
-from boir_core.engine.runner import checkpoint_config, load_inference_model, resolve_checkpoint
+from boir_core.engine.evaluation.runner import checkpoint_config, load_inference_model, resolve_checkpoint
+from boir_core.engine.training.checkpointing import FORMAT, OLD_FORMATS, load_training_state, set_rng_state
 from boir_core.model import UnsafeCheckpointError, build_model, save_checkpoint
 from boir_core.model.demo_weights import DemoRecord, export_demo_weights, shipped_checkpoint
 
@@ -39,7 +39,7 @@ class _Payload:
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = tmp_path_factory.mktemp("synthcrowd")
     make_synthcrowd(root, SynthCrowdSpec(num_train=4, num_val=2, seed=5, image_size=(96, 112), max_people=2))

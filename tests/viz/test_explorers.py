@@ -19,7 +19,7 @@ BOXES = [(3.0, 4.0, 10.0, 14.0), (10.0, 6.0, 9.0, 13.0)]
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     root = tmp_path_factory.mktemp("synth")
     make_synthcrowd(root, SynthCrowdSpec(num_train=3, num_val=2, seed=1, image_size=(160, 192), max_people=3))
@@ -101,7 +101,7 @@ def test_fit_embedding_learns_and_a_moved_box_is_punished():
 def test_decoding_explorer_counts_match_decode(synth):
     from boir_core.config import load_config
     from boir_core.data import KeypointDataset, get_profile
-    from boir_core.engine.decode import decode, decode_kwargs_from_config
+    from boir_core.engine.inference.decode import decode, decode_kwargs_from_config
     from boir_core.model import build_model
 
     torch.manual_seed(0)

@@ -92,7 +92,7 @@ def test_the_kits_own_shipped_logs_load():
 
 
 def test_scenes_small_set_pictures_and_centers(tmp_path, monkeypatch):
-    from boir_core.data.synthetic import SynthCrowdSpec, make_synthcrowd
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, make_synthcrowd
 
     full = tmp_path / "full"
     make_synthcrowd(full, SynthCrowdSpec(num_train=1, num_val=3, image_size=(96, 128), max_people=3))

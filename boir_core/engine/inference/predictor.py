@@ -1,0 +1,130 @@
+"""One inference path: a config and weights → a network → a runner → :func:`~boir_core.engine.inference.decode.decode`.
+
+:class:`Predictor` is what ``predict``, ``evaluate`` (:func:`boir_core.engine.evaluation.runner.run_evaluation`),
+``profile``, the notebooks and the benchmarks decode through, so each of them reads the same settings the same
+way: the weights (:func:`boir_core.engine.inference.weights.load_inference_model`), the device (``test.device``), the
+backend (``test.backend``, :func:`resolve_backend`) and the decoding settings (``test.*`` plus the data set's
+flip index and OKS sigmas, :func:`~boir_core.engine.inference.decode.decode_kwargs_from_config`)::
+
+    pred = Predictor(cfg, "shipped:boir")            # exact: the release's poses
+    poses = pred(sample["image"], sample["meta"]).poses
+
+An unset ``test.backend`` means :data:`EXACT` where numbers are reported (the default here, ``evaluate``,
+``reproduce``, the notebooks' metrics) and :data:`FAST` where speed matters more (``predict``, ``profile``
+pass ``default_backend=FAST``); docs/inference.md#exact-and-fast-inference.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import torch
+import torch.nn as nn
+from tqdm.auto import tqdm
+
+from ...config import BACKENDS, Config
+from ...data import profile_for
+from ..distributed import resolve_device
+from . import backends, weights
+from . import decode as decode_mod  # called through the module: tests stand in for decode there
+
+__all__ = ["Predictor", "resolve_backend", "EXACT", "FAST"]
+
+#: The backend that gives the release's poses: eager fp32 on the network as trained.
+EXACT = "exact"
+#: The fastest PyTorch path (BN folded, fused instance head, channels-last on a CPU): predict's default.
+FAST = "torch"
+
+
+def resolve_backend(backend: str | None, default: str = EXACT) -> str:
+    """The backend to run: ``backend`` (``test.backend``) when set, else ``default`` (:data:`EXACT` where
+    numbers are reported, :data:`FAST` for predict and profile)."""
+    name = default if backend is None else backend
+    if name not in BACKENDS:
+        raise ValueError(f"test.backend={name!r} is not one of {list(BACKENDS)}")
+    return name
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):  # a stand-in without parameters
+        return torch.device("cpu")
+
+
+class Predictor:
+    """``cfg``'s inference network with ``checkpoint`` loaded, run through one backend, decoded with ``cfg``'s
+    test settings.
+
+    Args:
+        cfg: the config (``model``, ``data.dataset``, ``test.*``).
+        checkpoint: any weights file the kit reads (None: random weights); ignored when ``model`` is given.
+        backend: overrides ``test.backend``; both unset: ``default_backend``.
+        default_backend: what an unset backend means here (:data:`EXACT`; :data:`FAST` for predict).
+        model: an already loaded inference network (skips loading).
+        runner: an already built runner of the chosen backend (a notebook's), reused; a runner of another
+            backend is an error (the metrics would name the wrong backend).
+        device: overrides ``test.device`` (where the network is loaded; a given ``model`` stays where it is).
+        runner_options: passed to :func:`~boir_core.engine.inference.backends.make_runner` (e.g. ``threads``).
+
+    Attributes: ``cfg``, ``backend`` (the name that runs), ``model``, ``runner``, ``device``, ``profile`` (the
+    data set's), ``decode_kwargs``, ``report`` (the :class:`~boir_core.model.LoadReport`, None without a file).
+    """
+
+    def __init__(self, cfg: Config, checkpoint: str | os.PathLike | None = None, *, backend: str | None = None,
+                 default_backend: str = EXACT, model: nn.Module | None = None,
+                 runner: backends.Runner | None = None, device: torch.device | str | None = None,
+                 **runner_options: Any):
+        self.cfg = cfg
+        self.backend = resolve_backend(backend if backend is not None else cfg.test.backend, default_backend)
+        if runner is not None and getattr(runner, "name", None) != self.backend:
+            unset = " (unset: this command's default)" if backend is None and cfg.test.backend is None else ""
+            raise ValueError(f"the runner given is a {getattr(runner, 'name', type(runner).__name__)!r} runner but "
+                             f"test.backend={self.backend!r}{unset} (the metrics would name the wrong backend)")
+        self.report = None
+        if model is None:
+            self.device = torch.device(device) if device is not None else resolve_device(cfg.test.device)
+            model, self.report = weights.load_inference_model(cfg, checkpoint, self.device)
+        else:  # a loaded network stays where it is
+            self.device = torch.device(device) if device is not None else _device_of(model)
+        self.model = model
+        # test.backend: one of config.registry.BACKENDS
+        if runner is None and self.backend == "onnxruntime_int8" and "calibration" not in runner_options:
+            from .quantize import calibration_inputs  # train-split images: never the scored split
+
+            runner_options["calibration"] = calibration_inputs(cfg)
+        self.runner = runner if runner is not None else backends.make_runner(self.backend, model, **runner_options)
+        self.profile = profile_for(cfg)  # a custom keypoint set: from its file (docs/custom_keypoints.md)
+        self.decode_kwargs = decode_mod.decode_kwargs_from_config(cfg.test, self.profile.flip_index,
+                                                                  self.profile.sigmas)
+
+    @property
+    def variant(self) -> str:
+        """What exactly runs the network (e.g. ``eager``, ``fold_bn+fast_instance+channels_last``)."""
+        return getattr(self.runner, "variant", self.backend)
+
+    def __call__(self, image: torch.Tensor, meta: Mapping[str, Any], *, image_id: int | None = None,
+                 **overrides: Any) -> decode_mod.DecodeResult:
+        """Decode one test image (:func:`~boir_core.engine.inference.decode.decode`); ``overrides`` replace the config's
+        decode settings for this call (e.g. ``flip_test=False``, ``return_intermediates=True``)."""
+        return decode_mod.decode(self.runner, image, meta, image_id=image_id, **{**self.decode_kwargs, **overrides})
+
+    def decode_dataset(self, dataset, *, progress: bool = True, max_images: int = 0, rank: int = 0,
+                       world_size: int = 1) -> tuple[list[dict[str, Any]], float, float, int]:
+        """Decode the images of a test-mode dataset. Returns (results, seconds network, seconds decode, n decoded).
+
+        With ``world_size`` > 1 only this rank's round-robin share of the first ``max_images`` images (0: all):
+        image i belongs to rank ``i % world_size``.
+        """
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
+        results, t_net, t_dec = [], 0.0, 0.0
+        mine = range(rank, n, world_size)
+        for i in tqdm(mine, desc="decode", leave=False) if progress else mine:
+            s = dataset[i]
+            r = self(s["image"], s["meta"], image_id=s["image_id"])
+            results.extend(r.poses)
+            t_net += r.time_network
+            t_dec += r.time_decode
+        return results, t_net, t_dec, len(mine)
