@@ -2,8 +2,9 @@
 
 - :mod:`.weights`: which weights file (a run folder, ``final.pt``, a training state, a released ``.pth``, the
   shipped demo weights) into which inference network, loaded strictly
-- :mod:`.backends`: who runs the network (the runners: exact, torch, onnxruntime, openvino); :mod:`.export`: the
-  two ONNX graphs and ``deploy.json``
+- :mod:`.backends`: who runs the network (the runners: exact, torch, onnxruntime, openvino, onnxruntime_int8);
+  :mod:`.export`: the two ONNX graphs and ``deploy.json``; :mod:`.quantize`: the dense graph in INT8 and its
+  calibration images
 - :mod:`.decode`: the released decoding (docs/inference.md#decoding-steps), its settings (:mod:`.decode_settings`)
   and OKS / OKS-NMS (:mod:`.oks`)
 - :mod:`.predictor`: :class:`~.predictor.Predictor`, the one inference path (weights, device, backend, decode
