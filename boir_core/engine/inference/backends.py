@@ -44,6 +44,7 @@ from ...model.fast_instance import views_heatmaps
 from ...model.fold import fold_batchnorm
 from ...model.views import dense_views
 from .export import onnx_graphs
+from .quantize import int8_graphs
 
 __all__ = ["BACKENDS", "EXTRAS", "Runner", "make_runner", "as_runner", "TorchRunner", "OnnxRuntimeRunner",
            "OnnxRuntimeInt8Runner", "OpenVinoRunner", "BackendUnavailable"]
@@ -294,8 +295,6 @@ class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
     def __init__(self, model: nn.Module, *, calibration, threads: int | None = None, reduce_range: bool = True,
                  profiling: bool = False):
         _require("onnxruntime", "onnxruntime_int8")
-        from .quantize import int8_graphs
-
         super().__init__(model, threads=threads, profiling=profiling,
                          graphs=int8_graphs(_graphs(model), calibration, reduce_range=reduce_range))
         self.variant += f" int8 (dense graph, {len(calibration)} calibration images)"

@@ -41,6 +41,7 @@ from ...io import atomic_open, atomic_write_json
 from ...model.fast_instance import views_heatmaps
 from ...model.views import dense_views
 from .decode_settings import decode_kwargs_from_config
+from .quantize import calibration_inputs, int8_graphs
 from .weights import load_inference_model, resolve_checkpoint
 
 __all__ = ["DenseGraph", "InstanceGraph", "onnx_graphs", "export_onnx", "export_checkpoint", "deploy_settings",
@@ -165,8 +166,6 @@ def export_checkpoint(cfg, checkpoint: str | os.PathLike, *, fmt: str = "onnx",
     source = {"config": cfg.name, "checkpoint": str(resolve_checkpoint(checkpoint))}
     graphs = None
     if int8:
-        from .quantize import calibration_inputs, int8_graphs
-
         inputs = calibration_inputs(cfg, folder=calibration)  # a bad folder fails before any file is written
         graphs = int8_graphs(onnx_graphs(model), inputs)
         source["dense_precision"] = {"precision": "int8", "calibration_images": len(inputs),

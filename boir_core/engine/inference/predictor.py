@@ -27,6 +27,7 @@ from ...data import profile_for
 from ..distributed import resolve_device
 from . import backends, weights
 from . import decode as decode_mod  # called through the module: tests stand in for decode there
+from .quantize import calibration_inputs
 
 __all__ = ["Predictor", "resolve_backend", "EXACT", "FAST"]
 
@@ -90,8 +91,6 @@ class Predictor:
         self.model = model
         # test.backend: one of config.registry.BACKENDS
         if runner is None and self.backend == "onnxruntime_int8" and "calibration" not in runner_options:
-            from .quantize import calibration_inputs  # train-split images: never the scored split
-
             runner_options["calibration"] = calibration_inputs(cfg)
         self.runner = runner if runner is not None else backends.make_runner(self.backend, model, **runner_options)
         self.profile = profile_for(cfg)  # a custom keypoint set: from its file (docs/custom_keypoints.md)

@@ -21,7 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import cv2
 import numpy as np
+
+from ...data import KeypointDataset
+from ...data.errors import DataError
+from ...data.transforms import eval_input
 
 __all__ = ["CALIBRATION_IMAGES", "calibration_inputs", "folder_images", "quantize_dense", "int8_graphs"]
 
@@ -32,7 +37,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 def _ort_quantization():
     try:
-        from onnxruntime import quantization
+        from onnxruntime import quantization  # optional dependency: the onnx extra
     except ImportError as e:
         raise ImportError(f"INT8 quantisation needs onnxruntime, which is not installed ({e}): "
                           "pip install 'boir-kit[onnx]'") from None
@@ -47,8 +52,6 @@ def _views(image: np.ndarray, flip: bool) -> np.ndarray:
 
 def folder_images(folder: str | os.PathLike, count: int) -> list[np.ndarray]:
     """Up to ``count`` images (RGB uint8, sorted by name) of the folder a user named for calibration."""
-    import cv2
-
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"calibration folder {root} does not exist or is not a folder")
@@ -68,17 +71,12 @@ def calibration_inputs(cfg, *, count: int | None = None, folder: str | os.PathLi
     """Network inputs [V, 3, H', W'] (float32) to calibrate on: ``count`` images (default
     ``cfg.test.calibration_images``) of ``folder`` when given, else of the config's train split, each resized
     and normalised as for testing (``data.input_size``) and mirrored beside itself when ``test.flip_test``."""
-    from ...data.transforms import eval_input
-
     n = int(cfg.test.calibration_images if count is None else count)
     if n < 1:
         raise ValueError(f"test.calibration_images must be at least 1, got {n}")
     flip = bool(cfg.test.flip_test)
     if folder is not None:
         return [_views(eval_input(img, cfg.data.input_size).image, flip) for img in folder_images(folder, n)]
-    from ...data import KeypointDataset
-    from ...data.errors import DataError
-
     try:
         ds = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=False)
     except (FileNotFoundError, DataError) as e:
