@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from boir_core.deploy.decode_np import network_views  # noqa: E402
 from boir_core.engine.inference.backends import Runner  # noqa: E402
 from boir_core.engine.inference.decode import decode  # noqa: E402
 
@@ -112,7 +113,7 @@ def calibration_images(timed: list, size: int, flip: bool, count: int = 4, seed:
     pixels), resized as for testing and mirrored beside themselves with ``flip``."""
     names = {t[0] for t in timed}
     pool = [it for it in load_images(count + len(timed), size, seed + 1) if it[0] not in names][:count]
-    return [torch.cat([img[None], img[None].flip(-1)]).numpy() if flip else img[None].numpy() for _, img, _ in pool]
+    return [network_views(img.numpy(), flip) for _, img, _ in pool]
 
 
 def make_variant(name: str, model, threads: int, calibration=None):

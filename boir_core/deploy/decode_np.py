@@ -226,6 +226,13 @@ def _mean_over_keypoints(scores: np.ndarray) -> np.ndarray:
     return total / np.float32(scores.shape[1])
 
 
+def network_views(image: np.ndarray, flip: bool) -> np.ndarray:
+    """The dense graph's input for one canvas [3, H', W']: [V, 3, H', W'] float32, the image and, with ``flip``,
+    its mirror (view 1), as decoding feeds the network."""
+    x = image.astype(np.float32, copy=False)[None]
+    return np.ascontiguousarray(np.concatenate([x, x[..., ::-1]], axis=0) if flip else x)
+
+
 def decode_np(network: Network, image: np.ndarray, trans_inv: Any, settings: DecodeSettings, *,
               image_id: int = 0, stride: int = 4) -> NpDecodeResult:
     """Decode the people in one resized, normalised image ``[3, H', W']`` float32 (the network's canvas) as
@@ -243,10 +250,7 @@ def decode_np(network: Network, image: np.ndarray, trans_inv: Any, settings: Dec
     if max_proposals < 1:
         raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
     t0 = time.perf_counter()
-    x = image.astype(np.float32, copy=False)[None]
-    if flip_test:
-        x = np.concatenate([x, x[..., ::-1]], axis=0)
-    x = np.ascontiguousarray(x)
+    x = network_views(image, flip_test)
     t1 = time.perf_counter()
     feats, center_logits = network.dense(x)
     t2 = time.perf_counter()

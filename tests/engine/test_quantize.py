@@ -71,12 +71,12 @@ def _scene_inputs(seeds, input_size=128):
     """SynthCrowd scenes as the network sees them at test time: [2, 3, H', W'] (the scene and its mirror)."""
     from boir_core.data.sources.synthetic import render_scene
     from boir_core.data.transforms import eval_input
+    from boir_core.deploy.decode_np import network_views
 
     out = []
     for i, seed in enumerate(seeds):
         rgb = np.ascontiguousarray(render_scene([11, seed], 176 + 16 * i, 144, max_people=5).image[:, :, ::-1])
-        x = eval_input(rgb, input_size).image
-        out.append(np.stack([x, x[..., ::-1]]).astype(np.float32))
+        out.append(network_views(eval_input(rgb, input_size).image, True))
     return out
 
 

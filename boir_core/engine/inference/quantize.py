@@ -27,6 +27,7 @@ import numpy as np
 from ...data import KeypointDataset
 from ...data.errors import DataError
 from ...data.transforms import eval_input
+from ...deploy.decode_np import network_views
 
 __all__ = ["CALIBRATION_IMAGES", "calibration_inputs", "folder_images", "quantize_dense", "int8_graphs"]
 
@@ -42,12 +43,6 @@ def _ort_quantization():
         raise ImportError(f"INT8 quantisation needs onnxruntime, which is not installed ({e}): "
                           "pip install 'boir-kit[onnx]'") from None
     return quantization
-
-
-def _views(image: np.ndarray, flip: bool) -> np.ndarray:
-    """[3, H', W'] → the network input [V, 3, H', W'] decoding builds (the image, then its mirror)."""
-    x = np.ascontiguousarray(image, dtype=np.float32)[None]
-    return np.concatenate([x, x[..., ::-1]], axis=0) if flip else x
 
 
 def folder_images(folder: str | os.PathLike, count: int) -> list[np.ndarray]:
@@ -76,7 +71,7 @@ def calibration_inputs(cfg, *, count: int | None = None, folder: str | os.PathLi
         raise ValueError(f"test.calibration_images must be at least 1, got {n}")
     flip = bool(cfg.test.flip_test)
     if folder is not None:
-        return [_views(eval_input(img, cfg.data.input_size).image, flip) for img in folder_images(folder, n)]
+        return [network_views(eval_input(img, cfg.data.input_size).image, flip) for img in folder_images(folder, n)]
     try:
         ds = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=False)
     except (FileNotFoundError, DataError) as e:
@@ -85,7 +80,7 @@ def calibration_inputs(cfg, *, count: int | None = None, folder: str | os.PathLi
     if len(ds) == 0:
         raise ValueError(f"the train split {cfg.data.train_split!r} of {cfg.data.root} has no images to calibrate on")
     step = max(1, len(ds) // n)  # spread over the split, not its first images only
-    return [_views(ds.load_test(i)["image"].numpy(), flip) for i in range(0, len(ds), step)[:n]]
+    return [network_views(ds.load_test(i)["image"].numpy(), flip) for i in range(0, len(ds), step)[:n]]
 
 
 class _Reader:
