@@ -73,14 +73,18 @@ def cpu_line() -> str:
 
 
 def run_setting(name: str, overrides: list[str], budget: float, threads: int, val_images: int,
-                work: Path, seed: int) -> dict:
+                work: Path, seed: int, steps: int = 0) -> dict:
+    from boir_core.data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
     from boir_core.engine.jobs.demo import _evaluate
     from boir_core.engine.training.train import train
     from boir_core.paper.seeds import held_out_keypoint_loss
 
-    run_dir = work / f"{name}_{int(budget)}s_seed{seed}"
-    common = ["train.device=cpu", f"train.time_budget_s={budget}", f"train.seed={seed}", "train.save_every=1000"]
+    budget_s = None if steps else budget  # a fixed length has no budget
+    length = [f"train.max_steps={steps}"] if steps else [f"train.time_budget_s={budget}"]
+    run_dir = work / (f"{name}_{steps}steps_seed{seed}" if steps else f"{name}_{int(budget)}s_seed{seed}")
+    common = ["train.device=cpu", *length, f"train.seed={seed}", "train.save_every=1000"]
     cfg = load_config("demo", [*overrides, *common])
+    ensure_synthcrowd(cfg.data.root, SynthCrowdSpec(num_keypoints=cfg.num_keypoints))  # a fresh clone has none
     if val_images:
         cfg = cfg.override(f"test.max_images={val_images}")
     t0 = time.perf_counter()
@@ -92,7 +96,7 @@ def run_setting(name: str, overrides: list[str], budget: float, threads: int, va
     shown = run_dir.relative_to(REPO) if run_dir.is_relative_to(REPO) else run_dir  # from the kit's root
     replay = ["python", "-m", "boir_core", "train", "--config", "demo", *overrides, "train.device=cpu",
               f"train.max_steps={steps}", f"train.seed={seed}", f"--run-dir={shown}"]
-    return {"setting": name, "overrides": overrides, "budget_s": budget, "threads": threads, "seed": seed,
+    return {"setting": name, "overrides": overrides, "budget_s": budget_s, "threads": threads, "seed": seed,
             "steps": steps, "images_per_step": cfg.train.batch_size, "train_seconds": round(seconds, 1),
             "step_seconds": summary.step_seconds, "cpu_minutes": round(seconds * threads / 60, 2),
             "AP": ev["AP"], "AP50": ev["AP50"], "crowded_AP": ev["crowded"]["AP"], "sparse_AP": ev["sparse"]["AP"],
@@ -106,6 +110,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated of {', '.join(SETTINGS)}")
     ap.add_argument("--budget", type=float, default=900.0, help="training seconds per setting (wall)")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="a fixed number of steps instead of --budget (compares across CPUs; cpu_minutes is measured)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--custom", action="append", default=[], metavar="NAME:KEY=V,KEY=V",
                     help="an extra setting: its name and its overrides of the demo config (repeatable)")
@@ -126,10 +132,12 @@ def main() -> None:
     unknown = [s for s in names if s not in SETTINGS]
     if unknown:
         sys.exit(f"error: unknown setting(s) {unknown}; known: {list(SETTINGS)}")
-    print(cpu_line(), f"; {args.threads} thread(s), {args.budget:.0f} s per setting", flush=True)
+    length = f"{args.steps} steps" if args.steps else f"{args.budget:.0f} s"
+    print(cpu_line(), f"; {args.threads} thread(s), {length} per setting", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for name in names:
-        row = run_setting(name, SETTINGS[name], args.budget, args.threads, args.val_images, args.work, args.seed)
+        row = run_setting(name, SETTINGS[name], args.budget, args.threads, args.val_images, args.work, args.seed,
+                          args.steps)
         with open(args.out, "a") as f:  # one complete line per finished run; a killed study keeps the others
             f.write(json.dumps(row) + "\n")
         print(f"{name:<16} {row['steps']:>5} steps  {row['cpu_minutes']:6.1f} CPU-min  AP {row['AP']:.3f}  "
