@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from boir_core.engine.inference.decode import decode  # noqa: E402
+from boir_core.engine.inference.decode import DecodeSettings, decode  # noqa: E402
 
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 COCO_SIGMAS = [0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062,
@@ -67,11 +67,11 @@ def bench(model, device: str, size: int, repeats: int, flip: bool):
     model = model.to(device).eval()
     image = torch.randn(3, size, size, device=device)
     meta = {"trans_inv": np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])}
-    kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
-    decode(model, image, meta, **kw)  # warm-up
+    settings = DecodeSettings(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
+    decode(model, image, meta, settings)  # warm-up
     net, dec, n = [], [], 0
     for _ in range(repeats):
-        r = decode(model, image, meta, **kw)
+        r = decode(model, image, meta, settings)
         net.append(r.time_network * 1000)
         dec.append(r.time_decode * 1000)
         n = len(r.poses)

@@ -56,7 +56,7 @@ import torch  # noqa: E402
 
 from boir_core.deploy.decode_np import network_views  # noqa: E402
 from boir_core.engine.inference.backends import Runner  # noqa: E402
-from boir_core.engine.inference.decode import decode  # noqa: E402
+from boir_core.engine.inference.decode import DecodeSettings, decode  # noqa: E402
 
 CPU_VARIANTS = ("eager", "inference_mode", "fold_bn", "fast_instance", "channels_last", "torch",
                 "onnxruntime", "openvino", "onnxruntime_int8")
@@ -194,7 +194,7 @@ def max_pose_diff(ref: list, out: list) -> float:
 
 def run(variants, images, model, *, flip: bool, threads: int, repeats: int = 1, warmup: bool = True,
         log=print, calibration=None) -> dict:
-    kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
+    settings = DecodeSettings(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
     built, build_s = {}, {}
     for v in variants:
         t0 = time.perf_counter()
@@ -208,14 +208,14 @@ def run(variants, images, model, *, flip: bool, threads: int, repeats: int = 1, 
     if warmup:  # one untimed pass per variant on the smallest image (allocators, ONNX Runtime's first run)
         small = min(images, key=lambda it: it[1].numel())
         for v in names:
-            decode(built[v], small[1], {"trans_inv": small[2]}, **kw)
+            decode(built[v], small[1], {"trans_inv": small[2]}, settings)
     times = {v: {"network": [], "decode": []} for v in names}
     poses = {v: [] for v in names}
     for i, (name, img, inv) in enumerate(images):
         order = names[i % len(names):] + names[:i % len(names)]  # rotate who goes first
         for v in order:
             for r in range(repeats):
-                res = decode(built[v], img, {"trans_inv": inv, "image_id": i}, **kw)
+                res = decode(built[v], img, {"trans_inv": inv, "image_id": i}, settings)
                 times[v]["network"].append(res.time_network)
                 times[v]["decode"].append(res.time_decode)
             poses[v].append(res.poses)
@@ -337,7 +337,7 @@ def profile_stages(variant: str, model, image, inv, *, flip: bool, threads: int)
     """Seconds per stage of one decode of ``image`` by ``variant`` (after one untimed decode)."""
     from boir_core.engine.inference.backends import OnnxRuntimeRunner, OpenVinoRunner, make_runner
 
-    kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
+    settings = DecodeSettings(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
     if variant in ("onnxruntime", "openvino"):
         cls = OnnxRuntimeRunner if variant == "onnxruntime" else OpenVinoRunner
         net = cls(model, threads=threads, profiling=True)
@@ -346,16 +346,16 @@ def profile_stages(variant: str, model, image, inv, *, flip: bool, threads: int)
                           calibration=calibration_images([], min(image.shape[-2:]), flip))
     else:
         net = make_variant(variant, model, threads)
-    decode(net, image, {"trans_inv": inv}, **kw)  # warm-up
+    decode(net, image, {"trans_inv": inv}, settings)  # warm-up
     acc: dict = defaultdict(float)
     module = model if net is model else getattr(net, "model", None)
     inst_method = "instance_heatmaps" if net is model else "instances"
     with timed_call(net, inst_method, acc, "instance head"):
         if module is not None:
             with torch_stage_hooks(module, acc):
-                res = decode(net, image, {"trans_inv": inv}, **kw)
+                res = decode(net, image, {"trans_inv": inv}, settings)
         else:
-            res = decode(net, image, {"trans_inv": inv}, **kw)
+            res = decode(net, image, {"trans_inv": inv}, settings)
     out = {"network_s": res.time_network, "decode_s": res.time_decode, "kernels": {}}
     if module is None:  # ONNX Runtime / OpenVINO: their per-node times of the dense graph
         kernels: dict = defaultdict(float)
@@ -472,7 +472,6 @@ def deploy_report(model, images, *, flip: bool, threads: int, people=(1, 5, 10, 
     ``network``: the graphs already in ONNX Runtime (a ``boir_core.deploy.OnnxNetwork``; default: exported here)."""
     from boir_core.deploy.decode_np import decode_np
     from boir_core.deploy.runtime import OnnxNetwork
-    from boir_core.deploy.settings import DecodeSettings
     from boir_core.engine.inference.export import onnx_graphs
 
     if network is None:
@@ -490,9 +489,8 @@ def deploy_report(model, images, *, flip: bool, threads: int, people=(1, 5, 10, 
             dense_s.append(time.perf_counter() - t0)
         net = _TimedNetwork(network, dense=(views, dense_out))
         for n in people:
-            kw = dict(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS, max_proposals=n,
-                      center_threshold=0.0)
-            settings = DecodeSettings(**kw)
+            settings = DecodeSettings(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS, max_proposals=n,
+                                      center_threshold=0.0)
             decode_np(net, x, inv, settings)  # warm-up (first run of this number of people)
             reps = defaultdict(list)
             for _ in range(repeats):
@@ -500,7 +498,7 @@ def deploy_report(model, images, *, flip: bool, threads: int, people=(1, 5, 10, 
                 res = decode_np(net, x, inv, settings, image_id=i)
                 reps["instance_s"].append(net.times["instance"])
                 reps["decode_np_s"].append(res.time_decode)
-                reps["decode_torch_s"].append(decode(_Replay(net), img, {"trans_inv": inv}, **kw).time_decode)
+                reps["decode_torch_s"].append(decode(_Replay(net), img, {"trans_inv": inv}, settings).time_decode)
             row = rows[n]
             row["dense_s"].append(statistics.median(dense_s))
             for k, v in reps.items():

@@ -188,7 +188,7 @@ plt.show()
 # %%
 from boir_core.viz.explorers import DecodingExplorer, place
 
-decoding_explorer = place(DecodingExplorer(predictor.runner, sample, original, predictor.decode_kwargs,
+decoding_explorer = place(DecodingExplorer(predictor.runner, sample, original, predictor.decode_settings,
                                            prof.skeleton))
 
 # %% [markdown]

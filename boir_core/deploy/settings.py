@@ -33,7 +33,8 @@ class DecodeSettings:
     """The decoding settings of :func:`boir_core.deploy.decode_np.decode_np` (those of
     :func:`boir_core.engine.inference.decode.decode`; ``deploy.json``'s ``decode``): flip test and the flip index it
     needs, at most ``max_proposals`` centers above ``center_threshold``, the smoothing / peak kernel, OKS-NMS
-    threshold and the data set's OKS sigmas. :meth:`of` reads the record (or ``decode_kwargs_from_config``'s dict)."""
+    threshold and the data set's OKS sigmas. :meth:`of` reads the record;
+    ``boir_core.engine.inference.decode_settings.decode_settings_from_config`` makes them from a config."""
 
     flip_test: bool = True
     flip_index: Optional[Sequence[int]] = None

@@ -20,6 +20,7 @@ The explorers of a single formula (the kernel ψ, OKS, the focal loss) are in :m
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -30,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..data.transforms import AffineParams, denormalize_image
-from ..engine.inference.decode import decode
+from ..engine.inference.decode import DecodeSettings, decode
 from ..losses.bbox_mask import BboxMaskSettings, bbox_mask_terms
 from .draw import draw_poses
 from .figures import feature_at, similarity_from_point
@@ -317,25 +318,24 @@ class DecodingExplorer(Explorer):
     """Decode one test sample with the knobs of docs/inference.md#decoding-steps and draw the poses on the
     original image, with counts (center peaks kept → people after OKS-NMS → people drawn above ``min_score``)."""
 
-    def __init__(self, model, sample: Mapping[str, Any], original: np.ndarray, decode_kwargs: Mapping[str, Any],
+    def __init__(self, model, sample: Mapping[str, Any], original: np.ndarray, settings: DecodeSettings,
                  skeleton: Sequence[tuple[int, int]], min_score: float = 0.05):
         self.model, self.sample, self.original = model, sample, original
-        self.kwargs, self.skeleton, self.min_score = dict(decode_kwargs), list(skeleton), min_score
-        self.threshold = _slider("float", float(self.kwargs.get("center_threshold", 0.01)), 0.0, 0.5, 0.01,
-                                 "center threshold")
-        self.proposals = _slider("int", int(self.kwargs.get("max_proposals", 30)), 1, 60, 1, "proposals")
-        self.nms = _slider("float", float(self.kwargs.get("oks_nms_threshold", 0.8)), 0.1, 1.0, 0.05, "OKS-NMS")
-        kernels = sorted({3, 5, 7, 11, int(self.kwargs.get("center_pool_kernel", 3))})
-        self.flip = _dropdown(["flip test", "no flip"],
-                              "flip test" if self.kwargs.get("flip_test", True) else "no flip", "flip")
-        self.kernel = _dropdown(kernels, int(self.kwargs.get("center_pool_kernel", 3)), "pooling kernel")
+        self.settings, self.skeleton, self.min_score = settings, list(skeleton), min_score
+        self.threshold = _slider("float", float(settings.center_threshold), 0.0, 0.5, 0.01, "center threshold")
+        self.proposals = _slider("int", int(settings.max_proposals), 1, 60, 1, "proposals")
+        self.nms = _slider("float", float(settings.oks_nms_threshold), 0.1, 1.0, 0.05, "OKS-NMS")
+        kernels = sorted({3, 5, 7, 11, int(settings.center_pool_kernel)})
+        self.flip = _dropdown(["flip test", "no flip"], "flip test" if settings.flip_test else "no flip", "flip")
+        self.kernel = _dropdown(kernels, int(settings.center_pool_kernel), "pooling kernel")
         super().__init__([[self.threshold, self.proposals, self.nms], [self.flip, self.kernel]])
 
     def compute(self):
-        kw = {**self.kwargs, "center_threshold": float(self.threshold.value),
-              "max_proposals": int(self.proposals.value), "oks_nms_threshold": float(self.nms.value),
-              "center_pool_kernel": int(self.kernel.value), "flip_test": self.flip.value == "flip test"}
-        return decode(self.model, self.sample["image"], self.sample["meta"], return_intermediates=True, **kw)
+        settings = dataclasses.replace(
+            self.settings, center_threshold=float(self.threshold.value), max_proposals=int(self.proposals.value),
+            oks_nms_threshold=float(self.nms.value), center_pool_kernel=int(self.kernel.value),
+            flip_test=self.flip.value == "flip test")
+        return decode(self.model, self.sample["image"], self.sample["meta"], settings, return_intermediates=True)
 
     def counts(self, res) -> tuple[int, int, int]:
         peaks = len(res.intermediates["peaks_yx"])

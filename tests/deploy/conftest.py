@@ -2,23 +2,25 @@
 shared by the deployment tests (the export is the slow part: done once per session)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from boir_core.data import get_profile
 from boir_core.data.sources.synthetic import render_scene
 from boir_core.engine.evaluation.runner import load_inference_model
-from boir_core.engine.inference.decode import decode_kwargs_from_config
+from boir_core.engine.inference.decode import decode_settings_from_config
 from boir_core.model.demo_weights import shipped_config
 
 
 @pytest.fixture(scope="session")
 def shipped():
-    """(config, eager model, decode keyword arguments) of the shipped BoIR demo weights."""
+    """(config, eager model, decode settings as a dict: ``DecodeSettings(**it)``) of the shipped BoIR demo weights."""
     cfg = shipped_config("boir")  # what `export --checkpoint shipped:boir` uses
     model, _ = load_inference_model(cfg, "shipped:boir", "cpu")
     prof = get_profile(cfg.data.dataset)
-    return cfg, model, decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    return cfg, model, dataclasses.asdict(decode_settings_from_config(cfg.test, prof.flip_index, prof.sigmas))
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,8 @@ def _both(model, kwargs, image_rgb, input_size, flip, image_id=0):
     kw = dict(kwargs, flip_test=flip)
     net = SharedNet(model)
     out = D.decode_np(net.numpy(), x.image, x.resize.trans_inv, DecodeSettings(**kw), image_id=image_id)
-    ref = T.decode(net.torch(), torch.from_numpy(x.image), {"trans_inv": x.resize.trans_inv}, image_id=image_id,
-                   **kw)
+    ref = T.decode(net.torch(), torch.from_numpy(x.image), {"trans_inv": x.resize.trans_inv}, DecodeSettings(**kw),
+                   image_id=image_id)
     assert net.calls == (2 if out.num_proposals else 1)  # torch found the same centers: nothing ran twice
     return out, ref
 

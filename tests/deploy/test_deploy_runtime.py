@@ -14,7 +14,7 @@ from boir_deploy_helpers import assert_same_poses, max_px
 from boir_core import __version__
 from boir_core.data import get_profile
 from boir_core.data.transforms import eval_input
-from boir_core.deploy import BoirDeployment, DeploySettingsError, preprocess, read_settings
+from boir_core.deploy import BoirDeployment, DecodeSettings, DeploySettingsError, preprocess, read_settings
 from boir_core.deploy.__main__ import main as deploy_main
 from boir_core.deploy.runtime import normalizer
 from boir_core.engine.inference.decode import decode
@@ -74,8 +74,8 @@ def test_exported_folder_gives_the_kits_exact_poses(deploy_folder, shipped, synt
     worst = 0.0
     for i, img in enumerate(synth_images[:3]):
         x = eval_input(img, cfg.data.input_size)
-        ref = decode(model, torch.from_numpy(x.image), {"trans_inv": x.resize.trans_inv}, image_id=i,
-                     **dict(kwargs, flip_test=flip)).poses
+        ref = decode(model, torch.from_numpy(x.image), {"trans_inv": x.resize.trans_inv},
+                     DecodeSettings(**dict(kwargs, flip_test=flip)), image_id=i).poses
         out = dep.predict(img, image_id=i)
         assert_same_poses(out, ref, ROUND_TRIP_TOL_PX, rtol_score=1e-4)
         worst = max(worst, max_px(out, ref))

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from boir_core.engine.inference.backends import BackendUnavailable, OnnxRuntimeRunner, TorchRunner, make_runner
-from boir_core.engine.inference.decode import decode
+from boir_core.engine.inference.decode import DecodeSettings, decode
 from boir_core.model import CID, BoIR, count_parameters, save_checkpoint
 from boir_core.model.random_weights import seeded_trained_like_
 
@@ -43,8 +43,9 @@ def assert_same_poses(out, ref, tol=TOL_PX):
 def decode_all(net, images, flip=True, max_proposals=30):
     poses = []
     for i, (img, inv) in enumerate(images):
-        poses += decode(net, img, {"trans_inv": inv, "image_id": i}, flip_test=flip, flip_index=COCO_FLIP,
-                        oks_sigmas=SIGMAS, max_proposals=max_proposals).poses
+        settings = DecodeSettings(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=SIGMAS,
+                                  max_proposals=max_proposals)
+        poses += decode(net, img, {"trans_inv": inv, "image_id": i}, settings).poses
     return poses
 
 

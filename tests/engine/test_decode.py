@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from boir_core.engine.inference.decode import (
+    DecodeSettings,
     decode,
     decode_batch,
     find_peaks,
@@ -150,11 +151,15 @@ def oracle_poses(center_prob, centers, k=3, offsets=OFFSETS, flip=True):
     return sorted(poses, key=lambda p: -p["score"])
 
 
-def run(center_prob, model=None, **kw):
+def settings(**kw):
+    """The test's decoding settings (the toy's flip index and sigmas) with ``kw`` replaced."""
+    return DecodeSettings(**{"flip_index": FLIP, "oks_sigmas": SIGMAS, **kw})
+
+
+def run(center_prob, model=None, return_intermediates=False, **kw):
     model = model or GaussianNet()
-    args = dict(flip_index=FLIP, oks_sigmas=SIGMAS, image_id=7)
-    args.update(kw)
-    return decode(model, make_image(center_prob), {"trans_inv": TRANS_INV}, **args)
+    return decode(model, make_image(center_prob), {"trans_inv": TRANS_INV}, settings(**kw), image_id=7,
+                  return_intermediates=return_intermediates)
 
 
 # ---- building blocks --------------------------------------------------------------------------------------
@@ -382,7 +387,7 @@ def test_decode_batch_different_sizes():
     cp1, cp2 = center_map(16, 24, PEAKS), center_map(20, 12, {(9, 5): 0.8})
     res = decode_batch(GaussianNet(), [make_image(cp1), make_image(cp2)],
                        [{"trans_inv": TRANS_INV, "image_id": 1}, {"trans_inv": TRANS_INV, "image_id": 2}],
-                       flip_index=FLIP, oks_sigmas=SIGMAS)
+                       settings())
     assert res.num_images == 2 and [p["image_id"] for p in res.poses] == [1, 1, 2]
     assert res.intermediates is None  # only with return_intermediates=True
     for got, exp in zip(res.poses, oracle_poses(cp1, CENTERS) + oracle_poses(cp2, [(9, 5)])):
@@ -393,15 +398,14 @@ def test_decode_batch_passes_image_ids_and_returns_intermediates_per_image():
     cp1, cp2 = center_map(16, 24, PEAKS), center_map(20, 12, {(9, 5): 0.8})
     images = [make_image(cp1), make_image(cp2)]
     metas = [{"trans_inv": TRANS_INV, "image_id": 1}, {"trans_inv": TRANS_INV, "image_id": 2}]
-    res = decode_batch(GaussianNet(), images, metas, image_ids=[31, 32], flip_index=FLIP, oks_sigmas=SIGMAS,
-                       return_intermediates=True)
+    res = decode_batch(GaussianNet(), images, metas, settings(), image_ids=[31, 32], return_intermediates=True)
     assert [p["image_id"] for p in res.poses] == [31, 31, 32]
     assert len(res.intermediates) == 2
     assert [i["peaks_yx"].tolist() for i in res.intermediates] == [[list(c) for c in CENTERS], [[9, 5]]]
     with pytest.raises(ValueError, match="2 images but 1 metas"):
-        decode_batch(GaussianNet(), images, metas[:1], flip_index=FLIP, oks_sigmas=SIGMAS)
+        decode_batch(GaussianNet(), images, metas[:1], settings())
     with pytest.raises(ValueError, match="2 images but 3 image_ids"):
-        decode_batch(GaussianNet(), images, metas, image_ids=[1, 2, 3], flip_index=FLIP, oks_sigmas=SIGMAS)
+        decode_batch(GaussianNet(), images, metas, settings(), image_ids=[1, 2, 3])
 
 
 def test_decode_batch_sums_the_times_of_its_images(monkeypatch):
@@ -410,12 +414,12 @@ def test_decode_batch_sums_the_times_of_its_images(monkeypatch):
 
     times = iter([(0.25, 0.5), (1.0, 0.125)])
 
-    def fake(model, image, meta, **kwargs):
+    def fake(model, image, meta, settings, **kwargs):
         net, dec = next(times)
         return decode_mod.DecodeResult([], net, dec, 1, None, "cpu:fake")
 
     monkeypatch.setattr(decode_mod, "decode", fake)
-    res = decode_batch(None, [torch.zeros(3, 8, 8)] * 2, [{}, {}])
+    res = decode_batch(None, [torch.zeros(3, 8, 8)] * 2, [{}, {}], settings())
     assert (res.time_network, res.time_decode, res.num_images, res.device) == (1.25, 0.625, 2, "cpu:fake")
 
 
@@ -440,7 +444,9 @@ def test_clock_splits_time_into_network_and_decode_and_syncs_cuda(monkeypatch):
 def test_bad_inputs_have_clear_errors():
     cp = center_map(16, 24, PEAKS)
     with pytest.raises(KeyError, match="trans_inv"):
-        decode(GaussianNet(), make_image(cp), {}, flip_index=FLIP, oks_sigmas=SIGMAS)
+        decode(GaussianNet(), make_image(cp), {}, settings())
+    with pytest.raises(TypeError, match="DecodeSettings"):  # the settings are one object, not a dict of them
+        decode(GaussianNet(), make_image(cp), {"trans_inv": TRANS_INV}, {"flip_index": FLIP, "oks_sigmas": SIGMAS})
     with pytest.raises(ValueError, match="permutation"):
         run(cp, flip_index=[0, 1, 1, 3, 4])
     with pytest.raises(ValueError, match="TEST.OKS_SIGMAS"):
@@ -477,8 +483,9 @@ def test_decode_runs_the_real_boir_network():
     flip = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
     trans_inv = np.array([[2.0, 0.0, 5.0], [0.0, 2.0, 7.0]])
     torch.manual_seed(0)
-    res = decode(model, torch.randn(3, 64, 128), {"trans_inv": trans_inv, "image_id": 3}, flip_index=flip,
-                 oks_sigmas=[0.05] * 17, max_proposals=12, oks_nms_threshold=1.01, return_intermediates=True)
+    res = decode(model, torch.randn(3, 64, 128), {"trans_inv": trans_inv, "image_id": 3},
+                 DecodeSettings(flip_index=flip, oks_sigmas=[0.05] * 17, max_proposals=12, oks_nms_threshold=1.01),
+                 return_intermediates=True)
     assert not model.training
     inter = res.intermediates
     assert inter["center_raw"].shape == (16, 32) and inter["instance_heatmaps"].shape == (12, 17, 16, 32)

@@ -2,6 +2,8 @@
 entry point that decodes (``run_evaluation`` / ``decode_dataset``, ``predict``)."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ import torch
 import boir_core.engine.inference.decode as decode_mod
 from boir_core.config import load_config
 from boir_core.data import get_profile
-from boir_core.engine.inference.decode import DecodeResult, decode_kwargs_from_config
+from boir_core.engine.inference.decode import DecodeResult, DecodeSettings, decode_settings_from_config
 
 # written out from the released settings (docs/inference.md#decoding-steps): center pool kernel 11 and
 # OKS-NMS 0.7 for OCHuman only
@@ -29,10 +31,10 @@ COCO_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_decode_kwargs_from_each_data_sets_config(name):
+def test_decode_settings_from_each_data_sets_config(name):
     cfg = load_config(name)
     prof = get_profile(cfg.data.dataset)
-    kw = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    kw = dataclasses.asdict(decode_settings_from_config(cfg.test, prof.flip_index, prof.sigmas))
     want = EXPECTED[name]
     for key in ("center_pool_kernel", "oks_nms_threshold", "max_proposals", "center_threshold", "flip_test"):
         assert kw[key] == want[key], f"{name}: {key}={kw[key]!r}, expected {want[key]!r}"
@@ -44,11 +46,11 @@ def test_decode_kwargs_from_each_data_sets_config(name):
         assert kw["oks_sigmas"][0] == pytest.approx(0.026) and kw["oks_sigmas"][11] == pytest.approx(0.107)
 
 
-def test_every_decode_kwarg_follows_the_config():
+def test_every_decode_setting_follows_the_config():
     """Non-default values of every test.* field the decoder reads come through unchanged."""
     cfg = load_config("coco_w32", ["test.center_pool_kernel=7", "test.oks_nms_threshold=0.55",
                                    "test.max_proposals=4", "test.center_threshold=0.2", "test.flip_test=false"])
-    kw = decode_kwargs_from_config(cfg.test, list(range(17)), [0.5] * 17)
+    kw = dataclasses.asdict(decode_settings_from_config(cfg.test, list(range(17)), [0.5] * 17))
     assert (kw["center_pool_kernel"], kw["oks_nms_threshold"], kw["max_proposals"], kw["center_threshold"],
             kw["flip_test"]) == (7, 0.55, 4, 0.2, False)
     assert kw["flip_index"] == tuple(range(17)) and kw["oks_sigmas"] == (0.5,) * 17
@@ -58,8 +60,9 @@ class _Capture:
     def __init__(self, monkeypatch):
         self.calls = []
 
-        def fake_decode(model, image, meta, **kwargs):
-            self.calls.append(kwargs)
+        def fake_decode(model, image, meta, settings, **kwargs):
+            assert isinstance(settings, DecodeSettings)
+            self.calls.append(dataclasses.asdict(settings))
             return DecodeResult([])
 
         monkeypatch.setattr(decode_mod, "decode", fake_decode)

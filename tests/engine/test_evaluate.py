@@ -327,7 +327,7 @@ def test_resize_decode_evaluate_end_to_end_real_coco(real_fixtures):
     import torch
 
     import boir_core.data.transforms as transforms
-    from boir_core.engine.inference.decode import decode
+    from boir_core.engine.inference.decode import DecodeSettings, decode
     path = real_fixtures / "coco" / "test_coco.json"
     gt = json.loads(path.read_text())
     results = []
@@ -337,8 +337,8 @@ def test_resize_decode_evaluate_end_to_end_real_coco(real_fixtures):
         tr = transforms.eval_resize(im["width"], im["height"], 512)
         cw, ch = tr.canvas
         net = GroundTruthNet(anns, tr.matrix, (ch // 4, cw // 4), 17)
-        res = decode(net, torch.zeros(3, ch, cw), {"trans_inv": tr.trans_inv}, flip_test=False,
-                     oks_sigmas=COCO_OKS_SIGMAS, image_id=im["id"])
+        res = decode(net, torch.zeros(3, ch, cw), {"trans_inv": tr.trans_inv},
+                     DecodeSettings(flip_test=False, oks_sigmas=COCO_OKS_SIGMAS), image_id=im["id"])
         results += res.poses
     m = evaluate_results(results, path, "coco")
     assert len(results) == 12  # every labelled person found once

@@ -2,6 +2,7 @@
 file's wrappers recognised in one place (docs/inference.md#exact-and-fast-inference)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,7 +13,7 @@ from boir_core.config import load_config, preset_label
 from boir_core.data import KeypointDataset, get_profile
 from boir_core.engine.evaluation.runner import run_evaluation
 from boir_core.engine.inference.backends import Runner, TorchRunner, as_runner, make_runner
-from boir_core.engine.inference.decode import decode, decode_kwargs_from_config
+from boir_core.engine.inference.decode import decode, decode_settings_from_config
 from boir_core.engine.inference.export import DenseGraph
 from boir_core.engine.inference.predictor import EXACT, FAST, Predictor, resolve_backend
 from boir_core.engine.inference.weights import check_inference_weights, checkpoint_config, load_inference_model
@@ -57,12 +58,12 @@ def test_every_runner_is_a_runner_and_a_plain_network_runs_as_the_exact_one(tiny
 def test_decode_of_a_plain_network_equals_decode_through_the_exact_runner(tiny_cfg):
     model = _tiny_model(tiny_cfg)
     prof = get_profile(tiny_cfg.data.dataset)
-    kw = decode_kwargs_from_config(tiny_cfg.test, prof.flip_index, prof.sigmas)
-    kw["center_threshold"] = 0.0  # people in every image, whatever the random weights say
+    settings = dataclasses.replace(decode_settings_from_config(tiny_cfg.test, prof.flip_index, prof.sigmas),
+                                   center_threshold=0.0)  # people in every image, whatever the random weights say
     image = torch.randn(3, 64, 128, generator=torch.Generator().manual_seed(1))
     meta = {"trans_inv": np.array([[1.0, 0, 3], [0, 1.0, 5]]), "image_id": 7}
-    a = decode(model, image, meta, **kw)
-    b = decode(TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False), image, meta, **kw)
+    a = decode(model, image, meta, settings)
+    b = decode(TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False), image, meta, settings)
     assert len(a.poses) > 0 and a.poses == b.poses
 
 
@@ -91,7 +92,7 @@ def test_evaluate_by_default_gives_the_poses_of_plain_eager_decoding(tiny_cfg, t
     assert json.loads(out["metrics_path"].read_text())["config"]["test"]["backend"] == "exact"
     dataset = KeypointDataset.from_config(cfg, train=False)
     prof = get_profile(cfg.data.dataset)
-    kw = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    settings = decode_settings_from_config(cfg.test, prof.flip_index, prof.sigmas)
     want = []
     with torch.no_grad():
         for i in range(2):  # the plain network, its calls written out: no runner
@@ -99,7 +100,7 @@ def test_evaluate_by_default_gives_the_poses_of_plain_eager_decoding(tiny_cfg, t
             x = s["image"][None]
             feats, center = _eager_dense(model.eval(), torch.cat([x, x.flip(3)]))
             oracle = _Plain(model, feats, center)
-            want += decode(oracle, s["image"], s["meta"], image_id=s["image_id"], **kw).poses
+            want += decode(oracle, s["image"], s["meta"], settings, image_id=s["image_id"]).poses
     assert len(results) == len(want) > 0
     assert [r["keypoints"] for r in results] == [w["keypoints"] for w in want]
     assert [r["score"] for r in results] == [w["score"] for w in want]

@@ -175,7 +175,7 @@ def test_notebook_05_papermill_runs_the_network_through_the_chosen_backend(tmp_p
     from boir_core.config import Config
     from boir_core.data import KeypointDataset, get_profile
     from boir_core.engine.evaluation.runner import load_inference_model
-    from boir_core.engine.inference.decode import decode, decode_kwargs_from_config
+    from boir_core.engine.inference.decode import decode, decode_settings_from_config
 
     src = tmp_path / "05.ipynb"
     nbformat.write(_load(REPO / "notebooks" / "05_inference_and_evaluation.py"), src)
@@ -197,9 +197,9 @@ def test_notebook_05_papermill_runs_the_network_through_the_chosen_backend(tmp_p
     model, _ = load_inference_model(cfg, record["checkpoint"]["path"], "cpu")
     dataset = KeypointDataset.from_config(cfg, train=False)
     prof = get_profile(cfg.data.dataset)
-    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
-    ref = [p for i in range(4) for p in decode(model, dataset[i]["image"], dataset[i]["meta"],
-                                                 image_id=dataset[i]["image_id"], **kwargs).poses]
+    settings = decode_settings_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    ref = [p for i in range(4) for p in decode(model, dataset[i]["image"], dataset[i]["meta"], settings,
+                                                 image_id=dataset[i]["image_id"]).poses]
     assert len(results) == len(ref) > 0
     assert [r["image_id"] for r in results] == [r["image_id"] for r in ref]
     got = np.array([r["keypoints"] for r in results]).reshape(len(results), -1, 3)

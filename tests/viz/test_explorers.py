@@ -1,6 +1,8 @@
 """The explorers of notebooks 01, 03, 05 and 07, driven headless through their controls."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -101,7 +103,7 @@ def test_fit_embedding_learns_and_a_moved_box_is_punished():
 def test_decoding_explorer_counts_match_decode(synth):
     from boir_core.config import load_config
     from boir_core.data import KeypointDataset, get_profile
-    from boir_core.engine.inference.decode import decode, decode_kwargs_from_config
+    from boir_core.engine.inference.decode import decode, decode_settings_from_config
     from boir_core.model import build_model
 
     torch.manual_seed(0)
@@ -111,16 +113,17 @@ def test_decoding_explorer_counts_match_decode(synth):
         model.center_head[-1].bias.fill_(2.0) if hasattr(model, "center_head") else None
     prof = get_profile("synthcrowd")
     ds = KeypointDataset.from_config(cfg, train=False)
-    kwargs = decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)
-    ex = DecodingExplorer(model, ds[0], ds.read(0), kwargs, prof.skeleton)
+    settings = decode_settings_from_config(cfg.test, prof.flip_index, prof.sigmas)
+    ex = DecodingExplorer(model, ds[0], ds.read(0), settings, prof.skeleton)
     res = ex.update()
     png = ex.png
-    ref = decode(model, ds[0]["image"], ds[0]["meta"], return_intermediates=True, **kwargs)
+    ref = decode(model, ds[0]["image"], ds[0]["meta"], settings, return_intermediates=True)
     assert ex.counts(res)[:2] == (len(ref.intermediates["peaks_yx"]), len(ref.poses))
     ex.proposals.value = 1
     assert ex.counts(ex.last)[0] <= 1 and ex.png != png
     ex.flip.value = "no flip"
-    ref = decode(model, ds[0]["image"], ds[0]["meta"], **{**kwargs, "max_proposals": 1, "flip_test": False})
+    ref = decode(model, ds[0]["image"], ds[0]["meta"],
+                 dataclasses.replace(settings, max_proposals=1, flip_test=False))
     assert len(ex.last.poses) == len(ref.poses)
     assert "center peaks" in ex.caption.value
 

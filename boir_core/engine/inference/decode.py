@@ -41,7 +41,10 @@ import torch
 import torch.nn.functional as nnf
 
 from boir_core.engine.inference.backends import Runner, as_runner
-from boir_core.engine.inference.decode_settings import decode_kwargs_from_config  # noqa: F401  (decode's settings, re-exported)
+from boir_core.engine.inference.decode_settings import (  # decode's settings, re-exported
+    DecodeSettings,
+    decode_settings_from_config,
+)
 from boir_core.engine.inference.oks import check_sigmas, keypoint_box_areas, oks_nms
 from boir_core.ops import sigmoid_clamp
 
@@ -49,7 +52,8 @@ __all__ = [
     "DecodeResult",
     "decode",
     "decode_batch",
-    "decode_kwargs_from_config",
+    "DecodeSettings",
+    "decode_settings_from_config",
     "smooth_heatmaps",
     "peak_pool_kernel",
     "find_peaks",
@@ -57,6 +61,9 @@ __all__ = [
     "map_to_image",
 ]
 
+
+#: The network's output stride: its maps are the input canvas at 1/4 (HRNet's highest-resolution branch).
+OUTPUT_STRIDE = 4
 
 @dataclass
 class DecodeResult:
@@ -141,7 +148,8 @@ def refine_quarter_pixel(heatmaps: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return xy, values
 
 
-def map_to_image(xy_map: torch.Tensor, trans_inv: Any, stride: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+def map_to_image(xy_map: torch.Tensor, trans_inv: Any,
+                 stride: int = OUTPUT_STRIDE) -> tuple[torch.Tensor, torch.Tensor]:
     """Output-map (x, y) → input canvas (stride·x + stride/2) → original image via the 2×3 ``trans_inv``.
 
     Returns (canvas_xy, image_xy), both shaped like ``xy_map`` ([..., 2]).
@@ -189,11 +197,8 @@ class _Clock:
 # ---- the decoder -----------------------------------------------------------------------------------------
 
 @torch.no_grad()
-def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[str, Any], *, flip_test: bool = True,
-           flip_index: Sequence[int] | None = None, max_proposals: int = 30, center_threshold: float = 0.01,
-           center_pool_kernel: int = 3, oks_nms_threshold: float = 0.8,
-           oks_sigmas: Sequence[float] | torch.Tensor, image_id: int | None = None, stride: int = 4,
-           return_intermediates: bool = False) -> DecodeResult:
+def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[str, Any], settings: DecodeSettings,
+           *, image_id: int | None = None, return_intermediates: bool = False) -> DecodeResult:
     """Decode the people in one test image exactly as the release does (module docstring,
     docs/inference.md#decoding-steps).
 
@@ -204,16 +209,23 @@ def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[
         image: [3, H', W'] normalised input canvas (a test sample's ``image``).
         meta: the test sample's ``meta``; only ``trans_inv`` (2×3, canvas → original pixels) is read,
             plus ``image_id`` when the argument is None.
-        flip_test: average with the mirrored image (needs ``flip_index``).
-        flip_index: keypoint k of the mirrored image is keypoint ``flip_index[k]`` of the original.
-        max_proposals, center_threshold: top-k peaks kept above this center score.
-        center_pool_kernel: smoothing kernel k of the center and keypoint maps (3; 11 for OCHuman).
-        oks_nms_threshold: OKS above which a lower-scored pose is dropped (0.8; 0.7 for OCHuman).
-        oks_sigmas: the K true OKS σ (pycocotools' values = release TEST.OKS_SIGMAS / 10).
+        settings: the decoding settings (:func:`decode_settings_from_config` reads a config's;
+            ``dataclasses.replace`` changes one):
+
+            - ``flip_test``: average with the mirrored image (needs ``flip_index``: keypoint k of the mirrored
+              image is keypoint ``flip_index[k]`` of the original);
+            - ``max_proposals``, ``center_threshold``: top-k peaks kept above this center score;
+            - ``center_pool_kernel``: smoothing kernel k of the center and keypoint maps (3; 11 for OCHuman);
+            - ``oks_nms_threshold``: OKS above which a lower-scored pose is dropped (0.8; 0.7 for OCHuman);
+            - ``oks_sigmas``: the K true OKS σ (pycocotools' values = release TEST.OKS_SIGMAS / 10).
         image_id: written into every result (default ``meta['image_id']``, else 0).
         return_intermediates: also return every step's maps (on the CPU) for teaching.
     """
-    trans_inv = _checked_inputs(image, meta, flip_test, flip_index, max_proposals)
+    if not isinstance(settings, DecodeSettings):
+        raise TypeError(f"decode's settings must be a DecodeSettings (decode_settings_from_config(cfg.test, ...)), "
+                        f"got {type(settings).__name__}")
+    flip_test = settings.flip_test
+    trans_inv = _checked_inputs(image, meta, flip_test, settings.flip_index, settings.max_proposals)
     if image_id is None:
         image_id = meta.get("image_id", 0)
 
@@ -233,8 +245,8 @@ def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[
     h, w = center_raw.shape
 
     # 4-5. smoothing, max-pool NMS, top-k above threshold.
-    center = smooth_heatmaps(center_raw, center_pool_kernel)
-    coords, center_scores, center_nms = find_peaks(center, max_proposals, center_threshold)
+    center = smooth_heatmaps(center_raw, settings.center_pool_kernel)
+    coords, center_scores, center_nms = find_peaks(center, settings.max_proposals, settings.center_threshold)
     n = coords.shape[0]
     if inter is not None:
         inter.update(center_raw=center_raw.cpu(), center_smoothed=center.cpu(), center_nms=center_nms.cpu(),
@@ -250,15 +262,12 @@ def decode(runner: Runner | torch.nn.Module, image: torch.Tensor, meta: Mapping[
     inst_logits = net.instances(feats, coords)
     clock.lap("network")
     inst = sigmoid_clamp(inst_logits)  # [views·n, K, H, W]
-    k = inst.shape[1]
-    oks_s = check_sigmas(oks_sigmas, k)
 
     # 7. flip average with the keypoint permutation.
-    heat = _flip_average(inst, n, flip_index if flip_test else None, inter)
+    heat = _flip_average(inst, n, settings.flip_index if flip_test else None, inter)
 
     # 8-10. smoothing, argmax, quarter-pixel refinement, scores; back to the image; OKS-NMS.
-    results = _poses(heat, center_scores, trans_inv, stride, center_pool_kernel, oks_s, oks_nms_threshold,
-                     int(image_id), inter)
+    results = _poses(heat, center_scores, trans_inv, settings, int(image_id), inter)
     clock.lap("decode")
     return DecodeResult(results, clock.network, clock.decode, 1, inter, str(device))
 
@@ -293,20 +302,20 @@ def _flip_average(inst: torch.Tensor, n: int, flip_index: Sequence[int] | None,
     return (original + mirrored) / 2
 
 
-def _poses(heat: torch.Tensor, center_scores: torch.Tensor, trans_inv: torch.Tensor, stride: int,
-           kernel: int, oks_sigmas: torch.Tensor, oks_nms_threshold: float, image_id: int,
-           inter: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _poses(heat: torch.Tensor, center_scores: torch.Tensor, trans_inv: torch.Tensor, settings: DecodeSettings,
+           image_id: int, inter: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Steps 8-10: the people's keypoints in image pixels and their scores, after OKS-NMS, as COCO results."""
+    oks_sigmas = check_sigmas(settings.oks_sigmas, heat.shape[1])
     # 8. smoothing, argmax, quarter-pixel refinement, scores.
-    heat_s = smooth_heatmaps(heat, kernel)
+    heat_s = smooth_heatmaps(heat, settings.center_pool_kernel)
     xy_map, peak = refine_quarter_pixel(heat_s)
     kp_scores = peak * center_scores[:, None]  # [n, K]
     # 9. back to the original image; person score.
-    xy_canvas, xy_image = map_to_image(xy_map, trans_inv.to(xy_map.device), stride)
+    xy_canvas, xy_image = map_to_image(xy_map, trans_inv.to(xy_map.device), OUTPUT_STRIDE)
     poses = torch.cat([xy_image, kp_scores.to(torch.float64)[..., None]], dim=-1).cpu()  # [n, K, 3]
     person_scores = kp_scores.mean(dim=1).to(torch.float64).cpu()
     # 10. OKS-NMS in original pixels.
-    keep = oks_nms(poses, person_scores, oks_sigmas, oks_nms_threshold, areas=keypoint_box_areas(poses))
+    keep = oks_nms(poses, person_scores, oks_sigmas, settings.oks_nms_threshold, areas=keypoint_box_areas(poses))
     if inter is not None:
         inter.update(instance_heatmaps=heat.cpu(), instance_heatmaps_smoothed=heat_s.cpu(),
                      keypoints_map=xy_map.cpu(), keypoints_canvas=xy_canvas.cpu(), keypoints_image=xy_image.cpu(),
@@ -317,20 +326,21 @@ def _poses(heat: torch.Tensor, center_scores: torch.Tensor, trans_inv: torch.Ten
 
 
 def decode_batch(runner: Runner | torch.nn.Module, images: Sequence[torch.Tensor],
-                 metas: Sequence[Mapping[str, Any]], *, image_ids: Sequence[int] | None = None,
-                 **kwargs: Any) -> DecodeResult:
+                 metas: Sequence[Mapping[str, Any]], settings: DecodeSettings, *,
+                 image_ids: Sequence[int] | None = None, return_intermediates: bool = False) -> DecodeResult:
     """:func:`decode` over a list of images of different sizes (one forward pass each, as the release).
 
-    ``kwargs`` are :func:`decode`'s keyword arguments. Returns one :class:`DecodeResult` holding all poses,
-    the summed times, ``num_images`` and, with ``return_intermediates``, a list of per-image dicts.
+    Returns one :class:`DecodeResult` holding all poses, the summed times, ``num_images`` and, with
+    ``return_intermediates``, a list of per-image dicts.
     """
     if len(images) != len(metas):
         raise ValueError(f"decode_batch: {len(images)} images but {len(metas)} metas")
     if image_ids is not None and len(image_ids) != len(images):
         raise ValueError(f"decode_batch: {len(images)} images but {len(image_ids)} image_ids")
-    out = DecodeResult([], 0.0, 0.0, len(images), [] if kwargs.get("return_intermediates") else None)
+    out = DecodeResult([], 0.0, 0.0, len(images), [] if return_intermediates else None)
     for i, (img, meta) in enumerate(zip(images, metas)):
-        r = decode(runner, img, meta, image_id=None if image_ids is None else image_ids[i], **kwargs)
+        r = decode(runner, img, meta, settings, image_id=None if image_ids is None else image_ids[i],
+                   return_intermediates=return_intermediates)
         out.poses.extend(r.poses)
         out.time_network += r.time_network
         out.time_decode += r.time_decode

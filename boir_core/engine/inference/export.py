@@ -36,11 +36,11 @@ import torch.nn as nn
 
 from ... import __version__
 from ...data import profile_for
-from ...deploy.settings import SETTINGS_FILE, DecodeSettings, InputSettings, make_settings
+from ...deploy.settings import SETTINGS_FILE, InputSettings, make_settings
 from ...io import atomic_open, atomic_write_json
 from ...model.fast_instance import views_heatmaps
 from ...model.views import dense_views
-from .decode_settings import decode_kwargs_from_config
+from .decode_settings import decode_settings_from_config
 from .quantize import calibration_inputs, int8_graphs
 from .weights import load_inference_model, resolve_checkpoint
 
@@ -142,7 +142,7 @@ def deploy_settings(cfg, model: nn.Module, **extra: Any) -> dict[str, Any]:
                          f"{prof.num_keypoints}: the deployment would name the wrong keypoints")
     return make_settings(arch=getattr(model, "arch", type(model).__name__.lower()), profile=prof,
                          input=InputSettings(cfg.data.input_size),
-                         decode=DecodeSettings.of(decode_kwargs_from_config(cfg.test, prof.flip_index, prof.sigmas)),
+                         decode=decode_settings_from_config(cfg.test, prof.flip_index, prof.sigmas),
                          kit_version=__version__, extra={"torch": torch.__version__, "opset": OPSET, **extra})
 
 

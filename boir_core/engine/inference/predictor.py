@@ -4,7 +4,7 @@
 ``profile``, the notebooks and the benchmarks decode through, so each of them reads the same settings the same
 way: the weights (:func:`boir_core.engine.inference.weights.load_inference_model`), the device (``test.device``), the
 backend (``test.backend``, :func:`resolve_backend`) and the decoding settings (``test.*`` plus the data set's
-flip index and OKS sigmas, :func:`~boir_core.engine.inference.decode.decode_kwargs_from_config`)::
+flip index and OKS sigmas, :func:`~boir_core.engine.inference.decode.decode_settings_from_config`)::
 
     pred = Predictor(cfg, "shipped:boir")            # exact: the release's poses
     poses = pred(sample["image"], sample["meta"]).poses
@@ -15,6 +15,7 @@ pass ``default_backend=FAST``); docs/inference.md#exact-and-fast-inference.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Mapping
 
@@ -69,7 +70,7 @@ class Predictor:
         runner_options: passed to :func:`~boir_core.engine.inference.backends.make_runner` (e.g. ``threads``).
 
     Attributes: ``cfg``, ``backend`` (the name that runs), ``model``, ``runner``, ``device``, ``profile`` (the
-    data set's), ``decode_kwargs``, ``report`` (the :class:`~boir_core.model.LoadReport`, None without a file).
+    data set's), ``decode_settings``, ``report`` (the :class:`~boir_core.model.LoadReport`, None without a file).
     """
 
     def __init__(self, cfg: Config, checkpoint: str | os.PathLike | None = None, *, backend: str | None = None,
@@ -94,8 +95,8 @@ class Predictor:
             runner_options["calibration"] = calibration_inputs(cfg)
         self.runner = runner if runner is not None else backends.make_runner(self.backend, model, **runner_options)
         self.profile = profile_for(cfg)  # a custom keypoint set: from its file (docs/custom_keypoints.md)
-        self.decode_kwargs = decode_mod.decode_kwargs_from_config(cfg.test, self.profile.flip_index,
-                                                                  self.profile.sigmas)
+        self.decode_settings = decode_mod.decode_settings_from_config(cfg.test, self.profile.flip_index,
+                                                                      self.profile.sigmas)
 
     @property
     def variant(self) -> str:
@@ -103,10 +104,12 @@ class Predictor:
         return getattr(self.runner, "variant", self.backend)
 
     def __call__(self, image: torch.Tensor, meta: Mapping[str, Any], *, image_id: int | None = None,
-                 **overrides: Any) -> decode_mod.DecodeResult:
-        """Decode one test image (:func:`~boir_core.engine.inference.decode.decode`); ``overrides`` replace the config's
-        decode settings for this call (e.g. ``flip_test=False``, ``return_intermediates=True``)."""
-        return decode_mod.decode(self.runner, image, meta, image_id=image_id, **{**self.decode_kwargs, **overrides})
+                 return_intermediates: bool = False, **overrides: Any) -> decode_mod.DecodeResult:
+        """Decode one test image (:func:`~boir_core.engine.inference.decode.decode`); ``overrides`` replace fields of
+        the config's decode settings for this call (e.g. ``flip_test=False``; an unknown name is a TypeError)."""
+        settings = dataclasses.replace(self.decode_settings, **overrides) if overrides else self.decode_settings
+        return decode_mod.decode(self.runner, image, meta, settings, image_id=image_id,
+                                 return_intermediates=return_intermediates)
 
     def decode_dataset(self, dataset, *, progress: bool = True, max_images: int = 0, rank: int = 0,
                        world_size: int = 1) -> tuple[list[dict[str, Any]], float, float, int]:
