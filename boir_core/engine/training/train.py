@@ -61,7 +61,7 @@ from ...io import atomic_write_json
 from ...model import save_checkpoint
 from ..distributed import DistInfo, broadcast_object, cleanup_distributed, init_distributed
 from .budget import StepPlan
-from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
+from .checkpointing import TrainingParts, load_training_state, rng_state, save_training_state, set_rng_state
 from .job import StepResult, TrainingJob, build_job, images_in, move_batch
 from .metrics_log import MetricsLog
 from .precision import amp_settings, cpu_has_native_bf16  # noqa: F401  (re-exported)
@@ -370,8 +370,8 @@ class _Run:
         extra = {"skipped_nonfinite": self.nonfinite_total, "plan": job.plan.to_dict(), "batch": job.batch.to_dict()}
         if in_epoch is not None:
             extra["in_epoch"] = in_epoch
-        save_training_state(self.ckpt_path, model=job.core, optimizer=job.optimizer, scaler=job.scaler,
-                            epoch=next_epoch, global_iter=self.global_iter, config=self.cfg.to_dict(), extra=extra)
+        save_training_state(self.ckpt_path, TrainingParts(job.core, job.optimizer, job.scaler), epoch=next_epoch,
+                            global_iter=self.global_iter, config=self.cfg.to_dict(), extra=extra)
         self.saved_at = (self.global_iter, next_epoch)
 
     def stop_requested(self, after_step: bool) -> bool:
