@@ -12,7 +12,7 @@ import boir_core.losses as losses_mod
 from boir_core.engine.training.checkpointing import load_training_state
 from boir_core.engine.training.precision import amp_settings, cpu_has_native_bf16
 from boir_core.engine.training.seeding import EpochKey, epoch_batches
-from boir_core.engine.training.train import NonFiniteLossError, TrainingInterrupted, train
+from boir_core.engine.training.train import NonFiniteLossError, TrainHooks, TrainingInterrupted, train
 
 
 def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_path):
@@ -22,7 +22,7 @@ def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_pa
 
     # the same run, killed in the middle of epoch 2 (after the epoch-1 checkpoint) ...
     with pytest.raises(TrainingInterrupted):
-        train(cfg, tmp_path / "killed", progress=False, stop_after_iters=5)
+        train(cfg, tmp_path / "killed", progress=False, hooks=TrainHooks(stop_after_iters=5))
     state = load_training_state(tmp_path / "killed" / "checkpoints" / "last.pt")
     assert state["epoch"] == 1 and state["global_iter"] == 3
     assert not list((tmp_path / "killed").rglob("*.tmp")), "a half-written file was left behind"
