@@ -21,7 +21,7 @@ from boir_core.engine.training.budget import (
 from boir_core.engine.training.checkpointing import load_training_state
 from boir_core.engine.training.job import TrainingJob
 from boir_core.engine.training.schedule import warmup_cosine_schedule
-from boir_core.engine.training.train import TrainingInterrupted, train
+from boir_core.engine.training.train import TrainHooks, TrainingInterrupted, train
 
 
 class FakeClock:
@@ -104,8 +104,8 @@ def test_a_plan_written_under_the_old_name_of_seconds_per_step_still_loads():
 # ---- the engine with a fake clock --------------------------------------------------------------------------
 
 def _fake_step_time(monkeypatch, seconds_per_step: float, setup_s: float = 0.0) -> FakeClock:
-    """A clock for ``train(clock=...)`` that every optimisation step advances by ``seconds_per_step``, and
-    building the run (until the first step) by ``setup_s``."""
+    """A clock for ``train(hooks=TrainHooks(clock=...))`` that every optimisation step advances by
+    ``seconds_per_step``, and building the run (until the first step) by ``setup_s``."""
     clock = FakeClock()
     real_step = TrainingJob.step
     calls = {"n": 0}
@@ -137,7 +137,7 @@ def test_a_time_budget_fixes_the_step_count_from_the_measured_step_time(small_cf
     clock = _fake_step_time(monkeypatch, 0.5, setup_s=2.0)
     cfg = small_cfg.override("train.time_budget_s=9.9", "train.epochs=4", "train.warmup_epochs=1",
                              "train.max_steps_per_epoch=3", "train.log_every=1", "train.save_every=1")
-    s = train(cfg, tmp_path / "budget", progress=False, clock=clock)
+    s = train(cfg, tmp_path / "budget", progress=False, hooks=TrainHooks(clock=clock))
     expected = math.floor((9.9 - 2.0 - CALIBRATION_STEPS * 0.5) / 0.5)
     assert expected == 7
     assert s.total_steps == expected and s.iterations == expected and len(s.losses) == expected
@@ -164,7 +164,8 @@ def test_a_budgeted_run_is_reproduced_exactly_by_its_step_count(small_cfg, tmp_p
     # the timed steps are undone: rerunning with max_steps=N gives the same losses and the same weights
     clock = _fake_step_time(monkeypatch, 1.0)
     base = small_cfg.override("train.epochs=3", "train.max_steps_per_epoch=3", "train.warmup_epochs=1")
-    budgeted = train(base.override("train.time_budget_s=12"), tmp_path / "budget", progress=False, clock=clock)
+    budgeted = train(base.override("train.time_budget_s=12"), tmp_path / "budget", progress=False,
+                     hooks=TrainHooks(clock=clock))
     assert budgeted.total_steps == 12 - CALIBRATION_STEPS
     exact_cfg = base.override(*budgeted.plan["reproduce_with"].split())
     exact = train(exact_cfg, tmp_path / "exact", progress=False)
@@ -181,11 +182,11 @@ def test_a_resumed_budgeted_run_keeps_its_step_count(small_cfg, tmp_path, monkey
     cfg = small_cfg.override("train.time_budget_s=13", "train.epochs=3", "train.max_steps_per_epoch=3",
                              "train.save_every=1")
     with pytest.raises(TrainingInterrupted):  # killed after the epoch-1 checkpoint
-        train(cfg, tmp_path / "run", progress=False, stop_after_iters=4, clock=clock)
+        train(cfg, tmp_path / "run", progress=False, hooks=TrainHooks(stop_after_iters=4, clock=clock))
     assert load_training_state(tmp_path / "run" / "checkpoints" / "last.pt")["extra"]["plan"]["total_steps"] == 5
     clock.calls["n"] = 0
     monkeypatch.setattr(TrainingJob, "step", _slower(TrainingJob.step, clock, 9.0))  # the machine got busy
-    resumed = train(cfg, tmp_path / "run", progress=False, clock=clock)
+    resumed = train(cfg, tmp_path / "run", progress=False, hooks=TrainHooks(clock=clock))
     assert resumed.total_steps == 5 and resumed.iterations == 2  # 5 steps planned, 3 done before the kill
     assert resumed.step_seconds == pytest.approx(1.0)  # the plan measured at the start, not re-timed
 
@@ -200,7 +201,7 @@ def _slower(step, clock, extra):
 def test_max_steps_wins_over_a_budget_and_nothing_is_timed(small_cfg, tmp_path, monkeypatch):
     clock = _fake_step_time(monkeypatch, 1.0)
     cfg = small_cfg.override("train.time_budget_s=1000", "train.max_steps=4", "train.max_steps_per_epoch=3")
-    s = train(cfg, tmp_path / "run", progress=False, clock=clock)
+    s = train(cfg, tmp_path / "run", progress=False, hooks=TrainHooks(clock=clock))
     assert s.total_steps == 4 and s.iterations == 4 and clock.calls["n"] == 4
     assert json.loads((tmp_path / "run" / "schedule.json").read_text())["source"] == "max_steps"
 
@@ -209,7 +210,7 @@ def test_a_checkpoint_from_before_the_new_fields_still_resumes(small_cfg, tmp_pa
     # a run folder written before train.max_steps / train.time_budget_s existed holds a config without them
     cfg = small_cfg.override("train.epochs=2", "train.max_steps_per_epoch=2", "train.save_every=1")
     with pytest.raises(TrainingInterrupted):
-        train(cfg, tmp_path / "old", progress=False, stop_after_iters=3)
+        train(cfg, tmp_path / "old", progress=False, hooks=TrainHooks(stop_after_iters=3))
     ckpt = tmp_path / "old" / "checkpoints" / "last.pt"
     state = load_training_state(ckpt)
     for k in ("max_steps", "time_budget_s"):

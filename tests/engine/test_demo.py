@@ -95,15 +95,16 @@ def test_the_demo_trains_within_its_time_budget_unless_a_length_is_given(tiny_sy
 
 
 def test_a_checkpoint_hook_sees_every_checkpoint_and_changes_nothing_in_the_run(tiny_synth, tmp_path):
-    """train(on_checkpoint=...) is called after each end-of-epoch checkpoint with the steps it holds; a hook that
-    draws random numbers and runs the model leaves the run bit-identical to one without a hook."""
+    """train(hooks=TrainHooks(on_checkpoint=...)): the hook is called after each end-of-epoch checkpoint with the
+    steps it holds; a hook that draws random numbers and runs the model leaves the run bit-identical to one without
+    a hook."""
     import random
 
     import numpy as np
     import torch
 
     from boir_core.config import load_config
-    from boir_core.engine.training.train import train
+    from boir_core.engine.training.train import TrainHooks, train
 
     cfg = load_config("tiny", [f"data.root={tiny_synth}", "train.device=cpu", *SMALL, "train.epochs=3",
                                "train.max_steps_per_epoch=2", "train.save_every=1", "train.warmup_epochs=0"])
@@ -113,7 +114,7 @@ def test_a_checkpoint_hook_sees_every_checkpoint_and_changes_nothing_in_the_run(
         seen.append((step, path.name, path.is_file()))
         random.random(), np.random.rand(3), torch.rand(5)  # noqa: B018 - draws from every generator
 
-    with_hook = train(cfg, tmp_path / "a", progress=False, on_checkpoint=noisy_hook)
+    with_hook = train(cfg, tmp_path / "a", progress=False, hooks=TrainHooks(on_checkpoint=noisy_hook))
     without = train(cfg, tmp_path / "b", progress=False)
     assert seen == [(2, "last.pt", True), (4, "last.pt", True), (6, "last.pt", True)]
     assert with_hook.losses == without.losses

@@ -12,7 +12,7 @@ from boir_core.engine.jobs.dryrun import dry_run
 from boir_core.engine.training.budget import CALIBRATION_STEPS, Measurement, length_source, plan_run
 from boir_core.engine.training.job import TrainingJob, build_job
 from boir_core.engine.training.schedule import set_lr, warmup_cosine_schedule
-from boir_core.engine.training.train import train
+from boir_core.engine.training.train import TrainHooks, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -88,7 +88,7 @@ def test_a_time_budget_is_sized_by_the_same_rule_in_train_and_the_dry_run(small_
         return real_step(job, batch)
 
     monkeypatch.setattr(TrainingJob, "step", step)
-    s = train(cfg, tmp_path / "run", progress=False, clock=clock)
+    s = train(cfg, tmp_path / "run", progress=False, hooks=TrainHooks(clock=clock))
     # 8 timed steps (4 s) spent, then (11 - 4) / 0.5 = 14 steps
     assert s.total_steps == 14 and s.step_seconds == pytest.approx(0.5)
     cpu = device_name(torch.device("cpu"))

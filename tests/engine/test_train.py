@@ -11,8 +11,8 @@ import boir_core.engine.training.precision as precision_mod
 import boir_core.losses as losses_mod
 from boir_core.engine.training.checkpointing import load_training_state
 from boir_core.engine.training.precision import amp_settings, cpu_has_native_bf16
-from boir_core.engine.training.seeding import epoch_batches
-from boir_core.engine.training.train import NonFiniteLossError, TrainingInterrupted, train
+from boir_core.engine.training.seeding import EpochKey, epoch_batches
+from boir_core.engine.training.train import NonFiniteLossError, TrainHooks, TrainingInterrupted, train
 
 
 def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_path):
@@ -22,7 +22,7 @@ def test_same_seed_same_losses_and_resume_matches_uninterrupted(tiny_cfg, tmp_pa
 
     # the same run, killed in the middle of epoch 2 (after the epoch-1 checkpoint) ...
     with pytest.raises(TrainingInterrupted):
-        train(cfg, tmp_path / "killed", progress=False, stop_after_iters=5)
+        train(cfg, tmp_path / "killed", progress=False, hooks=TrainHooks(stop_after_iters=5))
     state = load_training_state(tmp_path / "killed" / "checkpoints" / "last.pt")
     assert state["epoch"] == 1 and state["global_iter"] == 3
     assert not list((tmp_path / "killed").rglob("*.tmp")), "a half-written file was left behind"
@@ -156,7 +156,7 @@ def test_persistent_workers_follow_the_epoch_like_the_main_process(tiny_cfg):
     reference = KeypointDataset.from_config(cfg, split=cfg.data.train_split, train=True)
     workers = set()
     for epoch in (0, 1, 2):
-        batch = next(epoch_batches(loader, sampler, gen, cfg.train.seed, epoch, 0))
+        batch = next(epoch_batches(loader, sampler, gen, EpochKey(cfg.train.seed, epoch, rank=0)))
         workers.add(id(loader._iterator._workers[0]))
         order = [i for _, i in sampler][: cfg.train.batch_size]
         reference.set_epoch(epoch)

@@ -20,7 +20,7 @@ import boir_core.engine.training.job as job_mod
 import boir_core.engine.training.train as train_mod
 from boir_core.engine.distributed import DistInfo
 from boir_core.engine.training.job import TrainingJob, build_job
-from boir_core.engine.training.train import train
+from boir_core.engine.training.train import TrainHooks, train
 from boir_core.losses import total_loss
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which the engine uses
@@ -186,7 +186,7 @@ def test_lr_of_every_iteration_is_the_closed_form_across_a_resume(tiny_cfg, tmp_
                             "train.min_lr=0.0002")
     spy = _Spy(monkeypatch)
     with pytest.raises(train_mod.TrainingInterrupted):
-        train(cfg, tmp_path / "run", progress=False, stop_after_iters=3)
+        train(cfg, tmp_path / "run", progress=False, hooks=TrainHooks(stop_after_iters=3))
     assert len(spy.lrs) == 3
     spy.lrs = spy.lrs[:2]  # the third step is repeated after the resume (the checkpoint is from epoch 1)
     train(cfg, tmp_path / "run", progress=False)

@@ -205,7 +205,7 @@ class _Demo:
             scoring[0] += time.time() - t_score
 
         summary = training.train(cfg, run_dir, resume="or-restart", progress=True,  # a changed config starts over
-                                 on_checkpoint=score)
+                                 hooks=training.TrainHooks(on_checkpoint=score))
         curve_path = run_dir / "ap_curve.json"
         if self.curve:
             atomic_write_json(curve_path, self.curve, indent=2)

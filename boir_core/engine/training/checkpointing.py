@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,8 @@ from ...io import atomic_open
 from ...model import CheckpointError, UnsafeCheckpointError, read_checkpoint
 from ...model.checkpoints import TRAIN_STATE_FORMAT
 
-__all__ = ["atomic_torch_save", "save_training_state", "load_training_state", "rng_state", "set_rng_state",
-           "upgrade_training_state", "FORMAT", "OLD_FORMATS"]
+__all__ = ["atomic_torch_save", "TrainingParts", "save_training_state", "load_training_state", "rng_state",
+           "set_rng_state", "upgrade_training_state", "FORMAT", "OLD_FORMATS"]
 
 #: /2: the random states as plain values (tensors, ints, lists), read with ``weights_only=True``. Spelled once in
 #: :mod:`boir_core.model.checkpoints`, which recognises it when weights are loaded from a training state.
@@ -79,14 +80,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_training_state(path: str | os.PathLike, *, model: torch.nn.Module, optimizer, scaler, epoch: int,
-                        global_iter: int, config: dict, extra: dict | None = None) -> Path:
-    """Write a complete training checkpoint atomically. ``epoch`` is the next epoch to run."""
+@dataclass(frozen=True)
+class TrainingParts:
+    """What a training checkpoint holds the state of: the network (its plain core, not a DDP or compiled wrapper),
+    its optimiser and its grad scaler (``None`` for none: the checkpoint then holds ``None`` for it)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+
+
+def save_training_state(path: str | os.PathLike, parts: TrainingParts, *, epoch: int, global_iter: int,
+                        config: dict, extra: dict | None = None) -> Path:
+    """Write a complete training checkpoint atomically: the state of ``parts``, the position in the run (``epoch``:
+    the next epoch to run; ``global_iter``: the optimisation steps done), the RNG states, the resolved ``config``
+    and ``extra`` (the run's own records)."""
     state = {
         "format": FORMAT,
-        "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
+        "model_state": {k: v.detach().cpu() for k, v in parts.model.state_dict().items()},
+        "optimizer": parts.optimizer.state_dict(),
+        "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
         "epoch": int(epoch),
         "global_iter": int(global_iter),
         "rng": rng_state(),

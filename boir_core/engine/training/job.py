@@ -34,7 +34,7 @@ from .checkpointing import rng_state, set_rng_state
 from .effective_batch import EffectiveBatch, effective_batch
 from .optimization import Optimization, build_optimization
 from .schedule import set_lr
-from .seeding import ResumableEpochSampler, epoch_batches, seed_everything, seed_worker
+from .seeding import EpochKey, ResumableEpochSampler, epoch_batches, seed_everything, seed_worker
 
 __all__ = ["TrainingJob", "TrainingData", "StepResult", "StepTiming", "build_job", "build_training_data",
            "build_network", "move_batch", "micro_batches", "images_in", "ddp_no_sync"]
@@ -99,7 +99,8 @@ class TrainingData:
         """The steps' batches of the epoch after its first ``skip`` steps: one micro-batch each when
         ``accumulate`` is 1, else lists of ``accumulate`` micro-batches."""
         k = self.accumulate
-        micro = epoch_batches(self.loader, self.sampler, self.generator, seed, epoch, rank, skip_batches=skip * k)
+        micro = epoch_batches(self.loader, self.sampler, self.generator, EpochKey(seed, epoch, rank),
+                              skip_batches=skip * k)
         return micro if k == 1 else _grouped(micro, k)
 
 

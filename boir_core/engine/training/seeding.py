@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import random
 import signal
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 
 from ...data import EpochSampler
 
-__all__ = ["seed_everything", "seed_worker", "epoch_batches", "ResumableEpochSampler"]
+__all__ = ["seed_everything", "seed_worker", "EpochKey", "epoch_batches", "ResumableEpochSampler"]
 
 
 class ResumableEpochSampler(EpochSampler):
@@ -50,18 +51,33 @@ def seed_worker(worker_id: int) -> None:  # DataLoader workers: derive every RNG
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def epoch_batches(loader, sampler, gen: torch.Generator, seed: int, epoch: int, rank: int,
-                  skip_batches: int = 0) -> Iterator:
-    """Make one epoch's data order and augmentation a function of (seed, epoch, rank) alone.
+@dataclass(frozen=True)
+class EpochKey:
+    """What one epoch's data order and augmentation are a function of: the run's ``seed`` (``train.seed``), the
+    ``epoch`` and the process's ``rank``."""
+
+    seed: int
+    epoch: int
+    rank: int
+
+    def stream_seed(self) -> int:
+        """The one seed the epoch's random streams (loader generator, Python, NumPy, torch) start from."""
+        return self.seed * 100_003 + self.epoch * 1_009 + self.rank
+
+
+def epoch_batches(loader, sampler, gen: torch.Generator, key: EpochKey, skip_batches: int = 0) -> Iterator:
+    """The batches of ``loader`` for one epoch, their order and augmentation a function of ``key`` alone: ``sampler``
+    (the loader's) is set to ``key.epoch``, and ``gen`` (the loader's generator) and the global RNGs are seeded from
+    :meth:`EpochKey.stream_seed`.
 
     ``skip_batches``: start after that many batches of the epoch (a :class:`ResumableEpochSampler` only).
     """
-    sampler.set_epoch(epoch)  # the order, and the epoch that travels with each index to the workers
+    sampler.set_epoch(key.epoch)  # the order, and the epoch that travels with each index to the workers
     if skip_batches or hasattr(sampler, "skip"):
         if not hasattr(sampler, "skip"):
             raise TypeError(f"skipping batches needs a ResumableEpochSampler, got {type(sampler).__name__}")
         sampler.skip = int(skip_batches) * int(loader.batch_size)
-    s = seed * 100_003 + epoch * 1_009 + rank
+    s = key.stream_seed()
     gen.manual_seed(s)
     seed_everything(s)  # workers=0: the dataset draws from the global RNGs
     return iter(loader)

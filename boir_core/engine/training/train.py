@@ -61,7 +61,7 @@ from ...io import atomic_write_json
 from ...model import save_checkpoint
 from ..distributed import DistInfo, broadcast_object, cleanup_distributed, init_distributed
 from .budget import StepPlan
-from .checkpointing import load_training_state, rng_state, save_training_state, set_rng_state
+from .checkpointing import TrainingParts, load_training_state, rng_state, save_training_state, set_rng_state
 from .job import StepResult, TrainingJob, build_job, images_in, move_batch
 from .metrics_log import MetricsLog
 from .precision import amp_settings, cpu_has_native_bf16  # noqa: F401  (re-exported)
@@ -70,13 +70,13 @@ from .runlock import RunLock, RunLockedError
 from .schedule import set_lr, warmup_cosine_schedule
 from .seeding import seed_everything
 
-__all__ = ["train", "TrainSummary", "TrainingInterrupted", "NonFiniteLossError", "NonFiniteStateError",
-           "RunLockedError", "ResumeMismatchError", "config_changes", "seed_everything",
+__all__ = ["train", "TrainHooks", "TrainSummary", "TrainingInterrupted", "NonFiniteLossError",
+           "NonFiniteStateError", "RunLockedError", "ResumeMismatchError", "config_changes", "seed_everything",
            "amp_settings", "cpu_has_native_bf16", "move_batch"]
 
 
 class TrainingInterrupted(RuntimeError):
-    """Raised by the ``stop_after_iters`` hook (used by tests to simulate a killed run)."""
+    """Raised by the ``stop_after_iters`` hook (:class:`TrainHooks`; used by tests to simulate a killed run)."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -104,44 +104,57 @@ class TrainSummary:
     lr: float | None = None  # the peak learning rate used (train.lr, scaled only with train.lr_scaling=linear)
 
 
+@dataclass(frozen=True)
+class TrainHooks:
+    """Ways a caller reaches into a :func:`train` call; none changes what the run draws or learns.
+
+    ``on_checkpoint(step, path)`` is called on the main process after each end-of-epoch checkpoint is written
+    (``path`` = ``checkpoints/last.pt``, ``step`` = the steps it holds), e.g. to score the run as it learns
+    (the demo does); what it does is not part of the run (it must not touch the model or the RNGs' use).
+
+    ``stop_after_iters`` raises :class:`TrainingInterrupted` after that many iterations of the call, as a
+    kill would (tests use it to check auto-resume).
+
+    ``clock`` (seconds, monotonic) sizes a time-budgeted run (``train.time_budget_s``): the steps it times and
+    the set-up spent before them (tests pass a fake one).
+    """
+
+    on_checkpoint: Callable[[int, Path], None] | None = None
+    stop_after_iters: int | None = None
+    clock: Callable[[], float] = time.perf_counter
+
+
 @dataclass
 class _Call:
-    """How :func:`train` was called: its options, and when it started (wall time, and the reading of the
-    ``clock`` that sizes a time-budgeted run)."""
+    """How :func:`train` was called: its options and hooks, and when it started (wall time, and the reading of
+    the hooks' ``clock`` that sizes a time-budgeted run)."""
 
     resume: bool
     progress: bool
-    stop_after_iters: int | None
-    on_checkpoint: Callable[[int, Path], None] | None
-    clock: Callable[[], float]
+    hooks: TrainHooks
     started: float
     wall_start: float
 
 
 def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True, progress: bool = True,
-          stop_after_iters: int | None = None, on_checkpoint: Callable[[int, Path], None] | None = None,
-          clock: Callable[[], float] = time.perf_counter) -> TrainSummary:
+          hooks: TrainHooks | None = None) -> TrainSummary:
     """Train ``cfg`` into ``run_dir`` (resuming from ``run_dir/checkpoints/last.pt`` when present).
 
     ``resume``: True resumes and refuses (:class:`ResumeMismatchError`) a checkpoint trained with another
     config; ``"or-restart"`` starts over in that case (notebooks, the demo, cached demo runs); False
     always starts over.
 
-    ``stop_after_iters`` raises :class:`TrainingInterrupted` after that many iterations of this call, as a
-    kill would (tests use it to check auto-resume).
+    ``progress``: a progress bar per epoch and a line per epoch (and the time budget's plan) on the terminal.
 
-    ``on_checkpoint(step, path)`` is called on the main process after each end-of-epoch checkpoint is written
-    (``path`` = ``checkpoints/last.pt``, ``step`` = the steps it holds), e.g. to score the run as it learns
-    (the demo does); what it does is not part of the run (it must not touch the model or the RNGs' use).
-
-    ``clock`` (seconds, monotonic) sizes a time-budgeted run (``train.time_budget_s``): the steps it times and
-    the set-up spent before them (tests pass a fake one).
+    ``hooks`` (:class:`TrainHooks`): a callback after each checkpoint (``on_checkpoint``), a simulated kill
+    (``stop_after_iters``) and the clock that sizes a time-budgeted run; none by default (the real clock).
     """
-    started, wall_start = clock(), time.time()
+    hooks = TrainHooks() if hooks is None else hooks
+    started, wall_start = hooks.clock(), time.time()
     run_dir = Path(run_dir)
     if resume not in (True, False, "or-restart"):
         raise ValueError(f"resume must be True, False or 'or-restart', got {resume!r}")
-    call = _Call(bool(resume), progress, stop_after_iters, on_checkpoint, clock, started, wall_start)
+    call = _Call(bool(resume), progress, hooks, started, wall_start)
     dinfo = init_distributed(cfg.train.device)
     lock = None
     try:
@@ -323,7 +336,7 @@ class _Run:
     def plan(self) -> None:
         """The run's length (the checkpoint's, else decided now) and its learning rates (the peak ``train.lr``,
         scaled by effective / paper batch only with ``train.lr_scaling=linear``)."""
-        plan = self.job.decide_plan(self.call.clock, self.call.started)
+        plan = self.job.decide_plan(self.call.hooks.clock, self.call.started)
         tc, batch = self.tc, self.job.batch
         self.summary.batch, self.summary.lr = batch.to_dict(), batch.lr(tc.lr)
         self.lrs = warmup_cosine_schedule(plan.total_steps, plan.warmup_steps, batch.lr(tc.lr), tc.warmup_start_lr,
@@ -370,8 +383,8 @@ class _Run:
         extra = {"skipped_nonfinite": self.nonfinite_total, "plan": job.plan.to_dict(), "batch": job.batch.to_dict()}
         if in_epoch is not None:
             extra["in_epoch"] = in_epoch
-        save_training_state(self.ckpt_path, model=job.core, optimizer=job.optimizer, scaler=job.scaler,
-                            epoch=next_epoch, global_iter=self.global_iter, config=self.cfg.to_dict(), extra=extra)
+        save_training_state(self.ckpt_path, TrainingParts(job.core, job.optimizer, job.scaler), epoch=next_epoch,
+                            global_iter=self.global_iter, config=self.cfg.to_dict(), extra=extra)
         self.saved_at = (self.global_iter, next_epoch)
 
     def stop_requested(self, after_step: bool) -> bool:
@@ -469,7 +482,8 @@ class _Run:
         if bar is not None:
             bar.set_postfix(loss=f"{result.terms['total']:.4f}", lr=f"{lr:.2e}")
             bar.update(1)
-        if self.call.stop_after_iters is not None and self.iters_this_call >= self.call.stop_after_iters:
+        stop_after = self.call.hooks.stop_after_iters
+        if stop_after is not None and self.iters_this_call >= stop_after:
             raise TrainingInterrupted(f"stopped after {self.iters_this_call} iterations (epoch {epoch})")
 
     def skipped(self, epoch: int, result: StepResult) -> None:
@@ -508,9 +522,9 @@ class _Run:
         last = epoch + 1 == plan.epochs
         if self.dinfo.is_main and ((epoch + 1) % max(self.tc.save_every, 1) == 0 or last):
             self.save(epoch + 1)
-            if self.call.on_checkpoint is not None:
+            if self.call.hooks.on_checkpoint is not None:
                 before = rng_state()
-                self.call.on_checkpoint(self.global_iter, self.ckpt_path)
+                self.call.hooks.on_checkpoint(self.global_iter, self.ckpt_path)
                 set_rng_state(before)
         if self.dinfo.distributed:
             torch.distributed.barrier()
