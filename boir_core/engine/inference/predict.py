@@ -27,7 +27,7 @@ from ...data.imagefiles import image_format, incomplete_reason
 from ...data.transforms import eval_input, eval_resize_size
 from ...io import atomic_open, atomic_write_json, check_writable_folder
 from .draw import draw_poses
-from .predictor import FAST, Predictor
+from .predictor import FAST, BackendChoice, Predictor
 
 __all__ = ["predict", "iter_inputs", "read_inputs", "size_problem", "PredictInputError", "IMAGE_SUFFIXES",
            "VIDEO_SUFFIXES", "DRAW_MIN_SCORE", "MAX_ASPECT", "MAX_PIXELS"]
@@ -251,7 +251,7 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
     _check_outputs(output, draw_dir, [p for p, _ in plan])
     on_failure = on_failure or _warn
     # test.backend, unset: the fast torch path (predict reports no metrics; docs/inference.md#exact-and-fast-inference)
-    predictor = Predictor(cfg, checkpoint, default_backend=FAST)
+    predictor = Predictor(cfg, checkpoint, backend=BackendChoice(default=FAST))
     prof = predictor.profile  # profile_for(cfg): a custom data set's keypoints, skeleton and sigmas from its file
     results: list[dict] = []
     failed: list[dict[str, str]] = []

@@ -18,7 +18,7 @@ import torch
 from ...config import Config
 from ...model import build_model, count_parameters
 from ..distributed import device_name, resolve_device
-from .predictor import FAST, Predictor
+from .predictor import FAST, BackendChoice, Predictor
 
 __all__ = ["profile", "format_profile"]
 
@@ -39,7 +39,7 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
     if params_only:
         return out
     device = resolve_device(cfg.test.device)
-    predictor = Predictor(cfg, model=model.to(device).eval(), device=device, default_backend=FAST)
+    predictor = Predictor(cfg, model=model.to(device).eval(), device=device, backend=BackendChoice(default=FAST))
     size = int(input_size or cfg.data.input_size)
     gen = torch.Generator().manual_seed(0)
     image = torch.randn(3, size, size, generator=gen)
