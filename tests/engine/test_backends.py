@@ -247,18 +247,19 @@ def test_profile_times_the_network_through_test_backend(monkeypatch):
     at load 5)."""
     pytest.importorskip("onnxruntime")
     from boir_core.config import load_config
-    from boir_core.engine.inference.profile import format_profile, profile
+    from boir_core.engine.inference.profile import LatencySettings, format_profile, profile
 
     calls = []
     real_run = OnnxRuntimeRunner._run
     monkeypatch.setattr(OnnxRuntimeRunner, "_run", lambda self, graph, feeds: calls.append(graph)
                         or real_run(self, graph, feeds))
     cfg = load_config("tiny", ["train.device=cpu", "test.backend=onnxruntime"])
-    res = profile(cfg, input_size=64, repeats=2, warmup=1)["latency"]
+    timing = LatencySettings(input_size=64, repeats=2, warmup=1)
+    res = profile(cfg, latency=timing)["latency"]
     assert calls.count("dense") == 3 and res["network_ms"] > 0
     assert res["backend"] == "onnxruntime" and res["variant"].startswith("onnxruntime ")
     calls.clear()
-    res = profile(cfg.override("test.backend=torch"), input_size=64, repeats=2, warmup=1)
+    res = profile(cfg.override("test.backend=torch"), latency=timing)
     assert calls == [] and res["latency"]["backend"] == "torch" and "fold_bn" in res["latency"]["variant"]
     assert "test.backend=torch: fold_bn+fast_instance+channels_last" in format_profile(res)
 
