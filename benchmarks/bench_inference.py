@@ -44,6 +44,7 @@ import sys
 import time
 from collections import defaultdict
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -119,27 +120,28 @@ def calibration_images(timed: list, size: int, flip: bool, count: int = 4, seed:
 def make_variant(name: str, model, threads: int, calibration=None):
     """The runner of one variant name (``eager``: test.backend=exact, the plain network in fp32;
     ``onnxruntime_int8`` needs ``calibration``, network inputs to read its activation ranges from)."""
-    from boir_core.engine.inference.backends import TorchRunner, make_runner
+    from boir_core.engine.inference.backends import RunnerOptions, TorchRunner, TorchSettings, make_runner
 
+    plain = TorchSettings.plain()
     if name == "eager":  # what test.backend=exact runs
         return make_runner("exact", model)
     if name == "inference_mode":
-        return TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False)
+        return TorchRunner(model, plain)
     if name == "fold_bn":
-        return TorchRunner(model, fold_bn=True, fast_instance=False, channels_last=False)
+        return TorchRunner(model, replace(plain, fold_bn=True))
     if name == "fast_instance":
-        return TorchRunner(model, fold_bn=False, fast_instance=True, channels_last=False)
+        return TorchRunner(model, replace(plain, fast_instance=True))
     if name == "channels_last":
-        return TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=True)
+        return TorchRunner(model, replace(plain, channels_last=True))
     if name == "torch":  # what test.backend=torch runs
         return TorchRunner(model)
     if name in ("onnxruntime", "openvino"):
-        return make_runner(name, model, threads=threads)
+        return make_runner(name, model, options=RunnerOptions(threads=threads))
     if name == "onnxruntime_int8":
-        return make_runner(name, model, threads=threads, calibration=calibration)
+        return make_runner(name, model, options=RunnerOptions(threads=threads, calibration=calibration))
     if name in CUDA_VARIANTS:
         prec, mode = name.split("-")
-        return TorchRunner(model, half=prec == "fp16", mode=mode)
+        return TorchRunner(model, TorchSettings(half=prec == "fp16", mode=mode))
     raise ValueError(f"unknown variant {name!r}; choose from {list(CPU_VARIANTS + CUDA_VARIANTS)}")
 
 
@@ -335,15 +337,16 @@ def timed_call(obj, method: str, acc: dict, key: str):
 
 def profile_stages(variant: str, model, image, inv, *, flip: bool, threads: int) -> dict:
     """Seconds per stage of one decode of ``image`` by ``variant`` (after one untimed decode)."""
-    from boir_core.engine.inference.backends import OnnxRuntimeRunner, OpenVinoRunner, make_runner
+    from boir_core.engine.inference.backends import OnnxRuntimeRunner, OpenVinoRunner, RunnerOptions, make_runner
 
     settings = DecodeSettings(flip_test=flip, flip_index=COCO_FLIP, oks_sigmas=COCO_SIGMAS)
     if variant in ("onnxruntime", "openvino"):
         cls = OnnxRuntimeRunner if variant == "onnxruntime" else OpenVinoRunner
         net = cls(model, threads=threads, profiling=True)
     elif variant in CALIBRATED:
-        net = make_runner(variant, model, threads=threads, profiling=True,
-                          calibration=calibration_images([], min(image.shape[-2:]), flip))
+        options = RunnerOptions(threads=threads, profiling=True,
+                                calibration=calibration_images([], min(image.shape[-2:]), flip))
+        net = make_runner(variant, model, options=options)
     else:
         net = make_variant(variant, model, threads)
     decode(net, image, {"trans_inv": inv}, settings)  # warm-up
@@ -534,7 +537,7 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
     from boir_core.data import KeypointDataset
     from boir_core.engine.evaluation.evaluate import evaluate_results
     from boir_core.engine.evaluation.runner import _subset_gt
-    from boir_core.engine.inference.predictor import Predictor
+    from boir_core.engine.inference.predictor import BackendChoice, Predictor
     from boir_core.engine.inference.quantize import calibration_inputs
     from boir_core.engine.inference.weights import checkpoint_config, load_inference_model
 
@@ -551,7 +554,7 @@ def accuracy_report(checkpoint: str, variants, *, images: int = 0, threads: int 
     calibration = calibration_inputs(cfg) if any(v in CALIBRATED for v in variants) else None
     for v in variants:
         runner = make_variant(v, model, threads, calibration)
-        pred = Predictor(cfg, model=model, backend=runner.name, runner=runner)
+        pred = Predictor(cfg, model=model, backend=BackendChoice(runner.name), runner=runner)
         by_image = {}
         for i in range(n):
             s = dataset[i]

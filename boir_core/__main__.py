@@ -117,12 +117,12 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .engine.inference.predict import DRAW_MIN_SCORE, predict
+    from .engine.inference.predict import DRAW_MIN_SCORE, Drawings, predict
 
     cfg = _config(args)
     min_score = DRAW_MIN_SCORE if args.draw_min_score is None else args.draw_min_score
-    report = predict(cfg, args.checkpoint, args.inputs, output=args.output, draw_dir=args.draw,
-                     draw_min_score=min_score, progress=not args.quiet,
+    draw = Drawings(args.draw, min_score) if args.draw is not None else None
+    report = predict(cfg, args.checkpoint, args.inputs, output=args.output, draw=draw,
                      on_failure=lambda name, why: print(f"error: {name}: {why}", file=sys.stderr))
     print(f"[predict] {report['num_poses']} poses on {report['num_images']} images -> {args.output}"
           + (f"; drawings in {args.draw}" if args.draw else ""))
@@ -180,11 +180,11 @@ def cmd_convert_checkpoint(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    from .engine.inference.profile import profile
+    from .engine.inference.profile import LatencySettings, profile
 
     cfg = _config(args)
-    res = profile(cfg, params_only=args.params_only, input_size=args.input_size, repeats=args.repeats,
-                  flip_test=not args.no_flip)
+    res = profile(cfg, params_only=args.params_only,
+                  latency=LatencySettings(input_size=args.input_size, repeats=args.repeats, flip_test=not args.no_flip))
     if args.json:
         print(json.dumps(res))
     else:

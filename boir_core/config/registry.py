@@ -8,8 +8,8 @@ data set's full profile (keypoint names, skeleton, sigmas, files, rules) and che
 with :data:`DATASET_KEYPOINTS`; :mod:`boir_core.engine.inference.backends` builds a runner for each name of
 :data:`BACKENDS`.
 
-A new data set: its line here and its profile in ``data/profiles.py``. A new backend: its name here and its
-runner in ``engine/inference/backends.py``.
+A new data set: its line here and its profile in ``data/profiles.py``. A new backend: its name here and, in
+``engine/inference/backends.py``, its runner class and its ``RUNNERS`` entry (docs/architecture.md#where-to-add-things).
 A data set of one's own needs neither: ``data.dataset: custom`` (:data:`CUSTOM`)
 takes its keypoints from its annotation file and the config's ``data.keypoints`` block
 (:mod:`boir_core.data.custom`, docs/custom_keypoints.md).

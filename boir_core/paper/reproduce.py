@@ -50,7 +50,7 @@ from ..data.sources.layout import DataLayoutError, check_layout
 from ..data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
 from ..engine.evaluation.evaluate import write_metrics_json
 from ..engine.evaluation.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
-from ..engine.inference.profile import profile
+from ..engine.inference.profile import LatencySettings, profile
 from ..engine.training import train as training  # train() through its module (tests stand in for it there)
 from ..io import atomic_write_text
 from ..model import CheckpointError
@@ -402,8 +402,8 @@ def _table5(rep: ReproduceReport, *, repeats: int, overrides: Sequence[str] = ()
             lat_cfg = real_cfg
         if lat_cfg.name + lat_cfg.model.arch not in latency_cache:
             log(f"[reproduce] Table 5: timing {lat_cfg.name} ({lat_cfg.model.arch}) on {rep.device}")
-            latency_cache[lat_cfg.name + lat_cfg.model.arch] = profile(lat_cfg, repeats=repeats,
-                                                                       warmup=2 if repeats > 2 else 1)
+            timing = LatencySettings(repeats=repeats, warmup=2 if repeats > 2 else 1)
+            latency_cache[lat_cfg.name + lat_cfg.model.arch] = profile(lat_cfg, latency=timing)
         lat = latency_cache[lat_cfg.name + lat_cfg.model.arch]["latency"]
         ev = metrics_path(rep.results_dir, key, rep.demo)
         evaluation = json.loads(ev.read_text()) if ev.is_file() else {}

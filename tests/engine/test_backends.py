@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from boir_core.engine.inference.backends import BackendUnavailable, OnnxRuntimeRunner, TorchRunner, make_runner
+from boir_core.engine.inference.backends import (
+    BackendUnavailable,
+    OnnxRuntimeRunner,
+    RunnerOptions,
+    TorchRunner,
+    TorchSettings,
+    make_runner,
+)
 from boir_core.engine.inference.decode import DecodeSettings, decode
 from boir_core.model import CID, BoIR, count_parameters, save_checkpoint
 from boir_core.model.random_weights import seeded_trained_like_
@@ -63,8 +70,8 @@ def test_torch_runner_gives_the_plain_models_poses(arch):
     model = small(arch)
     images = random_images(SIZES)
     ref = decode_all(model, images)
-    for runner in (TorchRunner(model), TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False),
-                   TorchRunner(model, channels_last=False)):
+    for runner in (TorchRunner(model), TorchRunner(model, TorchSettings.plain()),
+                   TorchRunner(model, TorchSettings(channels_last=False))):
         assert_same_poses(decode_all(runner, images), ref)
     assert_same_poses(decode_all(TorchRunner(model), images, flip=False), decode_all(model, images, flip=False))
     assert TorchRunner(model).folded > 0
@@ -120,13 +127,46 @@ def test_openvino_gives_the_same_poses():
     assert_same_poses(decode_all(make_runner("openvino", model), images), decode_all(model, images))
 
 
-@pytest.mark.parametrize("backend,extra", [("onnxruntime", "onnx"), ("openvino", "openvino")])
-def test_missing_backend_names_the_extra(backend, extra, monkeypatch):
-    monkeypatch.setitem(sys.modules, backend, None)  # import fails as if not installed
-    with pytest.raises(BackendUnavailable, match=rf"boir-kit\[{extra}\]"):
-        make_runner(backend, small("cid"))
+@pytest.mark.parametrize("backend,extra", [("onnxruntime", "onnx"), ("openvino", "openvino"),
+                                           ("onnxruntime_int8", "onnx")])
+def test_missing_backend_names_the_extra(backend, extra, monkeypatch, tmp_path):
+    from boir_core.config import load_config
+
+    monkeypatch.setitem(sys.modules, backend.removesuffix("_int8"), None)  # import fails as if not installed
+    # a config whose train split is missing: INT8's builder asks for its package before reading any image
+    cfg = load_config("tiny", [f"data.root={tmp_path}"])
+    with pytest.raises(BackendUnavailable, match=rf"test.backend={backend} .*boir-kit\[{extra}\]"):
+        make_runner(backend, small("cid"), cfg=cfg)
     with pytest.raises(ValueError, match="tensorrt"):
         make_runner("tensorrt", small("cid"))
+
+
+def test_a_backend_is_one_entry_whose_builder_takes_what_it_needs(monkeypatch):
+    """make_runner hands a backend's builder one context (the network, the config, the caller's options): a new
+    backend is its entry in RUNNERS beside its runner class (and its name in config.registry.BACKENDS, which
+    RUNNERS must agree with); options a backend does not take are refused, naming them."""
+    from boir_core.config import BACKENDS, load_config
+    from boir_core.engine.inference import backends
+
+    assert tuple(backends.RUNNERS) == BACKENDS
+    assert backends.EXTRAS == {"onnxruntime": "onnx", "openvino": "openvino", "onnxruntime_int8": "onnx"}
+    model, cfg, seen = small("cid"), load_config("tiny"), []
+
+    def build(ctx):
+        seen.append(ctx)
+        return TorchRunner(ctx.model, TorchSettings(fold_bn=False), name="mine")
+
+    monkeypatch.setitem(backends.RUNNERS, "mine", backends.Backend(build, takes=frozenset({"threads"})))
+    runner = make_runner("mine", model, cfg=cfg, options=RunnerOptions(threads=3))
+    assert runner.name == "mine" and runner.variant == "fast_instance+channels_last"
+    assert seen[0].model is model and seen[0].cfg is cfg and seen[0].options == RunnerOptions(threads=3)
+    assert seen[0].device == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"mine takes no options \['profiling'\] \(it takes \['threads'\]"):
+        make_runner("mine", model, options=RunnerOptions(profiling=True))
+    with pytest.raises(ValueError, match=r"torch takes no options \['threads'\] \(it takes none"):
+        make_runner("torch", model, options=RunnerOptions(threads=2))
+    with pytest.raises(RuntimeError, match="RUNNERS .* disagrees with boir_core.config.registry.BACKENDS"):
+        backends._check_agrees_with_registry(backends.RUNNERS, BACKENDS)  # "mine" has no name in the registry
 
 
 def test_gpu_modes_on_the_cpu_for_shape():
@@ -135,15 +175,15 @@ def test_gpu_modes_on_the_cpu_for_shape():
     model = small("boir")
     images = random_images(SIZES[:1], seed=3)
     ref = decode_all(model, images)
-    compiled = TorchRunner(model, mode="compile", compile_backend="eager")
+    compiled = TorchRunner(model, TorchSettings(mode="compile", compile_backend="eager"))
     assert_same_poses(decode_all(compiled, images), ref)
-    half = TorchRunner(model, half=True, fold_bn=False, channels_last=False)
+    half = TorchRunner(model, TorchSettings(half=True, fold_bn=False, channels_last=False))
     feats, center = half.dense(images[0][0][None].repeat(2, 1, 1, 1))
     assert feats.dtype == torch.float16 and center.dtype == torch.float32 and center.shape == (2, 1, 32, 48)
     inst = half.instances(feats, torch.tensor([[3, 4], [10, 20]]))
     assert inst.shape == (4, 17, 32, 48) and inst.dtype == torch.float32 and torch.isfinite(inst).all()
     with pytest.raises(ValueError, match="CUDA"):
-        TorchRunner(model, mode="cudagraphs")
+        TorchRunner(model, TorchSettings(mode="cudagraphs"))
 
 
 def test_export_cli_and_predict_with_each_backend(tmp_path, capsys):
@@ -208,18 +248,19 @@ def test_profile_times_the_network_through_test_backend(monkeypatch):
     at load 5)."""
     pytest.importorskip("onnxruntime")
     from boir_core.config import load_config
-    from boir_core.engine.inference.profile import format_profile, profile
+    from boir_core.engine.inference.profile import LatencySettings, format_profile, profile
 
     calls = []
     real_run = OnnxRuntimeRunner._run
     monkeypatch.setattr(OnnxRuntimeRunner, "_run", lambda self, graph, feeds: calls.append(graph)
                         or real_run(self, graph, feeds))
     cfg = load_config("tiny", ["train.device=cpu", "test.backend=onnxruntime"])
-    res = profile(cfg, input_size=64, repeats=2, warmup=1)["latency"]
+    timing = LatencySettings(input_size=64, repeats=2, warmup=1)
+    res = profile(cfg, latency=timing)["latency"]
     assert calls.count("dense") == 3 and res["network_ms"] > 0
     assert res["backend"] == "onnxruntime" and res["variant"].startswith("onnxruntime ")
     calls.clear()
-    res = profile(cfg.override("test.backend=torch"), input_size=64, repeats=2, warmup=1)
+    res = profile(cfg.override("test.backend=torch"), latency=timing)
     assert calls == [] and res["latency"]["backend"] == "torch" and "fold_bn" in res["latency"]["variant"]
     assert "test.backend=torch: fold_bn+fast_instance+channels_last" in format_profile(res)
 

@@ -69,7 +69,7 @@ class _Capture:
         # decode is faked, so the network runner in front of it is not needed: hand the stand-in model through
         from boir_core.engine.inference import backends
 
-        monkeypatch.setattr(backends, "make_runner", lambda backend, model, **kwargs: model)
+        monkeypatch.setattr(backends, "make_runner", lambda backend, model, cfg=None, options=None: model)
 
 
 @pytest.mark.parametrize("name", ["coco_w32", "crowdpose_w32", "ochuman_w32"])

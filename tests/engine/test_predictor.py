@@ -12,10 +12,17 @@ import torch
 from boir_core.config import load_config, preset_label
 from boir_core.data import KeypointDataset, get_profile
 from boir_core.engine.evaluation.runner import run_evaluation
-from boir_core.engine.inference.backends import Runner, TorchRunner, as_runner, make_runner
+from boir_core.engine.inference.backends import (
+    Runner,
+    RunnerOptions,
+    TorchRunner,
+    TorchSettings,
+    as_runner,
+    make_runner,
+)
 from boir_core.engine.inference.decode import decode, decode_settings_from_config
 from boir_core.engine.inference.export import DenseGraph
-from boir_core.engine.inference.predictor import EXACT, FAST, Predictor, resolve_backend
+from boir_core.engine.inference.predictor import EXACT, FAST, BackendChoice, Predictor, resolve_backend
 from boir_core.engine.inference.weights import check_inference_weights, checkpoint_config, load_inference_model
 from boir_core.model import build_model, save_checkpoint
 from boir_core.model.checkpoints import TRAIN_STATE_FORMAT
@@ -45,7 +52,7 @@ def test_every_runner_is_a_runner_and_a_plain_network_runs_as_the_exact_one(tiny
     with pytest.raises(TypeError, match="features, center_logits, instance_heatmaps, got dict"):
         as_runner({"features": None})
     with pytest.raises(ValueError, match="takes no options"):
-        make_runner("exact", model, half=True)
+        make_runner("exact", model, options=RunnerOptions(threads=2))
     # the exact runner's dense call is the plain network's, bit for bit; so is the exported graph's module
     x = torch.randn(1, 3, 64, 96)
     images = torch.cat([x, x.flip(3)])
@@ -63,7 +70,7 @@ def test_decode_of_a_plain_network_equals_decode_through_the_exact_runner(tiny_c
     image = torch.randn(3, 64, 128, generator=torch.Generator().manual_seed(1))
     meta = {"trans_inv": np.array([[1.0, 0, 3], [0, 1.0, 5]]), "image_id": 7}
     a = decode(model, image, meta, settings)
-    b = decode(TorchRunner(model, fold_bn=False, fast_instance=False, channels_last=False), image, meta, settings)
+    b = decode(TorchRunner(model, TorchSettings.plain()), image, meta, settings)
     assert len(a.poses) > 0 and a.poses == b.poses
 
 
@@ -75,10 +82,12 @@ def test_an_unset_backend_is_exact_where_numbers_are_reported_and_fast_for_predi
         resolve_backend("tensorrt")
     model = _tiny_model(tiny_cfg)
     assert Predictor(tiny_cfg, model=model).backend == "exact"
-    assert Predictor(tiny_cfg, model=model, default_backend=FAST).runner.variant.startswith("fold_bn")
+    assert Predictor(tiny_cfg, model=model, backend=BackendChoice(default=FAST)).runner.variant.startswith("fold_bn")
     assert Predictor(tiny_cfg.override("test.backend=torch"), model=model).backend == "torch"  # the user's pick
     with pytest.raises(ValueError, match=r"'torch' runner but test.backend='exact' \(unset"):
         Predictor(tiny_cfg, model=model, runner=make_runner("torch", model))
+    with pytest.raises(TypeError, match=r"BackendChoice\('torch'\)"):
+        Predictor(tiny_cfg, model=model, backend="torch")
 
 
 def test_evaluate_by_default_gives_the_poses_of_plain_eager_decoding(tiny_cfg, tmp_path):
@@ -105,7 +114,7 @@ def test_evaluate_by_default_gives_the_poses_of_plain_eager_decoding(tiny_cfg, t
     assert [r["keypoints"] for r in results] == [w["keypoints"] for w in want]
     assert [r["score"] for r in results] == [w["score"] for w in want]
     # the fast path is not the exact one: its BatchNorm folding rounds differently
-    fast = Predictor(cfg, model=model, backend="torch")
+    fast = Predictor(cfg, model=model, backend=BackendChoice("torch"))
     s = dataset[0]
     with torch.no_grad():
         assert not torch.equal(fast.runner.dense(torch.cat([s["image"][None], s["image"][None].flip(3)]))[1],

@@ -104,16 +104,17 @@ def test_quantised_dense_graph_is_int8_deterministic_and_close_to_fp32():
         assert corr > 0.99, corr  # measured 0.999
 
 
-def test_int8_backend_needs_calibration_and_predictor_gives_it(tiny_synth):
-    """make_runner alone refuses without calibration inputs; the Predictor calibrates on test.calibration_images
-    train images and decodes the shipped BoIR's people about where exact finds them."""
-    from boir_core.engine.inference.predictor import Predictor
+def test_int8_backend_calibrates_on_the_configs_train_images(tiny_synth):
+    """make_runner with neither a config nor calibration inputs refuses; given the config (as the Predictor gives
+    it), the backend's builder calibrates on test.calibration_images train images, and the shipped BoIR's
+    people decode about where exact finds them."""
+    from boir_core.engine.inference.predictor import BackendChoice, Predictor
 
     model = small("boir")
     with pytest.raises(ValueError, match="needs calibration inputs"):
         make_runner("onnxruntime_int8", model)
     cfg = shipped_config("boir").override(f"data.root={tiny_synth}", "test.calibration_images=2")
-    q = Predictor(cfg, "shipped:boir", backend="onnxruntime_int8")
+    q = Predictor(cfg, "shipped:boir", backend=BackendChoice("onnxruntime_int8"))
     assert q.runner.name == "onnxruntime_int8" and "int8 (dense graph, 2 calibration images)" in q.variant
     e = Predictor(cfg, "shipped:boir", model=q.model)
     val = KeypointDataset.from_config(cfg, train=False)

@@ -19,6 +19,12 @@
   calibrated on ``test.calibration_images`` images of the train split). The fastest on a CPU and not exact:
   its AP change is measured (docs/inference.md#int8-post-training-quantisation).
 
+:func:`make_runner` builds a backend's runner through its entry in :data:`RUNNERS`: a builder that receives
+one :class:`RunnerContext` (the loaded network, the config, the caller's :class:`RunnerOptions`) and takes
+what it needs from it (the INT8 builder reads its calibration images from the config), the pip extra that
+installs its package and the options it takes. A new backend is its name in ``config/registry.py``
+(:data:`BACKENDS`) and, here, its runner class and its entry (docs/architecture.md#where-to-add-things).
+
 Every runner is a :class:`Runner`: two calls, both on torch tensors, so the decoding around them is shared.
 ``dense(images)`` with ``images`` [V, 3, H', W'] (view 0 the image, views 1.. its mirror) returns the
 aligned features [V, C_b, H, W] and the center logits [V, 1, H, W] (:func:`boir_core.model.views.dense_views`,
@@ -33,26 +39,27 @@ import copy
 import importlib
 import json
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from ...config import BACKENDS
+from ...config import BACKENDS, Config
 from ...model.fast_instance import views_heatmaps
 from ...model.fold import fold_batchnorm
 from ...model.views import dense_views
 from .export import onnx_graphs
-from .quantize import int8_graphs
+from .quantize import calibration_inputs, int8_graphs
 
-__all__ = ["BACKENDS", "EXTRAS", "Runner", "make_runner", "as_runner", "TorchRunner", "OnnxRuntimeRunner",
-           "OnnxRuntimeInt8Runner", "OpenVinoRunner", "BackendUnavailable"]
+__all__ = ["BACKENDS", "RUNNERS", "EXTRAS", "Backend", "RunnerContext", "RunnerOptions", "Runner", "make_runner",
+           "as_runner", "TorchSettings", "TorchRunner", "OnnxRuntimeRunner", "OnnxRuntimeInt8Runner", "OpenVinoRunner",
+           "BackendUnavailable"]
 
 #: what a plain network provides (CONTRIBUTING.md): :func:`as_runner` runs it as the ``exact`` runner
 NETWORK_CALLS = ("features", "center_logits", "instance_heatmaps")
-#: the pip extra that installs each optional backend
-EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino", "onnxruntime_int8": "onnx"}
 
 
 class BackendUnavailable(ImportError):
@@ -63,10 +70,45 @@ def _require(module: str, backend: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
+        extra = RUNNERS[backend].extra
         raise BackendUnavailable(
             f"test.backend={backend} needs the Python package {module!r}, which is not installed ({e}). "
-            f"Install it with: pip install 'boir-kit[{EXTRAS[backend]}]' (or pip install -e '.[{EXTRAS[backend]}]' "
+            f"Install it with: pip install 'boir-kit[{extra}]' (or pip install -e '.[{extra}]' "
             f"in a clone)") from None
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """What a caller may ask of a runner beyond the config (:func:`make_runner`; each backend takes only the
+    ones its :class:`Backend` entry names, others are an error): ``threads``, the CPU threads one call may use
+    (None: torch's); ``profiling``, the runtime's own per-node timer (read by ``layer_times``); ``calibration``,
+    the network inputs [V, 3, H', W'] INT8 reads its activation ranges from (None: the config's
+    ``test.calibration_images`` train-split images, :func:`~boir_core.engine.inference.quantize.calibration_inputs`).
+    """
+
+    threads: int | None = None
+    profiling: bool = False
+    calibration: Sequence[np.ndarray] | None = None
+
+    def given(self) -> list[str]:
+        """The names of the options set to other than their defaults."""
+        return [f.name for f in fields(self) if getattr(self, f.name) is not f.default]
+
+
+@dataclass(frozen=True)
+class RunnerContext:
+    """What a backend's builder receives, and takes what it needs from: the loaded inference ``model`` (it
+    carries its device), the config ``cfg`` (None where the caller has none: a builder that needs it says so)
+    and the caller's ``options``."""
+
+    model: nn.Module
+    cfg: Config | None = None
+    options: RunnerOptions = RunnerOptions()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network is (the CPU for a stand-in without parameters)."""
+        return _model_device(self.model)
 
 
 def _threads(threads: int | None) -> int:
@@ -78,7 +120,8 @@ class Runner(abc.ABC):
 
     Attributes: ``name`` (the ``test.backend`` it implements), ``variant`` (what exactly runs, for reports),
     ``device`` (where ``dense`` wants its input and returns its output), ``threads`` (CPU threads one call may
-    use). A new backend subclasses this and implements the two calls.
+    use). A new backend subclasses this, implements the two calls and gets an entry in :data:`RUNNERS` (its
+    builder: usually a ``from_context`` class method, as the graph runners have).
     """
 
     name: str
@@ -102,27 +145,48 @@ def _model_device(model: nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
-class TorchRunner(Runner):
-    """PyTorch on the model's device.
+@dataclass(frozen=True)
+class TorchSettings:
+    """How a :class:`TorchRunner` runs the network.
 
-    ``fold_bn``, ``fast_instance`` and ``channels_last`` (default: on for a CPU model) can be switched off
-    one by one (the benchmark times each); all three off is plain eager (in ``inference_mode``), the ``exact``
-    backend (:meth:`exact`). For GPUs: ``half`` runs the network in float16 (decoding stays fp32),
-    ``mode="compile"`` wraps both calls in ``torch.compile`` (dynamic shapes), ``mode="cudagraphs"`` captures
-    one CUDA graph per input shape and number of people and replays it (CUDA only).
+    The three eval-only speed-ups, each of which can be switched off (the benchmark times each): ``fold_bn``
+    (BatchNorm folded into the convolutions), ``fast_instance`` (the instance head in a few matrix products),
+    ``channels_last`` (NHWC tensors; None: on for a CPU model). All three off is plain eager (in
+    ``inference_mode``, :meth:`plain`), what the ``exact`` backend runs. For GPUs: ``half`` runs the network in
+    float16 (decoding stays fp32), ``mode="compile"`` wraps both calls in ``torch.compile`` (dynamic shapes,
+    ``compile_backend``), ``mode="cudagraphs"`` captures one CUDA graph per input shape and number of people and
+    replays it (CUDA only).
     """
+
+    fold_bn: bool = True
+    fast_instance: bool = True
+    channels_last: bool | None = None
+    half: bool = False
+    mode: str = "eager"
+    compile_backend: str = "inductor"
+
+    @classmethod
+    def plain(cls) -> "TorchSettings":
+        """No speed-up: the network as it is, fp32, NCHW, its own instance head (the ``exact`` backend's)."""
+        return cls(fold_bn=False, fast_instance=False, channels_last=False)
+
+
+class TorchRunner(Runner):
+    """PyTorch on the model's device, run as ``settings`` say (:class:`TorchSettings`; default: the ``torch``
+    backend, every speed-up on). ``name`` is the ``test.backend`` it stands for (:meth:`exact`: ``exact``)."""
 
     MODES = ("eager", "compile", "cudagraphs")
 
-    def __init__(self, model: nn.Module, *, fold_bn: bool = True, fast_instance: bool = True,
-                 channels_last: bool | None = None, half: bool = False, mode: str = "eager",
-                 compile_backend: str = "inductor", name: str = "torch"):
+    def __init__(self, model: nn.Module, settings: TorchSettings = TorchSettings(), *, name: str = "torch"):
+        mode, fold_bn, half = settings.mode, settings.fold_bn, settings.half
         if mode not in self.MODES:
             raise ValueError(f"mode={mode!r} is not one of {list(self.MODES)}")
         self.name = name
+        self.settings = settings
         self.device = _model_device(model)
         if mode == "cudagraphs" and self.device.type != "cuda":
             raise ValueError(f"mode='cudagraphs' needs the model on a CUDA device, it is on {self.device}")
+        channels_last = settings.channels_last
         if channels_last is None:  # NHWC convolutions: ~2x faster on a CPU (oneDNN), see bench_inference
             channels_last = self.device.type == "cpu"
         if isinstance(model, nn.Module):  # (a stand-in network with the three calls need not be a module)
@@ -138,7 +202,7 @@ class TorchRunner(Runner):
             if channels_last:
                 model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.fast_instance = fast_instance
+        self.fast_instance = settings.fast_instance
         self.channels_last = channels_last
         self.dtype = torch.float16 if half else torch.float32
         self.mode = mode
@@ -146,9 +210,9 @@ class TorchRunner(Runner):
         self._dense = self._dense_impl
         self._inst = self._instances_impl
         if mode == "compile":
-            self._dense = torch.compile(self._dense_impl, dynamic=True, backend=compile_backend)
-            self._inst = torch.compile(self._instances_impl, dynamic=True, backend=compile_backend)
-        parts = [v for v, on in (("fold_bn", fold_bn), ("fast_instance", fast_instance),
+            self._dense = torch.compile(self._dense_impl, dynamic=True, backend=settings.compile_backend)
+            self._inst = torch.compile(self._instances_impl, dynamic=True, backend=settings.compile_backend)
+        parts = [v for v, on in (("fold_bn", fold_bn), ("fast_instance", settings.fast_instance),
                                  ("channels_last", channels_last), ("fp16", half)) if on]
         self.variant = "+".join(parts) or "eager"
         if mode != "eager":
@@ -158,7 +222,7 @@ class TorchRunner(Runner):
     def exact(cls, model: nn.Module) -> "TorchRunner":
         """The ``exact`` backend: eager fp32 on the network as it is (no folding, its own instance head, NCHW),
         the path that gives the release's poses."""
-        return cls(model, fold_bn=False, fast_instance=False, channels_last=False, name="exact")
+        return cls(model, TorchSettings.plain(), name="exact")
 
     @property
     def threads(self) -> int:
@@ -263,6 +327,11 @@ class OnnxRuntimeRunner(_GraphRunner):
                          for k, v in graphs.items()}
         self.variant = f"onnxruntime {ort.__version__}"
 
+    @classmethod
+    def from_context(cls, ctx: RunnerContext) -> "OnnxRuntimeRunner":
+        """The ``onnxruntime`` backend's builder: the graphs exported from ``ctx.model``, its threads and profiling."""
+        return cls(ctx.model, threads=ctx.options.threads, profiling=ctx.options.profiling)
+
     def _run(self, graph: str, feeds: dict[str, Any]):
         return self.sessions[graph].run(None, feeds)
 
@@ -299,6 +368,23 @@ class OnnxRuntimeInt8Runner(OnnxRuntimeRunner):
                          graphs=int8_graphs(_graphs(model), calibration, reduce_range=reduce_range))
         self.variant += f" int8 (dense graph, {len(calibration)} calibration images)"
 
+    @classmethod
+    def from_context(cls, ctx: RunnerContext) -> "OnnxRuntimeInt8Runner":
+        """The ``onnxruntime_int8`` backend's builder: it calibrates on ``ctx.options.calibration`` when given,
+        else on the config's ``test.calibration_images`` train-split images
+        (:func:`~boir_core.engine.inference.quantize.calibration_inputs`), read once ONNX Runtime is known to be
+        installed."""
+        _require("onnxruntime", cls.name)
+        calibration = ctx.options.calibration
+        if calibration is None:
+            if ctx.cfg is None:
+                raise ValueError(f"test.backend={cls.name} needs calibration inputs: make_runner(..., cfg=cfg) reads "
+                                 "test.calibration_images train images of the config (Predictor passes its config), "
+                                 "or make_runner(..., options=RunnerOptions(calibration=...)) names them")
+            calibration = calibration_inputs(ctx.cfg)
+        return cls(ctx.model, calibration=calibration, threads=ctx.options.threads,
+                   profiling=ctx.options.profiling)
+
 
 class OpenVinoRunner(_GraphRunner):
     """OpenVINO (CPU plug-in, fp32 inference precision: no bf16 even on AMX CPUs) on the two graphs."""
@@ -325,6 +411,11 @@ class OpenVinoRunner(_GraphRunner):
         self.requests = {k: c.create_infer_request() for k, c in self.compiled.items()}
         self.variant = "openvino " + str(getattr(ov, "__version__", "")).split("-")[0]
 
+    @classmethod
+    def from_context(cls, ctx: RunnerContext) -> "OpenVinoRunner":
+        """The ``openvino`` backend's builder: the graphs exported from ``ctx.model``, its threads and profiling."""
+        return cls(ctx.model, threads=ctx.options.threads, profiling=ctx.options.profiling)
+
     def _run(self, graph: str, feeds: dict[str, Any]):
         req = self.requests[graph]
         req.infer(feeds)
@@ -342,26 +433,55 @@ class OpenVinoRunner(_GraphRunner):
         return out
 
 
-def make_runner(backend: str, model: nn.Module, **kwargs: Any) -> Runner:
+@dataclass(frozen=True)
+class Backend:
+    """One ``test.backend``'s entry in :data:`RUNNERS`: ``build`` makes its runner from a :class:`RunnerContext`,
+    taking what it needs from it; ``extra`` is the pip extra that installs its package (None: a core
+    dependency); ``takes`` names the :class:`RunnerOptions` it honours (any other one given is an error)."""
+
+    build: Callable[[RunnerContext], Runner]
+    extra: str | None = None
+    takes: frozenset[str] = frozenset()
+
+
+_GRAPH_OPTIONS = frozenset({"threads", "profiling"})
+
+#: Every backend of :data:`BACKENDS`, in the same order (checked on import), and how its runner is built.
+RUNNERS: dict[str, Backend] = {
+    "exact": Backend(lambda ctx: TorchRunner.exact(ctx.model)),
+    "torch": Backend(lambda ctx: TorchRunner(ctx.model)),
+    "onnxruntime": Backend(OnnxRuntimeRunner.from_context, extra="onnx", takes=_GRAPH_OPTIONS),
+    "openvino": Backend(OpenVinoRunner.from_context, extra="openvino", takes=_GRAPH_OPTIONS),
+    "onnxruntime_int8": Backend(OnnxRuntimeInt8Runner.from_context, extra="onnx",
+                                takes=_GRAPH_OPTIONS | {"calibration"}),
+}
+#: the pip extra that installs each optional backend (read from :data:`RUNNERS`)
+EXTRAS = {name: b.extra for name, b in RUNNERS.items() if b.extra is not None}
+
+
+def _check_agrees_with_registry(runners: dict[str, Backend], names: tuple[str, ...]) -> None:
+    if tuple(runners) != tuple(names):
+        raise RuntimeError(f"boir_core.engine.inference.backends.RUNNERS ({list(runners)}) disagrees with "
+                           f"boir_core.config.registry.BACKENDS ({list(names)}): add or change a backend in both")
+
+
+_check_agrees_with_registry(RUNNERS, BACKENDS)
+
+
+def make_runner(backend: str, model: nn.Module, *, cfg: Config | None = None,
+                options: RunnerOptions = RunnerOptions()) -> Runner:
     """The runner of ``backend`` (one of :data:`BACKENDS`) for a loaded inference ``model`` (a plain network:
-    ``exact`` runs it as it is). ``kwargs`` go to the runner's class (none for ``exact``)."""
-    if backend == "exact":
-        if kwargs:
-            raise ValueError(f"test.backend=exact runs the network as it is and takes no options, got "
-                             f"{sorted(kwargs)} (TorchRunner takes them)")
-        return TorchRunner.exact(model)
-    if backend == "torch":
-        return TorchRunner(model, **kwargs)
-    if backend == "onnxruntime":
-        return OnnxRuntimeRunner(model, **kwargs)
-    if backend == "openvino":
-        return OpenVinoRunner(model, **kwargs)
-    if backend == "onnxruntime_int8":
-        if "calibration" not in kwargs:
-            raise ValueError("test.backend=onnxruntime_int8 needs calibration inputs (make_runner(..., calibration="
-                             "boir_core.engine.inference.quantize.calibration_inputs(cfg)); Predictor passes them)")
-        return OnnxRuntimeInt8Runner(model, **kwargs)
-    raise ValueError(f"test.backend={backend!r} is not one of {list(BACKENDS)}")
+    ``exact`` runs it as it is): its :data:`RUNNERS` entry's builder, given ``model``, ``cfg`` (the config a
+    backend may read, e.g. INT8's calibration images) and ``options`` (only those the backend takes)."""
+    entry = RUNNERS.get(backend)
+    if entry is None:
+        raise ValueError(f"test.backend={backend!r} is not one of {list(BACKENDS)}")
+    refused = [o for o in options.given() if o not in entry.takes]
+    if refused:
+        takes = f"it takes {sorted(entry.takes)}" if entry.takes else "it takes none"
+        raise ValueError(f"test.backend={backend} takes no options {refused} ({takes}; a TorchRunner's settings "
+                         f"are its own: TorchRunner(model, TorchSettings(...)))")
+    return entry.build(RunnerContext(model, cfg, options))
 
 
 def as_runner(net: Runner | nn.Module) -> Runner:

@@ -27,9 +27,9 @@ from ...data.imagefiles import image_format, incomplete_reason
 from ...data.transforms import eval_input, eval_resize_size
 from ...io import atomic_open, atomic_write_json, check_writable_folder
 from .draw import draw_poses
-from .predictor import FAST, Predictor
+from .predictor import FAST, BackendChoice, Predictor
 
-__all__ = ["predict", "iter_inputs", "read_inputs", "size_problem", "PredictInputError", "IMAGE_SUFFIXES",
+__all__ = ["predict", "Drawings", "iter_inputs", "read_inputs", "size_problem", "PredictInputError", "IMAGE_SUFFIXES",
            "VIDEO_SUFFIXES", "DRAW_MIN_SCORE", "MAX_ASPECT", "MAX_PIXELS"]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -49,6 +49,15 @@ MAX_PIXELS = 120_000_000
 class PredictInputError(ValueError):
     """An input or output path that ``predict`` cannot use, found before any work (or no usable input at
     all); the message names the path(s) and what to do."""
+
+
+@dataclass(frozen=True)
+class Drawings:
+    """Where ``predict`` draws its poses: one JPEG per image in ``folder``, showing the people scored at least
+    ``min_score`` (the results file keeps every pose)."""
+
+    folder: str | os.PathLike
+    min_score: float = DRAW_MIN_SCORE
 
 
 @dataclass(frozen=True)
@@ -235,23 +244,24 @@ def _write_drawing(path: Path, rgb: np.ndarray) -> None:
         f.write(buf.tobytes())
 
 
-def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.PathLike,
-            draw_dir: str | os.PathLike | None = None, draw_min_score: float = DRAW_MIN_SCORE,
-            progress: bool = False, on_failure: Callable[[str, str], None] | None = None) -> dict[str, Any]:
-    """Predict every input; write the COCO results list to ``output`` (atomically).
+def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.PathLike, draw: Drawings | None = None,
+            on_failure: Callable[[str, str], None] | None = None) -> dict[str, Any]:
+    """Predict every input; write the COCO results list to ``output`` (atomically) and, with ``draw``, a drawing
+    of each image into ``draw.folder``.
 
-    ``output`` keeps every pose (AP needs the low-scored ones too); the images in ``draw_dir`` show only
-    the people scored at least ``draw_min_score``, so the long tail of weak proposals does not bury them.
+    ``output`` keeps every pose (AP needs the low-scored ones too); the drawings show only the people scored
+    at least ``draw.min_score``, so the long tail of weak proposals does not bury them.
     Paths are checked before the weights are loaded (:class:`PredictInputError`, or an ``OSError`` naming a
     folder that cannot be written). An input that cannot be used, or whose drawing cannot be written, is
     passed to ``on_failure(name, why)`` (default: a warning) and listed in the report's ``failed``; the
     others keep their results. No usable input at all: :class:`PredictInputError`, nothing written.
     """
+    draw_dir = draw.folder if draw is not None else None
     plan = _plan(inputs)
     _check_outputs(output, draw_dir, [p for p, _ in plan])
     on_failure = on_failure or _warn
     # test.backend, unset: the fast torch path (predict reports no metrics; docs/inference.md#exact-and-fast-inference)
-    predictor = Predictor(cfg, checkpoint, default_backend=FAST)
+    predictor = Predictor(cfg, checkpoint, backend=BackendChoice(default=FAST))
     prof = predictor.profile  # profile_for(cfg): a custom data set's keypoints, skeleton and sigmas from its file
     results: list[dict] = []
     failed: list[dict[str, str]] = []
@@ -278,8 +288,8 @@ def predict(cfg: Config, checkpoint, inputs: list[str], *, output: str | os.Path
             continue
         n_images += 1
         results.extend(r.poses)
-        if draw_dir is not None:
-            drawn = draw_poses(item.image, r.poses, prof.skeleton, min_score=draw_min_score)
+        if draw is not None:
+            drawn = draw_poses(item.image, r.poses, prof.skeleton, min_score=draw.min_score)
             path = Path(draw_dir) / f"{image_id:06d}_{Path(item.name.split('#')[0]).stem}.jpg"
             try:
                 _write_drawing(path, drawn)

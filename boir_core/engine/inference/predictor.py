@@ -11,12 +11,15 @@ flip index and OKS sigmas, :func:`~boir_core.engine.inference.decode.decode_sett
 
 An unset ``test.backend`` means :data:`EXACT` where numbers are reported (the default here, ``evaluate``,
 ``reproduce``, the notebooks' metrics) and :data:`FAST` where speed matters more (``predict``, ``profile``
-pass ``default_backend=FAST``); docs/inference.md#exact-and-fast-inference.
+pass ``backend=BackendChoice(default=FAST)``); docs/inference.md#exact-and-fast-inference. The runner is the
+backend's own business (:func:`~boir_core.engine.inference.backends.make_runner` gets the config and takes
+what it needs from it, e.g. INT8's calibration images).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -28,9 +31,8 @@ from ...data import profile_for
 from ..distributed import resolve_device
 from . import backends, weights
 from . import decode as decode_mod  # called through the module: tests stand in for decode there
-from .quantize import calibration_inputs
 
-__all__ = ["Predictor", "resolve_backend", "EXACT", "FAST"]
+__all__ = ["Predictor", "BackendChoice", "resolve_backend", "EXACT", "FAST"]
 
 #: The backend that gives the release's poses: eager fp32 on the network as trained.
 EXACT = "exact"
@@ -47,6 +49,22 @@ def resolve_backend(backend: str | None, default: str = EXACT) -> str:
     return name
 
 
+@dataclass(frozen=True)
+class BackendChoice:
+    """Which backend a :class:`Predictor` runs, and with what: ``name`` overrides ``test.backend``; both unset,
+    ``default`` runs (:data:`EXACT` where numbers are reported, :data:`FAST` for predict and profile);
+    ``options`` go to :func:`~boir_core.engine.inference.backends.make_runner` (e.g. ``threads``; only the ones
+    the backend takes)."""
+
+    name: str | None = None
+    default: str = EXACT
+    options: backends.RunnerOptions = backends.RunnerOptions()
+
+    def resolve(self, cfg: Config) -> str:
+        """The backend that runs for ``cfg`` (:func:`resolve_backend`)."""
+        return resolve_backend(self.name if self.name is not None else cfg.test.backend, self.default)
+
+
 def _device_of(model: nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -61,26 +79,27 @@ class Predictor:
     Args:
         cfg: the config (``model``, ``data.dataset``, ``test.*``).
         checkpoint: any weights file the kit reads (None: random weights); ignored when ``model`` is given.
-        backend: overrides ``test.backend``; both unset: ``default_backend``.
-        default_backend: what an unset backend means here (:data:`EXACT`; :data:`FAST` for predict).
+        backend: which backend runs (:class:`BackendChoice`: ``name`` overrides ``test.backend``; both unset:
+            its ``default``, :data:`EXACT` unless changed; its ``options`` go to the runner).
         model: an already loaded inference network (skips loading).
         runner: an already built runner of the chosen backend (a notebook's), reused; a runner of another
             backend is an error (the metrics would name the wrong backend).
         device: overrides ``test.device`` (where the network is loaded; a given ``model`` stays where it is).
-        runner_options: passed to :func:`~boir_core.engine.inference.backends.make_runner` (e.g. ``threads``).
 
     Attributes: ``cfg``, ``backend`` (the name that runs), ``model``, ``runner``, ``device``, ``profile`` (the
     data set's), ``decode_settings``, ``report`` (the :class:`~boir_core.model.LoadReport`, None without a file).
     """
 
-    def __init__(self, cfg: Config, checkpoint: str | os.PathLike | None = None, *, backend: str | None = None,
-                 default_backend: str = EXACT, model: nn.Module | None = None,
-                 runner: backends.Runner | None = None, device: torch.device | str | None = None,
-                 **runner_options: Any):
+    def __init__(self, cfg: Config, checkpoint: str | os.PathLike | None = None, *,
+                 backend: BackendChoice = BackendChoice(), model: nn.Module | None = None,
+                 runner: backends.Runner | None = None, device: torch.device | str | None = None):
+        if not isinstance(backend, BackendChoice):
+            raise TypeError(f"backend= takes a BackendChoice (e.g. BackendChoice({backend!r})), got "
+                            f"{type(backend).__name__}")
         self.cfg = cfg
-        self.backend = resolve_backend(backend if backend is not None else cfg.test.backend, default_backend)
+        self.backend = backend.resolve(cfg)
         if runner is not None and getattr(runner, "name", None) != self.backend:
-            unset = " (unset: this command's default)" if backend is None and cfg.test.backend is None else ""
+            unset = " (unset: this command's default)" if backend.name is None and cfg.test.backend is None else ""
             raise ValueError(f"the runner given is a {getattr(runner, 'name', type(runner).__name__)!r} runner but "
                              f"test.backend={self.backend!r}{unset} (the metrics would name the wrong backend)")
         self.report = None
@@ -90,10 +109,9 @@ class Predictor:
         else:  # a loaded network stays where it is
             self.device = torch.device(device) if device is not None else _device_of(model)
         self.model = model
-        # test.backend: one of config.registry.BACKENDS
-        if runner is None and self.backend == "onnxruntime_int8" and "calibration" not in runner_options:
-            runner_options["calibration"] = calibration_inputs(cfg)
-        self.runner = runner if runner is not None else backends.make_runner(self.backend, model, **runner_options)
+        # test.backend (one of config.registry.BACKENDS): its builder takes what it needs from the config
+        self.runner = runner if runner is not None else backends.make_runner(self.backend, model, cfg=cfg,
+                                                                             options=backend.options)
         self.profile = profile_for(cfg)  # a custom keypoint set: from its file (docs/custom_keypoints.md)
         self.decode_settings = decode_mod.decode_settings_from_config(cfg.test, self.profile.flip_index,
                                                                       self.profile.sigmas)

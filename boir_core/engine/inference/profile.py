@@ -10,6 +10,7 @@ runs on ``test.device``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,14 +19,27 @@ import torch
 from ...config import Config
 from ...model import build_model, count_parameters
 from ..distributed import device_name, resolve_device
-from .predictor import FAST, Predictor
+from .predictor import FAST, BackendChoice, Predictor
 
-__all__ = ["profile", "format_profile"]
+__all__ = ["profile", "LatencySettings", "format_profile"]
 
 
-def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = None, repeats: int = 10,
-            warmup: int = 2, flip_test: bool = True, num_people: int = 10) -> dict[str, Any]:
-    """Parameter counts of the training and inference networks and, unless ``params_only``, latency."""
+@dataclass(frozen=True)
+class LatencySettings:
+    """How :func:`profile` times one image: a random image of ``input_size`` x ``input_size`` (None:
+    ``data.input_size``), ``warmup`` untimed decodes, then the median of ``repeats`` timed ones, with or without
+    ``flip_test``."""
+
+    input_size: int | None = None
+    repeats: int = 10
+    warmup: int = 2
+    flip_test: bool = True
+
+
+def profile(cfg: Config, *, params_only: bool = False, latency: LatencySettings = LatencySettings()
+            ) -> dict[str, Any]:
+    """Parameter counts of the training and inference networks and, unless ``params_only``, the latency timed
+    as ``latency`` says."""
     train_model = build_model(cfg, train=True, initialise=False)  # counting: no ImageNet weights needed
     train_counts = count_parameters(train_model)
     del train_model
@@ -39,8 +53,9 @@ def profile(cfg: Config, *, params_only: bool = False, input_size: int | None = 
     if params_only:
         return out
     device = resolve_device(cfg.test.device)
-    predictor = Predictor(cfg, model=model.to(device).eval(), device=device, default_backend=FAST)
-    size = int(input_size or cfg.data.input_size)
+    predictor = Predictor(cfg, model=model.to(device).eval(), device=device, backend=BackendChoice(default=FAST))
+    repeats, warmup, flip_test = latency.repeats, latency.warmup, latency.flip_test
+    size = int(latency.input_size or cfg.data.input_size)
     gen = torch.Generator().manual_seed(0)
     image = torch.randn(3, size, size, generator=gen)
     meta = {"trans_inv": np.array([[1.0, 0, 0], [0, 1.0, 0]]), "image_id": 0}

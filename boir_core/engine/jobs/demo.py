@@ -36,7 +36,7 @@ from ...model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shi
 from ...paths import checkout_root
 from ..evaluation.crowd_split import crowd_split_metrics
 from ..evaluation.runner import run_evaluation
-from ..inference.predict import predict
+from ..inference.predict import Drawings, predict
 from ..training import train as training  # train() through its module (tests stand in for it there)
 from ..training.budget import length_source
 
@@ -226,7 +226,7 @@ class _Demo:
         val_images = sorted(get_profile(cfg.data.dataset).image_dir(cfg.data.root, cfg.data.test_split)
                             .glob("*.jpg"))[:n]
         pred = predict(boir_cfg, boir_weights, [str(p) for p in val_images], output=self.out_dir / "predictions.json",
-                       draw_dir=self.out_dir / "predictions")
+                       draw=Drawings(self.out_dir / "predictions"))
         self.stages["draw"] = time.time() - t
         return pred
 
