@@ -26,10 +26,12 @@ Configs the kit itself stored with the old words (inside weights files and the s
 read through :func:`upgrade_config_dict`, without a warning.
 
 Its modules: :mod:`.schema` (the dataclasses), :mod:`.switches` (presets, deprecated spellings, upgrading
-stored configs), :mod:`.typecheck` (keys and values against the types), :mod:`.overrides` (``key=value`` and
-presets), :mod:`.loading` (YAML files and their ``base:`` chain), :mod:`.kit_configs` (the shipped configs by
-name), :mod:`.registry` (the names of the data sets, their K, and the inference backends, spelled once),
-:mod:`.errors`. Import the names below from ``boir_core.config``.
+stored configs), :mod:`.typecheck` (keys and values against the types), :mod:`.assign` (``key=value`` items and
+presets applied to a config; below :mod:`.schema`, as ``Config.override`` uses it), :mod:`.overrides` (the same
+names and :func:`preset_label`, which reads a stored record through ``Config``), :mod:`.loading` (YAML files and
+their ``base:`` chain), :mod:`.kit_configs` (the shipped configs by name), :mod:`.registry` (the names of the data
+sets, their K, and the inference backends, spelled once), :mod:`.errors`. Import the names below from
+``boir_core.config``.
 """
 from __future__ import annotations
 

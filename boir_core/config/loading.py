@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
+from .assign import apply_overrides, apply_preset, split_items
 from .errors import ConfigError
 from .kit_configs import config_names, configs_dir, find_config
-from .overrides import apply_overrides, apply_preset, split_items
 from .schema import Config
 
 __all__ = ["load_config"]

@@ -11,6 +11,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from ..io import atomic_write_text
+from .assign import apply_overrides
 from .errors import ConfigError
 from .registry import BACKENDS, CUSTOM, DATASET_KEYPOINTS, DATASET_NAMES
 from .typecheck import merge_into
@@ -193,11 +194,9 @@ class Config:
         return cfg
 
     def override(self, *items: str) -> "Config":
-        """Return a copy with ``key=value`` overrides applied.
+        """Return a copy with ``key=value`` overrides applied (:func:`~boir_core.config.assign.apply_overrides`).
 
         ``preset=...`` among them sets the preset's switches (except those overridden in the same call)."""
-        from .overrides import apply_overrides  # import circle: overrides builds on these dataclasses
-
         new = Config.from_dict(self.to_dict())
         apply_overrides(new, list(items))
         return new
