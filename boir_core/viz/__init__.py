@@ -9,4 +9,5 @@
 - :mod:`boir_core.viz.explorers`: the explorers of notebooks 01, 03, 05 and 07 (a knob, a drawing that follows);
 - :mod:`boir_core.viz.formula_explorers`: one formula each (the kernel ψ, OKS, the focal loss);
 - :mod:`boir_core.viz.pipeline`: the network as one picture (notebook 01 opens with it).
+- :mod:`boir_core.viz.png`: a figure as PNG bytes, what the explorers and widgets show.
 """

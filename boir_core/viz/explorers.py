@@ -21,10 +21,8 @@ The explorers of a single formula (the kernel ψ, OKS, the focal loss) are in :m
 from __future__ import annotations
 
 import dataclasses
-import io
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -35,6 +33,8 @@ from ..engine.inference.decode import DecodeSettings, decode
 from ..losses.bbox_mask import BboxMaskSettings, bbox_mask_terms
 from .draw import draw_poses
 from .figures import feature_at, similarity_from_point
+from .png import figure_png
+from .widgets import explore_terms
 
 __all__ = ["Explorer", "AugmentationExplorer", "FrozenEmbeddingExplorer", "DecodingExplorer",
            "SimilarityPairExplorer", "place", "figure_png", "fit_embedding"]
@@ -44,14 +44,6 @@ def _widgets():
     import ipywidgets  # imported on use: the rest of the kit does not need it
 
     return ipywidgets
-
-
-def figure_png(fig, dpi: int = 80) -> bytes:
-    """The PNG bytes of a figure (any matplotlib backend), then the figure is closed."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def _figure(*args, **kwargs):
@@ -269,8 +261,6 @@ class FrozenEmbeddingExplorer(Explorer):
         return out
 
     def compute(self) -> dict:
-        from .widgets import explore_terms  # local: a genuine circle, widgets imports figure_png from here
-
         emb = self.embedding()
         settings = BboxMaskSettings(kernel=self.kernel.value, distance=self.distance.value, beta=self.beta)
         return {"true": explore_terms(self.true_boxes, settings, emb),

@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 
 from ..config import LossConfig
 from ..losses.bbox_mask import PAPER, VARIANTS, BboxMaskSettings, bbox_mask_terms, box_masks, instance_pixels
-from .explorers import figure_png
+from .png import figure_png
 from .similarity import similarity_map
 
 __all__ = ["ToyMap", "toy_embedding", "explore_terms", "LossExplorer", "SimilarityViewer", "loss_explorer",
