@@ -131,10 +131,12 @@ if shipped_logs:
 # How much can a CPU hour teach the demo-size network, and which setting spends it best? The kit's recipe study
 # (`benchmarks/recipe_study.py`, data in `boir_core/studies/recipe_study.jsonl`) trains the demo config once
 # per setting from scratch for the same wall time on one CPU thread (so a cheaper step buys more steps: the
-# number beside each point) and scores it on SynthCrowd val. AP stays near 0 for the first ~1,000 steps of
-# this network (the shipped logs above show where it starts to rise), so the right panel adds the held-out
-# keypoint loss (`boir_core.paper.seeds.held_out_keypoint_loss`), which moves earlier. Every row carries the
-# command that replays it step for step and the CPU it ran on; the cell prints them.
+# number beside each point) and scores it on SynthCrowd val; a longer run may instead fix its number of steps
+# (`--steps`), and a row measured on another CPU is drawn hollow (its minutes are that CPU's). AP stays near 0
+# for the first ~1,000 steps of this network (the shipped logs above show where it starts to rise), so the
+# right panel adds the held-out keypoint loss (`boir_core.paper.seeds.held_out_keypoint_loss`), which moves
+# earlier. Every row carries the command that replays it step for step and the CPU it ran on; the cell prints
+# them.
 
 # %%
 from boir_core.studies import load_study
@@ -148,11 +150,14 @@ except FileNotFoundError as err:
 if study:
     recipe_study_figure(study)
     plt.show()
-    print(f"CPU: {study[0]['cpu']}")
+    cpus = [r["cpu"] for r in study]
+    main_cpu = max(set(cpus), key=cpus.count)
+    print(f"CPU: {main_cpu}")
     for r in sorted(study, key=lambda r: (r["setting"], r["cpu_minutes"])):
+        where = "" if r["cpu"] == main_cpu else f"\n    on another CPU: {r['cpu']}"
         print(f"{r['setting']:<16} {r['steps']:>5} steps of {r['images_per_step']} images, {r['cpu_minutes']:5.1f} "
               f"CPU-min: AP {r['AP']:.3f} (crowded {r['crowded_AP']:.3f}, sparse {r['sparse_AP']:.3f}), held-out "
-              f"loss {r['held_out_loss']:.4f}\n    {r['command']}")
+              f"loss {r['held_out_loss']:.4f}{where}\n    {r['command']}")
     best = max(study, key=lambda r: (r["AP"], -r["held_out_loss"]))
     print(f"best so far: {best['setting']} (AP {best['AP']:.3f} after {best['cpu_minutes']:.0f} CPU-minutes)")
 

@@ -175,15 +175,24 @@ def training_curves_figure(logs: Sequence[TrainingLog], terms: Optional[Sequence
 def recipe_study_figure(rows: Sequence[Mapping[str, Any]]):
     """The recipe study (:func:`boir_core.studies.load_study`): per setting, AP on SynthCrowd val (left) and
     the held-out instance keypoint loss (right, lower is better; it moves where AP is still 0) against the
-    CPU-minutes the run trained for, each setting a colour, its step count beside the point."""
+    CPU-minutes the run trained for, each setting a colour, its step count beside the point. CPU-minutes compare
+    only on one CPU: rows measured on another CPU than most (their ``cpu``) are hollow and not joined to the rest."""
     fig, (ax_ap, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cpus = [r.get("cpu") for r in rows]
+    main_cpu = max(set(cpus), key=cpus.count) if cpus else None
     for c, name in enumerate(settings):
+        colour = colours[c % len(colours)]
         mine = sorted((r for r in rows if r["setting"] == name), key=lambda r: r["cpu_minutes"])
-        x = [r["cpu_minutes"] for r in mine]
+        same = [r for r in mine if r.get("cpu") == main_cpu]
+        other = [r for r in mine if r.get("cpu") != main_cpu]
         for ax, key in ((ax_ap, "AP"), (ax_loss, "held_out_loss")):
-            ax.plot(x, [r[key] for r in mine], "o-", color=colours[c % len(colours)], label=name)
+            if same:
+                ax.plot([r["cpu_minutes"] for r in same], [r[key] for r in same], "o-", color=colour, label=name)
+            if other:
+                ax.plot([r["cpu_minutes"] for r in other], [r[key] for r in other], "o", mfc="none", color=colour,
+                        label=f"{name} (another CPU)")
             for r in mine:
                 ax.annotate(f"{r['steps']}", (r["cpu_minutes"], r[key]), fontsize=7, xytext=(3, 3),
                             textcoords="offset points")

@@ -156,6 +156,22 @@ def test_recipe_study_figure_draws_each_setting_against_cpu_minutes():
     plt.close(fig)
 
 
+def test_recipe_study_rows_from_another_cpu_are_hollow_and_not_joined():
+    """CPU-minutes compare only on one CPU: a row from a CPU other than most rows' is its own hollow series."""
+    import matplotlib.pyplot as plt
+
+    rows = [{**_study_row("px96", 15.0, 0.06, 0.76, 1559), "cpu": "EPYC"},
+            {**_study_row("base", 15.0, 0.02, 0.99, 800), "cpu": "EPYC"},
+            {**_study_row("px96", 36.0, 0.30, 0.46, 6000), "cpu": "Xeon"}]
+    fig = tr.recipe_study_figure(rows)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    assert set(lines) == {"px96", "base", "px96 (another CPU)"}
+    np.testing.assert_allclose(lines["px96"].get_xdata(), [15.0])  # not joined to the Xeon's point
+    np.testing.assert_allclose(lines["px96 (another CPU)"].get_ydata(), [0.30])
+    assert lines["px96 (another CPU)"].get_markerfacecolor() == "none" and lines["px96"].get_linestyle() == "-"
+    plt.close(fig)
+
+
 def test_the_committed_recipe_study_replays_and_names_its_cpu():
     """Every committed row says what ran (the command with the exact step count), where (the CPU line) and
     what it measured; the command's overrides are the setting's own."""
