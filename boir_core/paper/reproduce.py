@@ -48,7 +48,7 @@ import torch
 from ..config import Config, load_config
 from ..data.sources.layout import DataLayoutError, check_layout
 from ..data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
-from ..engine.evaluation.evaluate import write_metrics_json
+from ..engine.evaluation.evaluate import Measurements, MetricsProvenance, write_metrics_json
 from ..engine.evaluation.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
 from ..engine.inference.profile import LatencySettings, profile
 from ..engine.training import train as training  # train() through its module (tests stand in for it there)
@@ -410,10 +410,12 @@ def _table5(rep: ReproduceReport, *, repeats: int, overrides: Sequence[str] = ()
         metrics = evaluation.get("metrics", {})
         path = table5_path(rep.results_dir, key, rep.demo)
         write_metrics_json(
-            path, dataset="synthcrowd" if rep.demo else "coco", split="val", metrics=metrics, config=real_cfg,
-            timings={"network_ms": lat["network_ms"], "decode_ms": lat["decode_ms"], "device": lat["device"]},
-            params={"inference": params["inference"], "total": params["total"]}, key=key, demo=rep.demo,
-            preset=evaluation.get("preset"))  # the weights behind the AP column (counts / times: any preset)
+            path, dataset="synthcrowd" if rep.demo else "coco", split="val", metrics=metrics,
+            # the preset: the weights behind the AP column (counts / times: any preset)
+            provenance=MetricsProvenance(config=real_cfg, preset=evaluation.get("preset"), key=key, demo=rep.demo),
+            measured=Measurements(
+                timings={"network_ms": lat["network_ms"], "decode_ms": lat["decode_ms"], "device": lat["device"]},
+                params={"inference": params["inference"], "total": params["total"]}))
         rep.profiles[key] = {"config": cfg_name, "params": params, "latency": lat,
                              "timed_config": lat_cfg.name}
         rep.status[f"table5:{key}"] = (f"{params['inference']:,} parameters ({cfg_name}); "

@@ -27,7 +27,7 @@ from ...paths import PathNotFound, inside_package
 from ..distributed import all_gather_objects, broadcast_object, cleanup_distributed, device_name, init_distributed
 from ..inference.predictor import Predictor
 from ..inference.weights import check_inference_weights, checkpoint_config, load_inference_model, resolve_checkpoint
-from .evaluate import evaluate_results, write_metrics_json
+from .evaluate import Measurements, MetricsProvenance, evaluate_results, write_metrics_json
 from .results import write_testdev_results
 
 __all__ = ["Predictor", "resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights",
@@ -198,12 +198,14 @@ def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir
         metrics = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator,
                                    sigmas=dataset.profile.sigmas)
     params = count_parameters(model)
-    metrics_path = write_metrics_json(
-        out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
-        checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None, timings=timings,
-        params={"inference": params["inference"], "total": params["total"]}, key=key,
-        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None), images=n,
+    provenance = MetricsProvenance(
+        config=cfg.to_dict(), checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None,
+        preset=getattr(model, "weights_preset", None), key=key, demo=cfg.data.dataset in DEMO_DATASETS,
         batch=getattr(model, "weights_batch", None))
+    measured = Measurements(images=n, timings=timings,
+                            params={"inference": params["inference"], "total": params["total"]})
+    metrics_path = write_metrics_json(out_dir / "metrics.json", dataset=cfg.data.dataset, split=split,
+                                      metrics=metrics, provenance=provenance, measured=measured)
     return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
             "images": n, "processes": processes, "testdev_upload": upload}
 
