@@ -50,6 +50,7 @@ from ..data.sources.layout import DataLayoutError, check_layout
 from ..data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
 from ..engine.evaluation.evaluate import Measurements, MetricsProvenance, write_metrics_json
 from ..engine.evaluation.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
+from ..engine.inference.predictor import Predictor
 from ..engine.inference.profile import LatencySettings, profile
 from ..engine.training import train as training  # train() through its module (tests stand in for it there)
 from ..io import atomic_write_text
@@ -140,8 +141,9 @@ def _train(cfg: Config, run_dir: Path, gpus: int, log: Callable[[str], None]) ->
 
 
 def _evaluate(cfg: Config, weights, out: Path, key: str, model=None) -> dict:
-
-    return run_evaluation(cfg, weights, out_dir=out.parent, key=key, progress=False, model=model)
+    """Evaluate ``weights`` into ``out``'s folder for the row ``key``; ``model``: the network already loaded."""
+    predictor = None if model is None else Predictor(cfg, model=model)
+    return run_evaluation(cfg, weights, out_dir=out.parent, key=key, progress=False, predictor=predictor)
 
 
 @dataclass(frozen=True)

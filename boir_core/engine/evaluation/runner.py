@@ -72,15 +72,16 @@ class _EvaluationRun:
 
 
 def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir: str | os.PathLike | None = None,
-                   key: str | None = None, progress: bool = True, model=None, runner=None,
+                   key: str | None = None, progress: bool = True,
                    predictor: Predictor | None = None) -> dict[str, Any]:
     """Decode the test split, evaluate it and write ``metrics.json`` (+ the results JSON) into ``out_dir``
     (default: :func:`default_eval_dir`); ``key`` is the paper-table row the run fills (null: none).
 
     The network runs through ``test.backend``; unset, through ``exact`` (the release's poses,
     docs/inference.md#exact-and-fast-inference). The metrics file's config records the backend that ran.
-    ``predictor`` (a notebook's :class:`~boir_core.engine.inference.predictor.Predictor` of this config), or ``model``
-    (already loaded) and ``runner`` (its ``test.backend`` runner), skip loading and building them again.
+    ``predictor``: a :class:`~boir_core.engine.inference.predictor.Predictor` of this config already built (a
+    notebook's, or ``Predictor(cfg, model=network)`` for a network already loaded), which skips loading the
+    weights and building the runner again; ``checkpoint`` still names the weights in the metrics file.
 
     Launched by ``torchrun --nproc_per_node=N`` (one process per GPU), every process decodes a round-robin
     share of the images on its own device; rank 0 merges the shares, evaluates and writes the files, and
@@ -90,7 +91,7 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
     dinfo = init_distributed(cfg.test.device)
     try:
         if predictor is None:
-            predictor = Predictor(cfg, checkpoint, model=model, runner=runner, device=dinfo.device)
+            predictor = Predictor(cfg, checkpoint, device=dinfo.device)
         cfg = cfg.override(f"test.backend={predictor.backend}")  # the metrics record what ran
         out_dir = Path(default_eval_dir(cfg, checkpoint) if out_dir is None else out_dir)
         dataset = KeypointDataset.from_config(cfg, train=False)
