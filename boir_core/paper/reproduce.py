@@ -48,8 +48,9 @@ import torch
 from ..config import Config, load_config
 from ..data.sources.layout import DataLayoutError, check_layout
 from ..data.sources.synthetic import SynthCrowdSpec, ensure_synthcrowd
-from ..engine.evaluation.evaluate import write_metrics_json
+from ..engine.evaluation.evaluate import Measurements, MetricsProvenance, write_metrics_json
 from ..engine.evaluation.runner import check_inference_weights, checkpoint_config, load_inference_model, run_evaluation
+from ..engine.inference.predictor import Predictor
 from ..engine.inference.profile import LatencySettings, profile
 from ..engine.training import train as training  # train() through its module (tests stand in for it there)
 from ..io import atomic_write_text
@@ -140,8 +141,9 @@ def _train(cfg: Config, run_dir: Path, gpus: int, log: Callable[[str], None]) ->
 
 
 def _evaluate(cfg: Config, weights, out: Path, key: str, model=None) -> dict:
-
-    return run_evaluation(cfg, weights, out_dir=out.parent, key=key, progress=False, model=model)
+    """Evaluate ``weights`` into ``out``'s folder for the row ``key``; ``model``: the network already loaded."""
+    predictor = None if model is None else Predictor(cfg, model=model)
+    return run_evaluation(cfg, weights, out_dir=out.parent, key=key, progress=False, predictor=predictor)
 
 
 @dataclass(frozen=True)
@@ -410,10 +412,12 @@ def _table5(rep: ReproduceReport, *, repeats: int, overrides: Sequence[str] = ()
         metrics = evaluation.get("metrics", {})
         path = table5_path(rep.results_dir, key, rep.demo)
         write_metrics_json(
-            path, dataset="synthcrowd" if rep.demo else "coco", split="val", metrics=metrics, config=real_cfg,
-            timings={"network_ms": lat["network_ms"], "decode_ms": lat["decode_ms"], "device": lat["device"]},
-            params={"inference": params["inference"], "total": params["total"]}, key=key, demo=rep.demo,
-            preset=evaluation.get("preset"))  # the weights behind the AP column (counts / times: any preset)
+            path, dataset="synthcrowd" if rep.demo else "coco", split="val", metrics=metrics,
+            # the preset: the weights behind the AP column (counts / times: any preset)
+            provenance=MetricsProvenance(config=real_cfg, preset=evaluation.get("preset"), key=key, demo=rep.demo),
+            measured=Measurements(
+                timings={"network_ms": lat["network_ms"], "decode_ms": lat["decode_ms"], "device": lat["device"]},
+                params={"inference": params["inference"], "total": params["total"]}))
         rep.profiles[key] = {"config": cfg_name, "params": params, "latency": lat,
                              "timed_config": lat_cfg.name}
         rep.status[f"table5:{key}"] = (f"{params['inference']:,} parameters ({cfg_name}); "

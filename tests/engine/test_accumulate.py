@@ -18,7 +18,7 @@ import torch
 
 from boir_core.config import Config, ConfigError
 from boir_core.engine.distributed import DistInfo
-from boir_core.engine.evaluation.evaluate import write_metrics_json
+from boir_core.engine.evaluation.evaluate import MetricsProvenance, write_metrics_json
 from boir_core.engine.inference.weights import _weights_batch
 from boir_core.engine.jobs.dryrun import dry_run, format_dry_run
 from boir_core.engine.training.effective_batch import EffectiveBatch, effective_batch
@@ -179,7 +179,7 @@ def test_a_run_off_the_papers_batch_says_so_records_it_and_scales_lr_when_asked(
     assert weights["extra"]["batch"]["effective"] == 4 and weights["extra"]["batch"]["matches_paper"] is False
     # what the evaluation reads from the weights and writes into metrics.json, which reproduce reads
     path = write_metrics_json(tmp_path / "metrics.json", dataset="synthcrowd", split="val", metrics={"AP": 0.1},
-                              key="boir_w32_coco_val", batch=_weights_batch(weights))
+                              provenance=MetricsProvenance(key="boir_w32_coco_val", batch=_weights_batch(weights)))
     result = parse_result(json.loads(path.read_text()))
     assert (result.effective_batch, result.paper_effective_batch, result.off_paper_batch) == (4, 8, True)
 

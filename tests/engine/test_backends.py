@@ -341,11 +341,11 @@ def test_a_runner_handed_to_the_evaluation_must_be_the_configs_backend():
     """run_evaluation / decode_dataset reuse a notebook's runner only when it is test.backend's: the metrics
     record test.backend, so a different runner is an error naming both."""
     from boir_core.config import load_config
-    from boir_core.engine.evaluation.runner import decode_dataset
+    from boir_core.engine.evaluation.runner import DecodedDataset, decode_dataset
 
     model = small("boir")
     cfg = load_config("tiny", ["test.backend=onnxruntime"])
     with pytest.raises(ValueError, match=r"'torch' runner but test.backend='onnxruntime'"):
         decode_dataset(cfg, model, [], progress=False, runner=TorchRunner(model))
     assert decode_dataset(cfg.override("test.backend=torch"), model, [], progress=False,
-                          runner=TorchRunner(model)) == ([], 0.0, 0.0, 0)
+                          runner=TorchRunner(model)) == DecodedDataset([], 0.0, 0.0, 0)

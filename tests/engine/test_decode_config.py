@@ -77,14 +77,14 @@ def test_decode_dataset_passes_the_data_sets_settings(name, tiny_synth, monkeypa
     """``run_evaluation`` decodes through ``decode_dataset``: each image's decode call gets the config's
     kernel / NMS threshold and the profile's flip index."""
     from boir_core.data import KeypointDataset, SampleSettings
-    from boir_core.engine.evaluation.runner import decode_dataset
+    from boir_core.engine.evaluation.runner import ImageShare, decode_dataset
 
     cfg = load_config(name)
     prof = get_profile(cfg.data.dataset)
     dataset = KeypointDataset(tiny_synth, "synthcrowd", split="val", train=False,
                               settings=SampleSettings(input_size=64))
     cap = _Capture(monkeypatch)
-    decode_dataset(cfg, torch.nn.Identity(), dataset, progress=False, max_images=2)
+    decode_dataset(cfg, torch.nn.Identity(), dataset, progress=False, share=ImageShare(max_images=2))
     assert len(cap.calls) == 2
     for kw in cap.calls:
         assert kw["center_pool_kernel"] == EXPECTED[name]["center_pool_kernel"]

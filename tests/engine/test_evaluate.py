@@ -16,6 +16,8 @@ from boir_core.engine.evaluation.evaluate import (
     COCO_OKS_SIGMAS,
     CROWDPOSE_METRICS,
     CROWDPOSE_OKS_SIGMAS,
+    Measurements,
+    MetricsProvenance,
     evaluate_results,
     evaluation_backend,
     write_metrics_json,
@@ -237,9 +239,10 @@ def test_write_metrics_json_schema(tmp_path):
     ckpt = tmp_path / "model.pth"
     ckpt.write_bytes(b"weights" * 1000)
     out = write_metrics_json(tmp_path / "m" / "metrics.json", dataset="coco", split="val",
-                             metrics={"AP": 0.5, "AR": 0.6}, config=cfg, checkpoint=ckpt,
-                             timings={"network_ms": 12.5, "decode_ms": 3.0, "device": "cpu"},
-                             params={"total": 29.4e6}, key="coco_w32", demo=True, images=7)
+                             metrics={"AP": 0.5, "AR": 0.6},
+                             provenance=MetricsProvenance(config=cfg, checkpoint=ckpt, key="coco_w32", demo=True),
+                             measured=Measurements(images=7, params={"total": 29.4e6},
+                                                   timings={"network_ms": 12.5, "decode_ms": 3.0, "device": "cpu"}))
     d = json.loads(out.read_text())
     assert list(d) == ["dataset", "split", "images", "key", "model", "config_name", "config", "checkpoint",
                        "metrics", "timings", "params", "demo", "date", "preset", "batch"]
@@ -254,7 +257,8 @@ def test_write_metrics_json_schema(tmp_path):
     with pytest.raises(ValueError, match="percentages"):
         write_metrics_json(tmp_path / "x.json", dataset="coco", split="val", metrics={"AP": 70.5})
     with pytest.raises(FileNotFoundError, match="missing.pth"):
-        write_metrics_json(tmp_path / "x.json", dataset="coco", split="val", metrics={}, checkpoint="missing.pth")
+        write_metrics_json(tmp_path / "x.json", dataset="coco", split="val", metrics={},
+                           provenance=MetricsProvenance(checkpoint="missing.pth"))
     assert not (tmp_path / "x.json").exists()
 
 
@@ -262,7 +266,7 @@ def test_write_metrics_json_from_decode_result(tmp_path):
     from boir_core.engine.inference.decode import DecodeResult
     r = DecodeResult([], time_network=0.2, time_decode=0.05, num_images=4, device="cpu")
     d = json.loads(write_metrics_json(tmp_path / "m.json", dataset="crowdpose", split="test",
-                                      metrics={"AP_easy": -1.0}, timings=r).read_text())
+                                      metrics={"AP_easy": -1.0}, measured=Measurements(timings=r)).read_text())
     assert d["timings"] == {"network_ms": pytest.approx(50.0), "decode_ms": pytest.approx(12.5), "device": "cpu"}
     assert d["checkpoint"] == {"path": None, "sha256": None} and d["model"] == {"arch": None, "backbone": None}
 
@@ -434,25 +438,37 @@ def test_metrics_outside_fractions_or_not_numbers_are_refused(tmp_path, value):
 
 def test_write_metrics_json_defaults_preset_and_checks(tmp_path):
     from boir_core.config import Config, preset_label
+    from boir_core.engine.inference.decode import DecodeResult
 
     cfg = Config()
     d = json.loads(write_metrics_json(tmp_path / "a.json", dataset="coco", split="val",
-                                      metrics={"AP": 1.0, "AP_hard": -1.0}, config=cfg.to_dict()).read_text())
+                                      metrics={"AP": 1.0, "AP_hard": -1.0},
+                                      provenance=MetricsProvenance(config=cfg.to_dict())).read_text())
     assert d["metrics"] == {"AP": 1.0, "AP_hard": -1.0}  # a perfect score and an undefined one are valid
     assert d["demo"] is False and d["config"] == cfg.to_dict() and d["config_name"] == cfg.name
     assert d["preset"] == preset_label(cfg.to_dict()) and d["preset"]
     assert d["date"].endswith("+00:00")  # UTC, with its offset
     given = json.loads(write_metrics_json(tmp_path / "b.json", dataset="coco", split="val", metrics={},
-                                          config=cfg, preset="released weights").read_text())
+                                          provenance=MetricsProvenance(config=cfg, preset="released weights"))
+                       .read_text())
     assert given["preset"] == "released weights"
     with pytest.raises(ValueError, match=r"timings: unknown keys \['gpu_ms'\] \(allowed: network_ms"):
-        write_metrics_json(tmp_path / "c.json", dataset="coco", split="val", metrics={}, timings={"gpu_ms": 1.0})
+        write_metrics_json(tmp_path / "c.json", dataset="coco", split="val", metrics={},
+                           measured=Measurements(timings={"gpu_ms": 1.0}))
     with pytest.raises(TypeError, match="config must be a Config, a dict or None, got int"):
-        write_metrics_json(tmp_path / "c.json", dataset="coco", split="val", metrics={}, config=3)
+        write_metrics_json(tmp_path / "c.json", dataset="coco", split="val", metrics={},
+                           provenance=MetricsProvenance(config=3))
     # a foreign or older config dict that preset_label cannot read: no preset rather than a made-up one
     old = json.loads(write_metrics_json(tmp_path / "d.json", dataset="coco", split="val", metrics={},
-                                        config={"name": "old", "preset": "weird"}).read_text())
+                                        provenance=MetricsProvenance(config={"name": "old", "preset": "weird"}))
+                     .read_text())
     assert old["preset"] is None and old["config_name"] == "old"
+    with pytest.raises(TypeError, match="provenance= takes a MetricsProvenance, got dict"):
+        write_metrics_json(tmp_path / "f.json", dataset="coco", split="val", metrics={}, provenance={"key": "k"})
+    with pytest.raises(TypeError, match="measured= takes a Measurements, got DecodeResult"):  # not wrapped
+        write_metrics_json(tmp_path / "f.json", dataset="coco", split="val", metrics={},
+                           measured=DecodeResult([]))
+    assert not (tmp_path / "f.json").exists()
     with pytest.raises(ValueError, match=r"metrics\['AP'\] = 70.5: metrics are fractions in \[0, 1\] \(-1: "
                                          r"undefined\), not percentages"):
         write_metrics_json(tmp_path / "e.json", dataset="coco", split="val", metrics={"AP": 70.5})

@@ -22,7 +22,15 @@ from boir_core.engine.inference.backends import (
 )
 from boir_core.engine.inference.decode import decode, decode_settings_from_config
 from boir_core.engine.inference.export import DenseGraph
-from boir_core.engine.inference.predictor import EXACT, FAST, BackendChoice, Predictor, resolve_backend
+from boir_core.engine.inference.predictor import (
+    EXACT,
+    FAST,
+    BackendChoice,
+    DecodedDataset,
+    ImageShare,
+    Predictor,
+    resolve_backend,
+)
 from boir_core.engine.inference.weights import check_inference_weights, checkpoint_config, load_inference_model
 from boir_core.model import build_model, save_checkpoint
 from boir_core.model.checkpoints import TRAIN_STATE_FORMAT
@@ -135,6 +143,25 @@ class _Plain(Runner):
     def instances(self, features, coords):
         v, n = features.shape[0], coords.shape[0]
         return self.model.instance_heatmaps(features, coords.repeat(v, 1), torch.arange(v).repeat_interleave(n))
+
+
+def test_an_image_share_names_a_process_s_images_and_the_shares_merge_in_data_set_order():
+    """One process decodes the first test.max_images (0: all); under torchrun image i is rank i % world_size's,
+    and the shares merge back into what one process gives."""
+    assert list(ImageShare().indices(5)) == [0, 1, 2, 3, 4] and ImageShare(max_images=3).total(5) == 3
+    assert ImageShare(max_images=9).total(5) == 5
+    assert [list(ImageShare(4, rank, 3).indices(10)) for rank in range(3)] == [[0, 3], [1], [2]]
+    for bad in ((0, 2, 2), (0, -1, 1)):
+        with pytest.raises(ValueError, match=r"rank must be in \[0, world_size="):
+            ImageShare(*bad)
+    with pytest.raises(TypeError, match="share= takes an ImageShare"):
+        Predictor.decode_dataset(None, [], share=2)
+    ids = [7, 3, 5]
+    shares = [DecodedDataset([{"image_id": 7, "s": 1}, {"image_id": 5, "s": 2}], 0.5, 0.25, 2),
+              DecodedDataset([{"image_id": 3, "s": 3}], 0.125, 0.5, 1)]
+    merged = DecodedDataset.merge(shares, ids)
+    assert [r["image_id"] for r in merged.results] == [7, 3, 5]
+    assert (merged.time_network, merged.time_decode, merged.num_images) == (0.625, 0.75, 3)
 
 
 def test_inference_runs_on_test_device_and_never_reads_train_device(tiny_cfg, tmp_path):

@@ -155,14 +155,16 @@ def test_real_mode_without_weights_skips_with_reasons(tmp_path):
 
 
 def test_table_results_reads_the_right_files(tmp_path):
-    from boir_core.engine.evaluation.evaluate import write_metrics_json
+    from boir_core.engine.evaluation.evaluate import Measurements, MetricsProvenance, write_metrics_json
 
     m = {"AP": 0.7, "AP50": 0.9, "AP75": 0.77, "AP_M": 0.65, "AP_L": 0.79, "AR": 0.76}
+    row = MetricsProvenance(key="boir_w32_coco_val")
     write_metrics_json(rp.metrics_path(tmp_path, "boir_w32_coco_val"), dataset="coco", split="val", metrics=m,
-                       key="boir_w32_coco_val")
+                       provenance=row)
     write_metrics_json(rp.table5_path(tmp_path, "boir_w32_coco_val"), dataset="coco", split="val", metrics=m,
-                       key="boir_w32_coco_val", params={"inference": 31832030},
-                       timings={"network_ms": 50.0, "decode_ms": 10.0, "device": "X"})
+                       provenance=row, measured=Measurements(params={"inference": 31832030},
+                                                             timings={"network_ms": 50.0, "decode_ms": 10.0,
+                                                                      "device": "X"}))
     r6 = rp.table_results("6", tmp_path)
     r5 = rp.table_results("5", tmp_path)
     assert set(r6) == set(r5) == {"boir_w32_coco_val"}

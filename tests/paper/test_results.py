@@ -125,11 +125,13 @@ def test_reads_what_the_engine_writes(tmp_path):
     """The engine's writer and this reader agree on the schema (a demo run on SynthCrowd included)."""
     import boir_core.engine.evaluation.evaluate as evaluate
     evaluate.write_metrics_json(tmp_path / "coco" / "metrics.json", dataset="coco", split="val",
-                                metrics={"AP": 0.7011, "AR": 0.7649, "AP_M": -1.0}, key="boir_w32_coco_val",
-                                timings={"network_ms": 30.0, "decode_ms": 4.25, "device": "cpu"},
-                                params={"inference": 31_830_000, "total": 33_430_000})
+                                metrics={"AP": 0.7011, "AR": 0.7649, "AP_M": -1.0},
+                                provenance=evaluate.MetricsProvenance(key="boir_w32_coco_val"),
+                                measured=evaluate.Measurements(
+                                    timings={"network_ms": 30.0, "decode_ms": 4.25, "device": "cpu"},
+                                    params={"inference": 31_830_000, "total": 33_430_000}))
     evaluate.write_metrics_json(tmp_path / "demo" / "metrics.json", dataset="synthcrowd", split="val",
-                                metrics={"AP": 0.25}, key="t4_full", demo=True)
+                                metrics={"AP": 0.25}, provenance=evaluate.MetricsProvenance(key="t4_full", demo=True))
     res = load_results(tmp_path)
     assert sorted(res) == ["boir_w32_coco_val", "t4_full"]
     r = res["boir_w32_coco_val"]

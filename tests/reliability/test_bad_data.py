@@ -31,7 +31,7 @@ from boir_core.data import DataError, KeypointDataset, SampleSettings, read_imag
 from boir_core.data.imagefiles import inspect_image_file
 from boir_core.data.sources import synthetic
 from boir_core.engine.evaluation.evaluate import evaluate_results
-from boir_core.engine.evaluation.runner import prepare_demo_data, run_evaluation
+from boir_core.engine.evaluation.runner import Predictor, prepare_demo_data, run_evaluation
 from boir_core.paths import PathNotFound
 
 K = 17
@@ -419,7 +419,8 @@ def test_evaluate_on_ground_truth_without_people_is_an_error(tmp_path):
     assert set(metrics.values()) == {-1.0}
     cfg = load_config("tiny", [f"data.root={tmp_path}", "train.device=cpu"])
     with pytest.raises(DataError) as e:
-        run_evaluation(cfg, None, out_dir=tmp_path / "eval", model=object(), progress=False)  # before decoding
+        run_evaluation(cfg, None, out_dir=tmp_path / "eval", predictor=Predictor(cfg, model=object()),
+                       progress=False)  # before decoding
     msg = str(e.value)
     assert msg.startswith(f"{ann_file}: no people to evaluate against: none of its 2 images has a person")
     assert "every metric would be -1" in msg and not (tmp_path / "eval").exists()

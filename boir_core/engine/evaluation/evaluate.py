@@ -23,8 +23,9 @@ Two protocols:
 A metric is -1 where the subset has no ground truth (e.g. AP_hard with no image of crowdIndex ≥ 0.8),
 following pycocotools. Values are fractions (0.705, not 70.5).
 
-:func:`write_metrics_json` stores one evaluation with its provenance (config, checkpoint hash, timings)
-in the schema the paper-table renderer reads.
+:func:`write_metrics_json` stores one evaluation with its provenance (:class:`MetricsProvenance`: config,
+checkpoint hash, preset, table key) and what it measured (:class:`Measurements`: images, timings, parameter
+counts) in the schema the paper-table renderer reads.
 """
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ __all__ = [
     "evaluate_results",
     "evaluation_backend",
     "timings_from_decode",
+    "MetricsProvenance",
+    "Measurements",
     "write_metrics_json",
     "sha256_file",
 ]
@@ -208,7 +211,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 def timings_from_decode(result: Any, device: str | None = None) -> dict[str, Any]:
     """``{"network_ms", "decode_ms", "device"}`` per image from a
-    :class:`~boir_core.engine.inference.decode.DecodeResult`."""
+    :class:`~boir_core.engine.inference.decode.DecodeResult` (or a
+    :class:`~boir_core.engine.inference.predictor.DecodedDataset`: the same fields)."""
     n = max(1, int(getattr(result, "num_images", 1)))
     return {"network_ms": 1000.0 * result.time_network / n, "decode_ms": 1000.0 * result.time_decode / n,
             "device": device or getattr(result, "device", None)}
@@ -239,11 +243,41 @@ def _check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class MetricsProvenance:
+    """Where one evaluation's numbers come from, as its metrics file records them.
+
+    ``config``: a :class:`~boir_core.config.Config` (or its dict; None: none recorded); ``checkpoint``: the
+    weights file, whose SHA-256 :func:`write_metrics_json` computes; ``preset``: what produced the weights
+    (None: :func:`boir_core.config.preset_label` of ``config``); ``key``: the paper-table row this run
+    reproduces; ``demo``: marks toy runs; ``batch``: the effective batch the weights were trained with and the
+    paper's (recorded by our training; None when the weights record none), so that ``reproduce`` can mark a row
+    trained off the paper's batch.
+    """
+
+    config: Any = None
+    checkpoint: str | os.PathLike | None = None
+    preset: str | None = None
+    key: str | None = None
+    demo: bool = False
+    batch: Mapping[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurements:
+    """What one evaluation counted and timed besides its scores: ``images``, how many images of the split were
+    decoded and scored (``test.max_images`` may cap it; None: not recorded); ``timings``, per image, a dict
+    ``{"network_ms", "decode_ms", "device"}`` or a :class:`~boir_core.engine.inference.decode.DecodeResult`
+    (:func:`timings_from_decode`); ``params``, free-form numbers (e.g. the network's parameter counts)."""
+
+    images: int | None = None
+    timings: Mapping[str, Any] | Any | None = None
+    params: Mapping[str, Any] | None = None
+
+
 def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, metrics: Mapping[str, Any],
-                       config: Any = None, checkpoint: str | os.PathLike | None = None,
-                       timings: Mapping[str, Any] | Any | None = None, params: Mapping[str, Any] | None = None,
-                       key: str | None = None, demo: bool = False, preset: str | None = None,
-                       images: int | None = None, batch: Mapping[str, Any] | None = None) -> Path:
+                       provenance: MetricsProvenance = MetricsProvenance(),
+                       measured: Measurements = Measurements()) -> Path:
     """Write one evaluation's metrics with its provenance, atomically. Returns the path.
 
     Schema (top-level keys are fixed; ``boir_core.paper`` reads them)::
@@ -253,21 +287,27 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
          "timings": {"network_ms", "decode_ms", "device"}, "params": {...}, "demo": bool, "date", "preset",
          "batch": {"effective", "paper", ...} or null}
 
-    ``config`` is a :class:`~boir_core.config.Config` (or its dict); ``checkpoint`` a file whose SHA-256 is
-    computed here; ``timings`` a dict with those keys or a ``DecodeResult``; ``params`` free-form numbers
-    (e.g. parameter counts); ``key`` the paper-table row this run reproduces; ``demo`` marks toy runs;
-    ``preset`` what produced the weights (default: :func:`boir_core.config.preset_label` of ``config``);
-    ``images`` how many images of the split were decoded and scored (``test.max_images`` may cap it); ``batch``
-    the effective batch the weights were trained with and the paper's (recorded by our training; null when the
-    weights record none), so that ``reproduce`` can mark a row trained off the paper's batch.
+    ``metrics`` are fractions in [0, 1] (-1: undefined); ``provenance`` (:class:`MetricsProvenance`) gives
+    ``config``, ``checkpoint``, ``key``, ``demo``, ``preset`` and ``batch``; ``measured`` (:class:`Measurements`)
+    gives ``images``, ``timings`` and ``params``. Both default to nothing recorded::
+
+        write_metrics_json(path, dataset="coco", split="val", metrics={"AP": 0.7},
+                           provenance=MetricsProvenance(config=cfg, key="boir_w32_coco_val"),
+                           measured=Measurements(images=5000, timings={"network_ms": 30.0, "decode_ms": 4.2,
+                                                                       "device": "cpu"}))
     """
+    if not isinstance(provenance, MetricsProvenance):
+        raise TypeError(f"provenance= takes a MetricsProvenance, got {type(provenance).__name__}")
+    if not isinstance(measured, Measurements):
+        raise TypeError(f"measured= takes a Measurements, got {type(measured).__name__}")
+    timings, checkpoint, preset = measured.timings, provenance.checkpoint, provenance.preset
     if timings is not None and not isinstance(timings, Mapping):
         timings = timings_from_decode(timings)
     t = dict(timings or {})
     unknown = set(t) - {"network_ms", "decode_ms", "device"}
     if unknown:
         raise ValueError(f"timings: unknown keys {sorted(unknown)} (allowed: network_ms, decode_ms, device)")
-    config_dict, config_name, model = _config_parts(config)
+    config_dict, config_name, model = _config_parts(provenance.config)
     if preset is None and config_dict:
         try:
             preset = preset_label(config_dict)
@@ -276,8 +316,8 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
     record = {
         "dataset": dataset,
         "split": split,
-        "images": None if images is None else int(images),
-        "key": key,
+        "images": None if measured.images is None else int(measured.images),
+        "key": provenance.key,
         "model": model,
         "config_name": config_name,
         "config": config_dict,
@@ -285,10 +325,10 @@ def write_metrics_json(path: str | os.PathLike, *, dataset: str, split: str, met
                        "sha256": None if checkpoint is None else sha256_file(checkpoint)},
         "metrics": _check_metrics(metrics),
         "timings": {"network_ms": t.get("network_ms"), "decode_ms": t.get("decode_ms"), "device": t.get("device")},
-        "params": dict(params or {}),
-        "demo": bool(demo),
+        "params": dict(measured.params or {}),
+        "demo": bool(provenance.demo),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "preset": preset,
-        "batch": None if batch is None else dict(batch),
+        "batch": None if provenance.batch is None else dict(provenance.batch),
     }
     return atomic_write_json(path, record, indent=2)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
 from ...config import Config
@@ -24,47 +24,64 @@ from ...data.sources import synthetic
 from ...io import atomic_write_json
 from ...model import count_parameters
 from ...paths import PathNotFound, inside_package
-from ..distributed import all_gather_objects, broadcast_object, cleanup_distributed, device_name, init_distributed
-from ..inference.predictor import Predictor
+from ..distributed import (
+    DistInfo,
+    all_gather_objects,
+    broadcast_object,
+    cleanup_distributed,
+    device_name,
+    init_distributed,
+)
+from ..inference.predictor import DecodedDataset, ImageShare, Predictor
 from ..inference.weights import check_inference_weights, checkpoint_config, load_inference_model, resolve_checkpoint
-from .evaluate import evaluate_results, write_metrics_json
+from .evaluate import Measurements, MetricsProvenance, evaluate_results, timings_from_decode, write_metrics_json
 from .results import write_testdev_results
 
-__all__ = ["Predictor", "resolve_checkpoint", "checkpoint_config", "load_inference_model", "check_inference_weights",
-           "decode_dataset", "run_evaluation", "default_eval_dir", "prepare_demo_data"]
+__all__ = ["Predictor", "ImageShare", "DecodedDataset", "resolve_checkpoint", "checkpoint_config",
+           "load_inference_model", "check_inference_weights", "decode_dataset", "run_evaluation", "default_eval_dir",
+           "prepare_demo_data"]
 
 
 
-def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, max_images: int = 0,
-                   rank: int = 0, world_size: int = 1, runner=None):
-    """Decode the images of a test-mode dataset. Returns (results, seconds network, seconds decode, n decoded).
+def decode_dataset(cfg: Config, model, dataset, *, progress: bool = True, share: ImageShare = ImageShare(),
+                   runner=None) -> DecodedDataset:
+    """Decode the images of a test-mode dataset: a :class:`~boir_core.engine.inference.predictor.DecodedDataset`
+    (the results, the seconds in the network and in the decoding, how many images).
 
-    With ``world_size`` > 1 this process decodes only its round-robin share of the first ``max_images``
-    images (0: all): image i belongs to rank ``i % world_size``. :func:`run_evaluation` merges the shares.
-    ``runner``: an already built runner of ``cfg.test.backend`` (unset: ``exact``) for ``model`` (default: built
-    here). :meth:`Predictor.decode_dataset <boir_core.engine.inference.predictor.Predictor.decode_dataset>` does the
-    work.
+    ``share`` (:class:`~boir_core.engine.inference.predictor.ImageShare`) names which: the first ``max_images``
+    (0: all), and with ``world_size`` > 1 only this process's round-robin part of them (image i belongs to rank
+    ``i % world_size``); :func:`run_evaluation` merges the parts. ``runner``: an already built runner of
+    ``cfg.test.backend`` (unset: ``exact``) for ``model`` (default: built here).
+    :meth:`Predictor.decode_dataset <boir_core.engine.inference.predictor.Predictor.decode_dataset>` does the work.
     """
-    return Predictor(cfg, model=model, runner=runner).decode_dataset(
-        dataset, progress=progress, max_images=max_images, rank=rank, world_size=world_size)
+    return Predictor(cfg, model=model, runner=runner).decode_dataset(dataset, progress=progress, share=share)
 
 
-def _merge_shares(shares: list, image_ids: list) -> tuple[list, float, float, int]:
-    """Join the (results, t_net, t_dec, n) of every rank, results in data-set order (as one process gives)."""
-    order = {iid: i for i, iid in enumerate(image_ids)}
-    results = sorted((r for share in shares for r in share[0]), key=lambda r: order[r["image_id"]])
-    return (results, sum(s[1] for s in shares), sum(s[2] for s in shares), sum(s[3] for s in shares))
+@dataclass(frozen=True)
+class _EvaluationRun:
+    """The inputs of one evaluation, as rank 0 scores and writes it: the config (``test.backend`` the one that
+    ran), the weights file (None: random weights), the network, the test data set, where the files go and the
+    paper-table key."""
+
+    cfg: Config
+    checkpoint: str | os.PathLike | None
+    model: Any
+    dataset: KeypointDataset
+    out_dir: Path
+    key: str | None
 
 
 def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir: str | os.PathLike | None = None,
-                   key: str | None = None, progress: bool = True, model=None, runner=None,
+                   key: str | None = None, progress: bool = True,
                    predictor: Predictor | None = None) -> dict[str, Any]:
-    """Decode the test split, evaluate it and write ``metrics.json`` (+ the results JSON) into ``out_dir``.
+    """Decode the test split, evaluate it and write ``metrics.json`` (+ the results JSON) into ``out_dir``
+    (default: :func:`default_eval_dir`); ``key`` is the paper-table row the run fills (null: none).
 
     The network runs through ``test.backend``; unset, through ``exact`` (the release's poses,
     docs/inference.md#exact-and-fast-inference). The metrics file's config records the backend that ran.
-    ``predictor`` (a notebook's :class:`~boir_core.engine.inference.predictor.Predictor` of this config), or ``model``
-    (already loaded) and ``runner`` (its ``test.backend`` runner), skip loading and building them again.
+    ``predictor``: a :class:`~boir_core.engine.inference.predictor.Predictor` of this config already built (a
+    notebook's, or ``Predictor(cfg, model=network)`` for a network already loaded), which skips loading the
+    weights and building the runner again; ``checkpoint`` still names the weights in the metrics file.
 
     Launched by ``torchrun --nproc_per_node=N`` (one process per GPU), every process decodes a round-robin
     share of the images on its own device; rank 0 merges the shares, evaluates and writes the files, and
@@ -74,23 +91,18 @@ def run_evaluation(cfg: Config, checkpoint: str | os.PathLike | None, *, out_dir
     dinfo = init_distributed(cfg.test.device)
     try:
         if predictor is None:
-            predictor = Predictor(cfg, checkpoint, model=model, runner=runner, device=dinfo.device)
-        model = predictor.model
+            predictor = Predictor(cfg, checkpoint, device=dinfo.device)
         cfg = cfg.override(f"test.backend={predictor.backend}")  # the metrics record what ran
-        if out_dir is None:
-            out_dir = default_eval_dir(cfg, checkpoint)
-        out_dir = Path(out_dir)
+        out_dir = Path(default_eval_dir(cfg, checkpoint) if out_dir is None else out_dir)
         dataset = KeypointDataset.from_config(cfg, train=False)
         _check_people_to_evaluate(cfg, dataset)
-        share = predictor.decode_dataset(dataset, progress=progress and dinfo.is_main,
-                                         max_images=cfg.test.max_images, rank=dinfo.rank,
-                                         world_size=dinfo.world_size)
-        shares = all_gather_objects(share)
+        mine = predictor.decode_dataset(dataset, progress=progress and dinfo.is_main,
+                                        share=ImageShare(cfg.test.max_images, dinfo.rank, dinfo.world_size))
+        shares = all_gather_objects(mine)
         out = None
         if dinfo.is_main:  # only rank 0 merges, evaluates and writes
-            merged = _merge_shares(shares, dataset.image_ids)
-            out = _evaluate_and_write(cfg, checkpoint, model, dataset, merged, out_dir, key, dinfo.device,
-                                      dinfo.world_size)
+            run = _EvaluationRun(cfg, checkpoint, predictor.model, dataset, out_dir, key)
+            out = _evaluate_and_write(run, DecodedDataset.merge(shares, dataset.image_ids), dinfo)
         out = broadcast_object(out)
         if owns_group and dinfo.distributed:
             # every rank holds its copy before the group goes: a rank that tore the group down while its peer
@@ -108,7 +120,7 @@ def _check_people_to_evaluate(cfg: Config, dataset) -> None:
     evaluation server scores it) is exempt."""
     if cfg.data.dataset == "coco" and cfg.data.test_split in ("test", "test-dev"):
         return
-    n = len(dataset) if cfg.test.max_images <= 0 else min(cfg.test.max_images, len(dataset))
+    n = ImageShare(cfg.test.max_images).total(len(dataset))
     if sum(len(r["keypoints"]) for r in dataset.records[:n]) == 0:
         scope = f"none of its {n} images" if n == len(dataset) else f"none of the first {n} images (test.max_images)"
         raise DataError(f"{dataset.ann_file}: no people to evaluate against: {scope} has a person (a non-crowd "
@@ -176,36 +188,39 @@ def prepare_demo_data(cfg: Config, say=print) -> bool:
     return True
 
 
-def _evaluate_and_write(cfg: Config, checkpoint, model, dataset, merged, out_dir: Path, key: str | None,
-                        device: torch.device, processes: int) -> dict[str, Any]:
-    results, t_net, t_dec, n = merged
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _evaluate_and_write(run: _EvaluationRun, decoded: DecodedDataset, dinfo: DistInfo) -> dict[str, Any]:
+    """Score the merged ``decoded`` images of ``run`` and write the results JSON and ``metrics.json`` (COCO
+    test-dev: the evaluation server's upload file instead of scores); what :func:`run_evaluation` returns."""
+    cfg, dataset, n = run.cfg, run.dataset, decoded.num_images
+    run.out_dir.mkdir(parents=True, exist_ok=True)
     split = cfg.data.test_split
-    res_path = out_dir / f"keypoints_{cfg.data.dataset}_{split}_results.json"
-    atomic_write_json(res_path, results)
-    timings = {"network_ms": 1000 * t_net / max(n, 1), "decode_ms": 1000 * t_dec / max(n, 1),
-               "device": device_name(device)}
+    res_path = run.out_dir / f"keypoints_{cfg.data.dataset}_{split}_results.json"
+    atomic_write_json(res_path, decoded.results)
+    timings = timings_from_decode(decoded, device_name(dinfo.device))
     upload = None
     if cfg.data.dataset == "coco" and split in ("test", "test-dev"):
         # COCO test-dev has no public labels: write the evaluation server's upload file instead
         split = "test-dev"  # the metrics file names it as Table 1 does (prepare's coco_test.json is test-dev)
-        upload = write_testdev_results(results, out_dir, alg=cfg.model.arch, image_ids=dataset.image_ids)
+        upload = write_testdev_results(decoded.results, run.out_dir, alg=cfg.model.arch,
+                                       image_ids=dataset.image_ids)
         metrics: dict[str, Any] = {}
     else:
         gt: Any = dataset.ann_file
         if n < len(dataset):  # test.max_images: score against the decoded images only
             gt = _subset_gt(dataset.ann_file, set(dataset.image_ids[:n]))
-        metrics = evaluate_results(results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator,
+        metrics = evaluate_results(decoded.results, gt, dataset=cfg.data.dataset, backend=cfg.test.evaluator,
                                    sigmas=dataset.profile.sigmas)
-    params = count_parameters(model)
-    metrics_path = write_metrics_json(
-        out_dir / "metrics.json", dataset=cfg.data.dataset, split=split, metrics=metrics, config=cfg.to_dict(),
-        checkpoint=str(resolve_checkpoint(checkpoint)) if checkpoint else None, timings=timings,
-        params={"inference": params["inference"], "total": params["total"]}, key=key,
-        demo=cfg.data.dataset in DEMO_DATASETS, preset=getattr(model, "weights_preset", None), images=n,
-        batch=getattr(model, "weights_batch", None))
+    params = count_parameters(run.model)
+    provenance = MetricsProvenance(
+        config=cfg.to_dict(), checkpoint=str(resolve_checkpoint(run.checkpoint)) if run.checkpoint else None,
+        preset=getattr(run.model, "weights_preset", None), key=run.key, demo=cfg.data.dataset in DEMO_DATASETS,
+        batch=getattr(run.model, "weights_batch", None))
+    measured = Measurements(images=n, timings=timings,
+                            params={"inference": params["inference"], "total": params["total"]})
+    metrics_path = write_metrics_json(run.out_dir / "metrics.json", dataset=cfg.data.dataset, split=split,
+                                      metrics=metrics, provenance=provenance, measured=measured)
     return {"metrics": metrics, "metrics_path": metrics_path, "results_path": res_path, "timings": timings,
-            "images": n, "processes": processes, "testdev_upload": upload}
+            "images": n, "processes": dinfo.world_size, "testdev_upload": upload}
 
 
 def _subset_gt(ann_file: Path, image_ids: set) -> dict[str, Any]:

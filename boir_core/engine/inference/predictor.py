@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -32,7 +32,7 @@ from ..distributed import resolve_device
 from . import backends, weights
 from . import decode as decode_mod  # called through the module: tests stand in for decode there
 
-__all__ = ["Predictor", "BackendChoice", "resolve_backend", "EXACT", "FAST"]
+__all__ = ["Predictor", "BackendChoice", "ImageShare", "DecodedDataset", "resolve_backend", "EXACT", "FAST"]
 
 #: The backend that gives the release's poses: eager fp32 on the network as trained.
 EXACT = "exact"
@@ -63,6 +63,53 @@ class BackendChoice:
     def resolve(self, cfg: Config) -> str:
         """The backend that runs for ``cfg`` (:func:`resolve_backend`)."""
         return resolve_backend(self.name if self.name is not None else cfg.test.backend, self.default)
+
+
+@dataclass(frozen=True)
+class ImageShare:
+    """Which images of a test data set one process decodes: of the first ``max_images`` (0: all; the config's
+    ``test.max_images``), image i belongs to rank ``i % world_size``. The default, one process, decodes them all;
+    under torchrun each process takes its round-robin share (``rank``, ``world_size`` of its
+    :class:`~boir_core.engine.distributed.DistInfo`)."""
+
+    max_images: int = 0
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self):
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be in [0, world_size={self.world_size}), got {self.rank}")
+
+    def total(self, num_images: int) -> int:
+        """How many of a data set's ``num_images`` images all the processes decode together."""
+        return num_images if self.max_images <= 0 else min(self.max_images, num_images)
+
+    def indices(self, num_images: int) -> range:
+        """The indices of this process's images in a data set of ``num_images``."""
+        return range(self.rank, self.total(num_images), self.world_size)
+
+
+@dataclass(frozen=True)
+class DecodedDataset:
+    """What decoding a data set (or one process's share of it) gives: ``results``, the COCO keypoint results of
+    every image decoded (in data-set order); ``time_network`` / ``time_decode``, the seconds spent in the network
+    calls / in the decoding around them, summed over the images; ``num_images``, how many images were decoded.
+    The field names are :class:`~boir_core.engine.inference.decode.DecodeResult`'s, so
+    :func:`~boir_core.engine.evaluation.evaluate.timings_from_decode` reads the per-image timings of either."""
+
+    results: list[dict[str, Any]]
+    time_network: float = 0.0
+    time_decode: float = 0.0
+    num_images: int = 0
+
+    @classmethod
+    def merge(cls, shares: Sequence[DecodedDataset], image_ids: Sequence[Any]) -> DecodedDataset:
+        """Join the shares of every process (:class:`ImageShare`): the results in data-set order (``image_ids``,
+        as one process gives them), the seconds and the images summed."""
+        order = {iid: i for i, iid in enumerate(image_ids)}
+        results = sorted((r for share in shares for r in share.results), key=lambda r: order[r["image_id"]])
+        return cls(results, sum(s.time_network for s in shares), sum(s.time_decode for s in shares),
+                   sum(s.num_images for s in shares))
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -129,22 +176,17 @@ class Predictor:
         return decode_mod.decode(self.runner, image, meta, settings, image_id=image_id,
                                  return_intermediates=return_intermediates)
 
-    def decode_dataset(self, dataset, *, progress: bool = True, max_images: int = 0, rank: int = 0,
-                       world_size: int = 1) -> tuple[list[dict[str, Any]], float, float, int]:
-        """Decode the images of a test-mode dataset. Returns (results, seconds network, seconds decode, n decoded).
-
-        With ``world_size`` > 1 only this rank's round-robin share of the first ``max_images`` images (0: all):
-        image i belongs to rank ``i % world_size``.
-        """
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
-        n = len(dataset) if max_images <= 0 else min(max_images, len(dataset))
+    def decode_dataset(self, dataset, *, progress: bool = True, share: ImageShare = ImageShare()) -> DecodedDataset:
+        """Decode the images of a test-mode dataset: all of them, or the first ``test.max_images`` / this
+        process's round-robin part of them that ``share`` names (:class:`ImageShare`; one process: all)."""
+        if not isinstance(share, ImageShare):
+            raise TypeError(f"share= takes an ImageShare (e.g. ImageShare(max_images=2)), got {type(share).__name__}")
         results, t_net, t_dec = [], 0.0, 0.0
-        mine = range(rank, n, world_size)
+        mine = share.indices(len(dataset))
         for i in tqdm(mine, desc="decode", leave=False) if progress else mine:
             s = dataset[i]
             r = self(s["image"], s["meta"], image_id=s["image_id"])
             results.extend(r.poses)
             t_net += r.time_network
             t_dec += r.time_decode
-        return results, t_net, t_dec, len(mine)
+        return DecodedDataset(results, t_net, t_dec, len(mine))
