@@ -10,6 +10,7 @@ poses are computed independently with plain loops (``oracle_poses``).
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -453,6 +454,43 @@ def test_bad_inputs_have_clear_errors():
         run(cp, oks_sigmas=[s * 10 for s in SIGMAS])
     with pytest.raises(ValueError, match="flip_index"):
         run(cp, flip_index=None)
+
+
+def test_bad_images_and_settings_name_what_is_wrong():
+    """Each refusal says which input and what it got: the image's shape, the affine's name, the flip index,
+    the proposal count and the sigmas' count."""
+    cp = center_map(16, 24, PEAKS)
+    image = make_image(cp)
+    for bad in (image[None], image[:2], torch.cat([image, image[:1]])):  # a batch, 2 channels, 4 channels
+        with pytest.raises(ValueError, match=re.escape(f"image must be a [3, H', W'] tensor, got {tuple(bad.shape)}")):
+            decode(GaussianNet(), bad, {"trans_inv": TRANS_INV}, settings())
+    with pytest.raises(ValueError, match=r"^meta\['trans_inv'\] must be a finite 2x3"):
+        decode(GaussianNet(), image, {"trans_inv": np.eye(3)}, settings())
+    with pytest.raises(ValueError, match="^" + re.escape("flip_test=True needs flip_index (the data-set profile's "
+                                                         "flip_index)") + "$"):
+        run(cp, flip_index=None)
+    with pytest.raises(ValueError, match="^max_proposals must be >= 1, got 0$"):
+        run(cp, max_proposals=0)
+    with pytest.raises(ValueError, match="^oks sigmas: 4 values for 5 keypoints$"):
+        run(cp, oks_sigmas=SIGMAS[:4])
+
+
+def test_intermediates_of_the_keypoint_steps():
+    """The maps a notebook draws: without flip test the original view is the averaged one and the mirrored
+    one is None (both keys there); the smoothed maps are step 8's smoothing of the averaged ones; the image
+    coordinates are the kept poses' (x, y)."""
+    cp = center_map(16, 24, PEAKS)
+    inter = run(cp, return_intermediates=True, flip_test=False, flip_index=None).intermediates
+    assert inter["instance_heatmaps_mirrored"] is None and "instance_heatmaps_mirrored" in inter
+    torch.testing.assert_close(inter["instance_heatmaps_original"], inter["instance_heatmaps"])
+    res = run(cp, return_intermediates=True)
+    inter = res.intermediates
+    torch.testing.assert_close(inter["instance_heatmaps_smoothed"], smooth_heatmaps(inter["instance_heatmaps"], 3))
+    kept = inter["keypoints_image"][inter["keep"]]
+    got = torch.tensor([p["keypoints"] for p in res.poses], dtype=torch.float64).reshape(len(res.poses), -1, 3)
+    torch.testing.assert_close(kept, got[..., :2])
+    torch.testing.assert_close(inter["person_scores"][inter["keep"]],
+                               torch.tensor([p["score"] for p in res.poses], dtype=torch.float64))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -45,7 +45,7 @@ from boir_core.engine.inference.decode_settings import (  # decode's settings, r
     DecodeSettings,
     decode_settings_from_config,
 )
-from boir_core.engine.inference.oks import check_sigmas, keypoint_box_areas, oks_nms
+from boir_core.engine.inference.oks import oks_nms
 from boir_core.ops import sigmoid_clamp
 
 __all__ = [
@@ -305,17 +305,16 @@ def _flip_average(inst: torch.Tensor, n: int, flip_index: Sequence[int] | None,
 def _poses(heat: torch.Tensor, center_scores: torch.Tensor, trans_inv: torch.Tensor, settings: DecodeSettings,
            image_id: int, inter: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Steps 8-10: the people's keypoints in image pixels and their scores, after OKS-NMS, as COCO results."""
-    oks_sigmas = check_sigmas(settings.oks_sigmas, heat.shape[1])
     # 8. smoothing, argmax, quarter-pixel refinement, scores.
     heat_s = smooth_heatmaps(heat, settings.center_pool_kernel)
     xy_map, peak = refine_quarter_pixel(heat_s)
     kp_scores = peak * center_scores[:, None]  # [n, K]
     # 9. back to the original image; person score.
-    xy_canvas, xy_image = map_to_image(xy_map, trans_inv.to(xy_map.device), OUTPUT_STRIDE)
+    xy_canvas, xy_image = map_to_image(xy_map, trans_inv)  # moves the affine to the maps' device
     poses = torch.cat([xy_image, kp_scores.to(torch.float64)[..., None]], dim=-1).cpu()  # [n, K, 3]
     person_scores = kp_scores.mean(dim=1).to(torch.float64).cpu()
-    # 10. OKS-NMS in original pixels.
-    keep = oks_nms(poses, person_scores, oks_sigmas, settings.oks_nms_threshold, areas=keypoint_box_areas(poses))
+    # 10. OKS-NMS in original pixels (it checks the K sigmas: release-scale ones are refused there).
+    keep = oks_nms(poses, person_scores, settings.oks_sigmas, settings.oks_nms_threshold)
     if inter is not None:
         inter.update(instance_heatmaps=heat.cpu(), instance_heatmaps_smoothed=heat_s.cpu(),
                      keypoints_map=xy_map.cpu(), keypoints_canvas=xy_canvas.cpu(), keypoints_image=xy_image.cpu(),
