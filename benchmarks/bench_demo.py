@@ -3,7 +3,7 @@
 Runs the demo (boir_core.engine.jobs.demo.run_demo) into a fresh folder: SynthCrowd, evaluation of the shipped
 BoIR and CID (all / crowded / sparse val images), a fresh run of the `demo` config within the demo's time
 budget, drawing and, with --notebooks, the notebooks. Prints the AP table, the measured step time and the
-seconds per stage. Target (issue 13): the whole demo, set-up excluded, in <= 12 min on a 2-core AVX2 CPU
+seconds per stage. Target: the whole demo, set-up excluded, in <= 12 min on a 2-core AVX2 CPU
 (emulate one on a newer Intel CPU with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 and train.amp=off).
 Not a test.
 

@@ -1,11 +1,15 @@
-"""Issue 14's hand mutations: re-apply one wiring bug, run the tests that must notice it, restore.
+"""Hand mutations: re-apply one wiring bug, run the tests that must notice it, restore.
 
 Each mutation replaces one exact piece of source text (found exactly once) with a bug a researcher could
 not see in a loss curve, runs the tests that are meant to notice it, and puts the source back.
 
-    python tools/hand_mutations.py --list              # every mutation, the six of issue 14 marked
+    python tools/hand_mutations.py --list              # every mutation, the six core ones marked
     python tools/hand_mutations.py NAME [NAME ...]     # mutate the working tree, one after the other
-    python tools/hand_mutations.py --issue --copy      # the six of issue 14, each in a private copy
+    python tools/hand_mutations.py --core --copy       # the six core ones, each in a private copy
+
+The six *core* mutations are the wiring bugs that cost a researcher most: a wrong decode (quarter-pixel sign,
+flip permutation), a wrong loss or target (dummy boxes, unclipped corners), gradient clipping ignored, and
+OCHuman's pooling kernel lost. tests/test_tools.py checks that every mutation still finds its text.
 
 ``--copy`` mutates a private copy of the repository under the temporary folder instead of the working
 tree (so a crash or Ctrl-C never leaves a bug in the sources, and several runs can go on side by side).
@@ -35,51 +39,51 @@ NOT_COPIED = {".git", "build", "mutants", "runs", ".venv", ".pytest_cache", "dis
 @dataclass(frozen=True)
 class Mutation:
     name: str
-    what: str  # the bug, in the words of issue 14 where it is one of the issue's six
+    what: str  # the bug, as a researcher would describe it
     path: str  # file in the repository
     old: str  # exact source text, found exactly once
     new: str  # what it becomes
     tests: tuple[str, ...]  # pytest arguments: the tests that must notice the bug
-    issue: bool = False  # one of the six mutations issue 14 lists
+    core: bool = False  # one of the six wiring bugs that cost a researcher most (``--core``)
 
 
 MUTATIONS = [
-    # -- the six of issue 14 ------------------------------------------------------------------------------
+    # -- the six core wiring bugs ---------------------------------------------------------------------------
     Mutation("quarter_sign", "quarter-pixel refinement sign flipped (decode)",
              "boir_core/engine/inference/decode.py",
              "x.float() + 0.25 * dx, y.float() + 0.25 * dy",
              "x.float() - 0.25 * dx, y.float() - 0.25 * dy",
-             ("tests/engine/test_decode.py",), issue=True),
+             ("tests/engine/test_decode.py",), core=True),
     Mutation("flip_perm", "flip-index permutation dropped (decode)",
              "boir_core/engine/inference/decode.py",
              "mirrored = inst[:n], inst[n:][:, perm]",
              "mirrored = inst[:n], inst[n:]",
-             ("tests/engine/test_decode.py",), issue=True),
+             ("tests/engine/test_decode.py",), core=True),
     Mutation("dummy_box", "dummy boxes counted in the box loss",
              "boir_core/losses/box.py",
              "* (valid & real).to(pred.dtype)",
              "* valid.to(pred.dtype)",
-             ("tests/losses/test_box_loss.py",), issue=True),
+             ("tests/losses/test_box_loss.py",), core=True),
     Mutation("corner_clip", "corners not clipped to the map in the Gaussian radius (targets)",
              "boir_core/data/targets.py",
              "c = np.clip(corners, 0, output_size - 1)",
              "c = corners",
-             ("tests/data/test_targets.py",), issue=True),
+             ("tests/data/test_targets.py",), core=True),
     Mutation("clip_inf", "gradient clipping ignored (clip_grad_norm_(..., inf))",
-             "boir_core/engine/training/train.py",
+             "boir_core/engine/training/job.py",
              "clip_grad_norm_(model.parameters(), cfg.train.clip_grad)",
              "clip_grad_norm_(model.parameters(), float('inf'))",
-             ("tests/engine/test_train_wiring.py", "-k", "first_steps or clipping"), issue=True),
-    Mutation("kernel3", "OCHuman's center pool kernel 11 lost (decoder kwargs hard-coded to 3)",
-             "boir_core/engine/inference/decode.py",
+             ("tests/engine/test_train_wiring.py", "-k", "first_steps or clipping"), core=True),
+    Mutation("kernel3", "OCHuman's center pool kernel 11 lost (decode settings hard-coded to 3)",
+             "boir_core/engine/inference/decode_settings.py",
              "center_pool_kernel=test_cfg.center_pool_kernel",
              "center_pool_kernel=3",
-             ("tests/engine/test_decode_config.py",), issue=True),
+             ("tests/engine/test_decode_config.py",), core=True),
     # -- further wiring bugs the wiring tests were written against ------------------------------------------
     Mutation("lr_per_epoch", "learning rate indexed by the iteration within the epoch",
              "boir_core/engine/training/train.py",
-             "lr = float(lrs[global_iter])",
-             "lr = float(lrs[it])",
+             "lr = float(self.lrs[self.global_iter])",
+             "lr = float(self.lrs[self.global_iter % self.job.plan.iters_per_epoch])",
              ("tests/engine/test_train_wiring.py", "-k", "closed_form")),
     Mutation("no_weight_decay", "AdamW built without weight decay",
              "boir_core/engine/training/optimization.py",
@@ -87,7 +91,7 @@ MUTATIONS = [
              "lr=tc.lr, weight_decay=0.0)",
              ("tests/engine/test_train_wiring.py", "-k", "weight_decay")),
     Mutation("ddp_same_rank", "every DDP rank samples rank 0's share",
-             "boir_core/engine/training/train.py",
+             "boir_core/engine/training/job.py",
              "num_replicas=dinfo.world_size, rank=dinfo.rank,",
              "num_replicas=dinfo.world_size, rank=0,",
              ("tests/engine/test_train_wiring.py", "-k", "ddp")),
@@ -97,13 +101,13 @@ MUTATIONS = [
              "    if False:\n        rep = load_weights(",
              ("tests/engine/test_checkpoint_wiring.py", "-k", "transfer_from_loads")),
     Mutation("last_pt_unwrap", "a training state (last.pt) loaded without unwrapping model_state",
-             "boir_core/engine/evaluation/runner.py",
-             '            source = obj["model_state"]',
-             "            pass",
+             "boir_core/model/checkpoints.py",
+             '    if isinstance(obj, Mapping) and obj.get("format") == TRAIN_STATE_FORMAT:\n',
+             "    if False:\n",
              ("tests/engine/test_checkpoint_wiring.py", "-k", "last_pt")),
     Mutation("no_step", "the optimiser never steps",
-             "boir_core/engine/training/train.py",
-             "    scaler.step(optimizer)\n",
+             "boir_core/engine/training/job.py",
+             "        scaler.step(optimizer)\n",
              "",
              ("tests/engine/test_overfit.py",)),
 ]
@@ -184,18 +188,19 @@ def git_diff_clean(path: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="mutations to run (see --list)")
-    ap.add_argument("--issue", action="store_true", help="run the six mutations issue 14 lists")
+    ap.add_argument("--core", action="store_true",
+                    help="run the six core mutations (the wiring bugs that cost a researcher most)")
     ap.add_argument("--copy", action="store_true", help="mutate a private copy under the temporary folder")
     ap.add_argument("--list", action="store_true", help="list the mutations and exit")
     a = ap.parse_args(argv)
-    if a.list or not (a.names or a.issue):
+    if a.list or not (a.names or a.core):
         for m in MUTATIONS:
-            print(f"{m.name:16} {'issue 14' if m.issue else '        '}  {m.what}  [{m.path}]")
+            print(f"{m.name:16} {'core' if m.core else '    '}  {m.what}  [{m.path}]")
         return 0
     unknown = [n for n in a.names if n not in BY_NAME]
     if unknown:
         ap.error(f"unknown mutation(s) {unknown}; known: {', '.join(BY_NAME)}")
-    chosen = [m for m in MUTATIONS if m.issue] if a.issue else []
+    chosen = [m for m in MUTATIONS if m.core] if a.core else []
     chosen += [BY_NAME[n] for n in a.names if BY_NAME[n] not in chosen]
 
     outcomes = []
