@@ -9,13 +9,9 @@ import statistics
 from pathlib import Path
 from typing import Sequence, Union
 
-import torch
-
 from ..config import Config, load_config
-from ..data import KeypointDataset, collate_train
-from ..engine.evaluation.runner import load_inference_model
+from ..engine.evaluation.keypoint_loss import held_out_keypoint_loss  # re-exported: the study scores with it
 from ..engine.training.resume_check import RESUME_FREE_KEYS
-from ..losses import instance_heatmap_loss
 from .plan import _base
 from .reproduce import _demo_data, _log_default, _train
 from .stats import paired_confidence_interval, paired_t_test
@@ -24,23 +20,6 @@ __all__ = ["held_out_keypoint_loss", "demo_data_root", "demo_pair_configs", "see
            "seed_run_dir", "seed_study_summary", "format_seed_study", "seed_study_reading", "seed_study_readme_block",
            "seed_study_runs_line",
            "README_SEED_BEGIN", "README_SEED_END", "SEED_STUDY_METRICS"]
-
-
-def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
-    """The instance keypoint focal loss (the primary task, common to BoIR and CID) of ``weights`` on the first
-    ``max_images`` images of the test split, without augmentation, at the ground-truth centers (inference
-    network, eval mode). A continuous score where a few training iterations leave AP at 0."""
-    model, _ = load_inference_model(cfg, weights, device)
-    ds = KeypointDataset.from_config(cfg, split=cfg.data.test_split, train=True, flip=0.0, max_rotation=0.0,
-                                     min_scale=1.0, max_scale=1.0, max_translate=0, center_jitter=False)
-    n = len(ds) if max_images <= 0 else min(len(ds), int(max_images))
-    batch = collate_train([ds[i] for i in range(n)])
-    with torch.no_grad():
-        feats = model.features(batch["image"].to(device))
-        logits = model.instance_heatmaps(feats, batch["instance_coord"].to(device), batch["instance_imgid"].to(device))
-        loss = instance_heatmap_loss(logits, batch["instance_heatmap"].to(device), batch["instance_mask"].to(device),
-                                     max_instances=0)
-    return float(loss)
 
 
 def demo_data_root(results_dir: Union[str, os.PathLike], num_keypoints: int = 17, num_val: int = 4) -> Path:

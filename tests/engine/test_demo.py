@@ -8,6 +8,7 @@ import pytest
 
 import boir_core.engine.jobs.demo as demo_mod
 from boir_core.config import load_config
+from boir_core.engine.evaluation.keypoint_loss import held_out_keypoint_loss
 from boir_core.model import build_model, save_checkpoint
 from boir_core.model.demo_weights import DemoRecord, export_demo_weights
 
@@ -55,6 +56,14 @@ def test_demo_evaluates_shipped_weights_trains_fresh_and_reports_everything(tiny
     assert n_val <= demo_mod.CURVE_IMAGES and curve[-1]["images"] == n_val
     assert curve[-1]["AP"] == pytest.approx(s["results"]["fresh"]["AP"])
     assert "fresh AP as it trained" in printed and "after step 2" in printed
+    # beside AP, the held-out keypoint loss (continuous where a short run's AP is 0), and the shipped BoIR's
+    run_cfg = load_config(out / "train" / "config.yaml")
+    assert curve[-1]["keypoint_loss"] == pytest.approx(
+        held_out_keypoint_loss(run_cfg, out / "train" / "final.pt", max_images=demo_mod.LOSS_IMAGES), rel=1e-6)
+    ship_cfg = load_config(out / "shipped" / "boir" / "config.yaml")
+    assert s["fresh_training"]["shipped_boir_keypoint_loss"] == pytest.approx(
+        held_out_keypoint_loss(ship_cfg, weights / "demo_boir.pt", max_images=demo_mod.LOSS_IMAGES), rel=1e-6)
+    assert "fresh held-out keypoint loss" in printed and "the shipped BoIR's" in printed
     # a second demo resumes the finished run instead of training again
     again = demo_mod.run_demo(out, config="tiny", overrides=[f"data.root={tiny_synth}", "train.device=cpu", *SMALL,
                                                                "train.max_steps=2"],

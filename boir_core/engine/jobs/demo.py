@@ -8,8 +8,9 @@
    (``crowdIndex >= 0.5``) and the sparse images separately; and draws the BoIR's predictions;
 3. trains a fresh model of the ``demo`` config within its time budget (``train.time_budget_s``: the engine
    times the first steps on this machine and fixes the step count), to show that training works, scoring
-   each of its checkpoints on the first ``CURVE_IMAGES`` val images as it goes (the AP curve), and
-   evaluates it: its AP is printed next to the shipped one;
+   each of its checkpoints on the first ``CURVE_IMAGES`` val images as it goes (the AP curve) and by its
+   held-out keypoint loss on the first ``LOSS_IMAGES`` (which falls where a short run's AP is still 0; the
+   shipped BoIR's is printed beside it), and evaluates it: its AP is printed next to the shipped one;
 4. executes the notebooks headless (papermill) with the shipped weights;
 5. prints what it measured (AP, step time, steps, time per stage) and where every output is, and writes it
    to ``demo_summary.json``.
@@ -35,6 +36,7 @@ from ...io import atomic_write_json
 from ...model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
 from ...paths import checkout_root
 from ..evaluation.crowd_split import crowd_split_metrics
+from ..evaluation.keypoint_loss import held_out_keypoint_loss
 from ..evaluation.runner import run_evaluation
 from ..inference.predict import Drawings, predict
 from ..training import train as training  # train() through its module (tests stand in for it there)
@@ -54,6 +56,9 @@ DEMO_TIME_BUDGET_S = 180
 
 #: Val images scored at each checkpoint of the fresh run (the AP curve in the summary; the final AP uses all).
 CURVE_IMAGES = 50
+#: Val images of the held-out keypoint loss at each checkpoint (and of the shipped BoIR's, for reference): a
+#: continuous score that falls while AP, after a few hundred steps, is still 0.
+LOSS_IMAGES = 32
 
 def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str, Any] | None = None,
                      cwd: str | os.PathLike | None = None) -> Path:
@@ -159,6 +164,7 @@ class _Demo:
         self.shipped: dict[str, tuple[Any, Path]] = {}
         self.run_dir = out_dir / "train"
         self.curve: list[dict[str, Any]] = []
+        self.reference_loss: float | None = None  # the shipped BoIR's held-out keypoint loss
 
     def data(self) -> None:
         t, cfg = time.time(), self.cfg
@@ -180,6 +186,8 @@ class _Demo:
                 folder = self.out_dir / "shipped" / arch
                 self.results[f"shipped_{arch}"] = _evaluate(scfg, path, folder, f"demo_shipped_{arch}")
                 scfg.dump(folder / "config.yaml")
+            if "boir" in self.shipped:  # the fresh run's loss curve reads against it
+                self.reference_loss = held_out_keypoint_loss(*self.shipped["boir"], max_images=LOSS_IMAGES)
         else:
             print("[demo] 2/5 this kit ships no demo weights (boir_core/weights/demo_weights.json is missing): "
                   "the drawings and notebooks use the freshly trained model")
@@ -196,12 +204,16 @@ class _Demo:
         scoring = [0.0]
 
         def score(step: int, checkpoint: Path) -> None:
-            """AP of the run so far on the first CURVE_IMAGES val images, at each of its checkpoints."""
+            """AP of the run so far on the first CURVE_IMAGES val images and its held-out keypoint loss on the
+            first LOSS_IMAGES, at each of its checkpoints."""
             t_score = time.time()
             ev = run_evaluation(cfg.override(f"test.max_images={CURVE_IMAGES}"), checkpoint,
                                 out_dir=self.out_dir / "curve" / f"step{step}", key=f"demo_step{step}", progress=False)
-            self.curve.append({"step": step, "AP": ev["metrics"].get("AP"), "images": ev["images"]})
-            print(f"[demo]     after step {step}: AP {self.curve[-1]['AP']:.3f} on the first {ev['images']} val images")
+            loss = held_out_keypoint_loss(cfg, checkpoint, max_images=LOSS_IMAGES)
+            self.curve.append({"step": step, "AP": ev["metrics"].get("AP"), "images": ev["images"],
+                               "keypoint_loss": loss, "loss_images": LOSS_IMAGES})
+            print(f"[demo]     after step {step}: AP {self.curve[-1]['AP']:.3f} on the first {ev['images']} val "
+                  f"images, held-out keypoint loss {loss:.3f}")
             scoring[0] += time.time() - t_score
 
         summary = training.train(cfg, run_dir, resume="or-restart", progress=True,  # a changed config starts over
@@ -249,7 +261,7 @@ class _Demo:
         return {
             "results": self.results,
             "fresh_training": {"steps": plan.get("total_steps"), "steps_this_run": summary.iterations,
-                               "ap_curve": self.curve,
+                               "ap_curve": self.curve, "shipped_boir_keypoint_loss": self.reference_loss,
                                "batch_size": cfg.train.batch_size, "time_budget_s": cfg.train.time_budget_s or None,
                                "step_seconds": plan.get("step_seconds"), "device": plan.get("device"),
                                "reproduce_with": plan.get("reproduce_with"), "seconds": round(self.stages["train"], 1),
@@ -304,6 +316,12 @@ def format_summary(s: dict[str, Any]) -> str:
     if ft.get("ap_curve"):
         lines.append("  fresh AP as it trained (first {} val images): ".format(ft["ap_curve"][0]["images"])
                      + ", ".join(f"{p['AP']:.3f} after step {p['step']}" for p in ft["ap_curve"]))
+        losses = [p for p in ft["ap_curve"] if p.get("keypoint_loss") is not None]  # older summaries have none
+        if losses:
+            ref = ft.get("shipped_boir_keypoint_loss")
+            lines.append(f"  fresh held-out keypoint loss (first {losses[0]['loss_images']} val images, lower is better"
+                         + (f"; the shipped BoIR's: {ref:.3f}" if ref is not None else "") + "): "
+                         + ", ".join(f"{p['keypoint_loss']:.3f} after step {p['step']}" for p in losses))
     lines.append("  time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in s["stages_seconds"].items()))
     for label, path in s["outputs"].items():
         lines.append(f"  {label:<21} {path}")
