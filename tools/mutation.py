@@ -44,9 +44,11 @@ GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
                ["tests/engine/test_decode.py", "tests/engine/test_decode_config.py"]),
     "targets": (["boir_core/data/targets.py"], [], ["tests/data/test_targets.py"]),
     "evaluate": (["boir_core/engine/evaluation/evaluate.py"], [], ["tests/engine/test_evaluate.py"]),
-    # the optimisation step only (the rest of the job and train.py is I/O and bookkeeping tested elsewhere)
+    # the optimisation step only (the rest of the job and train.py is I/O and bookkeeping tested elsewhere), with
+    # the tests of what the step also does: gradient accumulation and skipping a non-finite step
     "train_step": (["boir_core/engine/training/job.py"], ["boir_core.engine.training.job.xǁTrainingJobǁstep*"],
-                   ["tests/engine/test_train_wiring.py"]),
+                   ["tests/engine/test_train_wiring.py", "tests/engine/test_accumulate.py",
+                    "tests/reliability/test_training_faults.py"]),
 }
 DO_NOT_MUTATE = ["boir_core/losses/reference.py"]  # the loop oracles the tests compare against
 

@@ -353,3 +353,9 @@ def test_no_people_gives_empty_well_shaped_targets():
 def test_keypoints_of_the_wrong_shape_are_refused(shape):
     with pytest.raises(ValueError, match=r"keypoints must be \[P, K, 3\]"):
         build_targets(np.zeros(shape), np.zeros((2, 4, 2)), np.zeros(2), 32)
+
+
+def test_an_unknown_box_clipping_is_refused_by_its_argument_name():
+    """Called directly (not through a config), the refusal names the argument and the accepted values."""
+    with pytest.raises(ValueError, match=r"^box_clipping must be one of \['paper', 'release'\], got 'clip'$"):
+        boxes_from_corners(np.zeros((1, 4, 2)), 16, "clip")

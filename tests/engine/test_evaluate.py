@@ -262,6 +262,23 @@ def test_write_metrics_json_schema(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+def test_write_metrics_json_records_the_effective_batch_as_given_and_reads_as_indented_json(tmp_path):
+    batch = {"images_per_gpu": 8, "gpus": 2, "accumulate": 4, "effective": 64}
+    out = write_metrics_json(tmp_path / "m.json", dataset="coco", split="val", metrics={"AP": 0.5},
+                             provenance=MetricsProvenance(batch=batch))
+    text = out.read_text()
+    assert json.loads(text)["batch"] == batch
+    assert text.startswith('{\n  "dataset": "coco",\n  "split": "val",')  # two-space indented: diffable by hand
+
+
+def test_evaluating_a_data_set_without_sigmas_says_where_they_come_from(tmp_path):
+    gt = tiny_gt()
+    with pytest.raises(ValueError, match=r"^evaluating data set 'custom' needs its OKS sigmas "
+                                         r"\(sigmas=boir_core\.data\.profile_for\(cfg\)\.sigmas\)$"):
+        evaluate_results([], gt, "custom")
+    assert evaluate_results(gt_as_results(gt), gt, "custom", sigmas=[0.05] * 17)["AP"] == pytest.approx(1.0)
+
+
 def test_write_metrics_json_from_decode_result(tmp_path):
     from boir_core.engine.inference.decode import DecodeResult
     r = DecodeResult([], time_network=0.2, time_decode=0.05, num_images=4, device="cpu")

@@ -71,3 +71,19 @@ def test_schedule_of_one_iteration_and_one_warmup_step():
     assert lrs[2] == pytest.approx(0.25 * (1 + math.cos(math.pi / 3)))
     with pytest.raises(ValueError, match="total_iters must be positive, got -2"):
         warmup_cosine_schedule(-2, 0)
+
+
+def test_iterations_per_epoch_edges_defaults_and_refusals():
+    """Closed form: ceil(N / world) images a rank, full batches only (one batch when fewer images), whole
+    accumulation groups, the cap; an int, with one process and no cap by default; each non-positive size refused
+    by name and value."""
+    from boir_core.engine.training.schedule import iterations_per_epoch
+
+    assert iterations_per_epoch(17, 8) == 2 and isinstance(iterations_per_epoch(17, 8), int)
+    assert isinstance(iterations_per_epoch(17, 4, 1, 0, accumulate=2), int)
+    assert iterations_per_epoch(5, 1) == 5  # batches of one image are a valid choice
+    assert iterations_per_epoch(8, 8) == 1 and iterations_per_epoch(100, 8, 1, 1) == 1  # cap 1 is a cap
+    for args in ((0, 8, 1), (16, 0, 1), (16, 8, 0), (-3, 8, 1)):
+        with pytest.raises(ValueError, match="^num_images, batch_size and world_size must be positive, got "
+                                             + ", ".join(str(a) for a in args) + "$"):
+            iterations_per_epoch(*args)
