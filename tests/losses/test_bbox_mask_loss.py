@@ -549,3 +549,14 @@ def test_normalize_embedding_gives_every_pixel_unit_length_over_the_channels():
     as_ints = normalize_embedding(torch.tensor([[[[3]], [[4]]]]))  # [1, 2, 1, 1]: the 3-4-5 triangle
     assert as_ints.is_floating_point()
     torch.testing.assert_close(as_ints.flatten(), torch.tensor([0.6, 0.8], dtype=as_ints.dtype))
+
+
+def test_psi_is_the_closed_form_kernel_and_refuses_a_non_positive_dimension():
+    """ψ(r) = exp(−β/D·r); D (the embedding's channel count) must be positive, and the refusal says which."""
+    from boir_core.losses.bbox_mask import psi
+
+    r = torch.tensor([0.0, 0.5, 2.0], dtype=torch.float64)
+    torch.testing.assert_close(psi(r, 3.0, 6.0), torch.exp(-0.5 * r))
+    for dim in (0, -2.0):
+        with pytest.raises(ValueError, match=rf"^psi: dim \(D\) must be > 0, got {dim}$"):
+            psi(r, 1.0, dim)
