@@ -47,7 +47,7 @@ GROUPS: dict[str, tuple[list[str], list[str], list[str]]] = {
     # the optimisation step only (the rest of the job and train.py is I/O and bookkeeping tested elsewhere), with
     # the tests of what the step also does: gradient accumulation and skipping a non-finite step
     "train_step": (["boir_core/engine/training/job.py"], ["boir_core.engine.training.job.xǁTrainingJobǁstep*"],
-                   ["tests/engine/test_train_wiring.py", "tests/engine/test_accumulate.py",
+                   ["tests/engine/test_train_wiring.py", "tests/engine/test_job.py", "tests/engine/test_accumulate.py",
                     "tests/reliability/test_training_faults.py"]),
 }
 DO_NOT_MUTATE = ["boir_core/losses/reference.py"]  # the loop oracles the tests compare against

@@ -118,3 +118,54 @@ def test_the_job_step_is_the_step_train_takes(small_cfg, tmp_path):
     final = torch.load(s.final_weights, weights_only=True)["state_dict"]
     mine = job.core.state_dict()
     assert all(torch.equal(final[k], mine[k]) for k in final)
+
+
+def _state(job):
+    return {k: v.detach().clone() for k, v in job.core.state_dict().items()}
+
+
+def _same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_finite_loss_with_non_finite_gradients_is_skipped_and_undone(small_cfg):
+    """Without a gradient scaler, a step whose loss is finite but whose gradient norm is not is skipped: the
+    weights and the BatchNorm statistics its forward pass moved are put back, no gradient is kept, and the
+    result says so with the loss terms and the non-finite norm."""
+    job = build_job(small_cfg, DistInfo())
+    assert not job.scaler.is_enabled()
+    job.model.train()
+    params = list(job.core.parameters())
+
+    def sqrt_at_zero(outputs, batch, loss_cfg, generator=None):  # d/dp sqrt(0 * p) = inf * 0 = nan
+        total = torch.sqrt(0.0 * sum(p.sum() for p in params))
+        return {"total": total, "pull_in": torch.tensor(0.25)}
+
+    job.loss_fn = sqrt_at_zero
+    before = _state(job)
+    r = job.step(next(job.batches(0)))
+    assert r.finite is False and r.terms == {"total": 0.0, "pull_in": 0.25} and r.grad_norm != r.grad_norm
+    assert _same(before, _state(job))  # the forward pass's BatchNorm statistics are undone too
+    assert all(p.grad is None for p in params)
+
+
+def test_a_non_finite_micro_batch_skips_the_accumulated_step_with_the_terms_so_far(small_cfg):
+    """With two micro-batches, a non-finite loss in the second skips the step before its backward pass; the
+    reported terms are the mean over the micro-batches seen (both), the norm NaN, nothing applied."""
+    job = build_job(small_cfg, DistInfo())
+    job.model.train()
+    params = list(job.core.parameters())
+    seen = []
+
+    def fails_second(outputs, batch, loss_cfg, generator=None):
+        seen.append(1)
+        bad = len(seen) == 2
+        total = 0.0 * sum(p.sum() for p in params) + (float("nan") if bad else 1.0)
+        return {"total": total, "pull_in": torch.tensor(3.0 if bad else 1.0)}
+
+    job.loss_fn = fails_second
+    before = _state(job)
+    batch = next(job.batches(0))
+    r = job.step([batch, batch])
+    assert r.finite is False and r.terms["pull_in"] == 2.0 and r.grad_norm != r.grad_norm
+    assert _same(before, _state(job)) and all(p.grad is None for p in params)
