@@ -62,7 +62,7 @@ def _ae_push(p: torch.Tensor, others: torch.Tensor, n: torch.Tensor, beta: float
     return (0.5 + 0.5 * (psi * others.to(p.dtype)).sum(1)) / (n - 1).clamp(min=1)
 
 
-def _release_normalised(people: Instances, p, pull, out, inst, dummy_instances=0, **fields) -> BboxMaskTerms:
+def _release_normalised(people: Instances, p, pull, out, inst, dummy_instances, **fields) -> BboxMaskTerms:
     """The result with the release's normaliser: Σ over the batch ÷ its total instance count (the release's
     dummies, ``dummy_instances``, included: they add nothing to the sums)."""
     total_instances = len(people) + dummy_instances
@@ -73,7 +73,7 @@ def _release_normalised(people: Instances, p, pull, out, inst, dummy_instances=0
 
 
 def release_instance_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, q: torch.Tensor,
-                           settings: BboxMaskSettings, dummy_instances=0) -> BboxMaskTerms:
+                           settings: BboxMaskSettings, dummy_instances) -> BboxMaskTerms:
     """BG level 0: AE([p, p̄], [p̄ᶜ]) per instance plus the AE push over the image's instances (β and the padded
     capacity from ``settings``)."""
     dim, dtype, beta = emb.dim, emb.dtype, settings.beta
@@ -90,7 +90,7 @@ def release_instance_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor
 
 
 def release_image_terms(emb: EmbeddingMap, people: Instances, p: torch.Tensor, beta: float,
-                        dummy_instances=0) -> BboxMaskTerms:
+                        dummy_instances) -> BboxMaskTerms:
     """BG level 1: the AE push over {p_i} ∪ {bg}, bg the mean outside the union of the image's boxes."""
     dtype, hw, imgid = emb.dtype, emb.hw, people.imgid
     union_sum, total, union_count = union_box_sums(emb, people)

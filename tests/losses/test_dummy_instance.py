@@ -61,3 +61,22 @@ def test_preset_release_turns_the_dummy_on_and_paper_leaves_it_off():
     assert Config().loss.dummy_instance == "paper"
     assert Config().override("preset=release").loss.dummy_instance == "release"
     assert Config().override("preset=release", "loss.dummy_instance=paper").loss.dummy_instance == "paper"
+
+
+@pytest.mark.parametrize("variant", ["release-instance", "release-image"])
+def test_a_tensor_dummy_count_divides_like_an_int_one_even_for_a_single_person(variant):
+    """The release variants divide their sums by the instance count plus the dummies; a count that is a tensor
+    (as the loss receives it) divides exactly as the int does, down to a batch of one person and no dummy."""
+    from boir_core.losses import BboxMaskSettings, bbox_mask_terms
+
+    torch.manual_seed(0)
+    emb = torch.randn(1, 4, 8, 8)
+    box, imgid = torch.tensor([[1.0, 2.0, 4.0, 3.0]]), torch.zeros(1, dtype=torch.long)
+    settings = BboxMaskSettings(variant=variant)
+    for dummies in (0, 2):
+        as_int = bbox_mask_terms(emb, box, imgid, None, settings, dummy_instances=dummies)
+        as_tensor = bbox_mask_terms(emb, box, imgid, None, settings, dummy_instances=torch.tensor(dummies))
+        for name in ("pull_in", "push_out", "push_inst"):
+            per_instance = getattr(as_int, name).sum()
+            torch.testing.assert_close(getattr(as_int, f"loss_{name}"), per_instance / (1 + dummies))
+            torch.testing.assert_close(getattr(as_tensor, f"loss_{name}"), per_instance / (1 + dummies))
