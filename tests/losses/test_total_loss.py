@@ -219,6 +219,7 @@ def test_every_term_of_the_total_has_exactly_one_weight(make_batch, weighting):
     else:
         assert weights == {"multi_heatmap": 2.0, "instance_heatmap": 3.0, "bbox": 0.5, "bbox_mask": 0.75,
                            "contrastive": 1.0} and divisor == 4.0
+        assert loss_weights(cfg) == (weights, 1.0)  # one image unless told: the divisor is the image count
     outputs, batch = make_batch()
     out = total_loss(outputs, batch, cfg)
     terms = {k: v for k, v in out.items() if k != "total"}
