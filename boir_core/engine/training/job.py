@@ -244,7 +244,7 @@ class TrainingJob:
                     before.restore()
                     optimizer.zero_grad(set_to_none=True)
                     return StepResult(terms, float("nan"), False)
-                scaler.scale(total / k if k > 1 else total).backward()
+                scaler.scale(total / k).backward()  # k = 1: x / 1 is exact
         terms = {key: float(all_reduce_mean(v / k)) for key, v in sums.items()}
         scaler.unscale_(optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad)
