@@ -287,6 +287,11 @@ class _GraphRunner(Runner):
 
     device = torch.device("cpu")
 
+    @classmethod
+    def from_context(cls, ctx: RunnerContext) -> "_GraphRunner":
+        """A graph backend's builder: the graphs exported from ``ctx.model``, its threads and profiling."""
+        return cls(ctx.model, threads=ctx.options.threads, profiling=ctx.options.profiling)
+
     def dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats, center = self._run("dense", {"images": images.detach().cpu().float().contiguous().numpy()})
         return torch.from_numpy(feats), torch.from_numpy(center)
@@ -326,11 +331,6 @@ class OnnxRuntimeRunner(_GraphRunner):
         self.sessions = {k: ort.InferenceSession(v, opts, providers=["CPUExecutionProvider"])
                          for k, v in graphs.items()}
         self.variant = f"onnxruntime {ort.__version__}"
-
-    @classmethod
-    def from_context(cls, ctx: RunnerContext) -> "OnnxRuntimeRunner":
-        """The ``onnxruntime`` backend's builder: the graphs exported from ``ctx.model``, its threads and profiling."""
-        return cls(ctx.model, threads=ctx.options.threads, profiling=ctx.options.profiling)
 
     def _run(self, graph: str, feeds: dict[str, Any]):
         return self.sessions[graph].run(None, feeds)
@@ -410,11 +410,6 @@ class OpenVinoRunner(_GraphRunner):
                 self.compiled[k] = core.compile_model(core.read_model(str(path)), "CPU", cfg)
         self.requests = {k: c.create_infer_request() for k, c in self.compiled.items()}
         self.variant = "openvino " + str(getattr(ov, "__version__", "")).split("-")[0]
-
-    @classmethod
-    def from_context(cls, ctx: RunnerContext) -> "OpenVinoRunner":
-        """The ``openvino`` backend's builder: the graphs exported from ``ctx.model``, its threads and profiling."""
-        return cls(ctx.model, threads=ctx.options.threads, profiling=ctx.options.profiling)
 
     def _run(self, graph: str, feeds: dict[str, Any]):
         req = self.requests[graph]
