@@ -140,7 +140,7 @@ if shipped_logs:
 
 # %%
 from boir_core.studies import load_study
-from boir_core.viz.training import recipe_study_figure
+from boir_core.viz.training import recipe_study_figure, study_main_cpu
 
 try:
     study = load_study("recipe_study")
@@ -150,8 +150,7 @@ except FileNotFoundError as err:
 if study:
     recipe_study_figure(study)
     plt.show()
-    cpus = [r["cpu"] for r in study]
-    main_cpu = max(set(cpus), key=cpus.count)
+    main_cpu = study_main_cpu(study)
     print(f"CPU: {main_cpu}")
     for r in sorted(study, key=lambda r: (r["setting"], r["cpu_minutes"])):
         where = "" if r["cpu"] == main_cpu else f"\n    on another CPU: {r['cpu']}"

@@ -24,7 +24,7 @@ from ..io import read_jsonl
 from ..model.demo_weights import WEIGHTS_DIR, shipped_entry, shipped_manifest
 
 __all__ = ["NOT_LOSSES", "read_metrics", "metric_series", "TrainingLog", "shipped_training_log",
-           "shipped_description", "training_curves_figure", "recipe_study_figure",
+           "shipped_description", "training_curves_figure", "study_main_cpu", "recipe_study_figure",
            "seed_study_figure"]
 
 #: keys of an ``iter`` / ``epoch`` record that are not loss terms
@@ -172,6 +172,13 @@ def training_curves_figure(logs: Sequence[TrainingLog], terms: Optional[Sequence
     return fig
 
 
+def study_main_cpu(rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """The CPU most of a study's rows were measured on (its ``cpu`` line; a tie: the first row's of them), the one
+    whose CPU-minutes the others do not compare with. None for no rows."""
+    cpus = [r.get("cpu") for r in rows]
+    return max(dict.fromkeys(cpus), key=cpus.count) if cpus else None
+
+
 def recipe_study_figure(rows: Sequence[Mapping[str, Any]]):
     """The recipe study (:func:`boir_core.studies.load_study`): per setting, AP on SynthCrowd val (left) and
     the held-out instance keypoint loss (right, lower is better; it moves where AP is still 0) against the
@@ -180,8 +187,7 @@ def recipe_study_figure(rows: Sequence[Mapping[str, Any]]):
     fig, (ax_ap, ax_loss) = plt.subplots(1, 2, figsize=(10, 3.6))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    cpus = [r.get("cpu") for r in rows]
-    main_cpu = max(set(cpus), key=cpus.count) if cpus else None
+    main_cpu = study_main_cpu(rows)
     for c, name in enumerate(settings):
         colour = colours[c % len(colours)]
         mine = sorted((r for r in rows if r["setting"] == name), key=lambda r: r["cpu_minutes"])

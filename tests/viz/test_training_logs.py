@@ -187,3 +187,9 @@ def test_the_committed_recipe_study_replays_and_names_its_cpu():
         assert "GFLOP/s" in r["cpu"] and r["threads"] >= 1
         assert 0.0 <= r["AP"] <= 1.0 and r["held_out_loss"] > 0 and r["steps"] > 0
         assert r["cpu_minutes"] == pytest.approx(r["train_seconds"] * r["threads"] / 60, abs=0.01)
+
+
+def test_a_studys_main_cpu_is_the_one_most_rows_ran_on_and_a_tie_goes_to_the_first():
+    assert tr.study_main_cpu([{"cpu": "A"}, {"cpu": "B"}, {"cpu": "B"}]) == "B"
+    assert tr.study_main_cpu([{"cpu": "B"}, {"cpu": "A"}, {"cpu": "A"}, {"cpu": "B"}]) == "B"
+    assert tr.study_main_cpu([]) is None
