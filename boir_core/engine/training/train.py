@@ -137,7 +137,7 @@ class _Call:
 
 
 def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True, progress: bool = True,
-          hooks: TrainHooks | None = None) -> TrainSummary:
+          hooks: TrainHooks = TrainHooks()) -> TrainSummary:
     """Train ``cfg`` into ``run_dir`` (resuming from ``run_dir/checkpoints/last.pt`` when present).
 
     ``resume``: True resumes and refuses (:class:`ResumeMismatchError`) a checkpoint trained with another
@@ -149,7 +149,6 @@ def train(cfg: Config, run_dir: str | os.PathLike, *, resume: bool | str = True,
     ``hooks`` (:class:`TrainHooks`): a callback after each checkpoint (``on_checkpoint``), a simulated kill
     (``stop_after_iters``) and the clock that sizes a time-budgeted run; none by default (the real clock).
     """
-    hooks = TrainHooks() if hooks is None else hooks
     started, wall_start = hooks.clock(), time.time()
     run_dir = Path(run_dir)
     if resume not in (True, False, "or-restart"):
