@@ -112,3 +112,24 @@ def test_the_weights_the_kit_ships_verify_and_fit_the_size_limit():
         path = shipped_checkpoint(arch)
         assert path.stat().st_size <= MAX_BYTES
         load_inference_model(shipped_config(arch), path)
+
+
+def test_the_readme_table_of_the_shipped_weights_is_the_manifests():
+    """The README's table of the shipped pair quotes the manifest's own AP (3 decimals): retraining the weights
+    without rewriting the table fails here."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- shipped-table", "<!-- /shipped-table -->"
+    assert start in readme and end in readme, "README.md lost its shipped-table markers"
+    rows = {}
+    for line in readme.split(start, 1)[1].split(end, 1)[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] in ("BoIR", "CID"):
+            rows[cells[0].lower()] = [float(c) for c in cells[1:]]
+    listed = json.loads((WEIGHTS_DIR / MANIFEST_NAME).read_text())["weights"]
+    assert set(rows) == set(listed), (sorted(rows), sorted(listed))
+    for arch, quoted in rows.items():
+        m = listed[arch]["metrics"]
+        expected = [m["all"]["AP"], m["all"]["AP50"], m["all"]["AR"], m["crowded"]["AP"], m["sparse"]["AP"]]
+        assert quoted == [round(v, 3) for v in expected], (arch, quoted, expected)
