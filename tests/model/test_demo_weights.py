@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -117,8 +118,6 @@ def test_the_weights_the_kit_ships_verify_and_fit_the_size_limit():
 def test_the_readme_table_of_the_shipped_weights_is_the_manifests():
     """The README's table of the shipped pair quotes the manifest's own AP (3 decimals): retraining the weights
     without rewriting the table fails here."""
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     start, end = "<!-- shipped-table", "<!-- /shipped-table -->"
     assert start in readme and end in readme, "README.md lost its shipped-table markers"

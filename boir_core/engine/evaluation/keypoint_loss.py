@@ -13,7 +13,7 @@ from ...data import KeypointDataset, collate_train
 from ...losses import instance_heatmap_loss
 from .runner import load_inference_model
 
-__all__ = ["held_out_keypoint_loss"]
+__all__ = ["held_out_keypoint_loss", "network_keypoint_loss"]
 
 
 def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: str = "cpu") -> float:
@@ -21,6 +21,13 @@ def held_out_keypoint_loss(cfg: Config, weights, max_images: int = 8, device: st
     ``max_images`` images of the test split, without augmentation, at the ground-truth centers (inference
     network, eval mode). A continuous score where a few training steps leave AP at 0; lower is better."""
     model, _ = load_inference_model(cfg, weights, device)
+    return network_keypoint_loss(model, cfg, max_images)
+
+
+def network_keypoint_loss(model, cfg: Config, max_images: int = 8) -> float:
+    """:func:`held_out_keypoint_loss` of an inference network already loaded (e.g. a
+    :class:`~boir_core.engine.inference.predictor.Predictor`'s ``model``), on the device it is on."""
+    device = next(model.parameters()).device
     ds = KeypointDataset.from_config(cfg, split=cfg.data.test_split, train=True, flip=0.0, max_rotation=0.0,
                                      min_scale=1.0, max_scale=1.0, max_translate=0, center_jitter=False)
     n = len(ds) if max_images <= 0 else min(len(ds), int(max_images))

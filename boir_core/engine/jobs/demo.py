@@ -36,9 +36,10 @@ from ...io import atomic_write_json
 from ...model.demo_weights import ARCHS, shipped_checkpoint, shipped_config, shipped_manifest
 from ...paths import checkout_root
 from ..evaluation.crowd_split import crowd_split_metrics
-from ..evaluation.keypoint_loss import held_out_keypoint_loss
+from ..evaluation.keypoint_loss import network_keypoint_loss
 from ..evaluation.runner import run_evaluation
 from ..inference.predict import Drawings, predict
+from ..inference.predictor import Predictor
 from ..training import train as training  # train() through its module (tests stand in for it there)
 from ..training.budget import length_source
 
@@ -85,9 +86,10 @@ def execute_notebook(name: str, out_dir: str | os.PathLike, parameters: dict[str
     return out
 
 
-def _evaluate(cfg, weights: Path, out_dir: Path, key: str) -> dict[str, Any]:
-    """AP of ``weights`` on the config's test split, overall and on crowded / sparse images."""
-    ev = run_evaluation(cfg, weights, out_dir=out_dir, key=key, progress=False)
+def _evaluate(cfg, weights: Path, out_dir: Path, key: str, predictor: Predictor | None = None) -> dict[str, Any]:
+    """AP of ``weights`` on the config's test split, overall and on crowded / sparse images; ``predictor``: the
+    weights already loaded (default: loaded here)."""
+    ev = run_evaluation(cfg, weights, out_dir=out_dir, key=key, progress=False, predictor=predictor)
     ann = get_profile(cfg.data.dataset).ann_file(cfg.data.root, cfg.data.test_split)
     split = crowd_split_metrics(ev["results_path"], ann, dataset=cfg.data.dataset, backend=cfg.test.evaluator)
     pick = ("AP", "AP50", "AP75", "AR")
@@ -184,10 +186,11 @@ class _Demo:
                   f"on {cfg.data.dataset} {cfg.data.test_split}: all, crowded and sparse images")
             for arch, (scfg, path) in self.shipped.items():
                 folder = self.out_dir / "shipped" / arch
-                self.results[f"shipped_{arch}"] = _evaluate(scfg, path, folder, f"demo_shipped_{arch}")
+                predictor = Predictor(scfg, path)  # loaded once, for the AP and (BoIR) the loss
+                self.results[f"shipped_{arch}"] = _evaluate(scfg, path, folder, f"demo_shipped_{arch}", predictor)
                 scfg.dump(folder / "config.yaml")
-            if "boir" in self.shipped:  # the fresh run's loss curve reads against it
-                self.reference_loss = held_out_keypoint_loss(*self.shipped["boir"], max_images=LOSS_IMAGES)
+                if arch == "boir":  # the fresh run's loss curve reads against it
+                    self.reference_loss = network_keypoint_loss(predictor.model, scfg, max_images=LOSS_IMAGES)
         else:
             print("[demo] 2/5 this kit ships no demo weights (boir_core/weights/demo_weights.json is missing): "
                   "the drawings and notebooks use the freshly trained model")
@@ -207,9 +210,11 @@ class _Demo:
             """AP of the run so far on the first CURVE_IMAGES val images and its held-out keypoint loss on the
             first LOSS_IMAGES, at each of its checkpoints."""
             t_score = time.time()
-            ev = run_evaluation(cfg.override(f"test.max_images={CURVE_IMAGES}"), checkpoint,
-                                out_dir=self.out_dir / "curve" / f"step{step}", key=f"demo_step{step}", progress=False)
-            loss = held_out_keypoint_loss(cfg, checkpoint, max_images=LOSS_IMAGES)
+            curve_cfg = cfg.override(f"test.max_images={CURVE_IMAGES}")
+            predictor = Predictor(curve_cfg, checkpoint)  # loaded once, for the AP and the loss
+            ev = run_evaluation(curve_cfg, checkpoint, out_dir=self.out_dir / "curve" / f"step{step}",
+                                key=f"demo_step{step}", progress=False, predictor=predictor)
+            loss = network_keypoint_loss(predictor.model, cfg, max_images=LOSS_IMAGES)
             self.curve.append({"step": step, "AP": ev["metrics"].get("AP"), "images": ev["images"],
                                "keypoint_loss": loss, "loss_images": LOSS_IMAGES})
             print(f"[demo]     after step {step}: AP {self.curve[-1]['AP']:.3f} on the first {ev['images']} val "
